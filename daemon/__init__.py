@@ -1,0 +1,23 @@
+"""vigil: a self-healing health-check agent.
+
+The public API for plugin authors lives here::
+
+    from daemon import hookimpl, Check, Result, Status
+"""
+
+from daemon.check import Check, Result, Status
+from daemon.durations import Duration, parse_duration
+from daemon.errors import ConfigError
+from daemon.hookspecs import hookimpl
+from daemon.redact import redact
+
+__all__ = [
+    "Check",
+    "ConfigError",
+    "Duration",
+    "Result",
+    "Status",
+    "hookimpl",
+    "parse_duration",
+    "redact",
+]

@@ -1,0 +1,223 @@
+"""The daemon: runs checks through the scheduler, keeps their state, and handles
+signals in one place (supervisord's way: handlers only queue, the main loop acts)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+import structlog
+
+from daemon import config as config_mod
+from daemon import logs
+from daemon.check import Result
+from daemon.config import CheckSpec, Config
+from daemon.errors import ConfigError
+from daemon.runner import Runner
+from daemon.scheduler import Scheduler
+from daemon.statemachine import CheckState, State
+from daemon.store import Store
+
+log = structlog.get_logger("vigil")
+
+#: How often the main loop wakes to save state, even when no signal arrives.
+TICK = 0.5
+
+
+@dataclass
+class CheckRuntime:
+    spec: CheckSpec
+    machine: CheckState
+    last: dict[str, Any] | None = None
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+class Agent:
+    def __init__(self, config: Config, config_arg: str | None = None) -> None:
+        self.config = config
+        self.config_arg = config_arg
+        self.store = Store(config.daemon.state_dir)
+        self.stopping = threading.Event()
+        self.runner = Runner(self.stopping)
+        self.scheduler = Scheduler(self._run_check)
+        self.checks: dict[str, CheckRuntime] = {}
+        self._lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._signals: collections.deque[int] = collections.deque()
+        self._wake = threading.Event()
+        self.started = datetime.now(UTC)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def run(self) -> int:
+        saved = self.store.load()
+        self._install_checks(self.config, saved.get("checks", {}))
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, self._queue_signal)
+        self.scheduler.start({n: rt.spec.interval for n, rt in self._enabled().items()})
+        log.info("daemon.started", pid=os.getpid(), config=self.config.source,
+                 state_dir=str(self.config.daemon.state_dir), checks=len(self._enabled()),
+                 plugins=sorted(self.config.plugins.infos))
+        self._save()
+        while not self.stopping.is_set():
+            self._wake.wait(TICK)
+            self._wake.clear()
+            while self._signals:
+                self._handle(self._signals.popleft())
+            if self._dirty.is_set():
+                self._save()
+        self._shutdown()
+        return 0
+
+    def _queue_signal(self, signum: int, _frame: Any) -> None:
+        self._signals.append(signum)
+        self._wake.set()
+
+    def _handle(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            log.info("daemon.stopping", signal=signal.Signals(signum).name)
+            self.stopping.set()
+        elif signum == signal.SIGHUP:
+            self.reload()
+        elif signum == signal.SIGUSR1:
+            log.info("daemon.run_all", checks=len(self._enabled()))
+            self.scheduler.run_now()
+
+    def _shutdown(self) -> None:
+        self.scheduler.shutdown()
+        with self._lock:
+            for rt in self.checks.values():
+                self._close(rt)
+        self._save()
+        log.info("daemon.stopped", hung_checks=self.runner.hung())
+
+    def reload(self) -> None:
+        try:
+            new = config_mod.load(self.config_arg)
+        except ConfigError as exc:
+            log.error("config.rejected", errors=[str(i) for i in exc.issues],
+                      kept=self.config.source)
+            return
+        old_names = set(self.checks)
+        if new.daemon.state_dir != self.config.daemon.state_dir:
+            log.warning("config.restart_needed", key="daemon.state_dir",
+                        reason="the state folder changes only at restart")
+        logs.configure(new.daemon.log_level, new.daemon.log_file)
+        self._install_checks(new, {})
+        self.config = new
+        self.scheduler.set_checks({n: rt.spec.interval for n, rt in self._enabled().items()})
+        log.info("config.reloaded", config=new.source, checks=len(self.checks),
+                 added=sorted(set(self.checks) - old_names),
+                 removed=sorted(old_names - set(self.checks)))
+        self._dirty.set()
+
+    def _install_checks(self, config: Config, saved: dict[str, Any]) -> None:
+        """Swap in the checks of ``config``; a check that keeps its name and type keeps
+        its state and last result, from the running daemon or from the state file."""
+        runtimes = {}
+        with self._lock:
+            for name, spec in config.checks.items():
+                machine = CheckState(spec.fall, spec.rise)
+                old = self.checks.get(name)
+                if old and old.spec.type == spec.type:
+                    machine.restore(old.machine.to_dict())
+                    runtimes[name] = CheckRuntime(spec, machine, old.last, old.counts)
+                    continue
+                entry = saved.get(name, {})
+                if entry.get("type") == spec.type:
+                    machine.restore(entry)
+                runtimes[name] = CheckRuntime(spec, machine, entry.get("last"),
+                                              collections.Counter(entry.get("counts", {})))
+            for name, rt in self.checks.items():
+                if runtimes.get(name, rt).spec.check is not rt.spec.check:
+                    self._close(rt)
+            self.checks = runtimes
+
+    def _enabled(self) -> dict[str, CheckRuntime]:
+        return {n: rt for n, rt in self.checks.items() if rt.spec.enabled}
+
+    @staticmethod
+    def _close(rt: CheckRuntime) -> None:
+        try:
+            rt.spec.check.close()
+        except Exception as exc:
+            log.error("check.error", check=rt.spec.name, error=f"close() raised {exc}")
+
+    # -- one run ---------------------------------------------------------------------
+
+    def _run_check(self, name: str) -> None:
+        rt = self.checks.get(name)
+        if rt is None or self.stopping.is_set():
+            return
+        spec = rt.spec
+        outcome = self.runner.run(spec.check, spec.timeout)
+        if self.stopping.is_set():
+            return
+        result = outcome.result
+        status = result.status.name
+        if outcome.kind == "timeout":
+            log.warning("check.timeout", check=name, timeout_s=spec.timeout, summary=result.summary)
+        elif outcome.kind == "error":
+            log.error("check.error", check=name, error=outcome.error)
+        duration_ms = round(outcome.duration_ms, 2)
+        with self._lock:
+            transition = rt.machine.observe(result.status)
+            rt.counts["runs"] += 1
+            rt.counts[outcome.kind] += 1
+            rt.last = {**result.to_dict(), "duration_ms": duration_ms,
+                       "at": datetime.now(UTC).isoformat()}
+        level = log.info if result.status.passing else log.warning
+        level("check.result", check=name, status=status, summary=result.summary,
+              duration_ms=duration_ms, metrics=result.metrics, state=rt.machine.state.value)
+        if transition:
+            old, new = transition
+            level = log.warning if new is State.FAILING else log.info
+            level("check.state_changed", check=name, **{"from": old.value, "to": new.value},
+                        status=status, summary=result.summary)
+            self.config.plugins.notify("vigil_state_changed", check=name, old=old.value,
+                                       new=new.value, result=result)
+        self.config.plugins.notify("vigil_check_result", check=name, result=result,
+                                   state=rt.machine.state.value)
+        self._dirty.set()
+
+    # -- state -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            checks = {
+                name: {
+                    "type": rt.spec.type,
+                    "enabled": rt.spec.enabled,
+                    "service": rt.spec.service,
+                    "interval_s": rt.spec.interval,
+                    **rt.machine.to_dict(),
+                    "last": rt.last,
+                    "counts": {**rt.counts, "skipped": self.scheduler.skipped[name],
+                               "missed": self.scheduler.missed[name]},
+                }
+                for name, rt in self.checks.items()
+            }
+        return {
+            "daemon": {
+                "pid": os.getpid(),
+                "create_time": psutil.Process().create_time(),
+                "started": self.started.isoformat(),
+                "updated": datetime.now(UTC).isoformat(),
+                "config": self.config.source,
+            },
+            "checks": checks,
+        }
+
+    def _save(self) -> None:
+        self._dirty.clear()
+        try:
+            self.store.write(self.snapshot())
+        except OSError as exc:
+            log.error("state.write_failed", path=str(self.store.path), error=str(exc))
+            self._dirty.set()

@@ -1,0 +1,79 @@
+"""The check model: what a plugin returns and what it subclasses."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+class Status(enum.IntEnum):
+    """A check's verdict, numbered as Nagios plugins number their exit codes."""
+
+    OK = 0
+    WARN = 1
+    CRIT = 2
+    UNKNOWN = 3
+
+    @classmethod
+    def from_code(cls, code: int) -> Status:
+        """Map a plugin exit code to a status; anything outside 0-3 is UNKNOWN."""
+        return cls(code) if 0 <= code <= 3 else cls.UNKNOWN
+
+    @property
+    def passing(self) -> bool:
+        """WARN still passes: degraded is reported, but is no reason to restart anything."""
+        return self in (Status.OK, Status.WARN)
+
+
+@dataclass
+class Result:
+    """One run of one check."""
+
+    status: Status
+    summary: str = ""
+    #: Numbers, with the unit in the name: ``latency_ms``, ``hit_rate_pct``.
+    metrics: dict[str, float] = field(default_factory=dict)
+    #: Anything else worth showing; must be JSON-serialisable.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.name,
+            "summary": self.summary,
+            "metrics": dict(self.metrics),
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        return cls(
+            status=Status[data["status"]],
+            summary=data.get("summary", ""),
+            metrics=dict(data.get("metrics", {})),
+            details=dict(data.get("details", {})),
+        )
+
+
+class Check:
+    """Base class of every check type.
+
+    Subclasses implement :meth:`run`. Options from the check's config section reach
+    the instance as ``self.options``: a plain dict, or, when the class sets
+    ``Options`` to a dataclass, an instance of it, validated key by key.
+    """
+
+    #: A dataclass describing the check type's options, or None for a plain dict.
+    Options: ClassVar[type | None] = None
+
+    def __init__(self, name: str, options: Any, timeout: float = 10.0) -> None:
+        self.name = name
+        self.options = options
+        #: Seconds the core allows one run; use it for your own socket timeouts.
+        self.timeout = timeout
+
+    def run(self) -> Result:
+        raise NotImplementedError(f"{type(self).__name__} must implement run()")
+
+    def close(self) -> None:
+        """Release connections; called when the check is removed or the daemon stops."""

@@ -1,0 +1,233 @@
+"""The ``vigil`` command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import json
+import os
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from daemon import config as config_mod
+from daemon import logs
+from daemon.check import Status
+from daemon.errors import ConfigError
+from daemon.perfdata import format_perfdata
+from daemon.redact import redact
+from daemon.runner import Runner
+from daemon.store import Store
+
+EXIT_INVALID_CONFIG = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", metavar="FILE",
+                        help="config file (else $VIGIL_CONFIG, ./config.toml, the platform "
+                             "config folder, the packaged defaults)")
+    parser = argparse.ArgumentParser(
+        prog="vigil", parents=[common],
+        description="A self-healing health-check agent.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", parents=[common], help="run the daemon in the foreground")
+    p = sub.add_parser("check", parents=[common],
+                       help="run one check once; Nagios output and exit code")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("config", parents=[common], help="work with the config")
+    p.add_argument("action", choices=["validate"])
+    p = sub.add_parser("plugins", parents=[common], help="list plugins and their check types")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("init", help="write a starter config")
+    p.add_argument("path", nargs="?", default="config.toml")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing file (the old one is kept as FILE.bak)")
+    p = sub.add_parser("status", parents=[common], help="what the running daemon sees")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"run": cmd_run, "check": cmd_check, "config": cmd_validate,
+               "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(args: argparse.Namespace) -> config_mod.Config:
+    # Outside the daemon, logs (plugin failures, say) go to stderr so stdout stays clean.
+    logs.configure("warning", stream=sys.stderr)
+    return config_mod.load(args.config)
+
+
+def _print_issues(exc: ConfigError) -> None:
+    print(f"vigil: invalid config ({len(exc.issues)} error{'s' * (len(exc.issues) != 1)}):",
+          file=sys.stderr)
+    for issue in exc.issues:
+        print(f"  {issue}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from daemon.agent import Agent
+
+    try:
+        cfg = config_mod.load(args.config)
+    except ConfigError as exc:
+        _print_issues(exc)
+        return EXIT_INVALID_CONFIG
+    try:
+        logs.configure(cfg.daemon.log_level, cfg.daemon.log_file)
+    except OSError as exc:
+        print(f"vigil: cannot open log file {cfg.daemon.log_file}: {exc.strerror}",
+              file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    try:
+        return Agent(cfg, args.config).run()
+    except OSError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args)
+    except ConfigError as exc:
+        _print_issues(exc)
+        return EXIT_INVALID_CONFIG
+    print(f"{cfg.source}: valid ({len(cfg.checks)} checks, {len(cfg.services)} services)")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    # Speaks the Nagios plugin language all the way: a check that cannot run is UNKNOWN.
+    try:
+        cfg = _load(args)
+    except ConfigError as exc:
+        return _emit_check(args, args.name, Status.UNKNOWN,
+                           f"invalid config: {exc.issues[0]}", {}, {}, 0.0)
+    spec = cfg.checks.get(args.name)
+    if spec is None:
+        known = ", ".join(sorted(cfg.checks)) or "none"
+        return _emit_check(args, args.name, Status.UNKNOWN,
+                           f"no check named {args.name!r} in {cfg.source} (known: {known})",
+                           {}, {}, 0.0)
+    outcome = Runner().run(spec.check, spec.timeout)
+    spec.check.close()
+    r = outcome.result
+    return _emit_check(args, spec.name, r.status, r.summary, r.metrics, r.details,
+                       outcome.duration_ms)
+
+
+def _emit_check(args: argparse.Namespace, name: str, status: Status, summary: str,
+                metrics: dict[str, float], details: dict[str, Any], duration_ms: float) -> int:
+    summary = redact(summary)
+    if args.json:
+        print(json.dumps({"check": name, "status": status.name, "code": int(status),
+                          "summary": summary, "metrics": metrics, "details": details,
+                          "duration_ms": round(duration_ms, 2)}, default=str))
+    else:
+        perf = format_perfdata(metrics)
+        print(f"{name} {status.name} - {summary}" + (f" | {perf}" if perf else ""))
+    return int(status)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    try:
+        plugins = _load(args).plugins
+    except ConfigError as exc:
+        _print_issues(exc)
+        return EXIT_INVALID_CONFIG
+    infos = list(plugins.infos.values())
+    if args.json:
+        print(json.dumps([vars(i) for i in infos], indent=2))
+        return 0
+    for info in infos:
+        types = ", ".join(info.check_types) or "-"
+        line = f"{info.name:<24} {info.origin:<32} check types: {types}"
+        print(line + (f"\n  FAILED: {info.error}" if info.error else ""))
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        print(f"vigil: {path} exists; pass --force to replace it (the old file is kept "
+              f"as {path}.bak)", file=sys.stderr)
+        return 1
+    if path.exists():
+        shutil.copy2(path, f"{path}.bak")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = (importlib.resources.files("daemon") / "defaults.toml").read_text("utf-8")
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}; check it with: vigil config validate -c {path}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args)
+    except ConfigError as exc:
+        _print_issues(exc)
+        return EXIT_INVALID_CONFIG
+    store = Store(cfg.daemon.state_dir)
+    try:
+        state = store.read()
+    except (ValueError, OSError) as exc:
+        print(f"vigil: cannot read {store.path}: {exc}", file=sys.stderr)
+        return 3
+    running = state is not None and _daemon_alive(state.get("daemon", {}))
+    if args.json:
+        print(json.dumps({"running": running, "state_file": str(store.path), **(state or {})},
+                         indent=2, default=str))
+        return 0 if running else 3
+    if state is None:
+        print(f"vigil is not running: no state in {cfg.daemon.state_dir}")
+        return 3
+    info = state.get("daemon", {})
+    if running:
+        print(f"vigil is running (pid {info.get('pid')}, since {info.get('started')}, "
+              f"config {info.get('config')})")
+    else:
+        print(f"vigil is not running; last state written {info.get('updated')}")
+    _print_checks(state.get("checks", {}))
+    return 0 if running else 3
+
+
+def _daemon_alive(info: dict[str, Any]) -> bool:
+    # The PID alone could have been reused by another program since.
+    try:
+        proc = psutil.Process(int(info["pid"]))
+        return abs(proc.create_time() - float(info["create_time"])) < 1 and (
+            proc.pid != os.getpid())
+    except (KeyError, ValueError, TypeError, psutil.Error):
+        return False
+
+
+def _print_checks(checks: dict[str, Any]) -> None:
+    rows = [("CHECK", "STATE", "STATUS", "AGE", "SERVICE", "SUMMARY")]
+    now = datetime.now(UTC)
+    for name, entry in sorted(checks.items()):
+        last = entry.get("last") or {}
+        age = "-"
+        if last.get("at"):
+            age = f"{(now - datetime.fromisoformat(last['at'])).total_seconds():.0f}s"
+        state = entry.get("state", "?") if entry.get("enabled", True) else "DISABLED"
+        rows.append((name, state, last.get("status", "-"), age,
+                     entry.get("service") or "-", redact(last.get("summary", ""))))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Read and validate the TOML configuration, collecting every mistake at once."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.check import Check
+from daemon.durations import Duration, parse_duration
+from daemon.errors import ConfigError, ConfigIssue
+from daemon.options import coerce, parse_options
+from daemon.paths import config_candidates, default_state_dir
+from daemon.plugins import Plugins
+from daemon.tomllines import key_lines, locate
+
+PACKAGED = "<packaged defaults>"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass
+class DaemonSettings:
+    state_dir: Path
+    log_file: str = "-"
+    log_level: str = "info"
+    plugins: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    manager: str
+    options: dict[str, Any]
+    depends_on: list[str] = field(default_factory=list)
+    start_timeout: float = 30.0
+    restarts: int = 3
+    within: float = 600.0
+    backoff: float = 5.0
+    heal: bool = True
+
+
+@dataclass
+class CheckSpec:
+    name: str
+    type: str
+    check: Check
+    interval: float
+    timeout: float
+    fall: int
+    rise: int
+    service: str | None = None
+    enabled: bool = True
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    source: str
+    daemon: DaemonSettings
+    checks: dict[str, CheckSpec]
+    services: dict[str, ServiceSpec]
+    plugins: Plugins
+
+
+# key -> (type hint, default); a default of ... means required.
+_DAEMON_KEYS: dict[str, tuple[Any, Any]] = {
+    "state_dir": (str, None), "log_file": (str, "-"), "log_level": (str, "info"),
+    "plugins": (list[str], []),
+}
+_DEFAULT_KEYS: dict[str, tuple[Any, Any]] = {
+    "interval": (Duration, Duration(30)), "timeout": (Duration, Duration(10)),
+    "fall": (int, 3), "rise": (int, 2),
+}
+_CHECK_KEYS: dict[str, tuple[Any, Any]] = {
+    "type": (str, ...), "service": (str | None, None), "enabled": (bool, True),
+    **_DEFAULT_KEYS,
+}
+_SERVICE_KEYS: dict[str, tuple[Any, Any]] = {
+    "manager": (str, ...), "depends_on": (list[str], []), "start_timeout": (Duration, 30.0),
+    "restarts": (int, 3), "within": (Duration, 600.0), "backoff": (Duration, 5.0),
+    "heal": (bool, True),
+}
+# What each service manager reads; checked by the manager itself once managers are plugins.
+_MANAGER_KEYS: dict[str, dict[str, Any]] = {
+    "systemd": {"unit": str, "user": bool},
+    "launchd": {"label": str, "plist": str},
+    "brew": {"formula": str},
+    "command": {"start": list[str], "stop": list[str]},
+}
+
+
+def read_source(explicit: str | None = None) -> tuple[str, str]:
+    """(file name, TOML text) of the config in effect, following the lookup order."""
+    for path, must_exist in config_candidates(explicit):
+        if path.is_file():
+            return str(path), path.read_text(encoding="utf-8")
+        if must_exist:
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise ConfigError(issues=[ConfigIssue(str(path), "", f"config file {what}")])
+    return PACKAGED, (importlib.resources.files("daemon") / "defaults.toml").read_text("utf-8")
+
+
+def load(explicit: str | None = None) -> Config:
+    """The validated config; raises ConfigError listing every issue."""
+    return parse(*read_source(explicit))
+
+
+def parse(source: str, text: str) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_error_line(str(exc))
+        raise ConfigError(issues=[ConfigIssue(source, "", f"not valid TOML: {exc}", line)]) from None
+    return _Validator(source, text, data).run()
+
+
+def _toml_error_line(message: str) -> int | None:
+    marker = "(at line "
+    if marker in message:
+        return int(message.split(marker, 1)[1].split(",", 1)[0])
+    return None
+
+
+class _Validator:
+    def __init__(self, source: str, text: str, data: dict[str, Any]) -> None:
+        self.source = source
+        self.lines = key_lines(text)
+        self.data = data
+        self.issues: list[ConfigIssue] = []
+        self.base = Path(source).resolve().parent if source != PACKAGED else Path.cwd()
+
+    def error(self, path: tuple[str, ...], message: str) -> None:
+        self.issues.append(
+            ConfigIssue(self.source, ".".join(path), message, locate(self.lines, path))
+        )
+
+    def run(self) -> Config:
+        for key in self.data.keys() - {"daemon", "defaults", "services", "checks"}:
+            self.error((key,), "unknown section (known: daemon, defaults, services, checks)")
+        daemon = self._daemon()
+        plugins = Plugins(daemon.plugins)
+        defaults = self._table(("defaults",), _DEFAULT_KEYS, {})
+        services = self._services()
+        checks = self._checks(plugins, defaults, services)
+        if self.issues:
+            raise ConfigError(issues=self.issues)
+        return Config(self.source, daemon, checks, services, plugins)
+
+    def _section(self, path: tuple[str, ...]) -> dict[str, Any]:
+        node: Any = self.data
+        for part in path:
+            node = node.get(part, {}) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            self.error(path, f"expected a table, got {type(node).__name__} {node!r}")
+            return {}
+        return node
+
+    def _table(
+        self, path: tuple[str, ...], keys: dict[str, tuple[Any, Any]], inherited: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Core keys of one section, typed, with defaults; ``extra`` receives the rest."""
+        raw = self._section(path)
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in keys:
+                try:
+                    out[key] = coerce(keys[key][0], value)
+                except ValueError as exc:
+                    self.error((*path, key), str(exc))
+            elif extra is not None:
+                extra[key] = value
+            else:
+                self.error((*path, key), f"unknown key (known: {', '.join(keys)})")
+        for key, (_hint, default) in keys.items():
+            if key in out or key in raw:
+                continue
+            if default is ...:
+                self.error((*path, key), "is required")
+            else:
+                out[key] = inherited.get(key, default)
+        return out
+
+    def _daemon(self) -> DaemonSettings:
+        values = self._table(("daemon",), _DAEMON_KEYS, {})
+        level = values.get("log_level", "info").lower()
+        if level not in LOG_LEVELS:
+            self.error(("daemon", "log_level"), f"must be one of {', '.join(LOG_LEVELS)}")
+        state_dir = values.get("state_dir")
+        path = self.base / os.path.expanduser(state_dir) if state_dir else default_state_dir()
+        return DaemonSettings(
+            state_dir=path, log_file=values.get("log_file", "-"), log_level=level,
+            plugins=values.get("plugins", []),
+        )
+
+    def _services(self) -> dict[str, ServiceSpec]:
+        services = {}
+        for name in self._section(("services",)):
+            path = ("services", name)
+            options: dict[str, Any] = {}
+            values = self._table(path, _SERVICE_KEYS, {}, extra=options)
+            manager = values.get("manager")
+            if manager is not None and manager not in _MANAGER_KEYS:
+                self.error((*path, "manager"),
+                           f"unknown manager {manager!r} (known: {', '.join(_MANAGER_KEYS)})")
+            for key, value in options.items():
+                hint = _MANAGER_KEYS.get(manager or "", {}).get(key)
+                if hint is None:
+                    self.error((*path, key), f"unknown key for manager {manager!r}")
+                    continue
+                try:
+                    coerce(hint, value)
+                except ValueError as exc:
+                    self.error((*path, key), str(exc))
+            self._positive(path, values, ("restarts",))
+            services[name] = ServiceSpec(name=name, manager=manager or "", options=options,
+                                         **{k: v for k, v in values.items() if k != "manager"})
+        for name, spec in services.items():
+            for dep in spec.depends_on:
+                if dep not in services:
+                    self.error(("services", name, "depends_on"), f"no service named {dep!r}")
+        self._cycles(services)
+        return services
+
+    def _cycles(self, services: dict[str, ServiceSpec]) -> None:
+        done: set[str] = set()
+
+        def visit(name: str, trail: list[str]) -> None:
+            if name in trail:
+                cycle = " -> ".join([*trail[trail.index(name):], name])
+                self.error(("services", name, "depends_on"), f"dependency cycle: {cycle}")
+                return
+            if name in done or name not in services:
+                return
+            for dep in services[name].depends_on:
+                visit(dep, [*trail, name])
+            done.add(name)
+
+        for name in services:
+            visit(name, [])
+
+    def _positive(self, path: tuple[str, ...], values: dict[str, Any], keys: tuple[str, ...]) -> None:
+        for key in keys:
+            if key in values and values[key] <= 0:
+                self.error((*path, key), f"must be greater than zero, got {values[key]!r}")
+                values.pop(key)
+
+    def _checks(
+        self, plugins: Plugins, defaults: dict[str, Any], services: dict[str, ServiceSpec]
+    ) -> dict[str, CheckSpec]:
+        self._positive(("defaults",), defaults, ("interval", "timeout", "fall", "rise"))
+        checks = {}
+        for name in self._section(("checks",)):
+            path = ("checks", name)
+            options: dict[str, Any] = {}
+            values = self._table(path, _CHECK_KEYS, defaults, extra=options)
+            self._positive(path, values, ("interval", "timeout", "fall", "rise"))
+            service = values.get("service")
+            if service is not None and service not in services:
+                known = ", ".join(services) or "none declared"
+                self.error((*path, "service"), f"no service named {service!r} (known: {known})")
+            check = self._instantiate(plugins, path, values, options)
+            if check is not None and not self._has_errors_under(path):
+                checks[name] = CheckSpec(name=name, check=check, raw=options, **values)
+        return checks
+
+    def _has_errors_under(self, path: tuple[str, ...]) -> bool:
+        prefix = ".".join(path)
+        return any(i.key == prefix or i.key.startswith(prefix + ".") for i in self.issues)
+
+    def _instantiate(
+        self, plugins: Plugins, path: tuple[str, ...], values: dict[str, Any], raw: dict[str, Any]
+    ) -> Check | None:
+        type_name = values.get("type")
+        if type_name is None:
+            return None
+        cls = plugins.check_types.get(type_name)
+        if cls is None:
+            known = ", ".join(sorted(plugins.check_types))
+            broken = "".join(f"; plugin {p.name!r} failed to load: {p.error}" for p in plugins.failed())
+            self.error((*path, "type"), f"unknown check type {type_name!r} (known: {known}){broken}")
+            return None
+        options: Any = raw
+        if cls.Options is not None:
+            options, errors = parse_options(cls.Options, raw)
+            for key, message in errors:
+                self.error((*path, *key.split(".")) if key else path, message)
+            if errors:
+                return None
+        try:
+            return cls(path[-1], options, timeout=values.get("timeout", 10.0))
+        except ConfigError as exc:
+            self.error((*path, *exc.key.split(".")) if exc.key else path, exc.message)
+        except Exception as exc:
+            self.error(path, f"check type {type_name!r} failed to set up: "
+                             f"{type(exc).__name__}: {exc}")
+        return None

@@ -1,0 +1,33 @@
+"""Errors that reach users: each names where in the config it comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One mistake in one config file."""
+
+    file: str
+    key: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Raised by a check type for a bad option; by the loader with every issue found.
+
+    A check type raises ``ConfigError("port", "must be between 1 and 65535")``; the core
+    adds the file, the full key path (``checks.web.port``) and the line.
+    """
+
+    def __init__(self, key: str = "", message: str = "", issues: list[ConfigIssue] | None = None):
+        self.key = key
+        self.message = message
+        self.issues = issues or []
+        super().__init__("\n".join(map(str, self.issues)) or f"{key}: {message}")

@@ -1,0 +1,38 @@
+"""The hooks a vigil plugin can implement. Each is documented in plugins/README.md.
+
+Mark implementations with ``daemon.hookimpl``; a plugin is any module or object that
+has them. vigil calls each implementation on its own, so one that raises is logged as
+``plugin.error`` and never keeps the others from running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from daemon.check import Check, Result
+
+hookspec = pluggy.HookspecMarker("vigil")
+hookimpl = pluggy.HookimplMarker("vigil")
+
+
+@hookspec
+def vigil_check_types(register: Callable[[str, type[Check]], None]) -> None:
+    """Offer check types: call ``register("name", CheckSubclass)`` once for each.
+
+    The name is what ``type = "name"`` in a ``[checks.X]`` section refers to.
+    """
+
+
+@hookspec
+def vigil_check_result(check: str, result: Result, state: str) -> None:
+    """Observe every result: ``check`` is the check's name, ``state`` its state after it
+    (``PENDING``, ``OK`` or ``FAILING``). Called from the check's worker thread: be quick."""
+
+
+@hookspec
+def vigil_state_changed(check: str, old: str, new: str, result: Result) -> None:
+    """Observe every state transition of a check, with the result that caused it."""

@@ -1,0 +1,79 @@
+"""Logging: structlog for vigil's own events, stdlib logging (APScheduler, libraries)
+routed through the same formatter, one JSON object per line."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+from daemon.redact import redact_value
+
+# APScheduler logs every job start and finish at INFO; our check.result says it better.
+_QUIET = {"apscheduler.executors": logging.WARNING, "apscheduler.scheduler": logging.WARNING}
+
+
+def _redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return {k: redact_value(v, k) for k, v in event_dict.items()}
+
+
+def _name_foreign(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    # Records from stdlib loggers keep their logger name, so a reader knows who spoke.
+    record = event_dict.get("_record")
+    if record is not None and not record.name.startswith("vigil"):
+        event_dict.setdefault("logger", record.name)
+    return event_dict
+
+
+def _order(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    # Readers scan the left edge: when, how bad, what; then the fields.
+    head = {k: event_dict.pop(k) for k in ("timestamp", "level", "event") if k in event_dict}
+    return head | event_dict
+
+
+def configure(level: str = "info", log_file: str = "-", stream: TextIO | None = None,
+              pretty: bool | None = None) -> None:
+    """JSON lines to ``log_file`` (``-`` is stdout); pretty lines on a terminal."""
+    if log_file == "-":
+        out = stream or sys.stdout
+        handler: logging.Handler = logging.StreamHandler(out)
+        if pretty is None:
+            pretty = out.isatty()
+    else:
+        # WatchedFileHandler reopens the file after logrotate moves it.
+        handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+        pretty = bool(pretty)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer = structlog.dev.ConsoleRenderer() if pretty else structlog.processors.JSONRenderer()
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=[
+            _name_foreign,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _redact,
+            _order,
+            renderer,
+        ],
+    ))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name, quiet in _QUIET.items():
+        logging.getLogger(name).setLevel(max(quiet, root.level))
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,32 @@
+"""Keep secrets out of everything vigil prints or logs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MASK = "***"
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s:/@]*):[^\s@/]*@")
+_KEY_VALUE = re.compile(
+    r"""(?i)\b(password|passwd|pwd|token|secret|api_?key|auth)(\s*[=:]\s*)('[^']*'|"[^"]*"|[^\s,;&]+)"""
+)
+SECRET_KEYS = re.compile(r"(?i)(password|passwd|secret|token|api_?key)")
+
+
+def redact(text: str) -> str:
+    """``text`` with URL passwords and ``password=...``-style values masked."""
+    text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
+    return _KEY_VALUE.sub(rf"\1\2{MASK}", text)
+
+
+def redact_value(value: Any, key: str = "") -> Any:
+    """Redact strings anywhere inside dicts and lists; mask whole values of secret keys."""
+    if key and SECRET_KEYS.search(key) and isinstance(value, str | bytes) and value:
+        return MASK
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value

@@ -1,0 +1,104 @@
+"""When each check runs: one APScheduler job per check, staggered, never overlapping."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobExecutionEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+log = structlog.get_logger("vigil.scheduler")
+
+MAX_WORKERS = 64
+
+
+class Scheduler:
+    """Calls ``run(name)`` for each check on its interval.
+
+    Checks that share an interval are spread over a window (up to the interval) instead
+    of firing together; the spread is deterministic, so each keeps a steady rhythm.
+    """
+
+    def __init__(self, run: Callable[[str], None]) -> None:
+        self._run = run
+        self._aps: BackgroundScheduler | None = None
+        self._intervals: dict[str, float] = {}
+        self.skipped: Counter[str] = Counter()
+        self.missed: Counter[str] = Counter()
+        #: monotonic time of the last job the scheduler started; proof that it is alive.
+        self.last_progress = time.monotonic()
+
+    def start(self, intervals: dict[str, float]) -> None:
+        workers = max(4, min(MAX_WORKERS, len(intervals) + 2))
+        self._aps = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        self._aps.add_listener(self._on_event,
+                               EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+        self.set_checks(intervals)
+        self._aps.start()
+
+    def shutdown(self) -> None:
+        if self._aps is not None and self._aps.running:
+            # Never wait: a check that hangs must not hold up the daemon's exit.
+            self._aps.shutdown(wait=False)
+
+    def set_checks(self, intervals: dict[str, float]) -> None:
+        """Add, remove and re-time jobs so that they match ``intervals`` exactly."""
+        assert self._aps is not None
+        for name in self._intervals.keys() - intervals.keys():
+            self._aps.remove_job(name)
+        by_interval: dict[float, list[str]] = {}
+        for name, interval in sorted(intervals.items()):
+            by_interval.setdefault(interval, []).append(name)
+        now = datetime.now(UTC)
+        for interval, names in by_interval.items():
+            window = min(interval, 1.0 + len(names) / 100)
+            for index, name in enumerate(names):
+                if self._intervals.get(name) == interval:
+                    continue
+                start = now + timedelta(seconds=0.05 + window * index / len(names))
+                self._aps.add_job(
+                    self._job, IntervalTrigger(seconds=interval, start_date=start),
+                    args=(name,), id=name, name=name, replace_existing=True,
+                    # A run later than half its interval is counted as missed.
+                    misfire_grace_time=max(1, int(interval / 2)),
+                )
+        self._intervals = dict(intervals)
+
+    def run_now(self) -> None:
+        assert self._aps is not None
+        now = datetime.now(UTC)
+        for job in self._aps.get_jobs():
+            job.modify(next_run_time=now)
+
+    def _job(self, name: str) -> None:
+        self.last_progress = time.monotonic()
+        self._run(name)
+
+    def _on_event(self, event: JobEvent) -> None:
+        name = event.job_id
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            self.skipped[name] += 1
+            log.warning("check.skipped", check=name, reason="previous run still running",
+                        skipped=self.skipped[name])
+        elif event.code == EVENT_JOB_MISSED:
+            self.missed[name] += 1
+            log.warning("check.missed", check=name, missed=self.missed[name],
+                        scheduled=str(getattr(event, "scheduled_run_time", "")))
+        elif isinstance(event, JobExecutionEvent) and event.exception is not None:
+            log.error("check.error", check=name, error=f"scheduler job failed: {event.exception}")

@@ -1,0 +1,1 @@
+"""vigil's built-in plugins, each written exactly as a third-party plugin would be."""

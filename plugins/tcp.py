@@ -1,0 +1,48 @@
+"""Check type ``tcp``: can a TCP connection be opened, and how fast."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+from daemon import Check, ConfigError, Result, Status, hookimpl
+from plugins.thresholds import above
+
+
+@dataclass
+class TcpOptions:
+    port: int
+    host: str = "127.0.0.1"
+    warn_ms: float | None = None
+    crit_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("port", f"must be between 1 and 65535, got {self.port}")
+
+
+class Tcp(Check):
+    Options = TcpOptions
+    options: TcpOptions
+
+    def run(self) -> Result:
+        where = f"{self.options.host}:{self.options.port}"
+        start = time.perf_counter()
+        try:
+            with socket.create_connection((self.options.host, self.options.port), self.timeout):
+                latency_ms = (time.perf_counter() - start) * 1000
+        except ConnectionRefusedError:
+            return Result(Status.CRIT, f"connection refused on {where}")
+        except TimeoutError:
+            return Result(Status.CRIT, f"no answer from {where} within {self.timeout:g}s")
+        except OSError as exc:
+            return Result(Status.CRIT, f"cannot connect to {where}: {exc.strerror or exc}")
+        status = above(latency_ms, self.options.warn_ms, self.options.crit_ms)
+        return Result(status, f"{where} answered in {latency_ms:.1f} ms",
+                      {"latency_ms": round(latency_ms, 3)})
+
+
+@hookimpl
+def vigil_check_types(register):
+    register("tcp", Tcp)
