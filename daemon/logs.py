@@ -63,6 +63,8 @@ def configure(level: str = "info", log_file: str = "-", stream: TextIO | None = 
             renderer,
         ],
     ))
+    # A closed stdout (a pager that quit) must not print tracebacks from inside logging.
+    logging.raiseExceptions = False
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

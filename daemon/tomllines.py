@@ -20,9 +20,14 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
     for number, line in enumerate(text.splitlines(), start=1):
         if header := _HEADER.match(line):
             table = _split(header.group(1))
-            lines.setdefault(table, number)
+            path = table
         elif key := _KEY.match(line):
-            lines.setdefault(table + _split(key.group(1)), number)
+            path = table + _split(key.group(1))
+        else:
+            continue
+        # [checks.db] also places "checks", for errors about the section as a whole.
+        for end in range(1, len(path) + 1):
+            lines.setdefault(path[:end], number)
     return lines
 
 

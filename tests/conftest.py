@@ -1,0 +1,147 @@
+"""Shared fixtures: the real ``vigil`` command, and a daemon under test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NAGIOS_DIR = Path("/usr/lib/nagios/plugins")
+
+
+def vigil_command() -> list[str]:
+    """The installed console script, as a user runs it."""
+    script = Path(sys.executable).with_name("vigil")
+    if not script.exists():
+        pytest.fail(f"no vigil console script beside {sys.executable}: run pip install -e .")
+    return [str(script)]
+
+
+def run_vigil(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*vigil_command(), *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need_program(name: str, package: str) -> str:
+    """The path of a required external program; a clear failure (never a skip) otherwise."""
+    path = shutil.which(name) or shutil.which(name, path=str(NAGIOS_DIR))
+    if path is None:
+        pytest.fail(f"{name} is missing: install the Debian package {package!r} "
+                    "(tests/run.sh does this when run as root)")
+    return path
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a config file; its state and log go to the test's own folder."""
+
+    def write(body: str, name: str = "config.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(body), encoding="utf-8")
+        return path
+
+    return write
+
+
+class Daemon:
+    """``vigil run`` as a real subprocess, its JSON log read back line by line."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_started: bool = True) -> Daemon:
+        self.proc = subprocess.Popen(
+            [*vigil_command(), "run", "-c", str(self.config)],
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+        )
+        if wait_started:
+            self.wait_for("daemon.started", timeout=20)
+        return self
+
+    def events(self, event: str | None = None, **fields: Any) -> list[dict[str, Any]]:
+        found = []
+        if not self.log.exists():
+            return found
+        for line in self.log.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if event and record.get("event") != event:
+                continue
+            if all(record.get(k) == v for k, v in fields.items()):
+                found.append(record)
+        return found
+
+    def wait_for(self, event: str, count: int = 1, timeout: float = 15,
+                 **fields: Any) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(event, **fields)
+            if len(found) >= count:
+                return found
+            if self.proc and self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = self.log.read_text()[-3000:] if self.log.exists() else ""
+        raise AssertionError(f"{count} x {event} {fields} not seen in {timeout}s; "
+                             f"log tail:\n{tail}")
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 10) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
+    started: list[Daemon] = []
+
+    def make(config: Path) -> Daemon:
+        d = Daemon(config, tmp_path / f"daemon{len(started)}.log")
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.kill()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Never pick up the developer's own config or state.
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -1,0 +1,166 @@
+"""The real ``vigil`` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_vigil
+
+FIXTURES = str(Path(__file__).parent / "fixtures")
+
+
+def env_with_fixtures() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": FIXTURES}
+
+
+@pytest.fixture
+def fixed_config(write_config):
+    return write_config("""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.ok]
+        type = "fixed"
+        [checks.warn]
+        type = "fixed"
+        status = "WARN"
+        [checks.crit]
+        type = "fixed"
+        status = "CRIT"
+        [checks.unknown]
+        type = "fixed"
+        status = "UNKNOWN"
+        [checks.boom]
+        type = "boom"
+        [checks.hang]
+        type = "hang"
+        timeout = "500ms"
+    """)
+
+
+@pytest.mark.parametrize(("name", "code"), [("ok", 0), ("warn", 1), ("crit", 2), ("unknown", 3)])
+def test_check_prints_nagios_line_and_exits_with_its_code(fixed_config, name, code) -> None:
+    done = run_vigil("check", name, "-c", str(fixed_config), env=env_with_fixtures())
+    status = ["OK", "WARN", "CRIT", "UNKNOWN"][code]
+    assert done.returncode == code, done.stderr
+    assert done.stdout.strip() == f"{name} {status} - told to be {status} | value=1.5ms"
+
+
+def test_check_json(fixed_config) -> None:
+    done = run_vigil("check", "warn", "--json", "-c", str(fixed_config), env=env_with_fixtures())
+    data = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert data["status"] == "WARN" and data["code"] == 1
+    assert data["metrics"] == {"value_ms": 1.5}
+
+
+def test_check_that_raises_or_hangs_is_unknown(fixed_config) -> None:
+    done = run_vigil("check", "boom", "-c", str(fixed_config), env=env_with_fixtures())
+    assert done.returncode == 3
+    assert "check raised RuntimeError: boom" in done.stdout and "Traceback" not in done.stderr
+    done = run_vigil("check", "hang", "-c", str(fixed_config), env=env_with_fixtures(),
+                     timeout=10)
+    assert done.returncode == 3 and "timed out after 0.5s" in done.stdout
+
+
+def test_check_of_unknown_name_is_unknown(fixed_config) -> None:
+    done = run_vigil("check", "nope", "-c", str(fixed_config), env=env_with_fixtures())
+    assert done.returncode == 3
+    assert "no check named 'nope'" in done.stdout and "known: boom, crit" in done.stdout
+
+
+def test_plugins_lists_origin_and_check_types(fixed_config) -> None:
+    done = run_vigil("plugins", "--json", "-c", str(fixed_config), env=env_with_fixtures())
+    assert done.returncode == 0, done.stderr
+    by_name = {p["name"]: p for p in json.loads(done.stdout)}
+    assert by_name["plugins.tcp"]["origin"] == "builtin"
+    assert by_name["plugins.tcp"]["check_types"] == ["tcp"]
+    assert by_name["misbehaving"]["origin"] == "config [daemon] plugins"
+    assert by_name["misbehaving"]["check_types"] == ["hang", "boom", "fixed"]
+    text = run_vigil("plugins", "-c", str(fixed_config), env=env_with_fixtures()).stdout
+    assert "misbehaving" in text and "hang, boom, fixed" in text
+
+
+def test_plugin_that_fails_to_import_is_reported_by_name(write_config) -> None:
+    path = write_config("""
+        [daemon]
+        state_dir = "state"
+        plugins = ["no_such_module_here"]
+        [checks.sys]
+        type = "system"
+    """)
+    done = run_vigil("plugins", "--json", "-c", str(path))
+    assert done.returncode == 0
+    broken = [p for p in json.loads(done.stdout) if p["name"] == "no_such_module_here"]
+    assert "ModuleNotFoundError" in broken[0]["error"]
+    assert "plugin.failed" in done.stderr
+    check = run_vigil("check", "sys", "-c", str(path))
+    assert check.returncode in (0, 1, 2) and check.stdout.startswith("sys ")
+
+
+def test_init_writes_a_valid_config_and_never_clobbers(tmp_path: Path) -> None:
+    done = run_vigil("init", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    written = (tmp_path / "config.toml").read_text()
+    assert written.startswith("# vigil configuration")
+    assert run_vigil("config", "validate", cwd=tmp_path).returncode == 0
+    (tmp_path / "config.toml").write_text("# mine\n")
+    again = run_vigil("init", cwd=tmp_path)
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert (tmp_path / "config.toml").read_text() == "# mine\n"
+    forced = run_vigil("init", "--force", cwd=tmp_path)
+    assert forced.returncode == 0
+    assert (tmp_path / "config.toml.bak").read_text() == "# mine\n"
+    assert (tmp_path / "config.toml").read_text() == written
+
+
+def test_config_lookup_order(tmp_path: Path, write_config) -> None:
+    explicit = write_config('[checks.from_c]\ntype = "system"\n', "explicit.toml")
+    from_env = write_config('[checks.from_env]\ntype = "system"\n', "env.toml")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "config.toml").write_text('[checks.from_cwd]\ntype = "system"\n')
+    env = {**os.environ, "VIGIL_CONFIG": str(from_env)}
+
+    def source(*args: str, cwd: Path, env: dict[str, str]) -> str:
+        done = run_vigil("config", "validate", *args, cwd=cwd, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert str(explicit) in source("-c", str(explicit), cwd=cwd, env=env)
+    assert str(from_env) in source(cwd=cwd, env=env)
+    plain = {k: v for k, v in env.items() if k != "VIGIL_CONFIG"}
+    assert source(cwd=cwd, env=plain).startswith("config.toml: valid")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "<packaged defaults>: valid" in source(cwd=empty, env=plain)
+
+
+def test_vigil_config_env_pointing_nowhere_is_an_error(tmp_path: Path) -> None:
+    env = {**os.environ, "VIGIL_CONFIG": str(tmp_path / "missing.toml")}
+    done = run_vigil("config", "validate", cwd=tmp_path, env=env)
+    assert done.returncode == 1 and "does not exist" in done.stderr
+
+
+def test_shipped_config_is_valid_and_its_checks_run() -> None:
+    done = run_vigil("config", "validate", "-c", str(ROOT / "config.toml"), cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    done = run_vigil("check", "system", "--json", "-c", str(ROOT / "config.toml"), cwd=ROOT)
+    data = json.loads(done.stdout)
+    assert {"cpu_pct", "memory_pct", "disk_root_pct", "load1"} <= data["metrics"].keys()
+
+
+def test_usage_errors_exit_2() -> None:
+    done = run_vigil("frobnicate")
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_status_without_a_daemon(write_config) -> None:
+    path = write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n')
+    done = run_vigil("status", "-c", str(path))
+    assert done.returncode == 3
+    assert "vigil is not running" in done.stdout

@@ -1,0 +1,123 @@
+"""Every kind of config mistake gives an error naming the file, the key and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon import config
+from daemon.errors import ConfigError
+from tests.conftest import run_vigil
+
+HEAD = '[daemon]\nstate_dir = "state"\n'
+
+# (name, config body, expected key path, expected line, words the message must hold)
+CASES = [
+    ("bad toml", HEAD + "[checks.a\ntype = 'system'\n", "", 3, "not valid TOML"),
+    ("unknown section", HEAD + "[chekcs.a]\ntype = 'system'\n", "chekcs", 3, "unknown section"),
+    ("unknown daemon key", HEAD + "log_lvl = 'info'\n", "daemon.log_lvl", 3, "unknown key"),
+    ("bad log level", HEAD + "log_level = 'loud'\n", "daemon.log_level", 3, "one of"),
+    ("plugins not a list", HEAD + "plugins = 'x'\n", "daemon.plugins", 3, "expected a list"),
+    ("bad duration", HEAD + "[checks.a]\ntype = 'system'\ninterval = 'ten seconds'\n",
+     "checks.a.interval", 5, "bad duration"),
+    ("negative duration", HEAD + "[checks.a]\ntype = 'system'\ntimeout = -5\n",
+     "checks.a.timeout", 5, "negative"),
+    ("zero interval", HEAD + "[checks.a]\ntype = 'system'\ninterval = 0\n",
+     "checks.a.interval", 5, "greater than zero"),
+    ("zero interval in defaults", HEAD + "[defaults]\ninterval = '0s'\n[checks.a]\ntype='system'\n",
+     "defaults.interval", 4, "greater than zero"),
+    ("fall not an integer", HEAD + "[checks.a]\ntype = 'system'\nfall = 'three'\n",
+     "checks.a.fall", 5, "expected an integer"),
+    ("rise is a boolean", HEAD + "[checks.a]\ntype = 'system'\nrise = true\n",
+     "checks.a.rise", 5, "expected an integer"),
+    ("enabled not a boolean", HEAD + "[checks.a]\ntype = 'system'\nenabled = 'yes'\n",
+     "checks.a.enabled", 5, "true or false"),
+    ("missing type", HEAD + "[checks.a]\ninterval = '5s'\n", "checks.a.type", 3, "required"),
+    ("unknown type", HEAD + "[checks.a]\ntype = 'postgress'\n", "checks.a.type", 4,
+     "unknown check type 'postgress'"),
+    ("undeclared service", HEAD + "[checks.a]\ntype = 'system'\nservice = 'db'\n",
+     "checks.a.service", 5, "no service named 'db'"),
+    ("unknown check option", HEAD + "[checks.a]\ntype = 'tcp'\nport = 80\nprot = 81\n",
+     "checks.a.prot", 6, "unknown option"),
+    ("missing required option", HEAD + "[checks.a]\ntype = 'tcp'\n", "checks.a.port", 3,
+     "required"),
+    ("option of wrong type", HEAD + "[checks.a]\ntype = 'tcp'\nport = '80'\n",
+     "checks.a.port", 5, "expected an integer"),
+    ("option out of range", HEAD + "[checks.a]\ntype = 'tcp'\nport = 70000\n",
+     "checks.a.port", 5, "between 1 and 65535"),
+    ("check section not a table", HEAD + "[checks]\na = 5\n", "checks.a", 4,
+     "expected a table"),
+    ("unknown manager", HEAD + "[services.db]\nmanager = 'upstart'\n",
+     "services.db.manager", 4, "unknown manager"),
+    ("unknown service key", HEAD + "[services.db]\nmanager = 'systemd'\nunti = 'pg'\n",
+     "services.db.unti", 5, "unknown key"),
+    ("missing dependency", HEAD + "[services.a]\nmanager = 'systemd'\ndepends_on = ['b']\n",
+     "services.a.depends_on", 5, "no service named 'b'"),
+    ("dependency cycle", HEAD + "[services.a]\nmanager='systemd'\ndepends_on=['b']\n"
+     "[services.b]\nmanager='systemd'\ndepends_on=['a']\n", "services.a.depends_on", 5,
+     "dependency cycle: a -> b -> a"),
+    ("exec program missing", HEAD + "[checks.a]\ntype = 'exec'\ncommand = ['check_nothing_here']\n",
+     "checks.a.command", 5, "not found"),
+    ("bad regex", HEAD + "[checks.a]\ntype = 'process'\nmatch = '(['\n", "checks.a.match", 5,
+     "regular expression"),
+    ("plugin module missing", HEAD + "plugins = ['no_such_plugin_mod']\n[checks.a]\ntype='x'\n",
+     "checks.a.type", 5, "no_such_plugin_mod"),
+]
+
+
+@pytest.mark.parametrize(("body", "key", "line", "words"),
+                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_config_error_names_file_key_and_line(tmp_path: Path, body: str, key: str, line: int,
+                                              words: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as caught:
+        config.load(str(path))
+    matching = [i for i in caught.value.issues if i.key == key]
+    assert matching, f"no issue for {key!r}: {caught.value.issues}"
+    issue = matching[0]
+    assert issue.file == str(path)
+    assert issue.line == line, str(issue)
+    assert words in issue.message
+    assert str(issue).startswith(f"{path}:{line}: ")
+
+
+def test_every_error_is_listed_at_once_by_the_command(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(HEAD + "[checks.a]\ntype = 'tcp'\nport = 'x'\ninterval = 'soon'\n"
+                    "[checks.b]\ntype = 'nope'\n[checks.c]\ntype = 'system'\nservice = 'db'\n")
+    done = run_vigil("config", "validate", "-c", str(path))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    for expected in (f"{path}:5: checks.a.port", f"{path}:6: checks.a.interval",
+                     f"{path}:8: checks.b.type", f"{path}:11: checks.c.service"):
+        assert expected in done.stderr, done.stderr
+    assert "4 errors" in done.stderr
+
+
+def test_bad_toml_through_the_command_has_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[daemon\n")
+    done = run_vigil("config", "validate", "-c", str(path))
+    assert done.returncode == 1
+    assert "not valid TOML" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    done = run_vigil("config", "validate", "-c", str(tmp_path / "nope.toml"))
+    assert done.returncode == 1
+    assert "does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_valid_config_passes(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text(HEAD + "[services.db]\nmanager='systemd'\nunit='pg'\n"
+                    "[checks.a]\ntype='tcp'\nport=5432\nservice='db'\ninterval='250ms'\n")
+    done = run_vigil("config", "validate", "-c", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "valid (1 checks, 1 services)" in done.stdout
+    cfg = config.load(str(path))
+    assert cfg.checks["a"].interval == 0.25
+    assert cfg.checks["a"].fall == 3
+    assert cfg.daemon.state_dir == tmp_path / "state"

@@ -1,0 +1,255 @@
+"""``vigil run`` as a real process: signals, reloads, misbehaving plugins, state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_vigil
+
+FIXTURES = str(Path(__file__).parent / "fixtures")
+
+
+@pytest.fixture(autouse=True)
+def _fixture_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+
+
+def at(record: dict) -> float:
+    return datetime.fromisoformat(record["timestamp"]).timestamp()
+
+
+def test_sigterm_stops_cleanly_and_logs_are_json(write_config, daemon, tmp_path) -> None:
+    d = daemon(write_config("""
+        [daemon]
+        state_dir = "state"
+        [checks.sys]
+        type = "system"
+        interval = "1s"
+    """)).start()
+    result = d.wait_for("check.result", check="sys")[0]
+    assert set(result) >= {"timestamp", "level", "event", "check", "status", "summary",
+                           "duration_ms"}
+    assert list(result)[:3] == ["timestamp", "level", "event"]
+    assert result["timestamp"].endswith("Z")
+    assert d.stop() == 0
+    assert d.events("daemon.stopping")[0]["signal"] == "SIGTERM"
+    assert d.events("daemon.stopped")
+    for line in d.log.read_text().splitlines():
+        json.loads(line)  # every line is one JSON object
+
+
+def test_log_file_setting_writes_json_lines(write_config, daemon, tmp_path) -> None:
+    log_file = tmp_path / "vigil.log"
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        log_file = "{log_file}"
+        [checks.sys]
+        type = "system"
+        interval = "1s"
+    """))
+    d.log = log_file
+    d.start()
+    d.wait_for("check.result", check="sys")
+    assert d.stop() == 0
+
+
+def test_sighup_reloads_and_a_broken_config_is_rejected(write_config, daemon) -> None:
+    path = write_config("""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.first]
+        type = "fixed"
+        interval = "300ms"
+    """)
+    d = daemon(path).start()
+    d.wait_for("check.result", check="first")
+    path.write_text(path.read_text() + '[checks.second]\ntype = "fixed"\ninterval = "300ms"\n')
+    d.signal(signal.SIGHUP)
+    reloaded = d.wait_for("config.reloaded")[0]
+    assert reloaded["added"] == ["second"]
+    d.wait_for("check.result", check="second")
+
+    good = path.read_text()
+    path.write_text(good + '[checks.third]\ntype = "fixed"\ninterval = "never"\n')
+    d.signal(signal.SIGHUP)
+    rejected = d.wait_for("config.rejected")[0]
+    assert any("checks.third.interval" in e for e in rejected["errors"])
+    seen = len(d.events("check.result", check="second"))
+    d.wait_for("check.result", count=seen + 3, check="second")  # the old config runs on
+    assert not d.events("check.result", check="third")
+    assert d.stop() == 0
+
+
+def test_sigusr1_runs_every_check_now(write_config, daemon) -> None:
+    d = daemon(write_config("""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.slow]
+        type = "fixed"
+        interval = "1h"
+    """)).start()
+    d.wait_for("check.result", check="slow")
+    d.signal(signal.SIGUSR1)
+    d.wait_for("check.result", count=2, check="slow", timeout=5)
+    d.signal(signal.SIGUSR1)
+    d.wait_for("check.result", count=3, check="slow", timeout=5)
+
+
+def test_hung_and_raising_plugins_never_delay_a_healthy_check(write_config, daemon) -> None:
+    d = daemon(write_config("""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.healthy]
+        type = "fixed"
+        interval = "200ms"
+        [checks.hang]
+        type = "hang"
+        interval = "300ms"
+        timeout = "250ms"
+        [checks.boom]
+        type = "boom"
+        interval = "200ms"
+        [checks.observer_breaker]
+        type = "fixed"
+        interval = "200ms"
+    """)).start()
+    time.sleep(3)
+    healthy = d.events("check.result", check="healthy")
+    times = [at(r) for r in healthy]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert len(healthy) >= 12, f"healthy ran {len(healthy)} times in 3 s"
+    assert max(gaps) < 0.45, f"healthy check was delayed: gaps {gaps}"
+    assert all(r["status"] == "OK" for r in healthy)
+
+    timeouts = d.events("check.timeout", check="hang")
+    assert len(timeouts) >= 5, "the hung check must report UNKNOWN on every scheduled run"
+    hang_results = d.events("check.result", check="hang")
+    assert {r["status"] for r in hang_results} == {"UNKNOWN"}
+    assert d.events("check.state_changed", check="hang", to="FAILING")
+
+    errors = d.events("check.error", check="boom")
+    assert errors and errors[0]["error"] == "RuntimeError: boom"
+    assert len(d.events("plugin.error", hook="vigil_check_result")) >= 3
+    assert len(d.events("check.result", check="observer_breaker")) >= 10
+
+    start = time.monotonic()
+    assert d.stop(timeout=5) == 0, "SIGTERM must stop the daemon even while a check hangs"
+    assert time.monotonic() - start < 3
+    assert d.events("daemon.stopped")[0]["hung_checks"] == ["hang"]
+
+
+def test_skipped_runs_are_logged_counted_and_scheduler_logs_are_json(write_config,
+                                                                      daemon) -> None:
+    d = daemon(write_config("""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.slow]
+        type = "fixed"
+        interval = "200ms"
+        timeout = "5s"
+        sleep_s = 0.7
+    """)).start()
+    skipped = d.wait_for("check.skipped", count=2, check="slow")
+    assert skipped[-1]["skipped"] >= 2
+    foreign = [r for r in d.events() if r.get("logger", "").startswith("apscheduler")]
+    assert foreign and all("timestamp" in r and "level" in r for r in foreign)
+    d.stop()
+    state = json.loads((d.config.parent / "state" / "state.json").read_text())
+    assert state["checks"]["slow"]["counts"]["skipped"] >= 2
+
+
+def test_state_transitions_status_and_restart_continuity(write_config, daemon,
+                                                          tmp_path) -> None:
+    flag = tmp_path / "status"
+    path = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.flip]
+        type = "fixed"
+        interval = "100ms"
+        fall = 2
+        rise = 3
+        status_file = "{flag}"
+    """)
+    d = daemon(path).start()
+    d.wait_for("check.state_changed", check="flip", to="OK")
+    flag.write_text("CRIT")
+    change = d.wait_for("check.state_changed", check="flip", to="FAILING")[0]
+    assert change["from"] == "OK" and change["status"] == "CRIT"
+    time.sleep(0.7)  # the main loop saves state twice a second
+
+    status = run_vigil("status", "-c", str(path))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "vigil is running" in status.stdout
+    row = next(line for line in status.stdout.splitlines() if line.startswith("flip"))
+    assert "FAILING" in row and "CRIT" in row and "told to be CRIT" in row
+    data = json.loads(run_vigil("status", "--json", "-c", str(path)).stdout)
+    assert data["running"] is True and data["checks"]["flip"]["state"] == "FAILING"
+    assert d.stop() == 0
+
+    stopped = run_vigil("status", "-c", str(path))
+    assert stopped.returncode == 3 and "not running" in stopped.stdout
+    # A restarted daemon continues: still FAILING, so one pass does not make it OK.
+    flag.write_text("OK")
+    d2 = daemon(path).start()
+    first = d2.wait_for("check.result", check="flip")[0]
+    assert first["state"] == "FAILING"
+    d2.wait_for("check.state_changed", check="flip", to="OK")
+    assert d2.events("check.state_changed", check="flip")[0]["from"] == "FAILING"
+    assert d2.stop() == 0
+
+
+def test_sigkill_during_state_writes_always_leaves_a_readable_state(write_config,
+                                                                     daemon) -> None:
+    checks = "".join(f'[checks.c{i}]\ntype = "fixed"\ninterval = "50ms"\n' for i in range(40))
+    path = write_config('[daemon]\nstate_dir = "state"\nplugins = ["misbehaving"]\n' + checks)
+    state_file = path.parent / "state" / "state.json"
+    runs_seen = []
+    for attempt in range(12):
+        d = daemon(path).start()
+        # Kill at a different moment of the write cycle each time.
+        time.sleep(0.3 + (attempt % 6) * 0.17)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        data = json.loads(state_file.read_text())
+        assert data["version"] == 1 and len(data["checks"]) == 40
+        runs_seen.append(data["checks"]["c0"]["counts"].get("runs", 0))
+    assert runs_seen == sorted(runs_seen) and runs_seen[-1] > runs_seen[0], runs_seen
+    leftovers = [p.name for p in state_file.parent.iterdir() if p.name != "state.json"]
+    assert len(leftovers) <= 1  # at most the temp file of the last, killed write
+    d = daemon(path).start()
+    assert d.stop() == 0
+    assert [p.name for p in state_file.parent.iterdir()] == ["state.json"]
+
+
+def test_unreadable_state_is_set_aside_not_lost(write_config, daemon) -> None:
+    path = write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n')
+    state_dir = path.parent / "state"
+    state_dir.mkdir()
+    (state_dir / "state.json").write_text("{ torn")
+    d = daemon(path).start()
+    event = d.events("state.unreadable")[0]
+    assert Path(event["moved_to"]).read_text() == "{ torn"
+    assert d.stop() == 0
+    assert json.loads((state_dir / "state.json").read_text())["version"] == 1
+
+
+def test_bad_config_at_start_exits_1_without_traceback(write_config) -> None:
+    path = write_config('[checks.s]\ntype = "system"\nfall = 0\n')
+    done = run_vigil("run", "-c", str(path), timeout=20)
+    assert done.returncode == 1
+    assert "checks.s.fall" in done.stderr and "Traceback" not in done.stderr
+    assert os.path.exists(path)

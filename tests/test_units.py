@@ -1,0 +1,120 @@
+"""Unit tests of the small pure pieces: durations, state machine, perfdata, redaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from daemon import Duration, Status, parse_duration, redact
+from daemon.durations import format_duration
+from daemon.options import parse_options
+from daemon.perfdata import format_perfdata, parse_perfdata, split_plugin_output
+from daemon.redact import redact_value
+from daemon.statemachine import CheckState, State
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("250ms", 0.25), ("10s", 10), ("5m", 300), ("1h", 3600), ("2d", 172800), (7, 7),
+    (1.5, 1.5), ("3", 3), (" 1.5 s ", 1.5),
+])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["ten", "5 minutes", "1y", "", True, None, [1], "-3s", -1])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_format_duration_round_trips() -> None:
+    for seconds in (0.25, 10, 90, 300, 7200):
+        assert parse_duration(format_duration(seconds)) == seconds
+
+
+def run(machine: CheckState, statuses: str) -> list[tuple[State, State]]:
+    codes = {"o": Status.OK, "w": Status.WARN, "c": Status.CRIT, "u": Status.UNKNOWN}
+    return [t for s in statuses if (t := machine.observe(codes[s]))]
+
+
+def test_state_machine_fall_and_rise() -> None:
+    m = CheckState(fall=3, rise=2)
+    assert run(m, "o") == [(State.PENDING, State.OK)]
+    assert run(m, "cc") == [] and m.state is State.OK
+    assert run(m, "c") == [(State.OK, State.FAILING)]
+    assert run(m, "oc") == [] and m.state is State.FAILING  # a lone pass does not rise
+    assert run(m, "oo") == [(State.FAILING, State.OK)]
+
+
+def test_warn_passes_and_unknown_fails() -> None:
+    m = CheckState(fall=2, rise=1)
+    assert run(m, "ww") == [(State.PENDING, State.OK)]
+    assert run(m, "uu") == [(State.OK, State.FAILING)]
+
+
+def test_pending_goes_failing_after_fall_failures() -> None:
+    m = CheckState(fall=2, rise=2)
+    assert run(m, "c") == [] and m.state is State.PENDING
+    assert run(m, "c") == [(State.PENDING, State.FAILING)]
+
+
+def test_state_survives_a_round_trip() -> None:
+    m = CheckState(fall=3, rise=2)
+    run(m, "occ")
+    again = CheckState(fall=3, rise=2)
+    again.restore(m.to_dict())
+    assert run(again, "c") == [(State.OK, State.FAILING)]
+
+
+def test_perfdata_round_trip() -> None:
+    metrics = {"latency_ms": 12.5, "hit_rate_pct": 50.0, "used_bytes": 1024.0, "count": 3.0,
+               "odd name_s": 1.0}
+    text = format_perfdata(metrics)
+    assert "latency=12.5ms" in text and "'odd name'=1s" in text
+    assert parse_perfdata(text) == {"latency_ms": 12.5, "hit_rate_pct": 50.0,
+                                    "used_bytes": 1024.0, "count": 3.0, "odd_name_s": 1.0}
+
+
+def test_plugin_output_with_long_output_perfdata() -> None:
+    summary, metrics = split_plugin_output(
+        "DISK OK - free space: / 3326 MB (56%); | /=2643MB;3000;4000;0;5000\n"
+        "more text | /boot=68MB;88;93;0;98\n")
+    assert summary == "DISK OK - free space: / 3326 MB (56%);"
+    assert metrics == {"root_bytes": 2643 * 1024**2, "boot_bytes": 68 * 1024**2}
+
+
+@pytest.mark.parametrize(("text", "secret"), [
+    ("postgresql://app:s3cret@db:5432/x", "s3cret"),
+    ("redis://:hunter2@127.0.0.1:6379/0", "hunter2"),
+    ("host=db password=s3cret dbname=x", "s3cret"),
+    ("token: abc.def.ghi", "abc.def.ghi"),
+    ("PASSWORD='quoted pass'", "quoted pass"),
+])
+def test_redaction(text: str, secret: str) -> None:
+    assert secret not in redact(text)
+    assert "***" in redact(text)
+
+
+def test_redact_value_masks_secret_keys_in_nested_data() -> None:
+    data = {"dsn": "postgresql://u:pw@h/d", "nested": [{"password": "x1"}], "port": 5}
+    assert redact_value(data) == {"dsn": "postgresql://u:***@h/d",
+                                  "nested": [{"password": "***"}], "port": 5}
+
+
+@dataclass
+class _Opts:
+    name: str
+    mode: Literal["fast", "slow"] = "fast"
+    every: Duration = Duration(5)
+    ports: list[int] = field(default_factory=list)
+    limit: float | None = None
+
+
+def test_options_are_typed_and_checked() -> None:
+    opts, errors = parse_options(_Opts, {"name": "x", "every": "2m", "ports": [1, 2],
+                                         "limit": 3})
+    assert errors == [] and opts.every == 120 and opts.limit == 3.0
+    _, errors = parse_options(_Opts, {"mode": "medium", "ports": [1, "2"], "limit": "no"})
+    assert dict(errors).keys() == {"mode", "ports", "limit", "name"}
