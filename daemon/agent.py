@@ -16,7 +16,6 @@ import structlog
 
 from daemon import config as config_mod
 from daemon import logs
-from daemon.check import Result
 from daemon.config import CheckSpec, Config
 from daemon.errors import ConfigError
 from daemon.runner import Runner

@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 
 from daemon import config as config_mod
-from daemon import logs
+from daemon import logs, logview
 from daemon.check import Status
 from daemon.errors import ConfigError
 from daemon.perfdata import format_perfdata
@@ -51,13 +51,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="overwrite an existing file (the old one is kept as FILE.bak)")
     p = sub.add_parser("status", parents=[common], help="what the running daemon sees")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("logs", parents=[common], help="read the daemon's log")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.add_argument("-n", "--lines", type=int, default=50, metavar="N",
+                   help="start with the last N lines (default 50)")
+    p.add_argument("--check", metavar="NAME", help="only this check's events")
+    p.add_argument("--level", choices=list(logview.LEVELS), help="this level and above")
+    p.add_argument("--json", action="store_true", help="the raw JSON lines")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": cmd_run, "check": cmd_check, "config": cmd_validate,
-               "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status}[args.command]
+               "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status,
+               "logs": cmd_logs}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -201,6 +209,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"vigil is not running; last state written {info.get('updated')}")
     _print_checks(state.get("checks", {}))
     return 0 if running else 3
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args)
+    except ConfigError as exc:
+        _print_issues(exc)
+        return EXIT_INVALID_CONFIG
+    if cfg.daemon.log_file == "-":
+        print("vigil: this config logs to stdout (log_file = \"-\"), where the service "
+              "manager keeps it: journalctl -u vigil -o cat, or the LaunchAgent's "
+              "StandardOutPath. Set [daemon] log_file to a path to read it here.",
+              file=sys.stderr)
+        return 1
+    path = Path(cfg.daemon.log_file)
+    if not path.exists():
+        print(f"vigil: no log yet at {path}", file=sys.stderr)
+        return 1
+    logview.show(path, sys.stdout, tail=args.lines, follow=args.follow, check=args.check,
+                 level=args.level, raw=args.json)
+    return 0
 
 
 def _daemon_alive(info: dict[str, Any]) -> bool:

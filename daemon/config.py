@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.check import Check
-from daemon.durations import Duration, parse_duration
+from daemon.durations import Duration
 from daemon.errors import ConfigError, ConfigIssue
 from daemon.options import coerce, parse_options
 from daemon.paths import config_candidates, default_state_dir
@@ -113,7 +113,8 @@ def parse(source: str, text: str) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = _toml_error_line(str(exc))
-        raise ConfigError(issues=[ConfigIssue(source, "", f"not valid TOML: {exc}", line)]) from None
+        issue = ConfigIssue(source, "", f"not valid TOML: {exc}", line)
+        raise ConfigError(issues=[issue]) from None
     return _Validator(source, text, data).run()
 
 
@@ -191,8 +192,11 @@ class _Validator:
             self.error(("daemon", "log_level"), f"must be one of {', '.join(LOG_LEVELS)}")
         state_dir = values.get("state_dir")
         path = self.base / os.path.expanduser(state_dir) if state_dir else default_state_dir()
+        log_file = values.get("log_file", "-")
+        if log_file != "-":
+            log_file = str(self.base / os.path.expanduser(log_file))
         return DaemonSettings(
-            state_dir=path, log_file=values.get("log_file", "-"), log_level=level,
+            state_dir=path, log_file=log_file, log_level=level,
             plugins=values.get("plugins", []),
         )
 
@@ -242,7 +246,9 @@ class _Validator:
         for name in services:
             visit(name, [])
 
-    def _positive(self, path: tuple[str, ...], values: dict[str, Any], keys: tuple[str, ...]) -> None:
+    def _positive(
+        self, path: tuple[str, ...], values: dict[str, Any], keys: tuple[str, ...]
+    ) -> None:
         for key in keys:
             if key in values and values[key] <= 0:
                 self.error((*path, key), f"must be greater than zero, got {values[key]!r}")
@@ -280,8 +286,11 @@ class _Validator:
         cls = plugins.check_types.get(type_name)
         if cls is None:
             known = ", ".join(sorted(plugins.check_types))
-            broken = "".join(f"; plugin {p.name!r} failed to load: {p.error}" for p in plugins.failed())
-            self.error((*path, "type"), f"unknown check type {type_name!r} (known: {known}){broken}")
+            broken = "".join(
+                f"; plugin {p.name!r} failed to load: {p.error}" for p in plugins.failed()
+            )
+            self.error((*path, "type"),
+                       f"unknown check type {type_name!r} (known: {known}){broken}")
             return None
         options: Any = raw
         if cls.Options is not None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_vigil
+from tests.conftest import ROOT, run_vigil, vigil_command
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
@@ -164,3 +166,44 @@ def test_status_without_a_daemon(write_config) -> None:
     done = run_vigil("status", "-c", str(path))
     assert done.returncode == 3
     assert "vigil is not running" in done.stdout
+
+
+def test_logs_filters_pretty_raw_and_follows(write_config, tmp_path: Path) -> None:
+    path = write_config('[daemon]\nstate_dir = "state"\nlog_file = "vigil.log"\n'
+                        '[checks.s]\ntype = "system"\n')
+    log = tmp_path / "vigil.log"
+    records = [
+        {"timestamp": "2026-01-01T10:00:00.000Z", "level": "info", "event": "check.result",
+         "check": "a", "status": "OK", "summary": "fine"},
+        {"timestamp": "2026-01-01T10:00:01.000Z", "level": "warning",
+         "event": "check.state_changed", "check": "b", "from": "OK", "to": "FAILING"},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records) + "not json\n")
+    pretty = run_vigil("logs", "-c", str(path))
+    assert pretty.returncode == 0, pretty.stderr
+    assert pretty.stdout.splitlines() == [
+        "10:00:00.000 info    check.result [a] OK - fine",
+        '10:00:01.000 warning check.state_changed [b]  from="OK" to="FAILING"',
+    ]
+    only_b = run_vigil("logs", "--check", "b", "--json", "-c", str(path))
+    assert [json.loads(line) for line in only_b.stdout.splitlines()] == records[1:]
+    warnings = run_vigil("logs", "--level", "warning", "-c", str(path))
+    assert "check.result" not in warnings.stdout and "state_changed" in warnings.stdout
+
+    follower = subprocess.Popen([*vigil_command(), "logs", "-f", "-n", "0", "--json",
+                                 "-c", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        with log.open("a") as f:
+            f.write(json.dumps({**records[0], "summary": "new"}) + "\n")
+        line = follower.stdout.readline()
+        assert json.loads(line)["summary"] == "new"
+    finally:
+        follower.kill()
+        follower.wait()
+
+
+def test_logs_to_stdout_points_to_the_journal(write_config) -> None:
+    path = write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n')
+    done = run_vigil("logs", "-c", str(path))
+    assert done.returncode == 1 and "journalctl -u vigil" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -127,7 +128,7 @@ def test_hung_and_raising_plugins_never_delay_a_healthy_check(write_config, daem
     time.sleep(3)
     healthy = d.events("check.result", check="healthy")
     times = [at(r) for r in healthy]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(healthy) >= 12, f"healthy ran {len(healthy)} times in 3 s"
     assert max(gaps) < 0.45, f"healthy check was delayed: gaps {gaps}"
     assert all(r["status"] == "OK" for r in healthy)
@@ -170,9 +171,11 @@ def test_skipped_runs_are_logged_counted_and_scheduler_logs_are_json(write_confi
     assert state["checks"]["slow"]["counts"]["skipped"] >= 2
 
 
-def test_state_transitions_status_and_restart_continuity(write_config, daemon,
-                                                          tmp_path) -> None:
+def test_state_transitions_status_and_restart_continuity(write_config, daemon, tmp_path,
+                                                          monkeypatch) -> None:
     flag = tmp_path / "status"
+    transitions = tmp_path / "transitions"
+    monkeypatch.setenv("VIGIL_TEST_TRANSITIONS", str(transitions))
     path = write_config(f"""
         [daemon]
         state_dir = "state"
@@ -199,6 +202,8 @@ def test_state_transitions_status_and_restart_continuity(write_config, daemon,
     data = json.loads(run_vigil("status", "--json", "-c", str(path)).stdout)
     assert data["running"] is True and data["checks"]["flip"]["state"] == "FAILING"
     assert d.stop() == 0
+    # The vigil_state_changed hook saw the same transitions as the log.
+    assert transitions.read_text().splitlines() == ["flip PENDING OK OK", "flip OK FAILING CRIT"]
 
     stopped = run_vigil("status", "-c", str(path))
     assert stopped.returncode == 3 and "not running" in stopped.stdout
