@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                "logs": cmd_logs}[args.command]
     try:
         return handler(args)
+    except ConfigError as exc:
+        _print_issues(exc)
+        return EXIT_INVALID_CONFIG
     except KeyboardInterrupt:
         return 130
 
@@ -88,11 +91,7 @@ def _print_issues(exc: ConfigError) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from daemon.agent import Agent
 
-    try:
-        cfg = config_mod.load(args.config)
-    except ConfigError as exc:
-        _print_issues(exc)
-        return EXIT_INVALID_CONFIG
+    cfg = config_mod.load(args.config)
     try:
         logs.configure(cfg.daemon.log_level, cfg.daemon.log_file)
     except OSError as exc:
@@ -107,11 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        cfg = _load(args)
-    except ConfigError as exc:
-        _print_issues(exc)
-        return EXIT_INVALID_CONFIG
+    cfg = _load(args)
     print(f"{cfg.source}: valid ({len(cfg.checks)} checks, {len(cfg.services)} services)")
     return 0
 
@@ -150,11 +145,7 @@ def _emit_check(args: argparse.Namespace, name: str, status: Status, summary: st
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    try:
-        plugins = _load(args).plugins
-    except ConfigError as exc:
-        _print_issues(exc)
-        return EXIT_INVALID_CONFIG
+    plugins = _load(args).plugins
     infos = list(plugins.infos.values())
     if args.json:
         print(json.dumps([vars(i) for i in infos], indent=2))
@@ -182,11 +173,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    try:
-        cfg = _load(args)
-    except ConfigError as exc:
-        _print_issues(exc)
-        return EXIT_INVALID_CONFIG
+    cfg = _load(args)
     store = Store(cfg.daemon.state_dir)
     try:
         state = store.read()
@@ -212,11 +199,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    try:
-        cfg = _load(args)
-    except ConfigError as exc:
-        _print_issues(exc)
-        return EXIT_INVALID_CONFIG
+    cfg = _load(args)
     if cfg.daemon.log_file == "-":
         print("vigil: this config logs to stdout (log_file = \"-\"), where the service "
               "manager keeps it: journalctl -u vigil -o cat, or the LaunchAgent's "

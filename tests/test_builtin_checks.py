@@ -32,12 +32,16 @@ def build(body: str, tmp_path: Path, name: str = "x") -> Check:
 # -- tcp -----------------------------------------------------------------------------
 
 
-def test_tcp_open_port_is_ok_with_latency(tmp_path: Path) -> None:
+@pytest.fixture
+def listening_port() -> Iterator[int]:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        port = server.getsockname()[1]
-        result = build(f"[checks.x]\ntype='tcp'\nport={port}\n", tmp_path).run()
+        yield server.getsockname()[1]
+
+
+def test_tcp_open_port_is_ok_with_latency(tmp_path: Path, listening_port: int) -> None:
+    result = build(f"[checks.x]\ntype='tcp'\nport={listening_port}\n", tmp_path).run()
     assert result.status is Status.OK
     assert 0 < result.metrics["latency_ms"] < 1000
 
@@ -48,12 +52,9 @@ def test_tcp_refused_is_crit(tmp_path: Path) -> None:
     assert result.status is Status.CRIT and "refused" in result.summary
 
 
-def test_tcp_latency_threshold(tmp_path: Path) -> None:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        port = server.getsockname()[1]
-        result = build(f"[checks.x]\ntype='tcp'\nport={port}\nwarn_ms=0\n", tmp_path).run()
+def test_tcp_latency_threshold(tmp_path: Path, listening_port: int) -> None:
+    result = build(f"[checks.x]\ntype='tcp'\nport={listening_port}\nwarn_ms=0\n",
+                   tmp_path).run()
     assert result.status is Status.WARN
 
 
@@ -206,14 +207,10 @@ def test_exec_check_dummy(tmp_path: Path, code: int, status: Status) -> None:
     assert result.summary.endswith("said so")
 
 
-def test_exec_check_tcp_open_and_closed(tmp_path: Path) -> None:
+def test_exec_check_tcp_open_and_closed(tmp_path: Path, listening_port: int) -> None:
     need_program("check_tcp", "monitoring-plugins-basic")
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        port = server.getsockname()[1]
-        result = build(f"[checks.x]\ntype='exec'\ncommand=['check_tcp', '-H', '127.0.0.1', "
-                       f"'-p', '{port}']\n", tmp_path).run()
+    result = build(f"[checks.x]\ntype='exec'\ncommand=['check_tcp', '-H', '127.0.0.1', "
+                   f"'-p', '{listening_port}']\n", tmp_path).run()
     assert result.status is Status.OK, result.summary
     assert "time_s" in result.metrics
     result = build(f"[checks.x]\ntype='exec'\ncommand=['check_tcp', '-H', '127.0.0.1', "

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import signal
+import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,13 @@ FIXTURES = str(Path(__file__).parent / "fixtures")
 @pytest.fixture(autouse=True)
 def _fixture_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", FIXTURES)
+
+
+@pytest.fixture
+def with_fixtures(write_config):
+    """A config file that loads the misbehaving test plugins."""
+    return lambda body: write_config(
+        '[daemon]\nstate_dir = "state"\nplugins = ["misbehaving"]\n' + textwrap.dedent(body))
 
 
 def at(record: dict) -> float:
@@ -90,11 +98,8 @@ def test_sighup_reloads_and_a_broken_config_is_rejected(write_config, daemon) ->
     assert d.stop() == 0
 
 
-def test_sigusr1_runs_every_check_now(write_config, daemon) -> None:
-    d = daemon(write_config("""
-        [daemon]
-        state_dir = "state"
-        plugins = ["misbehaving"]
+def test_sigusr1_runs_every_check_now(with_fixtures, daemon) -> None:
+    d = daemon(with_fixtures("""
         [checks.slow]
         type = "fixed"
         interval = "1h"
@@ -106,11 +111,8 @@ def test_sigusr1_runs_every_check_now(write_config, daemon) -> None:
     d.wait_for("check.result", count=3, check="slow", timeout=5)
 
 
-def test_hung_and_raising_plugins_never_delay_a_healthy_check(write_config, daemon) -> None:
-    d = daemon(write_config("""
-        [daemon]
-        state_dir = "state"
-        plugins = ["misbehaving"]
+def test_hung_and_raising_plugins_never_delay_a_healthy_check(with_fixtures, daemon) -> None:
+    d = daemon(with_fixtures("""
         [checks.healthy]
         type = "fixed"
         interval = "200ms"
@@ -150,12 +152,9 @@ def test_hung_and_raising_plugins_never_delay_a_healthy_check(write_config, daem
     assert d.events("daemon.stopped")[0]["hung_checks"] == ["hang"]
 
 
-def test_skipped_runs_are_logged_counted_and_scheduler_logs_are_json(write_config,
+def test_skipped_runs_are_logged_counted_and_scheduler_logs_are_json(with_fixtures,
                                                                       daemon) -> None:
-    d = daemon(write_config("""
-        [daemon]
-        state_dir = "state"
-        plugins = ["misbehaving"]
+    d = daemon(with_fixtures("""
         [checks.slow]
         type = "fixed"
         interval = "200ms"
