@@ -36,6 +36,9 @@ class Result:
     metrics: dict[str, float] = field(default_factory=dict)
     #: Anything else worth showing; must be JSON-serialisable.
     details: dict[str, Any] = field(default_factory=dict)
+    #: False when restarting the service would not help (bad password, missing
+    #: extension, bad request): the failure is reported, never healed.
+    healable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,7 @@ class Result:
             "summary": self.summary,
             "metrics": dict(self.metrics),
             "details": dict(self.details),
+            "healable": self.healable,
         }
 
     @classmethod
@@ -52,6 +56,7 @@ class Result:
             summary=data.get("summary", ""),
             metrics=dict(data.get("metrics", {})),
             details=dict(data.get("details", {})),
+            healable=bool(data.get("healable", True)),
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from daemon.check import Check
 from daemon.durations import Duration
 from daemon.errors import ConfigError, ConfigIssue
+from daemon.manager import ServiceManager
 from daemon.options import coerce, parse_options
 from daemon.paths import config_candidates, default_state_dir
 from daemon.plugins import Plugins
@@ -33,7 +34,7 @@ class DaemonSettings:
 class ServiceSpec:
     name: str
     manager: str
-    options: dict[str, Any]
+    service_manager: ServiceManager
     depends_on: list[str] = field(default_factory=list)
     start_timeout: float = 30.0
     restarts: int = 3
@@ -53,7 +54,13 @@ class CheckSpec:
     rise: int
     service: str | None = None
     enabled: bool = True
+    #: Re-run interval while a failure is being confirmed or a heal awaits a pass.
+    fast_interval: float = 0.0
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.fast_interval:
+            self.fast_interval = self.interval / 4
 
 
 @dataclass
@@ -76,22 +83,13 @@ _DEFAULT_KEYS: dict[str, tuple[Any, Any]] = {
 }
 _CHECK_KEYS: dict[str, tuple[Any, Any]] = {
     "type": (str, ...), "service": (str | None, None), "enabled": (bool, True),
-    **_DEFAULT_KEYS,
+    "fast_interval": (Duration, 0.0), **_DEFAULT_KEYS,
 }
 _SERVICE_KEYS: dict[str, tuple[Any, Any]] = {
     "manager": (str, ...), "depends_on": (list[str], []), "start_timeout": (Duration, 30.0),
     "restarts": (int, 3), "within": (Duration, 600.0), "backoff": (Duration, 5.0),
     "heal": (bool, True),
 }
-# What each service manager reads; checked by the manager itself once managers are plugins.
-_MANAGER_KEYS: dict[str, dict[str, Any]] = {
-    "systemd": {"unit": str, "user": bool},
-    "launchd": {"label": str, "plist": str},
-    "brew": {"formula": str},
-    "command": {"start": list[str], "stop": list[str]},
-}
-
-
 def read_source(explicit: str | None = None) -> tuple[str, str]:
     """(file name, TOML text) of the config in effect, following the lookup order."""
     for path, must_exist in config_candidates(explicit):
@@ -144,7 +142,7 @@ class _Validator:
         daemon = self._daemon()
         plugins = Plugins(daemon.plugins)
         defaults = self._table(("defaults",), _DEFAULT_KEYS, {})
-        services = self._services()
+        services = self._services(plugins)
         checks = self._checks(plugins, defaults, services)
         if self.issues:
             raise ConfigError(issues=self.issues)
@@ -200,36 +198,34 @@ class _Validator:
             plugins=values.get("plugins", []),
         )
 
-    def _services(self) -> dict[str, ServiceSpec]:
+    def _services(self, plugins: Plugins) -> dict[str, ServiceSpec]:
         services = {}
+        depends: dict[str, list[str]] = {}
         for name in self._section(("services",)):
             path = ("services", name)
             options: dict[str, Any] = {}
             values = self._table(path, _SERVICE_KEYS, {}, extra=options)
-            manager = values.get("manager")
-            if manager is not None and manager not in _MANAGER_KEYS:
-                self.error((*path, "manager"),
-                           f"unknown manager {manager!r} (known: {', '.join(_MANAGER_KEYS)})")
-            for key, value in options.items():
-                hint = _MANAGER_KEYS.get(manager or "", {}).get(key)
-                if hint is None:
-                    self.error((*path, key), f"unknown key for manager {manager!r}")
-                    continue
-                try:
-                    coerce(hint, value)
-                except ValueError as exc:
-                    self.error((*path, key), str(exc))
-            self._positive(path, values, ("restarts",))
-            services[name] = ServiceSpec(name=name, manager=manager or "", options=options,
-                                         **{k: v for k, v in values.items() if k != "manager"})
-        for name, spec in services.items():
-            for dep in spec.depends_on:
-                if dep not in services:
+            depends[name] = values.get("depends_on", [])
+            self._positive(path, values, ("restarts", "start_timeout", "within"))
+            kind = values.get("manager")
+            if kind is None:
+                continue
+            cls = plugins.service_managers.get(kind)
+            if cls is None:
+                self.error((*path, "manager"), self._unknown("manager", kind,
+                                                             plugins.service_managers, plugins))
+                continue
+            manager = self._build(cls, path, options, values.get("start_timeout", 30.0))
+            if manager is not None:
+                services[name] = ServiceSpec(name=name, service_manager=manager, **values)
+        for name, deps in depends.items():
+            for dep in deps:
+                if dep not in depends:
                     self.error(("services", name, "depends_on"), f"no service named {dep!r}")
-        self._cycles(services)
+        self._cycles(depends)
         return services
 
-    def _cycles(self, services: dict[str, ServiceSpec]) -> None:
+    def _cycles(self, depends: dict[str, list[str]]) -> None:
         done: set[str] = set()
 
         def visit(name: str, trail: list[str]) -> None:
@@ -237,13 +233,13 @@ class _Validator:
                 cycle = " -> ".join([*trail[trail.index(name):], name])
                 self.error(("services", name, "depends_on"), f"dependency cycle: {cycle}")
                 return
-            if name in done or name not in services:
+            if name in done or name not in depends:
                 return
-            for dep in services[name].depends_on:
+            for dep in depends[name]:
                 visit(dep, [*trail, name])
             done.add(name)
 
-        for name in services:
+        for name in depends:
             visit(name, [])
 
     def _positive(
@@ -265,7 +261,7 @@ class _Validator:
             values = self._table(path, _CHECK_KEYS, defaults, extra=options)
             self._positive(path, values, ("interval", "timeout", "fall", "rise"))
             service = values.get("service")
-            if service is not None and service not in services:
+            if service is not None and service not in self._section(("services",)):
                 known = ", ".join(services) or "none declared"
                 self.error((*path, "service"), f"no service named {service!r} (known: {known})")
             check = self._instantiate(plugins, path, values, options)
@@ -285,13 +281,20 @@ class _Validator:
             return None
         cls = plugins.check_types.get(type_name)
         if cls is None:
-            known = ", ".join(sorted(plugins.check_types))
-            broken = "".join(
-                f"; plugin {p.name!r} failed to load: {p.error}" for p in plugins.failed()
-            )
             self.error((*path, "type"),
-                       f"unknown check type {type_name!r} (known: {known}){broken}")
+                       self._unknown("check type", type_name, plugins.check_types, plugins))
             return None
+        return self._build(cls, path, raw, values.get("timeout", 10.0))
+
+    @staticmethod
+    def _unknown(what: str, name: str, known: dict[str, Any], plugins: Plugins) -> str:
+        broken = "".join(f"; plugin {p.name!r} failed to load: {p.error}"
+                         for p in plugins.failed())
+        return f"unknown {what} {name!r} (known: {', '.join(sorted(known))}){broken}"
+
+    def _build(self, cls: Any, path: tuple[str, ...], raw: dict[str, Any], timeout: float) -> Any:
+        """A check or service manager from its section's own keys, its ``Options``
+        validated first; every problem becomes an issue at the right key."""
         options: Any = raw
         if cls.Options is not None:
             options, errors = parse_options(cls.Options, raw)
@@ -300,10 +303,9 @@ class _Validator:
             if errors:
                 return None
         try:
-            return cls(path[-1], options, timeout=values.get("timeout", 10.0))
+            return cls(path[-1], options, timeout=timeout)
         except ConfigError as exc:
             self.error((*path, *exc.key.split(".")) if exc.key else path, exc.message)
         except Exception as exc:
-            self.error(path, f"check type {type_name!r} failed to set up: "
-                             f"{type(exc).__name__}: {exc}")
+            self.error(path, f"{cls.__name__} failed to set up: {type(exc).__name__}: {exc}")
         return None

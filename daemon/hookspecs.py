@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from daemon.check import Check, Result
+    from daemon.manager import ServiceManager
 
 hookspec = pluggy.HookspecMarker("vigil")
 hookimpl = pluggy.HookimplMarker("vigil")
@@ -24,6 +25,14 @@ def vigil_check_types(register: Callable[[str, type[Check]], None]) -> None:
     """Offer check types: call ``register("name", CheckSubclass)`` once for each.
 
     The name is what ``type = "name"`` in a ``[checks.X]`` section refers to.
+    """
+
+
+@hookspec
+def vigil_service_managers(register: Callable[[str, type[ServiceManager]], None]) -> None:
+    """Offer service managers: call ``register("name", ServiceManagerSubclass)``.
+
+    The name is what ``manager = "name"`` in a ``[services.X]`` section refers to.
     """
 
 

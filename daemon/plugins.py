@@ -15,6 +15,7 @@ import structlog
 
 from daemon import hookspecs
 from daemon.check import Check
+from daemon.manager import ServiceManager
 
 BUILTIN_PLUGINS = (
     "plugins.system",
@@ -22,6 +23,10 @@ BUILTIN_PLUGINS = (
     "plugins.http",
     "plugins.process",
     "plugins.exec",
+    "service.systemd",
+    "service.launchd",
+    "service.brew",
+    "service.command",
 )
 ENTRY_POINT_GROUP = "vigil"
 
@@ -33,6 +38,7 @@ class PluginInfo:
     name: str
     origin: str
     check_types: list[str] = field(default_factory=list)
+    service_managers: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -44,6 +50,7 @@ class Plugins:
         self.manager.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self.check_types: dict[str, type[Check]] = {}
+        self.service_managers: dict[str, type[ServiceManager]] = {}
         for module in BUILTIN_PLUGINS:
             self._load(module, module, "builtin")
         if entry_points:
@@ -52,7 +59,9 @@ class Plugins:
                 self._load(ep.name, ep.value, f"entry point of {dist}", ep.load)
         for module in config_modules:
             self._load(module, module, "config [daemon] plugins")
-        self._collect_check_types()
+        self._collect("vigil_check_types", self.check_types, Check, "check_types")
+        self._collect("vigil_service_managers", self.service_managers, ServiceManager,
+                      "service_managers")
 
     def _load(self, name: str, target: str, origin: str, loader: Any = None) -> None:
         if name in self.infos:
@@ -66,28 +75,28 @@ class Plugins:
             info.error = f"{type(exc).__name__}: {exc}"
             log.error("plugin.failed", plugin=name, origin=origin, error=info.error)
 
-    def _collect_check_types(self) -> None:
-        for impl in self.manager.hook.vigil_check_types.get_hookimpls():
+    def _collect(self, hook: str, registry: dict[str, Any], base: type, listed: str) -> None:
+        """Call one ``register`` hook of every plugin, each on its own, noting which
+        plugin offered what."""
+        for impl in getattr(self.manager.hook, hook).get_hookimpls():
             info = self.infos[impl.plugin_name]
 
-            def register(type_name: str, cls: type[Check], info: PluginInfo = info) -> None:
-                problem = _check_class_problem(cls)
-                owner = self.plugin_of(type_name)
+            def register(name: str, cls: Any, info: PluginInfo = info) -> None:
+                problem = _class_problem(cls, base)
                 if problem:
-                    raise TypeError(f"check type {type_name!r}: {problem}")
+                    raise TypeError(f"{name!r}: {problem}")
+                owner = next((i.name for i in self.infos.values()
+                              if name in getattr(i, listed)), None)
                 if owner:
-                    raise ValueError(f"check type {type_name!r} is already registered by {owner!r}")
-                self.check_types[type_name] = cls
-                info.check_types.append(type_name)
+                    raise ValueError(f"{name!r} is already registered by {owner!r}")
+                registry[name] = cls
+                getattr(info, listed).append(name)
 
             try:
                 impl.function(register=register)
             except Exception as exc:
                 info.error = f"{type(exc).__name__}: {exc}"
                 log.error("plugin.failed", plugin=info.name, origin=info.origin, error=info.error)
-
-    def plugin_of(self, type_name: str) -> str | None:
-        return next((i.name for i in self.infos.values() if type_name in i.check_types), None)
 
     def failed(self) -> list[PluginInfo]:
         return [info for info in self.infos.values() if info.error]
@@ -102,9 +111,9 @@ class Plugins:
                           error=f"{type(exc).__name__}: {exc}")
 
 
-def _check_class_problem(cls: Any) -> str | None:
-    if not (isinstance(cls, type) and issubclass(cls, Check)):
-        return f"{cls!r} is not a subclass of daemon.Check"
+def _class_problem(cls: Any, base: type) -> str | None:
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        return f"{cls!r} is not a subclass of daemon.{base.__name__}"
     if cls.Options is not None and not dataclasses.is_dataclass(cls.Options):
         return f"{cls.__name__}.Options must be a dataclass"
     return None

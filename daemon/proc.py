@@ -22,9 +22,11 @@ class Completed:
 
 
 def run(argv: list[str], timeout: float, max_output: int = 65536,
-        env: dict[str, str] | None = None) -> Completed:
+        env: dict[str, str] | None = None, keep_tail: bool = False) -> Completed:
     """Run ``argv`` in a process group of its own and keep at most ``max_output`` bytes
-    of each stream. On timeout the whole group is killed, grandchildren included."""
+    of each stream: the first ones, or with ``keep_tail`` the last ones (where a failing
+    service manager says why). On timeout the whole group is killed, grandchildren
+    included."""
     start = time.monotonic()
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -50,7 +52,11 @@ def run(argv: list[str], timeout: float, max_output: int = 65536,
                     continue
                 buf = kept[key.fileobj]
                 # Keep draining past the cap, so that a chatty child never blocks on a full pipe.
-                buf += chunk[: max(0, max_output - len(buf))]
+                if keep_tail:
+                    buf += chunk
+                    del buf[:-max_output]
+                else:
+                    buf += chunk[: max(0, max_output - len(buf))]
     if not timed_out:
         try:
             proc.wait(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,87 @@
+"""The interface of a service manager: what vigil needs to heal a service.
+
+Implementations live in ``service/`` and come from plugins through the
+``vigil_service_managers(register)`` hook, so a third party can add docker or
+supervisord the way the built-in systemd, launchd, brew and command managers are added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from daemon import proc
+from daemon.redact import redact
+
+#: Bytes of a command's output kept for the heal event: the end, where errors are.
+OUTPUT_TAIL = 2000
+
+
+@dataclass
+class Action:
+    """What one service-manager command did."""
+
+    argv: list[str]
+    returncode: int | None
+    output: str
+    timed_out: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def fields(self) -> dict[str, Any]:
+        """For a heal event: the command, its exit code and the tail of its output."""
+        return {"command": redact(" ".join(self.argv)), "exit_code": self.returncode,
+                "timed_out": self.timed_out, "output": redact(self.output[-OUTPUT_TAIL:]),
+                "command_s": round(self.duration_s, 3)}
+
+
+class ServiceManager:
+    """Base class of service managers; subclasses implement the four verbs.
+
+    ``self.options`` holds the manager's own keys of the ``[services.NAME]`` section
+    (an instance of ``Options`` when the class declares that dataclass); ``self.timeout``
+    is the service's ``start_timeout``; ``self.state`` is a dict persisted across
+    daemon restarts, for managers that must remember something (a PID); ``state_dir``
+    is vigil's state folder, for files a manager keeps (a program's output).
+    """
+
+    Options: ClassVar[type | None] = None
+
+    def __init__(self, name: str, options: Any, timeout: float = 30.0) -> None:
+        self.name = name
+        self.options = options
+        self.timeout = timeout
+        self.state: dict[str, Any] = {}
+        self.state_dir: Path | None = None
+
+    def start(self) -> Action:
+        raise NotImplementedError
+
+    def stop(self) -> Action:
+        raise NotImplementedError
+
+    def restart(self) -> Action:
+        raise NotImplementedError
+
+    def is_running(self) -> bool | None:
+        """True or False when the manager knows; None when it cannot tell."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for logs and ``vigil status``: ``systemd unit postgresql@15-main``."""
+        return f"{type(self).__name__} {self.name}"
+
+    def run(self, argv: list[str], timeout: float | None = None,
+            env: dict[str, str] | None = None) -> Action:
+        """Run one command as every manager must: argv list, no shell, a timeout."""
+        try:
+            done = proc.run(argv, self.timeout if timeout is None else timeout,
+                            max_output=OUTPUT_TAIL, env=env, keep_tail=True)
+        except OSError as exc:  # the program itself is missing or not executable
+            return Action(list(argv), 127, f"cannot run {argv[0]}: {exc.strerror or exc}")
+        output = "\n".join(part for part in (done.stdout.strip(), done.stderr.strip()) if part)
+        return Action(done.argv, done.returncode, output, done.timed_out, done.duration_s)

@@ -1,0 +1,178 @@
+"""Service manager ``command``: explicit ``start`` and ``stop`` argv lists.
+
+vigil starts the program detached, in a process group of its own, and remembers its
+PID (and the PID's start time, so a recycled PID is never mistaken for it). Without a
+``stop`` command, stopping signals the whole group: TERM, then KILL after ``stop_grace``.
+A ``start`` that exits 0 at once (``pg_ctl start``) is a starter that daemonized its
+service; one that keeps running is the service itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from daemon import ConfigError, Duration, hookimpl
+from daemon.manager import Action, ServiceManager
+from daemon.proc import kill_group
+
+#: How long a start command may take to fail before it counts as running.
+SETTLE = 0.5
+
+
+@dataclass
+class CommandOptions:
+    start: list[str]
+    stop: list[str] | None = None
+    stop_grace: Duration = Duration(10)
+    #: Where the program's output goes; by default a file in the state folder.
+    log: str | None = None
+    cwd: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.start:
+            raise ConfigError("start", "must name a program: [\"pg_ctl\", \"-D\", \"/srv/pg\", "
+                                       "\"start\"]")
+        if self.stop == []:
+            raise ConfigError("stop", "must name a program, or be left out")
+
+
+class Command(ServiceManager):
+    Options = CommandOptions
+    options: CommandOptions
+
+    def __init__(self, name: str, options: CommandOptions, timeout: float = 30.0) -> None:
+        super().__init__(name, options, timeout)
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def log_path(self) -> str:
+        if self.options.log:
+            return self.options.log
+        if self.state_dir is not None:
+            return str(self.state_dir / f"{self.name}.out")
+        return os.devnull
+
+    def start(self) -> Action:
+        path = self.log_path()
+        began = time.monotonic()
+        with open(path, "ab") as out:
+            try:
+                child = subprocess.Popen(
+                    self.options.start, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                    cwd=self.options.cwd)
+            except OSError as exc:
+                return Action(self.options.start, 127,
+                              f"cannot run {self.options.start[0]}: {exc.strerror or exc}")
+        self._child = child
+        self.state.update(pid=child.pid, pgid=child.pid, detached=False,
+                          create_time=_create_time(child.pid))
+        try:
+            code = child.wait(SETTLE)
+        except subprocess.TimeoutExpired:
+            code = 0  # still running: the program is the service
+        else:
+            self.state["detached"] = code == 0
+        return Action(list(self.options.start), code, _tail(path),
+                      duration_s=time.monotonic() - began)
+
+    def stop(self) -> Action:
+        if self.options.stop:
+            action = self.run(self.options.stop)
+            self._signal_group(wait_only=True)
+            return action
+        return self._signal_group()
+
+    def restart(self) -> Action:
+        stopped = self.stop()
+        started = self.start()
+        started.output = "\n".join(filter(None, [stopped.output, started.output]))
+        return started
+
+    def is_running(self) -> bool | None:
+        if self._child is not None and self._child.poll() is None:
+            return True
+        if self.state.get("detached"):
+            return None  # the starter is gone by design; only the check can tell
+        pid = self.state.get("pid")
+        if not pid:
+            return False
+        return _alive(pid, self.state.get("create_time"))
+
+    def _signal_group(self, wait_only: bool = False) -> Action:
+        pgid = self.state.get("pgid")
+        argv = ["killpg", "TERM", str(pgid)]
+        if not pgid or not _group(pgid):
+            return Action(argv, 0, "not running")
+        began = time.monotonic()
+        deadline = began + (self.timeout if wait_only else self.options.stop_grace)
+        if not wait_only:
+            kill_group(pgid, signal.SIGTERM)
+        while _group(pgid) and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        note = "stopped on TERM"
+        if _group(pgid):
+            kill_group(pgid, signal.SIGKILL)
+            note = f"still running {self.options.stop_grace:g}s after TERM: sent KILL"
+            while _group(pgid) and time.monotonic() < deadline + 5:
+                self._reap()
+                time.sleep(0.05)
+        self._reap()
+        return Action(argv, 0, note, duration_s=time.monotonic() - began)
+
+    def _reap(self) -> None:
+        if self._child is not None:
+            self._child.poll()
+
+    def describe(self) -> str:
+        return f"command {self.options.start[0]}"
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _alive(pid: int, create_time: float | None) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return create_time is None or abs(proc.create_time() - create_time) < 1
+    except psutil.Error:
+        return False
+
+
+def _group(pgid: int) -> list[int]:
+    """Live (non-zombie) members of a process group."""
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    return members
+
+
+def _tail(path: str, size: int = 2000) -> str:
+    if path == os.devnull:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@hookimpl
+def vigil_service_managers(register):
+    register("command", Command)

@@ -1,0 +1,66 @@
+"""Service manager ``launchd`` (macOS), with the modern verbs only:
+``kickstart``, ``bootstrap``, ``bootout`` and ``print``; never load/unload."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from daemon import hookimpl
+from daemon.manager import Action, ServiceManager
+
+
+@dataclass
+class LaunchdOptions:
+    label: str
+    #: The job's plist, for ``bootstrap`` when the job is not loaded.
+    plist: str | None = None
+    #: The launchd domain; a LaunchAgent lives in the user's GUI domain.
+    domain: str = "gui"
+
+
+class Launchd(ServiceManager):
+    Options = LaunchdOptions
+    options: LaunchdOptions
+
+    @property
+    def domain(self) -> str:
+        return "system" if self.options.domain == "system" else f"gui/{os.getuid()}"
+
+    @property
+    def target(self) -> str:
+        return f"{self.domain}/{self.options.label}"
+
+    def loaded(self) -> bool:
+        return self.run(["launchctl", "print", self.target], timeout=10).ok
+
+    def start(self) -> Action:
+        if not self.loaded() and self.options.plist:
+            boot = self.run(["launchctl", "bootstrap", self.domain, self.options.plist])
+            if not boot.ok:
+                return boot
+        return self.run(["launchctl", "kickstart", self.target])
+
+    def restart(self) -> Action:
+        if not self.loaded():
+            return self.start()
+        # -k kills a running instance first: launchd's own restart.
+        return self.run(["launchctl", "kickstart", "-k", self.target])
+
+    def stop(self) -> Action:
+        return self.run(["launchctl", "bootout", self.target])
+
+    def is_running(self) -> bool | None:
+        action = self.run(["launchctl", "print", self.target], timeout=10)
+        if action.timed_out:
+            return None
+        return action.ok and re.search(r"^\s*state = running\s*$", action.output, re.M) is not None
+
+    def describe(self) -> str:
+        return f"launchd job {self.target}"
+
+
+@hookimpl
+def vigil_service_managers(register):
+    register("launchd", Launchd)
