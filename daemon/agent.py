@@ -7,6 +7,7 @@ import collections
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,10 +17,14 @@ import structlog
 
 from daemon import config as config_mod
 from daemon import logs
+from daemon.check import Result
 from daemon.config import CheckSpec, Config
+from daemon.control import ControlServer, Send
 from daemon.errors import ConfigError
+from daemon.healer import Healer
 from daemon.runner import Runner
 from daemon.scheduler import Scheduler
+from daemon.sdnotify import Notifier
 from daemon.statemachine import CheckState, State
 from daemon.store import Store
 
@@ -35,6 +40,13 @@ class CheckRuntime:
     machine: CheckState
     last: dict[str, Any] | None = None
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: Whether the check runs at its fast interval right now.
+    fast: bool = False
+
+    @property
+    def failing_now(self) -> bool:
+        # Not yet run counts as failing: a dependency is trusted only once it passed.
+        return not self.last or self.last["status"] not in ("OK", "WARN")
 
 
 class Agent:
@@ -45,6 +57,9 @@ class Agent:
         self.stopping = threading.Event()
         self.runner = Runner(self.stopping)
         self.scheduler = Scheduler(self._run_check)
+        self.healer = Healer(self._service_unhealthy, self._wake_service)
+        self.control = ControlServer(config.daemon.state_dir, self._control)
+        self.notifier = Notifier()
         self.checks: dict[str, CheckRuntime] = {}
         self._lock = threading.Lock()
         self._dirty = threading.Event()
@@ -57,13 +72,19 @@ class Agent:
     def run(self) -> int:
         saved = self.store.load()
         self._install_checks(self.config, saved.get("checks", {}))
+        self.healer.install(self.config.services, saved.get("services", {}),
+                            self.config.daemon.state_dir)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(signum, self._queue_signal)
         self.scheduler.start({n: rt.spec.interval for n, rt in self._enabled().items()})
+        self.control.start()
         log.info("daemon.started", pid=os.getpid(), config=self.config.source,
                  state_dir=str(self.config.daemon.state_dir), checks=len(self._enabled()),
-                 plugins=sorted(self.config.plugins.infos))
+                 services=len(self.config.services), plugins=sorted(self.config.plugins.infos),
+                 watchdog_s=self.notifier.watchdog)
         self._save()
+        self.notifier.send("READY=1", f"STATUS={self.summary()}")
+        status, pinged = "", 0.0
         while not self.stopping.is_set():
             self._wake.wait(TICK)
             self._wake.clear()
@@ -71,8 +92,38 @@ class Agent:
                 self._handle(self._signals.popleft())
             if self._dirty.is_set():
                 self._save()
+            if (line := self.summary()) != status:
+                status = line
+                self.notifier.send(f"STATUS={line}")
+            pinged = self._watchdog(pinged)
         self._shutdown()
         return 0
+
+    def _watchdog(self, pinged: float) -> float:
+        """WATCHDOG=1 at half the watchdog period, but only while the scheduler's own
+        heartbeat job keeps running: a wedged scheduler must get vigil restarted."""
+        period = self.notifier.watchdog
+        now = time.monotonic()
+        if period is None or now - pinged < period / 2:
+            return pinged
+        if now - self.scheduler.last_progress > max(3.0, period / 2):
+            log.error("daemon.wedged", since_s=round(now - self.scheduler.last_progress, 1),
+                      reason="the scheduler stopped making progress; no watchdog ping")
+            return now
+        self.notifier.send("WATCHDOG=1")
+        return now
+
+    def summary(self) -> str:
+        states = collections.Counter(rt.machine.state.value for rt in self._enabled().values())
+        line = f"{len(self._enabled())} checks: " + ", ".join(
+            f"{count} {state}" for state, count in sorted(states.items()))
+        healing = [name for name in self.healer.services if self.healer.healing(name)]
+        given_up = [n for n, rt in self.healer.services.items() if rt.given_up]
+        if healing:
+            line += f"; healing {', '.join(healing)}"
+        if given_up:
+            line += f"; gave up on {', '.join(given_up)}"
+        return line
 
     def _queue_signal(self, signum: int, _frame: Any) -> None:
         self._signals.append(signum)
@@ -89,6 +140,8 @@ class Agent:
             self.scheduler.run_now()
 
     def _shutdown(self) -> None:
+        self.notifier.send("STOPPING=1", "STATUS=stopping")
+        self.control.stop()
         self.scheduler.shutdown()
         with self._lock:
             for rt in self.checks.values():
@@ -107,13 +160,16 @@ class Agent:
         if new.daemon.state_dir != self.config.daemon.state_dir:
             log.warning("config.restart_needed", key="daemon.state_dir",
                         reason="the state folder changes only at restart")
+        self.notifier.send("RELOADING=1")
         logs.configure(new.daemon.log_level, new.daemon.log_file)
         self._install_checks(new, {})
+        self.healer.install(new.services, {}, self.config.daemon.state_dir)
         self.config = new
         self.scheduler.set_checks({n: rt.spec.interval for n, rt in self._enabled().items()})
         log.info("config.reloaded", config=new.source, checks=len(self.checks),
                  added=sorted(set(self.checks) - old_names),
                  removed=sorted(old_names - set(self.checks)))
+        self.notifier.send("READY=1", f"STATUS={self.summary()}")
         self._dirty.set()
 
     def _install_checks(self, config: Config, saved: dict[str, Any]) -> None:
@@ -183,7 +239,49 @@ class Agent:
                                        new=new.value, result=result)
         self.config.plugins.notify("vigil_check_result", check=name, result=result,
                                    state=rt.machine.state.value)
+        if spec.service:
+            self.healer.observe(name, spec.service, result, rt.machine.state)
+        self._pace(rt, result)
         self._dirty.set()
+
+    def _pace(self, rt: CheckRuntime, result: Result) -> None:
+        """Fast confirmation (HAProxy's fastinter): after a first failure, re-run at the
+        fast interval until the check is confirmed FAILING or passes; likewise while a
+        heal of its service waits for it to pass."""
+        spec = rt.spec
+        healing = spec.service is not None and self.healer.healing(spec.service)
+        fast = not result.status.passing and (rt.machine.state is not State.FAILING or healing)
+        if fast != rt.fast:
+            rt.fast = fast
+            self.scheduler.set_interval(spec.name, spec.fast_interval if fast else spec.interval)
+
+    def _guards(self, service: str) -> list[CheckRuntime]:
+        return [rt for rt in self._enabled().values() if rt.spec.service == service]
+
+    def _service_unhealthy(self, service: str) -> bool:
+        return any(rt.failing_now for rt in self._guards(service))
+
+    def _wake_service(self, service: str) -> int:
+        """Right after a heal command: run the service's checks now, then fast."""
+        guards = self._guards(service)
+        for rt in guards:
+            rt.fast = True
+            self.scheduler.set_interval(rt.spec.name, rt.spec.fast_interval, now=True)
+        return len(guards)
+
+    def _control(self, request: dict[str, Any], send: Send) -> dict[str, Any]:
+        if request.get("command") != "heal":
+            return {"ok": False, "error": f"unknown command {request.get('command')!r}"}
+        service = str(request.get("service"))
+        if service not in self.healer.services:
+            known = ", ".join(self.healer.services) or "none"
+            return {"ok": False, "error": f"no service named {service!r} (known: {known})"}
+        log.info("heal.requested", service=service, by="vigil heal")
+        self.healer.reset(service)
+        outcome = self.healer.heal(service, "operator asked (vigil heal)",
+                                   progress=lambda event, **f: send({"event": event, **f}))
+        self._dirty.set()
+        return {"ok": outcome["outcome"] == "heal.succeeded", **outcome}
 
     # -- state -----------------------------------------------------------------------
 
@@ -211,6 +309,7 @@ class Agent:
                 "config": self.config.source,
             },
             "checks": checks,
+            "services": self.healer.snapshot(),
         }
 
     def _save(self) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 import psutil
 
 from daemon import config as config_mod
-from daemon import logs, logview
+from daemon import logs, logview, paths
 from daemon.check import Status
+from daemon.durations import parse_duration
 from daemon.errors import ConfigError
 from daemon.perfdata import format_perfdata
 from daemon.redact import redact
@@ -51,6 +52,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="overwrite an existing file (the old one is kept as FILE.bak)")
     p = sub.add_parser("status", parents=[common], help="what the running daemon sees")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("heal", parents=[common],
+                       help="heal a service now and reset its restart budget")
+    p.add_argument("service")
+    p = sub.add_parser("service", parents=[common], help="install vigil itself as a service")
+    p.add_argument("action", choices=["install", "uninstall", "status"])
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--user", dest="user", action="store_true", default=None,
+                       help="a user unit / LaunchAgent (default when not root)")
+    scope.add_argument("--system", dest="user", action="store_false",
+                       help="a system unit / LaunchDaemon (default for root)")
+    p.add_argument("--manager", choices=["systemd", "launchd"],
+                   default="launchd" if sys.platform == "darwin" else "systemd")
+    p.add_argument("--watchdog", type=parse_duration, default=30.0, metavar="DURATION",
+                   help="systemd WatchdogSec (default 30s)")
     p = sub.add_parser("logs", parents=[common], help="read the daemon's log")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N",
@@ -65,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": cmd_run, "check": cmd_check, "config": cmd_validate,
                "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status,
-               "logs": cmd_logs}[args.command]
+               "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service}[args.command]
     try:
         return handler(args)
     except ConfigError as exc:
@@ -196,6 +211,74 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"vigil is not running; last state written {info.get('updated')}")
     _print_checks(state.get("checks", {}))
     return 0 if running else 3
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    from daemon import control, oneshot
+
+    cfg = _load(args)
+    if args.service not in cfg.services:
+        known = ", ".join(cfg.services) or "none declared"
+        print(f"vigil: no service named {args.service!r} (known: {known})", file=sys.stderr)
+        return 2
+    show = _progress_printer()
+    answer = control.request(cfg.daemon.state_dir, {"command": "heal", "service": args.service},
+                             lambda event: show(event.pop("event", "?"), **event))
+    if answer is None:
+        print(f"no daemon runs: healing {args.service} directly", file=sys.stderr)
+        answer = oneshot.heal(cfg, args.service, show)
+    if "error" in answer:
+        print(f"vigil: {answer['error']}", file=sys.stderr)
+        return 2
+    outcome = answer.get("outcome")
+    if outcome != "heal.succeeded":
+        print(f"vigil: heal of {args.service} did not succeed: {answer.get('reason', outcome)}",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _progress_printer() -> Any:
+    live = sys.stdout.isatty()
+
+    def show(event: str, **fields: Any) -> None:
+        service = fields.get("service", "")
+        if event == "heal.waiting":
+            line = (f"waiting for {service}: {fields['elapsed_s']:.0f}s of "
+                    f"{fields['timeout_s']:g}s")
+            # On a terminal, one line that counts up; in a pipe, one line per step.
+            print(f"\r{line}", end="", flush=True) if live else print(line, flush=True)
+            return
+        if live:
+            print("\r\033[K", end="")
+        detail = fields.get("action") or ""
+        reason = fields.get("reason", "")
+        if event == "heal.succeeded":
+            reason = f"check passes after {fields['recovery_s']:.1f}s"
+        print(f"{event} {service} {detail} {redact(str(reason))}".rstrip(), flush=True)
+
+    return show
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from service.install import LaunchdInstaller, SystemdInstaller
+
+    user = args.user if args.user is not None else os.geteuid() != 0
+    _load(args)  # never install a daemon that would refuse its own config
+    source, _text = config_mod.read_source(args.config)
+    if source == config_mod.PACKAGED:
+        target = paths.config_dir() / "config.toml"
+        print(f"vigil: no config file found; write one first: vigil init {target}",
+              file=sys.stderr)
+        return 1
+    config = str(Path(source).resolve())
+    installer: Any = (SystemdInstaller(user, config, watchdog=args.watchdog)
+                      if args.manager == "systemd" else LaunchdInstaller(user, config))
+    report = getattr(installer, args.action)()
+    print("\n".join(report.lines))
+    if args.action == "status":
+        return 0 if report.ok else 3
+    return 0 if report.ok else 1
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

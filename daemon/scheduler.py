@@ -22,6 +22,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 log = structlog.get_logger("vigil.scheduler")
 
 MAX_WORKERS = 64
+#: The scheduler's own heartbeat: proof for the watchdog that jobs still run.
+HEARTBEAT = "__heartbeat__"
+HEARTBEAT_EVERY = 1.0
 
 
 class Scheduler:
@@ -37,7 +40,7 @@ class Scheduler:
         self._intervals: dict[str, float] = {}
         self.skipped: Counter[str] = Counter()
         self.missed: Counter[str] = Counter()
-        #: monotonic time of the last job the scheduler started; proof that it is alive.
+        #: monotonic time of the last heartbeat job; proof that jobs still run.
         self.last_progress = time.monotonic()
 
     def start(self, intervals: dict[str, float]) -> None:
@@ -50,6 +53,8 @@ class Scheduler:
         self._aps.add_listener(self._on_event,
                                EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
         self.set_checks(intervals)
+        self._aps.add_job(self._beat, IntervalTrigger(seconds=HEARTBEAT_EVERY), id=HEARTBEAT,
+                          misfire_grace_time=None)
         self._aps.start()
 
     def shutdown(self) -> None:
@@ -80,14 +85,28 @@ class Scheduler:
                 )
         self._intervals = dict(intervals)
 
-    def run_now(self) -> None:
+    def run_now(self, names: list[str] | None = None) -> None:
+        """Run these checks (all, by default) at once, then on their rhythm again."""
         assert self._aps is not None
         now = datetime.now(UTC)
-        for job in self._aps.get_jobs():
-            job.modify(next_run_time=now)
+        for name in self._intervals if names is None else names:
+            if name in self._intervals:
+                self._aps.modify_job(name, next_run_time=now)
+
+    def set_interval(self, name: str, interval: float, now: bool = False) -> None:
+        """Re-time one check: its fast interval while a failure is confirmed, its own
+        interval again after."""
+        assert self._aps is not None
+        if name not in self._intervals:
+            return
+        first = datetime.now(UTC) + timedelta(seconds=0 if now else interval)
+        self._aps.reschedule_job(name, trigger=IntervalTrigger(seconds=interval,
+                                                               start_date=first))
+
+    def _beat(self) -> None:
+        self.last_progress = time.monotonic()
 
     def _job(self, name: str) -> None:
-        self.last_progress = time.monotonic()
         self._run(name)
 
     def _on_event(self, event: JobEvent) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+
+from tests.private_systemd import PrivateSystemd
 
 ROOT = Path(__file__).resolve().parent.parent
 NAGIOS_DIR = Path("/usr/lib/nagios/plugins")
@@ -63,18 +67,30 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
 
 
 class Daemon:
-    """``vigil run`` as a real subprocess, its JSON log read back line by line."""
+    """``vigil run`` as a real subprocess, its JSON log read back line by line.
 
-    def __init__(self, config: Path, log: Path) -> None:
+    ``prefix`` runs it inside another namespace (``nsenter ...``): signals then go to
+    vigil itself, the child of nsenter, which does not forward them."""
+
+    def __init__(self, config: Path, log: Path, prefix: list[str] | None = None) -> None:
         self.config = config
         self.log = log
+        self.prefix = prefix or []
         self.proc: subprocess.Popen[bytes] | None = None
+        self.pid = 0
 
     def start(self, wait_started: bool = True) -> Daemon:
         self.proc = subprocess.Popen(
-            [*vigil_command(), "run", "-c", str(self.config)],
+            [*self.prefix, *vigil_command(), "run", "-c", str(self.config)],
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
         )
+        self.pid = self.proc.pid
+        if self.prefix:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.pid == self.proc.pid:
+                children = psutil.Process(self.proc.pid).children()
+                self.pid = children[0].pid if children else self.proc.pid
+                time.sleep(0.02)
         if wait_started:
             self.wait_for("daemon.started", timeout=20)
         return self
@@ -110,16 +126,18 @@ class Daemon:
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signum)
+        os.kill(self.pid, signum)
 
     def stop(self, timeout: float = 10) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid, signal.SIGTERM)
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait()
 
@@ -128,8 +146,8 @@ class Daemon:
 def daemon(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
     started: list[Daemon] = []
 
-    def make(config: Path) -> Daemon:
-        d = Daemon(config, tmp_path / f"daemon{len(started)}.log")
+    def make(config: Path, prefix: list[str] | None = None) -> Daemon:
+        d = Daemon(config, tmp_path / f"daemon{len(started)}.log", prefix)
         started.append(d)
         return d
 
@@ -145,3 +163,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+@pytest.fixture
+def systemd() -> Iterator[PrivateSystemd]:
+    """A private systemd, powered off after the test whatever happens."""
+    booted = PrivateSystemd()
+    try:
+        yield booted.boot()
+    finally:
+        booted.poweroff()

@@ -51,7 +51,7 @@ cat > /run/systemd/system/{target} <<'UNIT'
 Description=vigil tests
 Wants=systemd-journald.socket
 UNIT
-exec env container=vigil-test {systemd} --system --unit={target} --log-target=console
+exec env container=vigil-test {systemd} --system --unit={target} --log-target=journal
 """
 
 

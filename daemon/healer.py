@@ -1,0 +1,228 @@
+"""The healing policy: when a guarding check is FAILING, bring its service back,
+within a restart budget, with growing backoff, dependencies first, never twice at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from daemon.check import Result
+from daemon.config import ServiceSpec
+from daemon.statemachine import State
+
+log = structlog.get_logger("vigil.heal")
+
+#: How often a heal that waits for its check reports progress.
+PROGRESS_EVERY = 5.0
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class ServiceRuntime:
+    spec: ServiceSpec
+    #: Wall-clock times of the heals inside the budget window.
+    history: list[float] = field(default_factory=list)
+    given_up: bool = False
+    #: Wall-clock time before which no new heal starts (the backoff).
+    not_before: float = 0.0
+    last: dict[str, Any] | None = None
+    healing: threading.Lock = field(default_factory=threading.Lock)
+    passed: threading.Event = field(default_factory=threading.Event)
+    skip_reason: str | None = None
+
+    @property
+    def manager(self) -> str:
+        return self.spec.manager
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "given_up": self.given_up,
+                "not_before": self.not_before, "last": self.last,
+                "healing": self.healing.locked(), "manager": self.spec.manager,
+                "describe": self.spec.service_manager.describe(),
+                "manager_state": self.spec.service_manager.state}
+
+
+class Healer:
+    """Decides when to heal and runs heals, one thread per heal.
+
+    ``unhealthy(service)`` tells whether any check guarding a service has just failed;
+    ``wake(service)`` asks the scheduler to re-run the service's checks now and at
+    their fast interval until one passes, and returns how many it woke: a service that
+    no check guards is healed once its manager's command succeeds.
+    """
+
+    def __init__(self, unhealthy: Callable[[str], bool], wake: Callable[[str], int]) -> None:
+        self._unhealthy = unhealthy
+        self._wake = wake
+        self.services: dict[str, ServiceRuntime] = {}
+
+    def install(self, services: dict[str, ServiceSpec], saved: dict[str, Any],
+                state_dir: Any) -> None:
+        """Adopt a config's services, keeping what the running daemon or the state file
+        knows about each (its budget, its given-up mark, its manager's PID)."""
+        runtimes = {}
+        for name, spec in services.items():
+            old = self.services.get(name)
+            rt = ServiceRuntime(spec)
+            if old is not None:
+                rt.history, rt.given_up, rt.not_before, rt.last = (
+                    old.history, old.given_up, old.not_before, old.last)
+                rt.healing, rt.passed = old.healing, old.passed
+                spec.service_manager.state = old.spec.service_manager.state
+            elif name in saved:
+                entry = saved[name]
+                rt.history = [float(t) for t in entry.get("history", [])]
+                rt.given_up = bool(entry.get("given_up", False))
+                rt.not_before = float(entry.get("not_before", 0.0))
+                rt.last = entry.get("last")
+                if entry.get("manager") == spec.manager:
+                    spec.service_manager.state = dict(entry.get("manager_state", {}))
+            spec.service_manager.state_dir = state_dir
+            runtimes[name] = rt
+        self.services = runtimes
+
+    def snapshot(self) -> dict[str, Any]:
+        return {name: rt.to_dict() for name, rt in self.services.items()}
+
+    def healing(self, service: str) -> bool:
+        rt = self.services.get(service)
+        return rt is not None and rt.healing.locked()
+
+    # -- what the agent tells us -----------------------------------------------------
+
+    def observe(self, check: str, service: str, result: Result, state: State) -> None:
+        """Every result of a check that guards ``service``."""
+        rt = self.services.get(service)
+        if rt is None:
+            return
+        if result.status.passing:
+            rt.passed.set()
+            rt.skip_reason = None
+            if state is State.OK and rt.given_up:
+                # Healthy again: a fresh budget, as if an operator had asked.
+                self.reset(service)
+                log.info("heal.resumed", service=service, manager=rt.manager,
+                         reason=f"check {check} passes again")
+            return
+        if state is State.FAILING:
+            self._consider(rt, check, result)
+
+    def _consider(self, rt: ServiceRuntime, check: str, result: Result) -> None:
+        if not rt.spec.heal:
+            return self._skip(rt, check, "report-only service (heal = false)")
+        if not result.healable:
+            return self._skip(rt, check, f"a restart would not help: {result.summary}")
+        dependency = self._failing_dependency(rt.spec.name)
+        if dependency:
+            return self._skip(rt, check, f"dependency {dependency} is failing",
+                              dependency=dependency)
+        if rt.given_up or rt.healing.locked() or time.time() < rt.not_before:
+            return None
+        if self._budget_spent(rt):
+            rt.given_up = True
+            log.error("heal.gave_up", service=rt.spec.name, manager=rt.manager, check=check,
+                      restarts=len(rt.history), within_s=rt.spec.within,
+                      hint=f"run `vigil heal {rt.spec.name}` to try again")
+            return None
+        threading.Thread(target=self.heal, args=(rt.spec.name, f"check {check} is FAILING"),
+                         name=f"heal:{rt.spec.name}", daemon=True).start()
+        return None
+
+    def _skip(self, rt: ServiceRuntime, check: str, reason: str, **fields: Any) -> None:
+        if rt.skip_reason != reason:  # once per reason, not once per result
+            rt.skip_reason = reason
+            log.warning("heal.skipped", service=rt.spec.name, manager=rt.manager, check=check,
+                        reason=reason, **fields)
+
+    def _failing_dependency(self, service: str, seen: frozenset[str] = frozenset()) -> str | None:
+        for dep in self.services[service].spec.depends_on:
+            if dep in seen or dep not in self.services:
+                continue
+            if self.healing(dep) or self._unhealthy(dep):
+                return dep
+            deeper = self._failing_dependency(dep, seen | {service})
+            if deeper:
+                return deeper
+        return None
+
+    def _budget_spent(self, rt: ServiceRuntime) -> bool:
+        horizon = time.time() - rt.spec.within
+        rt.history = [t for t in rt.history if t > horizon]
+        return len(rt.history) >= rt.spec.restarts
+
+    # -- a heal ----------------------------------------------------------------------
+
+    def reset(self, service: str) -> None:
+        """An operator's word: forget the budget, the backoff and the given-up mark."""
+        rt = self.services[service]
+        rt.history.clear()
+        rt.given_up = False
+        rt.not_before = 0.0
+        rt.skip_reason = None
+
+    def heal(self, service: str, reason: str, progress: Progress | None = None) -> dict[str, Any]:
+        """Start or restart ``service`` and wait for one of its checks to pass; returns
+        the outcome. Never runs twice at once for one service."""
+        rt = self.services[service]
+        manager = rt.spec.service_manager
+        fields = {"service": service, "manager": rt.manager}
+        if not rt.healing.acquire(blocking=False):
+            return {"outcome": "busy", "reason": "a heal of this service is already running"}
+        try:
+            began = time.time()
+            rt.history.append(began)
+            rt.passed.clear()
+            running = manager.is_running()
+            verb = "start" if running is False else "restart"
+            emit = _emitter(progress)
+            emit("heal.started", log.warning, **fields, action=verb, reason=reason,
+                 attempt=len(rt.history), budget=rt.spec.restarts,
+                 target=manager.describe())
+            action = manager.start() if verb == "start" else manager.restart()
+            if not action.ok:
+                outcome = emit("heal.failed", log.error, **fields, action=verb,
+                               reason=f"{verb} command failed", **action.fields())
+            else:
+                if not self._wake(service):
+                    rt.passed.set()
+                outcome = self._await_pass(rt, began, emit, fields, verb, action.fields())
+            rt.not_before = time.time() + self._backoff(rt)
+            rt.last = {**outcome, "at": began}
+            return outcome
+        finally:
+            rt.healing.release()
+
+    def _await_pass(self, rt: ServiceRuntime, began: float, emit: Callable[..., dict[str, Any]],
+                    fields: dict[str, Any], verb: str, command: dict[str, Any]) -> dict[str, Any]:
+        grace = rt.spec.start_timeout
+        while not rt.passed.wait(min(PROGRESS_EVERY, max(0.0, began + grace - time.time()))):
+            elapsed = time.time() - began
+            if elapsed >= grace:
+                return emit("heal.failed", log.error, **fields, action=verb,
+                            reason=f"no check of {rt.spec.name} passed within {grace:g}s "
+                                   f"(start_timeout) after the {verb}",
+                            elapsed_s=round(elapsed, 1), **command)
+            emit("heal.waiting", log.info, **fields, elapsed_s=round(elapsed, 1),
+                 timeout_s=grace)
+        return emit("heal.succeeded", log.info, **fields, action=verb,
+                    recovery_s=round(time.time() - began, 3), **command)
+
+    def _backoff(self, rt: ServiceRuntime) -> float:
+        # 1x, 2x, 4x... the base for the 1st, 2nd, 3rd heal inside the window.
+        return min(rt.spec.backoff * 2 ** max(0, len(rt.history) - 1), rt.spec.within)
+
+
+def _emitter(progress: Progress | None) -> Callable[..., dict[str, Any]]:
+    def emit(event: str, level: Callable[..., Any], **fields: Any) -> dict[str, Any]:
+        level(event, **fields)
+        if progress is not None:
+            progress(event, **fields)
+        return {"outcome": event, **fields}
+
+    return emit

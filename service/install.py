@@ -1,0 +1,220 @@
+"""Install vigil itself as a systemd unit or a macOS LaunchAgent."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import plistlib
+import string
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from daemon import proc
+
+UNIT = "vigil.service"
+LABEL = "dev.vigil.agent"
+
+# Hardening a system unit can afford while vigil still reads /proc, disks and sockets,
+# runs systemctl, and starts the programs of `command` services.
+SYSTEM_HARDENING = """\
+NoNewPrivileges=yes
+ProtectSystem=full
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+SystemCallArchitectures=native"""
+# A user manager cannot set up mount namespaces for its units.
+USER_HARDENING = """\
+NoNewPrivileges=yes
+RestrictRealtime=yes
+LockPersonality=yes"""
+
+
+@dataclass
+class Report:
+    ok: bool
+    lines: list[str]
+
+
+def _run(argv: list[str]) -> proc.Completed:
+    return proc.run(argv, timeout=60, keep_tail=True)
+
+
+def _write_if_changed(path: Path, content: bytes) -> bool:
+    """Atomically replace ``path``; False when it already held exactly this."""
+    if path.exists() and path.read_bytes() == content:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return True
+
+
+def _quote(arg: str) -> str:
+    # systemd's ExecStart= splits on spaces unless quoted; % starts a specifier.
+    arg = arg.replace("%", "%%")
+    return f'"{arg}"' if any(c in arg for c in ' "\\') else arg
+
+
+class SystemdInstaller:
+    def __init__(self, user: bool, config: str, python: str = sys.executable,
+                 watchdog: float = 30.0, unit_dir: Path | None = None) -> None:
+        self.user = user
+        self.config = config
+        self.python = python
+        self.watchdog = watchdog
+        if unit_dir is None:
+            base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+            unit_dir = Path(base) / "systemd" / "user" if user else Path("/etc/systemd/system")
+        self.path = unit_dir / UNIT
+
+    def systemctl(self, *args: str) -> list[str]:
+        return ["systemctl", *(["--user"] if self.user else []), *args]
+
+    def render(self) -> str:
+        template = string.Template(
+            (resources.files("service") / UNIT).read_text(encoding="utf-8"))
+        return template.substitute(
+            python=_quote(self.python), config=_quote(self.config),
+            watchdog=f"{self.watchdog:g}s", workdir=_quote(str(Path(self.config).parent)),
+            hardening=USER_HARDENING if self.user else SYSTEM_HARDENING,
+            wanted_by="default.target" if self.user else "multi-user.target",
+        )
+
+    def install(self) -> Report:
+        lines = []
+        changed = _write_if_changed(self.path, self.render().encode())
+        lines.append(f"{'wrote' if changed else 'unchanged'} {self.path}")
+        steps = [self.systemctl("daemon-reload")] if changed else []
+        steps.append(self.systemctl("enable", UNIT))
+        steps.append(self.systemctl("restart" if changed else "start", UNIT))
+        for argv in steps:
+            done = _run(argv)
+            if done.returncode != 0:
+                lines.append(f"{' '.join(argv)} failed ({done.returncode}): "
+                             f"{(done.stderr or done.stdout).strip()[-500:]}")
+                return Report(False, lines)
+        lines.append(f"vigil is {self.state()} under systemd ({'user' if self.user else 'system'})")
+        if self.user and (hint := self.linger_hint()):
+            lines.append(hint)
+        return Report(True, lines)
+
+    def linger_hint(self) -> str | None:
+        user = getpass.getuser()
+        done = _run(["loginctl", "show-user", user, "-p", "Linger", "--value"])
+        if done.stdout.strip() == "no":
+            return (f"note: lingering is off, so vigil stops when {user} logs out; "
+                    f"keep it running with: loginctl enable-linger {user}")
+        return None
+
+    def uninstall(self) -> Report:
+        lines = []
+        if self.path.exists():
+            _run(self.systemctl("disable", "--now", UNIT))
+            self.path.unlink()
+            _run(self.systemctl("daemon-reload"))
+            lines.append(f"removed {self.path}")
+        else:
+            lines.append(f"not installed: no {self.path}")
+        _run(self.systemctl("reset-failed", UNIT))
+        return Report(True, lines)
+
+    def state(self) -> str:
+        return _run(self.systemctl("is-active", UNIT)).stdout.strip() or "unknown"
+
+    def status(self) -> Report:
+        if not self.path.exists():
+            return Report(False, [f"not installed (no {self.path})"])
+        enabled = _run(self.systemctl("is-enabled", UNIT)).stdout.strip()
+        state = self.state()
+        return Report(state == "active", [f"installed: {self.path}", f"enabled: {enabled}",
+                                          f"state: {state}"])
+
+
+class LaunchdInstaller:
+    """A LaunchAgent (or, with ``system``, a LaunchDaemon), loaded with the modern
+    ``bootstrap``/``bootout`` verbs. Not run on a real Mac by the test suite: its tests
+    check the exact launchctl argv and the plist (with plistutil)."""
+
+    def __init__(self, user: bool, config: str, python: str = sys.executable,
+                 home: Path | None = None) -> None:
+        self.user = user
+        self.config = config
+        self.python = python
+        home = home or Path.home()
+        if user:
+            self.path = home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+            self.logs = home / "Library" / "Logs" / "vigil"
+            self.domain = f"gui/{os.getuid()}"
+        else:
+            self.path = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
+            self.logs = Path("/Library/Logs/vigil")
+            self.domain = "system"
+
+    @property
+    def target(self) -> str:
+        return f"{self.domain}/{LABEL}"
+
+    def render(self) -> bytes:
+        return plistlib.dumps({
+            "Label": LABEL,
+            "ProgramArguments": [self.python, "-m", "daemon", "run", "-c", self.config],
+            "WorkingDirectory": str(Path(self.config).parent),
+            "EnvironmentVariables": {"PYTHONUNBUFFERED": "1"},
+            "RunAtLoad": True,
+            "KeepAlive": True,
+            "ThrottleInterval": 10,
+            "ProcessType": "Background",
+            "StandardOutPath": str(self.logs / "vigil.log"),
+            "StandardErrorPath": str(self.logs / "vigil.err.log"),
+        })
+
+    def loaded(self) -> bool:
+        return _run(["launchctl", "print", self.target]).returncode == 0
+
+    def install(self) -> Report:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        changed = _write_if_changed(self.path, self.render())
+        lines = [f"{'wrote' if changed else 'unchanged'} {self.path}"]
+        if self.loaded():
+            if not changed:
+                lines.append(f"{LABEL} is loaded")
+                return Report(True, lines)
+            _run(["launchctl", "bootout", self.target])
+        done = _run(["launchctl", "bootstrap", self.domain, str(self.path)])
+        if done.returncode != 0:
+            lines.append(f"launchctl bootstrap failed ({done.returncode}): "
+                         f"{(done.stderr or done.stdout).strip()[-500:]}")
+            return Report(False, lines)
+        lines.append(f"loaded {self.target}; logs in {self.logs}")
+        return Report(True, lines)
+
+    def uninstall(self) -> Report:
+        lines = []
+        if self.loaded():
+            _run(["launchctl", "bootout", self.target])
+            lines.append(f"unloaded {self.target}")
+        if self.path.exists():
+            self.path.unlink()
+            lines.append(f"removed {self.path}")
+        return Report(True, lines or [f"not installed: no {self.path}"])
+
+    def status(self) -> Report:
+        if not self.path.exists():
+            return Report(False, [f"not installed (no {self.path})"])
+        done = _run(["launchctl", "print", self.target])
+        running = done.returncode == 0 and "state = running" in done.stdout
+        return Report(running, [f"installed: {self.path}",
+                                f"state: {'running' if running else 'not running'}"])

@@ -1,0 +1,197 @@
+"""Healing against a real systemd, booted privately for each test."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from tests.conftest import free_port, run_vigil, vigil_command
+from tests.private_systemd import PrivateSystemd
+
+SERVER = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
+CRASHER = f"{sys.executable} -c 'import sys; sys.exit(3)'"
+
+
+def unit(command: str) -> str:
+    # Restart=no: only vigil may bring it back. No start limit: vigil's budget is tested.
+    return f"""
+        [Unit]
+        DefaultDependencies=no
+        StartLimitIntervalSec=0
+        [Service]
+        ExecStart={command}
+        Restart=no
+    """
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(predicate, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def service_config(write_config, tmp_path: Path, services: dict[str, int],
+                   depends: dict[str, str] | None = None, **service_keys: str) -> Path:
+    extra = "".join(f"{k} = {v}\n" for k, v in service_keys.items())
+    body = f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
+    for name, port in services.items():
+        dep = f'depends_on = ["{depends[name]}"]\n' if depends and name in depends else ""
+        body += (f'[services.{name}]\nmanager = "systemd"\nunit = "vigil-{name}.service"\n'
+                 f"{dep}{extra}"
+                 f'[checks.{name}]\ntype = "tcp"\nport = {port}\nservice = "{name}"\n'
+                 'interval = "1s"\nfall = 2\nrise = 1\ntimeout = "1s"\n')
+    return write_config(body)
+
+
+def test_killed_service_is_restarted_and_answers_again(systemd: PrivateSystemd, write_config,
+                                                        daemon, tmp_path, record_property):
+    port = free_port()
+    systemd.write_unit("vigil-web.service", unit(SERVER.format(port=port)))
+    systemd.run("systemctl", "start", "vigil-web.service")
+    wait_until(lambda: answers(port), 10, "the web unit listens")
+    d = daemon(service_config(write_config, tmp_path, {"web": port}),
+               prefix=systemd.prefix()).start()
+    d.wait_for("check.state_changed", check="web", to="OK")
+    old_pid = systemd.main_pid("vigil-web.service")
+
+    systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-web.service")
+    killed = time.monotonic()
+    wait_until(lambda: not answers(port), 5, "the killed unit stops answering")
+    wait_until(lambda: answers(port), 15, "vigil brings the unit back")
+    recovery = time.monotonic() - killed
+    record_property("recovery_s", round(recovery, 3))
+    print(f"recovery after SIGKILL: {recovery:.2f}s (interval 1s, fall 2)")
+
+    started = d.wait_for("heal.started", service="web")[0]
+    assert started["manager"] == "systemd" and started["action"] == "start"
+    assert started["target"] == "systemd unit vigil-web.service"
+    succeeded = d.wait_for("heal.succeeded", service="web")[0]
+    assert succeeded["exit_code"] == 0 and "systemctl start vigil-web.service" in (
+        succeeded["command"])
+    assert systemd.main_pid("vigil-web.service") not in (0, old_pid)
+    assert recovery < 5, f"recovery took {recovery:.2f}s"
+    assert d.stop() == 0
+
+
+def test_crash_loop_respects_the_budget_then_resumes(systemd: PrivateSystemd, write_config,
+                                                     daemon, tmp_path):
+    port = free_port()
+    systemd.write_unit("vigil-loop.service", unit(CRASHER))
+    config = service_config(write_config, tmp_path, {"loop": port}, restarts="2",
+                            within='"5m"', backoff='"200ms"', start_timeout='"2s"')
+    d = daemon(config, prefix=systemd.prefix()).start()
+    d.wait_for("heal.gave_up", service="loop", timeout=30)
+    time.sleep(4)  # long enough for more restarts, were the budget not kept
+    assert len(d.events("heal.started", service="loop")) == 2
+    assert len(d.events("heal.failed", service="loop")) == 2
+    assert len(d.events("heal.gave_up", service="loop")) == 1
+    status = json.loads(run_vigil("status", "--json", "-c", str(config)).stdout)
+    assert status["services"]["loop"]["given_up"] is True
+
+    # Healthy again (fixed and started by hand): healing resumes with a fresh budget.
+    systemd.write_unit("vigil-loop.service", unit(SERVER.format(port=port)))
+    systemd.run("systemctl", "start", "vigil-loop.service")
+    d.wait_for("heal.resumed", service="loop", timeout=10)
+    systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-loop.service")
+    d.wait_for("heal.succeeded", service="loop", timeout=15)
+    assert len(d.events("heal.started", service="loop")) == 3
+
+    # Crash-looping again: a second give-up; then `vigil heal` resets the budget.
+    systemd.write_unit("vigil-loop.service", unit(CRASHER))
+    systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-loop.service")
+    d.wait_for("heal.gave_up", count=2, service="loop", timeout=30)
+    systemd.write_unit("vigil-loop.service", unit(SERVER.format(port=port)))
+    done = run_vigil("heal", "loop", "-c", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "heal.started loop" in done.stdout and "heal.succeeded loop" in done.stdout
+    assert d.events("heal.requested", service="loop")
+    wait_until(lambda: answers(port), 5, "vigil heal started the fixed unit")
+    d.stop()
+
+
+def test_dependency_is_healed_first(systemd: PrivateSystemd, write_config, daemon, tmp_path):
+    ports = {"app": free_port(), "db": free_port()}
+    for name, port in ports.items():
+        systemd.write_unit(f"vigil-{name}.service", unit(SERVER.format(port=port)))
+    config = service_config(write_config, tmp_path, ports, depends={"app": "db"})
+    d = daemon(config, prefix=systemd.prefix()).start()
+    app = d.wait_for("heal.succeeded", service="app", timeout=20)[0]
+    db = d.wait_for("heal.succeeded", service="db")[0]
+    skipped = d.events("heal.skipped", service="app")
+    assert skipped and skipped[0]["reason"] == "dependency db is failing"
+    assert skipped[0]["dependency"] == "db"
+    started = {e["service"]: datetime.fromisoformat(e["timestamp"])
+               for e in d.events("heal.started")}
+    assert started["db"] < started["app"]
+    assert datetime.fromisoformat(db["timestamp"]) <= datetime.fromisoformat(app["timestamp"])
+    assert all(answers(p) for p in ports.values())
+    d.stop()
+
+
+def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: PrivateSystemd,
+                                                                   write_config, tmp_path):
+    log = tmp_path / "vigil.log"
+    config = write_config(f'[daemon]\nstate_dir = "{tmp_path}/state"\nlog_file = "{log}"\n'
+                          '[checks.sys]\ntype = "system"\ninterval = "1s"\n')
+    prefix = systemd.prefix()
+
+    def vigil(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*prefix, *vigil_command(), *args], capture_output=True,
+                              text=True, timeout=60)
+
+    done = vigil("service", "install", "--system", "--watchdog", "3s", "-c", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "vigil is active under systemd (system)" in done.stdout
+    unit_file = systemd.path("/etc/systemd/system/vigil.service").read_text()
+    assert "Type=notify" in unit_file and "WatchdogSec=3s" in unit_file
+    exec_start = next(line for line in unit_file.splitlines() if line.startswith("ExecStart="))
+    interpreter = exec_start.split("=", 1)[1].split()[0]
+    assert Path(interpreter).parent == Path(sys.executable).parent  # the venv's own python
+    assert exec_start.endswith(f" -m daemon run -c {config}")
+    again = vigil("service", "install", "--system", "--watchdog", "3s", "-c", str(config))
+    assert again.returncode == 0 and "unchanged" in again.stdout
+
+    show = systemd.run("systemctl", "show", "-p", "Type,ActiveState,SubState,StatusText",
+                       "vigil.service").stdout
+    assert "Type=notify" in show and "ActiveState=active" in show and "SubState=running" in show
+    wait_until(lambda: "StatusText=1 checks: 1 OK" in systemd.run(
+        "systemctl", "show", "-p", "StatusText", "vigil.service").stdout, 10, "STATUS= sent")
+    status = vigil("service", "status", "--system", "-c", str(config))
+    assert status.returncode == 0 and "state: active" in status.stdout
+
+    systemd.run("systemctl", "reload", "vigil.service")
+    wait_until(lambda: "config.reloaded" in log.read_text(), 10, "config.reloaded in the log")
+
+    # A stopped (wedged) vigil sends no watchdog pings: systemd restarts it.
+    first = systemd.main_pid("vigil.service")
+    systemd.run("systemctl", "kill", "-s", "STOP", "--kill-whom=main", "vigil.service")
+    wait_until(lambda: systemd.main_pid("vigil.service") not in (0, first), 40,
+               "systemd's watchdog restarts the stopped vigil")
+    wait_until(lambda: systemd.is_active("vigil.service") == "active", 20, "active again")
+    journal = systemd.run("journalctl", "-u", "vigil.service", "--no-pager").stdout
+    assert "Watchdog timeout" in journal
+
+    removed = vigil("service", "uninstall", "--system", "-c", str(config))
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert not systemd.path("/etc/systemd/system/vigil.service").exists()
+    assert systemd.is_active("vigil.service") == "inactive"
+    listed = systemd.run("systemctl", "list-unit-files", "vigil.service", check=False).stdout
+    assert "vigil.service" not in listed
+    wants = systemd.path("/etc/systemd/system/multi-user.target.wants")
+    assert not wants.exists() or not any(wants.iterdir())
