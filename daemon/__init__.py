@@ -9,13 +9,16 @@ from daemon.check import Check, Result, Status
 from daemon.durations import Duration, parse_duration
 from daemon.errors import ConfigError
 from daemon.hookspecs import hookimpl
+from daemon.manager import Action, ServiceManager
 from daemon.redact import redact
 
 __all__ = [
+    "Action",
     "Check",
     "ConfigError",
     "Duration",
     "Result",
+    "ServiceManager",
     "Status",
     "hookimpl",
     "parse_duration",

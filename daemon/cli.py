@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args: argparse.Namespace) -> config_mod.Config:
-    # Outside the daemon, logs (plugin failures, say) go to stderr so stdout stays clean.
-    logs.configure("warning", stream=sys.stderr)
+    # Outside the daemon, errors (a plugin that fails to load) go to stderr; the
+    # command's own output is on stdout.
+    logs.configure("error", stream=sys.stderr)
     return config_mod.load(args.config)
 
 
@@ -207,9 +208,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     if running:
         print(f"vigil is running (pid {info.get('pid')}, since {info.get('started')}, "
               f"config {info.get('config')})")
+    elif info.get("updated"):
+        print(f"vigil is not running; last state written {info['updated']}")
     else:
-        print(f"vigil is not running; last state written {info.get('updated')}")
+        print("vigil is not running")
     _print_checks(state.get("checks", {}))
+    _print_services(state.get("services", {}))
     return 0 if running else 3
 
 
@@ -319,9 +323,30 @@ def _print_checks(checks: dict[str, Any]) -> None:
         state = entry.get("state", "?") if entry.get("enabled", True) else "DISABLED"
         rows.append((name, state, last.get("status", "-"), age,
                      entry.get("service") or "-", redact(last.get("summary", ""))))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    _table(rows)
+
+
+def _print_services(services: dict[str, Any]) -> None:
+    if not services:
+        return
+    rows = [("SERVICE", "MANAGER", "HEALS", "HEALING", "LAST HEAL")]
+    for name, entry in sorted(services.items()):
+        last = entry.get("last") or {}
+        state = "GAVE UP" if entry.get("given_up") else ("yes" if entry.get("healing") else "-")
+        outcome = last.get("outcome", "-").removeprefix("heal.")
+        if last.get("reason") and outcome != "succeeded":
+            outcome += f": {last['reason']}"
+        rows.append((name, entry.get("describe", entry.get("manager", "?")),
+                     str(len(entry.get("history", []))), state, redact(outcome)))
+    print()
+    _table(rows)
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to fit; the last one runs free."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 if __name__ == "__main__":

@@ -115,10 +115,12 @@ class Command(ServiceManager):
         while _group(pgid) and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.05)
-        note = "stopped on TERM"
+        note = "stopped"
         if _group(pgid):
             kill_group(pgid, signal.SIGKILL)
-            note = f"still running {self.options.stop_grace:g}s after TERM: sent KILL"
+            waited = deadline - began
+            after = "the stop command" if wait_only else "TERM"
+            note = f"still running {waited:g}s after {after}: sent KILL"
             while _group(pgid) and time.monotonic() < deadline + 5:
                 self._reap()
                 time.sleep(0.05)

@@ -8,12 +8,11 @@ import os
 import signal
 import textwrap
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_vigil
+from tests.conftest import event_time, run_vigil
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
@@ -28,10 +27,6 @@ def with_fixtures(write_config):
     """A config file that loads the misbehaving test plugins."""
     return lambda body: write_config(
         '[daemon]\nstate_dir = "state"\nplugins = ["misbehaving"]\n' + textwrap.dedent(body))
-
-
-def at(record: dict) -> float:
-    return datetime.fromisoformat(record["timestamp"]).timestamp()
 
 
 def test_sigterm_stops_cleanly_and_logs_are_json(write_config, daemon, tmp_path) -> None:
@@ -129,7 +124,7 @@ def test_hung_and_raising_plugins_never_delay_a_healthy_check(with_fixtures, dae
     """)).start()
     time.sleep(3)
     healthy = d.events("check.result", check="healthy")
-    times = [at(r) for r in healthy]
+    times = [event_time(r) for r in healthy]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(healthy) >= 12, f"healthy ran {len(healthy)} times in 3 s"
     assert max(gaps) < 0.45, f"healthy check was delayed: gaps {gaps}"

@@ -72,6 +72,22 @@ def test_worked_example_installs_through_the_entry_point_group(tmp_path: Path) -
     assert ":7: checks.nightly_backup.warn_age: must not be longer than max_age" in invalid.stderr
 
 
+def test_service_manager_example_registers_and_validates(tmp_path: Path) -> None:
+    example = next(b for b in blocks("python") if "class Docker(ServiceManager)" in b)
+    (tmp_path / "vigil_docker.py").write_text(example)
+    config = tmp_path / "config.toml"
+    config.write_text('[daemon]\nstate_dir = "s"\nplugins = ["vigil_docker"]\n'
+                      '[services.cache]\nmanager = "docker"\ncontainer = "redis"\n')
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    listed = json.loads(run_vigil("plugins", "--json", "-c", str(config), env=env).stdout)
+    assert next(p for p in listed if p["name"] == "vigil_docker")["service_managers"] == [
+        "docker"]
+    assert run_vigil("config", "validate", "-c", str(config), env=env).returncode == 0
+    config.write_text(config.read_text().replace("container", "contianer"))
+    bad = run_vigil("config", "validate", "-c", str(config), env=env)
+    assert ":6: services.cache.contianer: unknown option (known: container)" in bad.stderr
+
+
 def test_every_hook_is_documented_and_tested() -> None:
     hooks = [name for name in vars(hookspecs) if name.startswith("vigil_")]
     assert hooks, "no hooks found"

@@ -1,0 +1,131 @@
+"""The healing policy, through a service manager from a third-party plugin (the
+``flag`` manager of tests/fixtures), in a real daemon."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon import Action, ServiceManager, config
+from daemon.healer import Healer
+from tests.conftest import event_time, run_vigil
+
+FIXTURES = str(Path(__file__).parent / "fixtures")
+
+
+@pytest.fixture(autouse=True)
+def _fixture_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+
+
+def flagged(write_config, tmp_path: Path, service: str = "", check: str = "") -> Path:
+    flag = tmp_path / "flag"
+    flag.write_text("CRIT")
+    return write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [services.svc]
+        manager = "flag"
+        status_file = "{flag}"
+        start_timeout = "3s"
+        {service}
+        [checks.guard]
+        type = "fixed"
+        status_file = "{flag}"
+        service = "svc"
+        interval = "400ms"
+        fall = 2
+        {check}
+    """)
+
+
+def test_a_failing_check_heals_its_service_with_fast_confirmation(write_config, daemon,
+                                                                  tmp_path) -> None:
+    d = daemon(flagged(write_config, tmp_path)).start()
+    succeeded = d.wait_for("heal.succeeded", service="svc")[0]
+    assert succeeded["manager"] == "flag" and succeeded["action"] == "restart"
+    results = d.events("check.result", check="guard")
+    failures = [r for r in results if r["status"] == "CRIT"]
+    gap = (event_time(failures[1]) - event_time(failures[0]))
+    assert gap < 0.3, f"the 2nd failure came {gap:.2f}s later: no fast confirmation"
+    d.wait_for("check.state_changed", check="guard", to="OK", **{"from": "FAILING"})
+    assert (tmp_path / "flag.heals").read_text() == "restart\n"
+
+
+def test_unhealable_results_and_report_only_services_are_never_healed(write_config, daemon,
+                                                                       tmp_path) -> None:
+    d = daemon(flagged(write_config, tmp_path, check="healable = false")).start()
+    skipped = d.wait_for("heal.skipped", service="svc")[0]
+    assert skipped["reason"] == "a restart would not help: told to be CRIT"
+    d.wait_for("check.result", count=8, check="guard")
+    assert not d.events("heal.started") and len(d.events("heal.skipped")) == 1
+    d.stop()
+
+    passive = tmp_path / "passive"
+    passive.mkdir()
+    d = daemon(flagged(write_config, passive, service="heal = false")).start()
+    skipped = d.wait_for("heal.skipped", service="svc")[0]
+    assert skipped["reason"] == "report-only service (heal = false)"
+    d.wait_for("check.result", count=8, check="guard")
+    assert not d.events("heal.started")
+
+
+def test_vigil_heal_without_a_daemon_heals_directly(write_config, tmp_path) -> None:
+    path = flagged(write_config, tmp_path)
+    done = run_vigil("heal", "svc", "-c", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no daemon runs" in done.stderr
+    assert "heal.succeeded svc" in done.stdout
+    status = run_vigil("status", "--json", "-c", str(path))
+    assert '"heal.succeeded"' in status.stdout
+    text = run_vigil("status", "-c", str(path)).stdout
+    row = next(line for line in text.splitlines() if line.startswith("svc "))
+    assert row.split() == ["svc", "Flag", "svc", "1", "-", "succeeded"]
+    unknown = run_vigil("heal", "nope", "-c", str(path))
+    assert unknown.returncode == 2 and "no service named 'nope'" in unknown.stderr
+
+
+class Slow(ServiceManager):
+    def __init__(self) -> None:
+        super().__init__("slow", None, timeout=1.0)
+        self.calls = 0
+        self.release = threading.Event()
+
+    def restart(self) -> Action:
+        self.calls += 1
+        self.release.wait(5)
+        return Action(["restart"], 0, "")
+
+    start = restart
+
+    def is_running(self) -> bool | None:
+        return True
+
+
+def test_never_two_heals_of_one_service_at_once(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('[services.slow]\nmanager = "command"\nstart = ["true"]\n'
+                                     'start_timeout = "1s"\n')
+    cfg = config.load(str(tmp_path / "c.toml"))
+    slow = Slow()
+    cfg.services["slow"].service_manager = slow
+    healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0)
+    healer.install(cfg.services, {}, tmp_path)
+    first: dict = {}
+    worker = threading.Thread(target=lambda: first.update(healer.heal("slow", "test")))
+    worker.start()
+    while slow.calls == 0:
+        pass
+    second = healer.heal("slow", "test again")
+    assert second["outcome"] == "busy"
+    slow.release.set()
+    worker.join()
+    assert first["outcome"] == "heal.succeeded" and slow.calls == 1
+    # Growing backoff (the default base is 5s): 5s after the first heal, 10s after the 2nd.
+    rt = healer.services["slow"]
+    assert 4.5 < rt.not_before - time.time() <= 5
+    healer.heal("slow", "again")
+    assert 9.5 < rt.not_before - time.time() <= 10

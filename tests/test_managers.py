@@ -1,0 +1,294 @@
+"""Service managers: ``command`` against real processes; launchd and brew, which cannot
+run on Linux, through stand-in programs that record their exact argv; the generated
+unit checked by systemd-analyze and the plist by plistutil."""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from daemon import config
+from daemon.manager import ServiceManager
+from service.install import LABEL, LaunchdInstaller, SystemdInstaller
+from tests.conftest import free_port, need_program
+
+STUBBORN = """\
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"])
+open(sys.argv[1], "w").write(str(child.pid))
+print("stubborn up", flush=True)
+time.sleep(300)
+"""
+
+
+def manager(body: str, tmp_path: Path, name: str = "svc") -> ServiceManager:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[daemon]\nstate_dir = "state"\n[services.{name}]\n' + body)
+    built = config.load(str(path)).services[name].service_manager
+    built.state_dir = tmp_path
+    return built
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+# -- command -------------------------------------------------------------------------
+
+
+def test_command_manager_stops_a_group_that_ignores_sigterm(tmp_path: Path) -> None:
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN)
+    child_file = tmp_path / "child.pid"
+    m = manager(f'manager = "command"\nstart = ["{sys.executable}", "{script}", '
+                f'"{child_file}"]\nstop_grace = "500ms"\n', tmp_path)
+    assert m.is_running() is False
+    started = m.start()
+    assert started.ok and m.is_running() is True
+    pid = m.state["pid"]
+    assert os.getpgid(pid) == pid, "the service runs in a process group of its own"
+    deadline = time.monotonic() + 5
+    while not child_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(child_file.read_text())
+    assert "stubborn up" in (tmp_path / "svc.out").read_text()
+
+    began = time.monotonic()
+    stopped = m.stop()
+    assert stopped.ok and "sent KILL" in stopped.output
+    assert 0.4 < time.monotonic() - began < 5
+    assert gone(pid) and gone(grandchild)
+    assert m.is_running() is False
+
+
+def test_command_manager_restart_and_recycled_pid(tmp_path: Path) -> None:
+    m = manager(f'manager = "command"\nstart = ["{sys.executable}", "-c", '
+                '"import time; time.sleep(300)"]\n', tmp_path)
+    m.start()
+    first = m.state["pid"]
+    restarted = m.restart()
+    assert restarted.ok and m.state["pid"] != first and gone(first)
+    # The remembered PID now names a process started at another time: not ours.
+    m.state["create_time"] -= 1000
+    m._child = None
+    assert m.is_running() is False
+    m.state["create_time"] += 1000
+    m.stop()
+
+
+def test_command_manager_starter_that_daemonizes_and_one_that_fails(tmp_path: Path) -> None:
+    m = manager('manager = "command"\nstart = ["true"]\n', tmp_path)
+    assert m.start().ok and m.state["detached"] is True
+    assert m.is_running() is None  # only the check can tell now
+    failing = manager(f'manager = "command"\nstart = ["{sys.executable}", "-c", '
+                      '"import sys; print(\'no data folder\'); sys.exit(4)"]\n', tmp_path)
+    action = failing.start()
+    assert not action.ok and action.returncode == 4 and "no data folder" in action.output
+    missing = manager('manager = "command"\nstart = ["/nonexistent/pg_ctl"]\n', tmp_path)
+    assert missing.start().returncode == 127
+
+
+def test_command_manager_with_stop_command(tmp_path: Path) -> None:
+    pidfile = tmp_path / "svc.pid"
+    start = (f'start = ["{sys.executable}", "-c", "import os, time; '
+             f"open('{pidfile}', 'w').write(str(os.getpid())); time.sleep(300)\"]\n")
+    stop = (f'stop = ["{sys.executable}", "-c", "import os; '
+            f"os.kill(int(open('{pidfile}').read()), 15)\"]\n")
+    m = manager('manager = "command"\n' + start + stop, tmp_path)
+    m.start()
+    pid = m.state["pid"]
+    action = m.stop()
+    assert action.ok and action.argv[0] == sys.executable and gone(pid)
+
+    # A stop command that does not stop it: KILL once start_timeout has passed.
+    flag = tmp_path / "touched"
+    m = manager('manager = "command"\nstart_timeout = "1s"\n' + start +
+                f'stop = ["touch", "{flag}"]\n', tmp_path)
+    m.start()
+    pid = m.state["pid"]
+    action = m.stop()
+    assert action.argv == ["touch", str(flag)] and flag.exists() and gone(pid)
+
+
+def test_daemon_heals_a_command_service(write_config, daemon, tmp_path: Path) -> None:
+    port = free_port()
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.web]
+        manager = "command"
+        start = ["{sys.executable}", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+        [checks.web]
+        type = "tcp"
+        port = {port}
+        service = "web"
+        interval = "500ms"
+        fall = 2
+    """)).start()
+    first = d.wait_for("heal.succeeded", service="web", timeout=15)[0]
+    assert first["action"] == "start" and first["manager"] == "command"
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    pid = state["services"]["web"]["manager_state"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    second = d.wait_for("heal.succeeded", count=2, service="web", timeout=15)[1]
+    assert second["recovery_s"] < 5
+    d.stop()
+    # The service outlives the daemon: vigil heals, it does not supervise.
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    survivor = state["services"]["web"]["manager_state"]["pid"]
+    assert not gone(survivor)
+    os.killpg(survivor, signal.SIGKILL)
+
+
+# -- launchd and brew: stand-ins that record argv --------------------------------------
+
+FAKE = """\
+#!{python}
+import json, os, sys
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+if sys.argv[1:2] == ["print"]:
+    loaded = os.environ.get("FAKE_LOADED") == "1"
+    print("state = running" if loaded else "Could not find service")
+    sys.exit(0 if loaded else 113)
+if sys.argv[1:3] == ["services", "info"]:
+    print(json.dumps([{{"name": sys.argv[3], "running": True}}]))
+"""
+
+
+@pytest.fixture
+def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("launchctl", "brew"):
+        path = bin_dir / name
+        path.write_text(FAKE.format(python=sys.executable))
+        path.chmod(0o755)
+    log = tmp_path / "argv.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    return log
+
+
+def recorded(log: Path) -> list[list[str]]:
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    log.unlink(missing_ok=True)
+    return calls
+
+
+def test_launchd_manager_uses_the_modern_verbs(fakes: Path, tmp_path: Path, monkeypatch) -> None:
+    m = manager('manager = "launchd"\nlabel = "homebrew.mxcl.postgresql@14"\n'
+                'plist = "/Users/me/Library/LaunchAgents/homebrew.mxcl.postgresql@14.plist"\n',
+                tmp_path)
+    target = f"gui/{os.getuid()}/homebrew.mxcl.postgresql@14"
+    assert m.start().ok
+    assert recorded(fakes) == [
+        ["launchctl", "print", target],
+        ["launchctl", "bootstrap", f"gui/{os.getuid()}",
+         "/Users/me/Library/LaunchAgents/homebrew.mxcl.postgresql@14.plist"],
+        ["launchctl", "kickstart", target],
+    ]
+    assert m.is_running() is False
+    monkeypatch.setenv("FAKE_LOADED", "1")
+    assert m.is_running() is True
+    recorded(fakes)
+    assert m.restart().ok
+    assert recorded(fakes) == [["launchctl", "print", target],
+                               ["launchctl", "kickstart", "-k", target]]
+    assert m.stop().ok
+    assert recorded(fakes) == [["launchctl", "bootout", target]]
+    assert m.describe() == f"launchd job {target}"
+
+
+def test_brew_manager_argv(fakes: Path, tmp_path: Path) -> None:
+    m = manager('manager = "brew"\nformula = "postgresql@14"\n', tmp_path)
+    m.start()
+    m.restart()
+    m.stop()
+    assert m.is_running() is True
+    assert recorded(fakes) == [
+        ["brew", "services", "start", "postgresql@14"],
+        ["brew", "services", "restart", "postgresql@14"],
+        ["brew", "services", "stop", "postgresql@14"],
+        ["brew", "services", "info", "postgresql@14", "--json"],
+    ]
+
+
+def test_launch_agent_install_plist_and_uninstall(fakes: Path, tmp_path: Path,
+                                                  monkeypatch) -> None:
+    plistutil = need_program("plistutil", "libplist-utils")
+    home = tmp_path / "home"
+    installer = LaunchdInstaller(True, "/Users/me/vigil/config.toml",
+                                 python="/Users/me/.venv/bin/python3", home=home)
+    report = installer.install()
+    assert report.ok, report.lines
+    plist = home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+    domain = f"gui/{os.getuid()}"
+    assert recorded(fakes) == [["launchctl", "print", f"{domain}/{LABEL}"],
+                               ["launchctl", "bootstrap", domain, str(plist)]]
+    converted = subprocess.run([plistutil, "-i", str(plist), "-o", str(tmp_path / "x.bin")],
+                               capture_output=True, text=True, timeout=30)
+    assert converted.returncode == 0, converted.stderr
+    data = plistlib.loads((tmp_path / "x.bin").read_bytes())  # plistutil's binary form
+    assert data["Label"] == LABEL
+    assert data["ProgramArguments"] == ["/Users/me/.venv/bin/python3", "-m", "daemon", "run",
+                                        "-c", "/Users/me/vigil/config.toml"]
+    assert data["RunAtLoad"] is True and data["KeepAlive"] is True
+    assert data["ThrottleInterval"] == 10
+    assert data["StandardOutPath"] == str(home / "Library/Logs/vigil/vigil.log")
+    assert data["StandardErrorPath"] == str(home / "Library/Logs/vigil/vigil.err.log")
+
+    monkeypatch.setenv("FAKE_LOADED", "1")
+    again = installer.install()
+    assert again.ok and recorded(fakes) == [["launchctl", "print", f"{domain}/{LABEL}"]]
+    assert installer.status().ok
+    recorded(fakes)
+    assert installer.uninstall().ok
+    assert recorded(fakes) == [["launchctl", "print", f"{domain}/{LABEL}"],
+                               ["launchctl", "bootout", f"{domain}/{LABEL}"]]
+    assert not plist.exists()
+
+
+# -- the generated systemd unit ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("user", [False, True], ids=["system", "user"])
+def test_generated_unit_passes_systemd_analyze_verify(tmp_path: Path, user: bool,
+                                                      monkeypatch) -> None:
+    analyze = need_program("systemd-analyze", "systemd")
+    config_file = tmp_path / "my config.toml"  # a space, to prove the quoting
+    config_file.write_text('[checks.s]\ntype = "system"\n')
+    installer = SystemdInstaller(user, str(config_file), unit_dir=tmp_path / "units")
+    unit = installer.render()
+    path = tmp_path / "vigil.service"
+    path.write_text(unit)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    done = subprocess.run([analyze, "verify", *(["--user"] if user else []), str(path)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
+    for line in ("Type=notify", "WatchdogSec=30s", "Restart=on-failure", "RestartSec=2s",
+                 "ExecReload=/bin/kill -HUP $MAINPID", "NoNewPrivileges=yes"):
+        assert line in unit
+    unit_section = unit.split("[Service]")[0]
+    assert "StartLimitIntervalSec=" in unit_section and "StartLimitBurst=" in unit_section
+    assert f'-c "{config_file}"' in unit
+    assert ("ProtectSystem=full" in unit) is not user
+    assert textwrap.dedent(unit).rstrip().endswith(
+        "WantedBy=default.target" if user else "WantedBy=multi-user.target")
