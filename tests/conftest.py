@@ -46,6 +46,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers(port: int, timeout: float = 0.2) -> bool:
+    """Whether something accepts TCP connections on this loopback port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def event_time(record: dict[str, Any]) -> float:
     return datetime.fromisoformat(record["timestamp"]).timestamp()
 

@@ -129,3 +129,37 @@ def test_never_two_heals_of_one_service_at_once(tmp_path: Path) -> None:
     assert 4.5 < rt.not_before - time.time() <= 5
     healer.heal("slow", "again")
     assert 9.5 < rt.not_before - time.time() <= 10
+
+
+def test_budget_and_given_up_mark_survive_a_daemon_restart(write_config, daemon,
+                                                            tmp_path) -> None:
+    never = tmp_path / "never"  # the check reads this; healing writes elsewhere
+    never.write_text("CRIT")
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [services.svc]
+        manager = "flag"
+        status_file = "{tmp_path / 'elsewhere'}"
+        start_timeout = "500ms"
+        restarts = 2
+        within = "1h"
+        backoff = "100ms"
+        [checks.guard]
+        type = "fixed"
+        status_file = "{never}"
+        service = "svc"
+        interval = "300ms"
+        fall = 2
+    """)
+    d = daemon(config).start()
+    d.wait_for("heal.gave_up", service="svc", timeout=20)
+    assert len(d.events("heal.failed", service="svc")) == 2
+    assert d.stop() == 0
+    again = daemon(config).start()
+    again.wait_for("check.result", count=6, check="guard")
+    assert not again.events("heal.started") and not again.events("heal.gave_up")
+    status = run_vigil("status", "-c", str(config))
+    row = next(line for line in status.stdout.splitlines() if line.startswith("svc "))
+    assert "GAVE UP" in row and " 2 " in row

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.conftest import free_port, run_vigil, vigil_command
+from tests.conftest import answers, free_port, run_vigil, vigil_command
 from tests.private_systemd import PrivateSystemd
 
 SERVER = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
@@ -27,14 +26,6 @@ def unit(command: str) -> str:
         ExecStart={command}
         Restart=no
     """
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def wait_until(predicate, timeout: float, what: str) -> float:

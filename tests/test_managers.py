@@ -4,6 +4,7 @@ unit checked by systemd-analyze and the plist by plistutil."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import plistlib
@@ -166,6 +167,8 @@ if sys.argv[1:2] == ["print"]:
     loaded = os.environ.get("FAKE_LOADED") == "1"
     print("state = running" if loaded else "Could not find service")
     sys.exit(0 if loaded else 113)
+if sys.argv[1:2] == ["show-user"]:
+    print("no")
 if sys.argv[1:3] == ["services", "info"]:
     print(json.dumps([{{"name": sys.argv[3], "running": True}}]))
 """
@@ -175,7 +178,7 @@ if sys.argv[1:3] == ["services", "info"]:
 def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("launchctl", "brew"):
+    for name in ("launchctl", "brew", "loginctl"):
         path = bin_dir / name
         path.write_text(FAKE.format(python=sys.executable))
         path.chmod(0o755)
@@ -292,3 +295,12 @@ def test_generated_unit_passes_systemd_analyze_verify(tmp_path: Path, user: bool
     assert ("ProtectSystem=full" in unit) is not user
     assert textwrap.dedent(unit).rstrip().endswith(
         "WantedBy=default.target" if user else "WantedBy=multi-user.target")
+
+
+def test_user_unit_install_hints_at_lingering(fakes: Path, tmp_path: Path) -> None:
+    # logind does not run here: a stand-in loginctl answers that lingering is off.
+    installer = SystemdInstaller(True, str(tmp_path / "config.toml"))
+    hint = installer.linger_hint()
+    user = getpass.getuser()
+    assert recorded(fakes) == [["loginctl", "show-user", user, "-p", "Linger", "--value"]]
+    assert hint is not None and hint.endswith(f"loginctl enable-linger {user}")

@@ -15,7 +15,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,17 +24,10 @@ from pathlib import Path
 
 import psutil
 
+from tests.conftest import answers, free_port
 from tests.private_systemd import PrivateSystemd
 
 UNIT = "bench-web.service"
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-            return True
-    except OSError:
-        return False
 
 
 def wait(predicate, timeout: float) -> float:
@@ -45,12 +37,6 @@ def wait(predicate, timeout: float) -> float:
             raise TimeoutError("gave up waiting")
         time.sleep(0.005)
     return time.monotonic() - start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_time(systemd: PrivateSystemd, port: int, rounds: int = 5) -> float:
