@@ -10,7 +10,7 @@ import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import psutil
 
@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="run one check once; Nagios output and exit code")
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--heal", action="store_true",
+                   help="when the check fails and guards a service, heal it and check again")
     p = sub.add_parser("config", parents=[common], help="work with the config")
     p.add_argument("action", choices=["validate"])
     p = sub.add_parser("plugins", parents=[common], help="list plugins and their check types")
@@ -50,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default="config.toml")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing file (the old one is kept as FILE.bak)")
+    p.add_argument("--detect", action="store_true",
+                   help="look for PostgreSQL, Redis and MCP servers here and configure them")
     p = sub.add_parser("status", parents=[common], help="what the running daemon sees")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("heal", parents=[common],
@@ -141,6 +145,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                            f"no check named {args.name!r} in {cfg.source} (known: {known})",
                            {}, {}, 0.0)
     outcome = Runner().run(spec.check, spec.timeout)
+    if args.heal and spec.service and not outcome.result.status.passing:
+        if outcome.result.healable:
+            _heal(cfg, spec.service, sys.stderr)  # stdout keeps its one Nagios line
+            outcome = Runner().run(spec.check, spec.timeout)
+        else:
+            print(f"not healing {spec.service}: a restart would not help", file=sys.stderr)
     spec.check.close()
     r = outcome.result
     return _emit_check(args, spec.name, r.status, r.summary, r.metrics, r.details,
@@ -183,6 +193,18 @@ def cmd_init(args: argparse.Namespace) -> int:
         shutil.copy2(path, f"{path}.bak")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = (importlib.resources.files("daemon") / "defaults.toml").read_text("utf-8")
+    if args.detect:
+        from daemon.detect import detect
+        from daemon.plugins import Plugins
+
+        logs.configure("error", stream=sys.stderr)
+        findings = detect(Plugins())
+        for found in findings.items:
+            print(f"found {found.name}: {found.note}")
+        if not findings.items:
+            print("found nothing to configure beyond the system check")
+        else:
+            text += "\n" + findings.toml()
     path.write_text(text, encoding="utf-8")
     print(f"wrote {path}; check it with: vigil config validate -c {path}")
     return 0
@@ -218,19 +240,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
-    from daemon import control, oneshot
-
     cfg = _load(args)
     if args.service not in cfg.services:
         known = ", ".join(cfg.services) or "none declared"
         print(f"vigil: no service named {args.service!r} (known: {known})", file=sys.stderr)
         return 2
-    show = _progress_printer()
-    answer = control.request(cfg.daemon.state_dir, {"command": "heal", "service": args.service},
-                             lambda event: show(event.pop("event", "?"), **event))
-    if answer is None:
-        print(f"no daemon runs: healing {args.service} directly", file=sys.stderr)
-        answer = oneshot.heal(cfg, args.service, show)
+    answer = _heal(cfg, args.service)
     if "error" in answer:
         print(f"vigil: {answer['error']}", file=sys.stderr)
         return 2
@@ -242,8 +257,21 @@ def cmd_heal(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_printer() -> Any:
-    live = sys.stdout.isatty()
+def _heal(cfg: config_mod.Config, service: str, out: TextIO = sys.stdout) -> dict[str, Any]:
+    """Heal through the running daemon, or directly when none runs, showing progress."""
+    from daemon import control, oneshot
+
+    show = _progress_printer(out)
+    answer = control.request(cfg.daemon.state_dir, {"command": "heal", "service": service},
+                             lambda event: show(event.pop("event", "?"), **event))
+    if answer is None:
+        print(f"no daemon runs: healing {service} directly", file=sys.stderr)
+        answer = oneshot.heal(cfg, service, show)
+    return answer
+
+
+def _progress_printer(out: TextIO) -> Any:
+    live = out.isatty()
 
     def show(event: str, **fields: Any) -> None:
         service = fields.get("service", "")
@@ -251,15 +279,16 @@ def _progress_printer() -> Any:
             line = (f"waiting for {service}: {fields['elapsed_s']:.0f}s of "
                     f"{fields['timeout_s']:g}s")
             # On a terminal, one line that counts up; in a pipe, one line per step.
-            print(f"\r{line}", end="", flush=True) if live else print(line, flush=True)
+            out.write(f"\r\033[K{line}" if live else f"{line}\n")
+            out.flush()
             return
-        if live:
-            print("\r\033[K", end="")
         detail = fields.get("action") or ""
         reason = fields.get("reason", "")
         if event == "heal.succeeded":
             reason = f"check passes after {fields['recovery_s']:.1f}s"
-        print(f"{event} {service} {detail} {redact(str(reason))}".rstrip(), flush=True)
+        text = f"{event} {service} {detail} {redact(str(reason))}".rstrip()
+        out.write(f"\r\033[K{text}\n" if live else f"{text}\n")
+        out.flush()
 
     return show
 

@@ -200,18 +200,25 @@ class Healer:
 
     def _await_pass(self, rt: ServiceRuntime, began: float, emit: Callable[..., dict[str, Any]],
                     fields: dict[str, Any], verb: str, command: dict[str, Any]) -> dict[str, Any]:
+        """Wait up to start_timeout for a passing check, reporting progress: to the log
+        every PROGRESS_EVERY seconds, to an interactive caller every second."""
         grace = rt.spec.start_timeout
-        while not rt.passed.wait(min(PROGRESS_EVERY, max(0.0, began + grace - time.time()))):
+        logged = -PROGRESS_EVERY
+        while True:
             elapsed = time.time() - began
+            if rt.passed.is_set():
+                return emit("heal.succeeded", log.info, **fields, action=verb,
+                            recovery_s=round(elapsed, 3), **command)
             if elapsed >= grace:
                 return emit("heal.failed", log.error, **fields, action=verb,
                             reason=f"no check of {rt.spec.name} passed within {grace:g}s "
-                                   f"(start_timeout) after the {verb}",
+                                   f"(start_timeout) after {command['command']}",
                             elapsed_s=round(elapsed, 1), **command)
-            emit("heal.waiting", log.info, **fields, elapsed_s=round(elapsed, 1),
-                 timeout_s=grace)
-        return emit("heal.succeeded", log.info, **fields, action=verb,
-                    recovery_s=round(time.time() - began, 3), **command)
+            loud = elapsed - logged >= PROGRESS_EVERY
+            logged = elapsed if loud else logged
+            emit("heal.waiting", log.info if loud else None, **fields,
+                 elapsed_s=round(elapsed, 1), timeout_s=grace)
+            rt.passed.wait(min(1.0, grace - elapsed))
 
     def _backoff(self, rt: ServiceRuntime) -> float:
         # 1x, 2x, 4x... the base for the 1st, 2nd, 3rd heal inside the window.
@@ -219,8 +226,9 @@ class Healer:
 
 
 def _emitter(progress: Progress | None) -> Callable[..., dict[str, Any]]:
-    def emit(event: str, level: Callable[..., Any], **fields: Any) -> dict[str, Any]:
-        level(event, **fields)
+    def emit(event: str, level: Callable[..., Any] | None, **fields: Any) -> dict[str, Any]:
+        if level is not None:
+            level(event, **fields)
         if progress is not None:
             progress(event, **fields)
         return {"outcome": event, **fields}

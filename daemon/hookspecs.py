@@ -37,6 +37,13 @@ def vigil_service_managers(register: Callable[[str, type[ServiceManager]], None]
 
 
 @hookspec
+def vigil_detect(add: Callable[..., None]) -> None:
+    """Look for what your check types watch on this host, for ``vigil init --detect``:
+    call ``add(name, check={...}, service={...} or None, note="what was found")`` with
+    the ``[checks.NAME]`` and ``[services.NAME]`` tables to write."""
+
+
+@hookspec
 def vigil_check_result(check: str, result: Result, state: str) -> None:
     """Observe every result: ``check`` is the check's name, ``state`` its state after it
     (``PENDING``, ``OK`` or ``FAILING``). Called from the check's worker thread: be quick."""

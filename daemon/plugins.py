@@ -23,6 +23,7 @@ BUILTIN_PLUGINS = (
     "plugins.http",
     "plugins.process",
     "plugins.exec",
+    "plugins.postgres",
     "service.systemd",
     "service.launchd",
     "service.brew",

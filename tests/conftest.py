@@ -187,3 +187,15 @@ def systemd() -> Iterator[PrivateSystemd]:
         yield booted.boot()
     finally:
         booted.poweroff()
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[Any]:
+    """A fresh PostgreSQL cluster on a free port, not started; removed afterwards."""
+    from tests.pg import Cluster
+
+    cluster = Cluster(free_port())
+    try:
+        yield cluster
+    finally:
+        cluster.remove()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -118,3 +120,17 @@ def test_options_are_typed_and_checked() -> None:
     assert errors == [] and opts.every == 120 and opts.limit == 3.0
     _, errors = parse_options(_Opts, {"mode": "medium", "ports": [1, "2"], "limit": "no"})
     assert dict(errors).keys() == {"mode", "ports", "limit", "name"}
+
+
+def test_plugin_libraries_are_imported_only_when_used(tmp_path) -> None:
+    code = ("import sys; from daemon import config; config.load(sys.argv[1]); "
+            "print(sorted(m for m in ('psycopg', 'redis', 'mcp') if m in sys.modules))")
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[checks.s]\ntype = "system"\n')
+    used = tmp_path / "used.toml"
+    used.write_text('[checks.db]\ntype = "postgres"\ndsn = "postgresql://localhost/x"\n')
+    run = [sys.executable, "-c", code]
+    assert subprocess.run([*run, str(plain)], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
+    assert subprocess.run([*run, str(used)], capture_output=True, text=True,
+                          check=True).stdout.strip() == "['psycopg']"
