@@ -16,6 +16,7 @@ from daemon.manager import ServiceManager
 from daemon.options import coerce, parse_options
 from daemon.paths import config_candidates, default_state_dir
 from daemon.plugins import Plugins
+from daemon.ports import parse_ports
 from daemon.tomllines import key_lines, locate
 
 PACKAGED = "<packaged defaults>"
@@ -41,6 +42,8 @@ class ServiceSpec:
     within: float = 600.0
     backoff: float = 5.0
     heal: bool = True
+    #: Ports the service may be started on, preferred first (None: vigil picks none).
+    ports: list[int] | None = None
 
 
 @dataclass
@@ -88,7 +91,7 @@ _CHECK_KEYS: dict[str, tuple[Any, Any]] = {
 _SERVICE_KEYS: dict[str, tuple[Any, Any]] = {
     "manager": (str, ...), "depends_on": (list[str], []), "start_timeout": (Duration, 30.0),
     "restarts": (int, 3), "within": (Duration, 600.0), "backoff": (Duration, 5.0),
-    "heal": (bool, True),
+    "heal": (bool, True), "ports": (str | list[int] | None, None),
 }
 def read_source(explicit: str | None = None) -> tuple[str, str]:
     """(file name, TOML text) of the config in effect, following the lookup order."""
@@ -216,6 +219,15 @@ class _Validator:
                                                              plugins.service_managers, plugins))
                 continue
             manager = self._build(cls, path, options, values.get("start_timeout", 30.0))
+            if values.get("ports") is not None:
+                try:
+                    values["ports"] = parse_ports(values["ports"])
+                except ValueError as exc:
+                    self.error((*path, "ports"), str(exc))
+                    continue
+                if manager is not None and (problem := manager.port_problem()):
+                    self.error((*path, "ports"), problem)
+                    continue
             if manager is not None:
                 services[name] = ServiceSpec(name=name, service_manager=manager, **values)
         for name, deps in depends.items():

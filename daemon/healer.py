@@ -13,6 +13,8 @@ import structlog
 
 from daemon.check import Result
 from daemon.config import ServiceSpec
+from daemon.manager import Action
+from daemon.ports import describe, first_free, holders
 from daemon.statemachine import State
 
 log = structlog.get_logger("vigil.heal")
@@ -184,8 +186,14 @@ class Healer:
             emit("heal.started", log.warning, **fields, action=verb, reason=reason,
                  attempt=len(rt.history), budget=rt.spec.restarts,
                  target=manager.describe())
-            action = manager.start() if verb == "start" else manager.restart()
-            if not action.ok:
+            if rt.spec.ports:
+                action = self._start_on_free_port(rt, running, emit, fields)
+                verb = "start"
+            else:
+                action = manager.start() if verb == "start" else manager.restart()
+            if isinstance(action, dict):  # no port to start on: nothing was run
+                outcome = action
+            elif not action.ok:
                 outcome = emit("heal.failed", log.error, **fields, action=verb,
                                reason=f"{verb} command failed", **action.fields())
             else:
@@ -219,6 +227,30 @@ class Healer:
             emit("heal.waiting", log.info if loud else None, **fields,
                  elapsed_s=round(elapsed, 1), timeout_s=grace)
             rt.passed.wait(min(1.0, grace - elapsed))
+
+    def _start_on_free_port(self, rt: ServiceRuntime, running: bool | None,
+                            emit: Callable[..., dict[str, Any]],
+                            fields: dict[str, Any]) -> Action | dict[str, Any]:
+        """Stop, choose a free port of the service's range (the last one chosen first),
+        hand it to the manager, start; when every port is taken, the heal.failed."""
+        manager = rt.spec.service_manager
+        ports = rt.spec.ports or []
+        if running is not False:
+            manager.stop()
+        port = first_free(ports, prefer=manager.state.get("port"))
+        if port is None:
+            taken = "; ".join(f"{p} by {who}" for p, who in holders(ports).items())
+            return emit("heal.failed", log.error, **fields, action="start",
+                        reason=f"every port of {describe(ports)} is taken: {taken or 'unknown'}")
+        if port != ports[0]:
+            held = holders([ports[0]]).get(ports[0], "another program")
+            emit("heal.port_fallback", log.warning, **fields, port=port, preferred=ports[0],
+                 holder=held)
+        manager.state["port"] = port
+        manager.use_port(port)
+        action = manager.start()
+        action.port = port
+        return action
 
     def _backoff(self, rt: ServiceRuntime) -> float:
         # 1x, 2x, 4x... the base for the 1st, 2nd, 3rd heal inside the window.

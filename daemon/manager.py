@@ -27,6 +27,8 @@ class Action:
     output: str
     timed_out: bool = False
     duration_s: float = 0.0
+    #: The port the service was started on, when vigil chose one.
+    port: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -34,9 +36,10 @@ class Action:
 
     def fields(self) -> dict[str, Any]:
         """For a heal event: the command, its exit code and the tail of its output."""
-        return {"command": redact(" ".join(self.argv)), "exit_code": self.returncode,
-                "timed_out": self.timed_out, "output": redact(self.output[-OUTPUT_TAIL:]),
-                "command_s": round(self.duration_s, 3)}
+        fields = {"command": redact(" ".join(self.argv)), "exit_code": self.returncode,
+                  "timed_out": self.timed_out, "output": redact(self.output[-OUTPUT_TAIL:]),
+                  "command_s": round(self.duration_s, 3)}
+        return fields if self.port is None else {**fields, "port": self.port}
 
 
 class ServiceManager:
@@ -74,6 +77,15 @@ class ServiceManager:
     def describe(self) -> str:
         """One line for logs and ``vigil status``: ``systemd unit postgresql@15-main``."""
         return f"{type(self).__name__} {self.name}"
+
+    def port_problem(self) -> str | None:
+        """Why this manager cannot start its service on a port vigil chooses (the
+        service's ``ports`` key), or None when it can, through :meth:`use_port`."""
+        return f"the {type(self).__name__.lower()} manager cannot pass a port to its service"
+
+    def use_port(self, port: int) -> None:
+        """Make the next start use ``port``; ``self.state["port"]`` already holds it."""
+        raise NotImplementedError
 
     def run(self, argv: list[str], timeout: float | None = None,
             env: dict[str, str] | None = None) -> Action:

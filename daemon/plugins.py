@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = (
     "plugins.process",
     "plugins.exec",
     "plugins.postgres",
+    "plugins.mcp_server",
     "service.systemd",
     "service.launchd",
     "service.brew",

@@ -56,18 +56,31 @@ class Command(ServiceManager):
             return str(self.state_dir / f"{self.name}.out")
         return os.devnull
 
+    def argv(self) -> list[str]:
+        """The start command, with ``{port}`` replaced by the port vigil chose."""
+        port = str(self.state.get("port", ""))
+        return [arg.replace("{port}", port) for arg in self.options.start]
+
+    def port_problem(self) -> str | None:
+        if not any("{port}" in arg for arg in self.options.start):
+            return "put a {port} placeholder in start, where the program takes its port"
+        return None
+
+    def use_port(self, port: int) -> None:
+        """The {port} placeholder reads state["port"] at the next start."""
+
     def start(self) -> Action:
         path = self.log_path()
         began = time.monotonic()
+        argv = self.argv()
         with open(path, "ab") as out:
             try:
                 child = subprocess.Popen(
-                    self.options.start, stdin=subprocess.DEVNULL, stdout=out,
+                    argv, stdin=subprocess.DEVNULL, stdout=out,
                     stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                     cwd=self.options.cwd)
             except OSError as exc:
-                return Action(self.options.start, 127,
-                              f"cannot run {self.options.start[0]}: {exc.strerror or exc}")
+                return Action(argv, 127, f"cannot run {argv[0]}: {exc.strerror or exc}")
         self._child = child
         self.state.update(pid=child.pid, pgid=child.pid, detached=False,
                           create_time=_create_time(child.pid))
@@ -77,7 +90,7 @@ class Command(ServiceManager):
             code = 0  # still running: the program is the service
         else:
             self.state["detached"] = code == 0
-        return Action(list(self.options.start), code, _tail(path),
+        return Action(argv, code, _tail(path),
                       duration_s=time.monotonic() - began)
 
     def stop(self) -> Action:

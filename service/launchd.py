@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import plistlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from daemon import hookimpl
 from daemon.manager import Action, ServiceManager
@@ -18,6 +20,8 @@ class LaunchdOptions:
     plist: str | None = None
     #: The launchd domain; a LaunchAgent lives in the user's GUI domain.
     domain: str = "gui"
+    #: With the service's `ports`: the job's environment variable that carries the port.
+    port_variable: str = "PORT"
 
 
 class Launchd(ServiceManager):
@@ -56,6 +60,16 @@ class Launchd(ServiceManager):
         if action.timed_out:
             return None
         return action.ok and re.search(r"^\s*state = running\s*$", action.output, re.M) is not None
+
+    def port_problem(self) -> str | None:
+        return None if self.options.plist else "set plist: vigil writes the port into it"
+
+    def use_port(self, port: int) -> None:
+        """Put the port in the job's EnvironmentVariables; the next bootstrap reads it."""
+        path = Path(self.options.plist or "")
+        job = plistlib.loads(path.read_bytes())
+        job.setdefault("EnvironmentVariables", {})[self.options.port_variable] = str(port)
+        path.write_bytes(plistlib.dumps(job))
 
     def describe(self) -> str:
         return f"launchd job {self.target}"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from daemon import hookimpl
 from daemon.manager import Action, ServiceManager
@@ -13,6 +16,10 @@ class SystemdOptions:
     unit: str
     #: Talk to the user's manager (systemctl --user) instead of the system's.
     user: bool = False
+    #: With the service's `ports`: the file vigil writes the chosen port into, which
+    #: the unit reads with EnvironmentFile=, and the variable it sets.
+    env_file: str | None = None
+    port_variable: str = "PORT"
 
 
 class Systemd(ServiceManager):
@@ -45,8 +52,29 @@ class Systemd(ServiceManager):
             timeout=10)
         return dict(line.split("=", 1) for line in action.output.splitlines() if "=" in line)
 
+    def port_problem(self) -> str | None:
+        if not self.options.env_file:
+            return "set env_file, the file the unit reads with EnvironmentFile="
+        return None
+
+    def use_port(self, port: int) -> None:
+        write_env_file(Path(self.options.env_file or ""), {self.options.port_variable: str(port)})
+
     def describe(self) -> str:
         return f"systemd {'user ' if self.options.user else ''}unit {self.options.unit}"
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Set these variables in a systemd environment file, keeping its other lines; the
+    file is replaced atomically, so the unit never reads half of it."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in lines if line.split("=", 1)[0].strip() not in values]
+    text = "\n".join([*kept, *(f"{k}={v}" for k, v in values.items())]) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 @hookimpl
