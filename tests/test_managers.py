@@ -163,10 +163,15 @@ FAKE = """\
 import json, os, sys
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+# launchd's job table, as one file: present while the job is loaded.
+loaded = os.path.exists(os.environ["FAKE_STATE"])
 if sys.argv[1:2] == ["print"]:
-    loaded = os.environ.get("FAKE_LOADED") == "1"
     print("state = running" if loaded else "Could not find service")
     sys.exit(0 if loaded else 113)
+if sys.argv[1:2] == ["bootstrap"]:
+    open(os.environ["FAKE_STATE"], "w").close()
+if sys.argv[1:2] == ["bootout"]:
+    os.remove(os.environ["FAKE_STATE"])
 if sys.argv[1:2] == ["show-user"]:
     print("no")
 if sys.argv[1:3] == ["services", "info"]:
@@ -185,7 +190,12 @@ def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     log = tmp_path / "argv.log"
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("FAKE_STATE", str(tmp_path / "launchd-loaded"))
     return log
+
+
+def load_job(tmp_path: Path) -> None:
+    (tmp_path / "launchd-loaded").touch()
 
 
 def recorded(log: Path) -> list[list[str]]:
@@ -206,8 +216,6 @@ def test_launchd_manager_uses_the_modern_verbs(fakes: Path, tmp_path: Path, monk
          "/Users/me/Library/LaunchAgents/homebrew.mxcl.postgresql@14.plist"],
         ["launchctl", "kickstart", target],
     ]
-    assert m.is_running() is False
-    monkeypatch.setenv("FAKE_LOADED", "1")
     assert m.is_running() is True
     recorded(fakes)
     assert m.restart().ok
@@ -215,6 +223,7 @@ def test_launchd_manager_uses_the_modern_verbs(fakes: Path, tmp_path: Path, monk
                                ["launchctl", "kickstart", "-k", target]]
     assert m.stop().ok
     assert recorded(fakes) == [["launchctl", "bootout", target]]
+    assert m.is_running() is False
     assert m.describe() == f"launchd job {target}"
 
 
@@ -256,7 +265,6 @@ def test_launch_agent_install_plist_and_uninstall(fakes: Path, tmp_path: Path,
     assert data["StandardOutPath"] == str(home / "Library/Logs/vigil/vigil.log")
     assert data["StandardErrorPath"] == str(home / "Library/Logs/vigil/vigil.err.log")
 
-    monkeypatch.setenv("FAKE_LOADED", "1")
     again = installer.install()
     assert again.ok and recorded(fakes) == [["launchctl", "print", f"{domain}/{LABEL}"]]
     assert installer.status().ok
@@ -304,3 +312,31 @@ def test_user_unit_install_hints_at_lingering(fakes: Path, tmp_path: Path) -> No
     user = getpass.getuser()
     assert recorded(fakes) == [["loginctl", "show-user", user, "-p", "Linger", "--value"]]
     assert hint is not None and hint.endswith(f"loginctl enable-linger {user}")
+
+
+def test_launchd_job_gets_the_chosen_port_in_its_environment(fakes: Path, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    from daemon.healer import Healer
+
+    plist = tmp_path / "memory.plist"
+    plist.write_bytes(plistlib.dumps({"Label": "dev.memory", "ProgramArguments": ["srv"]}))
+    port = free_port()
+    path = tmp_path / "c.toml"
+    path.write_text(f'[services.memory]\nmanager = "launchd"\nlabel = "dev.memory"\n'
+                    f'plist = "{plist}"\nport_variable = "MCP_PORT"\nports = [{port}]\n')
+    cfg = config.load(str(path))
+    load_job(tmp_path)  # loaded and running: stopped first
+    healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0)
+    healer.install(cfg.services, {}, tmp_path)
+    outcome = healer.heal("memory", "test")
+    assert outcome["outcome"] == "heal.succeeded" and outcome["port"] == port
+    job = plistlib.loads(plist.read_bytes())
+    assert job["EnvironmentVariables"] == {"MCP_PORT": str(port)}
+    target = f"gui/{os.getuid()}/dev.memory"
+    assert recorded(fakes) == [
+        ["launchctl", "print", target],          # is it running?
+        ["launchctl", "bootout", target],        # stop, so the port is free to choose
+        ["launchctl", "print", target],          # start: not loaded, so...
+        ["launchctl", "bootstrap", f"gui/{os.getuid()}", str(plist)],  # ...the new plist
+        ["launchctl", "kickstart", target],
+    ]
