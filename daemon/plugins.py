@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = (
     "plugins.exec",
     "plugins.postgres",
     "plugins.mcp_server",
+    "plugins.redis_cache",
     "service.systemd",
     "service.launchd",
     "service.brew",

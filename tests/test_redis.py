@@ -1,0 +1,286 @@
+"""The redis check type against a real redis-server started by the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon import Status, config
+from daemon.check import Check
+from tests.conftest import answers, free_port, need_program, run_vigil
+from tests.private_systemd import PrivateSystemd
+
+PASSWORD = "r3dis-Secret"
+
+
+def server_argv(port: int, folder: Path, *extra: str) -> list[str]:
+    return [need_program("redis-server", "redis-server"), "--port", str(port),
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder),
+            "--daemonize", "no", *extra]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(port: int, *extra: str, wait: bool = True) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(server_argv(port, tmp_path, *extra),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(proc)
+        deadline = time.monotonic() + 10
+        while wait and not answers(port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def client(port: int, password: str | None = None):
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=port, password=password)
+
+
+def build(body: str, tmp_path: Path) -> Check:
+    path = tmp_path / "c.toml"
+    path.write_text('[daemon]\nstate_dir = "state"\n[checks.r]\ntype = "redis"\n' + body)
+    return config.load(str(path)).checks["r"].check
+
+
+def test_hit_rate_over_the_interval_is_exact(redis_server, tmp_path) -> None:
+    port = free_port()
+    redis_server(port)
+    r = client(port)
+    r.set("a", 1)
+    for _ in range(10):
+        r.get("missing")  # lifetime: 0 hits, 10 misses
+    check = build(f'url = "redis://127.0.0.1:{port}/0"\n', tmp_path)
+    first = check.run()
+    assert first.metrics["hit_rate_pct"] == 0
+    assert "hit rate 0.0% since the server started" in first.summary
+    for _ in range(3):
+        r.get("a")
+    r.get("missing")
+    second = check.run()
+    assert second.metrics["hit_rate_pct"] == 75.0  # 3 hits, 1 miss in the interval
+    assert "hit rate 75.0% in the last interval" in second.summary
+    assert second.status is Status.OK
+    for _ in range(4):
+        r.get("missing")
+    third = check.run()
+    assert third.metrics["hit_rate_pct"] == 0 and third.status is Status.WARN
+    quiet = check.run()
+    assert "no reads in the last interval" in quiet.summary and quiet.status is Status.OK
+    m = second.metrics
+    assert m["keys"] == 1 and m["connected_clients"] >= 2 and m["ping_ms"] > 0
+    assert m["is_master"] == 1 and m["used_memory_bytes"] > 0
+
+
+def test_a_restart_between_runs_falls_back_to_lifetime(redis_server, tmp_path) -> None:
+    port = free_port()
+    proc = redis_server(port)
+    r = client(port)
+    r.set("a", 1)
+    for _ in range(5):
+        r.get("a")
+    check = build(f'url = "redis://127.0.0.1:{port}/0"\n', tmp_path)
+    check.run()
+    proc.terminate()
+    proc.wait()
+    redis_server(port)
+    r = client(port)
+    r.set("b", 1)
+    r.get("b")
+    r.get("nope")
+    result = check.run()
+    assert result.metrics["hit_rate_pct"] == 50.0
+    assert "since the server started (it restarted)" in result.summary
+
+
+def test_evictions_under_maxmemory_are_reported(redis_server, tmp_path) -> None:
+    port = free_port()
+    redis_server(port, "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
+    check = build(f'url = "redis://127.0.0.1:{port}/0"\n', tmp_path)
+    assert check.run().status is Status.OK
+    r = client(port)
+    pipe = r.pipeline(transaction=False)
+    for i in range(3000):
+        pipe.set(f"key:{i}", "x" * 2048)
+    pipe.execute()
+    result = check.run()
+    assert result.metrics["evicted_keys"] > 0
+    assert result.status in (Status.WARN, Status.CRIT) and "evicted keys" in result.summary
+    assert 50 < result.metrics["memory_pct"] <= 110
+    # The next interval has no new evictions.
+    assert check.run().metrics["evicted_keys"] == 0
+
+
+def test_failed_background_save_is_crit_and_not_healable(redis_server, tmp_path) -> None:
+    port = free_port()
+    doomed = tmp_path / "doomed"
+    doomed.mkdir()
+    redis_server(port, "--enable-protected-configs", "yes")
+    r = client(port)
+    r.config_set("dir", str(doomed))
+    shutil.rmtree(doomed)  # where the RDB file should go is gone
+    r.set("a", 1)
+    r.bgsave()
+    deadline = time.monotonic() + 10
+    while r.info("persistence")["rdb_bgsave_in_progress"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    result = build(f'url = "redis://127.0.0.1:{port}/0"\n', tmp_path).run()
+    assert result.status is Status.CRIT and not result.healable
+    assert result.summary.startswith("the last background save failed")
+
+
+def test_loading_is_warn_within_the_start_timeout(redis_server, tmp_path) -> None:
+    port = free_port()
+    proc = redis_server(port, "--enable-debug-command", "local")
+    r = client(port)
+    r.execute_command("DEBUG", "POPULATE", "20000")
+    r.save()
+    proc.terminate()
+    proc.wait()
+    # Load slowly, answering LOADING meanwhile.
+    redis_server(port, "--dbfilename", "dump.rdb", "--key-load-delay", "300",
+                 "--loading-process-events-interval-bytes", "1024", wait=False)
+    deadline = time.monotonic() + 10
+    while not answers(port) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    patient = build(f'url = "redis://127.0.0.1:{port}/0"\n', tmp_path)
+    result = patient.run()
+    assert result.status is Status.WARN and "loading its dataset" in result.summary
+    impatient = build(f'url = "redis://127.0.0.1:{port}/0"\nstart_timeout = "100ms"\n',
+                      tmp_path)
+    impatient.run()
+    time.sleep(0.2)
+    assert impatient.run().status is Status.CRIT
+
+
+def test_wrong_password_is_never_healed_nor_shown(redis_server, write_config, daemon,
+                                                  tmp_path) -> None:
+    port = free_port()
+    redis_server(port, "--requirepass", PASSWORD)
+    wrong = "Wr0ngRedisPass"
+    good = build(f'url = "redis://:{PASSWORD}@127.0.0.1:{port}/0"\n', tmp_path).run()
+    assert good.status is Status.OK and PASSWORD not in good.summary
+    path = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.cache]
+        manager = "command"
+        start = {json.dumps(server_argv(port, tmp_path, "--requirepass", PASSWORD))}
+        [checks.cache]
+        type = "redis"
+        url = "redis://default:{wrong}@127.0.0.1:{port}/0"
+        service = "cache"
+        interval = "300ms"
+        fall = 2
+    """)
+    d = daemon(path).start()
+    skipped = d.wait_for("heal.skipped", service="cache")[0]
+    assert skipped["reason"].startswith("a restart would not help: authentication failed")
+    d.wait_for("check.result", count=5, check="cache")
+    assert not d.events("heal.started")
+    time.sleep(0.6)
+    outputs = [d.log.read_text(), run_vigil("status", "-c", str(path)).stdout,
+               run_vigil("status", "--json", "-c", str(path)).stdout,
+               run_vigil("check", "cache", "-c", str(path)).stdout]
+    assert "authentication failed" in outputs[-1]
+    for text in outputs:
+        assert wrong not in text and PASSWORD not in text
+    d.stop()
+
+
+def test_password_from_the_environment(redis_server, tmp_path, monkeypatch) -> None:
+    port = free_port()
+    redis_server(port, "--requirepass", PASSWORD)
+    monkeypatch.setenv("REDISCLI_AUTH", PASSWORD)
+    assert build(f'url = "redis://127.0.0.1:{port}/0"\n', tmp_path).run().status is Status.OK
+
+
+def test_killed_redis_is_crit_then_healed_by_the_command_manager(write_config, daemon,
+                                                                 tmp_path) -> None:
+    port = free_port()
+    assert build(f'url = "redis://127.0.0.1:{port}/0"\n', tmp_path).run().status is Status.CRIT
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.cache]
+        manager = "command"
+        start = {json.dumps(server_argv(port, tmp_path))}
+        [checks.cache]
+        type = "redis"
+        url = "redis://127.0.0.1:{port}/0"
+        service = "cache"
+        interval = "500ms"
+        fall = 2
+    """)).start()
+    d.wait_for("heal.succeeded", service="cache", timeout=15)
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    os.kill(state["services"]["cache"]["manager_state"]["pid"], signal.SIGKILL)
+    crit = d.wait_for("check.result", check="cache", status="CRIT", timeout=10)
+    assert "cannot reach Redis" in crit[-1]["summary"]
+    d.wait_for("heal.succeeded", count=2, service="cache", timeout=15)
+    d.stop()
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    os.killpg(state["services"]["cache"]["manager_state"]["pid"], signal.SIGKILL)
+
+
+def test_killed_redis_is_healed_by_a_real_systemd(systemd: PrivateSystemd, write_config,
+                                                  daemon, tmp_path) -> None:
+    port = free_port()
+    argv = " ".join(f"'{a}'" if a == "" else a for a in server_argv(port, tmp_path))
+    systemd.write_unit("vigil-redis.service", f"""
+        [Unit]
+        DefaultDependencies=no
+        StartLimitIntervalSec=0
+        [Service]
+        ExecStart={argv}
+        Restart=no
+    """)
+    systemd.run("systemctl", "start", "vigil-redis.service")
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "{tmp_path}/state"
+        [services.cache]
+        manager = "systemd"
+        unit = "vigil-redis.service"
+        [checks.cache]
+        type = "redis"
+        url = "redis://127.0.0.1:{port}/0"
+        service = "cache"
+        interval = "1s"
+        fall = 2
+    """), prefix=systemd.prefix()).start()
+    d.wait_for("check.result", check="cache", status="OK", timeout=10)
+    systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-redis.service")
+    succeeded = d.wait_for("heal.succeeded", service="cache", timeout=20)[0]
+    assert succeeded["command"] == "systemctl start vigil-redis.service"
+    assert succeeded["recovery_s"] < 5
+    d.stop()
+    systemd.run("systemctl", "stop", "vigil-redis.service")
+
+
+def test_init_detect_finds_redis(redis_server, tmp_path) -> None:
+    port = free_port()
+    redis_server(port)
+    target = tmp_path / "detected.toml"
+    done = run_vigil("init", "--detect", str(target))
+    assert done.returncode == 0, done.stderr
+    assert f"found redis_{port}: redis-server listening on port {port}" in done.stdout
+    check = run_vigil("check", f"redis_{port}", "-c", str(target))
+    assert check.returncode == 0 and check.stdout.startswith(f"redis_{port} OK - master")
+    if Path("/etc/redis/redis.conf").exists():  # Debian's own redis-server, not started
+        assert 'unit = "redis-server"' in target.read_text()
