@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +36,10 @@ class Http(Check):
     options: HttpOptions
 
     def run(self) -> Result:
+        # urllib costs the daemon ~2 MB: import it only when an HTTP check runs.
+        import urllib.error
+        import urllib.request
+
         opts = self.options
         url = redact(opts.url)
         request = urllib.request.Request(opts.url, method=opts.method, headers=opts.headers)

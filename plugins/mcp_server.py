@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +118,10 @@ class Mcp(Check):
 
     def _get(self, port: int, path: str,
              timeout: float | None = None) -> tuple[dict[str, Any] | None, float]:
+        # Imported here, as in the http check: the daemon pays for urllib only when used.
+        import urllib.error
+        import urllib.request
+
         url = f"http://{self.options.host}:{port}{path}"
         began = time.perf_counter()
         try:
