@@ -51,7 +51,7 @@ CASES = [
     ("unknown manager", HEAD + "[services.db]\nmanager = 'upstart'\n",
      "services.db.manager", 4, "unknown manager"),
     ("unknown service key", HEAD + "[services.db]\nmanager = 'systemd'\nunti = 'pg'\n",
-     "services.db.unti", 5, "unknown option (known: unit, user)"),
+     "services.db.unti", 5, "unknown option (known: env_file, port_variable, unit, user)"),
     ("missing dependency", HEAD + "[services.a]\nmanager = 'systemd'\ndepends_on = ['b']\n",
      "services.a.depends_on", 5, "no service named 'b'"),
     ("dependency cycle", HEAD + "[services.a]\nmanager='systemd'\ndepends_on=['b']\n"
