@@ -230,6 +230,15 @@ def vigil_detect(add):
             add(f"postgres_{port}", {"type": "postgres", "ping_only": True,
                                      "dsn": f"postgresql://{host}:{port}/postgres"},
                 note=f"PostgreSQL listening on {address}:{port} (PID {pid})")
+    for socket in sorted([*Path("/var/run/postgresql").glob(".s.PGSQL.*"),
+                          *Path("/tmp").glob(".s.PGSQL.*")]):
+        port = int(socket.suffix.lstrip(".")) if socket.suffix[1:].isdigit() else 0
+        if port and port not in ports:
+            ports.add(port)
+            add(f"postgres_{port}", {"type": "postgres", "ping_only": True,
+                                     "dsn": f"postgresql:///postgres?host={socket.parent}"
+                                            f"&port={port}"},
+                note=f"PostgreSQL socket {socket}")
     for folder in ("/opt/homebrew/opt", "/usr/local/opt"):
         for formula in sorted(Path(folder).glob("postgresql*")):
             add(formula.name.replace("@", "_"),

@@ -286,3 +286,23 @@ def test_bad_dsn_is_a_config_error_without_the_password(tmp_path, bad: str) -> N
     done = run_vigil("config", "validate", "-c", str(path))
     assert done.returncode == 1 and "checks.pg.dsn" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_init_detect_finds_a_socket_in_tmp(tmp_path) -> None:
+    # A cluster that listens only on a socket in /tmp, where macOS and source builds
+    # put it: no TCP listener to find, only the socket file.
+    from tests.pg import Cluster
+
+    cluster = Cluster(free_port())
+    try:
+        with (cluster.data / "postgresql.conf").open("a") as conf:
+            conf.write("listen_addresses = ''\nunix_socket_directories = '/tmp'\n")
+        cluster.start()
+        target = tmp_path / "detected.toml"
+        done = run_vigil("init", "--detect", str(target))
+        assert f"found postgres_{cluster.port}: PostgreSQL socket /tmp/.s.PGSQL." \
+               f"{cluster.port}" in done.stdout, done.stdout
+        check = run_vigil("check", f"postgres_{cluster.port}", "-c", str(target))
+        assert check.returncode == 0 and "accepting connections" in check.stdout
+    finally:
+        cluster.remove()

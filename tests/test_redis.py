@@ -284,3 +284,23 @@ def test_init_detect_finds_redis(redis_server, tmp_path) -> None:
     assert check.returncode == 0 and check.stdout.startswith(f"redis_{port} OK - master")
     if Path("/etc/redis/redis.conf").exists():  # Debian's own redis-server, not started
         assert 'unit = "redis-server"' in target.read_text()
+
+
+def test_a_replica_reports_its_link_to_the_master(redis_server, tmp_path) -> None:
+    master_port, replica_port = free_port(), free_port()
+    master = redis_server(master_port)
+    redis_server(replica_port, "--replicaof", "127.0.0.1", str(master_port))
+    check = build(f'url = "redis://127.0.0.1:{replica_port}/0"\n', tmp_path)
+    deadline = time.monotonic() + 10
+    result = check.run()
+    while result.metrics.get("master_link_up") != 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        result = check.run()
+    assert result.status is Status.OK and result.metrics["is_master"] == 0
+    assert "link to master up" in result.summary and result.summary.startswith("slave")
+    master.kill()
+    master.wait()
+    while check.run().metrics.get("master_link_up") != 0 and time.monotonic() < deadline + 10:
+        time.sleep(0.1)
+    down = check.run()
+    assert down.status is Status.CRIT and "link to master DOWN" in down.summary
