@@ -68,6 +68,29 @@ def need_program(name: str, package: str) -> str:
     return path
 
 
+def assert_never_healed_nor_shown(d: Daemon, config: Path, service: str, check: str,
+                                  secrets: list[str]) -> None:
+    """A check failing on bad credentials: one heal.skipped, no heal, and not one of the
+    secrets in the log, `vigil status`, `vigil check` or the state file."""
+    from daemon import config as config_mod
+
+    skipped = d.wait_for("heal.skipped", service=service, timeout=15)[0]
+    assert skipped["reason"].startswith("a restart would not help: authentication failed")
+    d.wait_for("check.result", count=5, check=check)
+    assert not d.events("heal.started")
+    time.sleep(0.6)  # the daemon saves its state twice a second
+    state_file = config_mod.load(str(config)).daemon.state_dir / "state.json"
+    outputs = [d.log.read_text(), run_vigil("status", "-c", str(config)).stdout,
+               run_vigil("status", "--json", "-c", str(config)).stdout,
+               run_vigil("check", check, "-c", str(config)).stdout,
+               run_vigil("check", check, "--json", "-c", str(config)).stdout,
+               state_file.read_text()]
+    assert "authentication failed" in outputs[3]
+    for text in outputs:
+        for secret in secrets:
+            assert secret not in text
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
     """Write a config file; its state and log go to the test's own folder."""

@@ -15,7 +15,13 @@ import pytest
 
 from daemon import Status, config
 from daemon.check import Check
-from tests.conftest import event_time, free_port, run_vigil, vigil_command
+from tests.conftest import (
+    assert_never_healed_nor_shown,
+    event_time,
+    free_port,
+    run_vigil,
+    vigil_command,
+)
 from tests.pg import PASSWORD, Cluster, is_up
 from tests.private_systemd import PrivateSystemd
 
@@ -138,19 +144,7 @@ def test_wrong_password_is_never_healed_nor_shown(pg_cluster: Cluster, write_con
     wrong = "Wr0ngPassw0rd"
     path = write_config(pg_config(tmp_path, pg_cluster, pg_cluster.dsn.replace(PASSWORD, wrong)))
     d = daemon(path).start()
-    skipped = d.wait_for("heal.skipped", service="pg", timeout=15)[0]
-    assert skipped["reason"].startswith("a restart would not help: authentication failed")
-    d.wait_for("check.result", count=5, check="pg")
-    assert not d.events("heal.started")
-    time.sleep(0.6)
-    outputs = [d.log.read_text(), run_vigil("status", "-c", str(path)).stdout,
-               run_vigil("status", "--json", "-c", str(path)).stdout,
-               run_vigil("check", "pg", "-c", str(path)).stdout,
-               run_vigil("check", "pg", "--json", "-c", str(path)).stdout,
-               (tmp_path / "state" / "state.json").read_text()]
-    assert "password authentication failed" in outputs[3]
-    for text in outputs:
-        assert wrong not in text and PASSWORD not in text
+    assert_never_healed_nor_shown(d, path, "pg", "pg", [wrong, PASSWORD])
     d.stop()
 
 
