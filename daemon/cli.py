@@ -8,14 +8,11 @@ import json
 import os
 import shutil
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import psutil
-
 from daemon import config as config_mod
-from daemon import logs, logview, paths
+from daemon import logs, logview, paths, statusview
 from daemon.check import Status
 from daemon.durations import parse_duration
 from daemon.errors import ConfigError
@@ -218,7 +215,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"vigil: cannot read {store.path}: {exc}", file=sys.stderr)
         return 3
-    running = state is not None and _daemon_alive(state.get("daemon", {}))
+    running = state is not None and statusview.daemon_alive(state.get("daemon", {}))
     if args.json:
         print(json.dumps({"running": running, "state_file": str(store.path), **(state or {})},
                          indent=2, default=str))
@@ -234,8 +231,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"vigil is not running; last state written {info['updated']}")
     else:
         print("vigil is not running")
-    _print_checks(state.get("checks", {}))
-    _print_services(state.get("services", {}))
+    print(statusview.render(state), end="")
     return 0 if running else 3
 
 
@@ -329,53 +325,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
     logview.show(path, sys.stdout, tail=args.lines, follow=args.follow, check=args.check,
                  level=args.level, raw=args.json)
     return 0
-
-
-def _daemon_alive(info: dict[str, Any]) -> bool:
-    # The PID alone could have been reused by another program since.
-    try:
-        proc = psutil.Process(int(info["pid"]))
-        return abs(proc.create_time() - float(info["create_time"])) < 1 and (
-            proc.pid != os.getpid())
-    except (KeyError, ValueError, TypeError, psutil.Error):
-        return False
-
-
-def _print_checks(checks: dict[str, Any]) -> None:
-    rows = [("CHECK", "STATE", "STATUS", "AGE", "SERVICE", "SUMMARY")]
-    now = datetime.now(UTC)
-    for name, entry in sorted(checks.items()):
-        last = entry.get("last") or {}
-        age = "-"
-        if last.get("at"):
-            age = f"{(now - datetime.fromisoformat(last['at'])).total_seconds():.0f}s"
-        state = entry.get("state", "?") if entry.get("enabled", True) else "DISABLED"
-        rows.append((name, state, last.get("status", "-"), age,
-                     entry.get("service") or "-", redact(last.get("summary", ""))))
-    _table(rows)
-
-
-def _print_services(services: dict[str, Any]) -> None:
-    if not services:
-        return
-    rows = [("SERVICE", "MANAGER", "HEALS", "HEALING", "LAST HEAL")]
-    for name, entry in sorted(services.items()):
-        last = entry.get("last") or {}
-        state = "GAVE UP" if entry.get("given_up") else ("yes" if entry.get("healing") else "-")
-        outcome = last.get("outcome", "-").removeprefix("heal.")
-        if last.get("reason") and outcome != "succeeded":
-            outcome += f": {last['reason']}"
-        rows.append((name, entry.get("describe", entry.get("manager", "?")),
-                     str(len(entry.get("history", []))), state, redact(outcome)))
-    print()
-    _table(rows)
-
-
-def _table(rows: list[tuple[str, ...]]) -> None:
-    """Columns padded to fit; the last one runs free."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pytest
 
 from daemon import Status, config
 from daemon.check import Check
-from tests.conftest import answers, free_port
+from tests.conftest import answers, free_port, run_vigil
 from tests.private_systemd import PrivateSystemd
 
 SERVER = str(Path(__file__).parent / "fixtures" / "mcp_memory_server.py")
@@ -211,6 +211,9 @@ def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert state["services"]["memory"]["manager_state"]["port"] == ports[1]
     assert state["checks"]["memory"]["last"]["metrics"]["port"] == ports[1]
+    status = run_vigil("status", "-c", str(d.config)).stdout
+    service_row = status.splitlines()[-1]
+    assert service_row.startswith("memory ") and f" {ports[1]} " in service_row, status
 
     # Killed: restarted on a free port, found there again.
     os.killpg(service_pid(tmp_path), signal.SIGKILL)

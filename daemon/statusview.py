@@ -1,0 +1,65 @@
+"""``vigil status`` as text: what the state file says about each check and service."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+
+from daemon.redact import redact
+
+
+def daemon_alive(info: dict[str, Any]) -> bool:
+    """Whether the daemon that wrote this state still runs."""
+    # The PID alone could have been reused by another program since.
+    try:
+        proc = psutil.Process(int(info["pid"]))
+        return abs(proc.create_time() - float(info["create_time"])) < 1 and (
+            proc.pid != os.getpid())
+    except (KeyError, ValueError, TypeError, psutil.Error):
+        return False
+
+
+def render(state: dict[str, Any]) -> str:
+    text = _table(_check_rows(state.get("checks", {})))
+    if services := state.get("services"):
+        text += "\n" + _table(_service_rows(services))
+    return text
+
+
+def _check_rows(checks: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = [("CHECK", "STATE", "STATUS", "AGE", "SERVICE", "SUMMARY")]
+    now = datetime.now(UTC)
+    for name, entry in sorted(checks.items()):
+        last = entry.get("last") or {}
+        age = "-"
+        if last.get("at"):
+            age = f"{(now - datetime.fromisoformat(last['at'])).total_seconds():.0f}s"
+        state = entry.get("state", "?") if entry.get("enabled", True) else "DISABLED"
+        rows.append((name, state, last.get("status", "-"), age,
+                     entry.get("service") or "-", redact(last.get("summary", ""))))
+    return rows
+
+
+def _service_rows(services: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = [("SERVICE", "MANAGER", "HEALS", "HEALING", "PORT", "LAST HEAL")]
+    for name, entry in sorted(services.items()):
+        last = entry.get("last") or {}
+        state = "GAVE UP" if entry.get("given_up") else ("yes" if entry.get("healing") else "-")
+        outcome = last.get("outcome", "-").removeprefix("heal.")
+        if last.get("reason") and outcome != "succeeded":
+            outcome += f": {last['reason']}"
+        port = (entry.get("manager_state") or {}).get("port")
+        rows.append((name, entry.get("describe", entry.get("manager", "?")),
+                     str(len(entry.get("history", []))), state, str(port or "-"),
+                     redact(outcome)))
+    return rows
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    """Columns padded to fit; the last one runs free."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))
+                   + "  " + row[-1] + "\n" for row in rows)
