@@ -191,6 +191,24 @@ def daemon(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
     yield make
     for d in started:
         d.kill()
+        reap_command_services(d.config)
+
+
+def reap_command_services(config: Path) -> None:
+    """Kill what a daemon under test started through the `command` manager: such
+    services outlive vigil by design, and a failed test must not leak them."""
+    from daemon import config as config_mod
+
+    try:
+        state_dir = config_mod.load(str(config)).daemon.state_dir
+        services = json.loads((state_dir / "state.json").read_text()).get("services", {})
+    except (OSError, ValueError, config_mod.ConfigError):
+        return
+    for entry in services.values():
+        pgid = (entry.get("manager_state") or {}).get("pgid")
+        if entry.get("manager") == "command" and pgid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
 
 
 @pytest.fixture(autouse=True)

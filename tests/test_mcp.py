@@ -221,7 +221,6 @@ def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
     assert second["port"] == ports[1]
     d.wait_for("check.result", count=2, check="memory", status="OK", timeout=10)
     d.stop()
-    os.killpg(service_pid(tmp_path), signal.SIGKILL)
 
 
 def test_every_port_taken_names_every_holder_without_a_restart_loop(foreign, write_config,
@@ -256,7 +255,6 @@ def test_the_real_default_range(foreign, write_config, daemon, tmp_path) -> None
     ok = d.wait_for("check.result", check="memory", status="OK", timeout=10)[0]
     assert ok["metrics"]["port"] == 3001 and "(moved from 3000)" in ok["summary"]
     d.stop()
-    os.killpg(service_pid(tmp_path), signal.SIGKILL)
 
 
 def test_port_fallback_under_systemd_with_an_environment_file(systemd: PrivateSystemd,

@@ -230,8 +230,6 @@ def test_killed_redis_is_crit_then_healed_by_the_command_manager(write_config, d
     assert "cannot reach Redis" in crit[-1]["summary"]
     d.wait_for("heal.succeeded", count=2, service="cache", timeout=15)
     d.stop()
-    state = json.loads((tmp_path / "state" / "state.json").read_text())
-    os.killpg(state["services"]["cache"]["manager_state"]["pid"], signal.SIGKILL)
 
 
 def test_killed_redis_is_healed_by_a_real_systemd(systemd: PrivateSystemd, write_config,
