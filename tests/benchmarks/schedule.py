@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,7 +65,8 @@ def main() -> int:
 
     runs: dict[str, list[float]] = defaultdict(list)
     problems = defaultdict(int)
-    for line in log.read_text().splitlines():
+    lines = log.read_text().splitlines()
+    for line in lines:
         event = json.loads(line)
         if event["event"] == "check.result":
             runs[event["check"]].append(datetime.fromisoformat(event["timestamp"]).timestamp())
@@ -72,6 +74,7 @@ def main() -> int:
                 problems["not OK"] += 1
         elif event["event"] in ("check.skipped", "check.missed", "check.timeout"):
             problems[event["event"]] += 1
+    shutil.rmtree(folder, ignore_errors=True)
     lags = sorted(abs(b - a - args.interval) * 1000 for times in runs.values()
                   for a, b in itertools.pairwise(times))
     total = sum(len(t) for t in runs.values())
