@@ -7,7 +7,7 @@ The public API for plugin authors lives here::
 
 from daemon.check import Check, Result, Status
 from daemon.durations import Duration, parse_duration
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, require_module
 from daemon.hookspecs import hookimpl
 from daemon.manager import Action, ServiceManager
 from daemon.redact import redact
@@ -23,4 +23,5 @@ __all__ = [
     "hookimpl",
     "parse_duration",
     "redact",
+    "require_module",
 ]

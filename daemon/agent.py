@@ -17,7 +17,7 @@ import structlog
 
 from daemon import config as config_mod
 from daemon import logs
-from daemon.check import Result
+from daemon.check import Result, Status
 from daemon.config import CheckSpec, Config
 from daemon.control import ControlServer, Send
 from daemon.errors import ConfigError
@@ -40,13 +40,11 @@ class CheckRuntime:
     machine: CheckState
     last: dict[str, Any] | None = None
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
-    #: Whether the check runs at its fast interval right now.
-    fast: bool = False
 
     @property
     def failing_now(self) -> bool:
         # Not yet run counts as failing: a dependency is trusted only once it passed.
-        return not self.last or self.last["status"] not in ("OK", "WARN")
+        return not self.last or not Status[self.last["status"]].passing
 
 
 class Agent:
@@ -56,7 +54,7 @@ class Agent:
         self.store = Store(config.daemon.state_dir)
         self.stopping = threading.Event()
         self.runner = Runner(self.stopping)
-        self.scheduler = Scheduler(self._run_check)
+        self.scheduler = Scheduler(self._run_check, self._run_lost)
         self.healer = Healer(self._service_unhealthy, self._wake_service)
         self.control = ControlServer(config.daemon.state_dir, self._control)
         self.notifier = Notifier()
@@ -65,7 +63,10 @@ class Agent:
         self._dirty = threading.Event()
         self._signals: collections.deque[int] = collections.deque()
         self._wake = threading.Event()
-        self.started = datetime.now(UTC)
+        # Written into every state save, so that `vigil status` can tell this process
+        # from a later one that got the same PID.
+        self.identity = {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                         "started": datetime.now(UTC).isoformat()}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -114,8 +115,9 @@ class Agent:
         return now
 
     def summary(self) -> str:
-        states = collections.Counter(rt.machine.state.value for rt in self._enabled().values())
-        line = f"{len(self._enabled())} checks: " + ", ".join(
+        enabled = self._enabled()
+        states = collections.Counter(rt.machine.state.value for rt in enabled.values())
+        line = f"{len(enabled)} checks: " + ", ".join(
             f"{count} {state}" for state, count in sorted(states.items()))
         healing = [name for name in self.healer.services if self.healer.healing(name)]
         given_up = [n for n, rt in self.healer.services.items() if rt.given_up]
@@ -137,7 +139,7 @@ class Agent:
             self.reload()
         elif signum == signal.SIGUSR1:
             log.info("daemon.run_all", checks=len(self._enabled()))
-            self.scheduler.run_now()
+            self.scheduler.run_all_now()
 
     def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1", "STATUS=stopping")
@@ -244,6 +246,15 @@ class Agent:
         self._pace(rt, result)
         self._dirty.set()
 
+    def _run_lost(self, name: str, why: str) -> None:
+        rt = self.checks.get(name)
+        if rt is None:
+            return
+        rt.counts[why] += 1
+        reason = "previous run still running" if why == "skipped" else "ran too late"
+        log.warning(f"check.{why}", check=name, reason=reason, **{why: rt.counts[why]})
+        self._dirty.set()
+
     def _pace(self, rt: CheckRuntime, result: Result) -> None:
         """Fast confirmation (HAProxy's fastinter): after a first failure, re-run at the
         fast interval until the check is confirmed FAILING or passes; likewise while a
@@ -251,9 +262,9 @@ class Agent:
         spec = rt.spec
         healing = spec.service is not None and self.healer.healing(spec.service)
         fast = not result.status.passing and (rt.machine.state is not State.FAILING or healing)
-        if fast != rt.fast:
-            rt.fast = fast
-            self.scheduler.set_interval(spec.name, spec.fast_interval if fast else spec.interval)
+        wanted = spec.fast_interval if fast else spec.interval
+        if self.scheduler.pace(spec.name) != wanted:
+            self.scheduler.set_interval(spec.name, wanted)
 
     def _guards(self, service: str) -> list[CheckRuntime]:
         return [rt for rt in self._enabled().values() if rt.spec.service == service]
@@ -265,7 +276,6 @@ class Agent:
         """Right after a heal command: run the service's checks now, then fast."""
         guards = self._guards(service)
         for rt in guards:
-            rt.fast = True
             self.scheduler.set_interval(rt.spec.name, rt.spec.fast_interval, now=True)
         return len(guards)
 
@@ -295,19 +305,13 @@ class Agent:
                     "interval_s": rt.spec.interval,
                     **rt.machine.to_dict(),
                     "last": rt.last,
-                    "counts": {**rt.counts, "skipped": self.scheduler.skipped[name],
-                               "missed": self.scheduler.missed[name]},
+                    "counts": dict(rt.counts),
                 }
                 for name, rt in self.checks.items()
             }
         return {
-            "daemon": {
-                "pid": os.getpid(),
-                "create_time": psutil.Process().create_time(),
-                "started": self.started.isoformat(),
-                "updated": datetime.now(UTC).isoformat(),
-                "config": self.config.source,
-            },
+            "daemon": {**self.identity, "updated": datetime.now(UTC).isoformat(),
+                       "config": self.config.source},
             "checks": checks,
             "services": self.healer.snapshot(),
         }

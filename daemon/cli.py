@@ -108,6 +108,9 @@ def _print_issues(exc: ConfigError) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from daemon.agent import Agent
 
+    # Until the config names the log's place, log JSON to stdout: a plugin that fails
+    # to load while the config is read is reported there, in the same shape.
+    logs.configure("info")
     cfg = config_mod.load(args.config)
     try:
         logs.configure(cfg.daemon.log_level, cfg.daemon.log_file)
@@ -174,8 +177,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps([vars(i) for i in infos], indent=2))
         return 0
     for info in infos:
-        types = ", ".join(info.check_types) or "-"
-        line = f"{info.name:<24} {info.origin:<32} check types: {types}"
+        offers = [f"check types: {', '.join(info.check_types)}"] if info.check_types else []
+        if info.service_managers:
+            offers.append(f"service managers: {', '.join(info.service_managers)}")
+        line = f"{info.name:<24} {info.origin:<32} {'; '.join(offers) or '-'}"
         print(line + (f"\n  FAILED: {info.error}" if info.error else ""))
     return 0
 
@@ -293,8 +298,7 @@ def cmd_service(args: argparse.Namespace) -> int:
     from service.install import LaunchdInstaller, SystemdInstaller
 
     user = args.user if args.user is not None else os.geteuid() != 0
-    _load(args)  # never install a daemon that would refuse its own config
-    source, _text = config_mod.read_source(args.config)
+    source = _load(args).source  # never install a daemon that would refuse its own config
     if source == config_mod.PACKAGED:
         target = paths.config_dir() / "config.toml"
         print(f"vigil: no config file found; write one first: vigil init {target}",

@@ -59,7 +59,6 @@ class CheckSpec:
     enabled: bool = True
     #: Re-run interval while a failure is being confirmed or a heal awaits a pass.
     fast_interval: float = 0.0
-    raw: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.fast_interval:
@@ -93,6 +92,8 @@ _SERVICE_KEYS: dict[str, tuple[Any, Any]] = {
     "restarts": (int, 3), "within": (Duration, 600.0), "backoff": (Duration, 5.0),
     "heal": (bool, True), "ports": (str | list[int] | None, None),
 }
+
+
 def read_source(explicit: str | None = None) -> tuple[str, str]:
     """(file name, TOML text) of the config in effect, following the lookup order."""
     for path, must_exist in config_candidates(explicit):
@@ -278,7 +279,7 @@ class _Validator:
                 self.error((*path, "service"), f"no service named {service!r} (known: {known})")
             check = self._instantiate(plugins, path, values, options)
             if check is not None and not self._has_errors_under(path):
-                checks[name] = CheckSpec(name=name, check=check, raw=options, **values)
+                checks[name] = CheckSpec(name=name, check=check, **values)
         return checks
 
     def _has_errors_under(self, path: tuple[str, ...]) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
 import structlog
 import tomli_w
 
@@ -58,22 +57,3 @@ def detect(plugins: Plugins) -> Findings:
             log.error("plugin.error", plugin=impl.plugin_name, hook="vigil_detect",
                       error=f"{type(exc).__name__}: {exc}")
     return findings
-
-
-def listeners(process_names: set[str]) -> list[tuple[str, int, int]]:
-    """(address, port, pid) of TCP listeners owned by processes of these names."""
-    found = []
-    try:
-        connections = psutil.net_connections(kind="tcp")
-    except psutil.AccessDenied:
-        return found
-    for conn in connections:
-        if conn.status != psutil.CONN_LISTEN or not conn.pid or not conn.laddr:
-            continue
-        try:
-            name = psutil.Process(conn.pid).name()
-        except psutil.Error:
-            continue
-        if name in process_names:
-            found.append((conn.laddr.ip, conn.laddr.port, conn.pid))
-    return sorted(set(found), key=lambda f: f[1])

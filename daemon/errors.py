@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from types import ModuleType
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,12 @@ class ConfigError(Exception):
         self.message = message
         self.issues = issues or []
         super().__init__("\n".join(map(str, self.issues)) or f"{key}: {message}")
+
+
+def require_module(module: str, extra: str, key: str = "type") -> ModuleType:
+    """Import a check type's optional library when a check of that type is configured;
+    when it is missing, a config error at ``key`` says which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(key, f"needs {module}: pip install 'vigil-daemon[{extra}]'") from None

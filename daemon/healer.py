@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -65,7 +66,7 @@ class Healer:
         self.services: dict[str, ServiceRuntime] = {}
 
     def install(self, services: dict[str, ServiceSpec], saved: dict[str, Any],
-                state_dir: Any) -> None:
+                state_dir: Path) -> None:
         """Adopt a config's services, keeping what the running daemon or the state file
         knows about each (its budget, its given-up mark, its manager's PID)."""
         runtimes = {}

@@ -48,7 +48,7 @@ class PluginInfo:
 class Plugins:
     """The loaded plugins and what they offer."""
 
-    def __init__(self, config_modules: Iterable[str] = (), entry_points: bool = True) -> None:
+    def __init__(self, config_modules: Iterable[str] = ()) -> None:
         self.manager = pluggy.PluginManager("vigil")
         self.manager.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
@@ -56,10 +56,9 @@ class Plugins:
         self.service_managers: dict[str, type[ServiceManager]] = {}
         for module in BUILTIN_PLUGINS:
             self._load(module, module, "builtin")
-        if entry_points:
-            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-                dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
-                self._load(ep.name, ep.value, f"entry point of {dist}", ep.load)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
+            self._load(ep.name, ep.value, f"entry point of {dist}", ep.load)
         for module in config_modules:
             self._load(module, module, "config [daemon] plugins")
         self._collect("vigil_check_types", self.check_types, Check, "check_types")

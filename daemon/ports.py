@@ -34,25 +34,43 @@ def describe(ports: list[int]) -> str:
     return ",".join(map(str, ports))
 
 
+def listeners() -> list[tuple[str, int, int | None]]:
+    """(address, port, pid) of every TCP socket listening on this host, by port; the
+    PID is None where the kernel does not say (another user's socket, without root)."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return []
+    return sorted({(c.laddr.ip, c.laddr.port, c.pid) for c in connections
+                   if c.status == psutil.CONN_LISTEN and c.laddr},
+                  key=lambda found: (found[1], found[0]))
+
+
+def listeners_named(process_names: set[str]) -> list[tuple[str, int, int]]:
+    """The listeners owned by processes of these names (``{"redis-server"}``)."""
+    found = []
+    for address, port, pid in listeners():
+        try:
+            if pid and psutil.Process(pid).name() in process_names:
+                found.append((address, port, pid))
+        except psutil.Error:
+            continue
+    return found
+
+
 def holders(ports: list[int]) -> dict[int, str]:
     """Who listens on each of these TCP ports: ``PID 123 (python -m http.server)``."""
     wanted = set(ports)
     found: dict[int, str] = {}
-    try:
-        connections = psutil.net_connections(kind="tcp")
-    except psutil.AccessDenied:
-        return found
-    for conn in connections:
-        if conn.status != psutil.CONN_LISTEN or not conn.laddr or conn.laddr.port not in wanted:
+    for _address, port, pid in listeners():
+        if port not in wanted or port in found:
             continue
-        who = "an unknown process"
-        if conn.pid:
+        found[port] = "an unknown process"
+        if pid:
             try:
-                cmdline = " ".join(psutil.Process(conn.pid).cmdline())[:120]
-                who = f"PID {conn.pid} ({cmdline})"
+                found[port] = f"PID {pid} ({' '.join(psutil.Process(pid).cmdline())[:120]})"
             except psutil.Error:
-                who = f"PID {conn.pid}"
-        found.setdefault(conn.laddr.port, who)
+                found[port] = f"PID {pid}"
     return found
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -28,18 +27,22 @@ HEARTBEAT_EVERY = 1.0
 
 
 class Scheduler:
-    """Calls ``run(name)`` for each check on its interval.
+    """Calls ``run(name)`` for each check on its interval, and ``lost(name, why)`` for a
+    run that did not happen: ``"skipped"`` (the previous one still ran) or ``"missed"``
+    (it came later than half its interval).
 
     Checks that share an interval are spread over a window (up to the interval) instead
     of firing together; the spread is deterministic, so each keeps a steady rhythm.
     """
 
-    def __init__(self, run: Callable[[str], None]) -> None:
+    def __init__(self, run: Callable[[str], None], lost: Callable[[str, str], None]) -> None:
         self._run = run
+        self._lost = lost
         self._aps: BackgroundScheduler | None = None
+        #: Each check's own interval, as configured.
         self._intervals: dict[str, float] = {}
-        self.skipped: Counter[str] = Counter()
-        self.missed: Counter[str] = Counter()
+        #: The interval each job runs at now: its own, or its fast one.
+        self._pace: dict[str, float] = {}
         #: monotonic time of the last heartbeat job; proof that jobs still run.
         self.last_progress = time.monotonic()
 
@@ -67,6 +70,7 @@ class Scheduler:
         assert self._aps is not None
         for name in self._intervals.keys() - intervals.keys():
             self._aps.remove_job(name)
+            self._pace.pop(name, None)
         by_interval: dict[float, list[str]] = {}
         for name, interval in sorted(intervals.items()):
             by_interval.setdefault(interval, []).append(name)
@@ -77,21 +81,25 @@ class Scheduler:
                 if self._intervals.get(name) == interval:
                     continue
                 start = now + timedelta(seconds=0.05 + window * index / len(names))
+                self._pace[name] = interval
                 self._aps.add_job(
-                    self._job, IntervalTrigger(seconds=interval, start_date=start),
+                    self._run, IntervalTrigger(seconds=interval, start_date=start),
                     args=(name,), id=name, name=name, replace_existing=True,
                     # A run later than half its interval is counted as missed.
                     misfire_grace_time=max(1, int(interval / 2)),
                 )
         self._intervals = dict(intervals)
 
-    def run_now(self, names: list[str] | None = None) -> None:
-        """Run these checks (all, by default) at once, then on their rhythm again."""
+    def run_all_now(self) -> None:
+        """Run every check at once, then on its rhythm again."""
         assert self._aps is not None
         now = datetime.now(UTC)
-        for name in self._intervals if names is None else names:
-            if name in self._intervals:
-                self._aps.modify_job(name, next_run_time=now)
+        for name in self._intervals:
+            self._aps.modify_job(name, next_run_time=now)
+
+    def pace(self, name: str) -> float | None:
+        """The interval a check's job runs at now."""
+        return self._pace.get(name)
 
     def set_interval(self, name: str, interval: float, now: bool = False) -> None:
         """Re-time one check: its fast interval while a failure is confirmed, its own
@@ -99,6 +107,7 @@ class Scheduler:
         assert self._aps is not None
         if name not in self._intervals:
             return
+        self._pace[name] = interval
         first = datetime.now(UTC) + timedelta(seconds=0 if now else interval)
         self._aps.reschedule_job(name, trigger=IntervalTrigger(seconds=interval,
                                                                start_date=first))
@@ -106,18 +115,11 @@ class Scheduler:
     def _beat(self) -> None:
         self.last_progress = time.monotonic()
 
-    def _job(self, name: str) -> None:
-        self._run(name)
-
     def _on_event(self, event: JobEvent) -> None:
-        name = event.job_id
         if event.code == EVENT_JOB_MAX_INSTANCES:
-            self.skipped[name] += 1
-            log.warning("check.skipped", check=name, reason="previous run still running",
-                        skipped=self.skipped[name])
+            self._lost(event.job_id, "skipped")
         elif event.code == EVENT_JOB_MISSED:
-            self.missed[name] += 1
-            log.warning("check.missed", check=name, missed=self.missed[name],
-                        scheduled=str(getattr(event, "scheduled_run_time", "")))
+            self._lost(event.job_id, "missed")
         elif isinstance(event, JobExecutionEvent) and event.exception is not None:
-            log.error("check.error", check=name, error=f"scheduler job failed: {event.exception}")
+            log.error("check.error", check=event.job_id,
+                      error=f"scheduler job failed: {event.exception}")

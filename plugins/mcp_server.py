@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon import Check, ConfigError, Result, Status, hookimpl
+from daemon import Check, ConfigError, Result, Status, hookimpl, require_module
 from daemon.ports import describe, holders, parse_ports
 from plugins.thresholds import worst
 
@@ -51,11 +51,7 @@ class Mcp(Check):
     def __init__(self, name: str, options: McpOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)
         if options.protocol:
-            try:
-                import mcp  # noqa: F401
-            except ImportError:
-                raise ConfigError("protocol", "needs the MCP SDK: pip install "
-                                              "'vigil-daemon[mcp]'") from None
+            require_module("mcp", "mcp", key="protocol")
         self.port: int | None = None  # where it answered last; tried first next time
 
     def run(self) -> Result:

@@ -13,8 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon import Check, ConfigError, Duration, Result, Status, hookimpl, redact
-from daemon.detect import listeners
+from daemon import (
+    Check,
+    ConfigError,
+    Duration,
+    Result,
+    Status,
+    hookimpl,
+    redact,
+    require_module,
+)
+from daemon.ports import listeners_named
 from plugins.thresholds import above, worst
 
 # SQLSTATEs of failures no restart can fix.
@@ -68,11 +77,7 @@ class Postgres(Check):
 
     def __init__(self, name: str, options: PostgresOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)
-        try:
-            from psycopg import conninfo
-        except ImportError:
-            raise ConfigError("type", "needs psycopg: pip install 'vigil-daemon[postgres]'") \
-                from None
+        conninfo = require_module("psycopg.conninfo", "postgres")
         overrides = {k: getattr(options, k) for k in ("host", "port", "dbname", "user",
                                                       "password") if getattr(options, k)}
         try:
@@ -223,7 +228,7 @@ def vigil_detect(add):
              "ping_only": True},
             {"manager": "systemd", "unit": f"postgresql@{version}-{cluster}"},
             note=f"Debian cluster {version}/{cluster} ({conf.parent}), port {port}")
-    for address, port, pid in listeners({"postgres", "postmaster"}):
+    for address, port, pid in listeners_named({"postgres", "postmaster"}):
         if port not in ports:
             ports.add(port)
             host = "localhost" if address in ("0.0.0.0", "::") else address

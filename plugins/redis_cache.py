@@ -11,8 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon import Check, ConfigError, Duration, Result, Status, hookimpl, redact
-from daemon.detect import listeners
+from daemon import (
+    Check,
+    ConfigError,
+    Duration,
+    Result,
+    Status,
+    hookimpl,
+    redact,
+    require_module,
+)
+from daemon.ports import listeners_named
 from plugins.thresholds import above, worst
 
 
@@ -51,11 +60,7 @@ class Redis(Check):
 
     def __init__(self, name: str, options: RedisOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)
-        try:
-            import redis
-        except ImportError:
-            raise ConfigError("type", "needs redis-py: pip install 'vigil-daemon[redis]'") \
-                from None
+        redis = require_module("redis", "redis")
         # A password in the URL wins; else $REDISCLI_AUTH, which redis-cli reads too.
         password = os.environ.get("REDISCLI_AUTH")
         extra = {"password": password} if password and "@" not in options.url else {}
@@ -164,7 +169,7 @@ def vigil_detect(add):
         add("redis", {"type": "redis", "url": f"redis://127.0.0.1:{port}/0"},
             {"manager": "systemd", "unit": "redis-server"},
             note=f"Debian's redis-server ({conf}), port {port}")
-    for _address, port, pid in listeners({"redis-server"}):
+    for _address, port, pid in listeners_named({"redis-server"}):
         if port not in seen:
             seen.add(port)
             add(f"redis_{port}", {"type": "redis", "url": f"redis://127.0.0.1:{port}/0"},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
+import select
 import shutil
 import signal
 import socket
@@ -57,6 +59,33 @@ def answers(port: int, timeout: float = 0.2) -> bool:
 
 def event_time(record: dict[str, Any]) -> float:
     return datetime.fromisoformat(record["timestamp"]).timestamp()
+
+
+def run_in_terminal(argv: list[str], seconds: float, until: str = "") -> tuple[int | None, str]:
+    """Run ``argv`` on a pseudo-terminal, as a user at a terminal would, for at most
+    ``seconds`` or until its output holds ``until``; (exit code or None, output)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    output = b""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and not (until and until.encode() in output):
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the program closed the terminal: it has exited
+                    break
+                output += chunk
+            elif proc.poll() is not None:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(10)
+        os.close(leader)
+    return code, output.decode(errors="replace")
 
 
 def need_program(name: str, package: str) -> str:

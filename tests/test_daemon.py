@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import event_time, run_vigil
+from tests.conftest import event_time, run_in_terminal, run_vigil, vigil_command
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
@@ -252,3 +252,52 @@ def test_bad_config_at_start_exits_1_without_traceback(write_config) -> None:
     assert done.returncode == 1
     assert "checks.s.fall" in done.stderr and "Traceback" not in done.stderr
     assert os.path.exists(path)
+
+
+def test_a_terminal_gets_readable_lines_instead_of_json(write_config) -> None:
+    path = write_config('[daemon]\nstate_dir = "state"\n[checks.sys]\ntype = "system"\n'
+                        'interval = "1s"\n')
+    _code, text = run_in_terminal([*vigil_command(), "run", "-c", str(path)], 20,
+                                  until="check.result")
+    line = next(line for line in text.splitlines() if "check.result" in line)
+    assert not line.lstrip().startswith("{"), line
+    assert "sys" in line and "status" in line
+
+
+def test_a_plugin_that_fails_to_load_is_logged_as_json_and_the_daemon_runs(with_fixtures,
+                                                                           daemon) -> None:
+    path = with_fixtures("""
+        [checks.ok]
+        type = "fixed"
+        interval = "300ms"
+    """)
+    path.write_text(path.read_text().replace('plugins = ["misbehaving"]',
+                                             'plugins = ["misbehaving", "no_such_plugin_x"]'))
+    d = daemon(path).start()
+    failed = d.events("plugin.failed", plugin="no_such_plugin_x")
+    assert failed and failed[0]["error"].startswith("ModuleNotFoundError")
+    d.wait_for("check.result", count=3, check="ok")
+    assert d.stop() == 0
+
+
+def test_a_reload_during_fast_confirmation_returns_to_the_normal_interval(with_fixtures,
+                                                                          daemon,
+                                                                          tmp_path) -> None:
+    flag = tmp_path / "status"
+    flag.write_text("CRIT")
+    d = daemon(with_fixtures(f"""
+        [checks.flip]
+        type = "fixed"
+        interval = "1s"
+        fast_interval = "200ms"
+        fall = 50
+        status_file = "{flag}"
+    """)).start()
+    d.wait_for("check.result", count=3, check="flip", status="CRIT")  # running fast now
+    d.signal(signal.SIGHUP)
+    d.wait_for("config.reloaded")
+    flag.write_text("OK")
+    passes = d.wait_for("check.result", count=4, check="flip", status="OK", timeout=10)
+    gaps = [b - a for a, b in itertools.pairwise(event_time(r) for r in passes)]
+    assert min(gaps[-2:]) > 0.8, f"still at the fast interval after passing: {gaps}"
+    assert d.stop() == 0

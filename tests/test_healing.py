@@ -93,10 +93,12 @@ class Slow(ServiceManager):
     def __init__(self) -> None:
         super().__init__("slow", None, timeout=1.0)
         self.calls = 0
+        self.entered = threading.Event()
         self.release = threading.Event()
 
     def restart(self) -> Action:
         self.calls += 1
+        self.entered.set()
         self.release.wait(5)
         return Action(["restart"], 0, "")
 
@@ -117,8 +119,7 @@ def test_never_two_heals_of_one_service_at_once(tmp_path: Path) -> None:
     first: dict = {}
     worker = threading.Thread(target=lambda: first.update(healer.heal("slow", "test")))
     worker.start()
-    while slow.calls == 0:
-        pass
+    assert slow.entered.wait(5)
     second = healer.heal("slow", "test again")
     assert second["outcome"] == "busy"
     slow.release.set()

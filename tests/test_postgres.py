@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import pty
-import select
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,6 +15,7 @@ from tests.conftest import (
     assert_never_healed_nor_shown,
     event_time,
     free_port,
+    run_in_terminal,
     run_vigil,
     vigil_command,
 )
@@ -186,28 +183,8 @@ def test_a_start_that_cannot_succeed_degrades_gracefully(pg_cluster: Cluster, wr
 def test_vigil_heal_shows_a_live_progress_line_in_a_terminal(pg_cluster: Cluster,
                                                              write_config, tmp_path) -> None:
     path = write_config(pg_config(tmp_path, pg_cluster, pg_cluster.dsn))
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([*vigil_command(), "heal", "pg", "-c", str(path)],
-                            stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    output = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-        elif proc.poll() is not None:
-            break
-    proc.wait(10)
-    os.close(leader)
-    text = output.decode(errors="replace")
-    assert proc.returncode == 0, text
+    code, text = run_in_terminal([*vigil_command(), "heal", "pg", "-c", str(path)], 60)
+    assert code == 0, text
     assert "\r\x1b[Kwaiting for pg: 0s of 20s" in text
     assert "heal.succeeded pg start check passes after" in text
     done = run_vigil("check", "pg", "-c", str(path))

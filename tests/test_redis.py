@@ -116,12 +116,13 @@ def test_a_restart_between_runs_falls_back_to_lifetime(redis_server, tmp_path) -
 
 def test_evictions_under_maxmemory_are_reported(redis_server, tmp_path) -> None:
     port = free_port()
-    redis_server(port, "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
+    # Large enough that an empty server (about 1 MB) is well below the 80% warning.
+    redis_server(port, "--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru")
     check = build(f'url = "redis://127.0.0.1:{port}/0"\n', tmp_path)
     assert check.run().status is Status.OK
     r = client(port)
     pipe = r.pipeline(transaction=False)
-    for i in range(3000):
+    for i in range(4000):
         pipe.set(f"key:{i}", "x" * 2048)
     pipe.execute()
     result = check.run()

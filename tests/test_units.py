@@ -134,3 +134,27 @@ def test_plugin_libraries_are_imported_only_when_used(tmp_path) -> None:
                           check=True).stdout.strip() == "[]"
     assert subprocess.run([*run, str(used)], capture_output=True, text=True,
                           check=True).stdout.strip() == "['psycopg']"
+
+
+def test_require_module_names_the_extra_to_install() -> None:
+    from daemon import ConfigError, require_module
+
+    assert require_module("json", "none").dumps([]) == "[]"
+    with pytest.raises(ConfigError) as caught:
+        require_module("no_such_library_here", "postgres", key="protocol")
+    assert caught.value.key == "protocol"
+    assert caught.value.message == ("needs no_such_library_here: "
+                                    "pip install 'vigil-daemon[postgres]'")
+
+
+def test_a_check_whose_library_is_missing_is_a_config_error(tmp_path) -> None:
+    used = tmp_path / "used.toml"
+    used.write_text('[checks.db]\ntype = "postgres"\ndsn = "postgresql://localhost/x"\n')
+    # None in sys.modules makes the import fail, as if psycopg were not installed.
+    code = ("import sys; sys.modules['psycopg'] = None; from daemon import config\n"
+            "try:\n    config.load(sys.argv[1])\n"
+            "except config.ConfigError as exc:\n    print(exc.issues[0])")
+    done = subprocess.run([sys.executable, "-c", code, str(used)], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == (f"{used}:2: checks.db.type: needs psycopg.conninfo: "
+                                   "pip install 'vigil-daemon[postgres]'")
