@@ -61,6 +61,18 @@ def event_time(record: dict[str, Any]) -> float:
     return datetime.fromisoformat(record["timestamp"]).timestamp()
 
 
+def eventually(probe: Callable[[], Any], what: str, timeout: float = 10) -> Any:
+    """Poll until probe() returns something truthy; the daemon saves and acts on its own time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert value, f"{what}: not seen within {timeout}s"
+    return value
+
+
 def run_in_terminal(argv: list[str], seconds: float, until: str = "") -> tuple[int | None, str]:
     """Run ``argv`` on a pseudo-terminal, as a user at a terminal would, for at most
     ``seconds`` or until its output holds ``until``; (exit code or None, output)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import event_time, run_in_terminal, run_vigil, vigil_command
+from tests.conftest import event_time, eventually, run_in_terminal, run_vigil, vigil_command
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
@@ -184,8 +184,11 @@ def test_state_transitions_status_and_restart_continuity(write_config, daemon, t
     flag.write_text("CRIT")
     change = d.wait_for("check.state_changed", check="flip", to="FAILING")[0]
     assert change["from"] == "OK" and change["status"] == "CRIT"
-    time.sleep(0.7)  # the main loop saves state twice a second
+    def saved_failing() -> bool:  # the main loop saves state twice a second
+        data = json.loads(run_vigil("status", "--json", "-c", str(path)).stdout)
+        return data["checks"]["flip"]["state"] == "FAILING"
 
+    eventually(saved_failing, "FAILING in the saved state")
     status = run_vigil("status", "-c", str(path))
     assert status.returncode == 0, status.stdout + status.stderr
     assert "vigil is running" in status.stdout

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon import Status, config
 from daemon.check import Check
-from tests.conftest import answers, free_port, run_vigil
+from tests.conftest import answers, eventually, free_port, run_vigil
 from tests.private_systemd import PrivateSystemd
 
 SERVER = str(Path(__file__).parent / "fixtures" / "mcp_memory_server.py")
@@ -207,10 +208,13 @@ def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
     d.wait_for("heal.succeeded", service="memory", timeout=20)
     ok = d.wait_for("check.result", check="memory", status="OK", timeout=10)[0]
     assert ok["metrics"]["port"] == ports[1]
-    time.sleep(0.7)
-    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    def saved() -> dict[str, Any] | None:
+        state = json.loads((tmp_path / "state" / "state.json").read_text())
+        last = state.get("checks", {}).get("memory", {}).get("last") or {}
+        return state if last.get("metrics", {}).get("port") == ports[1] else None
+
+    state = eventually(saved, "the fallback port in the saved state")
     assert state["services"]["memory"]["manager_state"]["port"] == ports[1]
-    assert state["checks"]["memory"]["last"]["metrics"]["port"] == ports[1]
     status = run_vigil("status", "-c", str(d.config)).stdout
     service_row = status.splitlines()[-1]
     assert service_row.startswith("memory ") and f" {ports[1]} " in service_row, status
