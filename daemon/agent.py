@@ -51,12 +51,14 @@ class Agent:
     def __init__(self, config: Config, config_arg: str | None = None) -> None:
         self.config = config
         self.config_arg = config_arg
-        self.store = Store(config.daemon.state_dir)
+        # Fixed for the life of the process: the state file and the control socket live here.
+        self.state_dir = config.daemon.state_dir
+        self.store = Store(self.state_dir)
         self.stopping = threading.Event()
         self.runner = Runner(self.stopping)
         self.scheduler = Scheduler(self._run_check, self._run_lost)
         self.healer = Healer(self._service_unhealthy, self._wake_service)
-        self.control = ControlServer(config.daemon.state_dir, self._control)
+        self.control = ControlServer(self.state_dir, self._control)
         self.notifier = Notifier()
         self.checks: dict[str, CheckRuntime] = {}
         self._lock = threading.Lock()
@@ -73,14 +75,13 @@ class Agent:
     def run(self) -> int:
         saved = self.store.load()
         self._install_checks(self.config, saved.get("checks", {}))
-        self.healer.install(self.config.services, saved.get("services", {}),
-                            self.config.daemon.state_dir)
+        self.healer.install(self.config.services, saved.get("services", {}), self.state_dir)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(signum, self._queue_signal)
         self.scheduler.start({n: rt.spec.interval for n, rt in self._enabled().items()})
         self.control.start()
         log.info("daemon.started", pid=os.getpid(), config=self.config.source,
-                 state_dir=str(self.config.daemon.state_dir), checks=len(self._enabled()),
+                 state_dir=str(self.state_dir), checks=len(self._enabled()),
                  services=len(self.config.services), plugins=sorted(self.config.plugins.infos),
                  watchdog_s=self.notifier.watchdog)
         self._save()
@@ -159,13 +160,14 @@ class Agent:
                       kept=self.config.source)
             return
         old_names = set(self.checks)
-        if new.daemon.state_dir != self.config.daemon.state_dir:
+        if new.daemon.state_dir != self.state_dir:
             log.warning("config.restart_needed", key="daemon.state_dir",
+                        running=str(self.state_dir), wanted=str(new.daemon.state_dir),
                         reason="the state folder changes only at restart")
         self.notifier.send("RELOADING=1")
         logs.configure(new.daemon.log_level, new.daemon.log_file)
         self._install_checks(new, {})
-        self.healer.install(new.services, {}, self.config.daemon.state_dir)
+        self.healer.install(new.services, {}, self.state_dir)
         self.config = new
         self.scheduler.set_checks({n: rt.spec.interval for n, rt in self._enabled().items()})
         log.info("config.reloaded", config=new.source, checks=len(self.checks),

@@ -3,7 +3,7 @@
 Each field's type hint is the contract: ``str``, ``int``, ``float``, ``bool``,
 ``Duration``, ``list[...]``, ``dict[str, ...]``, ``Literal[...]`` and ``X | None``.
 A field without a default is required. A ``__post_init__`` may raise ``ConfigError``
-for rules that span fields.
+for rules that span fields, and fill ``field(init=False)`` fields derived from the others.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from daemon.errors import ConfigError
 
 def parse_options(cls: type, raw: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
     """Build ``cls`` from ``raw``; returns (instance or None, [(key, message), ...])."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # Fields with init=False are derived in __post_init__, never set from config.
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     errors: list[tuple[str, str]] = []
     values: dict[str, Any] = {}

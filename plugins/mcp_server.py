@@ -36,6 +36,8 @@ class McpOptions:
     list_tools: bool = False
     call_tool: str = ""
     tool_arguments: dict[str, Any] = field(default_factory=dict)
+    #: ``ports`` as a list, derived below.
+    port_list: list[int] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         try:

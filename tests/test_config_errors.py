@@ -40,6 +40,8 @@ CASES = [
      "checks.a.service", 5, "no service named 'db'"),
     ("unknown check option", HEAD + "[checks.a]\ntype = 'tcp'\nport = 80\nprot = 81\n",
      "checks.a.prot", 6, "unknown option"),
+    ("derived option set by hand", HEAD + "[checks.a]\ntype = 'mcp'\nport_list = [3000]\n",
+     "checks.a.port_list", 5, "unknown option"),
     ("missing required option", HEAD + "[checks.a]\ntype = 'tcp'\n", "checks.a.port", 3,
      "required"),
     ("option of wrong type", HEAD + "[checks.a]\ntype = 'tcp'\nport = '80'\n",

@@ -93,6 +93,31 @@ def test_sighup_reloads_and_a_broken_config_is_rejected(write_config, daemon) ->
     assert d.stop() == 0
 
 
+def test_a_reload_that_moves_the_state_folder_asks_for_a_restart(write_config, daemon,
+                                                                  tmp_path) -> None:
+    path = write_config("""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.first]
+        type = "fixed"
+        interval = "300ms"
+    """)
+    d = daemon(path).start()
+    d.wait_for("check.result", check="first")
+    path.write_text(path.read_text().replace('"state"', '"elsewhere"'))
+    for count in (1, 2):  # it keeps asking until the daemon restarts
+        d.signal(signal.SIGHUP)
+        d.wait_for("config.reloaded", count=count)
+        needed = d.wait_for("config.restart_needed", count=count)[-1]
+        assert needed["key"] == "daemon.state_dir"
+        assert needed["running"] == str(tmp_path / "state")
+        assert needed["wanted"] == str(tmp_path / "elsewhere")
+    assert d.stop() == 0
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["checks"]["first"]
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_sigusr1_runs_every_check_now(with_fixtures, daemon) -> None:
     d = daemon(with_fixtures("""
         [checks.slow]
@@ -161,6 +186,27 @@ def test_skipped_runs_are_logged_counted_and_scheduler_logs_are_json(with_fixtur
     d.stop()
     state = json.loads((d.config.parent / "state" / "state.json").read_text())
     assert state["checks"]["slow"]["counts"]["skipped"] >= 2
+
+
+def test_a_run_that_comes_too_late_is_logged_and_counted_as_missed(with_fixtures,
+                                                                    daemon) -> None:
+    # A frozen host (a suspended laptop, a stalled VM) makes the due run late by more than
+    # its grace of half the interval (at least 1s): it is counted, not silently dropped.
+    d = daemon(with_fixtures("""
+        [checks.steady]
+        type = "fixed"
+        interval = "2s"
+    """)).start()
+    d.wait_for("check.result", check="steady")
+    d.signal(signal.SIGSTOP)
+    time.sleep(3.2)
+    d.signal(signal.SIGCONT)
+    missed = d.wait_for("check.missed", check="steady", timeout=5)[0]
+    assert missed["missed"] == 1 and missed["reason"] == "ran too late"
+    d.wait_for("check.result", count=2, check="steady", timeout=5)  # and it runs on
+    d.stop()
+    state = json.loads((d.config.parent / "state" / "state.json").read_text())
+    assert state["checks"]["steady"]["counts"]["missed"] == 1
 
 
 def test_state_transitions_status_and_restart_continuity(write_config, daemon, tmp_path,
