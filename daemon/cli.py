@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.resources
 import json
 import os
 import shutil
+import signal
 import sys
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,6 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-c", "--config", metavar="FILE",
                         help="config file (else $VIGIL_CONFIG, ./config.toml, the platform "
                              "config folder, the packaged defaults)")
+    # Which vigil service: `service` installs it, `logs` reads what it wrote to stdout.
+    scoped = argparse.ArgumentParser(add_help=False)
+    scope = scoped.add_mutually_exclusive_group()
+    scope.add_argument("--user", dest="user", action="store_true", default=None,
+                       help="the user unit / LaunchAgent (default when not root)")
+    scope.add_argument("--system", dest="user", action="store_false",
+                       help="the system unit / LaunchDaemon (default for root)")
     parser = argparse.ArgumentParser(
         prog="vigil", parents=[common],
         description="A self-healing health-check agent.")
@@ -56,18 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("heal", parents=[common],
                        help="heal a service now and reset its restart budget")
     p.add_argument("service")
-    p = sub.add_parser("service", parents=[common], help="install vigil itself as a service")
+    p = sub.add_parser("service", parents=[common, scoped],
+                       help="install vigil itself as a service")
     p.add_argument("action", choices=["install", "uninstall", "status"])
-    scope = p.add_mutually_exclusive_group()
-    scope.add_argument("--user", dest="user", action="store_true", default=None,
-                       help="a user unit / LaunchAgent (default when not root)")
-    scope.add_argument("--system", dest="user", action="store_false",
-                       help="a system unit / LaunchDaemon (default for root)")
     p.add_argument("--manager", choices=["systemd", "launchd"],
                    default="launchd" if sys.platform == "darwin" else "systemd")
     p.add_argument("--watchdog", type=parse_duration, default=30.0, metavar="DURATION",
                    help="systemd WatchdogSec (default 30s)")
-    p = sub.add_parser("logs", parents=[common], help="read the daemon's log")
+    p = sub.add_parser("logs", parents=[common, scoped],
+                       help="read the daemon's log (its file, the journal, or launchd's file)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N",
                    help="start with the last N lines (default 50)")
@@ -315,19 +322,40 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from service.install import UNIT, LaunchdInstaller
+
     cfg = _load(args)
-    if cfg.daemon.log_file == "-":
-        print("vigil: this config logs to stdout (log_file = \"-\"), where the service "
-              "manager keeps it: journalctl -u vigil -o cat, or the LaunchAgent's "
-              "StandardOutPath. Set [daemon] log_file to a path to read it here.",
+    user = args.user if args.user is not None else os.geteuid() != 0
+    if cfg.daemon.log_file != "-":
+        path = Path(cfg.daemon.log_file)
+    elif sys.platform == "darwin":
+        path = LaunchdInstaller.log_dir(user) / "vigil.log"  # the plist's StandardOutPath
+    elif shutil.which("journalctl"):
+        return _show(logview.journal(UNIT, user, args.lines, args.follow), args)
+    else:
+        print("vigil: this config logs to stdout (log_file = \"-\") and there is no "
+              "journalctl here to read it back; set [daemon] log_file to a path",
               file=sys.stderr)
         return 1
-    path = Path(cfg.daemon.log_file)
     if not path.exists():
         print(f"vigil: no log yet at {path}", file=sys.stderr)
         return 1
-    logview.show(path, sys.stdout, tail=args.lines, follow=args.follow, check=args.check,
-                 level=args.level, raw=args.json)
+    return _show(logview.lines(path, args.lines, args.follow), args)
+
+
+def _show(source: Generator[str, None, None], args: argparse.Namespace) -> int:
+    # `timeout`, `systemctl stop` and friends send SIGTERM: end as after Ctrl-C, so that
+    # the journalctl being followed is stopped too.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with contextlib.closing(source):
+            logview.show(source, sys.stdout, check=args.check, level=args.level,
+                         raw=args.json)
+    except logview.JournalError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -1,14 +1,18 @@
-"""``vigil logs``: read the JSON log back, filtered, pretty or raw, followed live."""
+"""``vigil logs``: read the JSON log back, from a file or the journal, filtered, pretty
+or raw, followed live."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
+
+from daemon import proc
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _COLOURS = {"warning": "\033[33m", "error": "\033[31m", "critical": "\033[31m"}
@@ -37,6 +41,38 @@ def lines(path: Path, tail: int, follow: bool, poll: float = 0.2) -> Iterator[st
         f.close()
 
 
+class JournalError(Exception):
+    """journalctl could not read the journal (no permission, no such journal)."""
+
+
+def journal(unit: str, user: bool, tail: int, follow: bool) -> Iterator[str]:
+    """The daemon's lines as journald keeps them, for a unit logging to stdout."""
+    argv = ["journalctl", "--user-unit" if user else "--unit", unit, "--output=cat",
+            "--quiet", "--no-pager", f"--lines={tail}"]
+    if not follow:
+        done = proc.run(argv, timeout=30, max_output=(tail + 1) * 8192, keep_tail=True)
+        if done.returncode != 0:
+            raise JournalError("cannot read the journal: "
+                               + (done.stderr.strip() or f"journalctl exited {done.returncode}"))
+        if not done.stdout.strip():
+            scope = "--user" if user else "--system"
+            raise JournalError(f"the journal holds no lines from {unit} ({scope[2:]}); "
+                               f"is vigil installed there (vigil service install {scope})?")
+        yield from done.stdout.splitlines(keepends=True)
+        return
+    # Following has no natural end; the reader stops it, and journalctl goes with it.
+    child = subprocess.Popen([*argv, "--follow"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, text=True, errors="replace")
+    try:
+        assert child.stdout is not None
+        yield from child.stdout
+        if child.wait() != 0:
+            raise JournalError(f"cannot read the journal: journalctl exited {child.returncode}")
+    finally:
+        child.kill()
+        child.wait()
+
+
 def keep(record: dict[str, Any], check: str | None, level: str | None) -> bool:
     if check and record.get("check") != check:
         return False
@@ -61,10 +97,10 @@ def pretty(record: dict[str, Any], colour: bool) -> str:
     return text
 
 
-def show(path: Path, out: TextIO, *, tail: int, follow: bool, check: str | None,
-         level: str | None, raw: bool) -> None:
+def show(source: Iterable[str], out: TextIO, *, check: str | None, level: str | None,
+         raw: bool) -> None:
     colour = out.isatty()
-    for line in lines(path, tail, follow):
+    for line in source:
         try:
             record = json.loads(line)
         except ValueError:

@@ -154,14 +154,19 @@ class LaunchdInstaller:
         self.config = config
         self.python = python
         home = home or Path.home()
+        self.logs = self.log_dir(user, home)
         if user:
             self.path = home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
-            self.logs = home / "Library" / "Logs" / "vigil"
             self.domain = f"gui/{os.getuid()}"
         else:
             self.path = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
-            self.logs = Path("/Library/Logs/vigil")
             self.domain = "system"
+
+    @staticmethod
+    def log_dir(user: bool, home: Path | None = None) -> Path:
+        """Where launchd writes vigil's stdout and stderr (`vigil logs` reads it there)."""
+        return (home or Path.home()) / "Library" / "Logs" / "vigil" if user else Path(
+            "/Library/Logs/vigil")
 
     @property
     def target(self) -> str:

@@ -61,16 +61,15 @@ def event_time(record: dict[str, Any]) -> float:
     return datetime.fromisoformat(record["timestamp"]).timestamp()
 
 
-def eventually(probe: Callable[[], Any], what: str, timeout: float = 10) -> Any:
-    """Poll until probe() returns something truthy; the daemon saves and acts on its own time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert value, f"{what}: not seen within {timeout}s"
-    return value
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> float:
+    """Poll until predicate() is truthy; the seconds it took. The daemon saves and acts
+    on its own time, so tests wait for what they expect rather than sleep."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def run_in_terminal(argv: list[str], seconds: float, until: str = "") -> tuple[int | None, str]:

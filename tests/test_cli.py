@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import plistlib
 import select
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -218,7 +220,33 @@ def test_logs_filters_pretty_raw_and_follows(write_config, tmp_path: Path) -> No
         follower.wait()
 
 
-def test_logs_to_stdout_points_to_the_journal(write_config) -> None:
+def test_logs_on_a_mac_read_the_launch_agents_stdout_file(write_config, tmp_path, monkeypatch,
+                                                          capsys) -> None:
+    # launchd cannot run here; what matters is that `vigil logs` reads the file the
+    # installed plist names as StandardOutPath.
+    from daemon import cli
+    from service.install import LaunchdInstaller
+
     path = write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n')
-    done = run_vigil("logs", "-c", str(path))
-    assert done.returncode == 1 and "journalctl -u vigil" in done.stderr
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    plist = plistlib.loads(LaunchdInstaller(True, str(path)).render())
+    stdout_path = Path(plist["StandardOutPath"])
+    assert cli.main(["logs", "--user", "-c", str(path)]) == 1
+    assert f"no log yet at {stdout_path}" in capsys.readouterr().err
+    stdout_path.parent.mkdir(parents=True)
+    record = {"timestamp": "2026-01-01T10:00:00.000Z", "level": "info",
+              "event": "check.result", "check": "s", "status": "OK", "summary": "fine"}
+    stdout_path.write_text(json.dumps(record) + "\n")
+    assert cli.main(["logs", "--user", "--json", "-c", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == record
+
+
+def test_logs_to_stdout_without_journalctl_says_what_to_set(write_config, tmp_path) -> None:
+    # (With journalctl, test_healing_systemd reads the installed unit's journal.)
+    path = write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n')
+    bare = tmp_path / "bin"  # a PATH without journalctl
+    bare.mkdir()
+    done = run_vigil("logs", "-c", str(path), env={**os.environ, "PATH": str(bare)})
+    assert done.returncode == 1 and "no journalctl here" in done.stderr
+    assert "[daemon] log_file" in done.stderr

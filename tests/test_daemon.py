@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import event_time, eventually, run_in_terminal, run_vigil, vigil_command
+from tests.conftest import event_time, run_in_terminal, run_vigil, vigil_command, wait_until
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
@@ -234,7 +234,7 @@ def test_state_transitions_status_and_restart_continuity(write_config, daemon, t
         data = json.loads(run_vigil("status", "--json", "-c", str(path)).stdout)
         return data["checks"]["flip"]["state"] == "FAILING"
 
-    eventually(saved_failing, "FAILING in the saved state")
+    wait_until(saved_failing, 10, "FAILING in the saved state")
     status = run_vigil("status", "-c", str(path))
     assert status.returncode == 0, status.stdout + status.stderr
     assert "vigil is running" in status.stdout

@@ -9,7 +9,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.conftest import answers, free_port, run_vigil, vigil_command
+import psutil
+
+from tests.conftest import answers, free_port, run_vigil, vigil_command, wait_until
 from tests.private_systemd import PrivateSystemd
 
 SERVER = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
@@ -26,15 +28,6 @@ def unit(command: str) -> str:
         ExecStart={command}
         Restart=no
     """
-
-
-def wait_until(predicate, timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def service_config(write_config, tmp_path: Path, services: dict[str, int],
@@ -186,3 +179,40 @@ def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: Priv
     assert "vigil.service" not in listed
     wants = systemd.path("/etc/systemd/system/multi-user.target.wants")
     assert not wants.exists() or not any(wants.iterdir())
+
+
+def test_vigil_logs_reads_the_journal_of_the_installed_unit(systemd: PrivateSystemd,
+                                                            write_config, tmp_path):
+    config = write_config(f'[daemon]\nstate_dir = "{tmp_path}/state"\nlog_file = "-"\n'
+                          '[checks.sys]\ntype = "system"\ninterval = "1s"\n'
+                          '[checks.port]\ntype = "tcp"\nport = 9\ninterval = "1s"\n')
+
+    def vigil(*args: str, within: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*systemd.prefix(), *within, *vigil_command(), *args,
+                               "-c", str(config)], capture_output=True, text=True, timeout=60)
+
+    before = vigil("logs", "--system")
+    assert before.returncode == 1
+    assert "no lines from vigil.service" in before.stderr and "--system" in before.stderr
+    installed = vigil("service", "install", "--system")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    wait_until(lambda: '"check.result"' in vigil("logs", "--system", "--json").stdout, 20,
+               "check results in the journal")
+
+    raw = vigil("logs", "--system", "--json", "--check", "port", "-n", "200")
+    records = [json.loads(line) for line in raw.stdout.splitlines()]
+    assert records and {r["check"] for r in records} == {"port"}
+    assert any(r["event"] == "check.result" and r["status"] == "CRIT" for r in records)
+    warnings = vigil("logs", "--system", "--level", "warning", "-n", "200").stdout
+    assert "[port] CRIT" in warnings and "[sys]" not in warnings
+
+    # Following until SIGTERM (here from `timeout`): new lines stream, and the journalctl
+    # behind them stops with vigil.
+    followed = vigil("logs", "--system", "--json", "-f", "-n", "0", "--check", "sys",
+                     within=("timeout", "5"))
+    assert followed.returncode == 124, followed.stderr
+    fresh = [json.loads(line) for line in followed.stdout.splitlines()]
+    assert len(fresh) >= 2 and all(r["check"] == "sys" for r in fresh)
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if "--follow" in (p.info["cmdline"] or []) and "vigil.service" in (
+                    p.info["cmdline"] or [])], "journalctl outlived vigil logs -f"

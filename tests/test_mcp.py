@@ -19,7 +19,7 @@ import pytest
 
 from daemon import Status, config
 from daemon.check import Check
-from tests.conftest import answers, eventually, free_port, run_vigil
+from tests.conftest import answers, free_port, run_vigil, wait_until
 from tests.private_systemd import PrivateSystemd
 
 SERVER = str(Path(__file__).parent / "fixtures" / "mcp_memory_server.py")
@@ -213,7 +213,9 @@ def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
         last = state.get("checks", {}).get("memory", {}).get("last") or {}
         return state if last.get("metrics", {}).get("port") == ports[1] else None
 
-    state = eventually(saved, "the fallback port in the saved state")
+    wait_until(saved, 10, "the fallback port in the saved state")
+    state = saved()
+    assert state is not None
     assert state["services"]["memory"]["manager_state"]["port"] == ports[1]
     status = run_vigil("status", "-c", str(d.config)).stdout
     service_row = status.splitlines()[-1]
