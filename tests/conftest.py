@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -237,12 +238,12 @@ def daemon(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
 def reap_command_services(config: Path) -> None:
     """Kill what a daemon under test started through the `command` manager: such
     services outlive vigil by design, and a failed test must not leak them."""
-    from daemon import config as config_mod
-
+    # Read only [daemon] state_dir: loading the whole config would load its plugins here.
     try:
-        state_dir = config_mod.load(str(config)).daemon.state_dir
-        services = json.loads((state_dir / "state.json").read_text()).get("services", {})
-    except (OSError, ValueError, config_mod.ConfigError):
+        state_dir = tomllib.loads(config.read_text())["daemon"]["state_dir"]
+        state = config.parent / os.path.expanduser(state_dir) / "state.json"
+        services = json.loads(state.read_text()).get("services", {})
+    except (OSError, ValueError, KeyError, TypeError):
         return
     for entry in services.values():
         pgid = (entry.get("manager_state") or {}).get("pgid")
