@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -144,6 +146,25 @@ def test_evictions_under_maxmemory_are_reported(redis_server, tmp_path) -> None:
     assert 50 < result.metrics["memory_pct"] <= 110
     # The next interval has no new evictions.
     assert check.run().metrics["evicted_keys"] == 0
+
+
+def test_rejected_connections_in_the_interval_are_warn(redis_server, tmp_path) -> None:
+    port = free_port()
+    redis_server(port, "--maxclients", "2")
+    check = build(f'url = "redis://127.0.0.1:{port}/0"\n', tmp_path)
+    assert check.run().status is Status.OK
+    with contextlib.ExitStack() as held:
+        replies = []
+        for _ in range(4):  # more than maxclients, whatever the check itself still holds
+            sock = held.enter_context(socket.create_connection(("127.0.0.1", port), 5))
+            sock.sendall(b"PING\r\n")
+            replies.append(sock.recv(100))
+    refused = sum(r.startswith(b"-ERR max number of clients") for r in replies)
+    assert refused >= 2, replies
+    result = check.run()
+    assert result.status is Status.WARN and result.metrics["rejected_connections"] == refused
+    assert f"{refused} rejected connections in the last interval" in result.summary
+    assert check.run().metrics["rejected_connections"] == 0
 
 
 def test_failed_background_save_is_crit_and_not_healable(redis_server, tmp_path) -> None:
