@@ -310,7 +310,9 @@ def test_init_detect_finds_redis(redis_server, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert f"found redis_{port}: redis-server listening on port {port}" in done.stdout
     check = run_vigil("check", f"redis_{port}", "-c", str(target))
-    assert check.returncode == 0 and check.stdout.startswith(f"redis_{port} OK - master")
+    # It keeps the 10 ms PING default, which a loaded CI host can exceed: WARN, not CRIT.
+    assert check.returncode in (0, 1), check.stdout
+    assert check.stdout.startswith((f"redis_{port} OK - master", f"redis_{port} WARN - master"))
     if Path("/etc/redis/redis.conf").exists():  # Debian's own redis-server, not started
         assert 'unit = "redis-server"' in target.read_text()
 
