@@ -65,15 +65,15 @@ def test_log_file_setting_writes_json_lines(write_config, daemon, tmp_path) -> N
     assert d.stop() == 0
 
 
-def test_sighup_reloads_and_a_broken_config_is_rejected(write_config, daemon) -> None:
-    path = write_config("""
-        [daemon]
-        state_dir = "state"
-        plugins = ["misbehaving"]
-        [checks.first]
-        type = "fixed"
-        interval = "300ms"
-    """)
+FIRST = """
+    [checks.first]
+    type = "fixed"
+    interval = "300ms"
+"""
+
+
+def test_sighup_reloads_and_a_broken_config_is_rejected(with_fixtures, daemon) -> None:
+    path = with_fixtures(FIRST)
     d = daemon(path).start()
     d.wait_for("check.result", check="first")
     path.write_text(path.read_text() + '[checks.second]\ntype = "fixed"\ninterval = "300ms"\n')
@@ -93,16 +93,9 @@ def test_sighup_reloads_and_a_broken_config_is_rejected(write_config, daemon) ->
     assert d.stop() == 0
 
 
-def test_a_reload_that_moves_the_state_folder_asks_for_a_restart(write_config, daemon,
+def test_a_reload_that_moves_the_state_folder_asks_for_a_restart(with_fixtures, daemon,
                                                                   tmp_path) -> None:
-    path = write_config("""
-        [daemon]
-        state_dir = "state"
-        plugins = ["misbehaving"]
-        [checks.first]
-        type = "fixed"
-        interval = "300ms"
-    """)
+    path = with_fixtures(FIRST)
     d = daemon(path).start()
     d.wait_for("check.result", check="first")
     path.write_text(path.read_text().replace('"state"', '"elsewhere"'))
@@ -170,43 +163,38 @@ def test_hung_and_raising_plugins_never_delay_a_healthy_check(with_fixtures, dae
     assert d.events("daemon.stopped")[0]["hung_checks"] == ["hang"]
 
 
-def test_skipped_runs_are_logged_counted_and_scheduler_logs_are_json(with_fixtures,
-                                                                      daemon) -> None:
+def test_skipped_and_missed_runs_are_logged_counted_and_scheduler_logs_are_json(
+        with_fixtures, daemon) -> None:
     d = daemon(with_fixtures("""
         [checks.slow]
         type = "fixed"
         interval = "200ms"
         timeout = "5s"
         sleep_s = 0.7
+        [checks.steady]
+        type = "fixed"
+        interval = "2s"
     """)).start()
     skipped = d.wait_for("check.skipped", count=2, check="slow")
     assert skipped[-1]["skipped"] >= 2
     foreign = [r for r in d.events() if r.get("logger", "").startswith("apscheduler")]
     assert foreign and all("timestamp" in r and "level" in r for r in foreign)
-    d.stop()
-    state = json.loads((d.config.parent / "state" / "state.json").read_text())
-    assert state["checks"]["slow"]["counts"]["skipped"] >= 2
 
-
-def test_a_run_that_comes_too_late_is_logged_and_counted_as_missed(with_fixtures,
-                                                                    daemon) -> None:
     # A frozen host (a suspended laptop, a stalled VM) makes the due run late by more than
     # its grace of half the interval (at least 1s): it is counted, not silently dropped.
-    d = daemon(with_fixtures("""
-        [checks.steady]
-        type = "fixed"
-        interval = "2s"
-    """)).start()
-    d.wait_for("check.result", check="steady")
+    # Freeze right after a fresh run, so that only the next due run falls in the freeze.
+    seen = len(d.events("check.result", check="steady")) + 1
+    d.wait_for("check.result", count=seen, check="steady", timeout=5)
     d.signal(signal.SIGSTOP)
     time.sleep(3.2)
     d.signal(signal.SIGCONT)
     missed = d.wait_for("check.missed", check="steady", timeout=5)[0]
     assert missed["missed"] == 1 and missed["reason"] == "ran too late"
-    d.wait_for("check.result", count=2, check="steady", timeout=5)  # and it runs on
+    d.wait_for("check.result", count=seen + 1, check="steady", timeout=5)  # and it runs on
     d.stop()
-    state = json.loads((d.config.parent / "state" / "state.json").read_text())
-    assert state["checks"]["steady"]["counts"]["missed"] == 1
+    counts = json.loads((d.config.parent / "state" / "state.json").read_text())["checks"]
+    assert counts["slow"]["counts"]["skipped"] >= 2
+    assert counts["steady"]["counts"]["missed"] == 1
 
 
 def test_state_transitions_status_and_restart_continuity(write_config, daemon, tmp_path,
