@@ -238,7 +238,7 @@ class Agent:
             old, new = transition
             level = log.warning if new is State.FAILING else log.info
             level("check.state_changed", check=name, **{"from": old.value, "to": new.value},
-                        status=status, summary=result.summary)
+                  status=status, summary=result.summary)
             self.config.plugins.notify("vigil_state_changed", check=name, old=old.value,
                                        new=new.value, result=result)
         self.config.plugins.notify("vigil_check_result", check=name, result=result,
@@ -252,7 +252,8 @@ class Agent:
         rt = self.checks.get(name)
         if rt is None:
             return
-        rt.counts[why] += 1
+        with self._lock:  # snapshot() copies the counts from the main loop
+            rt.counts[why] += 1
         reason = "previous run still running" if why == "skipped" else "ran too late"
         log.warning(f"check.{why}", check=name, reason=reason, **{why: rt.counts[why]})
         self._dirty.set()

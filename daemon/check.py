@@ -49,16 +49,6 @@ class Result:
             "healable": self.healable,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Result:
-        return cls(
-            status=Status[data["status"]],
-            summary=data.get("summary", ""),
-            metrics=dict(data.get("metrics", {})),
-            details=dict(data.get("details", {})),
-            healable=bool(data.get("healable", True)),
-        )
-
 
 class Check:
     """Base class of every check type.

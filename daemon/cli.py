@@ -273,7 +273,8 @@ def _heal(cfg: config_mod.Config, service: str, out: TextIO = sys.stdout) -> dic
     answer = control.request(cfg.daemon.state_dir, {"command": "heal", "service": service},
                              lambda event: show(event.pop("event", "?"), **event))
     if answer is None:
-        print(f"no daemon runs: healing {service} directly", file=sys.stderr)
+        print(f"no daemon runs (none answers on {cfg.daemon.state_dir / control.SOCKET}): "
+              f"healing {service} directly", file=sys.stderr)
         answer = oneshot.heal(cfg, service, show)
     return answer
 
@@ -304,7 +305,7 @@ def _progress_printer(out: TextIO) -> Any:
 def cmd_service(args: argparse.Namespace) -> int:
     from service.install import LaunchdInstaller, SystemdInstaller
 
-    user = args.user if args.user is not None else os.geteuid() != 0
+    user = _user_scope(args)
     source = _load(args).source  # never install a daemon that would refuse its own config
     if source == config_mod.PACKAGED:
         target = paths.config_dir() / "config.toml"
@@ -321,11 +322,16 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _user_scope(args: argparse.Namespace) -> bool:
+    """--user or --system as given; else the user's own service unless run as root."""
+    return args.user if args.user is not None else os.geteuid() != 0
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from service.install import UNIT, LaunchdInstaller
 
     cfg = _load(args)
-    user = args.user if args.user is not None else os.geteuid() != 0
+    user = _user_scope(args)
     if cfg.daemon.log_file != "-":
         path = Path(cfg.daemon.log_file)
     elif sys.platform == "darwin":

@@ -88,12 +88,13 @@ class ControlServer:
 
 def request(state_dir: Path, message: dict[str, Any],
             on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any] | None:
-    """Ask the running daemon; None when no daemon listens."""
+    """Ask the running daemon; None when no daemon listens (none runs, or its socket
+    could not be made: see ``control.unavailable``)."""
     path = state_dir / SOCKET
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(path))
-    except (FileNotFoundError, ConnectionRefusedError):
+    except OSError:
         sock.close()
         return None
     with sock:

@@ -14,7 +14,7 @@ import structlog
 
 from daemon.check import Result
 from daemon.config import ServiceSpec
-from daemon.manager import Action
+from daemon.manager import Action, ServiceManager
 from daemon.ports import describe, first_free, holders
 from daemon.statemachine import State
 
@@ -196,7 +196,8 @@ class Healer:
                 outcome = action
             elif not action.ok:
                 outcome = emit("heal.failed", log.error, **fields, action=verb,
-                               reason=f"{verb} command failed", **action.fields())
+                               reason=f"{verb} command failed", **action.fields(),
+                               **_details(manager))
             else:
                 if not self._wake(service):
                     rt.passed.set()
@@ -222,7 +223,8 @@ class Healer:
                 return emit("heal.failed", log.error, **fields, action=verb,
                             reason=f"no check of {rt.spec.name} passed within {grace:g}s "
                                    f"(start_timeout) after {command['command']}",
-                            elapsed_s=round(elapsed, 1), **command)
+                            elapsed_s=round(elapsed, 1), **command,
+                            **_details(rt.spec.service_manager))
             loud = elapsed - logged >= PROGRESS_EVERY
             logged = elapsed if loud else logged
             emit("heal.waiting", log.info if loud else None, **fields,
@@ -256,6 +258,11 @@ class Healer:
     def _backoff(self, rt: ServiceRuntime) -> float:
         # 1x, 2x, 4x... the base for the 1st, 2nd, 3rd heal inside the window.
         return min(rt.spec.backoff * 2 ** max(0, len(rt.history) - 1), rt.spec.within)
+
+
+def _details(manager: ServiceManager) -> dict[str, Any]:
+    details = manager.details()
+    return {"service_state": details} if details else {}
 
 
 def _emitter(progress: Progress | None) -> Callable[..., dict[str, Any]]:

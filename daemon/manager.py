@@ -74,6 +74,11 @@ class ServiceManager:
         """True or False when the manager knows; None when it cannot tell."""
         raise NotImplementedError
 
+    def details(self) -> dict[str, str]:
+        """What the manager itself says of the service, for a failed heal's event
+        (systemd: ``systemctl show``); empty when it says nothing more."""
+        return {}
+
     def describe(self) -> str:
         """One line for logs and ``vigil status``: ``systemd unit postgresql@15-main``."""
         return f"{type(self).__name__} {self.name}"

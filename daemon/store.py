@@ -3,15 +3,15 @@ leaves either the old or the new file, never a torn one."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import structlog
+
+from daemon import atomic
 
 STATE_FILE = "state.json"
 VERSION = 1
@@ -50,21 +50,4 @@ class Store:
 
     def write(self, data: dict[str, Any]) -> None:
         payload = json.dumps({"version": VERSION, **data}, indent=1, sort_keys=True, default=str)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{STATE_FILE}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        # The rename itself is durable only once the folder is synced.
-        dirfd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+        atomic.replace(self.path, payload.encode("utf-8"), mode=0o600)

@@ -11,6 +11,7 @@ from typing import Any
 
 from daemon import Check, ConfigError, Result, Status, hookimpl, require_module
 from daemon.ports import describe, holders, parse_ports
+from plugins.http import MAX_BODY
 from plugins.thresholds import worst
 
 
@@ -124,7 +125,7 @@ class Mcp(Check):
         began = time.perf_counter()
         try:
             with urllib.request.urlopen(url, timeout=timeout or self.timeout) as resp:
-                data = json.loads(resp.read(1024 * 1024))
+                data = json.loads(resp.read(MAX_BODY))
         except (urllib.error.URLError, OSError, ValueError):
             return None, 0.0
         took = (time.perf_counter() - began) * 1000
@@ -152,23 +153,23 @@ class Mcp(Check):
                     ClientSession(read, write) as session:
                 for step, call in (("initialize", session.initialize),
                                    ("ping", session.send_ping)):
-                    metrics[f"mcp_{step}_ms"] = await _timed(call)
+                    _, metrics[f"mcp_{step}_ms"] = await _timed(call)
                 if opts.list_tools or opts.call_tool:
                     tools = await session.list_tools()
                     metrics["mcp_tools"] = float(len(tools.tools))
                 if opts.call_tool:
-                    start = time.perf_counter()
-                    reply = await session.call_tool(opts.call_tool, opts.tool_arguments)
-                    metrics["mcp_call_ms"] = round((time.perf_counter() - start) * 1000, 3)
+                    reply, metrics["mcp_call_ms"] = await _timed(
+                        session.call_tool, opts.call_tool, opts.tool_arguments)
                     if getattr(reply, "is_error", False):
                         raise RuntimeError(f"tool {opts.call_tool} returned an error")
         metrics["mcp_total_ms"] = round((time.perf_counter() - began) * 1000, 3)
 
 
-async def _timed(call: Any) -> float:
+async def _timed(call: Any, *args: Any) -> tuple[Any, float]:
+    """What ``call(*args)`` returned, and how many milliseconds it took."""
     began = time.perf_counter()
-    await call()
-    return round((time.perf_counter() - began) * 1000, 3)
+    reply = await call(*args)
+    return reply, round((time.perf_counter() - began) * 1000, 3)
 
 
 def _numbers(data: dict[str, Any], skip: set[str]) -> dict[str, float]:

@@ -24,7 +24,7 @@ from daemon import (
     require_module,
 )
 from daemon.ports import listeners_named
-from plugins.thresholds import above, worst
+from plugins.thresholds import StartGrace, above, worst
 
 # SQLSTATEs of failures no restart can fix.
 AUTH_FAILED = {"28P01", "28000"}
@@ -90,7 +90,7 @@ class Postgres(Check):
         host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
         port = params.get("port") or os.environ.get("PGPORT") or 5432
         self.where = f"{host}:{port}" if not host.startswith("/") else f"{host} port {port}"
-        self._rejecting_since: float | None = None
+        self._starting = StartGrace()
 
     def run(self) -> Result:
         from psycopg import pq
@@ -103,19 +103,15 @@ class Postgres(Check):
                           healable=False)
         if ping == pq.Ping.REJECT:
             return self._rejecting("rejecting connections")
-        self._rejecting_since = None
+        self._starting.reset()
         if self.options.ping_only:
             return Result(Status.OK, f"accepting connections at {self.where}")
         return self._inspect()
 
     def _rejecting(self, why: str) -> Result:
-        now = time.monotonic()
-        self._rejecting_since = self._rejecting_since or now
-        waited = now - self._rejecting_since
+        status, waited = self._starting.judge(self.options.start_timeout)
         summary = f"{why} at {self.where} for {waited:.0f}s (starting up, shutting down " \
                   "or in recovery)"
-        # Starting up is normal for a while; past start_timeout it is an outage.
-        status = Status.WARN if waited < self.options.start_timeout else Status.CRIT
         return Result(status, summary, {"rejecting_s": round(waited, 1)})
 
     def _inspect(self) -> Result:

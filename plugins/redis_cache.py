@@ -22,7 +22,7 @@ from daemon import (
     require_module,
 )
 from daemon.ports import listeners_named
-from plugins.thresholds import above, worst
+from plugins.thresholds import StartGrace, above, worst
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Redis(Check):
                                            socket_connect_timeout=timeout, **extra)
         self.where = redact(options.url)
         self._last: Counters | None = None
-        self._loading_since: float | None = None
+        self._starting = StartGrace()
 
     def run(self) -> Result:
         import redis
@@ -80,24 +80,22 @@ class Redis(Check):
             info = self.client.info("all")
         except redis.BusyLoadingError:
             return self._loading()
-        except redis.AuthenticationError as exc:
-            return Result(Status.CRIT, f"authentication failed at {self.where}: "
-                                       f"{redact(str(exc))}", healable=False)
-        except redis.ResponseError as exc:
-            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-                return Result(Status.CRIT, f"authentication failed at {self.where}: "
-                                           f"{redact(str(exc))}", healable=False)
-            return Result(Status.CRIT, f"{self.where} answered an error: {redact(str(exc))}")
+        except (redis.AuthenticationError, redis.ResponseError) as exc:
+            # A server without the password answers NOAUTH, a wrong one WRONGPASS.
+            auth = isinstance(exc, redis.AuthenticationError) or any(
+                word in str(exc) for word in ("NOAUTH", "WRONGPASS"))
+            said = redact(str(exc))
+            if auth:
+                return Result(Status.CRIT, f"authentication failed at {self.where}: {said}",
+                              healable=False)
+            return Result(Status.CRIT, f"{self.where} answered an error: {said}")
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             return Result(Status.CRIT, f"cannot reach Redis at {self.where}: {redact(str(exc))}")
-        self._loading_since = None
+        self._starting.reset()
         return self._judge(info, ping_ms)
 
     def _loading(self) -> Result:
-        now = time.monotonic()
-        self._loading_since = self._loading_since or now
-        waited = now - self._loading_since
-        status = Status.WARN if waited < self.options.start_timeout else Status.CRIT
+        status, waited = self._starting.judge(self.options.start_timeout)
         return Result(status, f"Redis at {self.where} is loading its dataset ({waited:.0f}s)",
                       {"loading_s": round(waited, 1)})
 

@@ -7,12 +7,13 @@ import os
 import plistlib
 import string
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from daemon import proc
+from daemon import atomic, proc
+from service.launchd import Launchd, LaunchdOptions
+from service.systemd import Systemd, SystemdOptions
 
 UNIT = "vigil.service"
 LABEL = "dev.vigil.agent"
@@ -54,11 +55,7 @@ def _write_if_changed(path: Path, content: bytes) -> bool:
     if path.exists() and path.read_bytes() == content:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(content)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic.replace(path, content)
     return True
 
 
@@ -79,9 +76,8 @@ class SystemdInstaller:
             base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
             unit_dir = Path(base) / "systemd" / "user" if user else Path("/etc/systemd/system")
         self.path = unit_dir / UNIT
-
-    def systemctl(self, *args: str) -> list[str]:
-        return ["systemctl", *(["--user"] if self.user else []), *args]
+        # vigil's own unit, seen through the systemd manager: the systemctl argv.
+        self.unit = Systemd(UNIT, SystemdOptions(unit=UNIT, user=user))
 
     def render(self) -> str:
         template = string.Template(
@@ -97,9 +93,9 @@ class SystemdInstaller:
         lines = []
         changed = _write_if_changed(self.path, self.render().encode())
         lines.append(f"{'wrote' if changed else 'unchanged'} {self.path}")
-        steps = [self.systemctl("daemon-reload")] if changed else []
-        steps.append(self.systemctl("enable", UNIT))
-        steps.append(self.systemctl("restart" if changed else "start", UNIT))
+        steps = [self.unit.systemctl("daemon-reload")] if changed else []
+        steps.append(self.unit.systemctl("enable", UNIT))
+        steps.append(self.unit.systemctl("restart" if changed else "start", UNIT))
         for argv in steps:
             done = _run(argv)
             if done.returncode != 0:
@@ -122,22 +118,22 @@ class SystemdInstaller:
     def uninstall(self) -> Report:
         lines = []
         if self.path.exists():
-            _run(self.systemctl("disable", "--now", UNIT))
+            _run(self.unit.systemctl("disable", "--now", UNIT))
             self.path.unlink()
-            _run(self.systemctl("daemon-reload"))
+            _run(self.unit.systemctl("daemon-reload"))
             lines.append(f"removed {self.path}")
         else:
             lines.append(f"not installed: no {self.path}")
-        _run(self.systemctl("reset-failed", UNIT))
+        _run(self.unit.systemctl("reset-failed", UNIT))
         return Report(True, lines)
 
     def state(self) -> str:
-        return _run(self.systemctl("is-active", UNIT)).stdout.strip() or "unknown"
+        return _run(self.unit.systemctl("is-active", UNIT)).stdout.strip() or "unknown"
 
     def status(self) -> Report:
         if not self.path.exists():
             return Report(False, [f"not installed (no {self.path})"])
-        enabled = _run(self.systemctl("is-enabled", UNIT)).stdout.strip()
+        enabled = _run(self.unit.systemctl("is-enabled", UNIT)).stdout.strip()
         state = self.state()
         return Report(state == "active", [f"installed: {self.path}", f"enabled: {enabled}",
                                           f"state: {state}"])
@@ -155,22 +151,18 @@ class LaunchdInstaller:
         self.python = python
         home = home or Path.home()
         self.logs = self.log_dir(user, home)
-        if user:
-            self.path = home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
-            self.domain = f"gui/{os.getuid()}"
-        else:
-            self.path = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
-            self.domain = "system"
+        self.path = (home / "Library" / "LaunchAgents" if user
+                     else Path("/Library/LaunchDaemons")) / f"{LABEL}.plist"
+        # vigil's own job, seen through the launchd manager: its domain, target and state.
+        self.job = Launchd(LABEL, LaunchdOptions(label=LABEL, plist=str(self.path),
+                                                 domain="gui" if user else "system"))
+        self.domain, self.target = self.job.domain, self.job.target
 
     @staticmethod
     def log_dir(user: bool, home: Path | None = None) -> Path:
         """Where launchd writes vigil's stdout and stderr (`vigil logs` reads it there)."""
         return (home or Path.home()) / "Library" / "Logs" / "vigil" if user else Path(
             "/Library/Logs/vigil")
-
-    @property
-    def target(self) -> str:
-        return f"{self.domain}/{LABEL}"
 
     def render(self) -> bytes:
         return plistlib.dumps({
@@ -186,14 +178,11 @@ class LaunchdInstaller:
             "StandardErrorPath": str(self.logs / "vigil.err.log"),
         })
 
-    def loaded(self) -> bool:
-        return _run(["launchctl", "print", self.target]).returncode == 0
-
     def install(self) -> Report:
         self.logs.mkdir(parents=True, exist_ok=True)
         changed = _write_if_changed(self.path, self.render())
         lines = [f"{'wrote' if changed else 'unchanged'} {self.path}"]
-        if self.loaded():
+        if self.job.loaded():
             if not changed:
                 lines.append(f"{LABEL} is loaded")
                 return Report(True, lines)
@@ -208,7 +197,7 @@ class LaunchdInstaller:
 
     def uninstall(self) -> Report:
         lines = []
-        if self.loaded():
+        if self.job.loaded():
             _run(["launchctl", "bootout", self.target])
             lines.append(f"unloaded {self.target}")
         if self.path.exists():
@@ -219,7 +208,6 @@ class LaunchdInstaller:
     def status(self) -> Report:
         if not self.path.exists():
             return Report(False, [f"not installed (no {self.path})"])
-        done = _run(["launchctl", "print", self.target])
-        running = done.returncode == 0 and "state = running" in done.stdout
+        running = self.job.is_running() is True
         return Report(running, [f"installed: {self.path}",
                                 f"state: {'running' if running else 'not running'}"])

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon import hookimpl
+from daemon import atomic, hookimpl
 from daemon.manager import Action, ServiceManager
 
 
@@ -69,7 +69,7 @@ class Launchd(ServiceManager):
         path = Path(self.options.plist or "")
         job = plistlib.loads(path.read_bytes())
         job.setdefault("EnvironmentVariables", {})[self.options.port_variable] = str(port)
-        path.write_bytes(plistlib.dumps(job))
+        atomic.replace(path, plistlib.dumps(job))  # launchd must never read half a plist
 
     def describe(self) -> str:
         return f"launchd job {self.target}"

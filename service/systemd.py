@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon import hookimpl
+from daemon import atomic, hookimpl
 from daemon.manager import Action, ServiceManager
 
 
@@ -46,7 +44,8 @@ class Systemd(ServiceManager):
         return action.output.strip() == "active"
 
     def details(self) -> dict[str, str]:
-        """The unit's state as systemctl show reports it, for the heal event."""
+        """The unit's state as systemctl show reports it: why it failed, how often
+        systemd itself restarted it."""
         action = self.run(self.systemctl(
             "show", "-p", "ActiveState,SubState,MainPID,NRestarts,Result", self.options.unit),
             timeout=10)
@@ -65,16 +64,13 @@ class Systemd(ServiceManager):
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
-    """Set these variables in a systemd environment file, keeping its other lines; the
-    file is replaced atomically, so the unit never reads half of it."""
+    """Set these variables in a systemd environment file, keeping its other lines, so
+    that the unit never reads half of it."""
     lines = path.read_text().splitlines() if path.exists() else []
     kept = [line for line in lines if line.split("=", 1)[0].strip() not in values]
     text = "\n".join([*kept, *(f"{k}={v}" for k, v in values.items())]) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic.replace(path, text.encode(), mode=0o600)  # it may hold other secrets
 
 
 @hookimpl

@@ -55,6 +55,14 @@ exec env container=vigil-test {systemd} --system --unit={target} --log-target=jo
 """
 
 
+def unit(exec_start: str, *service_lines: str) -> str:
+    """A unit only vigil brings back (Restart=no), without a start limit, so that what a
+    test sees is vigil's own budget; ``service_lines`` go into [Service] as they are."""
+    return "\n".join(["[Unit]", "DefaultDependencies=no", "StartLimitIntervalSec=0",
+                      "[Service]", *service_lines, f"ExecStart={exec_start}",
+                      "Restart=no"]) + "\n"
+
+
 class PrivateSystemd:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="vigil-systemd-"))

@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -118,6 +119,30 @@ def test_http_slow_is_warn_and_unreachable_is_crit(web: str, tmp_path: Path) -> 
     result = build(f"[checks.x]\ntype='http'\nurl='http://user:pw123@127.0.0.1:{port}/'\n",
                    tmp_path).run()
     assert result.status is Status.CRIT and "pw123" not in result.summary
+
+
+def test_http_self_signed_tls_is_crit_unless_verify_tls_is_off(tmp_path: Path) -> None:
+    openssl = need_program("openssl", "openssl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                           "-subj", "/CN=127.0.0.1", "-days", "1", "-keyout", str(key),
+                           "-out", str(cert)], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/ok"
+    try:
+        strict = build(f"[checks.x]\ntype='http'\nurl='{url}'\n", tmp_path).run()
+        assert strict.status is Status.CRIT and "CERTIFICATE_VERIFY_FAILED" in strict.summary
+        lax = build(f"[checks.x]\ntype='http'\nurl='{url}'\nverify_tls=false\n",
+                    tmp_path).run()
+        assert lax.status is Status.OK, lax.summary
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- process -------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -106,6 +109,12 @@ def test_a_reload_that_moves_the_state_folder_asks_for_a_restart(with_fixtures, 
         assert needed["key"] == "daemon.state_dir"
         assert needed["running"] == str(tmp_path / "state")
         assert needed["wanted"] == str(tmp_path / "elsewhere")
+    # Everything else changes with SIGHUP, the log's place included.
+    path.write_text(path.read_text().replace('[daemon]', '[daemon]\nlog_file = "moved.log"'))
+    d.signal(signal.SIGHUP)
+    d.log = tmp_path / "moved.log"
+    d.wait_for("config.reloaded")
+    d.wait_for("check.result", check="first")
     assert d.stop() == 0
     assert json.loads((tmp_path / "state" / "state.json").read_text())["checks"]["first"]
     assert not (tmp_path / "elsewhere").exists()
@@ -119,6 +128,7 @@ def test_sigusr1_runs_every_check_now(with_fixtures, daemon) -> None:
     """)).start()
     d.wait_for("check.result", check="slow")
     d.signal(signal.SIGUSR1)
+    assert d.wait_for("daemon.run_all")[0]["checks"] == 1
     d.wait_for("check.result", count=2, check="slow", timeout=5)
     d.signal(signal.SIGUSR1)
     d.wait_for("check.result", count=3, check="slow", timeout=5)
@@ -279,6 +289,49 @@ def test_unreadable_state_is_set_aside_not_lost(write_config, daemon) -> None:
     assert Path(event["moved_to"]).read_text() == "{ torn"
     assert d.stop() == 0
     assert json.loads((state_dir / "state.json").read_text())["version"] == 1
+
+
+def test_a_failed_state_write_is_logged_and_retried_while_checks_run_on(with_fixtures,
+                                                                        daemon, tmp_path):
+    d = daemon(with_fixtures(FIRST)).start()
+    state = tmp_path / "state" / "state.json"
+    wait_until(state.exists, 5, "a first save")
+    for _ in range(50):  # a folder where the file goes, so that the rename fails
+        with contextlib.suppress(FileNotFoundError, FileExistsError):
+            state.unlink()
+            (state / "in-the-way").mkdir(parents=True)
+            break
+    failed = d.wait_for("state.write_failed")[0]
+    assert failed["path"] == str(state)
+    seen = len(d.events("check.result", check="first"))
+    d.wait_for("check.result", count=seen + 2, check="first")  # the checks carry on
+    shutil.rmtree(state)
+    wait_until(state.is_file, 5, "the next save writes the file again")
+    assert d.stop() == 0
+    assert json.loads(state.read_text())["checks"]["first"]["last"]["status"] == "OK"
+
+
+def test_without_a_control_socket_the_daemon_runs_and_vigil_heal_heals_directly(
+        write_config, daemon, tmp_path) -> None:
+    # A UNIX socket path is limited to 107 bytes; this state folder is longer.
+    path = write_config(f"""
+        [daemon]
+        state_dir = "state-{'x' * 100}"
+        [services.svc]
+        manager = "command"
+        start = ["{sys.executable}", "-c", "pass"]
+        [checks.s]
+        type = "system"
+        interval = "300ms"
+    """)
+    d = daemon(path).start()
+    unavailable = d.wait_for("control.unavailable")[0]
+    assert "shorten state_dir" in unavailable["hint"]
+    d.wait_for("check.result", count=2, check="s")
+    done = run_vigil("heal", "svc", "-c", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "healing svc directly" in done.stderr and "Traceback" not in done.stderr
+    assert d.stop() == 0
 
 
 def test_bad_config_at_start_exits_1_without_traceback(write_config) -> None:

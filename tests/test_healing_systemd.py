@@ -12,22 +12,10 @@ from pathlib import Path
 import psutil
 
 from tests.conftest import answers, free_port, run_vigil, vigil_command, wait_until
-from tests.private_systemd import PrivateSystemd
+from tests.private_systemd import PrivateSystemd, unit
 
 SERVER = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
 CRASHER = f"{sys.executable} -c 'import sys; sys.exit(3)'"
-
-
-def unit(command: str) -> str:
-    # Restart=no: only vigil may bring it back. No start limit: vigil's budget is tested.
-    return f"""
-        [Unit]
-        DefaultDependencies=no
-        StartLimitIntervalSec=0
-        [Service]
-        ExecStart={command}
-        Restart=no
-    """
 
 
 def service_config(write_config, tmp_path: Path, services: dict[str, int],
@@ -83,7 +71,11 @@ def test_crash_loop_respects_the_budget_then_resumes(systemd: PrivateSystemd, wr
     d.wait_for("heal.gave_up", service="loop", timeout=30)
     time.sleep(4)  # long enough for more restarts, were the budget not kept
     assert len(d.events("heal.started", service="loop")) == 2
-    assert len(d.events("heal.failed", service="loop")) == 2
+    failed = d.events("heal.failed", service="loop")
+    assert len(failed) == 2
+    # What systemd says of the unit (systemctl show) tells the operator why.
+    assert failed[0]["service_state"]["Result"] == "exit-code"
+    assert failed[0]["service_state"]["ActiveState"] == "failed"
     assert len(d.events("heal.gave_up", service="loop")) == 1
     status = json.loads(run_vigil("status", "--json", "-c", str(config)).stdout)
     assert status["services"]["loop"]["given_up"] is True

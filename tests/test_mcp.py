@@ -20,7 +20,7 @@ import pytest
 from daemon import Status, config
 from daemon.check import Check
 from tests.conftest import answers, free_port, run_vigil, wait_until
-from tests.private_systemd import PrivateSystemd
+from tests.private_systemd import PrivateSystemd, unit
 
 SERVER = str(Path(__file__).parent / "fixtures" / "mcp_memory_server.py")
 
@@ -269,15 +269,8 @@ def test_port_fallback_under_systemd_with_an_environment_file(systemd: PrivateSy
     ports = free_range(3)
     foreign(ports[0])
     env_file = tmp_path / "memory.env"
-    systemd.write_unit("vigil-memory.service", f"""
-        [Unit]
-        DefaultDependencies=no
-        StartLimitIntervalSec=0
-        [Service]
-        EnvironmentFile=-{env_file}
-        ExecStart={sys.executable} {SERVER} --port ${{MCP_PORT}}
-        Restart=no
-    """)
+    systemd.write_unit("vigil-memory.service", unit(
+        f"{sys.executable} {SERVER} --port ${{MCP_PORT}}", f"EnvironmentFile=-{env_file}"))
     d = daemon(write_config(f"""
         [daemon]
         state_dir = "{tmp_path}/state"

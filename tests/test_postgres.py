@@ -20,7 +20,7 @@ from tests.conftest import (
     vigil_command,
 )
 from tests.pg import PASSWORD, Cluster, is_up
-from tests.private_systemd import PrivateSystemd
+from tests.private_systemd import PrivateSystemd, unit
 
 
 def build(body: str, tmp_path: Path) -> Check:
@@ -39,6 +39,17 @@ def test_up_is_ok_with_real_latencies_and_metrics(pg_cluster: Cluster, tmp_path)
     assert m["server_version_num"] >= 150000 and m["max_connections"] == 100
     assert m["connections"] >= 1 and m["database_size_bytes"] > 1_000_000
     assert PASSWORD not in result.summary
+
+
+def test_latency_and_connection_thresholds(pg_cluster: Cluster, tmp_path) -> None:
+    pg_cluster.start()
+    dsn = f'dsn = "{pg_cluster.dsn}"\n'
+    slow = build(dsn + "target_ms = 0.0001\nwarn_ms = 0.0001\n", tmp_path).run()
+    assert slow.status is Status.WARN and "(target 0.0001 ms)" in slow.summary
+    crowded = build(dsn + "conn_warn_pct = 0.5\n", tmp_path).run()  # 1 of 100 is 1%
+    assert crowded.status is Status.WARN and "/100 connections" in crowded.summary
+    full = build(dsn + "conn_warn_pct = 0.1\nconn_crit_pct = 0.5\n", tmp_path).run()
+    assert full.status is Status.CRIT and full.metrics["connections_pct"] >= 1
 
 
 def test_host_and_port_keys_and_pg_environment(pg_cluster: Cluster, tmp_path,
@@ -205,15 +216,8 @@ def test_vigil_check_heal_starts_it_and_reports_the_second_result(pg_cluster: Cl
 
 def test_systemd_starts_a_stopped_postgres(systemd: PrivateSystemd, pg_cluster: Cluster,
                                            write_config, daemon, tmp_path) -> None:
-    systemd.write_unit("vigil-pg.service", f"""
-        [Unit]
-        DefaultDependencies=no
-        [Service]
-        Type=notify
-        User=postgres
-        ExecStart={pg_cluster.bin}/postgres -D {pg_cluster.data}
-        Restart=no
-    """)
+    systemd.write_unit("vigil-pg.service", unit(
+        f"{pg_cluster.bin}/postgres -D {pg_cluster.data}", "Type=notify", "User=postgres"))
     d = daemon(write_config(f"""
         [daemon]
         state_dir = "{tmp_path}/state"

@@ -14,3 +14,20 @@ def test_first_two_code_blocks_are_the_install_and_test_lines() -> None:
     assert "pip install" in install
     assert tests == "tests/run.sh"
     assert "exec tests/run.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_log_event_vigil_emits_is_in_the_readme_table() -> None:
+    # Operators grep and alert on these names: an event missing from the table is a
+    # promise nobody made; the names are the first argument of a log, level or emit call.
+    call = re.compile(r"\b(?:log\.\w+|level|emit)\(\s*f?\"([a-z_]+\.[a-z_{}]+)\"")
+    emitted = set()
+    for source in [*ROOT.glob("daemon/*.py"), *ROOT.glob("service/*.py"),
+                   *ROOT.glob("plugins/*.py")]:
+        emitted |= set(call.findall(source.read_text()))
+    emitted |= {name.replace("{why}", why) for name in emitted if "{why}" in name
+                for why in ("skipped", "missed")}  # check.{why}: the lost-run callback
+    emitted = {name for name in emitted if "{" not in name}
+    assert len(emitted) > 20, emitted  # the pattern still finds the calls
+    table = (ROOT / "README.md").read_text().split("## Logs", 1)[1].split("\n## ", 1)[0]
+    missing = sorted(name for name in emitted if f"`{name}`" not in table)
+    assert not missing, f"log events missing from README.md's Logs table: {missing}"

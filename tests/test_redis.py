@@ -24,7 +24,7 @@ from tests.conftest import (
     need_program,
     run_vigil,
 )
-from tests.private_systemd import PrivateSystemd
+from tests.private_systemd import PrivateSystemd, unit
 
 PASSWORD = "r3dis-Secret"
 
@@ -86,7 +86,12 @@ def test_hit_rate_over_the_interval_is_exact(redis_server, tmp_path) -> None:
     second = check.run()
     assert second.metrics["hit_rate_pct"] == 75.0  # 3 hits, 1 miss in the interval
     assert "hit rate 75.0% in the last interval" in second.summary
-    assert second.status is Status.OK
+    assert second.status is Status.OK and "below target" not in second.summary
+    for key in ["a"] * 2 + ["missing"] * 3:
+        r.get(key)
+    middling = check.run()  # under the 50% target, above the 30% warning: said, not WARN
+    assert middling.status is Status.OK
+    assert "hit rate 40.0% in the last interval (below target)" in middling.summary
     for _ in range(4):
         r.get("missing")
     third = check.run()
@@ -271,14 +276,7 @@ def test_killed_redis_is_healed_by_a_real_systemd(systemd: PrivateSystemd, write
                                                   daemon, tmp_path) -> None:
     port = free_port()
     argv = " ".join(f"'{a}'" if a == "" else a for a in server_argv(port, tmp_path))
-    systemd.write_unit("vigil-redis.service", f"""
-        [Unit]
-        DefaultDependencies=no
-        StartLimitIntervalSec=0
-        [Service]
-        ExecStart={argv}
-        Restart=no
-    """)
+    systemd.write_unit("vigil-redis.service", unit(argv))
     systemd.run("systemctl", "start", "vigil-redis.service")
     d = daemon(write_config(f"""
         [daemon]
