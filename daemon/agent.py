@@ -16,7 +16,7 @@ import psutil
 import structlog
 
 from daemon import config as config_mod
-from daemon import logs
+from daemon import logs, proc, runtime
 from daemon.check import Result, Status
 from daemon.config import CheckSpec, Config
 from daemon.control import ControlServer, Send
@@ -85,6 +85,7 @@ class Agent:
                  services=len(self.config.services), plugins=sorted(self.config.plugins.infos),
                  watchdog_s=self.notifier.watchdog)
         self._save()
+        self._announce()
         self.notifier.send("READY=1", f"STATUS={self.summary()}")
         status, pinged = "", 0.0
         while not self.stopping.is_set():
@@ -146,11 +147,15 @@ class Agent:
         self.notifier.send("STOPPING=1", "STATUS=stopping")
         self.control.stop()
         self.scheduler.shutdown()
+        # Listed before their processes are stopped: what was still running at the stop.
+        still_running = self.runner.hung()
+        proc.stop_all()
         with self._lock:
             for rt in self.checks.values():
                 self._close(rt)
         self._save()
-        log.info("daemon.stopped", hung_checks=self.runner.hung())
+        runtime.withdraw(self.config.source)
+        log.info("daemon.stopped", hung_checks=still_running)
 
     def reload(self) -> None:
         try:
@@ -173,8 +178,19 @@ class Agent:
         log.info("config.reloaded", config=new.source, checks=len(self.checks),
                  added=sorted(set(self.checks) - old_names),
                  removed=sorted(old_names - set(self.checks)))
+        self._announce()
         self.notifier.send("READY=1", f"STATUS={self.summary()}")
         self._dirty.set()
+
+    def _announce(self) -> None:
+        """Tell `vigil status` and `vigil logs` what this daemon runs with, whatever the
+        config on disk says later."""
+        try:
+            runtime.announce(self.config.source, self.identity, self.state_dir,
+                             self.config.daemon.log_file)
+        except OSError as exc:
+            log.warning("runtime.unavailable", path=str(exc.filename or ""), error=str(exc),
+                        hint="vigil status and vigil logs read the config on disk instead")
 
     def _install_checks(self, config: Config, saved: dict[str, Any]) -> None:
         """Swap in the checks of ``config``; a check that keeps its name and type keeps

@@ -39,6 +39,9 @@ class Result:
     #: False when restarting the service would not help (bad password, missing
     #: extension, bad request): the failure is reported, never healed.
     healable: bool = True
+    #: Nagios perfdata exactly as a plugin wrote it (labels, thresholds, min, max):
+    #: ``vigil check`` prints it instead of perfdata made from ``metrics``.
+    perfdata: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,7 @@ class Result:
             "metrics": dict(self.metrics),
             "details": dict(self.details),
             "healable": self.healable,
+            **({"perfdata": self.perfdata} if self.perfdata else {}),
         }
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from daemon import config as config_mod
-from daemon import logs, logview, paths, statusview
-from daemon.check import Status
+from daemon import logs, logview, paths, runtime, statusview
+from daemon.check import Result, Status
 from daemon.durations import parse_duration
 from daemon.errors import ConfigError
 from daemon.perfdata import format_perfdata
@@ -27,11 +27,18 @@ from daemon.store import Store
 EXIT_INVALID_CONFIG = 1
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", metavar="FILE",
+def _config_option(default: Any) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("-c", "--config", metavar="FILE", default=default,
                         help="config file (else $VIGIL_CONFIG, ./config.toml, the platform "
                              "config folder, the packaged defaults)")
+    return parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    # `-c` works before and after the command. A subcommand's own copy must not write its
+    # default over a `-c` given before the command: hence SUPPRESS there.
+    common = _config_option(argparse.SUPPRESS)
     # Which vigil service: `service` installs it, `logs` reads what it wrote to stdout.
     scoped = argparse.ArgumentParser(add_help=False)
     scope = scoped.add_mutually_exclusive_group()
@@ -40,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("--system", dest="user", action="store_false",
                        help="the system unit / LaunchDaemon (default for root)")
     parser = argparse.ArgumentParser(
-        prog="vigil", parents=[common],
+        prog="vigil", parents=[_config_option(None)],
         description="A self-healing health-check agent.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -56,9 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", parents=[common], help="list plugins and their check types")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("init", help="write a starter config")
-    p.add_argument("path", nargs="?", default="config.toml")
+    p.add_argument("path", nargs="?", help="where to write it (default: -c FILE, or "
+                                           "config.toml)")
     p.add_argument("--force", action="store_true",
-                   help="overwrite an existing file (the old one is kept as FILE.bak)")
+                   help="overwrite an existing file (the old one is kept as FILE.bak, or "
+                        "FILE.bak.1, .2... when that is taken)")
     p.add_argument("--detect", action="store_true",
                    help="look for PostgreSQL, Redis and MCP servers here and configure them")
     p = sub.add_parser("status", parents=[common], help="what the running daemon sees")
@@ -77,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="read the daemon's log (its file, the journal, or launchd's file)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N",
-                   help="start with the last N lines (default 50)")
+                   help="start with the last N lines that match (default 50)")
     p.add_argument("--check", metavar="NAME", help="only this check's events")
     p.add_argument("--level", choices=list(logview.LEVELS), help="this level and above")
     p.add_argument("--json", action="store_true", help="the raw JSON lines")
@@ -143,14 +152,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args)
     except ConfigError as exc:
-        return _emit_check(args, args.name, Status.UNKNOWN,
-                           f"invalid config: {exc.issues[0]}", {}, {}, 0.0)
+        return _emit_check(args, args.name,
+                           Result(Status.UNKNOWN, f"invalid config: {exc.issues[0]}"))
     spec = cfg.checks.get(args.name)
     if spec is None:
         known = ", ".join(sorted(cfg.checks)) or "none"
-        return _emit_check(args, args.name, Status.UNKNOWN,
-                           f"no check named {args.name!r} in {cfg.source} (known: {known})",
-                           {}, {}, 0.0)
+        return _emit_check(args, args.name, Result(
+            Status.UNKNOWN, f"no check named {args.name!r} in {cfg.source} (known: {known})"))
     outcome = Runner().run(spec.check, spec.timeout)
     if args.heal and spec.service and not outcome.result.status.passing:
         if outcome.result.healable:
@@ -159,26 +167,29 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             print(f"not healing {spec.service}: a restart would not help", file=sys.stderr)
     spec.check.close()
-    r = outcome.result
-    return _emit_check(args, spec.name, r.status, r.summary, r.metrics, r.details,
-                       outcome.duration_ms)
+    return _emit_check(args, spec.name, outcome.result, outcome.duration_ms)
 
 
-def _emit_check(args: argparse.Namespace, name: str, status: Status, summary: str,
-                metrics: dict[str, float], details: dict[str, Any], duration_ms: float) -> int:
-    summary = redact(summary)
+def _emit_check(args: argparse.Namespace, name: str, result: Result,
+                duration_ms: float = 0.0) -> int:
+    summary = redact(result.summary)
+    status = result.status
     if args.json:
         print(json.dumps({"check": name, "status": status.name, "code": int(status),
-                          "summary": summary, "metrics": metrics, "details": details,
+                          "summary": summary, "metrics": result.metrics,
+                          "details": result.details, "perfdata": result.perfdata or None,
                           "duration_ms": round(duration_ms, 2)}, default=str))
     else:
-        perf = format_perfdata(metrics)
+        perf = result.perfdata or format_perfdata(result.metrics)
         print(f"{name} {status.name} - {summary}" + (f" | {perf}" if perf else ""))
     return int(status)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    plugins = _load(args).plugins
+    from daemon.plugins import Plugins
+
+    settings = _lenient_settings(args, "the plugins below are those it names that load")
+    plugins = Plugins(settings.plugins)
     infos = list(plugins.infos.values())
     if args.json:
         print(json.dumps([vars(i) for i in infos], indent=2))
@@ -193,13 +204,15 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    path = Path(args.path)
+    path = Path(args.path or args.config or "config.toml")
     if path.exists() and not args.force:
         print(f"vigil: {path} exists; pass --force to replace it (the old file is kept "
-              f"as {path}.bak)", file=sys.stderr)
+              f"as {_backup_name(path)})", file=sys.stderr)
         return 1
     if path.exists():
-        shutil.copy2(path, f"{path}.bak")
+        backup = _backup_name(path)
+        shutil.copy2(path, backup)
+        print(f"kept the old {path} as {backup}")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = (importlib.resources.files("daemon") / "defaults.toml").read_text("utf-8")
     if args.detect:
@@ -219,9 +232,44 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup_name(path: Path) -> Path:
+    """FILE.bak, or the first free FILE.bak.N: an earlier backup is never overwritten."""
+    candidate, n = path.with_name(f"{path.name}.bak"), 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.bak.{n}")
+    return candidate
+
+
+def _lenient_settings(args: argparse.Namespace, consequence: str) -> config_mod.DaemonSettings:
+    """[daemon] of the config file as far as it reads, warning (not failing) when the
+    whole file is not a valid config."""
+    logs.configure("error", stream=sys.stderr)
+    settings = config_mod.load_daemon(args.config)
+    try:
+        config_mod.load(args.config)
+    except ConfigError as exc:
+        print(f"vigil: warning: {settings.source} is not a valid config ({len(exc.issues)} "
+              f"error{'s' * (len(exc.issues) != 1)}; `vigil config validate` lists them); "
+              f"{consequence}", file=sys.stderr)
+    return settings
+
+
+def _running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
+    """The [daemon] settings of the daemon that runs this config, else of the file on
+    disk. A broken file is a warning here, not a failure: these are the commands an
+    operator needs when something is wrong."""
+    settings = _lenient_settings(args, "a running daemon keeps the config it last loaded")
+    running = runtime.find(settings.source)
+    if running:
+        settings.state_dir = Path(running["state_dir"])
+        settings.log_file = running["log_file"]
+    return settings
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    store = Store(cfg.daemon.state_dir)
+    settings = _running_settings(args)
+    store = Store(settings.state_dir)
     try:
         state = store.read()
     except (ValueError, OSError) as exc:
@@ -233,7 +281,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                          indent=2, default=str))
         return 0 if running else 3
     if state is None:
-        print(f"vigil is not running: no state in {cfg.daemon.state_dir}")
+        print(f"vigil is not running: no state in {settings.state_dir}")
         return 3
     info = state.get("daemon", {})
     if running:
@@ -330,14 +378,16 @@ def _user_scope(args: argparse.Namespace) -> bool:
 def cmd_logs(args: argparse.Namespace) -> int:
     from service.install import UNIT, LaunchdInstaller
 
-    cfg = _load(args)
+    log_file = _running_settings(args).log_file
     user = _user_scope(args)
-    if cfg.daemon.log_file != "-":
-        path = Path(cfg.daemon.log_file)
+    if log_file != "-":
+        path = Path(log_file)
     elif sys.platform == "darwin":
         path = LaunchdInstaller.log_dir(user) / "vigil.log"  # the plist's StandardOutPath
     elif shutil.which("journalctl"):
-        return _show(logview.journal(UNIT, user, args.lines, args.follow), args)
+        # Filters need the whole journal to find the last N lines that match.
+        backlog = None if args.check or args.level else args.lines
+        return _show(logview.journal(UNIT, user, backlog, args.follow), args)
     else:
         print("vigil: this config logs to stdout (log_file = \"-\") and there is no "
               "journalctl here to read it back; set [daemon] log_file to a path",
@@ -346,7 +396,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"vigil: no log yet at {path}", file=sys.stderr)
         return 1
-    return _show(logview.lines(path, args.lines, args.follow), args)
+    return _show(logview.file_lines(path, args.follow), args)
 
 
 def _show(source: Generator[str, None, None], args: argparse.Namespace) -> int:
@@ -355,8 +405,8 @@ def _show(source: Generator[str, None, None], args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with contextlib.closing(source):
-            logview.show(source, sys.stdout, check=args.check, level=args.level,
-                         raw=args.json)
+            logview.show(source, sys.stdout, tail=args.lines, check=args.check,
+                         level=args.level, raw=args.json)
     except logview.JournalError as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 1

@@ -26,6 +26,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 @dataclass
 class DaemonSettings:
     state_dir: Path
+    #: The config file these came from, or PACKAGED.
+    source: str = PACKAGED
     log_file: str = "-"
     log_level: str = "info"
     plugins: list[str] = field(default_factory=list)
@@ -94,20 +96,41 @@ _SERVICE_KEYS: dict[str, tuple[Any, Any]] = {
 }
 
 
-def read_source(explicit: str | None = None) -> tuple[str, str]:
-    """(file name, TOML text) of the config in effect, following the lookup order."""
+def find_source(explicit: str | None = None) -> str:
+    """The file name of the config in effect, following the lookup order, or PACKAGED."""
     for path, must_exist in config_candidates(explicit):
         if path.is_file():
-            return str(path), path.read_text(encoding="utf-8")
+            return str(path)
         if must_exist:
             what = "is a folder" if path.is_dir() else "does not exist"
             raise ConfigError(issues=[ConfigIssue(str(path), "", f"config file {what}")])
-    return PACKAGED, (importlib.resources.files("daemon") / "defaults.toml").read_text("utf-8")
+    return PACKAGED
+
+
+def read_source(explicit: str | None = None) -> tuple[str, str]:
+    """(file name, TOML text) of the config in effect, following the lookup order."""
+    source = find_source(explicit)
+    if source == PACKAGED:
+        return PACKAGED, (importlib.resources.files("daemon") / "defaults.toml").read_text(
+            "utf-8")
+    return source, Path(source).read_text(encoding="utf-8")
 
 
 def load(explicit: str | None = None) -> Config:
     """The validated config; raises ConfigError listing every issue."""
     return parse(*read_source(explicit))
+
+
+def load_daemon(explicit: str | None = None) -> DaemonSettings:
+    """Only the ``[daemon]`` section, as far as it can be read: for commands that must work
+    while the rest of the config is broken (status, logs, plugins). A file that is not
+    TOML at all gives the platform defaults."""
+    source, text = read_source(explicit)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return DaemonSettings(state_dir=default_state_dir(), source=source)
+    return _Validator(source, text, data).daemon()
 
 
 def parse(source: str, text: str) -> Config:
@@ -143,7 +166,7 @@ class _Validator:
     def run(self) -> Config:
         for key in self.data.keys() - {"daemon", "defaults", "services", "checks"}:
             self.error((key,), "unknown section (known: daemon, defaults, services, checks)")
-        daemon = self._daemon()
+        daemon = self.daemon()
         plugins = Plugins(daemon.plugins)
         defaults = self._table(("defaults",), _DEFAULT_KEYS, {})
         services = self._services(plugins)
@@ -187,7 +210,7 @@ class _Validator:
                 out[key] = inherited.get(key, default)
         return out
 
-    def _daemon(self) -> DaemonSettings:
+    def daemon(self) -> DaemonSettings:
         values = self._table(("daemon",), _DAEMON_KEYS, {})
         level = values.get("log_level", "info").lower()
         if level not in LOG_LEVELS:
@@ -198,7 +221,7 @@ class _Validator:
         if log_file != "-":
             log_file = str(self.base / os.path.expanduser(log_file))
         return DaemonSettings(
-            state_dir=path, log_file=log_file, log_level=level,
+            state_dir=path, source=self.source, log_file=log_file, log_level=level,
             plugins=values.get("plugins", []),
         )
 

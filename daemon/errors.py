@@ -35,10 +35,11 @@ class ConfigError(Exception):
         super().__init__("\n".join(map(str, self.issues)) or f"{key}: {message}")
 
 
-def require_module(module: str, extra: str, key: str = "type") -> ModuleType:
-    """Import a check type's optional library when a check of that type is configured;
-    when it is missing, a config error at ``key`` says which extra installs it."""
+def require_module(module: str, requirement: str, key: str = "type") -> ModuleType:
+    """Import a check type's library when a check of that type is configured (so that
+    vigil's memory grows only by what is used); when it is missing, a config error at
+    ``key`` gives the pip requirement that installs it."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ConfigError(key, f"needs {module}: pip install 'vigil-daemon[{extra}]'") from None
+        raise ConfigError(key, f"needs {module}: pip install '{requirement}'") from None

@@ -106,7 +106,10 @@ class Healer:
             return
         if result.status.passing:
             rt.passed.set()
-            rt.skip_reason = None
+            if not self._unhealthy(service):
+                # Said once per failure of the service: another check that passes while
+                # this one still fails must not make it be said again.
+                rt.skip_reason = None
             if state is State.OK and rt.given_up:
                 # Healthy again: a fresh budget, as if an operator had asked.
                 self.reset(service)
@@ -120,7 +123,8 @@ class Healer:
         if not rt.spec.heal:
             return self._skip(rt, check, "report-only service (heal = false)")
         if not result.healable:
-            return self._skip(rt, check, f"a restart would not help: {result.summary}")
+            return self._skip(rt, check, f"a restart would not help: {result.summary}",
+                              once_as="not healable")
         dependency = self._failing_dependency(rt.spec.name)
         if dependency:
             return self._skip(rt, check, f"dependency {dependency} is failing",
@@ -137,9 +141,12 @@ class Healer:
                          name=f"heal:{rt.spec.name}", daemon=True).start()
         return None
 
-    def _skip(self, rt: ServiceRuntime, check: str, reason: str, **fields: Any) -> None:
-        if rt.skip_reason != reason:  # once per reason, not once per result
-            rt.skip_reason = reason
+    def _skip(self, rt: ServiceRuntime, check: str, reason: str, once_as: str = "",
+              **fields: Any) -> None:
+        # Once per reason, not once per result: ``once_as`` names the reason where the
+        # wording changes from run to run (a summary with a latency in it).
+        if rt.skip_reason != (once_as or reason):
+            rt.skip_reason = once_as or reason
             log.warning("heal.skipped", service=rt.spec.name, manager=rt.manager, check=check,
                         reason=reason, **fields)
 

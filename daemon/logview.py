@@ -6,35 +6,42 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from daemon import proc
-
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _COLOURS = {"warning": "\033[33m", "error": "\033[31m", "critical": "\033[31m"}
 _HEAD = ("timestamp", "level", "event", "check", "status", "summary")
 
 
-def lines(path: Path, tail: int, follow: bool, poll: float = 0.2) -> Iterator[str]:
-    """The last ``tail`` lines, then (with ``follow``) new ones as they come, reopening
-    the file when logrotate replaces it."""
-    f = path.open(encoding="utf-8", errors="replace")
+#: What a source yields where the lines already written end and live ones begin.
+CAUGHT_UP = ""
+
+
+def file_lines(path: Path, follow: bool, poll: float = 0.2) -> Iterator[str]:
+    """Every line of the file, CAUGHT_UP, then (with ``follow``) new lines as they come,
+    as ``tail -F`` follows: from the top of a new file when logrotate moves the old one
+    away, and from the top again when ``copytruncate`` empties it."""
+    f = path.open("rb")
     try:
-        yield from deque(f, maxlen=tail)
+        yield from (raw.decode(errors="replace") for raw in f)
+        yield CAUGHT_UP
         while follow:
-            line = f.readline()
-            if line:
-                yield line
+            raw = f.readline()
+            if raw:
+                yield raw.decode(errors="replace")
                 continue
             time.sleep(poll)
             try:
                 if os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:
                     f.close()
-                    f = path.open(encoding="utf-8", errors="replace")
+                    f = path.open("rb")
+                elif os.fstat(f.fileno()).st_size < f.tell():
+                    f.seek(0)
             except FileNotFoundError:
                 continue
     finally:
@@ -45,32 +52,45 @@ class JournalError(Exception):
     """journalctl could not read the journal (no permission, no such journal)."""
 
 
-def journal(unit: str, user: bool, tail: int, follow: bool) -> Iterator[str]:
-    """The daemon's lines as journald keeps them, for a unit logging to stdout."""
-    argv = ["journalctl", "--user-unit" if user else "--unit", unit, "--output=cat",
-            "--quiet", "--no-pager", f"--lines={tail}"]
-    if not follow:
-        done = proc.run(argv, timeout=30, max_output=(tail + 1) * 8192, keep_tail=True)
-        if done.returncode != 0:
-            raise JournalError("cannot read the journal: "
-                               + (done.stderr.strip() or f"journalctl exited {done.returncode}"))
-        if not done.stdout.strip():
+def journal(unit: str, user: bool, backlog: int | None, follow: bool) -> Iterator[str]:
+    """The daemon's lines as journald keeps them, for a unit logging to stdout: the last
+    ``backlog`` lines (None: all), CAUGHT_UP, then (with ``follow``) new ones."""
+    base = ["journalctl", "--user-unit" if user else "--unit", unit, "--output=cat",
+            "--quiet", "--no-pager"]
+    with tempfile.TemporaryDirectory(prefix="vigil-logs-") as folder:
+        # The first read leaves its last entry's cursor here; following starts after it.
+        cursor = f"--cursor-file={Path(folder) / 'cursor'}"
+        seen = 0
+        for line in _journalctl([*base, f"--lines={backlog or 'all'}", cursor]):
+            seen += 1
+            yield line
+        if not seen and not follow:
             scope = "--user" if user else "--system"
             raise JournalError(f"the journal holds no lines from {unit} ({scope[2:]}); "
                                f"is vigil installed there (vigil service install {scope})?")
-        yield from done.stdout.splitlines(keepends=True)
-        return
-    # Following has no natural end; the reader stops it, and journalctl goes with it.
-    child = subprocess.Popen([*argv, "--follow"], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, text=True, errors="replace")
+        yield CAUGHT_UP
+        if follow:
+            yield from _journalctl([*base, "--lines=all", "--follow", cursor])
+
+
+def _journalctl(argv: list[str]) -> Iterator[str]:
+    # Streamed, not collected: a long journal costs the reader nothing. Closing the
+    # generator (Ctrl-C while following) stops journalctl with it.
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, errors="replace")
+    assert child.stdout is not None and child.stderr is not None
     try:
-        assert child.stdout is not None
         yield from child.stdout
-        if child.wait() != 0:
-            raise JournalError(f"cannot read the journal: journalctl exited {child.returncode}")
+        # With --cursor-file, an empty journal exits 1 without a word (--quiet): that is
+        # no lines, not a failure. A real failure says why on stderr.
+        why = child.stderr.read(4096).strip()
+        if child.wait() != 0 and why:
+            raise JournalError(f"cannot read the journal: {why}")
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
+        child.stderr.close()
 
 
 def keep(record: dict[str, Any], check: str | None, level: str | None) -> bool:
@@ -97,15 +117,31 @@ def pretty(record: dict[str, Any], colour: bool) -> str:
     return text
 
 
-def show(source: Iterable[str], out: TextIO, *, check: str | None, level: str | None,
-         raw: bool) -> None:
+def show(source: Iterable[str], out: TextIO, *, tail: int, check: str | None,
+         level: str | None, raw: bool) -> None:
+    """The last ``tail`` lines that pass the filters, then every new one that does."""
     colour = out.isatty()
+    backlog: deque[str] | None = deque(maxlen=tail)
     for line in source:
+        if line == CAUGHT_UP:
+            _write(out, backlog or ())
+            backlog = None
+            continue
         try:
             record = json.loads(line)
         except ValueError:
             continue  # a line cut by a crash, or not ours
         if not isinstance(record, dict) or not keep(record, check, level):
             continue
-        out.write((line.rstrip("\n") if raw else pretty(record, colour)) + "\n")
-        out.flush()
+        text = line.rstrip("\n") if raw else pretty(record, colour)
+        if backlog is not None:
+            backlog.append(text)
+        else:
+            _write(out, [text])
+    _write(out, backlog or ())
+
+
+def _write(out: TextIO, texts: Iterable[str]) -> None:
+    for text in texts:
+        out.write(text + "\n")
+    out.flush()

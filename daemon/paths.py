@@ -29,6 +29,17 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / APP
 
 
+def runtime_dir() -> Path:
+    """Where running daemons say what they run with (see ``daemon.runtime``): the same for
+    a daemon under the service manager and an operator's shell, so not $XDG_RUNTIME_DIR
+    for root, whose shells may have one that services do not."""
+    if sys.platform != "darwin" and _is_root():
+        return Path("/run") / APP
+    if sys.platform != "darwin" and os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(os.environ["XDG_RUNTIME_DIR"]) / APP
+    return default_state_dir() / "running"
+
+
 def config_candidates(explicit: str | None) -> list[tuple[Path, bool]]:
     """(path, must_exist) in lookup order: -c, $VIGIL_CONFIG, ./config.toml, config dir."""
     if explicit:

@@ -1,8 +1,9 @@
 """Nagios performance data: ``'label'=value[UOM];warn;crit;min;max``.
 
 vigil puts units in metric names (``latency_ms``); perfdata puts them after the value
-(``latency=12ms``). These two functions translate, so that a metric survives a round
-trip through ``vigil check`` and the ``exec`` check type."""
+(``latency=12ms``). These functions translate between the two. A Nagios plugin's own
+perfdata is also kept as the plugin wrote it (quoted labels, thresholds, min and max),
+so that ``vigil check`` hands it on unchanged."""
 
 from __future__ import annotations
 
@@ -15,20 +16,30 @@ _ITEM = re.compile(r"""('(?:[^']|'')+'|[^\s=']+)=([-+]?[\d.]+(?:[eE][-+]?\d+)?)(
 
 
 def format_perfdata(metrics: dict[str, float]) -> str:
+    """Metrics as perfdata, one unique label each: ``connections`` and ``connections_pct``
+    become ``connections=6 connections_pct=6%``, not two ``connections``."""
+    split = {name: _split_unit(name) for name in metrics}
+    taken = [label for label, _uom in split.values()]
     items = []
     for name, value in metrics.items():
-        label, uom = name, ""
-        for suffix, unit in _SUFFIX_UOM.items():
-            if name.endswith(suffix) and len(name) > len(suffix):
-                label, uom = name[: -len(suffix)], unit
-                break
+        label, uom = split[name]
+        if uom and taken.count(label) > 1:
+            label = name  # the unit stays in the label, where it tells them apart
         if not re.fullmatch(r"[\w.\-/:]+", label):
             label = "'" + label.replace("'", "''") + "'"
         items.append(f"{label}={_number(value)}{uom}")
     return " ".join(items)
 
 
+def _split_unit(name: str) -> tuple[str, str]:
+    for suffix, unit in _SUFFIX_UOM.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], unit
+    return name, ""
+
+
 def parse_perfdata(text: str) -> dict[str, float]:
+    """Perfdata as metrics: the unit goes into the name, each name is unique."""
     metrics: dict[str, float] = {}
     for label, value, uom, _thresholds in _ITEM.findall(text):
         label = label.strip("'").replace("''", "'")
@@ -39,20 +50,23 @@ def parse_perfdata(text: str) -> dict[str, float]:
             number, suffix = number * _UOM_SCALE[uom.upper()], "_bytes"
         else:
             suffix = {"ms": "_ms", "us": "_us", "s": "_s", "%": "_pct", "c": "_count"}.get(uom, "")
-        metrics[name + suffix] = number
+        unique, n = name + suffix, 1
+        while unique in metrics:  # two labels that read alike ("a b" and "a_b")
+            n += 1
+            unique = f"{name}_{n}{suffix}"
+        metrics[unique] = number
     return metrics
 
 
-def split_plugin_output(output: str) -> tuple[str, dict[str, float]]:
-    """A Nagios plugin's first line as (summary, metrics); perfdata after ``|`` on any
-    line (long output may carry more) is collected too."""
+def split_plugin_output(output: str) -> tuple[str, dict[str, float], str]:
+    """A Nagios plugin's output as (summary, metrics, perfdata): the first line, and the
+    perfdata after ``|`` on any line (long output may carry more), both as metrics and as
+    the plugin wrote it."""
     lines = output.strip().splitlines() or [""]
     summary, _, perf = lines[0].partition("|")
-    metrics = parse_perfdata(perf)
-    for line in lines[1:]:
-        if "|" in line:
-            metrics.update(parse_perfdata(line.split("|", 1)[1]))
-    return summary.strip(), metrics
+    chunks = [perf] + [line.split("|", 1)[1] for line in lines[1:] if "|" in line]
+    raw = " ".join(match.group(0) for chunk in chunks for match in _ITEM.finditer(chunk))
+    return summary.strip(), parse_perfdata(raw), raw
 
 
 def _number(value: float) -> str:

@@ -7,8 +7,14 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
+
+#: Process groups of the commands running now, so that the daemon can stop them all on
+#: its way out: a check's process must never outlive vigil.
+_running: set[int] = set()
+_running_lock = threading.Lock()
 
 
 @dataclass
@@ -32,6 +38,18 @@ def run(argv: list[str], timeout: float, max_output: int = 65536,
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True, close_fds=True, env=env,
     )
+    with _running_lock:
+        _running.add(proc.pid)
+    try:
+        return _collect(proc, argv, start, timeout, max_output, keep_tail)
+    finally:
+        with _running_lock:
+            _running.discard(proc.pid)
+
+
+def _collect(proc: subprocess.Popen[bytes], argv: list[str], start: float, timeout: float,
+             max_output: int, keep_tail: bool) -> Completed:
+    assert proc.stdout is not None and proc.stderr is not None
     kept = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     timed_out = False
     with selectors.DefaultSelector() as sel:
@@ -78,3 +96,26 @@ def run(argv: list[str], timeout: float, max_output: int = 65536,
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
+
+
+def stop_all(grace: float = 1.0) -> list[int]:
+    """TERM every command still running, KILL what is left after ``grace``: the process
+    groups it signalled."""
+    with _running_lock:
+        groups = sorted(_running)
+    for pgid in groups:
+        kill_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
+        time.sleep(0.05)
+    for pgid in groups:
+        kill_group(pgid)
+    return groups
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

@@ -30,11 +30,16 @@ class Runner:
     def __init__(self, stopping: threading.Event | None = None) -> None:
         self._stopping = stopping or threading.Event()
         self._hung: dict[str, tuple[threading.Thread, float]] = {}
+        #: Runs being waited for right now.
+        self._active: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
     def hung(self) -> list[str]:
+        """The checks whose run has not ended: running now, or abandoned and still hanging."""
         with self._lock:
-            return [name for name, (thread, _) in self._hung.items() if thread.is_alive()]
+            threads = {**{name: thread for name, (thread, _) in self._hung.items()},
+                       **self._active}
+        return sorted(name for name, thread in threads.items() if thread.is_alive())
 
     def run(self, check: Check, timeout: float) -> Outcome:
         with self._lock:
@@ -60,11 +65,15 @@ class Runner:
 
         worker = threading.Thread(target=target, name=f"check:{check.name}", daemon=True)
         start = time.monotonic()
+        with self._lock:
+            self._active[check.name] = worker
         worker.start()
         deadline = start + timeout
         while not done.wait(min(_POLL, max(0.0, deadline - time.monotonic()))):
             if time.monotonic() >= deadline or self._stopping.is_set():
                 break
+        with self._lock:
+            self._active.pop(check.name, None)
         elapsed_ms = (time.monotonic() - start) * 1000
         if not done.is_set():
             with self._lock:

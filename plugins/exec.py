@@ -57,7 +57,7 @@ class Exec(Check):
         if done.timed_out:
             return Result(Status.UNKNOWN, f"{program} timed out after "
                                           f"{done.duration_s:.1f}s; process group killed")
-        summary, metrics = split_plugin_output(done.stdout)
+        summary, metrics, perfdata = split_plugin_output(done.stdout)
         if not summary:
             summary = done.stderr.strip().splitlines()[0] if done.stderr.strip() else (
                 f"{program} exited {done.returncode} with no output")
@@ -66,7 +66,8 @@ class Exec(Check):
         if done.returncode > 3 or done.returncode < 0:
             summary = f"{program} exited {done.returncode}: {summary}"
         return Result(status, redact(summary), metrics,
-                      {"exit_code": done.returncode, "output": redact(done.stdout[:1000])})
+                      {"exit_code": done.returncode, "output": redact(done.stdout[:1000])},
+                      perfdata=perfdata)
 
 
 @hookimpl

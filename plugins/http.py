@@ -42,7 +42,8 @@ class Http(Check):
 
         opts = self.options
         url = redact(opts.url)
-        request = urllib.request.Request(opts.url, method=opts.method, headers=opts.headers)
+        target, headers = _with_basic_auth(opts.url, opts.headers)
+        request = urllib.request.Request(target, method=opts.method, headers=headers)
         context = None if opts.verify_tls else ssl._create_unverified_context()
         start = time.perf_counter()
         try:
@@ -63,6 +64,24 @@ class Http(Check):
             return Result(Status.CRIT, f"{url}: " + "; ".join(problems), metrics)
         status = above(latency_ms, opts.warn_ms, opts.crit_ms)
         return Result(status, f"HTTP {code} from {url} in {latency_ms:.0f} ms", metrics)
+
+
+def _with_basic_auth(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """``http://user:pw@host/`` as curl takes it: the user info becomes basic auth (urllib
+    would look the whole ``user:pw@host`` up as a host name)."""
+    import base64
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, headers
+    netloc = parts.netloc.rpartition("@")[2]
+    credentials = f"{urllib.parse.unquote(parts.username)}:" \
+                  f"{urllib.parse.unquote(parts.password or '')}"
+    token = base64.b64encode(credentials.encode()).decode()
+    has_auth = any(k.lower() == "authorization" for k in headers)
+    return (parts._replace(netloc=netloc).geturl(),
+            headers if has_auth else {**headers, "Authorization": f"Basic {token}"})
 
 
 def _json_mismatches(body: bytes, expected: dict[str, Any]) -> list[str]:

@@ -54,7 +54,7 @@ class Mcp(Check):
     def __init__(self, name: str, options: McpOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)
         if options.protocol:
-            require_module("mcp", "mcp", key="protocol")
+            require_module("mcp", "mcp>=2", key="protocol")
         self.port: int | None = None  # where it answered last; tried first next time
 
     def run(self) -> Result:

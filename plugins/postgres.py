@@ -77,7 +77,7 @@ class Postgres(Check):
 
     def __init__(self, name: str, options: PostgresOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)
-        conninfo = require_module("psycopg.conninfo", "postgres")
+        conninfo = require_module("psycopg.conninfo", "psycopg[binary]")
         overrides = {k: getattr(options, k) for k in ("host", "port", "dbname", "user",
                                                       "password") if getattr(options, k)}
         try:

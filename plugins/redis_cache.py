@@ -60,7 +60,7 @@ class Redis(Check):
 
     def __init__(self, name: str, options: RedisOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)
-        redis = require_module("redis", "redis")
+        redis = require_module("redis", "redis>=5")
         # A password in the URL wins; else $REDISCLI_AUTH, which redis-cli reads too.
         password = os.environ.get("REDISCLI_AUTH")
         extra = {"password": password} if password and "@" not in options.url else {}

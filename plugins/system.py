@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -36,14 +38,15 @@ class System(Check):
 
     def __init__(self, name: str, options: SystemOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)
-        # psutil measures CPU between two calls; this first one sets the baseline.
-        psutil.cpu_percent(interval=None)
+        # CPU use is measured between two readings. Each check keeps its own: psutil's
+        # cpu_percent() shares one baseline per process, which any other caller resets.
+        self._cpu = CpuMeter()
 
     def run(self) -> Result:
         opts = self.options
         usage: dict[str, float] = {}
         if opts.cpu:
-            usage["cpu"] = psutil.cpu_percent(interval=None)
+            usage["cpu"] = self._cpu.percent()
         if opts.memory:
             usage["memory"] = psutil.virtual_memory().percent
         for path in opts.disks:
@@ -64,6 +67,34 @@ class System(Check):
             hot = [p for p, s in zip(parts, statuses, strict=True) if s is status]
             parts = [f"{status.name}: {', '.join(hot)}", *[p for p in parts if p not in hot]]
         return Result(status, ", ".join(parts), metrics)
+
+
+class CpuMeter:
+    """Busy CPU, in percent of all cores, since the previous reading."""
+
+    #: The shortest span worth measuring: a first reading right after start waits this long.
+    MIN_SPAN = 0.25
+
+    def __init__(self) -> None:
+        self._times = psutil.cpu_times()
+        self._at = time.monotonic()
+
+    def percent(self) -> float:
+        if (wait := self.MIN_SPAN - (time.monotonic() - self._at)) > 0:
+            time.sleep(wait)
+        before, self._times, self._at = self._times, psutil.cpu_times(), time.monotonic()
+        total = _total(self._times) - _total(before)
+        idle = _idle(self._times) - _idle(before)
+        return round(max(0.0, min(100.0, 100.0 * (total - idle) / total)), 1) if total else 0.0
+
+
+def _total(times: Any) -> float:
+    # Linux counts guest time inside user time as well: once is enough.
+    return float(sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0))
+
+
+def _idle(times: Any) -> float:
+    return float(times.idle + getattr(times, "iowait", 0.0))
 
 
 def _metric(label: str) -> str:

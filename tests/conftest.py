@@ -271,6 +271,32 @@ def systemd() -> Iterator[PrivateSystemd]:
         booted.poweroff()
 
 
+def redis_argv(port: int, folder: Path, *extra: str) -> list[str]:
+    return [need_program("redis-server", "redis-server"), "--port", str(port),
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder),
+            "--daemonize", "no", *extra]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start redis-server on a loopback port (extra arguments go to it); killed after."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(port: int, *extra: str, wait: bool = True) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(redis_argv(port, tmp_path, *extra),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(proc)
+        deadline = time.monotonic() + 10
+        while wait and not answers(port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture
 def pg_cluster() -> Iterator[Any]:
     """A fresh PostgreSQL cluster on a free port, not started; removed afterwards."""

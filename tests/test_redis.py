@@ -8,12 +8,8 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import pytest
 
 from daemon import Status, config
 from daemon.check import Check
@@ -21,37 +17,12 @@ from tests.conftest import (
     answers,
     assert_never_healed_nor_shown,
     free_port,
-    need_program,
+    redis_argv,
     run_vigil,
 )
 from tests.private_systemd import PrivateSystemd, unit
 
 PASSWORD = "r3dis-Secret"
-
-
-def server_argv(port: int, folder: Path, *extra: str) -> list[str]:
-    return [need_program("redis-server", "redis-server"), "--port", str(port),
-            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder),
-            "--daemonize", "no", *extra]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(port: int, *extra: str, wait: bool = True) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(server_argv(port, tmp_path, *extra),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        started.append(proc)
-        deadline = time.monotonic() + 10
-        while wait and not answers(port) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.kill()
-        proc.wait()
 
 
 def client(port: int, password: str | None = None):
@@ -226,7 +197,7 @@ def test_wrong_password_is_never_healed_nor_shown(redis_server, write_config, da
         state_dir = "state"
         [services.cache]
         manager = "command"
-        start = {json.dumps(server_argv(port, tmp_path, "--requirepass", PASSWORD))}
+        start = {json.dumps(redis_argv(port, tmp_path, "--requirepass", PASSWORD))}
         [checks.cache]
         type = "redis"
         url = "redis://default:{wrong}@127.0.0.1:{port}/0"
@@ -255,7 +226,7 @@ def test_killed_redis_is_crit_then_healed_by_the_command_manager(write_config, d
         state_dir = "state"
         [services.cache]
         manager = "command"
-        start = {json.dumps(server_argv(port, tmp_path))}
+        start = {json.dumps(redis_argv(port, tmp_path))}
         [checks.cache]
         type = "redis"
         url = "redis://127.0.0.1:{port}/0"
@@ -275,7 +246,7 @@ def test_killed_redis_is_crit_then_healed_by_the_command_manager(write_config, d
 def test_killed_redis_is_healed_by_a_real_systemd(systemd: PrivateSystemd, write_config,
                                                   daemon, tmp_path) -> None:
     port = free_port()
-    argv = " ".join(f"'{a}'" if a == "" else a for a in server_argv(port, tmp_path))
+    argv = " ".join(f"'{a}'" if a == "" else a for a in redis_argv(port, tmp_path))
     systemd.write_unit("vigil-redis.service", unit(argv))
     systemd.run("systemctl", "start", "vigil-redis.service")
     d = daemon(write_config(f"""

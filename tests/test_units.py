@@ -80,11 +80,27 @@ def test_perfdata_round_trip() -> None:
 
 
 def test_plugin_output_with_long_output_perfdata() -> None:
-    summary, metrics = split_plugin_output(
+    summary, metrics, raw = split_plugin_output(
         "DISK OK - free space: / 3326 MB (56%); | /=2643MB;3000;4000;0;5000\n"
         "more text | /boot=68MB;88;93;0;98\n")
     assert summary == "DISK OK - free space: / 3326 MB (56%);"
     assert metrics == {"root_bytes": 2643 * 1024**2, "boot_bytes": 68 * 1024**2}
+    assert raw == "/=2643MB;3000;4000;0;5000 /boot=68MB;88;93;0;98"
+
+
+def test_a_plugins_perfdata_is_kept_as_written_and_metric_names_stay_unique() -> None:
+    _, metrics, raw = split_plugin_output(
+        "OK | '/'=5MB;8;9;0;10 'my label'=3s;;;0 my_label=4 'it''s'=1%;50;90\n")
+    assert raw == "'/'=5MB;8;9;0;10 'my label'=3s;;;0 my_label=4 'it''s'=1%;50;90"
+    assert metrics == {"root_bytes": 5 * 1024**2, "my_label_s": 3.0, "my_label": 4.0,
+                       "it_s_pct": 1.0}
+    _, metrics, _ = split_plugin_output("OK | 'a b'=1 a_b=2 'a-b'=3")
+    assert metrics == {"a_b": 1.0, "a_b_2": 2.0, "a_b_3": 3.0}
+
+
+def test_metrics_that_differ_only_by_unit_get_their_own_labels() -> None:
+    text = format_perfdata({"connections": 6.0, "connections_pct": 6.0, "query_ms": 1.5})
+    assert text == "connections=6 connections_pct=6% query=1.5ms"
 
 
 @pytest.mark.parametrize(("text", "secret"), [
@@ -136,15 +152,26 @@ def test_plugin_libraries_are_imported_only_when_used(tmp_path) -> None:
                           check=True).stdout.strip() == "['psycopg']"
 
 
-def test_require_module_names_the_extra_to_install() -> None:
+def test_require_module_names_what_to_install() -> None:
     from daemon import ConfigError, require_module
 
     assert require_module("json", "none").dumps([]) == "[]"
     with pytest.raises(ConfigError) as caught:
-        require_module("no_such_library_here", "postgres", key="protocol")
+        require_module("no_such_library_here", "no-such-library>=1", key="protocol")
     assert caught.value.key == "protocol"
     assert caught.value.message == ("needs no_such_library_here: "
-                                    "pip install 'vigil-daemon[postgres]'")
+                                    "pip install 'no-such-library>=1'")
+
+
+def test_a_plain_install_brings_the_clients_of_the_seed_stack() -> None:
+    # `pip install vigil-daemon` alone must check PostgreSQL, Redis and an MCP server.
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    plain = {Requirement(r).name for r in requires("vigil-daemon") or []
+             if "extra ==" not in r}
+    assert {"psycopg", "redis", "mcp"} <= plain
 
 
 def test_a_check_whose_library_is_missing_is_a_config_error(tmp_path) -> None:
@@ -157,4 +184,4 @@ def test_a_check_whose_library_is_missing_is_a_config_error(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", code, str(used)], capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == (f"{used}:2: checks.db.type: needs psycopg.conninfo: "
-                                   "pip install 'vigil-daemon[postgres]'")
+                                   "pip install 'psycopg[binary]'")
