@@ -2,15 +2,15 @@
 
 The public API for plugin authors lives here::
 
-    from daemon import hookimpl, Check, Result, Status
+    from vigil import hookimpl, Check, Result, Status
 """
 
-from daemon.check import Check, Result, Status
-from daemon.durations import Duration, parse_duration
-from daemon.errors import ConfigError, require_module
-from daemon.hookspecs import hookimpl
-from daemon.manager import Action, ServiceManager
-from daemon.redact import redact
+from vigil.check import Check, Result, Status
+from vigil.durations import Duration, parse_duration
+from vigil.errors import ConfigError, require_module
+from vigil.hookspecs import hookimpl
+from vigil.manager import Action, ServiceManager
+from vigil.redact import redact
 
 __all__ = [
     "Action",

@@ -1,8 +1,8 @@
-"""``python -m daemon``: the same as the ``vigil`` command; service units use this form
+"""``python -m vigil``: the same as the ``vigil`` command; service units use this form
 so that they name the interpreter of the environment vigil is installed in."""
 
 import sys
 
-from daemon.cli import main
+from vigil.cli import main
 
 sys.exit(main())

@@ -14,19 +14,18 @@ from typing import Any
 
 import psutil
 import structlog
-
-from daemon import config as config_mod
-from daemon import logs, proc, runtime
-from daemon.check import Result, Status
-from daemon.config import CheckSpec, Config
-from daemon.control import ControlServer, Send
-from daemon.errors import ConfigError
-from daemon.healer import Healer
-from daemon.runner import Runner
-from daemon.scheduler import Scheduler
-from daemon.sdnotify import Notifier
-from daemon.statemachine import CheckState, State
-from daemon.store import Store
+from vigil import config as config_mod
+from vigil import logs, proc, runtime
+from vigil.check import Result, Status
+from vigil.config import CheckSpec, Config
+from vigil.control import ControlServer, Send
+from vigil.errors import ConfigError
+from vigil.healer import Healer
+from vigil.runner import Runner
+from vigil.scheduler import Scheduler
+from vigil.sdnotify import Notifier
+from vigil.statemachine import CheckState, State
+from vigil.store import Store
 
 log = structlog.get_logger("vigil")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.resources
 import json
 import os
 import shutil
@@ -14,15 +13,15 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any, TextIO
 
-from daemon import config as config_mod
-from daemon import logs, logview, paths, runtime, statusview
-from daemon.check import Result, Status
-from daemon.durations import parse_duration
-from daemon.errors import ConfigError
-from daemon.perfdata import format_perfdata
-from daemon.redact import redact
-from daemon.runner import Runner
-from daemon.store import Store
+from vigil import config as config_mod
+from vigil import logs, logview, paths, runtime, statusview
+from vigil.check import Result, Status
+from vigil.durations import parse_duration
+from vigil.errors import ConfigError
+from vigil.perfdata import format_perfdata
+from vigil.redact import redact
+from vigil.runner import Runner
+from vigil.store import Store
 
 EXIT_INVALID_CONFIG = 1
 
@@ -122,7 +121,7 @@ def _print_issues(exc: ConfigError) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from daemon.agent import Agent
+    from vigil.agent import Agent
 
     # Until the config names the log's place, log JSON to stdout: a plugin that fails
     # to load while the config is read is reported there, in the same shape.
@@ -186,7 +185,7 @@ def _emit_check(args: argparse.Namespace, name: str, result: Result,
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from daemon.plugins import Plugins
+    from vigil.pluginmanager import Plugins
 
     settings = _lenient_settings(args, "the plugins below are those it names that load")
     plugins = Plugins(settings.plugins)
@@ -194,11 +193,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([vars(i) for i in infos], indent=2))
         return 0
+    width = max((len(i.name) for i in infos), default=0) + 1
     for info in infos:
         offers = [f"check types: {', '.join(info.check_types)}"] if info.check_types else []
         if info.service_managers:
             offers.append(f"service managers: {', '.join(info.service_managers)}")
-        line = f"{info.name:<24} {info.origin:<32} {'; '.join(offers) or '-'}"
+        line = f"{info.name:<{width}} {info.origin:<32} {'; '.join(offers) or '-'}"
         print(line + (f"\n  FAILED: {info.error}" if info.error else ""))
     return 0
 
@@ -214,10 +214,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         shutil.copy2(path, backup)
         print(f"kept the old {path} as {backup}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = (importlib.resources.files("daemon") / "defaults.toml").read_text("utf-8")
+    text = config_mod.packaged_text()
     if args.detect:
-        from daemon.detect import detect
-        from daemon.plugins import Plugins
+        from vigil.detect import detect
+        from vigil.pluginmanager import Plugins
 
         logs.configure("error", stream=sys.stderr)
         findings = detect(Plugins())
@@ -315,7 +315,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 def _heal(cfg: config_mod.Config, service: str, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Heal through the running daemon, or directly when none runs, showing progress."""
-    from daemon import control, oneshot
+    from vigil import control, oneshot
 
     show = _progress_printer(out)
     answer = control.request(cfg.daemon.state_dir, {"command": "heal", "service": service},
@@ -351,7 +351,7 @@ def _progress_printer(out: TextIO) -> Any:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from service.install import LaunchdInstaller, SystemdInstaller
+    from vigil.service.install import LaunchdInstaller, SystemdInstaller
 
     user = _user_scope(args)
     source = _load(args).source  # never install a daemon that would refuse its own config
@@ -376,7 +376,7 @@ def _user_scope(args: argparse.Namespace) -> bool:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from service.install import UNIT, LaunchdInstaller
+    from vigil.service.install import UNIT, LaunchdInstaller
 
     log_file = _running_settings(args).log_file
     user = _user_scope(args)

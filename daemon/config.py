@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.check import Check
-from daemon.durations import Duration
-from daemon.errors import ConfigError, ConfigIssue
-from daemon.manager import ServiceManager
-from daemon.options import coerce, parse_options
-from daemon.paths import config_candidates, default_state_dir
-from daemon.plugins import Plugins
-from daemon.ports import parse_ports
-from daemon.tomllines import key_lines, locate
+from vigil.check import Check
+from vigil.durations import Duration
+from vigil.errors import ConfigError, ConfigIssue
+from vigil.manager import ServiceManager
+from vigil.options import coerce, parse_options
+from vigil.paths import config_candidates, default_state_dir
+from vigil.pluginmanager import Plugins
+from vigil.ports import parse_ports
+from vigil.tomllines import key_lines, locate
 
 PACKAGED = "<packaged defaults>"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -111,9 +111,14 @@ def read_source(explicit: str | None = None) -> tuple[str, str]:
     """(file name, TOML text) of the config in effect, following the lookup order."""
     source = find_source(explicit)
     if source == PACKAGED:
-        return PACKAGED, (importlib.resources.files("daemon") / "defaults.toml").read_text(
-            "utf-8")
+        return PACKAGED, packaged_text()
     return source, Path(source).read_text(encoding="utf-8")
+
+
+def packaged_text() -> str:
+    """The commented defaults shipped with vigil: used when no config file is found, and
+    what `vigil init` writes."""
+    return (importlib.resources.files("vigil") / "defaults.toml").read_text("utf-8")
 
 
 def load(explicit: str | None = None) -> Config:

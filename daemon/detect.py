@@ -8,8 +8,7 @@ from typing import Any
 
 import structlog
 import tomli_w
-
-from daemon.plugins import Plugins
+from vigil.pluginmanager import Plugins
 
 log = structlog.get_logger("vigil.detect")
 

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
-from daemon.check import Result
-from daemon.config import ServiceSpec
-from daemon.manager import Action, ServiceManager
-from daemon.ports import describe, first_free, holders
-from daemon.statemachine import State
+from vigil.check import Result
+from vigil.config import ServiceSpec
+from vigil.manager import Action, ServiceManager
+from vigil.ports import describe, first_free, holders
+from vigil.statemachine import State
 
 log = structlog.get_logger("vigil.heal")
 

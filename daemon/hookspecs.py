@@ -1,6 +1,6 @@
 """The hooks a vigil plugin can implement. Each is documented in plugins/README.md.
 
-Mark implementations with ``daemon.hookimpl``; a plugin is any module or object that
+Mark implementations with ``vigil.hookimpl``; a plugin is any module or object that
 has them. vigil calls each implementation on its own, so one that raises is logged as
 ``plugin.error`` and never keeps the others from running.
 """
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from daemon.check import Check, Result
-    from daemon.manager import ServiceManager
+    from vigil.check import Check, Result
+    from vigil.manager import ServiceManager
 
 hookspec = pluggy.HookspecMarker("vigil")
 hookimpl = pluggy.HookimplMarker("vigil")

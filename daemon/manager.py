@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from daemon import proc
-from daemon.redact import redact
+from vigil import proc
+from vigil.redact import redact
 
 #: Bytes of a command's output kept for the heal event: the end, where errors are.
 OUTPUT_TAIL = 2000

@@ -7,11 +7,11 @@ import threading
 import time
 from typing import Any
 
-from daemon.config import Config
-from daemon.healer import Healer, Progress
-from daemon.runner import Runner
-from daemon.statemachine import State
-from daemon.store import Store
+from vigil.config import Config
+from vigil.healer import Healer, Progress
+from vigil.runner import Runner
+from vigil.statemachine import State
+from vigil.store import Store
 
 
 def heal(cfg: Config, service: str, progress: Progress) -> dict[str, Any]:

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from daemon import atomic
-from daemon.paths import runtime_dir
-from daemon.statusview import daemon_alive
+from vigil import atomic
+from vigil.paths import runtime_dir
+from vigil.statusview import daemon_alive
 
 
 def _entry(source: str) -> Path:

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.check import Status
+from vigil.check import Status
 
 
 class State(enum.StrEnum):

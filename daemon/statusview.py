@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psutil
-
-from daemon.redact import redact
+from vigil.redact import redact
 
 
 def daemon_alive(info: dict[str, Any]) -> bool:

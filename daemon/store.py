@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
-from daemon import atomic
+from vigil import atomic
 
 STATE_FILE = "state.json"
 VERSION = 1

@@ -8,9 +8,9 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from daemon import Check, ConfigError, Result, Status, hookimpl, redact
-from daemon.perfdata import split_plugin_output
-from daemon.proc import run
+from vigil import Check, ConfigError, Result, Status, hookimpl, redact
+from vigil.perfdata import split_plugin_output
+from vigil.proc import run
 
 # Where distributions install monitoring-plugins, so `command = ["check_disk", ...]` works.
 PLUGIN_DIRS = (

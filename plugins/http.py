@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon import Check, ConfigError, Result, Status, hookimpl, redact
-from plugins.thresholds import above
+from vigil import Check, ConfigError, Result, Status, hookimpl, redact
+from vigil.plugins.thresholds import above
 
 MAX_BODY = 1024 * 1024
 

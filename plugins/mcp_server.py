@@ -9,10 +9,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon import Check, ConfigError, Result, Status, hookimpl, require_module
-from daemon.ports import describe, holders, parse_ports
-from plugins.http import MAX_BODY
-from plugins.thresholds import worst
+from vigil import Check, ConfigError, Result, Status, hookimpl, require_module
+from vigil.plugins.http import MAX_BODY
+from vigil.plugins.thresholds import worst
+from vigil.ports import describe, holders, parse_ports
 
 
 @dataclass

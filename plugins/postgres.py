@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon import (
+from vigil import (
     Check,
     ConfigError,
     Duration,
@@ -23,8 +23,8 @@ from daemon import (
     redact,
     require_module,
 )
-from daemon.ports import listeners_named
-from plugins.thresholds import StartGrace, above, worst
+from vigil.plugins.thresholds import StartGrace, above, worst
+from vigil.ports import listeners_named
 
 # SQLSTATEs of failures no restart can fix.
 AUTH_FAILED = {"28P01", "28000"}

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-
-from daemon import Check, ConfigError, Result, Status, hookimpl
+from vigil import Check, ConfigError, Result, Status, hookimpl
 
 
 @dataclass

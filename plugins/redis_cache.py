@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon import (
+from vigil import (
     Check,
     ConfigError,
     Duration,
@@ -21,8 +21,8 @@ from daemon import (
     redact,
     require_module,
 )
-from daemon.ports import listeners_named
-from plugins.thresholds import StartGrace, above, worst
+from vigil.plugins.thresholds import StartGrace, above, worst
+from vigil.ports import listeners_named
 
 
 @dataclass

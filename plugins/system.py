@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-
-from daemon import Check, ConfigError, Result, Status, hookimpl
-from plugins.thresholds import above, worst
+from vigil import Check, ConfigError, Result, Status, hookimpl
+from vigil.plugins.thresholds import above, worst
 
 
 @dataclass

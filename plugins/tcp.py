@@ -6,8 +6,8 @@ import socket
 import time
 from dataclasses import dataclass
 
-from daemon import Check, ConfigError, Result, Status, hookimpl
-from plugins.thresholds import above
+from vigil import Check, ConfigError, Result, Status, hookimpl
+from vigil.plugins.thresholds import above
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from daemon import Status
+from vigil import Status
 
 
 def above(value: float, warn: float | None, crit: float | None) -> Status:

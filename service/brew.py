@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from daemon import hookimpl
-from daemon.manager import Action, ServiceManager
+from vigil import hookimpl
+from vigil.manager import Action, ServiceManager
 
 
 @dataclass

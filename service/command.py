@@ -15,10 +15,9 @@ import time
 from dataclasses import dataclass
 
 import psutil
-
-from daemon import ConfigError, Duration, hookimpl
-from daemon.manager import Action, ServiceManager
-from daemon.proc import kill_group
+from vigil import ConfigError, Duration, hookimpl
+from vigil.manager import Action, ServiceManager
+from vigil.proc import kill_group
 
 #: How long a start command may take to fail before it counts as running.
 SETTLE = 0.5

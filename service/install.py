@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from daemon import atomic, proc
-from service.launchd import Launchd, LaunchdOptions
-from service.systemd import Systemd, SystemdOptions
+from vigil import atomic, proc
+from vigil.service.launchd import Launchd, LaunchdOptions
+from vigil.service.systemd import Systemd, SystemdOptions
 
 UNIT = "vigil.service"
 LABEL = "dev.vigil.agent"
@@ -81,7 +81,7 @@ class SystemdInstaller:
 
     def render(self) -> str:
         template = string.Template(
-            (resources.files("service") / UNIT).read_text(encoding="utf-8"))
+            (resources.files("vigil.service") / UNIT).read_text(encoding="utf-8"))
         return template.substitute(
             python=_quote(self.python), config=_quote(self.config),
             watchdog=f"{self.watchdog:g}s", workdir=_quote(str(Path(self.config).parent)),
@@ -167,7 +167,7 @@ class LaunchdInstaller:
     def render(self) -> bytes:
         return plistlib.dumps({
             "Label": LABEL,
-            "ProgramArguments": [self.python, "-m", "daemon", "run", "-c", self.config],
+            "ProgramArguments": [self.python, "-m", "vigil", "run", "-c", self.config],
             "WorkingDirectory": str(Path(self.config).parent),
             "EnvironmentVariables": {"PYTHONUNBUFFERED": "1"},
             "RunAtLoad": True,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon import atomic, hookimpl
-from daemon.manager import Action, ServiceManager
+from vigil import atomic, hookimpl
+from vigil.manager import Action, ServiceManager
 
 
 @dataclass

@@ -21,6 +21,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# Strict editable mode: a link tree that maps the folders onto the import name `vigil`
+# as a wheel does, which type checkers can read (they do not run setuptools' import hooks).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    --config-settings editable_mode=strict -e '.[test]'
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest -q "$@"

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from vigil import Status, config, proc
+from vigil.check import Check
+from vigil.runner import Runner
 
-from daemon import Status, config, proc
-from daemon.check import Check
-from daemon.runner import Runner
 from tests.conftest import free_port, need_program
 
 

@@ -82,8 +82,8 @@ def test_plugins_lists_origin_and_check_types(fixed_config) -> None:
     done = run_vigil("plugins", "--json", "-c", str(fixed_config), env=env_with_fixtures())
     assert done.returncode == 0, done.stderr
     by_name = {p["name"]: p for p in json.loads(done.stdout)}
-    assert by_name["plugins.tcp"]["origin"] == "builtin"
-    assert by_name["plugins.tcp"]["check_types"] == ["tcp"]
+    assert by_name["vigil.plugins.tcp"]["origin"] == "builtin"
+    assert by_name["vigil.plugins.tcp"]["check_types"] == ["tcp"]
     assert by_name["misbehaving"]["origin"] == "config [daemon] plugins"
     assert by_name["misbehaving"]["check_types"] == ["hang", "boom", "fixed"]
     text = run_vigil("plugins", "-c", str(fixed_config), env=env_with_fixtures()).stdout
@@ -224,8 +224,8 @@ def test_logs_on_a_mac_read_the_launch_agents_stdout_file(write_config, tmp_path
                                                           capsys) -> None:
     # launchd cannot run here; what matters is that `vigil logs` reads the file the
     # installed plist names as StandardOutPath.
-    from daemon import cli
-    from service.install import LaunchdInstaller
+    from vigil import cli
+    from vigil.service.install import LaunchdInstaller
 
     path = write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n')
     monkeypatch.setattr(sys, "platform", "darwin")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from vigil import config
+from vigil.errors import ConfigError
 
-from daemon import config
-from daemon.errors import ConfigError
 from tests.conftest import run_vigil
 
 HEAD = '[daemon]\nstate_dir = "state"\n'

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from vigil import Action, ServiceManager, config
+from vigil.healer import Healer
 
-from daemon import Action, ServiceManager, config
-from daemon.healer import Healer
 from tests.conftest import event_time, run_vigil
 
 FIXTURES = str(Path(__file__).parent / "fixtures")

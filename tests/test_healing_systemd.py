@@ -141,7 +141,7 @@ def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: Priv
     exec_start = next(line for line in unit_file.splitlines() if line.startswith("ExecStart="))
     interpreter = exec_start.split("=", 1)[1].split()[0]
     assert Path(interpreter).parent == Path(sys.executable).parent  # the venv's own python
-    assert exec_start.endswith(f" -m daemon run -c {config}")
+    assert exec_start.endswith(f" -m vigil run -c {config}")
     again = vigil("service", "install", "--system", "--watchdog", "3s", "-c", str(config))
     assert again.returncode == 0 and "unchanged" in again.stdout
 

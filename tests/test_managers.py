@@ -17,10 +17,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from vigil import config
+from vigil.manager import ServiceManager
+from vigil.service.install import LABEL, LaunchdInstaller, SystemdInstaller
 
-from daemon import config
-from daemon.manager import ServiceManager
-from service.install import LABEL, LaunchdInstaller, SystemdInstaller
 from tests.conftest import free_port, need_program
 
 STUBBORN = """\
@@ -257,7 +257,7 @@ def test_launch_agent_install_plist_and_uninstall(fakes: Path, tmp_path: Path,
     assert converted.returncode == 0, converted.stderr
     data = plistlib.loads((tmp_path / "x.bin").read_bytes())  # plistutil's binary form
     assert data["Label"] == LABEL
-    assert data["ProgramArguments"] == ["/Users/me/.venv/bin/python3", "-m", "daemon", "run",
+    assert data["ProgramArguments"] == ["/Users/me/.venv/bin/python3", "-m", "vigil", "run",
                                         "-c", "/Users/me/vigil/config.toml"]
     assert data["RunAtLoad"] is True and data["KeepAlive"] is True
     assert data["ThrottleInterval"] == 10
@@ -315,7 +315,7 @@ def test_user_unit_install_hints_at_lingering(fakes: Path, tmp_path: Path) -> No
 
 def test_launchd_job_gets_the_chosen_port_in_its_environment(fakes: Path, tmp_path: Path,
                                                              monkeypatch) -> None:
-    from daemon.healer import Healer
+    from vigil.healer import Healer
 
     plist = tmp_path / "memory.plist"
     plist.write_bytes(plistlib.dumps({"Label": "dev.memory", "ProgramArguments": ["srv"]}))

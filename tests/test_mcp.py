@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vigil import Status, config
+from vigil.check import Check
 
-from daemon import Status, config
-from daemon.check import Check
 from tests.conftest import answers, free_port, run_vigil, wait_until
 from tests.private_systemd import PrivateSystemd, unit
 

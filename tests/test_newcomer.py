@@ -281,7 +281,7 @@ def test_system_check_sees_busy_cores(write_config) -> None:
 def test_cpu_baseline_is_the_checks_own() -> None:
     # psutil.cpu_percent() keeps one baseline per process; another caller must not
     # reset the check's.
-    from plugins.system import CpuMeter
+    from vigil.plugins.system import CpuMeter
 
     meter = CpuMeter()
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -366,11 +366,11 @@ def test_plugins_lists_plugins_and_warns_about_a_broken_config(write_config) -> 
     done = run_vigil("plugins", "--json", "-c", str(bad), env=fixtures_env())
     assert done.returncode == 0, done.stderr
     names = {p["name"] for p in json.loads(done.stdout)}
-    assert {"plugins.system", "service.systemd", "misbehaving"} <= names
+    assert {"vigil.plugins.system", "vigil.service.systemd", "misbehaving"} <= names
     assert "warning:" in done.stderr and "not a valid config (3 errors;" in done.stderr
     broken_toml = write_config("[daemon\n", "worse.toml")
     done = run_vigil("plugins", "-c", str(broken_toml))
-    assert done.returncode == 0 and "plugins.tcp" in done.stdout
+    assert done.returncode == 0 and "vigil.plugins.tcp" in done.stdout
     assert "not a valid config (1 error;" in done.stderr
 
 

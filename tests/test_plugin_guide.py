@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from daemon import hookspecs
+from vigil import hookspecs
+
 from tests.conftest import ROOT, run_vigil
 
 GUIDE = ROOT / "plugins" / "README.md"

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from vigil import Status, config
+from vigil.check import Check
 
-from daemon import Status, config
-from daemon.check import Check
 from tests.conftest import (
     assert_never_healed_nor_shown,
     event_time,

@@ -11,8 +11,9 @@ import socket
 import time
 from pathlib import Path
 
-from daemon import Status, config
-from daemon.check import Check
+from vigil import Status, config
+from vigil.check import Check
+
 from tests.conftest import (
     answers,
     assert_never_healed_nor_shown,

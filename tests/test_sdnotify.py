@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from daemon import config
-from daemon.agent import Agent
-from daemon.sdnotify import Notifier
+from vigil import config
+from vigil.agent import Agent
+from vigil.sdnotify import Notifier
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
-
-from daemon import Duration, Status, parse_duration, redact
-from daemon.durations import format_duration
-from daemon.options import parse_options
-from daemon.perfdata import format_perfdata, parse_perfdata, split_plugin_output
-from daemon.redact import redact_value
-from daemon.statemachine import CheckState, State
+from vigil import Duration, Status, parse_duration, redact
+from vigil.durations import format_duration
+from vigil.options import parse_options
+from vigil.perfdata import format_perfdata, parse_perfdata, split_plugin_output
+from vigil.redact import redact_value
+from vigil.statemachine import CheckState, State
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -139,7 +138,7 @@ def test_options_are_typed_and_checked() -> None:
 
 
 def test_plugin_libraries_are_imported_only_when_used(tmp_path) -> None:
-    code = ("import sys; from daemon import config; config.load(sys.argv[1]); "
+    code = ("import sys; from vigil import config; config.load(sys.argv[1]); "
             "print(sorted(m for m in ('psycopg', 'redis', 'mcp') if m in sys.modules))")
     plain = tmp_path / "plain.toml"
     plain.write_text('[checks.s]\ntype = "system"\n')
@@ -153,7 +152,7 @@ def test_plugin_libraries_are_imported_only_when_used(tmp_path) -> None:
 
 
 def test_require_module_names_what_to_install() -> None:
-    from daemon import ConfigError, require_module
+    from vigil import ConfigError, require_module
 
     assert require_module("json", "none").dumps([]) == "[]"
     with pytest.raises(ConfigError) as caught:
@@ -178,7 +177,7 @@ def test_a_check_whose_library_is_missing_is_a_config_error(tmp_path) -> None:
     used = tmp_path / "used.toml"
     used.write_text('[checks.db]\ntype = "postgres"\ndsn = "postgresql://localhost/x"\n')
     # None in sys.modules makes the import fail, as if psycopg were not installed.
-    code = ("import sys; sys.modules['psycopg'] = None; from daemon import config\n"
+    code = ("import sys; sys.modules['psycopg'] = None; from vigil import config\n"
             "try:\n    config.load(sys.argv[1])\n"
             "except config.ConfigError as exc:\n    print(exc.issues[0])")
     done = subprocess.run([sys.executable, "-c", code, str(used)], capture_output=True,

@@ -12,24 +12,23 @@ from typing import Any
 
 import pluggy
 import structlog
-
-from daemon import hookspecs
-from daemon.check import Check
-from daemon.manager import ServiceManager
+from vigil import hookspecs
+from vigil.check import Check
+from vigil.manager import ServiceManager
 
 BUILTIN_PLUGINS = (
-    "plugins.system",
-    "plugins.tcp",
-    "plugins.http",
-    "plugins.process",
-    "plugins.exec",
-    "plugins.postgres",
-    "plugins.mcp_server",
-    "plugins.redis_cache",
-    "service.systemd",
-    "service.launchd",
-    "service.brew",
-    "service.command",
+    "vigil.plugins.system",
+    "vigil.plugins.tcp",
+    "vigil.plugins.http",
+    "vigil.plugins.process",
+    "vigil.plugins.exec",
+    "vigil.plugins.postgres",
+    "vigil.plugins.mcp_server",
+    "vigil.plugins.redis_cache",
+    "vigil.service.systemd",
+    "vigil.service.launchd",
+    "vigil.service.brew",
+    "vigil.service.command",
 )
 ENTRY_POINT_GROUP = "vigil"
 
@@ -115,7 +114,7 @@ class Plugins:
 
 def _class_problem(cls: Any, base: type) -> str | None:
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        return f"{cls!r} is not a subclass of daemon.{base.__name__}"
+        return f"{cls!r} is not a subclass of vigil.{base.__name__}"
     if cls.Options is not None and not dataclasses.is_dataclass(cls.Options):
         return f"{cls.__name__}.Options must be a dataclass"
     return None
