@@ -1,27 +1,46 @@
 """vigil: a self-healing health-check agent.
 
-The public API for plugin authors lives here::
+The public API for plugin authors lives here, and only here::
 
     from vigil import hookimpl, Check, Result, Status
 """
 
-from vigil.check import Check, Result, Status
-from vigil.durations import Duration, parse_duration
-from vigil.errors import ConfigError, require_module
+from vigil._atomic import replace_file
+from vigil._check import Check, Result, Status
+from vigil._durations import Duration, parse_duration
+from vigil._errors import ConfigError, require_module
+from vigil._manager import Action, ServiceManager
+from vigil._perfdata import split_plugin_output
+from vigil._ports import describe_ports, listeners_named, parse_ports, port_holders
+from vigil._proc import CommandResult, kill_process_group, run_command
+from vigil._redact import redact
+from vigil._thresholds import StartGrace, above, worst
 from vigil.hookspecs import hookimpl
-from vigil.manager import Action, ServiceManager
-from vigil.redact import redact
 
+# Everything a plugin may use: the built-in plugins use nothing else (a test holds them
+# to it), and the modules behind these names (``vigil._*``) are internal.
 __all__ = [
     "Action",
     "Check",
+    "CommandResult",
     "ConfigError",
     "Duration",
     "Result",
     "ServiceManager",
+    "StartGrace",
     "Status",
+    "above",
+    "describe_ports",
     "hookimpl",
+    "kill_process_group",
+    "listeners_named",
     "parse_duration",
+    "parse_ports",
+    "port_holders",
     "redact",
+    "replace_file",
     "require_module",
+    "run_command",
+    "split_plugin_output",
+    "worst",
 ]

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from vigil.check import Check, Result
-    from vigil.manager import ServiceManager
+    from vigil._check import Check, Result
+    from vigil._manager import ServiceManager
 
 hookspec = pluggy.HookspecMarker("vigil")
 hookimpl = pluggy.HookimplMarker("vigil")

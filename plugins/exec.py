@@ -8,9 +8,16 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from vigil import Check, ConfigError, Result, Status, hookimpl, redact
-from vigil.perfdata import split_plugin_output
-from vigil.proc import run
+from vigil import (
+    Check,
+    ConfigError,
+    Result,
+    Status,
+    hookimpl,
+    redact,
+    run_command,
+    split_plugin_output,
+)
 
 # Where distributions install monitoring-plugins, so `command = ["check_disk", ...]` works.
 PLUGIN_DIRS = (
@@ -52,7 +59,7 @@ class Exec(Check):
 
     def run(self) -> Result:
         # Finish a little before the core's deadline, so the kill is ours and reported.
-        done = run(self.options.command, self.timeout * 0.95, self.options.max_output)
+        done = run_command(self.options.command, self.timeout * 0.95, self.options.max_output)
         program = os.path.basename(self.options.command[0])
         if done.timed_out:
             return Result(Status.UNKNOWN, f"{program} timed out after "

@@ -8,8 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from vigil import Check, ConfigError, Result, Status, hookimpl, redact
-from vigil.plugins.thresholds import above
+from vigil import Check, ConfigError, Result, Status, above, hookimpl, redact
 
 MAX_BODY = 1024 * 1024
 

@@ -9,10 +9,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from vigil import Check, ConfigError, Result, Status, hookimpl, require_module
-from vigil.plugins.http import MAX_BODY
-from vigil.plugins.thresholds import worst
-from vigil.ports import describe, holders, parse_ports
+from vigil import (
+    Check,
+    ConfigError,
+    Result,
+    Status,
+    describe_ports,
+    hookimpl,
+    parse_ports,
+    port_holders,
+    require_module,
+    worst,
+)
+
+#: The most of a /health or /metrics body read: a server that sends more is cut.
+MAX_BODY = 1024 * 1024
 
 
 @dataclass
@@ -61,10 +72,11 @@ class Mcp(Check):
         opts = self.options
         found = self._find()
         if found is None:
-            taken = holders(opts.port_list)
+            taken = port_holders(opts.port_list)
             who = "; ".join(f"{p} held by {h}" for p, h in taken.items())
-            return Result(Status.CRIT, f"no MCP server answers on {opts.host}:"
-                                       f"{describe(opts.port_list)}" + (f" ({who})" if who else ""))
+            where = f"{opts.host}:{describe_ports(opts.port_list)}"
+            return Result(Status.CRIT, f"no MCP server answers on {where}"
+                                       + (f" ({who})" if who else ""))
         port, health, health_ms = found
         data = dict(health)
         if opts.metrics_path:

@@ -18,13 +18,15 @@ from vigil import (
     ConfigError,
     Duration,
     Result,
+    StartGrace,
     Status,
+    above,
     hookimpl,
+    listeners_named,
     redact,
     require_module,
+    worst,
 )
-from vigil.plugins.thresholds import StartGrace, above, worst
-from vigil.ports import listeners_named
 
 # SQLSTATEs of failures no restart can fix.
 AUTH_FAILED = {"28P01", "28000"}

@@ -16,13 +16,15 @@ from vigil import (
     ConfigError,
     Duration,
     Result,
+    StartGrace,
     Status,
+    above,
     hookimpl,
+    listeners_named,
     redact,
     require_module,
+    worst,
 )
-from vigil.plugins.thresholds import StartGrace, above, worst
-from vigil.ports import listeners_named
 
 
 @dataclass

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-from vigil import Check, ConfigError, Result, Status, hookimpl
-from vigil.plugins.thresholds import above, worst
+from vigil import Check, ConfigError, Result, Status, above, hookimpl, worst
 
 
 @dataclass

@@ -6,8 +6,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from vigil import Check, ConfigError, Result, Status, hookimpl
-from vigil.plugins.thresholds import above
+from vigil import Check, ConfigError, Result, Status, above, hookimpl
 
 
 @dataclass

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from vigil import hookimpl
-from vigil.manager import Action, ServiceManager
+from vigil import Action, ServiceManager, hookimpl
 
 
 @dataclass

@@ -15,9 +15,14 @@ import time
 from dataclasses import dataclass
 
 import psutil
-from vigil import ConfigError, Duration, hookimpl
-from vigil.manager import Action, ServiceManager
-from vigil.proc import kill_group
+from vigil import (
+    Action,
+    ConfigError,
+    Duration,
+    ServiceManager,
+    hookimpl,
+    kill_process_group,
+)
 
 #: How long a start command may take to fail before it counts as running.
 SETTLE = 0.5
@@ -123,13 +128,13 @@ class Command(ServiceManager):
         began = time.monotonic()
         deadline = began + (self.timeout if wait_only else self.options.stop_grace)
         if not wait_only:
-            kill_group(pgid, signal.SIGTERM)
+            kill_process_group(pgid, signal.SIGTERM)
         while _group(pgid) and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.05)
         note = "stopped"
         if _group(pgid):
-            kill_group(pgid, signal.SIGKILL)
+            kill_process_group(pgid, signal.SIGKILL)
             waited = deadline - began
             after = "the stop command" if wait_only else "TERM"
             note = f"still running {waited:g}s after {after}: sent KILL"

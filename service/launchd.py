@@ -9,8 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from vigil import atomic, hookimpl
-from vigil.manager import Action, ServiceManager
+from vigil import Action, ServiceManager, hookimpl, replace_file
 
 
 @dataclass
@@ -69,7 +68,7 @@ class Launchd(ServiceManager):
         path = Path(self.options.plist or "")
         job = plistlib.loads(path.read_bytes())
         job.setdefault("EnvironmentVariables", {})[self.options.port_variable] = str(port)
-        atomic.replace(path, plistlib.dumps(job))  # launchd must never read half a plist
+        replace_file(path, plistlib.dumps(job))  # launchd must never read half a plist
 
     def describe(self) -> str:
         return f"launchd job {self.target}"

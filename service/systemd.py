@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vigil import atomic, hookimpl
-from vigil.manager import Action, ServiceManager
+from vigil import Action, ServiceManager, hookimpl, replace_file
 
 
 @dataclass
@@ -70,7 +69,7 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
     kept = [line for line in lines if line.split("=", 1)[0].strip() not in values]
     text = "\n".join([*kept, *(f"{k}={v}" for k, v in values.items())]) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.replace(path, text.encode(), mode=0o600)  # it may hold other secrets
+    replace_file(path, text.encode(), mode=0o600)  # it may hold other secrets
 
 
 @hookimpl

@@ -113,7 +113,7 @@ def assert_never_healed_nor_shown(d: Daemon, config: Path, service: str, check: 
                                   secrets: list[str]) -> None:
     """A check failing on bad credentials: one heal.skipped, no heal, and not one of the
     secrets in the log, `vigil status`, `vigil check` or the state file."""
-    from vigil import config as config_mod
+    from vigil import _config as config_mod
 
     skipped = d.wait_for("heal.skipped", service=service, timeout=15)[0]
     assert skipped["reason"].startswith("a restart would not help: authentication failed")

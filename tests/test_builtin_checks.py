@@ -17,9 +17,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from vigil import Status, config, proc
-from vigil.check import Check
-from vigil.runner import Runner
+from vigil import Status
+from vigil import _config as config
+from vigil import _proc as proc
+from vigil._check import Check
+from vigil._runner import Runner
 
 from tests.conftest import free_port, need_program
 
@@ -285,7 +287,7 @@ def test_exec_output_is_capped(tmp_path: Path) -> None:
                   f"command=['{sys.executable}', '{script}']\n", tmp_path)
     result = check.run()
     assert result.status is Status.OK and result.summary == "CHATTY OK"
-    done = proc.run([sys.executable, str(script)], timeout=10, max_output=1000)
+    done = proc.run_command([sys.executable, str(script)], timeout=10, max_output=1000)
     assert done.returncode == 0 and len(done.stdout) == 1000
 
 

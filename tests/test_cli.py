@@ -224,8 +224,8 @@ def test_logs_on_a_mac_read_the_launch_agents_stdout_file(write_config, tmp_path
                                                           capsys) -> None:
     # launchd cannot run here; what matters is that `vigil logs` reads the file the
     # installed plist names as StandardOutPath.
-    from vigil import cli
-    from vigil.service.install import LaunchdInstaller
+    from vigil import _cli as cli
+    from vigil.service._install import LaunchdInstaller
 
     path = write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n')
     monkeypatch.setattr(sys, "platform", "darwin")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from vigil import config
-from vigil.errors import ConfigError
+from vigil import _config as config
+from vigil._errors import ConfigError
 
 from tests.conftest import run_vigil
 

@@ -7,8 +7,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from vigil.detect import detect
-from vigil.pluginmanager import Plugins
+from vigil._detect import detect
+from vigil._pluginmanager import Plugins
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 
@@ -28,7 +28,7 @@ def test_detect_collects_every_plugin_and_survives_a_broken_one(monkeypatch) -> 
 
 @pytest.mark.parametrize("service", [None, {"manager": "systemd", "unit": "x.service"}])
 def test_found_services_are_guarded_by_their_check(service) -> None:
-    from vigil.detect import Findings, Found
+    from vigil._detect import Findings, Found
 
     text = Findings([Found("db", {"type": "tcp", "port": 1}, service, "a db")]).toml()
     data = tomllib.loads(text)

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from vigil import Action, ServiceManager, config
-from vigil.healer import Healer
+from vigil import Action, ServiceManager
+from vigil import _config as config
+from vigil._healer import Healer
 
 from tests.conftest import event_time, run_vigil
 

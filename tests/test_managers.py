@@ -17,9 +17,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from vigil import config
-from vigil.manager import ServiceManager
-from vigil.service.install import LABEL, LaunchdInstaller, SystemdInstaller
+from vigil import _config as config
+from vigil._manager import ServiceManager
+from vigil.service._install import LABEL, LaunchdInstaller, SystemdInstaller
 
 from tests.conftest import free_port, need_program
 
@@ -315,7 +315,7 @@ def test_user_unit_install_hints_at_lingering(fakes: Path, tmp_path: Path) -> No
 
 def test_launchd_job_gets_the_chosen_port_in_its_environment(fakes: Path, tmp_path: Path,
                                                              monkeypatch) -> None:
-    from vigil.healer import Healer
+    from vigil._healer import Healer
 
     plist = tmp_path / "memory.plist"
     plist.write_bytes(plistlib.dumps({"Label": "dev.memory", "ProgramArguments": ["srv"]}))

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vigil import Status, config
-from vigil.check import Check
+from vigil import Status
+from vigil import _config as config
+from vigil._check import Check
 
 from tests.conftest import answers, free_port, run_vigil, wait_until
 from tests.private_systemd import PrivateSystemd, unit

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from vigil import Status, config
-from vigil.check import Check
+from vigil import Status
+from vigil import _config as config
+from vigil._check import Check
 
 from tests.conftest import (
     assert_never_healed_nor_shown,

@@ -11,8 +11,9 @@ import socket
 import time
 from pathlib import Path
 
-from vigil import Status, config
-from vigil.check import Check
+from vigil import Status
+from vigil import _config as config
+from vigil._check import Check
 
 from tests.conftest import (
     answers,

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vigil import config
-from vigil.agent import Agent
-from vigil.sdnotify import Notifier
+from vigil import _config as config
+from vigil._agent import Agent
+from vigil._sdnotify import Notifier
 
 
 @pytest.fixture

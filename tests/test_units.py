@@ -9,11 +9,11 @@ from typing import Literal
 
 import pytest
 from vigil import Duration, Status, parse_duration, redact
-from vigil.durations import format_duration
-from vigil.options import parse_options
-from vigil.perfdata import format_perfdata, parse_perfdata, split_plugin_output
-from vigil.redact import redact_value
-from vigil.statemachine import CheckState, State
+from vigil._durations import format_duration
+from vigil._options import parse_options
+from vigil._perfdata import format_perfdata, parse_perfdata, split_plugin_output
+from vigil._redact import redact_value
+from vigil._statemachine import CheckState, State
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -138,7 +138,7 @@ def test_options_are_typed_and_checked() -> None:
 
 
 def test_plugin_libraries_are_imported_only_when_used(tmp_path) -> None:
-    code = ("import sys; from vigil import config; config.load(sys.argv[1]); "
+    code = ("import sys; from vigil import _config as config; config.load(sys.argv[1]); "
             "print(sorted(m for m in ('psycopg', 'redis', 'mcp') if m in sys.modules))")
     plain = tmp_path / "plain.toml"
     plain.write_text('[checks.s]\ntype = "system"\n')
@@ -177,7 +177,7 @@ def test_a_check_whose_library_is_missing_is_a_config_error(tmp_path) -> None:
     used = tmp_path / "used.toml"
     used.write_text('[checks.db]\ntype = "postgres"\ndsn = "postgresql://localhost/x"\n')
     # None in sys.modules makes the import fail, as if psycopg were not installed.
-    code = ("import sys; sys.modules['psycopg'] = None; from vigil import config\n"
+    code = ("import sys; sys.modules['psycopg'] = None; from vigil import _config as config\n"
             "try:\n    config.load(sys.argv[1])\n"
             "except config.ConfigError as exc:\n    print(exc.issues[0])")
     done = subprocess.run([sys.executable, "-c", code, str(used)], capture_output=True,

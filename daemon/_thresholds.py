@@ -1,10 +1,11 @@
-"""Threshold helpers shared by the built-in plugins (and free for yours to import)."""
+"""Threshold helpers for check types: public as ``vigil.above``, ``vigil.worst`` and
+``vigil.StartGrace``."""
 
 from __future__ import annotations
 
 import time
 
-from vigil import Status
+from vigil._check import Status
 
 
 def above(value: float, warn: float | None, crit: float | None) -> Status:

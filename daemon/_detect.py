@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 import tomli_w
-from vigil.pluginmanager import Plugins
+from vigil._pluginmanager import Plugins
 
 log = structlog.get_logger("vigil.detect")
 

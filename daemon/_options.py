@@ -13,8 +13,8 @@ import types
 import typing
 from typing import Any
 
-from vigil.durations import Duration, parse_duration
-from vigil.errors import ConfigError
+from vigil._durations import Duration, parse_duration
+from vigil._errors import ConfigError
 
 
 def parse_options(cls: type, raw: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:

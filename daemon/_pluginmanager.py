@@ -13,8 +13,8 @@ from typing import Any
 import pluggy
 import structlog
 from vigil import hookspecs
-from vigil.check import Check
-from vigil.manager import ServiceManager
+from vigil._check import Check
+from vigil._manager import ServiceManager
 
 BUILTIN_PLUGINS = (
     "vigil.plugins.system",

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vigil import atomic
-from vigil.paths import runtime_dir
-from vigil.statusview import daemon_alive
+from vigil import _atomic as atomic
+from vigil._paths import runtime_dir
+from vigil._statusview import daemon_alive
 
 
 def _entry(source: str) -> Path:
@@ -33,7 +33,7 @@ def announce(source: str, identity: dict[str, Any], state_dir: Path, log_file: s
             if not daemon_alive(json.loads(old.read_text())):
                 old.unlink()
     entry = {**identity, "config": source, "state_dir": str(state_dir), "log_file": log_file}
-    atomic.replace(_entry(source), json.dumps(entry).encode(), mode=0o600)
+    atomic.replace_file(_entry(source), json.dumps(entry).encode(), mode=0o600)
 
 
 def withdraw(source: str) -> None:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 
-def replace(path: Path, data: bytes, mode: int = 0o644) -> None:
+def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to a temp file beside ``path``, sync it, and rename it over ``path``.
     Temp files are named ``.NAME.*.tmp``, for a reader that sweeps up after a kill."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -13,15 +13,19 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any, TextIO
 
-from vigil import config as config_mod
-from vigil import logs, logview, paths, runtime, statusview
-from vigil.check import Result, Status
-from vigil.durations import parse_duration
-from vigil.errors import ConfigError
-from vigil.perfdata import format_perfdata
-from vigil.redact import redact
-from vigil.runner import Runner
-from vigil.store import Store
+from vigil import _config as config_mod
+from vigil import _logs as logs
+from vigil import _logview as logview
+from vigil import _paths as paths
+from vigil import _runtime as runtime
+from vigil import _statusview as statusview
+from vigil._check import Result, Status
+from vigil._durations import parse_duration
+from vigil._errors import ConfigError
+from vigil._perfdata import format_perfdata
+from vigil._redact import redact
+from vigil._runner import Runner
+from vigil._store import Store
 
 EXIT_INVALID_CONFIG = 1
 
@@ -121,7 +125,7 @@ def _print_issues(exc: ConfigError) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from vigil.agent import Agent
+    from vigil._agent import Agent
 
     # Until the config names the log's place, log JSON to stdout: a plugin that fails
     # to load while the config is read is reported there, in the same shape.
@@ -185,7 +189,7 @@ def _emit_check(args: argparse.Namespace, name: str, result: Result,
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from vigil.pluginmanager import Plugins
+    from vigil._pluginmanager import Plugins
 
     settings = _lenient_settings(args, "the plugins below are those it names that load")
     plugins = Plugins(settings.plugins)
@@ -216,8 +220,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = config_mod.packaged_text()
     if args.detect:
-        from vigil.detect import detect
-        from vigil.pluginmanager import Plugins
+        from vigil._detect import detect
+        from vigil._pluginmanager import Plugins
 
         logs.configure("error", stream=sys.stderr)
         findings = detect(Plugins())
@@ -315,7 +319,8 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 def _heal(cfg: config_mod.Config, service: str, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Heal through the running daemon, or directly when none runs, showing progress."""
-    from vigil import control, oneshot
+    from vigil import _control as control
+    from vigil import _oneshot as oneshot
 
     show = _progress_printer(out)
     answer = control.request(cfg.daemon.state_dir, {"command": "heal", "service": service},
@@ -351,7 +356,7 @@ def _progress_printer(out: TextIO) -> Any:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from vigil.service.install import LaunchdInstaller, SystemdInstaller
+    from vigil.service._install import LaunchdInstaller, SystemdInstaller
 
     user = _user_scope(args)
     source = _load(args).source  # never install a daemon that would refuse its own config
@@ -376,7 +381,7 @@ def _user_scope(args: argparse.Namespace) -> bool:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from vigil.service.install import UNIT, LaunchdInstaller
+    from vigil.service._install import UNIT, LaunchdInstaller
 
     log_file = _running_settings(args).log_file
     user = _user_scope(args)

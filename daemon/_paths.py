@@ -30,7 +30,7 @@ def default_state_dir() -> Path:
 
 
 def runtime_dir() -> Path:
-    """Where running daemons say what they run with (see ``vigil.runtime``): the same for
+    """Where running daemons say what they run with (see ``vigil._runtime``): the same for
     a daemon under the service manager and an operator's shell, so not $XDG_RUNTIME_DIR
     for root, whose shells may have one that services do not."""
     if sys.platform != "darwin" and _is_root():

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from vigil import atomic
+from vigil import _atomic as atomic
 
 STATE_FILE = "state.json"
 VERSION = 1
@@ -49,4 +49,4 @@ class Store:
 
     def write(self, data: dict[str, Any]) -> None:
         payload = json.dumps({"version": VERSION, **data}, indent=1, sort_keys=True, default=str)
-        atomic.replace(self.path, payload.encode("utf-8"), mode=0o600)
+        atomic.replace_file(self.path, payload.encode("utf-8"), mode=0o600)

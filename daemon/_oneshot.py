@@ -7,11 +7,11 @@ import threading
 import time
 from typing import Any
 
-from vigil.config import Config
-from vigil.healer import Healer, Progress
-from vigil.runner import Runner
-from vigil.statemachine import State
-from vigil.store import Store
+from vigil._config import Config
+from vigil._healer import Healer, Progress
+from vigil._runner import Runner
+from vigil._statemachine import State
+from vigil._store import Store
 
 
 def heal(cfg: Config, service: str, progress: Progress) -> dict[str, Any]:

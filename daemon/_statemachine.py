@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from vigil.check import Status
+from vigil._check import Status
 
 
 class State(enum.StrEnum):

@@ -18,7 +18,7 @@ _running_lock = threading.Lock()
 
 
 @dataclass
-class Completed:
+class CommandResult:
     argv: list[str]
     returncode: int | None
     stdout: str
@@ -27,8 +27,8 @@ class Completed:
     duration_s: float
 
 
-def run(argv: list[str], timeout: float, max_output: int = 65536,
-        env: dict[str, str] | None = None, keep_tail: bool = False) -> Completed:
+def run_command(argv: list[str], timeout: float, max_output: int = 65536,
+        env: dict[str, str] | None = None, keep_tail: bool = False) -> CommandResult:
     """Run ``argv`` in a process group of its own and keep at most ``max_output`` bytes
     of each stream: the first ones, or with ``keep_tail`` the last ones (where a failing
     service manager says why). On timeout the whole group is killed, grandchildren
@@ -48,7 +48,7 @@ def run(argv: list[str], timeout: float, max_output: int = 65536,
 
 
 def _collect(proc: subprocess.Popen[bytes], argv: list[str], start: float, timeout: float,
-             max_output: int, keep_tail: bool) -> Completed:
+             max_output: int, keep_tail: bool) -> CommandResult:
     assert proc.stdout is not None and proc.stderr is not None
     kept = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     timed_out = False
@@ -61,7 +61,7 @@ def _collect(proc: subprocess.Popen[bytes], argv: list[str], start: float, timeo
             if remaining <= 0:
                 # The child may have exited while a grandchild still holds the pipe.
                 timed_out = proc.poll() is None
-                kill_group(proc.pid)
+                kill_process_group(proc.pid)
                 break
             for key, _ in sel.select(remaining):
                 chunk = os.read(key.fd, 65536)
@@ -81,11 +81,11 @@ def _collect(proc: subprocess.Popen[bytes], argv: list[str], start: float, timeo
         except subprocess.TimeoutExpired:
             timed_out = True
     if timed_out:
-        kill_group(proc.pid)
+        kill_process_group(proc.pid)
         proc.wait()
     for stream in kept:
         stream.close()
-    return Completed(
+    return CommandResult(
         argv=list(argv), returncode=None if timed_out else proc.returncode,
         stdout=kept[proc.stdout].decode(errors="replace"),
         stderr=kept[proc.stderr].decode(errors="replace"),
@@ -93,7 +93,7 @@ def _collect(proc: subprocess.Popen[bytes], argv: list[str], start: float, timeo
     )
 
 
-def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
 
@@ -104,12 +104,12 @@ def stop_all(grace: float = 1.0) -> list[int]:
     with _running_lock:
         groups = sorted(_running)
     for pgid in groups:
-        kill_group(pgid, signal.SIGTERM)
+        kill_process_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
         time.sleep(0.05)
     for pgid in groups:
-        kill_group(pgid)
+        kill_process_group(pgid)
     return groups
 
 

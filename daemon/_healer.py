@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from vigil.check import Result
-from vigil.config import ServiceSpec
-from vigil.manager import Action, ServiceManager
-from vigil.ports import describe, first_free, holders
-from vigil.statemachine import State
+from vigil._check import Result
+from vigil._config import ServiceSpec
+from vigil._manager import Action, ServiceManager
+from vigil._ports import describe_ports, first_free, port_holders
+from vigil._statemachine import State
 
 log = structlog.get_logger("vigil.heal")
 
@@ -248,11 +248,12 @@ class Healer:
             manager.stop()
         port = first_free(ports, prefer=manager.state.get("port"))
         if port is None:
-            taken = "; ".join(f"{p} by {who}" for p, who in holders(ports).items())
+            taken = "; ".join(f"{p} by {who}" for p, who in port_holders(ports).items())
             return emit("heal.failed", log.error, **fields, action="start",
-                        reason=f"every port of {describe(ports)} is taken: {taken or 'unknown'}")
+                        reason=f"every port of {describe_ports(ports)} is taken: "
+                               f"{taken or 'unknown'}")
         if port != ports[0]:
-            held = holders([ports[0]]).get(ports[0], "another program")
+            held = port_holders([ports[0]]).get(ports[0], "another program")
             emit("heal.port_fallback", log.warning, **fields, port=port, preferred=ports[0],
                  holder=held)
         manager.state["port"] = port

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vigil import proc
-from vigil.redact import redact
+from vigil import _proc as proc
+from vigil._redact import redact
 
 #: Bytes of a command's output kept for the heal event: the end, where errors are.
 OUTPUT_TAIL = 2000
@@ -96,7 +96,7 @@ class ServiceManager:
             env: dict[str, str] | None = None) -> Action:
         """Run one command as every manager must: argv list, no shell, a timeout."""
         try:
-            done = proc.run(argv, self.timeout if timeout is None else timeout,
+            done = proc.run_command(argv, self.timeout if timeout is None else timeout,
                             max_output=OUTPUT_TAIL, env=env, keep_tail=True)
         except OSError as exc:  # the program itself is missing or not executable
             return Action(list(argv), 127, f"cannot run {argv[0]}: {exc.strerror or exc}")

@@ -9,7 +9,7 @@ import sys
 from typing import Any, TextIO
 
 import structlog
-from vigil.redact import redact_value
+from vigil._redact import redact_value
 
 # APScheduler logs every job start and finish at INFO; our check.result says it better.
 _QUIET = {"apscheduler.executors": logging.WARNING, "apscheduler.scheduler": logging.WARNING}

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from vigil import atomic, proc
+from vigil import _atomic as atomic
+from vigil import _proc as proc
 from vigil.service.launchd import Launchd, LaunchdOptions
 from vigil.service.systemd import Systemd, SystemdOptions
 
@@ -46,8 +47,8 @@ class Report:
     lines: list[str]
 
 
-def _run(argv: list[str]) -> proc.Completed:
-    return proc.run(argv, timeout=60, keep_tail=True)
+def _run(argv: list[str]) -> proc.CommandResult:
+    return proc.run_command(argv, timeout=60, keep_tail=True)
 
 
 def _write_if_changed(path: Path, content: bytes) -> bool:
@@ -55,7 +56,7 @@ def _write_if_changed(path: Path, content: bytes) -> bool:
     if path.exists() and path.read_bytes() == content:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.replace(path, content)
+    atomic.replace_file(path, content)
     return True
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psutil
-from vigil.redact import redact
+from vigil._redact import redact
 
 
 def daemon_alive(info: dict[str, Any]) -> bool:

@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from vigil.check import Check, Result, Status
+from vigil._check import Check, Result, Status
 
 #: How often a waiting run looks at the stop flag.
 _POLL = 0.25

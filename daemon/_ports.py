@@ -28,7 +28,7 @@ def parse_ports(value: str | list[int]) -> list[int]:
     return list(dict.fromkeys(ports))
 
 
-def describe(ports: list[int]) -> str:
+def describe_ports(ports: list[int]) -> str:
     if ports == list(range(ports[0], ports[-1] + 1)) and len(ports) > 1:
         return f"{ports[0]}-{ports[-1]}"
     return ",".join(map(str, ports))
@@ -58,7 +58,7 @@ def listeners_named(process_names: set[str]) -> list[tuple[str, int, int]]:
     return found
 
 
-def holders(ports: list[int]) -> dict[int, str]:
+def port_holders(ports: list[int]) -> dict[int, str]:
     """Who listens on each of these TCP ports: ``PID 123 (python -m http.server)``."""
     wanted = set(ports)
     found: dict[int, str] = {}

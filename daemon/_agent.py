@@ -14,18 +14,20 @@ from typing import Any
 
 import psutil
 import structlog
-from vigil import config as config_mod
-from vigil import logs, proc, runtime
-from vigil.check import Result, Status
-from vigil.config import CheckSpec, Config
-from vigil.control import ControlServer, Send
-from vigil.errors import ConfigError
-from vigil.healer import Healer
-from vigil.runner import Runner
-from vigil.scheduler import Scheduler
-from vigil.sdnotify import Notifier
-from vigil.statemachine import CheckState, State
-from vigil.store import Store
+from vigil import _config as config_mod
+from vigil import _logs as logs
+from vigil import _proc as proc
+from vigil import _runtime as runtime
+from vigil._check import Result, Status
+from vigil._config import CheckSpec, Config
+from vigil._control import ControlServer, Send
+from vigil._errors import ConfigError
+from vigil._healer import Healer
+from vigil._runner import Runner
+from vigil._scheduler import Scheduler
+from vigil._sdnotify import Notifier
+from vigil._statemachine import CheckState, State
+from vigil._store import Store
 
 log = structlog.get_logger("vigil")
 

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vigil.check import Check
-from vigil.durations import Duration
-from vigil.errors import ConfigError, ConfigIssue
-from vigil.manager import ServiceManager
-from vigil.options import coerce, parse_options
-from vigil.paths import config_candidates, default_state_dir
-from vigil.pluginmanager import Plugins
-from vigil.ports import parse_ports
-from vigil.tomllines import key_lines, locate
+from vigil._check import Check
+from vigil._durations import Duration
+from vigil._errors import ConfigError, ConfigIssue
+from vigil._manager import ServiceManager
+from vigil._options import coerce, parse_options
+from vigil._paths import config_candidates, default_state_dir
+from vigil._pluginmanager import Plugins
+from vigil._ports import parse_ports
+from vigil._tomllines import key_lines, locate
 
 PACKAGED = "<packaged defaults>"
 LOG_LEVELS = ("debug", "info", "warning", "error")
