@@ -14,6 +14,7 @@ from typing import Any
 
 import psutil
 import structlog
+
 from vigil import _config as config_mod
 from vigil import _logs as logs
 from vigil import _proc as proc

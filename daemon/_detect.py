@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 import tomli_w
+
 from vigil._pluginmanager import Plugins
 
 log = structlog.get_logger("vigil.detect")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from vigil._check import Result
 from vigil._config import ServiceSpec
 from vigil._manager import Action, ServiceManager

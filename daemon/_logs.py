@@ -9,17 +9,19 @@ import sys
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
 from vigil._redact import redact_value
 
 # APScheduler logs every job start and finish at INFO; our check.result says it better.
 _QUIET = {"apscheduler.executors": logging.WARNING, "apscheduler.scheduler": logging.WARNING}
 
 
-def _redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     return {k: redact_value(v, k) for k, v in event_dict.items()}
 
 
-def _name_foreign(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _name_foreign(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     # Records from stdlib loggers keep their logger name, so a reader knows who spoke.
     record = event_dict.get("_record")
     if record is not None and not record.name.startswith("vigil"):
@@ -27,10 +29,10 @@ def _name_foreign(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dic
     return event_dict
 
 
-def _order(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _order(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     # Readers scan the left edge: when, how bad, what; then the fields.
     head = {k: event_dict.pop(k) for k in ("timestamp", "level", "event") if k in event_dict}
-    return head | event_dict
+    return {**head, **event_dict}
 
 
 def configure(level: str = "info", log_file: str = "-", stream: TextIO | None = None,

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,7 +22,7 @@ _HEAD = ("timestamp", "level", "event", "check", "status", "summary")
 CAUGHT_UP = ""
 
 
-def file_lines(path: Path, follow: bool, poll: float = 0.2) -> Iterator[str]:
+def file_lines(path: Path, follow: bool, poll: float = 0.2) -> Generator[str, None, None]:
     """Every line of the file, CAUGHT_UP, then (with ``follow``) new lines as they come,
     as ``tail -F`` follows: from the top of a new file when logrotate moves the old one
     away, and from the top again when ``copytruncate`` empties it."""
@@ -52,7 +52,8 @@ class JournalError(Exception):
     """journalctl could not read the journal (no permission, no such journal)."""
 
 
-def journal(unit: str, user: bool, backlog: int | None, follow: bool) -> Iterator[str]:
+def journal(unit: str, user: bool, backlog: int | None,
+            follow: bool) -> Generator[str, None, None]:
     """The daemon's lines as journald keeps them, for a unit logging to stdout: the last
     ``backlog`` lines (None: all), CAUGHT_UP, then (with ``follow``) new ones."""
     base = ["journalctl", "--user-unit" if user else "--unit", unit, "--output=cat",

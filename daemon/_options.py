@@ -82,7 +82,7 @@ def coerce(hint: Any, value: Any) -> Any:
         if isinstance(value, hint) and not (hint is not bool and isinstance(value, bool)):
             return value
         raise ValueError(f"expected {_NAMES[hint]}, got {_show(value)}")
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
         instance, errors = parse_options(hint, value)
         if errors:
             raise ValueError("; ".join(f"{k}: {m}" for k, m in errors))

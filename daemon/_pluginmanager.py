@@ -12,6 +12,7 @@ from typing import Any
 
 import pluggy
 import structlog
+
 from vigil import hookspecs
 from vigil._check import Check
 from vigil._manager import ServiceManager
@@ -115,6 +116,7 @@ class Plugins:
 def _class_problem(cls: Any, base: type) -> str | None:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         return f"{cls!r} is not a subclass of vigil.{base.__name__}"
-    if cls.Options is not None and not dataclasses.is_dataclass(cls.Options):
+    options = getattr(cls, "Options", None)
+    if options is not None and not dataclasses.is_dataclass(options):
         return f"{cls.__name__}.Options must be a dataclass"
     return None

@@ -68,7 +68,7 @@ def _collect(proc: subprocess.Popen[bytes], argv: list[str], start: float, timeo
                 if not chunk:
                     sel.unregister(key.fileobj)
                     continue
-                buf = kept[key.fileobj]
+                buf = kept[key.fileobj]  # type: ignore[index]  # one of our two pipes
                 # Keep draining past the cap, so that a chatty child never blocks on a full pipe.
                 if keep_tail:
                     buf += chunk

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psutil
+
 from vigil._redact import redact
 
 
@@ -29,7 +30,7 @@ def render(state: dict[str, Any]) -> str:
 
 
 def _check_rows(checks: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = [("CHECK", "STATE", "STATUS", "AGE", "SERVICE", "SUMMARY")]
+    rows: list[tuple[str, ...]] = [("CHECK", "STATE", "STATUS", "AGE", "SERVICE", "SUMMARY")]
     now = datetime.now(UTC)
     for name, entry in sorted(checks.items()):
         last = entry.get("last") or {}
@@ -43,7 +44,7 @@ def _check_rows(checks: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def _service_rows(services: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = [("SERVICE", "MANAGER", "HEALS", "HEALING", "PORT", "LAST HEAL")]
+    rows: list[tuple[str, ...]] = [("SERVICE", "MANAGER", "HEALS", "HEALING", "PORT", "LAST HEAL")]
     for name, entry in sorted(services.items()):
         last = entry.get("last") or {}
         state = "GAVE UP" if entry.get("given_up") else ("yes" if entry.get("healing") else "-")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from vigil import _atomic as atomic
 
 STATE_FILE = "state.json"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
 from vigil import Check, ConfigError, Result, Status, hookimpl
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
+
 from vigil import Check, ConfigError, Result, Status, above, hookimpl, worst
 
 

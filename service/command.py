@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import psutil
+
 from vigil import (
     Action,
     ConfigError,

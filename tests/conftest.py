@@ -100,6 +100,14 @@ def run_in_terminal(argv: list[str], seconds: float, until: str = "") -> tuple[i
     return code, output.decode(errors="replace")
 
 
+def readline_within(proc: subprocess.Popen[str], seconds: float) -> str:
+    """A line of the process's output, or a failure instead of a hang."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    assert ready, f"no line within {seconds}s"
+    return proc.stdout.readline()
+
+
 def need_program(name: str, package: str) -> str:
     """The path of a required external program; a clear failure (never a skip) otherwise."""
     path = shutil.which(name) or shutil.which(name, path=str(NAGIOS_DIR))
@@ -174,7 +182,7 @@ class Daemon:
         return self
 
     def events(self, event: str | None = None, **fields: Any) -> list[dict[str, Any]]:
-        found = []
+        found: list[dict[str, Any]] = []
         if not self.log.exists():
             return found
         for line in self.log.read_text(encoding="utf-8").splitlines():

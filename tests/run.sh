@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: the Debian packages the tests talk to (when
-# run as root), a virtual environment with vigil and its test tools, ruff, then pytest.
+# run as root), a virtual environment with vigil and its test tools, ruff, mypy, then pytest.
 # Extra arguments go to pytest: tests/run.sh -k config -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +26,5 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
     --config-settings editable_mode=strict -e '.[test]'
 .venv/bin/ruff check .
+.venv/bin/mypy -p vigil -p tests
 exec .venv/bin/python -m pytest -q "$@"

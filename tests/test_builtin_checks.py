@@ -17,13 +17,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.conftest import free_port, need_program
 from vigil import Status
 from vigil import _config as config
 from vigil import _proc as proc
 from vigil._check import Check
 from vigil._runner import Runner
-
-from tests.conftest import free_port, need_program
 
 
 def build(body: str, tmp_path: Path, name: str = "x") -> Check:

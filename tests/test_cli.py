@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import plistlib
-import select
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_vigil, vigil_command
+from tests.conftest import ROOT, readline_within, run_vigil, vigil_command
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
@@ -171,13 +170,6 @@ def test_status_without_a_daemon(write_config) -> None:
     done = run_vigil("status", "-c", str(path))
     assert done.returncode == 3
     assert "vigil is not running" in done.stdout
-
-
-def readline_within(proc: subprocess.Popen[str], seconds: float) -> str:
-    """A line of the process's output, or a failure instead of a hang."""
-    ready, _, _ = select.select([proc.stdout], [], [], seconds)
-    assert ready, f"no line within {seconds}s"
-    return proc.stdout.readline()
 
 
 def test_logs_filters_pretty_raw_and_follows(write_config, tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from vigil import _config as config
-from vigil._errors import ConfigError
 
 from tests.conftest import run_vigil
+from vigil import _config as config
+from vigil._errors import ConfigError
 
 HEAD = '[daemon]\nstate_dir = "state"\n'
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+
 from vigil._detect import detect
 from vigil._pluginmanager import Plugins
 
@@ -14,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 
 
 def test_detect_collects_every_plugin_and_survives_a_broken_one(monkeypatch) -> None:
-    import misbehaving
+    # By module name, as [daemon] plugins imports it.
+    misbehaving = importlib.import_module("misbehaving")
 
     monkeypatch.setenv("VIGIL_TEST_DETECT", "1")
     plugins = Plugins(["misbehaving"])

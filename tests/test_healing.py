@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import event_time, run_vigil
 from vigil import Action, ServiceManager
 from vigil import _config as config
 from vigil._healer import Healer
-
-from tests.conftest import event_time, run_vigil
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 

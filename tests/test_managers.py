@@ -17,11 +17,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.conftest import free_port, need_program
 from vigil import _config as config
 from vigil._manager import ServiceManager
 from vigil.service._install import LABEL, LaunchdInstaller, SystemdInstaller
-
-from tests.conftest import free_port, need_program
+from vigil.service.command import Command
 
 STUBBORN = """\
 import signal, subprocess, sys, time
@@ -86,6 +87,7 @@ def test_command_manager_restart_and_recycled_pid(tmp_path: Path) -> None:
     assert restarted.ok and m.state["pid"] != first and gone(first)
     # The remembered PID now names a process started at another time: not ours.
     m.state["create_time"] -= 1000
+    assert isinstance(m, Command)
     m._child = None
     assert m.is_running() is False
     m.state["create_time"] += 1000

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vigil import Status
-from vigil import _config as config
-from vigil._check import Check
 
 from tests.conftest import answers, free_port, run_vigil, wait_until
 from tests.private_systemd import PrivateSystemd, unit
+from vigil import Status
+from vigil import _config as config
+from vigil._check import Check
 
 SERVER = str(Path(__file__).parent / "fixtures" / "mcp_memory_server.py")
 

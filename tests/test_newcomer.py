@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import (
     free_port,
+    readline_within,
     run_vigil,
     vigil_command,
     wait_until,
@@ -241,19 +242,13 @@ def test_logs_follow_survives_copytruncate(write_config, tmp_path) -> None:
     follower = subprocess.Popen([*vigil_command(), "logs", "-f", "--json", "-n", "1",
                                  "-c", str(config)], stdout=subprocess.PIPE, text=True)
     try:
-        assert follower.stdout is not None
-        assert json.loads(follower.stdout.readline())["n"] == 49
+        assert json.loads(readline_within(follower, 10))["n"] == 49
         with log.open("r+") as f:  # what logrotate's copytruncate does after its copy
             f.truncate(0)
         time.sleep(0.5)  # the follower notices the truncation while polling
         with log.open("a") as f:
             f.write(_record("after", n=1))
-        got: list[str] = []
-        reader = threading.Thread(target=lambda: got.append(follower.stdout.readline()),
-                                  daemon=True)
-        reader.start()
-        reader.join(10)
-        assert got and json.loads(got[0])["event"] == "after"
+        assert json.loads(readline_within(follower, 10))["event"] == "after"
     finally:
         follower.terminate()
         follower.wait(10)

@@ -11,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import hookspecs
-
 from tests.conftest import ROOT, run_vigil
+from vigil import hookspecs
 
 GUIDE = ROOT / "plugins" / "README.md"
 

@@ -8,9 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from vigil import Status
-from vigil import _config as config
-from vigil._check import Check
 
 from tests.conftest import (
     assert_never_healed_nor_shown,
@@ -22,6 +19,9 @@ from tests.conftest import (
 )
 from tests.pg import PASSWORD, Cluster, is_up
 from tests.private_systemd import PrivateSystemd, unit
+from vigil import Status
+from vigil import _config as config
+from vigil._check import Check
 
 
 def build(body: str, tmp_path: Path) -> Check:

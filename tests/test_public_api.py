@@ -7,9 +7,8 @@ import ast
 from pathlib import Path
 
 import vigil
-from vigil._pluginmanager import BUILTIN_PLUGINS
-
 from tests.conftest import ROOT
+from vigil._pluginmanager import BUILTIN_PLUGINS
 
 PUBLIC_MODULES = {"__init__", "__main__", "hookspecs"}
 

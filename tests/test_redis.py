@@ -11,10 +11,6 @@ import socket
 import time
 from pathlib import Path
 
-from vigil import Status
-from vigil import _config as config
-from vigil._check import Check
-
 from tests.conftest import (
     answers,
     assert_never_healed_nor_shown,
@@ -23,6 +19,9 @@ from tests.conftest import (
     run_vigil,
 )
 from tests.private_systemd import PrivateSystemd, unit
+from vigil import Status
+from vigil import _config as config
+from vigil._check import Check
 
 PASSWORD = "r3dis-Secret"
 

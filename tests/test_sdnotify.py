@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from vigil import _config as config
 from vigil._agent import Agent
 from vigil._sdnotify import Notifier

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
+
 from vigil import Duration, Status, parse_duration, redact
 from vigil._durations import format_duration
 from vigil._options import parse_options

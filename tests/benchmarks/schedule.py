@@ -64,7 +64,7 @@ def main() -> int:
     server.close()
 
     runs: dict[str, list[float]] = defaultdict(list)
-    problems = defaultdict(int)
+    problems: defaultdict[str, int] = defaultdict(int)
     lines = log.read_text().splitlines()
     for line in lines:
         event = json.loads(line)
