@@ -309,9 +309,9 @@ def cmd_heal(args: argparse.Namespace) -> int:
     if "error" in answer:
         print(f"vigil: {answer['error']}", file=sys.stderr)
         return 2
-    outcome = answer.get("outcome")
-    if outcome != "heal.succeeded":
-        print(f"vigil: heal of {args.service} did not succeed: {answer.get('reason', outcome)}",
+    if not answer.get("ok"):
+        why = answer.get("reason", answer.get("outcome"))
+        print(f"vigil: heal of {args.service} did not succeed: {why}",
               file=sys.stderr)
         return 2
     return 0

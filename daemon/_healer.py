@@ -3,6 +3,7 @@ within a restart budget, with growing backoff, dependencies first, never twice a
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,38 @@ PROGRESS_EVERY = 5.0
 Progress = Callable[..., None]
 
 
+class HealState(enum.Enum):
+    """Where a service stands with the healer, as ``State`` says it for a check."""
+
+    READY = "ready"              # healed when a guarding check is FAILING
+    HEALING = "healing"          # a heal runs now
+    BACKING_OFF = "backing off"  # healed lately: the next heal waits for the backoff
+    GAVE_UP = "gave up"          # the restart budget is spent; checks go on, heals do not
+
+
+class Verdict(enum.Enum):
+    """How one heal ended; the value is the event that said so."""
+
+    SUCCEEDED = "heal.succeeded"
+    FAILED = "heal.failed"
+    BUSY = "busy"  # another heal of the service was running: nothing was done
+
+
+@dataclass
+class HealOutcome:
+    verdict: Verdict
+    #: What the heal event carried: command, exit code, output tail, recovery_s...
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.SUCCEEDED
+
+    def to_dict(self) -> dict[str, Any]:
+        """As saved in the state and sent to `vigil heal`: ``outcome`` is the event."""
+        return {"outcome": self.verdict.value, **self.fields}
+
+
 @dataclass
 class ServiceRuntime:
     spec: ServiceSpec
@@ -43,8 +76,16 @@ class ServiceRuntime:
     def manager(self) -> str:
         return self.spec.manager
 
+    @property
+    def state(self) -> HealState:
+        if self.healing.locked():
+            return HealState.HEALING
+        if self.given_up:
+            return HealState.GAVE_UP
+        return HealState.BACKING_OFF if time.time() < self.not_before else HealState.READY
+
     def to_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "given_up": self.given_up,
+        return {"state": self.state.value, "history": self.history, "given_up": self.given_up,
                 "not_before": self.not_before, "last": self.last,
                 "healing": self.healing.locked(), "manager": self.spec.manager,
                 "describe": self.spec.service_manager.describe(),
@@ -129,7 +170,7 @@ class Healer:
         if dependency:
             return self._skip(rt, check, f"dependency {dependency} is failing",
                               dependency=dependency)
-        if rt.given_up or rt.healing.locked() or time.time() < rt.not_before:
+        if rt.state is not HealState.READY:
             return None
         if self._budget_spent(rt):
             rt.given_up = True
@@ -176,14 +217,15 @@ class Healer:
         rt.not_before = 0.0
         rt.skip_reason = None
 
-    def heal(self, service: str, reason: str, progress: Progress | None = None) -> dict[str, Any]:
+    def heal(self, service: str, reason: str, progress: Progress | None = None) -> HealOutcome:
         """Start or restart ``service`` and wait for one of its checks to pass; returns
         the outcome. Never runs twice at once for one service."""
         rt = self.services[service]
         manager = rt.spec.service_manager
         fields = {"service": service, "manager": rt.manager}
         if not rt.healing.acquire(blocking=False):
-            return {"outcome": "busy", "reason": "a heal of this service is already running"}
+            return HealOutcome(Verdict.BUSY,
+                               {"reason": "a heal of this service is already running"})
         try:
             began = time.time()
             rt.history.append(began)
@@ -199,24 +241,24 @@ class Healer:
                 verb = "start"
             else:
                 action = manager.start() if verb == "start" else manager.restart()
-            if isinstance(action, dict):  # no port to start on: nothing was run
+            if isinstance(action, HealOutcome):  # no port to start on: nothing was run
                 outcome = action
             elif not action.ok:
-                outcome = emit("heal.failed", log.error, **fields, action=verb,
-                               reason=f"{verb} command failed", **action.fields(),
-                               **_details(manager))
+                outcome = HealOutcome(Verdict.FAILED, emit(
+                    "heal.failed", log.error, **fields, action=verb,
+                    reason=f"{verb} command failed", **action.fields(), **_details(manager)))
             else:
                 if not self._wake(service):
                     rt.passed.set()
                 outcome = self._await_pass(rt, began, emit, fields, verb, action.fields())
             rt.not_before = time.time() + self._backoff(rt)
-            rt.last = {**outcome, "at": began}
+            rt.last = {**outcome.to_dict(), "at": began}
             return outcome
         finally:
             rt.healing.release()
 
     def _await_pass(self, rt: ServiceRuntime, began: float, emit: Callable[..., dict[str, Any]],
-                    fields: dict[str, Any], verb: str, command: dict[str, Any]) -> dict[str, Any]:
+                    fields: dict[str, Any], verb: str, command: dict[str, Any]) -> HealOutcome:
         """Wait up to start_timeout for a passing check, reporting progress: to the log
         every PROGRESS_EVERY seconds, to an interactive caller every second."""
         grace = rt.spec.start_timeout
@@ -224,14 +266,15 @@ class Healer:
         while True:
             elapsed = time.time() - began
             if rt.passed.is_set():
-                return emit("heal.succeeded", log.info, **fields, action=verb,
-                            recovery_s=round(elapsed, 3), **command)
+                return HealOutcome(Verdict.SUCCEEDED, emit(
+                    "heal.succeeded", log.info, **fields, action=verb,
+                    recovery_s=round(elapsed, 3), **command))
             if elapsed >= grace:
-                return emit("heal.failed", log.error, **fields, action=verb,
-                            reason=f"no check of {rt.spec.name} passed within {grace:g}s "
-                                   f"(start_timeout) after {command['command']}",
-                            elapsed_s=round(elapsed, 1), **command,
-                            **_details(rt.spec.service_manager))
+                return HealOutcome(Verdict.FAILED, emit(
+                    "heal.failed", log.error, **fields, action=verb,
+                    reason=f"no check of {rt.spec.name} passed within {grace:g}s "
+                           f"(start_timeout) after {command['command']}",
+                    elapsed_s=round(elapsed, 1), **command, **_details(rt.spec.service_manager)))
             loud = elapsed - logged >= PROGRESS_EVERY
             logged = elapsed if loud else logged
             emit("heal.waiting", log.info if loud else None, **fields,
@@ -240,7 +283,7 @@ class Healer:
 
     def _start_on_free_port(self, rt: ServiceRuntime, running: bool | None,
                             emit: Callable[..., dict[str, Any]],
-                            fields: dict[str, Any]) -> Action | dict[str, Any]:
+                            fields: dict[str, Any]) -> Action | HealOutcome:
         """Stop, choose a free port of the service's range (the last one chosen first),
         hand it to the manager, start; when every port is taken, the heal.failed."""
         manager = rt.spec.service_manager
@@ -250,9 +293,9 @@ class Healer:
         port = first_free(ports, prefer=manager.state.get("port"))
         if port is None:
             taken = "; ".join(f"{p} by {who}" for p, who in port_holders(ports).items())
-            return emit("heal.failed", log.error, **fields, action="start",
-                        reason=f"every port of {describe_ports(ports)} is taken: "
-                               f"{taken or 'unknown'}")
+            return HealOutcome(Verdict.FAILED, emit(
+                "heal.failed", log.error, **fields, action="start",
+                reason=f"every port of {describe_ports(ports)} is taken: {taken or 'unknown'}"))
         if port != ports[0]:
             held = port_holders([ports[0]]).get(ports[0], "another program")
             emit("heal.port_fallback", log.warning, **fields, port=port, preferred=ports[0],
@@ -275,10 +318,12 @@ def _details(manager: ServiceManager) -> dict[str, Any]:
 
 def _emitter(progress: Progress | None) -> Callable[..., dict[str, Any]]:
     def emit(event: str, level: Callable[..., Any] | None, **fields: Any) -> dict[str, Any]:
+        """Log ``event`` (unless ``level`` is None), show it to an interactive caller,
+        and hand its fields back for the outcome."""
         if level is not None:
             level(event, **fields)
         if progress is not None:
             progress(event, **fields)
-        return {"outcome": event, **fields}
+        return fields
 
     return emit

@@ -15,6 +15,7 @@ from vigil._store import Store
 
 
 def heal(cfg: Config, service: str, progress: Progress) -> dict[str, Any]:
+    """The heal's outcome, as the daemon's control socket would answer it."""
     store = Store(cfg.daemon.state_dir)
     saved = store.load()
     guards = [spec for spec in cfg.checks.values() if spec.service == service]
@@ -46,4 +47,4 @@ def heal(cfg: Config, service: str, progress: Progress) -> dict[str, Any]:
         stop.set()
     saved["services"] = {**saved.get("services", {}), **healer.snapshot()}
     store.write(saved)
-    return outcome
+    return {"ok": outcome.ok, **outcome.to_dict()}

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import event_time, run_vigil
 from vigil import Action, ServiceManager
 from vigil import _config as config
-from vigil._healer import Healer
+from vigil._healer import Healer, HealOutcome, Verdict
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
@@ -117,15 +117,15 @@ def test_never_two_heals_of_one_service_at_once(tmp_path: Path) -> None:
     cfg.services["slow"].service_manager = slow
     healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0)
     healer.install(cfg.services, {}, tmp_path)
-    first: dict = {}
-    worker = threading.Thread(target=lambda: first.update(healer.heal("slow", "test")))
+    first: list[HealOutcome] = []
+    worker = threading.Thread(target=lambda: first.append(healer.heal("slow", "test")))
     worker.start()
     assert slow.entered.wait(5)
     second = healer.heal("slow", "test again")
-    assert second["outcome"] == "busy"
+    assert second.verdict is Verdict.BUSY
     slow.release.set()
     worker.join()
-    assert first["outcome"] == "heal.succeeded" and slow.calls == 1
+    assert first[0].ok and slow.calls == 1
     # Growing backoff (the default base is 5s): 5s after the first heal, 10s after the 2nd.
     rt = healer.services["slow"]
     assert 4.5 < rt.not_before - time.time() <= 5

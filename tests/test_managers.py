@@ -330,7 +330,7 @@ def test_launchd_job_gets_the_chosen_port_in_its_environment(fakes: Path, tmp_pa
     healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0)
     healer.install(cfg.services, {}, tmp_path)
     outcome = healer.heal("memory", "test")
-    assert outcome["outcome"] == "heal.succeeded" and outcome["port"] == port
+    assert outcome.ok and outcome.fields["port"] == port
     job = plistlib.loads(plist.read_bytes())
     assert job["EnvironmentVariables"] == {"MCP_PORT": str(port)}
     target = f"gui/{os.getuid()}/dev.memory"

@@ -1,0 +1,198 @@
+"""The check table: every configured check with what is known of it (its state machine,
+last result, counters), how each run is carried out, observed and paced, and which
+checks guard a service. The agent keeps the main loop; this is its process table."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from vigil._check import Result, Status
+from vigil._config import CheckSpec, Config
+from vigil._healer import Healer
+from vigil._pluginmanager import Plugins
+from vigil._runner import Runner
+from vigil._scheduler import Scheduler
+from vigil._statemachine import CheckState, State
+
+log = structlog.get_logger("vigil")
+
+
+@dataclass
+class CheckRuntime:
+    spec: CheckSpec
+    machine: CheckState
+    last: dict[str, Any] | None = None
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    @property
+    def failing_now(self) -> bool:
+        # Not yet run counts as failing: a dependency is trusted only once it passed.
+        return not self.last or not Status[self.last["status"]].passing
+
+
+class CheckTable:
+    """Runs each check on its schedule (through the scheduler it owns), keeps its state,
+    tells the observer hooks and the healer, and re-paces it while a failure is being
+    confirmed or its service heals. ``changed()`` is called whenever there is state
+    worth saving."""
+
+    def __init__(self, runner: Runner, healer: Healer, stopping: threading.Event,
+                 changed: Callable[[], None]) -> None:
+        self.runner = runner
+        self.healer = healer
+        self.stopping = stopping
+        self.changed = changed
+        self.scheduler = Scheduler(self.run, self.lost)
+        self.plugins: Plugins | None = None
+        self.checks: dict[str, CheckRuntime] = {}
+        self._lock = threading.Lock()
+
+    def install(self, config: Config, saved: dict[str, Any]) -> None:
+        """Swap in the checks of ``config``; a check that keeps its name and type keeps
+        its state and last result, from the running daemon or from the state file."""
+        runtimes = {}
+        with self._lock:
+            for name, spec in config.checks.items():
+                machine = CheckState(spec.fall, spec.rise)
+                old = self.checks.get(name)
+                if old and old.spec.type == spec.type:
+                    machine.restore(old.machine.to_dict())
+                    runtimes[name] = CheckRuntime(spec, machine, old.last, old.counts)
+                    continue
+                entry = saved.get(name, {})
+                if entry.get("type") == spec.type:
+                    machine.restore(entry)
+                runtimes[name] = CheckRuntime(spec, machine, entry.get("last"),
+                                              collections.Counter(entry.get("counts", {})))
+            for name, rt in self.checks.items():
+                if runtimes.get(name, rt).spec.check is not rt.spec.check:
+                    _close(rt)
+            self.checks = runtimes
+            self.plugins = config.plugins
+
+    def names(self) -> set[str]:
+        return set(self.checks)
+
+    def enabled(self) -> dict[str, CheckRuntime]:
+        return {n: rt for n, rt in self.checks.items() if rt.spec.enabled}
+
+    def intervals(self) -> dict[str, float]:
+        return {n: rt.spec.interval for n, rt in self.enabled().items()}
+
+    def states(self) -> collections.Counter[str]:
+        return collections.Counter(rt.machine.state.value for rt in self.enabled().values())
+
+    def close(self) -> None:
+        with self._lock:
+            for rt in self.checks.values():
+                _close(rt)
+
+    # -- one run ---------------------------------------------------------------------
+
+    def run(self, name: str) -> None:
+        rt = self.checks.get(name)
+        if rt is None or self.stopping.is_set():
+            return
+        spec = rt.spec
+        outcome = self.runner.run(spec.check, spec.timeout)
+        if self.stopping.is_set():
+            return
+        result = outcome.result
+        status = result.status.name
+        if outcome.kind == "timeout":
+            log.warning("check.timeout", check=name, timeout_s=spec.timeout, summary=result.summary)
+        elif outcome.kind == "error":
+            log.error("check.error", check=name, error=outcome.error)
+        duration_ms = round(outcome.duration_ms, 2)
+        with self._lock:
+            transition = rt.machine.observe(result.status)
+            rt.counts["runs"] += 1
+            rt.counts[outcome.kind] += 1
+            rt.last = {**result.to_dict(), "duration_ms": duration_ms,
+                       "at": datetime.now(UTC).isoformat()}
+        level = log.info if result.status.passing else log.warning
+        level("check.result", check=name, status=status, summary=result.summary,
+              duration_ms=duration_ms, metrics=result.metrics, state=rt.machine.state.value)
+        assert self.plugins is not None
+        if transition:
+            old, new = transition
+            level = log.warning if new is State.FAILING else log.info
+            level("check.state_changed", check=name, **{"from": old.value, "to": new.value},
+                  status=status, summary=result.summary)
+            self.plugins.notify("vigil_state_changed", check=name, old=old.value,
+                                new=new.value, result=result)
+        self.plugins.notify("vigil_check_result", check=name, result=result,
+                            state=rt.machine.state.value)
+        if spec.service:
+            self.healer.observe(name, spec.service, result, rt.machine.state)
+        self._pace(rt, result)
+        self.changed()
+
+    def lost(self, name: str, why: str) -> None:
+        """A run that did not happen: ``skipped`` (the previous one still ran) or
+        ``missed`` (it came too late)."""
+        rt = self.checks.get(name)
+        if rt is None:
+            return
+        with self._lock:  # snapshot() copies the counts from the main loop
+            rt.counts[why] += 1
+        reason = "previous run still running" if why == "skipped" else "ran too late"
+        log.warning(f"check.{why}", check=name, reason=reason, **{why: rt.counts[why]})
+        self.changed()
+
+    def _pace(self, rt: CheckRuntime, result: Result) -> None:
+        """Fast confirmation (HAProxy's fastinter): after a first failure, re-run at the
+        fast interval until the check is confirmed FAILING or passes; likewise while a
+        heal of its service waits for it to pass."""
+        spec = rt.spec
+        healing = spec.service is not None and self.healer.healing(spec.service)
+        fast = not result.status.passing and (rt.machine.state is not State.FAILING or healing)
+        wanted = spec.fast_interval if fast else spec.interval
+        if self.scheduler.pace(spec.name) != wanted:
+            self.scheduler.set_interval(spec.name, wanted)
+
+    # -- services --------------------------------------------------------------------
+
+    def _guards(self, service: str) -> list[CheckRuntime]:
+        return [rt for rt in self.enabled().values() if rt.spec.service == service]
+
+    def unhealthy(self, service: str) -> bool:
+        """Whether a check guarding ``service`` has just failed (or never ran)."""
+        return any(rt.failing_now for rt in self._guards(service))
+
+    def wake(self, service: str) -> int:
+        """Right after a heal command: run the service's checks now, then fast; how many
+        it woke."""
+        guards = self._guards(service)
+        for rt in guards:
+            self.scheduler.set_interval(rt.spec.name, rt.spec.fast_interval, now=True)
+        return len(guards)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                name: {
+                    "type": rt.spec.type,
+                    "enabled": rt.spec.enabled,
+                    "service": rt.spec.service,
+                    "interval_s": rt.spec.interval,
+                    **rt.machine.to_dict(),
+                    "last": rt.last,
+                    "counts": dict(rt.counts),
+                }
+                for name, rt in self.checks.items()
+            }
+
+
+def _close(rt: CheckRuntime) -> None:
+    try:
+        rt.spec.check.close()
+    except Exception as exc:
+        log.error("check.error", check=rt.spec.name, error=f"close() raised {exc}")
