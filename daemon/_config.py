@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import os
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,48 +25,67 @@ PACKAGED = "<packaged defaults>"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-@dataclass
+#: Field metadata of what a section holds but no config key sets.
+NOT_A_KEY = {"key": False}
+
+
+@dataclass(kw_only=True)
 class DaemonSettings:
-    state_dir: Path
-    #: The config file these came from, or PACKAGED.
-    source: str = PACKAGED
+    """``[daemon]``: each field is a key, its default written here once."""
+
+    #: Where state lives; the platform's default folder when unset.
+    state_dir: Path = field(default_factory=default_state_dir, metadata={"type": str})
     log_file: str = "-"
     log_level: str = "info"
     plugins: list[str] = field(default_factory=list)
+    #: The config file these came from, or PACKAGED.
+    source: str = field(default=PACKAGED, metadata=NOT_A_KEY)
 
 
-@dataclass
-class ServiceSpec:
-    name: str
-    manager: str
-    service_manager: ServiceManager
-    depends_on: list[str] = field(default_factory=list)
-    start_timeout: float = 30.0
-    restarts: int = 3
-    within: float = 600.0
-    backoff: float = 5.0
-    heal: bool = True
-    #: Ports the service may be started on, preferred first (None: vigil picks none).
-    ports: list[int] | None = None
+@dataclass(kw_only=True)
+class Defaults:
+    """``[defaults]``: what every check inherits unless it sets its own."""
+
+    interval: Duration = Duration(30)
+    timeout: Duration = Duration(10)
+    fall: int = 3
+    rise: int = 2
 
 
-@dataclass
-class CheckSpec:
-    name: str
+@dataclass(kw_only=True)
+class CheckSpec(Defaults):
+    """A ``[checks.NAME]`` section: the core's keys; the rest are the check type's."""
+
     type: str
-    check: Check
-    interval: float
-    timeout: float
-    fall: int
-    rise: int
     service: str | None = None
     enabled: bool = True
-    #: Re-run interval while a failure is being confirmed or a heal awaits a pass.
-    fast_interval: float = 0.0
+    #: Re-run interval while a failure is being confirmed or a heal awaits a pass;
+    #: 0 is a quarter of ``interval``.
+    fast_interval: Duration = Duration(0)
+    name: str = field(default="", metadata=NOT_A_KEY)
+    check: Check = field(default=None, metadata=NOT_A_KEY)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if not self.fast_interval:
-            self.fast_interval = self.interval / 4
+            self.fast_interval = Duration(self.interval / 4)
+
+
+@dataclass(kw_only=True)
+class ServiceSpec:
+    """A ``[services.NAME]`` section: the core's keys; the rest are its manager's."""
+
+    manager: str
+    depends_on: list[str] = field(default_factory=list)
+    start_timeout: Duration = Duration(30)
+    restarts: int = 3
+    within: Duration = Duration(600)
+    backoff: Duration = Duration(5)
+    heal: bool = True
+    #: Ports the service may be started on, preferred first (None: vigil picks none).
+    ports: list[int] | None = field(default=None, metadata={"type": str | list[int] | None})
+    name: str = field(default="", metadata=NOT_A_KEY)
+    service_manager: ServiceManager = field(default=None,  # type: ignore[assignment]
+                                            metadata=NOT_A_KEY)
 
 
 @dataclass
@@ -76,24 +97,19 @@ class Config:
     plugins: Plugins
 
 
-# key -> (type hint, default); a default of ... means required.
-_DAEMON_KEYS: dict[str, tuple[Any, Any]] = {
-    "state_dir": (str, None), "log_file": (str, "-"), "log_level": (str, "info"),
-    "plugins": (list[str], []),
-}
-_DEFAULT_KEYS: dict[str, tuple[Any, Any]] = {
-    "interval": (Duration, Duration(30)), "timeout": (Duration, Duration(10)),
-    "fall": (int, 3), "rise": (int, 2),
-}
-_CHECK_KEYS: dict[str, tuple[Any, Any]] = {
-    "type": (str, ...), "service": (str | None, None), "enabled": (bool, True),
-    "fast_interval": (Duration, 0.0), **_DEFAULT_KEYS,
-}
-_SERVICE_KEYS: dict[str, tuple[Any, Any]] = {
-    "manager": (str, ...), "depends_on": (list[str], []), "start_timeout": (Duration, 30.0),
-    "restarts": (int, 3), "within": (Duration, 600.0), "backoff": (Duration, 5.0),
-    "heal": (bool, True), "ports": (str | list[int] | None, None),
-}
+def _keys(cls: type) -> dict[str, tuple[Any, Any]]:
+    """A section's keys from its dataclass: key -> (type hint, default); ... is required."""
+    hints = typing.get_type_hints(cls)
+    keys: dict[str, tuple[Any, Any]] = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("key", True):
+            default: Any = ...
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            keys[f.name] = (f.metadata.get("type", hints[f.name]), default)
+    return keys
 
 
 def find_source(explicit: str | None = None) -> str:
@@ -134,7 +150,7 @@ def load_daemon(explicit: str | None = None) -> DaemonSettings:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
-        return DaemonSettings(state_dir=default_state_dir(), source=source)
+        return DaemonSettings(source=source)
     return _Validator(source, text, data).daemon()
 
 
@@ -173,7 +189,7 @@ class _Validator:
             self.error((key,), "unknown section (known: daemon, defaults, services, checks)")
         daemon = self.daemon()
         plugins = Plugins(daemon.plugins)
-        defaults = self._table(("defaults",), _DEFAULT_KEYS, {})
+        defaults = self._table(("defaults",), Defaults, {})
         services = self._services(plugins)
         checks = self._checks(plugins, defaults, services)
         if self.issues:
@@ -190,10 +206,13 @@ class _Validator:
         return node
 
     def _table(
-        self, path: tuple[str, ...], keys: dict[str, tuple[Any, Any]], inherited: dict[str, Any],
+        self, path: tuple[str, ...], spec: type, inherited: dict[str, Any],
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Core keys of one section, typed, with defaults; ``extra`` receives the rest."""
+        """The core keys of one section, as its dataclass ``spec`` declares them: typed,
+        with defaults (``inherited`` first); ``extra`` receives the other keys. A key
+        with a bad value is an issue, and gets its default so that checking goes on."""
+        keys = _keys(spec)
         raw = self._section(path)
         out: dict[str, Any] = {}
         for key, value in raw.items():
@@ -207,28 +226,24 @@ class _Validator:
             else:
                 self.error((*path, key), f"unknown key (known: {', '.join(keys)})")
         for key, (_hint, default) in keys.items():
-            if key in out or key in raw:
+            if key in out:
                 continue
-            if default is ...:
+            if default is ... and key not in raw:
                 self.error((*path, key), "is required")
-            else:
+            elif default is not ...:
                 out[key] = inherited.get(key, default)
         return out
 
     def daemon(self) -> DaemonSettings:
-        values = self._table(("daemon",), _DAEMON_KEYS, {})
-        level = values.get("log_level", "info").lower()
+        values = self._table(("daemon",), DaemonSettings, {})
+        level = values["log_level"].lower()
         if level not in LOG_LEVELS:
             self.error(("daemon", "log_level"), f"must be one of {', '.join(LOG_LEVELS)}")
-        state_dir = values.get("state_dir")
-        path = self.base / os.path.expanduser(state_dir) if state_dir else default_state_dir()
-        log_file = values.get("log_file", "-")
-        if log_file != "-":
-            log_file = str(self.base / os.path.expanduser(log_file))
-        return DaemonSettings(
-            state_dir=path, source=self.source, log_file=log_file, log_level=level,
-            plugins=values.get("plugins", []),
-        )
+        # Relative paths are taken relative to the config file.
+        values["state_dir"] = self.base / os.path.expanduser(values["state_dir"])
+        if values["log_file"] != "-":
+            values["log_file"] = str(self.base / os.path.expanduser(values["log_file"]))
+        return DaemonSettings(**{**values, "log_level": level, "source": self.source})
 
     def _services(self, plugins: Plugins) -> dict[str, ServiceSpec]:
         services = {}
@@ -236,8 +251,8 @@ class _Validator:
         for name in self._section(("services",)):
             path = ("services", name)
             options: dict[str, Any] = {}
-            values = self._table(path, _SERVICE_KEYS, {}, extra=options)
-            depends[name] = values.get("depends_on", [])
+            values = self._table(path, ServiceSpec, {}, extra=options)
+            depends[name] = values["depends_on"]
             self._positive(path, values, ("restarts", "start_timeout", "within"))
             kind = values.get("manager")
             if kind is None:
@@ -247,18 +262,20 @@ class _Validator:
                 self.error((*path, "manager"), self._unknown("manager", kind,
                                                              plugins.service_managers, plugins))
                 continue
-            manager = self._build(cls, path, options, values.get("start_timeout", 30.0))
+            service_manager = self._build(cls, path, options, values["start_timeout"])
             if values.get("ports") is not None:
                 try:
                     values["ports"] = parse_ports(values["ports"])
                 except ValueError as exc:
                     self.error((*path, "ports"), str(exc))
                     continue
-                if manager is not None and (problem := manager.port_problem()):
+                if service_manager is not None and (
+                        problem := service_manager.port_problem()):
                     self.error((*path, "ports"), problem)
                     continue
-            if manager is not None:
-                services[name] = ServiceSpec(name=name, service_manager=manager, **values)
+            if service_manager is not None:
+                services[name] = ServiceSpec(name=name, service_manager=service_manager,
+                                             **values)
         for name, deps in depends.items():
             for dep in deps:
                 if dep not in depends:
@@ -299,7 +316,7 @@ class _Validator:
         for name in self._section(("checks",)):
             path = ("checks", name)
             options: dict[str, Any] = {}
-            values = self._table(path, _CHECK_KEYS, defaults, extra=options)
+            values = self._table(path, CheckSpec, defaults, extra=options)
             self._positive(path, values, ("interval", "timeout", "fall", "rise"))
             service = values.get("service")
             if service is not None and service not in self._section(("services",)):
@@ -325,7 +342,7 @@ class _Validator:
             self.error((*path, "type"),
                        self._unknown("check type", type_name, plugins.check_types, plugins))
             return None
-        return self._build(cls, path, raw, values.get("timeout", 10.0))
+        return self._build(cls, path, raw, values["timeout"])
 
     @staticmethod
     def _unknown(what: str, name: str, known: dict[str, Any], plugins: Plugins) -> str:

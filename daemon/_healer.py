@@ -221,7 +221,7 @@ class Healer:
         """Start or restart ``service`` and wait for one of its checks to pass; returns
         the outcome. Never runs twice at once for one service."""
         rt = self.services[service]
-        manager = rt.spec.service_manager
+        service_manager = rt.spec.service_manager
         fields = {"service": service, "manager": rt.manager}
         if not rt.healing.acquire(blocking=False):
             return HealOutcome(Verdict.BUSY,
@@ -230,23 +230,24 @@ class Healer:
             began = time.time()
             rt.history.append(began)
             rt.passed.clear()
-            running = manager.is_running()
+            running = service_manager.is_running()
             verb = "start" if running is False else "restart"
             emit = _emitter(progress)
             emit("heal.started", log.warning, **fields, action=verb, reason=reason,
                  attempt=len(rt.history), budget=rt.spec.restarts,
-                 target=manager.describe())
+                 target=service_manager.describe())
             if rt.spec.ports:
                 action = self._start_on_free_port(rt, running, emit, fields)
                 verb = "start"
             else:
-                action = manager.start() if verb == "start" else manager.restart()
+                action = service_manager.start() if verb == "start" else service_manager.restart()
             if isinstance(action, HealOutcome):  # no port to start on: nothing was run
                 outcome = action
             elif not action.ok:
                 outcome = HealOutcome(Verdict.FAILED, emit(
                     "heal.failed", log.error, **fields, action=verb,
-                    reason=f"{verb} command failed", **action.fields(), **_details(manager)))
+                    reason=f"{verb} command failed", **action.fields(),
+                    **_details(service_manager)))
             else:
                 if not self._wake(service):
                     rt.passed.set()
@@ -286,11 +287,11 @@ class Healer:
                             fields: dict[str, Any]) -> Action | HealOutcome:
         """Stop, choose a free port of the service's range (the last one chosen first),
         hand it to the manager, start; when every port is taken, the heal.failed."""
-        manager = rt.spec.service_manager
+        service_manager = rt.spec.service_manager
         ports = rt.spec.ports or []
         if running is not False:
-            manager.stop()
-        port = first_free(ports, prefer=manager.state.get("port"))
+            service_manager.stop()
+        port = first_free(ports, prefer=service_manager.state.get("port"))
         if port is None:
             taken = "; ".join(f"{p} by {who}" for p, who in port_holders(ports).items())
             return HealOutcome(Verdict.FAILED, emit(
@@ -300,9 +301,9 @@ class Healer:
             held = port_holders([ports[0]]).get(ports[0], "another program")
             emit("heal.port_fallback", log.warning, **fields, port=port, preferred=ports[0],
                  holder=held)
-        manager.state["port"] = port
-        manager.use_port(port)
-        action = manager.start()
+        service_manager.state["port"] = port
+        service_manager.use_port(port)
+        action = service_manager.start()
         action.port = port
         return action
 
@@ -311,8 +312,8 @@ class Healer:
         return min(rt.spec.backoff * 2 ** max(0, len(rt.history) - 1), rt.spec.within)
 
 
-def _details(manager: ServiceManager) -> dict[str, Any]:
-    details = manager.details()
+def _details(service_manager: ServiceManager) -> dict[str, Any]:
+    details = service_manager.details()
     return {"service_state": details} if details else {}
 
 

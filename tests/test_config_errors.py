@@ -68,6 +68,7 @@ CASES = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("body", "key", "line", "words"),
                          [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_config_error_names_file_key_and_line(tmp_path: Path, body: str, key: str, line: int,

@@ -12,6 +12,8 @@ import pytest
 from vigil._detect import detect
 from vigil._pluginmanager import Plugins
 
+pytestmark = pytest.mark.unit
+
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import vigil
 from tests.conftest import ROOT
 from vigil._pluginmanager import BUILTIN_PLUGINS
+
+pytestmark = pytest.mark.unit
 
 PUBLIC_MODULES = {"__init__", "__main__", "hookspecs"}
 

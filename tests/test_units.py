@@ -16,6 +16,8 @@ from vigil._perfdata import format_perfdata, parse_perfdata, split_plugin_output
 from vigil._redact import redact_value
 from vigil._statemachine import CheckState, State
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("250ms", 0.25), ("10s", 10), ("5m", 300), ("1h", 3600), ("2d", 172800), (7, 7),

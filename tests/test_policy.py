@@ -1,0 +1,178 @@
+"""The healing policy in-process, in seconds: a fake service manager, the real Healer,
+and structlog's capture_logs for the events. The real-component tests (a daemon, a
+private systemd) prove the same paths end to end; these pin the rules down one by one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.conftest import wait_until
+from vigil import Action, Duration, Result, ServiceManager, Status
+from vigil._config import ServiceSpec
+from vigil._healer import Healer, HealState
+from vigil._statemachine import State
+
+pytestmark = pytest.mark.unit
+
+CRIT = Result(Status.CRIT, "down")
+OK = Result(Status.OK, "up")
+
+
+class Fake(ServiceManager):
+    """Records its verbs; every command succeeds at once."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, None)
+        self.calls: list[str] = []
+
+    def _do(self, verb: str) -> Action:
+        self.calls.append(verb)
+        return Action([verb, self.name], 0, "")
+
+    def start(self) -> Action:
+        return self._do("start")
+
+    def restart(self) -> Action:
+        return self._do("restart")
+
+    def stop(self) -> Action:
+        return self._do("stop")
+
+    def is_running(self) -> bool | None:
+        return True
+
+
+class Policy:
+    """A Healer over fake services; ``failing`` names the services whose checks fail."""
+
+    def __init__(self, tmp_path: Path, **services: dict[str, Any]) -> None:
+        self.failing: set[str] = set()
+        self.healer = Healer(unhealthy=lambda s: s in self.failing, wake=lambda _s: 0)
+        self.specs = {name: ServiceSpec(manager="fake", name=name, service_manager=Fake(name),
+                                        **{"backoff": Duration(0), **keys})
+                      for name, keys in services.items()}
+        self.healer.install(self.specs, {}, tmp_path)
+
+    def fail(self, service: str, result: Result = CRIT) -> None:
+        """One FAILING result of a check guarding ``service``; waits for a heal it starts."""
+        self.failing.add(service)
+        self.healer.observe("guard", service, result, State.FAILING)
+        rt = self.healer.services[service]
+        wait_until(lambda: not rt.healing.locked(), 5, "the heal to end")
+
+    def passing(self, service: str, state: State = State.OK) -> None:
+        self.failing.discard(service)
+        self.healer.observe("guard", service, OK, state)
+
+    def calls(self, service: str) -> list[str]:
+        manager = self.specs[service].service_manager
+        assert isinstance(manager, Fake)
+        return manager.calls
+
+
+@pytest.fixture
+def logs() -> Iterator[list[dict[str, Any]]]:
+    with capture_logs() as captured:
+        yield captured
+
+
+def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    # A heal runs in a thread of its own: give it a moment to log.
+    time.sleep(0.05)
+    return [e for e in logs if e["event"] == name]
+
+
+def test_budget_then_one_gave_up_then_resumed(tmp_path, logs) -> None:
+    p = Policy(tmp_path, db={"restarts": 2, "within": Duration(60)})
+    for _ in range(5):
+        p.fail("db")
+    assert p.calls("db") == ["restart", "restart"]
+    assert len(events(logs, "heal.gave_up")) == 1
+    assert p.healer.services["db"].state is HealState.GAVE_UP
+    p.passing("db")
+    assert len(events(logs, "heal.resumed")) == 1
+    assert p.healer.services["db"].state is HealState.READY
+    p.fail("db")
+    assert p.calls("db") == ["restart", "restart", "restart"]
+
+
+def test_the_window_forgets_old_heals(tmp_path, logs) -> None:
+    p = Policy(tmp_path, db={"restarts": 1, "within": Duration(0.3)})
+    p.fail("db")
+    p.fail("db")
+    assert p.calls("db") == ["restart"] and events(logs, "heal.gave_up")
+    p.passing("db")  # resumed, with a fresh budget...
+    time.sleep(0.35)  # ...and the heal has left the window
+    p.fail("db")
+    assert p.calls("db") == ["restart", "restart"]
+
+
+def test_backoff_holds_the_next_heal(tmp_path) -> None:
+    p = Policy(tmp_path, db={"restarts": 5, "backoff": Duration(30)})
+    p.fail("db")
+    assert p.healer.services["db"].state is HealState.BACKING_OFF
+    p.fail("db")
+    assert p.calls("db") == ["restart"]
+
+
+def test_a_failing_dependency_is_healed_first_and_skipped_once(tmp_path, logs) -> None:
+    p = Policy(tmp_path, db={}, web={"depends_on": ["db"]})
+    p.failing.add("db")
+    for _ in range(3):
+        p.fail("web")
+    skipped = events(logs, "heal.skipped")
+    assert len(skipped) == 1 and skipped[0]["dependency"] == "db"
+    assert p.calls("web") == []
+
+
+def test_not_healable_and_report_only_are_skipped_once(tmp_path, logs) -> None:
+    p = Policy(tmp_path, db={}, cache={"heal": False})
+    wrong_password = Result(Status.CRIT, "auth failed after 3 ms", healable=False)
+    p.fail("db", wrong_password)
+    # Another guard of db passes while the service is still unhealthy: not said again,
+    # nor for a summary whose numbers changed.
+    p.healer.observe("port", "db", OK, State.OK)
+    p.fail("db", Result(Status.CRIT, "auth failed after 4 ms", healable=False))
+    p.fail("cache")
+    p.fail("cache")
+    reasons = [e["reason"] for e in events(logs, "heal.skipped")]
+    assert reasons == ["a restart would not help: auth failed after 3 ms",
+                       "report-only service (heal = false)"]
+    assert p.calls("db") == [] and p.calls("cache") == []
+    p.passing("db")  # healthy again: a new failure is said again
+    p.fail("db", wrong_password)
+    assert len(events(logs, "heal.skipped")) == 3
+
+
+def test_heal_events_name_service_and_manager(tmp_path, logs) -> None:
+    p = Policy(tmp_path, db={})
+    p.fail("db")
+    for name in ("heal.started", "heal.succeeded"):
+        (event,) = events(logs, name)
+        assert event["service"] == "db" and event["manager"] == "fake"
+
+
+def test_never_two_heals_at_once_from_many_results(tmp_path) -> None:
+    p = Policy(tmp_path, db={"restarts": 10})
+    gate = threading.Event()
+    manager = p.specs["db"].service_manager
+    assert isinstance(manager, Fake)
+
+    def slow_restart() -> Action:
+        gate.wait(5)
+        return manager._do("restart")
+
+    manager.restart = slow_restart  # type: ignore[method-assign]
+    p.failing.add("db")
+    for _ in range(5):
+        p.healer.observe("guard", "db", CRIT, State.FAILING)
+    gate.set()
+    wait_until(lambda: not p.healer.healing("db"), 5, "the heal to end")
+    assert manager.calls == ["restart"]
