@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from structlog.typing import EventDict
 
 from tests.conftest import wait_until
 from vigil import Action, Duration, Result, ServiceManager, Status
@@ -78,12 +79,12 @@ class Policy:
 
 
 @pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
+def logs() -> Iterator[list[EventDict]]:
     with capture_logs() as captured:
         yield captured
 
 
-def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+def events(logs: list[EventDict], name: str) -> list[EventDict]:
     # A heal runs in a thread of its own: give it a moment to log.
     time.sleep(0.05)
     return [e for e in logs if e["event"] == name]
