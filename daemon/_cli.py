@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import shutil
-import signal
 import sys
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,15 +13,13 @@ from vigil import _config as config_mod
 from vigil import _logs as logs
 from vigil import _logview as logview
 from vigil import _paths as paths
-from vigil import _runtime as runtime
-from vigil import _statusview as statusview
 from vigil._check import Result, Status
+from vigil._cli_status import cmd_logs, cmd_status, lenient_settings, user_scope
 from vigil._durations import parse_duration
 from vigil._errors import ConfigError
 from vigil._perfdata import format_perfdata
 from vigil._redact import redact
 from vigil._runner import Runner
-from vigil._store import Store
 
 EXIT_INVALID_CONFIG = 1
 
@@ -191,7 +185,7 @@ def _emit_check(args: argparse.Namespace, name: str, result: Result,
 def cmd_plugins(args: argparse.Namespace) -> int:
     from vigil._pluginmanager import Plugins
 
-    settings = _lenient_settings(args, "the plugins below are those it names that load")
+    settings = lenient_settings(args, "the plugins below are those it names that load")
     plugins = Plugins(settings.plugins)
     infos = list(plugins.infos.values())
     if args.json:
@@ -243,60 +237,6 @@ def _backup_name(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}.bak.{n}")
     return candidate
-
-
-def _lenient_settings(args: argparse.Namespace, consequence: str) -> config_mod.DaemonSettings:
-    """[daemon] of the config file as far as it reads, warning (not failing) when the
-    whole file is not a valid config."""
-    logs.configure("error", stream=sys.stderr)
-    settings = config_mod.load_daemon(args.config)
-    try:
-        config_mod.load(args.config)
-    except ConfigError as exc:
-        print(f"vigil: warning: {settings.source} is not a valid config ({len(exc.issues)} "
-              f"error{'s' * (len(exc.issues) != 1)}; `vigil config validate` lists them); "
-              f"{consequence}", file=sys.stderr)
-    return settings
-
-
-def _running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
-    """The [daemon] settings of the daemon that runs this config, else of the file on
-    disk. A broken file is a warning here, not a failure: these are the commands an
-    operator needs when something is wrong."""
-    settings = _lenient_settings(args, "a running daemon keeps the config it last loaded")
-    running = runtime.find(settings.source)
-    if running:
-        settings.state_dir = Path(running["state_dir"])
-        settings.log_file = running["log_file"]
-    return settings
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    settings = _running_settings(args)
-    store = Store(settings.state_dir)
-    try:
-        state = store.read()
-    except (ValueError, OSError) as exc:
-        print(f"vigil: cannot read {store.path}: {exc}", file=sys.stderr)
-        return 3
-    running = state is not None and statusview.daemon_alive(state.get("daemon", {}))
-    if args.json:
-        print(json.dumps({"running": running, "state_file": str(store.path), **(state or {})},
-                         indent=2, default=str))
-        return 0 if running else 3
-    if state is None:
-        print(f"vigil is not running: no state in {settings.state_dir}")
-        return 3
-    info = state.get("daemon", {})
-    if running:
-        print(f"vigil is running (pid {info.get('pid')}, since {info.get('started')}, "
-              f"config {info.get('config')})")
-    elif info.get("updated"):
-        print(f"vigil is not running; last state written {info['updated']}")
-    else:
-        print("vigil is not running")
-    print(statusview.render(state), end="")
-    return 0 if running else 3
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -358,7 +298,7 @@ def _progress_printer(out: TextIO) -> Any:
 def cmd_service(args: argparse.Namespace) -> int:
     from vigil.service._install import LaunchdInstaller, SystemdInstaller
 
-    user = _user_scope(args)
+    user = user_scope(args)
     source = _load(args).source  # never install a daemon that would refuse its own config
     if source == config_mod.PACKAGED:
         target = paths.config_dir() / "config.toml"
@@ -375,49 +315,6 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _user_scope(args: argparse.Namespace) -> bool:
-    """--user or --system as given; else the user's own service unless run as root."""
-    return args.user if args.user is not None else os.geteuid() != 0
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    from vigil.service._install import UNIT, LaunchdInstaller
-
-    log_file = _running_settings(args).log_file
-    user = _user_scope(args)
-    if log_file != "-":
-        path = Path(log_file)
-    elif sys.platform == "darwin":
-        path = LaunchdInstaller.log_dir(user) / "vigil.log"  # the plist's StandardOutPath
-    elif shutil.which("journalctl"):
-        # Filters need the whole journal to find the last N lines that match.
-        backlog = None if args.check or args.level else args.lines
-        return _show(logview.journal(UNIT, user, backlog, args.follow), args)
-    else:
-        print("vigil: this config logs to stdout (log_file = \"-\") and there is no "
-              "journalctl here to read it back; set [daemon] log_file to a path",
-              file=sys.stderr)
-        return 1
-    if not path.exists():
-        print(f"vigil: no log yet at {path}", file=sys.stderr)
-        return 1
-    return _show(logview.file_lines(path, args.follow), args)
-
-
-def _show(source: Generator[str, None, None], args: argparse.Namespace) -> int:
-    # `timeout`, `systemctl stop` and friends send SIGTERM: end as after Ctrl-C, so that
-    # the journalctl being followed is stopped too.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        with contextlib.closing(source):
-            logview.show(source, sys.stdout, tail=args.lines, check=args.check,
-                         level=args.level, raw=args.json)
-    except logview.JournalError as exc:
-        print(f"vigil: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0
 
 
 if __name__ == "__main__":
