@@ -9,8 +9,10 @@ target that wants only journald's socket."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import textwrap
@@ -55,6 +57,12 @@ exec env container=vigil-test {systemd} --system --unit={target} --log-target=jo
 """
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends it SIGKILL when its parent dies."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def unit(exec_start: str, *service_lines: str) -> str:
     """A unit only vigil brings back (Restart=no), without a start limit, so that what a
     test sees is vigil's own budget; ``service_lines`` go into [Service] as they are."""
@@ -78,10 +86,13 @@ class PrivateSystemd:
         script = self.folder / "boot.sh"
         script.write_text(BOOT.format(masked=" ".join(MASKED), target=TARGET, systemd=SYSTEMD))
         self.console = (self.folder / "console.log").open("wb")
+        # --kill-child and the death signal: a pytest killed outright (SIGKILL, a CI
+        # timeout) takes its private systemd, and so its whole namespace, with it.
         self.unshare = subprocess.Popen(
-            ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--propagation",
-             "private", "bash", str(script)],
-            stdout=self.console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            ["unshare", "--fork", "--kill-child", "--pid", "--mount", "--mount-proc",
+             "--propagation", "private", "bash", str(script)],
+            stdout=self.console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             children = psutil.Process(self.unshare.pid).children()

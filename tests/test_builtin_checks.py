@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import free_port, need_program
+from tests.helpers import NAGIOS_DIR, free_port, need_program
 from vigil import Status
 from vigil import _config as config
 from vigil import _proc as proc
@@ -291,7 +292,11 @@ def test_exec_output_is_capped(tmp_path: Path) -> None:
     assert done.returncode == 0 and len(done.stdout) == 1000
 
 
-def test_exec_finds_plugins_outside_path(tmp_path: Path) -> None:
+def test_exec_finds_plugins_outside_path(tmp_path: Path, monkeypatch) -> None:
     need_program("check_dummy", "monitoring-plugins-basic")
+    # A PATH without the plugin folder: only exec's own search can find it there.
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert shutil.which("check_dummy") is None
     check = build("[checks.x]\ntype='exec'\ncommand=['check_dummy', '0']\n", tmp_path)
-    assert os.path.isabs(check.options.command[0])
+    assert check.options.command[0] == str(NAGIOS_DIR / "check_dummy")
+    assert check.run().status is Status.OK

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import plistlib
+import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, readline_within, run_vigil, vigil_command
+from tests.helpers import ROOT, readline_within, run_vigil, vigil_command
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
@@ -197,26 +197,31 @@ def test_logs_filters_pretty_raw_and_follows(write_config, tmp_path: Path) -> No
     follower = subprocess.Popen([*vigil_command(), "logs", "-f", "-n", "0", "--json",
                                  "-c", str(path)], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1)
-        with log.open("a") as f:
-            f.write(json.dumps({**records[0], "summary": "new"}) + "\n")
-        line = readline_within(follower, 10)
-        assert json.loads(line)["summary"] == "new"
+        # Lines written before the follower has read to the end are its backlog (of
+        # which -n 0 shows none): write until one comes through, instead of sleeping.
+        assert follower.stdout is not None
+        for attempt in range(40):
+            with log.open("a") as f:
+                f.write(json.dumps({**records[0], "summary": f"new {attempt}"}) + "\n")
+            if select.select([follower.stdout], [], [], 0.25)[0]:
+                break
+        assert json.loads(readline_within(follower, 10))["summary"].startswith("new ")
         # logrotate moves the file away and a new one starts: the follower goes with it.
         log.rename(tmp_path / "vigil.log.1")
         log.write_text(json.dumps({**records[0], "summary": "after rotation"}) + "\n")
-        line = readline_within(follower, 10)
-        assert json.loads(line)["summary"] == "after rotation"
+        summary = ""
+        while summary.startswith("new ") or not summary:
+            summary = json.loads(readline_within(follower, 10))["summary"]
+        assert summary == "after rotation"
     finally:
         follower.kill()
         follower.wait()
 
 
 def test_logs_on_a_mac_read_the_launch_agents_stdout_file(write_config, tmp_path, monkeypatch,
-                                                          capsys) -> None:
+                                                          capsys, in_process_cli) -> None:
     # launchd cannot run here; what matters is that `vigil logs` reads the file the
     # installed plist names as StandardOutPath.
-    from vigil import _cli as cli
     from vigil.service._install import LaunchdInstaller
 
     path = write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n')
@@ -224,13 +229,13 @@ def test_logs_on_a_mac_read_the_launch_agents_stdout_file(write_config, tmp_path
     monkeypatch.setenv("HOME", str(tmp_path))
     plist = plistlib.loads(LaunchdInstaller(True, str(path)).render())
     stdout_path = Path(plist["StandardOutPath"])
-    assert cli.main(["logs", "--user", "-c", str(path)]) == 1
+    assert in_process_cli(["logs", "--user", "-c", str(path)]) == 1
     assert f"no log yet at {stdout_path}" in capsys.readouterr().err
     stdout_path.parent.mkdir(parents=True)
     record = {"timestamp": "2026-01-01T10:00:00.000Z", "level": "info",
               "event": "check.result", "check": "s", "status": "OK", "summary": "fine"}
     stdout_path.write_text(json.dumps(record) + "\n")
-    assert cli.main(["logs", "--user", "--json", "-c", str(path)]) == 0
+    assert in_process_cli(["logs", "--user", "--json", "-c", str(path)]) == 0
     assert json.loads(capsys.readouterr().out) == record
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_vigil
+from tests.helpers import run_vigil
 from vigil import _config as config
 from vigil._errors import ConfigError
 

@@ -13,9 +13,18 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from tests.conftest import event_time, run_in_terminal, run_vigil, vigil_command, wait_until
+from tests.helpers import (
+    answers,
+    event_time,
+    free_port,
+    run_in_terminal,
+    run_vigil,
+    vigil_command,
+    wait_until,
+)
 
 FIXTURES = str(Path(__file__).parent / "fixtures")
 
@@ -62,10 +71,13 @@ def test_log_file_setting_writes_json_lines(write_config, daemon, tmp_path) -> N
         type = "system"
         interval = "1s"
     """))
-    d.log = log_file
-    d.start()
-    d.wait_for("check.result", check="sys")
+    d.start(wait_started=False)
+    wait_until(lambda: log_file.exists() and '"check.result"' in log_file.read_text(), 20,
+               "a check result in log_file")
     assert d.stop() == 0
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert {"daemon.started", "check.result", "daemon.stopped"} <= {r["event"] for r in records}
+    assert not d.log.exists() or d.log.read_text() == "", "log_file was not the only log"
 
 
 FIRST = """
@@ -314,24 +326,37 @@ def test_a_failed_state_write_is_logged_and_retried_while_checks_run_on(with_fix
 def test_without_a_control_socket_the_daemon_runs_and_vigil_heal_heals_directly(
         write_config, daemon, tmp_path) -> None:
     # A UNIX socket path is limited to 107 bytes; this state folder is longer.
+    port = free_port()
     path = write_config(f"""
         [daemon]
         state_dir = "state-{'x' * 100}"
         [services.svc]
         manager = "command"
-        start = ["{sys.executable}", "-c", "pass"]
+        start = ["{sys.executable}", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+        heal = false                 # only the operator heals it here
         [checks.s]
-        type = "system"
+        type = "tcp"
+        port = {port}
+        service = "svc"
         interval = "300ms"
     """)
     d = daemon(path).start()
     unavailable = d.wait_for("control.unavailable")[0]
     assert "shorten state_dir" in unavailable["hint"]
-    d.wait_for("check.result", count=2, check="s")
-    done = run_vigil("heal", "svc", "-c", str(path))
-    assert done.returncode == 0, done.stderr
-    assert "healing svc directly" in done.stderr and "Traceback" not in done.stderr
-    assert d.stop() == 0
+    d.wait_for("check.result", count=2, check="s", status="CRIT")
+    try:
+        done = run_vigil("heal", "svc", "-c", str(path))
+        assert done.returncode == 0, done.stderr
+        assert "healing svc directly" in done.stderr and "Traceback" not in done.stderr
+        assert "heal.succeeded svc start check passes after" in done.stdout
+        assert answers(port)
+        d.wait_for("check.result", check="s", status="OK")
+        assert d.stop() == 0
+    finally:
+        for found in psutil.process_iter(["cmdline"]):
+            if str(port) in (found.info["cmdline"] or []) and "http.server" in (
+                    found.info["cmdline"] or []):
+                found.kill()
 
 
 def test_bad_config_at_start_exits_1_without_traceback(write_config) -> None:

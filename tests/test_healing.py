@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import event_time, run_vigil
+from tests.helpers import event_time, run_vigil
 from vigil import Action, ServiceManager
 from vigil import _config as config
 from vigil._healer import Healer, HealOutcome, Verdict

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import answers, free_port, run_vigil, vigil_command, wait_until
+from tests.helpers import answers, free_port, run_vigil, vigil_command, wait_until
 from tests.private_systemd import PrivateSystemd, unit
 
 SERVER = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
@@ -179,7 +179,7 @@ def test_vigil_logs_reads_the_journal_of_the_installed_unit(systemd: PrivateSyst
                                                             write_config, tmp_path):
     config = write_config(f'[daemon]\nstate_dir = "{tmp_path}/state"\nlog_file = "-"\n'
                           '[checks.sys]\ntype = "system"\ninterval = "1s"\n'
-                          '[checks.port]\ntype = "tcp"\nport = 9\ninterval = "1s"\n')
+                          f'[checks.port]\ntype = "tcp"\nport = {free_port()}\ninterval = "1s"\n')
 
     def vigil(*args: str, within: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*systemd.prefix(), *within, *vigil_command(), *args,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, run_vigil
+from tests.helpers import ROOT, run_vigil
 
 PUBLIC = "from vigil import hookimpl, Check, Result, Status; print(Check.__module__)"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import free_port, need_program
+from tests.helpers import free_port, need_program
 from vigil import _config as config
 from vigil._manager import ServiceManager
 from vigil.service._install import LABEL, LaunchdInstaller, SystemdInstaller

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import answers, free_port, run_vigil, wait_until
+from tests.helpers import answers, free_port, run_vigil, wait_until
 from tests.private_systemd import PrivateSystemd, unit
 from vigil import Status
 from vigil import _config as config
@@ -201,7 +201,7 @@ def service_pid(tmp_path: Path) -> int:
 def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
                                                  tmp_path) -> None:
     ports = free_range(3)
-    foreign(ports[0])
+    squatter = foreign(ports[0])
     d = daemon(write_config(command_config(tmp_path, ports))).start()
     fallback = d.wait_for("heal.port_fallback", service="memory", timeout=20)[0]
     assert fallback["preferred"] == ports[0] and fallback["port"] == ports[1]
@@ -222,7 +222,9 @@ def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
     service_row = status.splitlines()[-1]
     assert service_row.startswith("memory ") and f" {ports[1]} " in service_row, status
 
-    # Killed: restarted on a free port, found there again.
+    # Killed after the preferred port came free: restarted on the port it had last
+    # (the first free one would be the preferred), and found there again.
+    squatter.close()
     os.killpg(service_pid(tmp_path), signal.SIGKILL)
     second = d.wait_for("heal.succeeded", count=2, service="memory", timeout=30)[1]
     assert second["port"] == ports[1]

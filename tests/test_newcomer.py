@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     free_port,
     readline_within,
     run_vigil,

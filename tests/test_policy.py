@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from vigil import Action, Duration, Result, ServiceManager, Status
 from vigil._config import ServiceSpec
 from vigil._healer import Healer, HealState

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     assert_never_healed_nor_shown,
     event_time,
     free_port,
@@ -257,13 +257,15 @@ def test_init_detect_finds_postgres(pg_cluster: Cluster, tmp_path) -> None:
         assert f'unit = "postgresql@{version}-{name}"' in text
 
 
-@pytest.mark.parametrize("bad", ['dsn = "postgresql://[::1"\n', 'dsn = "not a = dsn = at all"\n'])
+@pytest.mark.parametrize("bad", [f'dsn = "postgresql://app:{PASSWORD}@[::1"\n',
+                                 f'dsn = "password={PASSWORD} not a = dsn = at all"\n'])
 def test_bad_dsn_is_a_config_error_without_the_password(tmp_path, bad: str) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[daemon]\nstate_dir = "s"\n[checks.pg]\ntype = "postgres"\n' + bad)
     done = run_vigil("config", "validate", "-c", str(path))
     assert done.returncode == 1 and "checks.pg.dsn" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
 
 
 def test_init_detect_finds_a_socket_in_tmp(tmp_path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import vigil
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from vigil._pluginmanager import BUILTIN_PLUGINS
 
 pytestmark = pytest.mark.unit

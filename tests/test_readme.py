@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_first_two_code_blocks_are_the_install_and_test_lines() -> None:

@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from tests.conftest import (
+from tests.helpers import (
     answers,
     assert_never_healed_nor_shown,
     free_port,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from vigil import _config as config
 from vigil._agent import Agent
@@ -73,7 +74,10 @@ def test_no_watchdog_ping_while_the_scheduler_is_wedged(listener, tmp_path, monk
     agent = Agent(config.load(str(tmp_path / "c.toml")))
     assert agent.notifier.watchdog == 2.0
     agent.scheduler.last_progress = time.monotonic() - 60  # no heartbeat for a minute
-    agent._watchdog(0.0)
+    with capture_logs() as logged:
+        agent._watchdog(0.0)
+    (wedged,) = [e for e in logged if e["event"] == "daemon.wedged"]
+    assert wedged["log_level"] == "error" and wedged["since_s"] >= 60
     sock.settimeout(0.5)
     with pytest.raises(TimeoutError):
         sock.recv(100)

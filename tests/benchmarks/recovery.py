@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import answers, free_port
+from tests.helpers import answers, free_port
 from tests.private_systemd import PrivateSystemd
 
 UNIT = "bench-web.service"

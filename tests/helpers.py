@@ -1,0 +1,261 @@
+"""What the tests share: the real ``vigil`` command, a daemon under test read back from
+its JSON log, waiting instead of sleeping, free ports, required programs. The fixtures
+that use them are in conftest.py."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NAGIOS_DIR = Path("/usr/lib/nagios/plugins")
+
+
+def vigil_command() -> list[str]:
+    """The installed console script, as a user runs it."""
+    script = Path(sys.executable).with_name("vigil")
+    if not script.exists():
+        pytest.fail(f"no vigil console script beside {sys.executable}: run pip install -e .")
+    return [str(script)]
+
+
+def run_vigil(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*vigil_command(), *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(port: int, timeout: float = 0.2) -> bool:
+    """Whether something accepts TCP connections on this loopback port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def event_time(record: dict[str, Any]) -> float:
+    return datetime.fromisoformat(record["timestamp"]).timestamp()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> float:
+    """Poll until predicate() is truthy; the seconds it took. The daemon saves and acts
+    on its own time, so tests wait for what they expect rather than sleep."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def run_in_terminal(argv: list[str], seconds: float, until: str = "") -> tuple[int | None, str]:
+    """Run ``argv`` on a pseudo-terminal, as a user at a terminal would, for at most
+    ``seconds`` or until its output holds ``until``; (exit code or None, output)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    output = b""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and not (until and until.encode() in output):
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the program closed the terminal: it has exited
+                    break
+                output += chunk
+            elif proc.poll() is not None:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(10)
+        os.close(leader)
+    return code, output.decode(errors="replace")
+
+
+def readline_within(proc: subprocess.Popen[str], seconds: float) -> str:
+    """A line of the process's output, or a failure instead of a hang."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    assert ready, f"no line within {seconds}s"
+    return proc.stdout.readline()
+
+
+def need_program(name: str, package: str) -> str:
+    """The path of a required external program; a clear failure (never a skip) otherwise."""
+    path = shutil.which(name) or shutil.which(name, path=str(NAGIOS_DIR))
+    if path is None:
+        pytest.fail(f"{name} is missing: install the Debian package {package!r} "
+                    "(tests/run.sh does this when run as root)")
+    return path
+
+
+def assert_never_healed_nor_shown(d: Daemon, config: Path, service: str, check: str,
+                                  secrets: list[str]) -> None:
+    """A check failing on bad credentials: one heal.skipped, no heal, and not one of the
+    secrets in the log, `vigil status`, `vigil check` or the state file."""
+    from vigil import _config as config_mod
+
+    skipped = d.wait_for("heal.skipped", service=service, timeout=15)[0]
+    assert skipped["reason"].startswith("a restart would not help: authentication failed")
+    d.wait_for("check.result", count=5, check=check)
+    assert not d.events("heal.started")
+    state_file = config_mod.load(str(config)).daemon.state_dir / "state.json"
+    wait_until(lambda: state_file.exists() and "authentication failed" in state_file.read_text(),
+               10, "the failure in the saved state")
+    outputs = [d.log.read_text(), run_vigil("status", "-c", str(config)).stdout,
+               run_vigil("status", "--json", "-c", str(config)).stdout,
+               run_vigil("check", check, "-c", str(config)).stdout,
+               run_vigil("check", check, "--json", "-c", str(config)).stdout,
+               state_file.read_text()]
+    assert "authentication failed" in outputs[3]
+    for text in outputs:
+        for secret in secrets:
+            assert secret not in text
+
+
+class Daemon:
+    """``vigil run`` as a real subprocess, its JSON log read back line by line.
+
+    ``prefix`` runs it inside another namespace (``nsenter ...``): signals then go to
+    vigil itself, the child of nsenter, which does not forward them."""
+
+    def __init__(self, config: Path, log: Path, prefix: list[str] | None = None) -> None:
+        self.config = config
+        #: stdout: nothing but JSON lines (unless the config names a log_file).
+        self.log = log
+        #: stderr, kept apart, so that a traceback cannot hide among the JSON.
+        self.stderr = log.with_suffix(".stderr")
+        self.prefix = prefix or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pid = 0
+
+    def start(self, wait_started: bool = True) -> Daemon:
+        self.proc = subprocess.Popen(
+            [*self.prefix, *vigil_command(), "run", "-c", str(self.config)],
+            stdout=self.log.open("ab"), stderr=self.stderr.open("ab"),
+        )
+        self.pid = self.proc.pid
+        if self.prefix:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.pid == self.proc.pid:
+                children = psutil.Process(self.proc.pid).children()
+                self.pid = children[0].pid if children else self.proc.pid
+                time.sleep(0.02)
+        if wait_started:
+            self.wait_for("daemon.started", timeout=20)
+        return self
+
+    def problems(self) -> list[str]:
+        """What a healthy daemon never writes: a stdout line that is not a JSON object,
+        or a traceback anywhere."""
+        found = []
+        text = self.log.read_text(encoding="utf-8") if self.log.exists() else ""
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                found.append(f"{self.log.name}:{number}: not a JSON object: {line[:200]}")
+        errors = self.stderr.read_text(errors="replace") if self.stderr.exists() else ""
+        if "Traceback" in text + errors:
+            found.append(f"a traceback: {(errors or text)[-2000:]}")
+        return found
+
+    def events(self, event: str | None = None, **fields: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        if not self.log.exists():
+            return found
+        for line in self.log.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if event and record.get("event") != event:
+                continue
+            if all(record.get(k) == v for k, v in fields.items()):
+                found.append(record)
+        return found
+
+    def wait_for(self, event: str, count: int = 1, timeout: float = 15,
+                 **fields: Any) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(event, **fields)
+            if len(found) >= count:
+                return found
+            if self.proc and self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = self.log.read_text()[-3000:] if self.log.exists() else ""
+        if self.stderr.exists() and (errors := self.stderr.read_text(errors="replace")):
+            tail += f"\nstderr:\n{errors[-2000:]}"
+        raise AssertionError(f"{count} x {event} {fields} not seen in {timeout}s; "
+                             f"log tail:\n{tail}")
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        os.kill(self.pid, signum)
+
+    def stop(self, timeout: float = 10) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def reap_command_services(config: Path) -> None:
+    """Kill what a daemon under test started through the `command` manager: such
+    services outlive vigil by design, and a failed test must not leak them."""
+    # Read only [daemon] state_dir: loading the whole config would load its plugins here.
+    try:
+        state_dir = tomllib.loads(config.read_text())["daemon"]["state_dir"]
+        state = config.parent / os.path.expanduser(state_dir) / "state.json"
+        services = json.loads(state.read_text()).get("services", {})
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    for entry in services.values():
+        pgid = (entry.get("manager_state") or {}).get("pgid")
+        if entry.get("manager") == "command" and pgid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+
+
+def redis_argv(port: int, folder: Path, *extra: str) -> list[str]:
+    return [need_program("redis-server", "redis-server"), "--port", str(port),
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder),
+            "--daemonize", "no", *extra]

@@ -1,0 +1,125 @@
+"""Promises of the README that had no test of their own: exit codes, the control socket's
+mode, the config lookup order, SIGINT, and a disabled check."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import ROOT, readline_within, run_vigil, wait_until
+from vigil import _config, _paths
+
+
+def test_vigil_heal_exits_2_when_it_cannot_heal(write_config, tmp_path) -> None:
+    path = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.svc]
+        manager = "command"
+        start = ["{tmp_path / 'no-such-program'}"]
+        start_timeout = "2s"
+    """)
+    unknown = run_vigil("heal", "nope", "-c", str(path))
+    assert unknown.returncode == 2 and "no service named 'nope' (known: svc)" in unknown.stderr
+    failed = run_vigil("heal", "svc", "-c", str(path))
+    assert failed.returncode == 2 and "heal of svc did not succeed" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_vigil_check_on_an_invalid_config_is_unknown(write_config) -> None:
+    path = write_config('[checks.s]\ntype = "system"\nfall = 0\n')
+    done = run_vigil("check", "s", "-c", str(path))
+    assert done.returncode == 3
+    assert done.stdout.startswith("s UNKNOWN - invalid config: ") and "checks.s.fall" in done.stdout
+
+
+def test_control_socket_is_only_for_vigils_own_user(write_config, daemon, tmp_path) -> None:
+    d = daemon(write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n'))
+    d.start()
+    sock = tmp_path / "state" / "control.sock"
+    wait_until(sock.exists, 10, "the control socket")
+    assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert d.stop() == 0
+
+
+def test_sigint_stops_the_daemon_like_sigterm(write_config, daemon) -> None:
+    d = daemon(write_config('[daemon]\nstate_dir = "state"\n[checks.s]\ntype = "system"\n'))
+    d.start()
+    d.signal(signal.SIGINT)
+    assert d.proc is not None and d.proc.wait(10) == 0
+    assert d.events("daemon.stopping")[0]["signal"] == "SIGINT"
+    assert d.events("daemon.stopped")
+
+
+def test_a_disabled_check_never_runs_and_says_so(write_config, daemon, tmp_path) -> None:
+    path = write_config("""
+        [daemon]
+        state_dir = "state"
+        [checks.on]
+        type = "system"
+        interval = "200ms"
+        warn_pct = 99.9
+        crit_pct = 100
+        [checks.off]
+        type = "system"
+        interval = "200ms"
+        enabled = false
+    """)
+    d = daemon(path).start()
+    assert d.events("daemon.started")[0]["checks"] == 1
+    d.wait_for("check.result", count=3, check="on")
+    assert not d.events("check.result", check="off")
+    status = run_vigil("status", "-c", str(path))
+    row = next(line for line in status.stdout.splitlines() if line.startswith("off "))
+    assert "DISABLED" in row
+    assert json.loads(run_vigil("status", "--json", "-c", str(path)).stdout)["checks"]["off"][
+        "enabled"] is False
+    assert d.stop() == 0
+
+
+@pytest.mark.unit
+def test_config_lookup_order(tmp_path: Path, monkeypatch) -> None:
+    # As a user who is not root: -c, $VIGIL_CONFIG, ./config.toml, the platform folder,
+    # then the packaged defaults.
+    monkeypatch.setattr(_paths, "_is_root", lambda: False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    assert _config.find_source(None) == _config.PACKAGED
+    platform = tmp_path / "xdg" / "vigil" / "config.toml"
+    platform.parent.mkdir(parents=True)
+    platform.write_text("")
+    assert _config.find_source(None) == str(platform)
+    (tmp_path / "config.toml").write_text("")
+    assert _config.find_source(None) == "config.toml"
+    env = tmp_path / "env.toml"
+    env.write_text("")
+    monkeypatch.setenv("VIGIL_CONFIG", str(env))
+    assert _config.find_source(None) == str(env)
+    explicit = tmp_path / "explicit.toml"
+    explicit.write_text("")
+    assert _config.find_source(str(explicit)) == str(explicit)
+    os.remove(env)
+    with pytest.raises(_config.ConfigError, match="does not exist"):
+        _config.find_source(None)  # a named file that is missing is never skipped
+
+
+def test_a_killed_test_run_takes_its_private_systemd_with_it(tmp_path) -> None:
+    code = ("import time; from tests.private_systemd import PrivateSystemd\n"
+            "booted = PrivateSystemd().boot()\nprint(booted.pid, flush=True)\ntime.sleep(120)\n")
+    runner = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        pid = int(readline_within(runner, 60))
+        assert psutil.Process(pid).name() == "systemd"
+    finally:
+        runner.kill()  # as a CI timeout or an operator's kill -9 would
+        runner.wait()
+    wait_until(lambda: not psutil.pid_exists(pid), 10, "the private systemd to die with it")
