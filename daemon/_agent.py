@@ -121,7 +121,8 @@ class Agent:
         return now
 
     def summary(self) -> str:
-        states = self.checks.states()
+        states = collections.Counter(
+            rt.machine.state.value for rt in self.checks.enabled().values())
         line = f"{sum(states.values())} checks: " + ", ".join(
             f"{count} {state}" for state, count in sorted(states.items()))
         healing = [name for name in self.healer.services if self.healer.healing(name)]
@@ -164,7 +165,7 @@ class Agent:
             log.error("config.rejected", errors=[str(i) for i in exc.issues],
                       kept=self.config.source)
             return
-        old_names = self.checks.names()
+        old_names = set(self.checks.runtimes)
         if new.daemon.state_dir != self.state_dir:
             log.warning("config.restart_needed", key="daemon.state_dir",
                         running=str(self.state_dir), wanted=str(new.daemon.state_dir),
@@ -175,7 +176,7 @@ class Agent:
         self.healer.install(new.services, {}, self.state_dir)
         self.config = new
         self.scheduler.set_checks(self.checks.intervals())
-        names = self.checks.names()
+        names = set(self.checks.runtimes)
         log.info("config.reloaded", config=new.source, checks=len(names),
                  added=sorted(names - old_names), removed=sorted(old_names - names))
         self._announce()

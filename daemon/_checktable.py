@@ -51,7 +51,7 @@ class CheckTable:
         self.changed = changed
         self.scheduler = Scheduler(self.run, self.lost)
         self.plugins: Plugins | None = None
-        self.checks: dict[str, CheckRuntime] = {}
+        self.runtimes: dict[str, CheckRuntime] = {}
         self._lock = threading.Lock()
 
     def install(self, config: Config, saved: dict[str, Any]) -> None:
@@ -61,7 +61,7 @@ class CheckTable:
         with self._lock:
             for name, spec in config.checks.items():
                 machine = CheckState(spec.fall, spec.rise)
-                old = self.checks.get(name)
+                old = self.runtimes.get(name)
                 if old and old.spec.type == spec.type:
                     machine.restore(old.machine.to_dict())
                     runtimes[name] = CheckRuntime(spec, machine, old.last, old.counts)
@@ -71,33 +71,27 @@ class CheckTable:
                     machine.restore(entry)
                 runtimes[name] = CheckRuntime(spec, machine, entry.get("last"),
                                               collections.Counter(entry.get("counts", {})))
-            for name, rt in self.checks.items():
+            for name, rt in self.runtimes.items():
                 if runtimes.get(name, rt).spec.check is not rt.spec.check:
                     _close(rt)
-            self.checks = runtimes
+            self.runtimes = runtimes
             self.plugins = config.plugins
 
-    def names(self) -> set[str]:
-        return set(self.checks)
-
     def enabled(self) -> dict[str, CheckRuntime]:
-        return {n: rt for n, rt in self.checks.items() if rt.spec.enabled}
+        return {n: rt for n, rt in self.runtimes.items() if rt.spec.enabled}
 
     def intervals(self) -> dict[str, float]:
         return {n: rt.spec.interval for n, rt in self.enabled().items()}
 
-    def states(self) -> collections.Counter[str]:
-        return collections.Counter(rt.machine.state.value for rt in self.enabled().values())
-
     def close(self) -> None:
         with self._lock:
-            for rt in self.checks.values():
+            for rt in self.runtimes.values():
                 _close(rt)
 
     # -- one run ---------------------------------------------------------------------
 
     def run(self, name: str) -> None:
-        rt = self.checks.get(name)
+        rt = self.runtimes.get(name)
         if rt is None or self.stopping.is_set():
             return
         spec = rt.spec
@@ -138,7 +132,7 @@ class CheckTable:
     def lost(self, name: str, why: str) -> None:
         """A run that did not happen: ``skipped`` (the previous one still ran) or
         ``missed`` (it came too late)."""
-        rt = self.checks.get(name)
+        rt = self.runtimes.get(name)
         if rt is None:
             return
         with self._lock:  # snapshot() copies the counts from the main loop
@@ -187,7 +181,7 @@ class CheckTable:
                     "last": rt.last,
                     "counts": dict(rt.counts),
                 }
-                for name, rt in self.checks.items()
+                for name, rt in self.runtimes.items()
             }
 
 

@@ -171,6 +171,31 @@ def _toml_error_line(message: str) -> int | None:
     return None
 
 
+def dependency_cycles(depends: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Each service where a ``depends_on`` cycle closes, with the cycle: ``a -> b -> a``."""
+    done: set[str] = set()
+    found: list[tuple[str, str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            found.append((name, " -> ".join([*trail[trail.index(name):], name])))
+            return
+        if name in done or name not in depends:
+            return
+        for dep in depends[name]:
+            visit(dep, [*trail, name])
+        done.add(name)
+
+    for name in depends:
+        visit(name, [])
+    return found
+
+
+def _unknown(what: str, name: str, known: dict[str, Any], plugins: Plugins) -> str:
+    broken = "".join(f"; plugin {p.name!r} failed to load: {p.error}" for p in plugins.failed())
+    return f"unknown {what} {name!r} (known: {', '.join(sorted(known))}){broken}"
+
+
 class _Validator:
     def __init__(self, source: str, text: str, data: dict[str, Any]) -> None:
         self.source = source
@@ -259,7 +284,7 @@ class _Validator:
                 continue
             cls = plugins.service_managers.get(kind)
             if cls is None:
-                self.error((*path, "manager"), self._unknown("manager", kind,
+                self.error((*path, "manager"), _unknown("manager", kind,
                                                              plugins.service_managers, plugins))
                 continue
             service_manager = self._build(cls, path, options, values["start_timeout"])
@@ -280,25 +305,9 @@ class _Validator:
             for dep in deps:
                 if dep not in depends:
                     self.error(("services", name, "depends_on"), f"no service named {dep!r}")
-        self._cycles(depends)
+        for name, cycle in dependency_cycles(depends):
+            self.error(("services", name, "depends_on"), f"dependency cycle: {cycle}")
         return services
-
-    def _cycles(self, depends: dict[str, list[str]]) -> None:
-        done: set[str] = set()
-
-        def visit(name: str, trail: list[str]) -> None:
-            if name in trail:
-                cycle = " -> ".join([*trail[trail.index(name):], name])
-                self.error(("services", name, "depends_on"), f"dependency cycle: {cycle}")
-                return
-            if name in done or name not in depends:
-                return
-            for dep in depends[name]:
-                visit(dep, [*trail, name])
-            done.add(name)
-
-        for name in depends:
-            visit(name, [])
 
     def _positive(
         self, path: tuple[str, ...], values: dict[str, Any], keys: tuple[str, ...]
@@ -340,15 +349,9 @@ class _Validator:
         cls = plugins.check_types.get(type_name)
         if cls is None:
             self.error((*path, "type"),
-                       self._unknown("check type", type_name, plugins.check_types, plugins))
+                       _unknown("check type", type_name, plugins.check_types, plugins))
             return None
         return self._build(cls, path, raw, values["timeout"])
-
-    @staticmethod
-    def _unknown(what: str, name: str, known: dict[str, Any], plugins: Plugins) -> str:
-        broken = "".join(f"; plugin {p.name!r} failed to load: {p.error}"
-                         for p in plugins.failed())
-        return f"unknown {what} {name!r} (known: {', '.join(sorted(known))}){broken}"
 
     def _build(self, cls: Any, path: tuple[str, ...], raw: dict[str, Any], timeout: float) -> Any:
         """A check or service manager from its section's own keys, its ``Options``

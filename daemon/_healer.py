@@ -84,6 +84,17 @@ class ServiceRuntime:
             return HealState.GAVE_UP
         return HealState.BACKING_OFF if time.time() < self.not_before else HealState.READY
 
+    def budget_spent(self) -> bool:
+        """Whether ``restarts`` heals already fall inside the ``within`` window."""
+        horizon = time.time() - self.spec.within
+        self.history = [t for t in self.history if t > horizon]
+        return len(self.history) >= self.spec.restarts
+
+    def backoff(self) -> float:
+        """The wait before the next heal: 1x, 2x, 4x... the base for the 1st, 2nd, 3rd
+        heal inside the window."""
+        return min(self.spec.backoff * 2 ** max(0, len(self.history) - 1), self.spec.within)
+
     def to_dict(self) -> dict[str, Any]:
         return {"state": self.state.value, "history": self.history, "given_up": self.given_up,
                 "not_before": self.not_before, "last": self.last,
@@ -172,7 +183,7 @@ class Healer:
                               dependency=dependency)
         if rt.state is not HealState.READY:
             return None
-        if self._budget_spent(rt):
+        if rt.budget_spent():
             rt.given_up = True
             log.error("heal.gave_up", service=rt.spec.name, manager=rt.manager, check=check,
                       restarts=len(rt.history), within_s=rt.spec.within,
@@ -201,11 +212,6 @@ class Healer:
             if deeper:
                 return deeper
         return None
-
-    def _budget_spent(self, rt: ServiceRuntime) -> bool:
-        horizon = time.time() - rt.spec.within
-        rt.history = [t for t in rt.history if t > horizon]
-        return len(rt.history) >= rt.spec.restarts
 
     # -- a heal ----------------------------------------------------------------------
 
@@ -252,7 +258,7 @@ class Healer:
                 if not self._wake(service):
                     rt.passed.set()
                 outcome = self._await_pass(rt, began, emit, fields, verb, action.fields())
-            rt.not_before = time.time() + self._backoff(rt)
+            rt.not_before = time.time() + rt.backoff()
             rt.last = {**outcome.to_dict(), "at": began}
             return outcome
         finally:
@@ -307,9 +313,6 @@ class Healer:
         action.port = port
         return action
 
-    def _backoff(self, rt: ServiceRuntime) -> float:
-        # 1x, 2x, 4x... the base for the 1st, 2nd, 3rd heal inside the window.
-        return min(rt.spec.backoff * 2 ** max(0, len(rt.history) - 1), rt.spec.within)
 
 
 def _details(service_manager: ServiceManager) -> dict[str, Any]:

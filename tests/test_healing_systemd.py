@@ -61,6 +61,42 @@ def test_killed_service_is_restarted_and_answers_again(systemd: PrivateSystemd, 
     assert d.stop() == 0
 
 
+def test_a_unit_that_runs_but_no_longer_answers_is_restarted(systemd: PrivateSystemd,
+                                                              write_config, daemon, tmp_path):
+    # A stopped process keeps its listening socket (the kernel still accepts TCP), so
+    # an HTTP check is what sees it hang; systemd still calls the unit active.
+    port = free_port()
+    systemd.write_unit("vigil-web.service", unit(SERVER.format(port=port)))
+    systemd.run("systemctl", "start", "vigil-web.service")
+    wait_until(lambda: answers(port), 10, "the web unit listens")
+    config = write_config(f"""
+        [daemon]
+        state_dir = "{tmp_path}/state"
+        [services.web]
+        manager = "systemd"
+        unit = "vigil-web.service"
+        [checks.web]
+        type = "http"
+        url = "http://127.0.0.1:{port}/"
+        service = "web"
+        interval = "1s"
+        timeout = "1s"
+        fall = 2
+    """)
+    d = daemon(config, prefix=systemd.prefix()).start()
+    d.wait_for("check.state_changed", check="web", to="OK")
+    old_pid = systemd.main_pid("vigil-web.service")
+    systemd.run("systemctl", "kill", "-s", "STOP", "--kill-whom=main", "vigil-web.service")
+    started = d.wait_for("heal.started", service="web", timeout=20)[0]
+    assert started["action"] == "restart"
+    succeeded = d.wait_for("heal.succeeded", service="web", timeout=20)[0]
+    assert succeeded["command"] == "systemctl restart vigil-web.service"
+    assert systemd.main_pid("vigil-web.service") not in (0, old_pid)
+    assert systemd.is_active("vigil-web.service") == "active"
+    d.wait_for("check.state_changed", check="web", to="OK", **{"from": "FAILING"})
+    assert d.stop() == 0
+
+
 def test_crash_loop_respects_the_budget_then_resumes(systemd: PrivateSystemd, write_config,
                                                      daemon, tmp_path):
     port = free_port()
