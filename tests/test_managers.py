@@ -4,6 +4,7 @@ unit checked by systemd-analyze and the plist by plistutil."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -35,12 +37,25 @@ time.sleep(300)
 """
 
 
-def manager(body: str, tmp_path: Path, name: str = "svc") -> ServiceManager:
-    path = tmp_path / "c.toml"
-    path.write_text(f'[daemon]\nstate_dir = "state"\n[services.{name}]\n' + body)
-    built = config.load(str(path)).services[name].service_manager
-    built.state_dir = tmp_path
-    return built
+@pytest.fixture
+def manager() -> Iterator[Callable[..., ServiceManager]]:
+    """Build a service manager from a ``[services.NAME]`` body; whatever a command
+    manager started is killed afterwards, so a failing test leaks no process group."""
+    built: list[ServiceManager] = []
+
+    def build(body: str, tmp_path: Path, name: str = "svc") -> ServiceManager:
+        path = tmp_path / "c.toml"
+        path.write_text(f'[daemon]\nstate_dir = "state"\n[services.{name}]\n' + body)
+        made = config.load(str(path)).services[name].service_manager
+        made.state_dir = tmp_path
+        built.append(made)
+        return made
+
+    yield build
+    for made in built:
+        if pgid := made.state.get("pgid"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
 
 
 def gone(pid: int) -> bool:
@@ -53,7 +68,7 @@ def gone(pid: int) -> bool:
 # -- command -------------------------------------------------------------------------
 
 
-def test_command_manager_stops_a_group_that_ignores_sigterm(tmp_path: Path) -> None:
+def test_command_manager_stops_a_group_that_ignores_sigterm(tmp_path: Path, manager) -> None:
     script = tmp_path / "stubborn.py"
     script.write_text(STUBBORN)
     child_file = tmp_path / "child.pid"
@@ -78,7 +93,7 @@ def test_command_manager_stops_a_group_that_ignores_sigterm(tmp_path: Path) -> N
     assert m.is_running() is False
 
 
-def test_command_manager_restart_and_recycled_pid(tmp_path: Path) -> None:
+def test_command_manager_restart_and_recycled_pid(tmp_path: Path, manager) -> None:
     m = manager(f'manager = "command"\nstart = ["{sys.executable}", "-c", '
                 '"import time; time.sleep(300)"]\n', tmp_path)
     m.start()
@@ -94,7 +109,8 @@ def test_command_manager_restart_and_recycled_pid(tmp_path: Path) -> None:
     m.stop()
 
 
-def test_command_manager_starter_that_daemonizes_and_one_that_fails(tmp_path: Path) -> None:
+def test_command_manager_starter_that_daemonizes_and_one_that_fails(tmp_path: Path,
+                                                                   manager) -> None:
     m = manager('manager = "command"\nstart = ["true"]\n', tmp_path)
     assert m.start().ok and m.state["detached"] is True
     assert m.is_running() is None  # only the check can tell now
@@ -106,7 +122,7 @@ def test_command_manager_starter_that_daemonizes_and_one_that_fails(tmp_path: Pa
     assert missing.start().returncode == 127
 
 
-def test_command_manager_with_stop_command(tmp_path: Path) -> None:
+def test_command_manager_with_stop_command(tmp_path: Path, manager) -> None:
     pidfile = tmp_path / "svc.pid"
     start = (f'start = ["{sys.executable}", "-c", "import os, time; '
              f"open('{pidfile}', 'w').write(str(os.getpid())); time.sleep(300)\"]\n")
@@ -205,7 +221,8 @@ def recorded(log: Path) -> list[list[str]]:
     return calls
 
 
-def test_launchd_manager_uses_the_modern_verbs(fakes: Path, tmp_path: Path, monkeypatch) -> None:
+def test_launchd_manager_uses_the_modern_verbs(fakes: Path, tmp_path: Path, monkeypatch,
+                                               manager) -> None:
     m = manager('manager = "launchd"\nlabel = "homebrew.mxcl.postgresql@14"\n'
                 'plist = "/Users/me/Library/LaunchAgents/homebrew.mxcl.postgresql@14.plist"\n',
                 tmp_path)
@@ -228,7 +245,7 @@ def test_launchd_manager_uses_the_modern_verbs(fakes: Path, tmp_path: Path, monk
     assert m.describe() == f"launchd job {target}"
 
 
-def test_brew_manager_argv(fakes: Path, tmp_path: Path) -> None:
+def test_brew_manager_argv(fakes: Path, tmp_path: Path, manager) -> None:
     m = manager('manager = "brew"\nformula = "postgresql@14"\n', tmp_path)
     m.start()
     m.restart()
@@ -341,3 +358,17 @@ def test_launchd_job_gets_the_chosen_port_in_its_environment(fakes: Path, tmp_pa
         ["launchctl", "bootstrap", f"gui/{os.getuid()}", str(plist)],  # ...the new plist
         ["launchctl", "kickstart", target],
     ]
+
+
+def test_a_hung_manager_command_is_cut_off_at_start_timeout(fakes: Path, tmp_path: Path,
+                                                            manager) -> None:
+    # brew stands in for any manager's command: this one never returns.
+    (tmp_path / "bin" / "brew").write_text(f"#!{sys.executable}\nimport time\ntime.sleep(120)\n")
+    m = manager('manager = "brew"\nformula = "redis"\nstart_timeout = "1s"\n', tmp_path)
+    began = time.monotonic()
+    action = m.restart()
+    assert time.monotonic() - began < 5
+    assert action.timed_out and not action.ok and action.returncode is None
+    assert action.fields()["timed_out"] is True
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if str(tmp_path / "bin" / "brew") in " ".join(p.info["cmdline"] or [])]
