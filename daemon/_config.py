@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.resources
 import os
 import tomllib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,8 +86,10 @@ class ServiceSpec:
     #: Ports the service may be started on, preferred first (None: vigil picks none).
     ports: list[int] | None = field(default=None, metadata={"type": str | list[int] | None})
     name: str = field(default="", metadata=NOT_A_KEY)
-    service_manager: ServiceManager = field(default=None,  # type: ignore[assignment]
-                                            metadata=NOT_A_KEY)
+    #: A new manager for this service, its options validated: the healer keeps the live
+    #: one (with its PID and port) in the service's runtime, never in this spec.
+    make_manager: Callable[[], ServiceManager] = field(default=None,  # type: ignore[assignment]
+                                                       metadata=NOT_A_KEY)
 
 
 @dataclass
@@ -299,8 +303,10 @@ class _Validator:
                     self.error((*path, "ports"), problem)
                     continue
             if service_manager is not None:
-                services[name] = ServiceSpec(name=name, service_manager=service_manager,
-                                             **values)
+                built: type[ServiceManager] = type(service_manager)
+                make = functools.partial(built, name, service_manager.options,
+                                         timeout=service_manager.timeout)
+                services[name] = ServiceSpec(name=name, make_manager=make, **values)
         for name, deps in depends.items():
             for dep in deps:
                 if dep not in depends:

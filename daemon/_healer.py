@@ -62,6 +62,8 @@ class HealOutcome:
 @dataclass
 class ServiceRuntime:
     spec: ServiceSpec
+    #: The live manager: what it started (PID, port) is its ``state``.
+    service_manager: ServiceManager
     #: Wall-clock times of the heals inside the budget window.
     history: list[float] = field(default_factory=list)
     given_up: bool = False
@@ -99,8 +101,8 @@ class ServiceRuntime:
         return {"state": self.state.value, "history": self.history, "given_up": self.given_up,
                 "not_before": self.not_before, "last": self.last,
                 "healing": self.healing.locked(), "manager": self.spec.manager,
-                "describe": self.spec.service_manager.describe(),
-                "manager_state": self.spec.service_manager.state}
+                "describe": self.service_manager.describe(),
+                "manager_state": self.service_manager.state}
 
 
 class Healer:
@@ -124,12 +126,13 @@ class Healer:
         runtimes = {}
         for name, spec in services.items():
             old = self.services.get(name)
-            rt = ServiceRuntime(spec)
+            rt = ServiceRuntime(spec, spec.make_manager())
             if old is not None:
                 rt.history, rt.given_up, rt.not_before, rt.last = (
                     old.history, old.given_up, old.not_before, old.last)
                 rt.healing, rt.passed = old.healing, old.passed
-                spec.service_manager.state = old.spec.service_manager.state
+                if old.spec.manager == spec.manager:
+                    rt.service_manager.state = old.service_manager.state
             elif name in saved:
                 entry = saved[name]
                 rt.history = [float(t) for t in entry.get("history", [])]
@@ -137,8 +140,8 @@ class Healer:
                 rt.not_before = float(entry.get("not_before", 0.0))
                 rt.last = entry.get("last")
                 if entry.get("manager") == spec.manager:
-                    spec.service_manager.state = dict(entry.get("manager_state", {}))
-            spec.service_manager.state_dir = state_dir
+                    rt.service_manager.state = dict(entry.get("manager_state", {}))
+            rt.service_manager.state_dir = state_dir
             runtimes[name] = rt
         self.services = runtimes
 
@@ -227,7 +230,7 @@ class Healer:
         """Start or restart ``service`` and wait for one of its checks to pass; returns
         the outcome. Never runs twice at once for one service."""
         rt = self.services[service]
-        service_manager = rt.spec.service_manager
+        service_manager = rt.service_manager
         fields = {"service": service, "manager": rt.manager}
         if not rt.healing.acquire(blocking=False):
             return HealOutcome(Verdict.BUSY,
@@ -281,7 +284,7 @@ class Healer:
                     "heal.failed", log.error, **fields, action=verb,
                     reason=f"no check of {rt.spec.name} passed within {grace:g}s "
                            f"(start_timeout) after {command['command']}",
-                    elapsed_s=round(elapsed, 1), **command, **_details(rt.spec.service_manager)))
+                    elapsed_s=round(elapsed, 1), **command, **_details(rt.service_manager)))
             loud = elapsed - logged >= PROGRESS_EVERY
             logged = elapsed if loud else logged
             emit("heal.waiting", log.info if loud else None, **fields,
@@ -293,7 +296,7 @@ class Healer:
                             fields: dict[str, Any]) -> Action | HealOutcome:
         """Stop, choose a free port of the service's range (the last one chosen first),
         hand it to the manager, start; when every port is taken, the heal.failed."""
-        service_manager = rt.spec.service_manager
+        service_manager = rt.service_manager
         ports = rt.spec.ports or []
         if running is not False:
             service_manager.stop()

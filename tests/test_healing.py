@@ -117,7 +117,7 @@ def test_never_two_heals_of_one_service_at_once(tmp_path: Path) -> None:
                                      'start_timeout = "1s"\n')
     cfg = config.load(str(tmp_path / "c.toml"))
     slow = Slow()
-    cfg.services["slow"].service_manager = slow
+    cfg.services["slow"].make_manager = lambda: slow
     healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0)
     healer.install(cfg.services, {}, tmp_path)
     first: list[HealOutcome] = []

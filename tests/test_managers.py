@@ -46,7 +46,7 @@ def manager() -> Iterator[Callable[..., ServiceManager]]:
     def build(body: str, tmp_path: Path, name: str = "svc") -> ServiceManager:
         path = tmp_path / "c.toml"
         path.write_text(f'[daemon]\nstate_dir = "state"\n[services.{name}]\n' + body)
-        made = config.load(str(path)).services[name].service_manager
+        made = config.load(str(path)).services[name].make_manager()
         made.state_dir = tmp_path
         built.append(made)
         return made

@@ -4,6 +4,7 @@ private systemd) prove the same paths end to end; these pin the rules down one b
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -56,10 +57,11 @@ class Policy:
     def __init__(self, tmp_path: Path, **services: dict[str, Any]) -> None:
         self.failing: set[str] = set()
         self.healer = Healer(unhealthy=lambda s: s in self.failing, wake=lambda _s: 0)
-        self.specs = {name: ServiceSpec(manager="fake", name=name, service_manager=Fake(name),
-                                        **{"backoff": Duration(0), **keys})
-                      for name, keys in services.items()}
-        self.healer.install(self.specs, {}, tmp_path)
+        specs = {name: ServiceSpec(manager="fake", name=name,
+                                   make_manager=functools.partial(Fake, name),
+                                   **{"backoff": Duration(0), **keys})
+                 for name, keys in services.items()}
+        self.healer.install(specs, {}, tmp_path)
 
     def fail(self, service: str, result: Result = CRIT) -> None:
         """One FAILING result of a check guarding ``service``; waits for a heal it starts."""
@@ -73,7 +75,7 @@ class Policy:
         self.healer.observe("guard", service, OK, state)
 
     def calls(self, service: str) -> list[str]:
-        manager = self.specs[service].service_manager
+        manager = self.healer.services[service].service_manager
         assert isinstance(manager, Fake)
         return manager.calls
 
@@ -163,7 +165,7 @@ def test_heal_events_name_service_and_manager(tmp_path, logs) -> None:
 def test_never_two_heals_at_once_from_many_results(tmp_path) -> None:
     p = Policy(tmp_path, db={"restarts": 10})
     gate = threading.Event()
-    manager = p.specs["db"].service_manager
+    manager = p.healer.services["db"].service_manager
     assert isinstance(manager, Fake)
 
     def slow_restart() -> Action:

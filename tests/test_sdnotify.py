@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -52,6 +53,26 @@ def test_daemon_speaks_the_protocol(listener, write_config, daemon, monkeypatch)
     assert "WATCHDOG=1" in seen + messages(sock, "WATCHDOG=1")
     d.stop()
     assert "STOPPING=1" in messages(sock, "STOPPING=1")
+
+
+def test_a_live_daemon_whose_scheduler_wedges_says_so_and_stops_the_watchdog(
+        listener, write_config, daemon, monkeypatch) -> None:
+    sock, address = listener
+    monkeypatch.setenv("NOTIFY_SOCKET", address)
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "fixtures"))
+    d = daemon(write_config('[daemon]\nstate_dir = "s"\nplugins = ["misbehaving"]\n'
+                            '[checks.w]\ntype = "wedge"\ninterval = "1h"\n')).start()
+    assert "WATCHDOG=1" in messages(sock, "WATCHDOG=1")
+    wedged = d.wait_for("daemon.wedged", timeout=15)[0]
+    assert wedged["since_s"] >= 3 and "no watchdog ping" in wedged["reason"]
+    sock.settimeout(1)
+    late = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            late += sock.recv(4096).decode().split("\n")
+    assert "WATCHDOG=1" not in late  # systemd would now kill and restart this vigil
+    assert d.stop() == 0
 
 
 def test_a_path_socket_works_too(tmp_path: Path, monkeypatch) -> None:
