@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -60,10 +61,19 @@ class Scheduler:
                           misfire_grace_time=None)
         self._aps.start()
 
-    def shutdown(self) -> None:
-        if self._aps is not None and self._aps.running:
-            # Never wait: a check that hangs must not hold up the daemon's exit.
-            self._aps.shutdown(wait=False)
+    def shutdown(self, grace: float = 1.0) -> None:
+        """Stop scheduling. Never waits for running checks (one that hangs must not hold
+        up the daemon's exit), and gives up after ``grace`` on a scheduler so wedged that
+        it cannot even stop (it would wait forever for its own lock)."""
+        if self._aps is None or not self._aps.running:
+            return
+        stopper = threading.Thread(target=self._aps.shutdown, kwargs={"wait": False},
+                                   name="scheduler-shutdown", daemon=True)
+        stopper.start()
+        stopper.join(grace)
+        if stopper.is_alive():
+            log.error("daemon.wedged", since_s=round(time.monotonic() - self.last_progress, 1),
+                      reason="the scheduler did not stop; exiting without it")
 
     def set_checks(self, intervals: dict[str, float]) -> None:
         """Add, remove and re-time jobs so that they match ``intervals`` exactly."""
