@@ -159,10 +159,11 @@ def test_dependency_is_healed_first(systemd: PrivateSystemd, write_config, daemo
 def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: PrivateSystemd,
                                                                    write_config, tmp_path):
     log = tmp_path / "vigil.log"
-    # Thresholds out of reach: "1 OK" must not depend on how busy or full this host is.
+    # Thresholds out of reach, and no CPU (a saturated CPU is 100%, at any threshold):
+    # "1 OK" must not depend on how busy or full this host is.
     config = write_config(f'[daemon]\nstate_dir = "{tmp_path}/state"\nlog_file = "{log}"\n'
                           '[checks.sys]\ntype = "system"\ninterval = "1s"\n'
-                          'warn_pct = 100\ncrit_pct = 100\n')
+                          'cpu = false\nwarn_pct = 100\ncrit_pct = 100\n')
     prefix = systemd.prefix()
 
     def vigil(*args: str) -> subprocess.CompletedProcess[str]:
@@ -213,8 +214,10 @@ def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: Priv
 
 def test_vigil_logs_reads_the_journal_of_the_installed_unit(systemd: PrivateSystemd,
                                                             write_config, tmp_path):
+    # sys must pass (it is filtered out of the warnings below) however busy the host.
     config = write_config(f'[daemon]\nstate_dir = "{tmp_path}/state"\nlog_file = "-"\n'
                           '[checks.sys]\ntype = "system"\ninterval = "1s"\n'
+                          'cpu = false\nwarn_pct = 100\ncrit_pct = 100\n'
                           f'[checks.port]\ntype = "tcp"\nport = {free_port()}\ninterval = "1s"\n')
 
     def vigil(*args: str, within: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,9 +28,12 @@ SERVER = str(Path(__file__).parent / "fixtures" / "mcp_memory_server.py")
 
 
 def free_range(count: int) -> list[int]:
-    """``count`` consecutive free loopback ports."""
+    """``count`` consecutive free loopback ports, below the kernel's ephemeral range: an
+    outgoing connection (the daemon's own checks, another test's) never takes one of them
+    between the test choosing it and a server binding it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(50):
-        base = free_port()
+        base = random.randrange(max(1024, low - 12000), low - count)
         ports = list(range(base, base + count))
         if all(p < 65535 and not answers(p, 0.05) for p in ports):
             try:

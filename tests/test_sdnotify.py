@@ -46,9 +46,11 @@ def test_daemon_speaks_the_protocol(listener, write_config, daemon, monkeypatch)
     sock, address = listener
     monkeypatch.setenv("NOTIFY_SOCKET", address)
     monkeypatch.setenv("WATCHDOG_USEC", "1000000")
-    # Thresholds out of reach: "1 OK" must not depend on how busy or full this host is.
+    # Thresholds out of reach, and no CPU (saturated, it is 100% at any threshold):
+    # "1 OK" must not depend on how busy or full this host is.
     d = daemon(write_config('[daemon]\nstate_dir = "s"\n[checks.sys]\ntype = "system"\n'
-                            'interval = "1s"\nwarn_pct = 100\ncrit_pct = 100\n')).start()
+                            'interval = "1s"\ncpu = false\nwarn_pct = 100\n'
+                            'crit_pct = 100\n')).start()
     seen = messages(sock, "STATUS=1 checks: 1 OK")
     assert seen[0] == "READY=1" and seen[1].startswith("STATUS=1 checks:")
     assert "WATCHDOG=1" in seen + messages(sock, "WATCHDOG=1")
