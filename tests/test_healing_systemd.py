@@ -31,12 +31,18 @@ def service_config(write_config, tmp_path: Path, services: dict[str, int],
     return write_config(body)
 
 
-def test_killed_service_is_restarted_and_answers_again(systemd: PrivateSystemd, write_config,
-                                                        daemon, tmp_path, record_property):
+def start_web_unit(systemd: PrivateSystemd) -> int:
+    """vigil-web.service, an HTTP server on a free port, started and answering."""
     port = free_port()
     systemd.write_unit("vigil-web.service", unit(SERVER.format(port=port)))
     systemd.run("systemctl", "start", "vigil-web.service")
     wait_until(lambda: answers(port), 10, "the web unit listens")
+    return port
+
+
+def test_killed_service_is_restarted_and_answers_again(systemd: PrivateSystemd, write_config,
+                                                        daemon, tmp_path, record_property):
+    port = start_web_unit(systemd)
     d = daemon(service_config(write_config, tmp_path, {"web": port}),
                prefix=systemd.prefix()).start()
     d.wait_for("check.state_changed", check="web", to="OK")
@@ -65,10 +71,7 @@ def test_a_unit_that_runs_but_no_longer_answers_is_restarted(systemd: PrivateSys
                                                               write_config, daemon, tmp_path):
     # A stopped process keeps its listening socket (the kernel still accepts TCP), so
     # an HTTP check is what sees it hang; systemd still calls the unit active.
-    port = free_port()
-    systemd.write_unit("vigil-web.service", unit(SERVER.format(port=port)))
-    systemd.run("systemctl", "start", "vigil-web.service")
-    wait_until(lambda: answers(port), 10, "the web unit listens")
+    port = start_web_unit(systemd)
     config = write_config(f"""
         [daemon]
         state_dir = "{tmp_path}/state"
