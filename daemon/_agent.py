@@ -65,7 +65,7 @@ class Agent:
         saved = self.store.load()
         self.checks.install(self.config, saved.get("checks", {}))
         self.healer.install(self.config.services, saved.get("services", {}), self.state_dir)
-        wake = self._take_signals()
+        wake, written = self._take_signals()
         self.scheduler.start(self.checks.intervals())
         self.control.start()
         log.info("daemon.started", pid=os.getpid(), config=self.config.source,
@@ -92,19 +92,22 @@ class Agent:
             pinged = self._watchdog(pinged)
         self._shutdown()
         signal.set_wakeup_fd(-1)
+        wake.close()
+        written.close()
         return 0
 
-    def _take_signals(self) -> socket.socket:
+    def _take_signals(self) -> tuple[socket.socket, socket.socket]:
         """Install the signal handlers, which only queue (a handler that took a lock the
-        main loop holds could deadlock it); the socket returned wakes the main loop."""
+        main loop holds could deadlock it). Python writes each signal's number to the
+        second socket of the pair returned, which wakes the main loop waiting on the
+        first; both stay open for the life of the loop."""
         wake, written = socket.socketpair()
         for sock in (wake, written):
             sock.setblocking(False)
-        self._wakeup = (wake, written)  # kept open for the life of the loop
         signal.set_wakeup_fd(written.fileno(), warn_on_full_buffer=False)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(signum, self._queue_signal)
-        return wake
+        return wake, written
 
     def _watchdog(self, pinged: float) -> float:
         """WATCHDOG=1 at half the watchdog period, but only while the scheduler's own

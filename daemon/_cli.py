@@ -14,7 +14,7 @@ from vigil import _logs as logs
 from vigil import _logview as logview
 from vigil import _paths as paths
 from vigil._check import Result, Status
-from vigil._cli_status import cmd_logs, cmd_status, lenient_settings, user_scope
+from vigil._cli_status import cmd_logs, cmd_status, lenient_load, user_scope
 from vigil._durations import parse_duration
 from vigil._errors import ConfigError
 from vigil._perfdata import format_perfdata
@@ -112,8 +112,7 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
 
 
 def _print_issues(exc: ConfigError) -> None:
-    print(f"vigil: invalid config ({len(exc.issues)} error{'s' * (len(exc.issues) != 1)}):",
-          file=sys.stderr)
+    print(f"vigil: invalid config ({exc.count}):", file=sys.stderr)
     for issue in exc.issues:
         print(f"  {issue}", file=sys.stderr)
 
@@ -185,8 +184,8 @@ def _emit_check(args: argparse.Namespace, name: str, result: Result,
 def cmd_plugins(args: argparse.Namespace) -> int:
     from vigil._pluginmanager import Plugins
 
-    settings = lenient_settings(args, "the plugins below are those it names that load")
-    plugins = Plugins(settings.plugins)
+    settings, cfg = lenient_load(args, "the plugins below are those it names that load")
+    plugins = cfg.plugins if cfg else Plugins(settings.plugins)
     infos = list(plugins.infos.values())
     if args.json:
         print(json.dumps([vars(i) for i in infos], indent=2))

@@ -23,25 +23,26 @@ from vigil._errors import ConfigError
 from vigil._store import Store
 
 
-def lenient_settings(args: argparse.Namespace, consequence: str) -> config_mod.DaemonSettings:
-    """[daemon] of the config file as far as it reads, warning (not failing) when the
-    whole file is not a valid config."""
+def lenient_load(args: argparse.Namespace, consequence: str
+                 ) -> tuple[config_mod.DaemonSettings, config_mod.Config | None]:
+    """The config, or when it is not valid, a warning (not a failure) and its [daemon]
+    section as far as it reads: (settings, the whole config or None)."""
     logs.configure("error", stream=sys.stderr)
-    settings = config_mod.load_daemon(args.config)
     try:
-        config_mod.load(args.config)
+        cfg = config_mod.load(args.config)
     except ConfigError as exc:
-        print(f"vigil: warning: {settings.source} is not a valid config ({len(exc.issues)} "
-              f"error{'s' * (len(exc.issues) != 1)}; `vigil config validate` lists them); "
-              f"{consequence}", file=sys.stderr)
-    return settings
+        settings = config_mod.load_daemon(args.config)
+        print(f"vigil: warning: {settings.source} is not a valid config ({exc.count}; "
+              f"`vigil config validate` lists them); {consequence}", file=sys.stderr)
+        return settings, None
+    return cfg.daemon, cfg
 
 
 def _running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
     """The [daemon] settings of the daemon that runs this config, else of the file on
     disk. A broken file is a warning here, not a failure: these are the commands an
     operator needs when something is wrong."""
-    settings = lenient_settings(args, "a running daemon keeps the config it last loaded")
+    settings, _ = lenient_load(args, "a running daemon keeps the config it last loaded")
     running = runtime.find(settings.source)
     if running:
         settings.state_dir = Path(running["state_dir"])

@@ -102,18 +102,25 @@ class Config:
 
 
 def _keys(cls: type) -> dict[str, tuple[Any, Any]]:
-    """A section's keys from its dataclass: key -> (type hint, default); ... is required."""
-    hints = typing.get_type_hints(cls)
+    """A section's keys from its dataclass: key -> (type hint, default); ... is required.
+    A default from a factory is made anew each time, so no two sections share a list."""
     keys: dict[str, tuple[Any, Any]] = {}
-    for f in dataclasses.fields(cls):
-        if f.metadata.get("key", True):
-            default: Any = ...
-            if f.default is not dataclasses.MISSING:
-                default = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                default = f.default_factory()
-            keys[f.name] = (f.metadata.get("type", hints[f.name]), default)
+    for name, hint, f in _key_fields(cls):
+        default: Any = ...
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        keys[name] = (hint, default)
     return keys
+
+
+@functools.cache
+def _key_fields(cls: type) -> list[tuple[str, Any, dataclasses.Field[Any]]]:
+    # Resolving the type hints is the slow part: once per section type, not per section.
+    hints = typing.get_type_hints(cls)
+    return [(f.name, f.metadata.get("type", hints[f.name]), f)
+            for f in dataclasses.fields(cls) if f.metadata.get("key", True)]
 
 
 def find_source(explicit: str | None = None) -> str:

@@ -34,6 +34,11 @@ class ConfigError(Exception):
         self.issues = issues or []
         super().__init__("\n".join(map(str, self.issues)) or f"{key}: {message}")
 
+    @property
+    def count(self) -> str:
+        """``1 error``, ``3 errors``: how many issues, for a headline."""
+        return f"{len(self.issues)} error{'s' * (len(self.issues) != 1)}"
+
 
 def require_module(module: str, requirement: str, key: str = "type") -> ModuleType:
     """Import a check type's library when a check of that type is configured (so that

@@ -161,9 +161,10 @@ class Healer:
             return
         if result.status.passing:
             rt.passed.set()
-            if not self._unhealthy(service):
-                # Said once per failure of the service: another check that passes while
-                # this one still fails must not make it be said again.
+            # Said once per failure of the service: another check that passes while this
+            # one still fails must not make it be said again. (Asked only when there is
+            # something to forget: this runs for every passing result.)
+            if rt.skip_reason is not None and not self._unhealthy(service):
                 rt.skip_reason = None
             if state is State.OK and rt.given_up:
                 # Healthy again: a fresh budget, as if an operator had asked.
@@ -315,7 +316,6 @@ class Healer:
         action = service_manager.start()
         action.port = port
         return action
-
 
 
 def _details(service_manager: ServiceManager) -> dict[str, Any]:

@@ -8,6 +8,7 @@ so that ``vigil check`` hands it on unchanged."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # metric-name suffix -> Nagios unit of measure
 _SUFFIX_UOM = {"_ms": "ms", "_us": "us", "_s": "s", "_pct": "%", "_bytes": "B", "_count": "c"}
@@ -40,8 +41,13 @@ def _split_unit(name: str) -> tuple[str, str]:
 
 def parse_perfdata(text: str) -> dict[str, float]:
     """Perfdata as metrics: the unit goes into the name, each name is unique."""
+    return _metrics(_ITEM.finditer(text))
+
+
+def _metrics(items: Iterable[re.Match[str]]) -> dict[str, float]:
     metrics: dict[str, float] = {}
-    for label, value, uom, _thresholds in _ITEM.findall(text):
+    for item in items:
+        label, value, uom, _thresholds = item.groups()
         label = label.strip("'").replace("''", "'")
         name = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or (
             "root" if label == "/" else "value")
@@ -65,8 +71,8 @@ def split_plugin_output(output: str) -> tuple[str, dict[str, float], str]:
     lines = output.strip().splitlines() or [""]
     summary, _, perf = lines[0].partition("|")
     chunks = [perf] + [line.split("|", 1)[1] for line in lines[1:] if "|" in line]
-    raw = " ".join(match.group(0) for chunk in chunks for match in _ITEM.finditer(chunk))
-    return summary.strip(), parse_perfdata(raw), raw
+    items = [match for chunk in chunks for match in _ITEM.finditer(chunk)]
+    return summary.strip(), _metrics(items), " ".join(m.group(0) for m in items)
 
 
 def _number(value: float) -> str:

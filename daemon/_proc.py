@@ -28,7 +28,7 @@ class CommandResult:
 
 
 def run_command(argv: list[str], timeout: float, max_output: int = 65536,
-        env: dict[str, str] | None = None, keep_tail: bool = False) -> CommandResult:
+                env: dict[str, str] | None = None, keep_tail: bool = False) -> CommandResult:
     """Run ``argv`` in a process group of its own and keep at most ``max_output`` bytes
     of each stream: the first ones, or with ``keep_tail`` the last ones (where a failing
     service manager says why). On timeout the whole group is killed, grandchildren
@@ -98,9 +98,8 @@ def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
 
 
-def stop_all(grace: float = 1.0) -> list[int]:
-    """TERM every command still running, KILL what is left after ``grace``: the process
-    groups it signalled."""
+def stop_all(grace: float = 1.0) -> None:
+    """TERM every command still running, KILL what is left after ``grace``."""
     with _running_lock:
         groups = sorted(_running)
     for pgid in groups:
@@ -110,7 +109,6 @@ def stop_all(grace: float = 1.0) -> list[int]:
         time.sleep(0.05)
     for pgid in groups:
         kill_process_group(pgid)
-    return groups
 
 
 def _group_alive(pgid: int) -> bool:

@@ -25,9 +25,16 @@ class HttpOptions:
     crit_ms: float | None = None
     verify_tls: bool = True
 
+    #: What is requested: ``url`` without user info, which goes into ``request_headers``
+    #: as basic auth, the way curl sends it (urllib would look ``user:pw@host`` up as a
+    #: host name).
+    target: str = field(init=False)
+    request_headers: dict[str, str] = field(init=False)
+
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError("url", f"must start with http:// or https://, got {self.url!r}")
+        self.target, self.request_headers = _with_basic_auth(self.url, self.headers)
 
 
 class Http(Check):
@@ -41,8 +48,8 @@ class Http(Check):
 
         opts = self.options
         url = redact(opts.url)
-        target, headers = _with_basic_auth(opts.url, opts.headers)
-        request = urllib.request.Request(target, method=opts.method, headers=headers)
+        request = urllib.request.Request(opts.target, method=opts.method,
+                                         headers=opts.request_headers)
         context = None if opts.verify_tls else ssl._create_unverified_context()
         start = time.perf_counter()
         try:
@@ -66,8 +73,9 @@ class Http(Check):
 
 
 def _with_basic_auth(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """``http://user:pw@host/`` as curl takes it: the user info becomes basic auth (urllib
-    would look the whole ``user:pw@host`` up as a host name)."""
+    """``http://user:pw@host/`` as (``http://host/``, headers with basic auth)."""
+    if "@" not in url:
+        return url, headers
     import base64
     import urllib.parse
 

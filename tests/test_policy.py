@@ -67,8 +67,7 @@ class Policy:
         """One FAILING result of a check guarding ``service``; waits for a heal it starts."""
         self.failing.add(service)
         self.healer.observe("guard", service, result, State.FAILING)
-        rt = self.healer.services[service]
-        wait_until(lambda: not rt.healing.locked(), 5, "the heal to end")
+        wait_until(lambda: not heal_threads(service), 5, "the heal to end")
 
     def passing(self, service: str, state: State = State.OK) -> None:
         self.failing.discard(service)
@@ -80,6 +79,12 @@ class Policy:
         return manager.calls
 
 
+def heal_threads(service: str) -> list[threading.Thread]:
+    # The healer heals in a thread named for the service. Waiting for the thread, not
+    # the heal lock, cannot return before a heal that has not taken the lock yet.
+    return [t for t in threading.enumerate() if t.name == f"heal:{service}"]
+
+
 @pytest.fixture
 def logs() -> Iterator[list[EventDict]]:
     with capture_logs() as captured:
@@ -87,8 +92,6 @@ def logs() -> Iterator[list[EventDict]]:
 
 
 def events(logs: list[EventDict], name: str) -> list[EventDict]:
-    # A heal runs in a thread of its own: give it a moment to log.
-    time.sleep(0.05)
     return [e for e in logs if e["event"] == name]
 
 
@@ -177,5 +180,5 @@ def test_never_two_heals_at_once_from_many_results(tmp_path) -> None:
     for _ in range(5):
         p.healer.observe("guard", "db", CRIT, State.FAILING)
     gate.set()
-    wait_until(lambda: not p.healer.healing("db"), 5, "the heal to end")
+    wait_until(lambda: not heal_threads("db"), 5, "the heal to end")
     assert manager.calls == ["restart"]

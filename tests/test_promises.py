@@ -123,3 +123,22 @@ def test_a_killed_test_run_takes_its_private_systemd_with_it(tmp_path) -> None:
         runner.kill()  # as a CI timeout or an operator's kill -9 would
         runner.wait()
     wait_until(lambda: not psutil.pid_exists(pid), 10, "the private systemd to die with it")
+
+
+@pytest.mark.unit
+def test_a_runtime_folder_that_cannot_be_written_is_reported(tmp_path, monkeypatch) -> None:
+    from structlog.testing import capture_logs
+
+    from vigil import _runtime
+    from vigil._agent import Agent
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setattr(_runtime, "runtime_dir", lambda: blocker / "vigil")
+    (tmp_path / "c.toml").write_text('[daemon]\nstate_dir = "s"\n')
+    agent = Agent(_config.load(str(tmp_path / "c.toml")))
+    with capture_logs() as logged:
+        agent._announce()
+    (event,) = [e for e in logged if e["event"] == "runtime.unavailable"]
+    assert event["log_level"] == "warning" and "config on disk" in event["hint"]
+    assert str(blocker) in event["path"]
