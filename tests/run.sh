@@ -27,4 +27,6 @@ fi
     --config-settings editable_mode=strict -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/mypy -p vigil -p tests
-exec .venv/bin/python -m pytest -q "$@"
+# Two workers, one test file each at a time: a file's fixtures (a private systemd, a
+# PostgreSQL cluster) stay in one process. `-n 0` after the script runs serially.
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
