@@ -34,6 +34,8 @@ log = structlog.get_logger("vigil")
 
 #: How often the main loop wakes to save state, even when no signal arrives.
 TICK = 0.5
+#: How often the log gets a daemon.summary line.
+SUMMARY_EVERY = 300.0
 
 
 class Agent:
@@ -42,22 +44,24 @@ class Agent:
         self.config_arg = config_arg
         # Fixed for the life of the process: the state file and the control socket live here.
         self.state_dir = config.daemon.state_dir
-        self.store = Store(self.state_dir)
+        self.store = Store(self.state_dir, config.daemon.retention())
         self.stopping = threading.Event()
         self.runner = Runner(self.stopping)
-        self._dirty = threading.Event()
         # The healer asks the check table about guards; the table tells the healer results.
         self.healer = Healer(lambda service: self.checks.unhealthy(service),
-                             lambda service: self.checks.wake(service))
-        self.checks = CheckTable(self.runner, self.healer, self.stopping, self._dirty.set)
+                             lambda service: self.checks.wake(service), self.store.heal)
+        self.checks = CheckTable(self.runner, self.healer, self.stopping, self.store)
         self.scheduler = self.checks.scheduler
         self.control = ControlServer(self.state_dir, self._control)
         self.notifier = Notifier()
         self._signals: collections.deque[int] = collections.deque()
-        # Written into every state save, so that `vigil status` can tell this process
-        # from a later one that got the same PID.
+        # Saved with the state, so that `vigil status` can tell this process from a
+        # later one that got the same PID.
         self.identity = {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
                          "started": datetime.now(UTC).isoformat()}
+        #: The services' state as last handed to the store.
+        self._services: dict[str, Any] | None = None
+        self._summarised = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -65,6 +69,11 @@ class Agent:
         saved = self.store.load()
         self.checks.install(self.config, saved.get("checks", {}))
         self.healer.install(self.config.services, saved.get("services", {}), self.state_dir)
+        self.store.daemon({**self.identity, "config": self.config.source})
+        self._save()
+        self.store.start()
+        # `vigil status` finds every check (with its restored state) once started.
+        self.store.flush()
         wake, written = self._take_signals()
         self.scheduler.start(self.checks.intervals())
         self.control.start()
@@ -72,7 +81,6 @@ class Agent:
                  state_dir=str(self.state_dir), checks=len(self.checks.enabled()),
                  services=len(self.config.services), plugins=sorted(self.config.plugins.infos),
                  watchdog_s=self.notifier.watchdog)
-        self._save()
         self._announce()
         self.notifier.send("READY=1", f"STATUS={self.summary()}")
         status, pinged = "", 0.0
@@ -84,11 +92,11 @@ class Agent:
                     wake.recv(4096)
             while self._signals:
                 self._handle(self._signals.popleft())
-            if self._dirty.is_set():
-                self._save()
+            self._save()
             if (line := self.summary()) != status:
                 status = line
                 self.notifier.send(f"STATUS={line}")
+            self._log_summary()
             pinged = self._watchdog(pinged)
         self._shutdown()
         signal.set_wakeup_fd(-1)
@@ -136,6 +144,20 @@ class Agent:
             line += f"; gave up on {', '.join(given_up)}"
         return line
 
+    def _log_summary(self) -> None:
+        """Every SUMMARY_EVERY, one line with the count of checks per state: the log at
+        the default level says nothing of checks that stay healthy."""
+        now = time.monotonic()
+        if now - self._summarised < SUMMARY_EVERY:
+            return
+        self._summarised = now
+        enabled = self.checks.enabled().values()
+        states = collections.Counter(rt.machine.state.value for rt in enabled)
+        log.info("daemon.summary", checks=len(enabled), states=dict(sorted(states.items())),
+                 runs=sum(rt.counts["runs"] for rt in enabled),
+                 failing=sorted(rt.spec.name for rt in enabled
+                                if rt.machine.state.value == "FAILING")[:20])
+
     def _queue_signal(self, signum: int, _frame: Any) -> None:
         self._signals.append(signum)
 
@@ -158,6 +180,7 @@ class Agent:
         proc.stop_all()
         self.checks.close()
         self._save()
+        self.store.close()
         runtime.withdraw(self.config.source)
         log.info("daemon.stopped", hung_checks=still_running)
 
@@ -184,7 +207,6 @@ class Agent:
                  added=sorted(names - old_names), removed=sorted(old_names - names))
         self._announce()
         self.notifier.send("READY=1", f"STATUS={self.summary()}")
-        self._dirty.set()
 
     def _announce(self) -> None:
         """Tell `vigil status` and `vigil logs` what this daemon runs with, whatever the
@@ -207,23 +229,14 @@ class Agent:
         self.healer.reset(service)
         outcome = self.healer.heal(service, "operator asked (vigil heal)",
                                    progress=lambda event, **f: send({"event": event, **f}))
-        self._dirty.set()
         return {"ok": outcome.ok, **outcome.to_dict()}
 
     # -- state -----------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "daemon": {**self.identity, "updated": datetime.now(UTC).isoformat(),
-                       "config": self.config.source},
-            "checks": self.checks.snapshot(),
-            "services": self.healer.snapshot(),
-        }
-
     def _save(self) -> None:
-        self._dirty.clear()
-        try:
-            self.store.write(self.snapshot())
-        except OSError as exc:
-            log.error("state.write_failed", path=str(self.store.path), error=str(exc))
-            self._dirty.set()
+        """Hand the services' state to the store when it changed (the check table hands
+        over each check's as it runs). The store's writer commits it."""
+        services = self.healer.snapshot()
+        if services != self._services:
+            self._services = services
+            self.store.services(services)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from vigil._pluginmanager import Plugins
 from vigil._runner import Runner
 from vigil._scheduler import Scheduler
 from vigil._statemachine import CheckState, State
+from vigil._store import Store
 
 log = structlog.get_logger("vigil")
 
@@ -39,19 +40,20 @@ class CheckRuntime:
 
 class CheckTable:
     """Runs each check on its schedule (through the scheduler it owns), keeps its state,
-    tells the observer hooks and the healer, and re-paces it while a failure is being
-    confirmed or its service heals. ``changed()`` is called whenever there is state
-    worth saving."""
+    tells the observer hooks, the healer and the store, and re-paces it while a failure
+    is being confirmed or its service heals."""
 
     def __init__(self, runner: Runner, healer: Healer, stopping: threading.Event,
-                 changed: Callable[[], None]) -> None:
+                 store: Store) -> None:
         self.runner = runner
         self.healer = healer
         self.stopping = stopping
-        self.changed = changed
+        self.store = store
         self.scheduler = Scheduler(self.run, self.lost)
         self.plugins: Plugins | None = None
         self.runtimes: dict[str, CheckRuntime] = {}
+        #: Whether every result is logged at info, or only changes and failures.
+        self.log_all = False
         self._lock = threading.Lock()
 
     def install(self, config: Config, saved: dict[str, Any]) -> None:
@@ -76,6 +78,10 @@ class CheckTable:
                     _close(rt)
             self.runtimes = runtimes
             self.plugins = config.plugins
+            self.log_all = config.daemon.log_results == "all"
+            self.store.retain(set(runtimes), config.daemon.retention())
+            for name, rt in runtimes.items():
+                self.store.check(name, self._entry(rt))
 
     def enabled(self) -> dict[str, CheckRuntime]:
         return {n: rt for n, rt in self.runtimes.items() if rt.spec.enabled}
@@ -105,21 +111,35 @@ class CheckTable:
         elif outcome.kind == "error":
             log.error("check.error", check=name, error=outcome.error)
         duration_ms = round(outcome.duration_ms, 2)
+        now = time.time()
         with self._lock:
             transition = rt.machine.observe(result.status)
             rt.counts["runs"] += 1
             rt.counts[outcome.kind] += 1
-            rt.last = {**result.to_dict(), "duration_ms": duration_ms,
-                       "at": datetime.now(UTC).isoformat()}
-        level = log.info if result.status.passing else log.warning
-        level("check.result", check=name, status=status, summary=result.summary,
-              duration_ms=duration_ms, metrics=result.metrics, state=rt.machine.state.value)
+            before, rt.last = rt.last, {**result.to_dict(), "duration_ms": duration_ms,
+                                        "at": datetime.fromtimestamp(now, UTC).isoformat()}
+            entry = self._entry(rt)
+        fields = {"check": name, "status": status, "summary": result.summary,
+                  "duration_ms": duration_ms, "metrics": result.metrics,
+                  "state": rt.machine.state.value}
+        # What an operator reads: failures, and passes that differ from the one before.
+        if not result.status.passing:
+            log.warning("check.result", **fields)
+        elif self.log_all or before is None or before["status"] != status:
+            log.info("check.result", **fields)
+        else:
+            log.debug("check.result", **fields)
+        self.store.check(name, entry)
+        self.store.result(name, now, result.status.value, duration_ms, result.metrics,
+                          result.summary)
         assert self.plugins is not None
         if transition:
             old, new = transition
             level = log.warning if new is State.FAILING else log.info
             level("check.state_changed", check=name, **{"from": old.value, "to": new.value},
                   status=status, summary=result.summary)
+            self.store.transition(name, now, old.value, new.value, result.status.value,
+                                  result.summary)
             self.plugins.notify("vigil_state_changed", check=name, old=old.value,
                                 new=new.value, result=result)
         self.plugins.notify("vigil_check_result", check=name, result=result,
@@ -127,7 +147,6 @@ class CheckTable:
         if spec.service:
             self.healer.observe(name, spec.service, result, rt.machine.state)
         self._pace(rt, result)
-        self.changed()
 
     def lost(self, name: str, why: str) -> None:
         """A run that did not happen: ``skipped`` (the previous one still ran) or
@@ -135,11 +154,11 @@ class CheckTable:
         rt = self.runtimes.get(name)
         if rt is None:
             return
-        with self._lock:  # snapshot() copies the counts from the main loop
+        with self._lock:  # the counts are read by other threads
             rt.counts[why] += 1
+            self.store.check(name, self._entry(rt))
         reason = "previous run still running" if why == "skipped" else "ran too late"
         log.warning(f"check.{why}", check=name, reason=reason, **{why: rt.counts[why]})
-        self.changed()
 
     def _pace(self, rt: CheckRuntime, result: Result) -> None:
         """Fast confirmation (HAProxy's fastinter): after a first failure, re-run at the
@@ -169,20 +188,12 @@ class CheckTable:
             self.scheduler.set_interval(rt.spec.name, rt.spec.fast_interval, now=True)
         return len(guards)
 
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                name: {
-                    "type": rt.spec.type,
-                    "enabled": rt.spec.enabled,
-                    "service": rt.spec.service,
-                    "interval_s": rt.spec.interval,
-                    **rt.machine.to_dict(),
-                    "last": rt.last,
-                    "counts": dict(rt.counts),
-                }
-                for name, rt in self.runtimes.items()
-            }
+    @staticmethod
+    def _entry(rt: CheckRuntime) -> dict[str, Any]:
+        """What is saved and shown of one check (called with the lock held)."""
+        return {"type": rt.spec.type, "enabled": rt.spec.enabled, "service": rt.spec.service,
+                "interval_s": rt.spec.interval, **rt.machine.to_dict(), "last": rt.last,
+                "counts": dict(rt.counts)}
 
 
 def _close(rt: CheckRuntime) -> None:

@@ -14,6 +14,7 @@ from vigil import _logs as logs
 from vigil import _logview as logview
 from vigil import _paths as paths
 from vigil._check import Result, Status
+from vigil._cli_history import cmd_history
 from vigil._cli_status import cmd_logs, cmd_status, lenient_load, user_scope
 from vigil._durations import parse_duration
 from vigil._errors import ConfigError
@@ -69,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="look for PostgreSQL, Redis and MCP servers here and configure them")
     p = sub.add_parser("status", parents=[common], help="what the running daemon sees")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("history", parents=[common],
+                       help="one check's results, state changes and uptime")
+    p.add_argument("check")
+    p.add_argument("--since", type=parse_duration, default=3600.0, metavar="DURATION",
+                   help="how far back (default 1h; results older than the raw window "
+                        "come as rollups)")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("heal", parents=[common],
                        help="heal a service now and reset its restart budget")
     p.add_argument("service")
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": cmd_run, "check": cmd_check, "config": cmd_validate,
                "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status,
+               "history": cmd_history,
                "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service}[args.command]
     try:
         return handler(args)

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 from collections.abc import Generator
 from pathlib import Path
@@ -19,8 +20,8 @@ from vigil import _logs as logs
 from vigil import _logview as logview
 from vigil import _runtime as runtime
 from vigil import _statusview as statusview
+from vigil import _store as store_mod
 from vigil._errors import ConfigError
-from vigil._store import Store
 
 
 def lenient_load(args: argparse.Namespace, consequence: str
@@ -38,7 +39,7 @@ def lenient_load(args: argparse.Namespace, consequence: str
     return cfg.daemon, cfg
 
 
-def _running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
+def running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
     """The [daemon] settings of the daemon that runs this config, else of the file on
     disk. A broken file is a warning here, not a failure: these are the commands an
     operator needs when something is wrong."""
@@ -51,16 +52,16 @@ def _running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    settings = _running_settings(args)
-    store = Store(settings.state_dir)
+    settings = running_settings(args)
+    path = settings.state_dir / store_mod.DB
     try:
-        state = store.read()
-    except (ValueError, OSError) as exc:
-        print(f"vigil: cannot read {store.path}: {exc}", file=sys.stderr)
+        state = store_mod.read_state_at(settings.state_dir)
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        print(f"vigil: cannot read {path}: {exc}", file=sys.stderr)
         return 3
     running = state is not None and statusview.daemon_alive(state.get("daemon", {}))
     if args.json:
-        print(json.dumps({"running": running, "state_file": str(store.path), **(state or {})},
+        print(json.dumps({"running": running, "state_file": str(path), **(state or {})},
                          indent=2, default=str))
         return 0 if running else 3
     if state is None:
@@ -86,7 +87,7 @@ def user_scope(args: argparse.Namespace) -> bool:
 def cmd_logs(args: argparse.Namespace) -> int:
     from vigil.service._install import UNIT, LaunchdInstaller
 
-    log_file = _running_settings(args).log_file
+    log_file = running_settings(args).log_file
     user = user_scope(args)
     if log_file != "-":
         path = Path(log_file)

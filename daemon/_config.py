@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from vigil._check import Check
-from vigil._durations import Duration
+from vigil._durations import Duration, format_duration
 from vigil._errors import ConfigError, ConfigIssue
+from vigil._history import Retention
 from vigil._manager import ServiceManager
 from vigil._options import coerce, parse_options
 from vigil._paths import config_candidates, default_state_dir
@@ -25,6 +26,7 @@ from vigil._tomllines import key_lines, locate
 
 PACKAGED = "<packaged defaults>"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_RESULTS = ("changes", "all")
 
 
 #: Field metadata of what a section holds but no config key sets.
@@ -39,9 +41,30 @@ class DaemonSettings:
     state_dir: Path = field(default_factory=default_state_dir, metadata={"type": str})
     log_file: str = "-"
     log_level: str = "info"
+    #: "changes": a passing result is logged (at info) only when its status changed;
+    #: "all": every result.
+    log_results: str = "changes"
     plugins: list[str] = field(default_factory=list)
+    #: History in the state database: every result for ``history_keep_results``, then
+    #: 5-minute rollups for ``history_keep_5m``, then hourly ones (and every state change
+    #: and heal) for ``history_keep``.
+    history: bool = True
+    history_keep: Duration = Duration(30 * 86400)
+    history_keep_5m: Duration = Duration(2 * 86400)
+    history_keep_results: Duration = Duration(3600)
     #: The config file these came from, or PACKAGED.
     source: str = field(default=PACKAGED, metadata=NOT_A_KEY)
+
+    def retention(self) -> Retention | None:
+        """How long each tier of history is kept; None when history is off."""
+        if not self.history:
+            return None
+        return Retention(self.history_keep_results, self.history_keep_5m, self.history_keep)
+
+
+#: The shortest each tier may be kept: long enough for the next tier to be made from it.
+HISTORY_MINIMUMS = {"history_keep_results": 900, "history_keep_5m": 7200,
+                    "history_keep": 86400}
 
 
 @dataclass(kw_only=True)
@@ -275,6 +298,16 @@ class _Validator:
         level = values["log_level"].lower()
         if level not in LOG_LEVELS:
             self.error(("daemon", "log_level"), f"must be one of {', '.join(LOG_LEVELS)}")
+        if values["log_results"] not in LOG_RESULTS:
+            self.error(("daemon", "log_results"), f"must be one of {', '.join(LOG_RESULTS)}")
+        shorter = None
+        for key, minimum in HISTORY_MINIMUMS.items():
+            if values[key] < minimum:
+                self.error(("daemon", key), f"must be at least {format_duration(minimum)}")
+            elif shorter and values[key] < values[shorter]:
+                self.error(("daemon", key), f"must be at least {shorter} "
+                                            f"({format_duration(values[shorter])})")
+            shorter = key
         # Relative paths are taken relative to the config file.
         values["state_dir"] = self.base / os.path.expanduser(values["state_dir"])
         if values["log_file"] != "-":

@@ -35,7 +35,7 @@ def parse_duration(value: object) -> Duration:
 def format_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
-    for unit in ("h", "m"):
+    for unit in ("d", "h", "m"):
         if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
             return f"{seconds / _UNITS[unit]:g}{unit}"
     return f"{seconds:g}s"

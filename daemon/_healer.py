@@ -114,9 +114,12 @@ class Healer:
     no check guards is healed once its manager's command succeeds.
     """
 
-    def __init__(self, unhealthy: Callable[[str], bool], wake: Callable[[str], int]) -> None:
+    def __init__(self, unhealthy: Callable[[str], bool], wake: Callable[[str], int],
+                 record: Callable[[str, float, dict[str, Any]], None] | None = None) -> None:
         self._unhealthy = unhealthy
         self._wake = wake
+        #: Told of every heal's outcome (service, start time, outcome), for the history.
+        self._record = record
         self.services: dict[str, ServiceRuntime] = {}
 
     def install(self, services: dict[str, ServiceSpec], saved: dict[str, Any],
@@ -264,6 +267,8 @@ class Healer:
                 outcome = self._await_pass(rt, began, emit, fields, verb, action.fields())
             rt.not_before = time.time() + rt.backoff()
             rt.last = {**outcome.to_dict(), "at": began}
+            if self._record is not None:
+                self._record(service, began, outcome.to_dict())
             return outcome
         finally:
             rt.healing.release()

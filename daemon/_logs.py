@@ -75,7 +75,10 @@ def configure(level: str = "info", log_file: str = "-", stream: TextIO | None = 
     for name, quiet in _QUIET.items():
         logging.getLogger(name).setLevel(max(quiet, root.level))
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A line below the level is dropped before any work is done on it: a healthy
+        # check's result is a debug line, a thousand times a minute.
+        processors=[structlog.stdlib.filter_by_level, *shared,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

@@ -16,7 +16,7 @@ from vigil._store import Store
 
 def heal(cfg: Config, service: str, progress: Progress) -> dict[str, Any]:
     """The heal's outcome, as the daemon's control socket would answer it."""
-    store = Store(cfg.daemon.state_dir)
+    store = Store(cfg.daemon.state_dir, cfg.daemon.retention())
     saved = store.load()
     guards = [spec for spec in cfg.checks.values() if spec.service == service]
     runner = Runner()
@@ -38,13 +38,13 @@ def heal(cfg: Config, service: str, progress: Progress) -> dict[str, Any]:
             threading.Thread(target=poll, args=(name,), daemon=True).start()
         return len(guards)
 
-    healer = Healer(unhealthy=lambda _name: False, wake=wake)
+    healer = Healer(unhealthy=lambda _name: False, wake=wake, record=store.heal)
     healer.install(cfg.services, saved.get("services", {}), cfg.daemon.state_dir)
     healer.reset(service)
     try:
         outcome = healer.heal(service, "operator asked (vigil heal)", progress=progress)
     finally:
         stop.set()
-    saved["services"] = {**saved.get("services", {}), **healer.snapshot()}
-    store.write(saved)
+    store.services({**saved.get("services", {}), **healer.snapshot()})
+    store.close()
     return {"ok": outcome.ok, **outcome.to_dict()}

@@ -1,4 +1,4 @@
-"""``vigil status`` as text: what the state file says about each check and service."""
+"""``vigil status`` as text: what the state database says about each check and service."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def render(state: dict[str, Any]) -> str:
 
 
 def _check_rows(checks: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = [("CHECK", "STATE", "STATUS", "AGE", "SERVICE", "SUMMARY")]
+    rows: list[tuple[str, ...]] = [("CHECK", "STATE", "STATUS", "AGE", "UP 24H", "SERVICE",
+                                    "SUMMARY")]
     now = datetime.now(UTC)
     for name, entry in sorted(checks.items()):
         last = entry.get("last") or {}
@@ -38,7 +39,9 @@ def _check_rows(checks: dict[str, Any]) -> list[tuple[str, ...]]:
         if last.get("at"):
             age = f"{(now - datetime.fromisoformat(last['at'])).total_seconds():.0f}s"
         state = entry.get("state", "?") if entry.get("enabled", True) else "DISABLED"
+        up = entry.get("uptime_24h")
         rows.append((name, state, last.get("status", "-"), age,
+                     "-" if up is None else f"{up * 100:.2f}%",
                      entry.get("service") or "-", redact(last.get("summary", ""))))
     return rows
 

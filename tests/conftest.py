@@ -15,17 +15,29 @@ from typing import Any
 import pytest
 import structlog
 
-from tests.helpers import Daemon, answers, free_port, reap_command_services, redis_argv
+from tests.helpers import (
+    Daemon,
+    answers,
+    every_result_logged,
+    free_port,
+    reap_command_services,
+    redis_argv,
+)
 from tests.private_systemd import PrivateSystemd
 
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
-    """Write a config file; its state and log go to the test's own folder."""
+    """Write a config file; its state and log go to the test's own folder. Unless the
+    body sets ``log_results`` or ``every_result`` is false, the daemon logs every result
+    (``log_results = "all"``): tests follow runs in the log."""
 
-    def write(body: str, name: str = "config.toml") -> Path:
+    def write(body: str, name: str = "config.toml", every_result: bool = True) -> Path:
         path = tmp_path / name
-        path.write_text(textwrap.dedent(body), encoding="utf-8")
+        text = textwrap.dedent(body)
+        if every_result and "log_results" not in text:
+            text = every_result_logged(text)
+        path.write_text(text, encoding="utf-8")
         return path
 
     return write

@@ -8,15 +8,18 @@ import contextlib
 import json
 import os
 import pty
+import random
 import select
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -119,22 +122,31 @@ def need_program(name: str, package: str) -> str:
 def assert_never_healed_nor_shown(d: Daemon, config: Path, service: str, check: str,
                                   secrets: list[str]) -> None:
     """A check failing on bad credentials: one heal.skipped, no heal, and not one of the
-    secrets in the log, `vigil status`, `vigil check` or the state file."""
+    secrets in the log, `vigil status`, `vigil check`, `vigil history` or the state
+    database (its file and its journal)."""
     from vigil import _config as config_mod
+    from vigil._store import read_state_at
 
     skipped = d.wait_for("heal.skipped", service=service, timeout=15)[0]
     assert skipped["reason"].startswith("a restart would not help: authentication failed")
     d.wait_for("check.result", count=5, check=check)
     assert not d.events("heal.started")
-    state_file = config_mod.load(str(config)).daemon.state_dir / "state.json"
-    wait_until(lambda: state_file.exists() and "authentication failed" in state_file.read_text(),
-               10, "the failure in the saved state")
+    state_dir = config_mod.load(str(config)).daemon.state_dir
+
+    def saved_summary() -> str:
+        state = read_state_at(state_dir)
+        return str(state and (state["checks"][check]["last"] or {}).get("summary"))
+
+    wait_until(lambda: "authentication failed" in saved_summary(), 10,
+               "the failure in the saved state")
     outputs = [d.log.read_text(), run_vigil("status", "-c", str(config)).stdout,
                run_vigil("status", "--json", "-c", str(config)).stdout,
                run_vigil("check", check, "-c", str(config)).stdout,
                run_vigil("check", check, "--json", "-c", str(config)).stdout,
-               state_file.read_text()]
-    assert "authentication failed" in outputs[3]
+               run_vigil("history", check, "--json", "-c", str(config)).stdout,
+               *(path.read_bytes().decode("utf-8", "replace")
+                 for path in state_dir.glob("state.db*"))]
+    assert "authentication failed" in outputs[3] and "authentication failed" in outputs[5]
     for text in outputs:
         for secret in secrets:
             assert secret not in text
@@ -242,11 +254,13 @@ def reap_command_services(config: Path) -> None:
     """Kill what a daemon under test started through the `command` manager: such
     services outlive vigil by design, and a failed test must not leak them."""
     # Read only [daemon] state_dir: loading the whole config would load its plugins here.
+    from vigil._store import read_state_at
+
     try:
         state_dir = tomllib.loads(config.read_text())["daemon"]["state_dir"]
-        state = config.parent / os.path.expanduser(state_dir) / "state.json"
-        services = json.loads(state.read_text()).get("services", {})
-    except (OSError, ValueError, KeyError, TypeError):
+        state = read_state_at(config.parent / os.path.expanduser(state_dir))
+        services = (state or {}).get("services", {})
+    except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
         return
     for entry in services.values():
         pgid = (entry.get("manager_state") or {}).get("pgid")
@@ -259,3 +273,76 @@ def redis_argv(port: int, folder: Path, *extra: str) -> list[str]:
     return [need_program("redis-server", "redis-server"), "--port", str(port),
             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder),
             "--daemonize", "no", *extra]
+
+
+def every_result_logged(toml: str) -> str:
+    """The config with ``log_results = "all"`` in its [daemon] section: right under the
+    header when there is one (no line before it moves), else in a new one at the end."""
+    lines = toml.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if line.strip() == "[daemon]":
+            lines.insert(index + 1, 'log_results = "all"\n')
+            return "".join(lines)
+    return toml.rstrip("\n") + '\n[daemon]\nlog_results = "all"\n'
+
+
+def saved_state(state_dir: Path) -> dict[str, Any]:
+    """What the state database in ``state_dir`` holds, as `vigil status --json` shows it."""
+    from vigil._store import read_state_at
+
+    state = read_state_at(state_dir)
+    assert state is not None, f"no state database in {state_dir}"
+    return state
+
+
+def saved_pid(state_dir: Path, service: str) -> int:
+    """The PID the healer saved for a `command` service, once the writer committed it."""
+    def pid() -> int | None:
+        entry = saved_state(state_dir)["services"].get(service) or {}
+        return (entry.get("manager_state") or {}).get("pid")
+
+    wait_until(pid, 10, f"the PID of {service} in the saved state")
+    return int(pid() or 0)
+
+
+#: 30 fast checks, FAILING from their first result, and a config that loads them.
+KILLED_CONFIG = '[daemon]\nstate_dir = "state"\nplugins = ["misbehaving"]\n' + "".join(
+    f'[checks.c{i}]\ntype = "fixed"\nstatus = "CRIT"\ninterval = "100ms"\nfall = 1\n'
+    for i in range(30))
+
+
+@dataclass
+class KillReport:
+    #: How many checks `vigil status --json` showed FAILING after each kill.
+    failing_after_each: list[int] = field(default_factory=list)
+    #: c0's run count after each kill: it only ever grows.
+    runs: list[int] = field(default_factory=list)
+    #: state.unreadable events seen.
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
+
+
+def kill_and_restart(config: Path, make: Callable[[Path], Daemon], kills: int,
+                     rng: random.Random) -> KillReport:
+    """Start the daemon on ``config`` (KILLED_CONFIG), wait until its 30 checks are saved
+    FAILING, then ``kills`` times: restart it, SIGKILL it at a random moment up to 1.5 s
+    later, and read what `vigil status --json` finds."""
+    first = make(config).start()
+    wait_until(lambda: _failing(config) == 30, 15, "30 FAILING checks saved")
+    first.signal(signal.SIGKILL)
+    report = KillReport()
+    for _ in range(kills):
+        d = make(config).start()
+        time.sleep(rng.uniform(0, 1.5))
+        d.signal(signal.SIGKILL)
+        assert d.proc is not None
+        d.proc.wait()
+        report.unreadable += d.events("state.unreadable")
+        report.failing_after_each.append(_failing(config))
+        report.runs.append(saved_state(config.parent / "state")["checks"]["c0"]["counts"]
+                           .get("runs", 0))
+    return report
+
+
+def _failing(config: Path) -> int:
+    data = json.loads(run_vigil("status", "--json", "-c", str(config)).stdout)
+    return sum(entry["state"] == "FAILING" for entry in data.get("checks", {}).values())

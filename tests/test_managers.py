@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import free_port, need_program
+from tests.helpers import free_port, need_program, saved_pid, saved_state
 from vigil import _config as config
 from vigil._manager import ServiceManager
 from vigil.service._install import LABEL, LaunchdInstaller, SystemdInstaller
@@ -161,14 +161,12 @@ def test_daemon_heals_a_command_service(write_config, daemon, tmp_path: Path) ->
     """)).start()
     first = d.wait_for("heal.succeeded", service="web", timeout=15)[0]
     assert first["action"] == "start" and first["manager"] == "command"
-    state = json.loads((tmp_path / "state" / "state.json").read_text())
-    pid = state["services"]["web"]["manager_state"]["pid"]
-    os.kill(pid, signal.SIGKILL)
+    os.kill(saved_pid(tmp_path / "state", "web"), signal.SIGKILL)
     second = d.wait_for("heal.succeeded", count=2, service="web", timeout=15)[1]
     assert second["recovery_s"] < 5
     d.stop()
     # The service outlives the daemon: vigil heals, it does not supervise.
-    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    state = saved_state(tmp_path / "state")
     survivor = state["services"]["web"]["manager_state"]["pid"]
     assert not gone(survivor)  # the daemon fixture reaps it
 

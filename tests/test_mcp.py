@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import answers, free_port, run_vigil, wait_until
+from tests.helpers import answers, free_port, run_vigil, saved_pid, saved_state, wait_until
 from tests.private_systemd import PrivateSystemd, unit
 from vigil import Status
 from vigil import _config as config
@@ -197,11 +197,6 @@ def command_config(tmp_path: Path, ports: list[int], check_ports: str | None = N
     """
 
 
-def service_pid(tmp_path: Path) -> int:
-    state = json.loads((tmp_path / "state" / "state.json").read_text())
-    return state["services"]["memory"]["manager_state"]["pid"]
-
-
 def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
                                                  tmp_path) -> None:
     ports = free_range(3)
@@ -214,7 +209,7 @@ def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
     ok = d.wait_for("check.result", check="memory", status="OK", timeout=10)[0]
     assert ok["metrics"]["port"] == ports[1]
     def saved() -> dict[str, Any] | None:
-        state = json.loads((tmp_path / "state" / "state.json").read_text())
+        state = saved_state(tmp_path / "state")
         last = state.get("checks", {}).get("memory", {}).get("last") or {}
         return state if last.get("metrics", {}).get("port") == ports[1] else None
 
@@ -229,7 +224,7 @@ def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
     # Killed after the preferred port came free: restarted on the port it had last
     # (the first free one would be the preferred), and found there again.
     squatter.close()
-    os.killpg(service_pid(tmp_path), signal.SIGKILL)
+    os.killpg(saved_pid(tmp_path / "state", "memory"), signal.SIGKILL)
     second = d.wait_for("heal.succeeded", count=2, service="memory", timeout=30)[1]
     assert second["port"] == ports[1]
     d.wait_for("check.result", count=2, check="memory", status="OK", timeout=10)

@@ -22,6 +22,7 @@ from vigil._detect import detect
 from vigil._healer import Healer
 from vigil._pluginmanager import Plugins
 from vigil._runner import Runner
+from vigil._store import Store
 
 GUIDE = ROOT / "plugins" / "README.md"
 
@@ -172,7 +173,7 @@ def test_every_hook_is_called_by_the_core_with_its_arguments(tmp_path: Path,
     detect(cfg.plugins)
     stopping = threading.Event()
     healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0)
-    table = CheckTable(Runner(stopping), healer, stopping, changed=lambda: None)
+    table = CheckTable(Runner(stopping), healer, stopping, Store(tmp_path))
     table.install(cfg, {})
     table.scheduler.start({})  # pacing needs a running scheduler; no job of its own
     try:

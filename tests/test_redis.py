@@ -17,6 +17,7 @@ from tests.helpers import (
     free_port,
     redis_argv,
     run_vigil,
+    saved_pid,
 )
 from tests.private_systemd import PrivateSystemd, unit
 from vigil import Status
@@ -236,8 +237,7 @@ def test_killed_redis_is_crit_then_healed_by_the_command_manager(write_config, d
         fall = 2
     """)).start()
     d.wait_for("heal.succeeded", service="cache", timeout=15)
-    state = json.loads((tmp_path / "state" / "state.json").read_text())
-    os.kill(state["services"]["cache"]["manager_state"]["pid"], signal.SIGKILL)
+    os.kill(saved_pid(tmp_path / "state", "cache"), signal.SIGKILL)
     crit = d.wait_for("check.result", check="cache", status="CRIT", timeout=10)
     assert "cannot reach Redis" in crit[-1]["summary"]
     d.wait_for("heal.succeeded", count=2, service="cache", timeout=15)

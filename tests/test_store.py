@@ -1,60 +1,159 @@
-"""The state file survives a fault inside its own write: a kill between the temp file and
-the rename, a failing fsync, a failing rename."""
+"""The state database in-process: what is queued comes back after a restart, the JSON
+state file of earlier versions is migrated once, an unreadable database is set aside,
+a full disk fails a write without losing what was queued, and a kill inside a commit
+leaves the last committed state."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from vigil import _atomic
+from vigil import _history as history
+from vigil import _store as store_mod
+from vigil._history import Retention
 from vigil._store import Store
 
 pytestmark = pytest.mark.unit
 
-OLD = {"checks": {"a": {"state": "FAILING"}}}
+KEEP = Retention(3600, 2 * 86400, 30 * 86400)
+FAILING = {"type": "tcp", "state": "FAILING", "failures": 3, "successes": 0, "last": None,
+           "counts": {"runs": 3}}
 
 
 def saved(tmp_path: Path) -> Store:
-    store = Store(tmp_path)
-    store.write(OLD)
-    return store
+    """A store that committed one FAILING check and one service, then closed."""
+    store = Store(tmp_path, KEEP)
+    assert store.load() == {"checks": {}, "services": {}}
+    store.check("db", FAILING)
+    store.services({"pg": {"given_up": True, "history": [1.0]}})
+    store.result("db", time.time(), 2, 1.25, {"latency_ms": 0.5}, "refused")
+    store.close()
+    return Store(tmp_path, KEEP)
 
 
-@pytest.mark.parametrize("fault", ["fsync", "replace"])
-def test_a_failing_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch, fault) -> None:
+def test_what_was_queued_comes_back_after_a_restart(tmp_path: Path) -> None:
     store = saved(tmp_path)
-
-    def fail(*_args: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(_atomic.os, fault, fail)
-    with pytest.raises(OSError, match="No space left"):
-        store.write({"checks": {}})
-    monkeypatch.undo()
-    assert store.read() == {"version": 1, **OLD}
-    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert store.load() == {"checks": {"db": FAILING},
+                            "services": {"pg": {"given_up": True, "history": [1.0]}}}
+    state = store_mod.read_state_at(tmp_path)
+    assert state is not None
+    assert state["checks"]["db"]["state"] == "FAILING"
+    assert state["checks"]["db"]["uptime_24h"] == 0.0  # its one result failed
+    store.close()
 
 
-@pytest.mark.parametrize("moment", ["fsync", "replace"])
-def test_a_kill_inside_the_write_leaves_the_old_file_readable(tmp_path, moment) -> None:
-    saved(tmp_path)
-    # A process that dies by SIGKILL at the named step of its own write.
-    code = ("import os, pathlib, signal, sys\nfrom vigil import _atomic\n"
-            "from vigil._store import Store\n"
-            "def die(*a): os.kill(os.getpid(), signal.SIGKILL)\n"
-            f"_atomic.os.{moment} = die\n"
-            "Store(pathlib.Path(sys.argv[1])).write({'checks': {}})\n")
+def test_a_check_no_longer_configured_is_dropped_from_the_state(tmp_path: Path) -> None:
+    store = saved(tmp_path)
+    store.load()
+    store.retain({"web"}, KEEP)
+    store.check("web", {**FAILING, "state": "OK"})
+    store.close()
+    assert set(Store(tmp_path).load()["checks"]) == {"web"}
+
+
+def test_a_json_state_file_is_migrated_once_and_kept_as_bak(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text(json.dumps(
+        {"version": 1, "checks": {"db": FAILING}, "services": {"pg": {"given_up": True}}}))
+    with capture_logs() as events:
+        loaded = Store(tmp_path).load()
+    assert loaded["checks"] == {"db": FAILING}
+    assert loaded["services"] == {"pg": {"given_up": True}}
+    assert not (tmp_path / "state.json").exists()
+    assert json.loads((tmp_path / "state.json.bak").read_text())["checks"]["db"] == FAILING
+    assert [e["event"] for e in events] == ["state.migrated"]
+    # A later state.json (an older vigil started by mistake) is not taken in again.
+    (tmp_path / "state.json").write_text(json.dumps({"checks": {"other": FAILING}}))
+    assert set(Store(tmp_path).load()["checks"]) == {"db"}
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("state.db", b"this is not a database, and never was" * 200),
+    ("state.json", b"{ torn"),
+])
+def test_an_unreadable_store_is_set_aside_and_vigil_starts_fresh(tmp_path: Path, name: str,
+                                                                 content: bytes) -> None:
+    (tmp_path / name).write_bytes(content)
+    with capture_logs() as events:
+        assert Store(tmp_path).load() == {"checks": {}, "services": {}}
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith(f"{name}.unreadable-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == content
+    assert [e["event"] for e in events if e["log_level"] == "error"] == ["state.unreadable"]
+
+
+def test_a_full_disk_fails_the_write_then_nothing_queued_is_lost(tmp_path: Path) -> None:
+    store = saved(tmp_path)
+    store.load()
+    conn = store._connect()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    # SQLite's own "database or disk is full", as on a full file system.
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    with capture_logs() as events:
+        for i in range(2000):
+            store.result("db", time.time() + i / 1000, 0, 1.0, {}, f"fine {i}")
+        store.check("db", {**FAILING, "counts": {"runs": 2003}})
+        store.flush()
+        failed = [e for e in events if e["event"] == "state.write_failed"]
+        assert failed and "full" in failed[0]["error"], events
+        # The writer reconnects on its next try: give the new connection room.
+        store._connect().execute("PRAGMA max_page_count = 1073741823")
+        store.flush()
+    assert [e["event"] for e in events] == ["state.write_failed", "state.write_recovered"]
+    store.close()
+    assert Store(tmp_path).load()["checks"]["db"]["counts"] == {"runs": 2003}
+    db = sqlite3.connect(tmp_path / "state.db")
+    assert db.execute("SELECT count(*) FROM results").fetchone() == (2001,)
+
+
+def test_a_kill_inside_a_commit_leaves_the_last_committed_state(tmp_path: Path) -> None:
+    saved(tmp_path).close()
+    # A process that dies by SIGKILL in the middle of its transaction: rows written,
+    # COMMIT never reached.
+    code = ("import os, pathlib, signal, sys\nfrom vigil._store import Store\n"
+            "store = Store(pathlib.Path(sys.argv[1]))\nstore.load()\n"
+            "real = store._write\n"
+            "def write(conn, batch):\n    real(conn, batch)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "store._write = write\n"
+            "store.check('db', {'state': 'OK'})\nstore.check('new', {'state': 'OK'})\n"
+            "store.close()\n")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=30, check=False)
     assert done.returncode == -signal.SIGKILL
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "state.json"]
-    assert leftovers and all(n.startswith(".state.json.") for n in leftovers)
-    store = Store(tmp_path)
-    assert store.load() == {"version": 1, **OLD}  # and the start sweeps the temp file up
-    assert sorted(os.listdir(tmp_path)) == ["state.json"]
-    assert json.loads((tmp_path / "state.json").read_text())["checks"] == OLD["checks"]
+    with capture_logs() as events:
+        assert Store(tmp_path).load()["checks"] == {"db": FAILING}
+    assert events == []
+
+
+def test_a_repeated_summary_is_stored_once_and_read_back_in_full(tmp_path: Path) -> None:
+    store = Store(tmp_path, KEEP)
+    store.load()
+    start = time.time()
+    for i, summary in enumerate(["up", "up", "down", "down", "up"]):
+        store.result("db", start + i, 0 if summary == "up" else 2, 1.0, {}, summary)
+    store.close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    stored = [row[0] for row in db.execute("SELECT summary FROM results ORDER BY at")]
+    assert stored == ["up", None, "down", None, "up"]
+    read = history.results(db, 1, 0)
+    assert [r["summary"] for r in read] == ["up", "up", "down", "down", "up"]
+    assert [r["status"] for r in read] == ["OK", "OK", "CRIT", "CRIT", "OK"]
+
+
+def test_with_history_off_no_result_is_kept(tmp_path: Path) -> None:
+    store = Store(tmp_path, None)
+    store.load()
+    store.result("db", 1_700_000_000, 0, 1.0, {}, "up")
+    store.transition("db", 1_700_000_000, "PENDING", "OK", 0, "up")
+    store.heal("pg", 1_700_000_000, {"outcome": "heal.succeeded"})
+    store.check("db", FAILING)
+    store.close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    assert [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("results", "transitions", "heals", "checks")] == [0, 0, 0, 1]

@@ -1,0 +1,92 @@
+"""``vigil history CHECK``: one check's results, state changes and uptime, from the state
+database (every result for the recent window, rollups before it)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from vigil import _history as history
+from vigil import _store as store_mod
+from vigil._cli_status import running_settings
+from vigil._redact import redact
+
+UPTIME_WINDOWS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    settings = running_settings(args)
+    try:
+        conn = store_mod.connect_readonly(settings.state_dir)
+        if conn is None:
+            print(f"vigil: no state database in {settings.state_dir} (has the daemon run "
+                  "with this config?)", file=sys.stderr)
+            return 3
+        with contextlib.closing(conn):
+            found = _gather(conn, args.check, time.time() - args.since)
+    except sqlite3.Error as exc:
+        print(f"vigil: cannot read {settings.state_dir / store_mod.DB}: {exc}", file=sys.stderr)
+        return 3
+    if found is None:
+        print(f"vigil: no history of a check named {args.check!r} in "
+              f"{settings.state_dir / store_mod.DB} (is `history = false`, or has it not run "
+              "yet?)", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        print(_render(found), end="")
+    return 0
+
+
+def _gather(conn: sqlite3.Connection, check: str, since: float) -> dict[str, Any] | None:
+    check_id = history.check_id(conn, check)
+    retention = store_mod.retention_of(conn)
+    if check_id is None or retention is None:
+        return None
+    now = time.time()
+    results = history.results(conn, check_id, since)
+    # Rollups only where raw results are gone.
+    until = results[0]["at"] if results else now
+    uptime = {}
+    for label, seconds in UPTIME_WINDOWS.items():
+        passed, runs = history.uptime(conn, [check_id], now - seconds, now, retention)[check_id]
+        uptime[label] = round(passed / runs, 6) if runs else None
+    for row in [*results, *(transitions := history.transitions(conn, check_id, since))]:
+        row["summary"] = redact(row["summary"] or "")
+    return {"check": check, "since": since, "uptime": uptime,
+            "rollups": history.rollups(conn, check_id, since, until), "results": results,
+            "transitions": transitions}
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _render(found: dict[str, Any]) -> str:
+    ups = ", ".join(f"{'-' if up is None else f'{up * 100:.2f}%'} over {label}"
+                    for label, up in found["uptime"].items())
+    lines = [f"{found['check']}: up {ups}", f"since {_when(found['since'])} UTC:"]
+    # One time line: buckets, results and state changes in the order they happened.
+    events: list[tuple[float, str]] = []
+    for row in found["rollups"]:
+        counts = ", ".join(f"{row[s]} {s}" for s in history.STATUSES if row[s])
+        events.append((row["start"], f"{_when(row['start'])}  +{row['step'] // 60}m  "
+                       f"{row['runs']} runs: {counts}; {row['dur_avg_ms']:.1f} ms avg "
+                       f"({row['dur_min_ms']:.1f}-{row['dur_max_ms']:.1f})"))
+    for row in found["results"]:
+        events.append((row["at"], f"{_when(row['at'])}  {row['status']:<7} "
+                       f"{row['duration_ms']:>8.1f} ms  {row['summary'] or ''}"))
+    for row in found["transitions"]:
+        events.append((row["at"], f"{_when(row['at'])}  state {row['from']} -> {row['to']}  "
+                       f"({row['status']}: {row['summary']})"))
+    lines += [text for _, text in sorted(events, key=lambda e: e[0])]
+    if len(lines) == 2:
+        lines.append("  (nothing in this window)")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,218 @@
+"""History in the state database: every result for a recent window, then rolled up at
+coarser steps (counts per status, min/avg/max of the duration and of each metric), and
+every state change and heal. The store's writer thread calls ``roll_up`` and ``prune``;
+the commands read through the query functions here."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Rollup steps in seconds, finest first: each is made from the one before it (raw
+#: results for the first).
+STEPS = (300, 3600)
+#: A bucket is rolled up this long after it ends: results reach the writer a little late.
+SETTLE_S = 10
+#: Statuses by number, as results store them (Nagios exit codes); the first two pass.
+STATUSES = ("OK", "WARN", "CRIT", "UNKNOWN")
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each tier is kept, in seconds."""
+
+    results: float
+    five_min: float
+    hourly: float
+
+    def of(self, step: int) -> float:
+        return self.five_min if step == STEPS[0] else self.hourly
+
+
+@dataclass
+class Bucket:
+    """One check's results over one step: what a rollup row holds."""
+
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    dur_min: float = float("inf")
+    dur_sum: float = 0.0
+    dur_max: float = 0.0
+    #: metric -> [min, weighted sum, max, weight]
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def runs(self) -> int:
+        return sum(self.counts)
+
+    def add(self, counts: Iterable[int], dur_min: float, dur_avg: float, dur_max: float,
+            metrics: dict[str, Any]) -> None:
+        """Fold in a result (counts of one) or a finer rollup row."""
+        counts = list(counts)
+        runs = sum(counts)
+        self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
+        self.dur_min = min(self.dur_min, dur_min)
+        self.dur_max = max(self.dur_max, dur_max)
+        self.dur_sum += dur_avg * runs
+        for name, value in metrics.items():
+            low, avg, high = value if isinstance(value, list) else (value, value, value)
+            if not all(isinstance(v, int | float) for v in (low, avg, high)):
+                continue
+            seen = self.metrics.setdefault(name, [low, 0.0, high, 0])
+            seen[0], seen[2] = min(seen[0], low), max(seen[2], high)
+            seen[1] += avg * runs
+            seen[3] += runs
+
+    def row(self, check_id: int, step: int, start: int) -> tuple[Any, ...]:
+        metrics = {name: [_round(low), _round(total / weight), _round(high)]
+                   for name, (low, total, high, weight) in self.metrics.items() if weight}
+        return (check_id, step, start, *self.counts, round(self.dur_min),
+                round(self.dur_sum / self.runs), round(self.dur_max),
+                json.dumps(metrics, separators=(",", ":")) if metrics else None)
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def roll_up(conn: sqlite3.Connection, now: float) -> int:
+    """Roll every bucket that has ended (and settled) into its tier; how many rows were
+    written. Each tier remembers how far it got in ``meta``, so a restart goes on from
+    there and nothing is counted twice."""
+    written = 0
+    for index, step in enumerate(STEPS):
+        done = _mark(conn, step, now)
+        until = int((now - SETTLE_S) // step * step)
+        if until <= done:
+            continue
+        buckets: dict[tuple[int, int], Bucket] = {}
+        for check_id, at, counts, dmin, davg, dmax, metrics in _finer(conn, index, done, until):
+            start = int(at // step * step)
+            buckets.setdefault((check_id, start), Bucket()).add(
+                counts, dmin, davg, dmax, json.loads(metrics) if metrics else {})
+        conn.executemany(
+            "INSERT OR REPLACE INTO rollups VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (bucket.row(check_id, step, start) for (check_id, start), bucket in buckets.items()))
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(until), f"rolled_{step}"))
+        written += len(buckets)
+    return written
+
+
+def _mark(conn: sqlite3.Connection, step: int, now: float) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"rolled_{step}",)).fetchone()
+    if row is not None:
+        return int(row[0])
+    # A new database starts rolling at the bucket it is made in.
+    start = int(now // step * step)
+    conn.execute("INSERT INTO meta VALUES (?, ?)", (f"rolled_{step}", str(start)))
+    return start
+
+
+def _finer(conn: sqlite3.Connection, index: int, since: int, until: int
+           ) -> Iterator[tuple[int, float, tuple[int, ...], float, float, float, str | None]]:
+    """What tier ``index`` is made of, between two times (s): raw results for the first
+    tier (as rollups of one), the tier before it for the others."""
+    if index == 0:
+        for check_id, at_ms, status, dur, metrics in conn.execute(
+                "SELECT check_id, at, status, duration_us, metrics FROM results "
+                "WHERE at >= ? AND at < ?", (since * 1000, until * 1000)):
+            counts = [0, 0, 0, 0]
+            counts[status] = 1
+            yield check_id, at_ms / 1000, tuple(counts), dur, dur, dur, metrics
+        return
+    for check_id, start, *counts, dmin, davg, dmax, metrics in conn.execute(
+            "SELECT check_id, start, ok, warn, crit, unknown, dur_min, dur_avg, dur_max, "
+            "metrics FROM rollups WHERE check_id IN (SELECT id FROM names) AND step = ? "
+            "AND start >= ? AND start < ?", (STEPS[index - 1], since, until)):
+        yield check_id, start, tuple(counts), dmin, davg, dmax, metrics
+
+
+def prune(conn: sqlite3.Connection, now: float, keep: Retention) -> None:
+    """Drop what is older than its tier keeps, and never a result not yet rolled up."""
+    rolled = _mark(conn, STEPS[0], now)
+    conn.execute("DELETE FROM results WHERE at < ?",
+                 (int(min(now - keep.results, rolled) * 1000),))
+    for step in STEPS:
+        conn.execute("DELETE FROM rollups WHERE check_id IN (SELECT id FROM names) "
+                     "AND step = ? AND start < ?", (step, now - keep.of(step)))
+    for table in ("transitions", "heals"):
+        conn.execute(f"DELETE FROM {table} WHERE at < ?", (int((now - keep.hourly) * 1000),))
+
+
+def uptime(conn: sqlite3.Connection, ids: list[int], since: float, now: float,
+           keep: Retention) -> dict[int, tuple[int, int]]:
+    """(passing runs, runs) of each check since ``since``, from the finest tier that
+    still covers each part of the window: raw results after the last rollup, 5-minute
+    rollups before that, hourly ones where the 5-minute ones are gone."""
+    marks = [_mark(conn, step, now) for step in STEPS]
+    totals = {check_id: [0, 0] for check_id in ids}
+    marker = ",".join("?" * len(ids))
+
+    def add(sql: str, *args: float) -> None:
+        for check_id, passed, runs in conn.execute(sql, (*ids, *args)):
+            totals[check_id][0] += passed or 0
+            totals[check_id][1] += runs or 0
+
+    add(f"SELECT check_id, sum(status <= 1), count(*) FROM results WHERE check_id IN "
+        f"({marker}) AND at >= ? GROUP BY check_id", max(since, marks[0]) * 1000)
+    rollup = (f"SELECT check_id, sum(ok + warn), sum(ok + warn + crit + unknown) FROM rollups "
+              f"WHERE check_id IN ({marker}) AND step = ? AND start >= ? AND start < ? "
+              "GROUP BY check_id")
+    # The 5-minute tier covers the window unless it begins before what that tier keeps.
+    five_from = since if since >= now - keep.five_min else marks[1]
+    add(rollup, STEPS[0], max(since, five_from), marks[0])
+    if five_from > since:
+        add(rollup, STEPS[1], since, five_from)
+    return {check_id: (passed, runs) for check_id, (passed, runs) in totals.items()}
+
+
+def check_id(conn: sqlite3.Connection, name: str) -> int | None:
+    row = conn.execute("SELECT id FROM names WHERE name = ?", (name,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def results(conn: sqlite3.Connection, check: int, since: float) -> list[dict[str, Any]]:
+    """Every result kept since ``since``, oldest first; a summary that did not change
+    from the result before is carried forward."""
+    rows, summary = [], None
+    for at, status, dur, metrics, said in conn.execute(
+            "SELECT at, status, duration_us, metrics, summary FROM results "
+            "WHERE at >= ? AND check_id = ? ORDER BY at", (int(since * 1000), check)):
+        summary = said if said is not None else summary
+        rows.append({"at": at / 1000, "status": STATUSES[status], "duration_ms": dur / 1000,
+                     "metrics": json.loads(metrics) if metrics else {}, "summary": summary})
+    return rows
+
+
+def rollups(conn: sqlite3.Connection, check: int, since: float, until: float
+            ) -> list[dict[str, Any]]:
+    """Rolled-up buckets between two times, oldest first: 5-minute ones where they are
+    kept, hourly ones before that."""
+    fine, coarse = (_rollup_rows(conn, check, step, since, until) for step in STEPS)
+    edge = fine[0]["start"] if fine else until
+    return [row for row in coarse if row["start"] + STEPS[1] <= edge] + fine
+
+
+def _rollup_rows(conn: sqlite3.Connection, check: int, step: int, since: float,
+                 until: float) -> list[dict[str, Any]]:
+    rows = []
+    for start, *counts, dmin, davg, dmax, metrics in conn.execute(
+            "SELECT start, ok, warn, crit, unknown, dur_min, dur_avg, dur_max, metrics "
+            "FROM rollups WHERE check_id = ? AND step = ? AND start >= ? AND start < ? "
+            "ORDER BY start", (check, step, since, until)):
+        rows.append({"start": start, "step": step, "runs": sum(counts),
+                     **dict(zip(STATUSES, counts, strict=True)),
+                     "dur_min_ms": dmin / 1000, "dur_avg_ms": davg / 1000,
+                     "dur_max_ms": dmax / 1000,
+                     "metrics": json.loads(metrics) if metrics else {}})
+    return rows
+
+
+def transitions(conn: sqlite3.Connection, check: int, since: float) -> list[dict[str, Any]]:
+    return [{"at": at / 1000, "from": old, "to": new, "status": STATUSES[status],
+             "summary": summary}
+            for at, old, new, status, summary in conn.execute(
+                "SELECT at, old, new, status, summary FROM transitions "
+                "WHERE check_id = ? AND at >= ? ORDER BY at", (check, int(since * 1000)))]

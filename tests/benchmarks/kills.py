@@ -1,0 +1,54 @@
+"""40 SIGKILLs at random moments while 30 fast checks run (issue 11): after every kill
+`vigil status --json` must read the state, with all 30 checks still FAILING, and no
+restart may find the state unreadable.
+
+    .venv/bin/python -m tests.benchmarks.kills [--kills 40] [--seed N]"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.helpers import KILLED_CONFIG, Daemon, every_result_logged, kill_and_restart
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="vigil-kills-"))
+    config = folder / "config.toml"
+    config.write_text(every_result_logged(KILLED_CONFIG))
+    # The daemons load the test plugin that the config names from here.
+    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent / "fixtures")
+    started: list[Daemon] = []
+
+    def make(path: Path) -> Daemon:
+        started.append(Daemon(path, folder / f"daemon{len(started)}.log"))
+        return started[-1]
+
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
+    try:
+        report = kill_and_restart(config, make, args.kills, random.Random(seed))
+    finally:
+        for d in started:
+            d.kill()
+    problems = [p for d in started for p in d.problems()]
+    shutil.rmtree(folder, ignore_errors=True)
+    kept = sum(n == 30 for n in report.failing_after_each)
+    print(f"{args.kills} SIGKILLs (seed {seed}): all 30 FAILING states read back after "
+          f"{kept} of {args.kills}; state.unreadable: {len(report.unreadable)}; "
+          f"runs of c0 after each kill never went back: {report.runs == sorted(report.runs)}")
+    for problem in problems:
+        print(f"  daemon output problem: {problem}")
+    return 0 if kept == args.kills and not report.unreadable and not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

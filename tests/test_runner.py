@@ -1,0 +1,89 @@
+"""The runner in-process: workers are reused from run to run, a hung check costs one
+abandoned worker and gets it back when it ends, and whatever a check does becomes a
+Result."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.helpers import wait_until
+from vigil import Check, Result, Status
+from vigil._runner import Runner
+
+pytestmark = pytest.mark.unit
+
+
+class Probe(Check):
+    """Passes, raises, returns junk, or blocks until released, as ``behaviour`` says."""
+
+    type = "probe"
+
+    def __init__(self, name: str, behaviour: str = "pass") -> None:
+        super().__init__(name, {})
+        self.behaviour = behaviour
+        self.release = threading.Event()
+        self.threads: set[str] = set()
+
+    def run(self) -> Result:
+        self.threads.add(threading.current_thread().name)
+        if self.behaviour == "raise":
+            raise RuntimeError("boom\nsecond line")
+        if self.behaviour == "junk":
+            return "not a result"  # type: ignore[return-value]
+        if self.behaviour == "block":
+            self.release.wait(30)
+        return Result(Status.OK, "fine")
+
+
+def test_runs_reuse_one_worker_instead_of_a_thread_each() -> None:
+    runner, check = Runner(), Probe("a")
+    before = threading.active_count()
+    for _ in range(50):
+        assert runner.run(check, 5).result.status is Status.OK
+    assert len(check.threads) == 1, check.threads
+    assert threading.active_count() == before + 1
+
+
+def test_a_hung_check_costs_one_worker_and_returns_it_when_it_ends() -> None:
+    runner, stuck, fine = Runner(), Probe("stuck", "block"), Probe("fine")
+    before = threading.active_count()
+    first = runner.run(stuck, 0.1)
+    assert (first.kind, first.result.summary) == ("timeout", "timed out after 0.1s")
+    assert runner.hung() == ["stuck"]
+    for _ in range(5):
+        again = runner.run(stuck, 0.1)
+        assert again.kind == "timeout"
+        assert again.result.summary.startswith("previous run still hangs after ")
+        assert runner.run(fine, 5).result.status is Status.OK
+    # The hung run holds one worker; the other check got a second one, reused.
+    assert threading.active_count() == before + 2
+    assert len(fine.threads) == 1 and fine.threads != stuck.threads
+
+    stuck.release.set()
+    stuck.behaviour = "pass"
+    wait_until(lambda: not runner.hung(), 5, "the hung run to end")
+    assert runner.run(stuck, 5).kind == "ok"
+    # The worker that hung came back to the pool: two checks at once need no third.
+    slow = Probe("slow", "block")
+    threading.Timer(0.2, slow.release.set).start()
+    both = [threading.Thread(target=runner.run, args=(slow, 5)),
+            threading.Thread(target=runner.run, args=(Probe("b"), 5))]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    assert runner.hung() == []
+    assert threading.active_count() == before + 2
+
+
+@pytest.mark.parametrize(("behaviour", "summary"), [
+    ("raise", "check raised RuntimeError: boom"),
+    ("junk", "run() returned str, not a Result"),
+])
+def test_a_check_that_misbehaves_is_unknown_with_the_reason(behaviour: str,
+                                                            summary: str) -> None:
+    outcome = Runner().run(Probe("bad", behaviour), 5)
+    assert (outcome.kind, outcome.result.status, outcome.result.summary) == (
+        "error", Status.UNKNOWN, summary)
