@@ -5,6 +5,7 @@ checks guard a service. The agent keeps the main loop; this is its process table
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from vigil._check import Result, Status
 from vigil._config import CheckSpec, Config
 from vigil._healer import Healer
 from vigil._pluginmanager import Plugins
-from vigil._runner import Runner
+from vigil._runner import Outcome, Runner
 from vigil._scheduler import Scheduler
 from vigil._statemachine import CheckState, State
 from vigil._store import Store
@@ -97,13 +98,19 @@ class CheckTable:
     # -- one run ---------------------------------------------------------------------
 
     def run(self, name: str) -> None:
+        """Start a run of ``name`` (the scheduler's job: it returns at once, the check
+        runs on a worker thread and ``_finish`` takes its outcome there)."""
         rt = self.runtimes.get(name)
         if rt is None or self.stopping.is_set():
             return
-        spec = rt.spec
-        outcome = self.runner.run(spec.check, spec.timeout)
+        if not self.runner.submit(rt.spec.check, rt.spec.timeout,
+                                  functools.partial(self._finish, rt)):
+            self.lost(name, "skipped")
+
+    def _finish(self, rt: CheckRuntime, outcome: Outcome) -> None:
         if self.stopping.is_set():
             return
+        spec, name = rt.spec, rt.spec.name
         result = outcome.result
         status = result.status.name
         if outcome.kind == "timeout":

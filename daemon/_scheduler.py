@@ -10,30 +10,31 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from apscheduler.events import (
     EVENT_JOB_ERROR,
-    EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_MISSED,
     JobEvent,
     JobExecutionEvent,
 )
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 log = structlog.get_logger("vigil.scheduler")
 
-MAX_WORKERS = 64
 #: The scheduler's own heartbeat: proof for the watchdog that jobs still run.
 HEARTBEAT = "__heartbeat__"
 HEARTBEAT_EVERY = 1.0
+#: Checks due within this many seconds of each other start together.
+SLOT = 0.05
 
 
 class Scheduler:
-    """Calls ``run(name)`` for each check on its interval, and ``lost(name, why)`` for a
-    run that did not happen: ``"skipped"`` (the previous one still ran) or ``"missed"``
-    (it came later than half its interval).
+    """Calls ``run(name)`` for each check on its interval, on the scheduler's own thread
+    (so ``run`` only starts the check and returns), and ``lost(name, "missed")`` for a
+    run that came later than half its interval.
 
     Checks that share an interval are spread over a window (up to the interval) instead
-    of firing together; the spread is deterministic, so each keeps a steady rhythm.
+    of firing together, in slots of SLOT seconds: the scheduler wakes once per slot, not
+    once per check. The spread is deterministic, so each keeps a steady rhythm.
     """
 
     def __init__(self, run: Callable[[str], None], lost: Callable[[str, str], None]) -> None:
@@ -48,14 +49,14 @@ class Scheduler:
         self.last_progress = time.monotonic()
 
     def start(self, intervals: dict[str, float]) -> None:
-        workers = max(4, min(MAX_WORKERS, len(intervals) + 2))
         self._aps = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(workers)},
+            # A job only hands its check to the runner's workers and returns, so it runs
+            # on the scheduler's own thread: no thread hand-off per run.
+            executors={"default": DebugExecutor()},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
-        self._aps.add_listener(self._on_event,
-                               EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+        self._aps.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
         self.set_checks(intervals)
         self._aps.add_job(self._beat, IntervalTrigger(seconds=HEARTBEAT_EVERY), id=HEARTBEAT,
                           misfire_grace_time=None)
@@ -90,7 +91,8 @@ class Scheduler:
             for index, name in enumerate(names):
                 if self._intervals.get(name) == interval:
                     continue
-                start = now + timedelta(seconds=0.05 + window * index / len(names))
+                offset = round(window * index / len(names) / SLOT) * SLOT
+                start = now + timedelta(seconds=0.05 + offset)
                 self._pace[name] = interval
                 self._aps.add_job(
                     self._run, IntervalTrigger(seconds=interval, start_date=start),
@@ -126,9 +128,7 @@ class Scheduler:
         self.last_progress = time.monotonic()
 
     def _on_event(self, event: JobEvent) -> None:
-        if event.code == EVENT_JOB_MAX_INSTANCES:
-            self._lost(event.job_id, "skipped")
-        elif event.code == EVENT_JOB_MISSED:
+        if event.code == EVENT_JOB_MISSED:
             self._lost(event.job_id, "missed")
         elif isinstance(event, JobExecutionEvent) and event.exception is not None:
             log.error("check.error", check=event.job_id,

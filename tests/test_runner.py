@@ -37,18 +37,23 @@ class Probe(Check):
         return Result(Status.OK, "fine")
 
 
+def workers() -> int:
+    """Worker threads alive, of every runner (compare before and after)."""
+    return sum(t.name.startswith("check-worker-") for t in threading.enumerate())
+
+
 def test_runs_reuse_one_worker_instead_of_a_thread_each() -> None:
     runner, check = Runner(), Probe("a")
-    before = threading.active_count()
+    before = workers()
     for _ in range(50):
         assert runner.run(check, 5).result.status is Status.OK
     assert len(check.threads) == 1, check.threads
-    assert threading.active_count() == before + 1
+    assert workers() == before + 1
 
 
 def test_a_hung_check_costs_one_worker_and_returns_it_when_it_ends() -> None:
     runner, stuck, fine = Runner(), Probe("stuck", "block"), Probe("fine")
-    before = threading.active_count()
+    before = workers()
     first = runner.run(stuck, 0.1)
     assert (first.kind, first.result.summary) == ("timeout", "timed out after 0.1s")
     assert runner.hung() == ["stuck"]
@@ -58,7 +63,7 @@ def test_a_hung_check_costs_one_worker_and_returns_it_when_it_ends() -> None:
         assert again.result.summary.startswith("previous run still hangs after ")
         assert runner.run(fine, 5).result.status is Status.OK
     # The hung run holds one worker; the other check got a second one, reused.
-    assert threading.active_count() == before + 2
+    assert workers() == before + 2
     assert len(fine.threads) == 1 and fine.threads != stuck.threads
 
     stuck.release.set()
@@ -75,7 +80,7 @@ def test_a_hung_check_costs_one_worker_and_returns_it_when_it_ends() -> None:
     for thread in both:
         thread.join()
     assert runner.hung() == []
-    assert threading.active_count() == before + 2
+    assert workers() == before + 2
 
 
 @pytest.mark.parametrize(("behaviour", "summary"), [
@@ -87,3 +92,17 @@ def test_a_check_that_misbehaves_is_unknown_with_the_reason(behaviour: str,
     outcome = Runner().run(Probe("bad", behaviour), 5)
     assert (outcome.kind, outcome.result.status, outcome.result.summary) == (
         "error", Status.UNKNOWN, summary)
+
+
+def test_each_outcome_is_reported_once_and_an_overlapping_run_is_refused() -> None:
+    runner, slow = Runner(), Probe("slow", "block")
+    outcomes: list[str] = []
+    assert runner.submit(slow, 0.2, lambda o: outcomes.append(o.kind))
+    # The run is still within its timeout: a second one is refused (the caller counts
+    # it as skipped), not queued behind it.
+    assert not runner.submit(slow, 0.2, lambda o: outcomes.append("second"))
+    wait_until(lambda: outcomes, 5, "the timeout")
+    slow.release.set()
+    wait_until(lambda: not runner.hung(), 5, "the hung run to end")
+    # The run that ended after its timeout was not reported a second time.
+    assert outcomes == ["timeout"]

@@ -1,0 +1,106 @@
+"""History in-process, on a real SQLite database with a controlled clock: results roll
+up into 5-minute then hourly buckets exactly once, each tier is pruned at its own age
+(never a result not yet rolled up), and uptime comes from the finest tier that still
+covers each part of its window."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from vigil import _history as history
+from vigil._history import SETTLE_S, Retention
+from vigil._store import Store
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_700_000_000 // 3600 * 3600
+#: Two hours of one result every 5 s: the first 5 minutes CRIT, then OK.
+RUNS = [(T0 + 5 * i, 2 if i < 60 else 0, 1000 + i % 10, i % 10) for i in range(1440)]
+KEEP = Retention(results=900, five_min=7200, hourly=30 * 86400)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> sqlite3.Connection:
+    store = Store(tmp_path)
+    store.load()
+    conn = store._connect()
+    conn.executemany("INSERT INTO names VALUES (?, ?)", [(1, "a"), (2, "b")])
+    conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                     [(f"rolled_{step}", str(T0)) for step in history.STEPS])
+    add(conn, RUNS)
+    return conn
+
+
+def add(conn: sqlite3.Connection, runs: list[tuple[int, int, int, int]], check: int = 1) -> None:
+    conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, NULL)",
+                     [(at * 1000, check, status, dur, json.dumps({"latency_ms": metric}))
+                      for at, status, dur, metric in runs])
+
+
+def rows(conn: sqlite3.Connection, step: int) -> list[tuple[int, ...]]:
+    return conn.execute("SELECT start, ok, warn, crit, unknown, dur_min, dur_avg, dur_max, "
+                        "metrics FROM rollups WHERE check_id = 1 AND step = ? ORDER BY start",
+                        (step,)).fetchall()
+
+
+def test_results_roll_up_into_both_tiers_exactly_once(db: sqlite3.Connection) -> None:
+    now = T0 + 7200 + SETTLE_S
+    assert history.roll_up(db, now) == 24 + 2
+    five = rows(db, 300)
+    assert len(five) == 24
+    assert five[0][:5] == (T0, 0, 0, 60, 0) and five[1][:5] == (T0 + 300, 60, 0, 0, 0)
+    hourly = rows(db, 3600)
+    assert [r[:5] for r in hourly] == [(T0, 660, 0, 60, 0), (T0 + 3600, 720, 0, 0, 0)]
+    # min/avg/max of the duration (µs) and of each metric, weighted by runs.
+    assert hourly[0][5:8] == (1000, 1004, 1009)
+    assert json.loads(hourly[0][8]) == {"latency_ms": [0, 4.5, 9]}
+    # Rolling again counts nothing twice; a bucket still open is left alone.
+    assert history.roll_up(db, now) == 0
+    add(db, [(T0 + 7200 + 1, 0, 1000, 1)])
+    assert history.roll_up(db, now + 200) == 0
+    assert history.roll_up(db, T0 + 7500 + SETTLE_S) == 1
+
+
+def test_each_tier_is_pruned_at_its_own_age(db: sqlite3.Connection) -> None:
+    now = T0 + 7200 + SETTLE_S
+    history.prune(db, now, KEEP)
+    # Nothing was rolled up yet: every result stays, however old.
+    assert db.execute("SELECT count(*) FROM results").fetchone() == (1440,)
+    history.roll_up(db, now)
+    history.prune(db, now, KEEP)
+    oldest = db.execute("SELECT min(at) FROM results").fetchone()[0] / 1000
+    assert oldest == min(at for at, *_ in RUNS if at >= now - KEEP.results)
+    assert rows(db, 300)[0][0] == T0 + 300  # older than 2 hours: gone
+    assert len(rows(db, 3600)) == 2
+    history.prune(db, T0 + 3600 + KEEP.hourly, KEEP)
+    assert [r[:8] for r in rows(db, 3600)] == [(T0 + 3600, 720, 0, 0, 0, 1000, 1004, 1009)]
+
+
+def test_uptime_comes_from_the_finest_tier_that_covers_the_window(db) -> None:
+    now = T0 + 7200 + SETTLE_S
+    history.roll_up(db, now)
+    history.prune(db, now, KEEP)
+    # Raw results not rolled up yet count too.
+    add(db, [(T0 + 7200 + i, 0, 1000, 1) for i in range(5)])
+    add(db, [(T0 + 7200, 2, 1000, 1)], check=2)
+    # Two hours back reaches past the 5-minute tier (kept 2 h): hourly buckets there.
+    assert history.uptime(db, [1, 2], T0, now, KEEP) == {1: (1385, 1445), 2: (0, 1)}
+    # The last hour: 5-minute buckets, then the raw results.
+    assert history.uptime(db, [1], T0 + 3600, now, KEEP) == {1: (725, 725)}
+    assert history.uptime(db, [], T0, now, KEEP) == {}
+
+
+def test_rollups_show_coarse_buckets_only_where_fine_ones_are_gone(db) -> None:
+    now = T0 + 7200 + SETTLE_S
+    history.roll_up(db, now)
+    db.execute("DELETE FROM rollups WHERE step = 300 AND start < ?", (T0 + 3600,))
+    found = history.rollups(db, 1, T0, now)
+    assert [(r["start"], r["step"]) for r in found][:2] == [(T0, 3600), (T0 + 3600, 300)]
+    assert len(found) == 1 + 12
+    first = found[0]
+    assert (first["runs"], first["OK"], first["CRIT"], first["dur_avg_ms"]) == (720, 660, 60,
+                                                                                  1.004)
