@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def add(conn: sqlite3.Connection, runs: list[tuple[int, int, int, int]], check: 
                       for at, status, dur, metric in runs])
 
 
-def rows(conn: sqlite3.Connection, step: int) -> list[tuple[int, ...]]:
+def rows(conn: sqlite3.Connection, step: int) -> list[tuple[Any, ...]]:
     return conn.execute("SELECT start, ok, warn, crit, unknown, dur_min, dur_avg, dur_max, "
                         "metrics FROM rollups WHERE check_id = 1 AND step = ? ORDER BY start",
                         (step,)).fetchall()
