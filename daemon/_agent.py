@@ -132,8 +132,7 @@ class Agent:
         return now
 
     def summary(self) -> str:
-        states = collections.Counter(
-            rt.machine.state.value for rt in self.checks.enabled().values())
+        states = +self.checks.states  # the states no check is in left out
         line = f"{sum(states.values())} checks: " + ", ".join(
             f"{count} {state}" for state, count in sorted(states.items()))
         healing = [name for name in self.healer.services if self.healer.healing(name)]

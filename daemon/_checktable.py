@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from vigil._statemachine import CheckState, State
 from vigil._store import Store
 
 log = structlog.get_logger("vigil")
+_stdlib_log = logging.getLogger("vigil")
 
 
 @dataclass
@@ -53,6 +55,9 @@ class CheckTable:
         self.scheduler = Scheduler(self.run, self.lost)
         self.plugins: Plugins | None = None
         self.runtimes: dict[str, CheckRuntime] = {}
+        #: How many enabled checks are in each state, kept as they change: the main loop
+        #: reads it twice a second, whatever the number of checks.
+        self.states: collections.Counter[str] = collections.Counter()
         #: Whether every result is logged at info, or only changes and failures.
         self.log_all = False
         self._lock = threading.Lock()
@@ -78,6 +83,8 @@ class CheckTable:
                 if runtimes.get(name, rt).spec.check is not rt.spec.check:
                     _close(rt)
             self.runtimes = runtimes
+            self.states = collections.Counter(
+                rt.machine.state.value for rt in runtimes.values() if rt.spec.enabled)
             self.plugins = config.plugins
             self.log_all = config.daemon.log_results == "all"
             self.store.retain(set(runtimes), config.daemon.retention())
@@ -121,21 +128,26 @@ class CheckTable:
         now = time.time()
         with self._lock:
             transition = rt.machine.observe(result.status)
+            if transition and spec.enabled:
+                self.states[transition[0].value] -= 1
+                self.states[transition[1].value] += 1
             rt.counts["runs"] += 1
             rt.counts[outcome.kind] += 1
             before, rt.last = rt.last, {**result.to_dict(), "duration_ms": duration_ms,
                                         "at": datetime.fromtimestamp(now, UTC).isoformat()}
             entry = self._entry(rt)
-        fields = {"check": name, "status": status, "summary": result.summary,
-                  "duration_ms": duration_ms, "metrics": result.metrics,
-                  "state": rt.machine.state.value}
         # What an operator reads: failures, and passes that differ from the one before.
+        # The rest is debug, and not even built when debug is off: it is most runs.
         if not result.status.passing:
-            log.warning("check.result", **fields)
+            level = logging.WARNING
         elif self.log_all or before is None or before["status"] != status:
-            log.info("check.result", **fields)
+            level = logging.INFO
         else:
-            log.debug("check.result", **fields)
+            level = logging.DEBUG
+        if _stdlib_log.isEnabledFor(level):
+            log.log(level, "check.result", check=name, status=status, summary=result.summary,
+                    duration_ms=duration_ms, metrics=result.metrics,
+                    state=rt.machine.state.value)
         self.store.check(name, entry)
         self.store.result(name, now, result.status.value, duration_ms, result.metrics,
                           result.summary)

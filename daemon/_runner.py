@@ -14,8 +14,6 @@ from vigil._check import Check, Result, Status
 #: How often the reaper looks for runs past their timeout: a timeout is noticed up to
 #: this much late.
 REAP_EVERY = 0.05
-#: Idle workers kept for reuse; more than this many at once (a burst) exit when done.
-MAX_IDLE = 64
 
 
 @dataclass
@@ -48,16 +46,25 @@ class _Job:
 
 
 class Runner:
-    """Runs each check on a worker thread from a pool of reusable ones, and hands its
-    outcome to ``done`` on that thread. A run that overruns its timeout is reported as
-    timed out by the reaper thread and abandoned: it costs one worker, which returns to
-    the pool if the run ever ends. While a check's abandoned run still hangs, its next
-    runs report that at once instead of tying up more workers."""
+    """Runs checks on a pool of reusable worker threads, which take them from one queue
+    in turn, and hands each outcome to ``done`` on the worker's thread. Checks due
+    together run one after another on the same worker rather than all at once on as
+    many threads fighting over the GIL; should every worker be busy (a check that
+    hangs) while checks wait, the reaper adds a worker within REAP_EVERY. A run that
+    overruns its timeout is reported as timed out by the reaper and abandoned: it costs
+    one worker, which returns to the pool if the run ever ends. While a check's
+    abandoned run still hangs, its next runs report that at once instead of tying up
+    more workers."""
 
     def __init__(self, stopping: threading.Event | None = None) -> None:
         self._stopping = stopping or threading.Event()
-        self._idle: list[queue.SimpleQueue[_Job]] = []
-        self._started = 0
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._workers = 0
+        #: Workers waiting for a job, and jobs waiting for a worker.
+        self._idle = 0
+        self._waiting = 0
+        #: Jobs taken from the queue so far: the reaper's proof that it moves.
+        self._taken = 0
         #: Runs in flight within their timeout, by check.
         self._active: dict[str, _Job] = {}
         #: Runs abandoned at their timeout, by check.
@@ -88,12 +95,14 @@ class Runner:
             else:
                 self._hung.pop(name, None)
                 self._active[name] = job
-            inbox = self._idle.pop() if self._idle else self._start_worker()
+            self._waiting += 1
+            if not self._idle:
+                self._start_worker()
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="check-reaper",
                                                 daemon=True)
                 self._reaper.start()
-        inbox.put(job)
+        self._queue.put(job)
         return True
 
     def run(self, check: Check, timeout: float) -> Outcome:
@@ -145,29 +154,36 @@ class Runner:
         self._report(job, outcome)
 
     def _reap(self) -> None:
+        taken = -1
         while True:
             time.sleep(REAP_EVERY)
             now = time.monotonic()
             with self._lock:
                 late = [job for job in self._active.values()
                         if now >= job.deadline or self._stopping.is_set()]
+                # Jobs wait, and no worker took one since the last look: all are busy.
+                if self._waiting and self._taken == taken:
+                    self._start_worker()
+                taken = self._taken
             for job in late:
                 self._report(job, Outcome(
                     Result(Status.UNKNOWN, f"timed out after {job.timeout:g}s"),
                     (now - job.since) * 1000, "timeout"), hung=True)
 
-    def _start_worker(self) -> queue.SimpleQueue[_Job]:
-        """A new worker thread (called with the lock held); its inbox."""
-        inbox: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._started += 1
-        threading.Thread(target=self._serve, args=(inbox,), daemon=True,
-                         name=f"check-worker-{self._started}").start()
-        return inbox
+    def _start_worker(self) -> None:
+        """A new worker thread (called with the lock held)."""
+        self._workers += 1
+        self._idle += 1
+        threading.Thread(target=self._serve, daemon=True,
+                         name=f"check-worker-{self._workers}").start()
 
-    def _serve(self, inbox: queue.SimpleQueue[_Job]) -> None:
+    def _serve(self) -> None:
         while True:
-            self._execute(inbox.get())
+            job = self._queue.get()
             with self._lock:
-                if len(self._idle) >= MAX_IDLE:
-                    return
-                self._idle.append(inbox)
+                self._idle -= 1
+                self._waiting -= 1
+                self._taken += 1
+            self._execute(job)
+            with self._lock:
+                self._idle += 1

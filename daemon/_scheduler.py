@@ -24,7 +24,7 @@ log = structlog.get_logger("vigil.scheduler")
 HEARTBEAT = "__heartbeat__"
 HEARTBEAT_EVERY = 1.0
 #: Checks due within this many seconds of each other start together.
-SLOT = 0.05
+SLOT = 0.1
 
 
 class Scheduler:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ class Tcp(Check):
         where = f"{self.options.host}:{self.options.port}"
         start = time.perf_counter()
         try:
-            with socket.create_connection((self.options.host, self.options.port), self.timeout):
+            with _connect(self.options.host, self.options.port, self.timeout):
                 latency_ms = (time.perf_counter() - start) * 1000
         except ConnectionRefusedError:
             return Result(Status.CRIT, f"connection refused on {where}")
@@ -40,6 +41,23 @@ class Tcp(Check):
         status = above(latency_ms, self.options.warn_ms, self.options.crit_ms)
         return Result(status, f"{where} answered in {latency_ms:.1f} ms",
                       {"latency_ms": round(latency_ms, 3)})
+
+
+def _connect(host: str, port: int, timeout: float) -> socket.socket:
+    """A connected socket. An IP address is connected to as it is; a host name is looked
+    up on every run (it may move), which costs more than the connection itself."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.create_connection((host, port), timeout)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 @hookimpl

@@ -1,0 +1,118 @@
+"""The history database of 1,000 checks at 5 s after 30 days, and how fast uptime comes
+back from it (issue 11: under 300 MB; a check's 30-day uptime in under 50 ms).
+
+    .venv/bin/python -m tests.benchmarks.history [--checks 1000] [--interval 5]
+
+Under the default retention a database holds, once 30 days have passed: every result of
+the last hour, 5-minute buckets of the last 2 days, hourly buckets of the last 30 days.
+This fills exactly that: the last hour's results go through the store's own writer
+(as the daemon writes them, summaries and metrics included), the buckets are made by
+the history module's own rollup code from one bucket's worth of results per check, and
+then one real roll-up and prune pass runs. The size is the database file after its
+journal is folded in."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from vigil import _history as history
+from vigil import _store as store_mod
+from vigil._history import Bucket, Retention
+
+KEEP = Retention(results=3600, five_min=2 * 86400, hourly=30 * 86400)
+
+
+def bucket(rng: random.Random, runs: int) -> Bucket:
+    made = Bucket()
+    for _ in range(runs):
+        latency = rng.uniform(0.1, 2.0)
+        status = 0 if rng.random() > 0.001 else 2
+        counts = [0, 0, 0, 0]
+        counts[status] = 1
+        duration_us = latency * 1000 + 150
+        made.add(counts, duration_us, duration_us, duration_us, {"latency_ms": latency})
+    return made
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checks", type=int, default=1000)
+    parser.add_argument("--interval", type=float, default=5)
+    args = parser.parse_args()
+    rng = random.Random(5)
+    folder = Path(tempfile.mkdtemp(prefix="vigil-history-"))
+    now = time.time()
+    store = store_mod.Store(folder, KEEP)
+    store.load()
+    names = [f"tcp{i}" for i in range(args.checks)]
+    started = time.monotonic()
+    # The last hour, result by result, through the writer.
+    per_check = int(3600 / args.interval)
+    for step in range(per_check):
+        at = now - 3600 + step * args.interval
+        for index, name in enumerate(names):
+            latency = round(rng.uniform(0.1, 2.0), 3)
+            store.result(name, at + index * args.interval / args.checks, 0, latency + 0.15,
+                         {"latency_ms": latency}, f"127.0.0.1:5432 answered in {latency:.1f} ms")
+        if step % 60 == 59:
+            store.flush()
+    store.close()
+    conn = sqlite3.connect(folder / store_mod.DB, isolation_level=None)
+    ids = dict(conn.execute("SELECT name, id FROM names"))
+    five = bucket(rng, int(300 / args.interval))
+    hourly = bucket(rng, int(3600 / args.interval))
+    hour0 = int(now // 3600 * 3600) - 3600
+    conn.execute("BEGIN")
+    for check_id in ids.values():
+        conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                         [five.row(check_id, 300, hour0 - k * 300) for k in range(1, 2 * 288)])
+        conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                         [hourly.row(check_id, 3600, hour0 - k * 3600) for k in range(1, 720)])
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_300', ?)", (str(hour0),))
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_3600', ?)", (str(hour0),))
+    conn.execute("COMMIT")
+    conn.execute("BEGIN IMMEDIATE")
+    history.roll_up(conn, now)
+    history.prune(conn, now, KEEP)
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    filled = time.monotonic() - started
+    size = sum(p.stat().st_size for p in folder.glob(f"{store_mod.DB}*"))
+    counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+              for table in ("results", "rollups")}
+    conn.close()
+
+    reader = sqlite3.connect(f"file:{folder / store_mod.DB}?mode=ro", uri=True)
+    timings = {}
+    for label, seconds in (("24h", 86400), ("7d", 7 * 86400), ("30d", 30 * 86400)):
+        runs = []
+        for name in rng.sample(names, 20):
+            begin = time.perf_counter()
+            history.uptime(reader, [ids[name]], now - seconds, now, KEEP)
+            runs.append((time.perf_counter() - begin) * 1000)
+        timings[label] = (statistics.median(runs), max(runs))
+    begin = time.perf_counter()
+    store_mod.read_state(reader)
+    status_ms = (time.perf_counter() - begin) * 1000
+    reader.close()
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"{args.checks} checks at {args.interval:g}s after 30 days: {size / 1e6:.1f} MB "
+          f"(target < 300): {counts['results']} results, {counts['rollups']} rollup rows; "
+          f"filled in {filled:.0f}s")
+    for label, (median, worst) in timings.items():
+        print(f"uptime of one check over {label}: median {median:.1f} ms, max {worst:.1f} ms "
+              "(target < 50)")
+    print(f"vigil status (every check with its 24 h uptime): {status_ms:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
