@@ -64,6 +64,14 @@ def main() -> int:
                          {"latency_ms": latency}, f"127.0.0.1:5432 answered in {latency:.1f} ms")
         if step % 60 == 59:
             store.flush()
+    for name in names:
+        store.check(name, {"type": "tcp", "enabled": True, "service": None,
+                           "interval_s": args.interval, "state": "OK", "failures": 0,
+                           "successes": per_check, "counts": {"runs": per_check}, "last": {
+                               "status": "OK", "summary": "127.0.0.1:5432 answered in 0.3 ms",
+                               "metrics": {"latency_ms": 0.3}, "details": {},
+                               "healable": True, "duration_ms": 0.45,
+                               "at": "2026-11-28T08:24:11.194734+00:00"}})
     store.close()
     conn = sqlite3.connect(folder / store_mod.DB, isolation_level=None)
     ids = dict(conn.execute("SELECT name, id FROM names"))
@@ -100,7 +108,8 @@ def main() -> int:
             runs.append((time.perf_counter() - begin) * 1000)
         timings[label] = (statistics.median(runs), max(runs))
     begin = time.perf_counter()
-    store_mod.read_state(reader)
+    state = store_mod.read_state(reader)
+    assert all(entry["uptime_24h"] is not None for entry in state["checks"].values())
     status_ms = (time.perf_counter() - begin) * 1000
     reader.close()
     shutil.rmtree(folder, ignore_errors=True)
