@@ -35,7 +35,7 @@ class _Job:
     done: Done
     since: float = field(default_factory=time.monotonic)
     #: Set when the check's own run() has returned or raised (or was never called).
-    ended: threading.Event = field(default_factory=threading.Event)
+    ended: bool = False
     #: An outcome known without running the check (its last run still hangs).
     known: Outcome | None = None
     reported: bool = False
@@ -76,7 +76,7 @@ class Runner:
         """The checks whose run has not ended: running now, or abandoned and still hanging."""
         with self._lock:
             jobs = [*self._hung.values(), *self._active.values()]
-        return sorted({job.check.name for job in jobs if not job.ended.is_set()})
+        return sorted({job.check.name for job in jobs if not job.ended})
 
     def submit(self, check: Check, timeout: float, done: Done) -> bool:
         """Start a run of ``check``; its outcome goes to ``done``. False (and nothing
@@ -87,7 +87,7 @@ class Runner:
             if name in self._active:
                 return False
             stuck = self._hung.get(name)
-            if stuck is not None and not stuck.ended.is_set():
+            if stuck is not None and not stuck.ended:
                 stuck_s = job.since - stuck.since
                 job.known = Outcome(Result(
                     Status.UNKNOWN, f"previous run still hangs after {stuck_s:.1f}s"),
@@ -134,7 +134,7 @@ class Runner:
 
     def _execute(self, job: _Job) -> None:
         if job.known is not None:
-            job.ended.set()
+            job.ended = True
             self._report(job, job.known)
             return
         try:
@@ -149,7 +149,7 @@ class Runner:
             else:
                 message = f"run() returned {type(result).__name__}, not a Result"
                 outcome = Outcome(Result(Status.UNKNOWN, message), 0.0, "error", message)
-        job.ended.set()
+        job.ended = True
         outcome.duration_ms = (time.monotonic() - job.since) * 1000
         self._report(job, outcome)
 

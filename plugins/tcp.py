@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass
@@ -46,9 +45,8 @@ class Tcp(Check):
 def _connect(host: str, port: int, timeout: float) -> socket.socket:
     """A connected socket. An IP address is connected to as it is; a host name is looked
     up on every run (it may move), which costs more than the connection itself."""
-    try:
-        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    except ValueError:
+    family = next((f for f in (socket.AF_INET, socket.AF_INET6) if _is_address(f, host)), None)
+    if family is None:
         return socket.create_connection((host, port), timeout)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -58,6 +56,14 @@ def _connect(host: str, port: int, timeout: float) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _is_address(family: int, host: str) -> bool:
+    try:
+        socket.inet_pton(family, host)
+    except OSError:
+        return False
+    return True
 
 
 @hookimpl

@@ -50,6 +50,18 @@ def test_tcp_open_port_is_ok_with_latency(tmp_path: Path, listening_port: int) -
     assert 0 < result.metrics["latency_ms"] < 1000
 
 
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET6, "::1"),
+                                             (socket.AF_INET, "localhost")])
+def test_tcp_connects_to_ipv6_and_to_a_name(tmp_path: Path, family: int, host: str) -> None:
+    with socket.socket(family) as server:
+        server.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        result = build(f"[checks.x]\ntype='tcp'\nhost='{host}'\nport={port}\n", tmp_path).run()
+    assert result.status is Status.OK, result.summary
+    assert result.summary.startswith(f"{host}:{port} answered in ")
+
+
 def test_tcp_refused_is_crit(tmp_path: Path) -> None:
     port = free_port()
     result = build(f"[checks.x]\ntype='tcp'\nport={port}\n", tmp_path).run()
