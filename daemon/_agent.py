@@ -42,7 +42,7 @@ class Agent:
     def __init__(self, config: Config, config_arg: str | None = None) -> None:
         self.config = config
         self.config_arg = config_arg
-        # Fixed for the life of the process: the state file and the control socket live here.
+        # Fixed for the life of the process: the state database and the control socket live here.
         self.state_dir = config.daemon.state_dir
         self.store = Store(self.state_dir, config.daemon.retention())
         self.stopping = threading.Event()

@@ -1,5 +1,5 @@
 """Replace a file so that a reader, or a kill at any moment, finds the old content or
-the new, never half of either: the state file, unit files, env files, plists."""
+the new, never half of either: unit files, env files, plists, runtime files."""
 
 from __future__ import annotations
 

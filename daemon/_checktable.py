@@ -64,7 +64,7 @@ class CheckTable:
 
     def install(self, config: Config, saved: dict[str, Any]) -> None:
         """Swap in the checks of ``config``; a check that keeps its name and type keeps
-        its state and last result, from the running daemon or from the state file."""
+        its state and last result, from the running daemon or from the state database."""
         runtimes = {}
         with self._lock:
             for name, spec in config.checks.items():

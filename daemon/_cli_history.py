@@ -12,8 +12,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from vigil import _database as database
 from vigil import _history as history
-from vigil import _store as store_mod
 from vigil._cli_status import running_settings
 from vigil._redact import redact
 
@@ -23,7 +23,7 @@ UPTIME_WINDOWS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 def cmd_history(args: argparse.Namespace) -> int:
     settings = running_settings(args)
     try:
-        conn = store_mod.connect_readonly(settings.state_dir)
+        conn = database.connect_readonly(settings.state_dir)
         if conn is None:
             print(f"vigil: no state database in {settings.state_dir} (has the daemon run "
                   "with this config?)", file=sys.stderr)
@@ -31,11 +31,11 @@ def cmd_history(args: argparse.Namespace) -> int:
         with contextlib.closing(conn):
             found = _gather(conn, args.check, time.time() - args.since)
     except sqlite3.Error as exc:
-        print(f"vigil: cannot read {settings.state_dir / store_mod.DB}: {exc}", file=sys.stderr)
+        print(f"vigil: cannot read {settings.state_dir / database.DB}: {exc}", file=sys.stderr)
         return 3
     if found is None:
         print(f"vigil: no history of a check named {args.check!r} in "
-              f"{settings.state_dir / store_mod.DB} (is `history = false`, or has it not run "
+              f"{settings.state_dir / database.DB} (is `history = false`, or has it not run "
               "yet?)", file=sys.stderr)
         return 1
     if args.json:
@@ -47,7 +47,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def _gather(conn: sqlite3.Connection, check: str, since: float) -> dict[str, Any] | None:
     check_id = history.check_id(conn, check)
-    retention = store_mod.retention_of(conn)
+    retention = database.retention_of(conn)
     if check_id is None or retention is None:
         return None
     now = time.time()

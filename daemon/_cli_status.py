@@ -16,11 +16,11 @@ from collections.abc import Generator
 from pathlib import Path
 
 from vigil import _config as config_mod
+from vigil import _database as database
 from vigil import _logs as logs
 from vigil import _logview as logview
 from vigil import _runtime as runtime
 from vigil import _statusview as statusview
-from vigil import _store as store_mod
 from vigil._errors import ConfigError
 
 
@@ -53,9 +53,9 @@ def running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
 
 def cmd_status(args: argparse.Namespace) -> int:
     settings = running_settings(args)
-    path = settings.state_dir / store_mod.DB
+    path = settings.state_dir / database.DB
     try:
-        state = store_mod.read_state_at(settings.state_dir)
+        state = database.read_state_at(settings.state_dir)
     except (sqlite3.Error, OSError, ValueError) as exc:
         print(f"vigil: cannot read {path}: {exc}", file=sys.stderr)
         return 3

@@ -8,120 +8,29 @@ import importlib.resources
 import os
 import tomllib
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vigil._check import Check
-from vigil._durations import Duration, format_duration
+from vigil._durations import format_duration
 from vigil._errors import ConfigError, ConfigIssue
-from vigil._history import Retention
 from vigil._manager import ServiceManager
 from vigil._options import coerce, parse_options
-from vigil._paths import config_candidates, default_state_dir
+from vigil._paths import config_candidates
 from vigil._pluginmanager import Plugins
 from vigil._ports import parse_ports
+from vigil._sections import (
+    HISTORY_MINIMUMS,
+    LOG_LEVELS,
+    LOG_RESULTS,
+    PACKAGED,
+    CheckSpec,
+    Config,
+    DaemonSettings,
+    Defaults,
+    ServiceSpec,
+)
 from vigil._tomllines import key_lines, locate
-
-PACKAGED = "<packaged defaults>"
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_RESULTS = ("changes", "all")
-
-
-#: Field metadata of what a section holds but no config key sets.
-NOT_A_KEY = {"key": False}
-
-
-@dataclass(kw_only=True)
-class DaemonSettings:
-    """``[daemon]``: each field is a key, its default written here once."""
-
-    #: Where state lives; the platform's default folder when unset.
-    state_dir: Path = field(default_factory=default_state_dir, metadata={"type": str})
-    log_file: str = "-"
-    log_level: str = "info"
-    #: "changes": a passing result is logged (at info) only when its status changed;
-    #: "all": every result.
-    log_results: str = "changes"
-    plugins: list[str] = field(default_factory=list)
-    #: History in the state database: every result for ``history_keep_results``, then
-    #: 5-minute rollups for ``history_keep_5m``, then hourly ones (and every state change
-    #: and heal) for ``history_keep``.
-    history: bool = True
-    history_keep: Duration = Duration(30 * 86400)
-    history_keep_5m: Duration = Duration(2 * 86400)
-    history_keep_results: Duration = Duration(3600)
-    #: The config file these came from, or PACKAGED.
-    source: str = field(default=PACKAGED, metadata=NOT_A_KEY)
-
-    def retention(self) -> Retention | None:
-        """How long each tier of history is kept; None when history is off."""
-        if not self.history:
-            return None
-        return Retention(self.history_keep_results, self.history_keep_5m, self.history_keep)
-
-
-#: The shortest each tier may be kept: long enough for the next tier to be made from it.
-HISTORY_MINIMUMS = {"history_keep_results": 900, "history_keep_5m": 7200,
-                    "history_keep": 86400}
-
-
-@dataclass(kw_only=True)
-class Defaults:
-    """``[defaults]``: what every check inherits unless it sets its own."""
-
-    interval: Duration = Duration(30)
-    timeout: Duration = Duration(10)
-    fall: int = 3
-    rise: int = 2
-
-
-@dataclass(kw_only=True)
-class CheckSpec(Defaults):
-    """A ``[checks.NAME]`` section: the core's keys; the rest are the check type's."""
-
-    type: str
-    service: str | None = None
-    enabled: bool = True
-    #: Re-run interval while a failure is being confirmed or a heal awaits a pass;
-    #: 0 is a quarter of ``interval``.
-    fast_interval: Duration = Duration(0)
-    name: str = field(default="", metadata=NOT_A_KEY)
-    check: Check = field(default=None, metadata=NOT_A_KEY)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if not self.fast_interval:
-            self.fast_interval = Duration(self.interval / 4)
-
-
-@dataclass(kw_only=True)
-class ServiceSpec:
-    """A ``[services.NAME]`` section: the core's keys; the rest are its manager's."""
-
-    manager: str
-    depends_on: list[str] = field(default_factory=list)
-    start_timeout: Duration = Duration(30)
-    restarts: int = 3
-    within: Duration = Duration(600)
-    backoff: Duration = Duration(5)
-    heal: bool = True
-    #: Ports the service may be started on, preferred first (None: vigil picks none).
-    ports: list[int] | None = field(default=None, metadata={"type": str | list[int] | None})
-    name: str = field(default="", metadata=NOT_A_KEY)
-    #: A new manager for this service, its options validated: the healer keeps the live
-    #: one (with its PID and port) in the service's runtime, never in this spec.
-    make_manager: Callable[[], ServiceManager] = field(default=None,  # type: ignore[assignment]
-                                                       metadata=NOT_A_KEY)
-
-
-@dataclass
-class Config:
-    source: str
-    daemon: DaemonSettings
-    checks: dict[str, CheckSpec]
-    services: dict[str, ServiceSpec]
-    plugins: Plugins
 
 
 def _keys(cls: type) -> dict[str, tuple[Any, Any]]:

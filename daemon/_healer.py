@@ -124,7 +124,7 @@ class Healer:
 
     def install(self, services: dict[str, ServiceSpec], saved: dict[str, Any],
                 state_dir: Path) -> None:
-        """Adopt a config's services, keeping what the running daemon or the state file
+        """Adopt a config's services, keeping what the running daemon or the state database
         knows about each (its budget, its given-up mark, its manager's PID)."""
         runtimes = {}
         for name, spec in services.items():

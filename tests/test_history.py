@@ -28,7 +28,7 @@ KEEP = Retention(results=900, five_min=7200, hourly=30 * 86400)
 def db(tmp_path: Path) -> sqlite3.Connection:
     store = Store(tmp_path)
     store.load()
-    conn = store._connect()
+    conn = store.writer.connect()
     conn.executemany("INSERT INTO names VALUES (?, ?)", [(1, "a"), (2, "b")])
     conn.executemany("INSERT INTO meta VALUES (?, ?)",
                      [(f"rolled_{step}", str(T0)) for step in history.STEPS])

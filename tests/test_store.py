@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from vigil import _database as database
 from vigil import _history as history
-from vigil import _store as store_mod
 from vigil._history import Retention
 from vigil._store import Store
 
@@ -43,7 +43,7 @@ def test_what_was_queued_comes_back_after_a_restart(tmp_path: Path) -> None:
     store = saved(tmp_path)
     assert store.load() == {"checks": {"db": FAILING},
                             "services": {"pg": {"given_up": True, "history": [1.0]}}}
-    state = store_mod.read_state_at(tmp_path)
+    state = database.read_state_at(tmp_path)
     assert state is not None
     assert state["checks"]["db"]["state"] == "FAILING"
     assert state["checks"]["db"]["uptime_24h"] == 0.0  # its one result failed
@@ -91,7 +91,7 @@ def test_an_unreadable_store_is_set_aside_and_vigil_starts_fresh(tmp_path: Path,
 def test_a_full_disk_fails_the_write_then_nothing_queued_is_lost(tmp_path: Path) -> None:
     store = saved(tmp_path)
     store.load()
-    conn = store._connect()
+    conn = store.writer.connect()
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     # SQLite's own "database or disk is full", as on a full file system.
     conn.execute(f"PRAGMA max_page_count = {pages}")
@@ -103,7 +103,7 @@ def test_a_full_disk_fails_the_write_then_nothing_queued_is_lost(tmp_path: Path)
         failed = [e for e in events if e["event"] == "state.write_failed"]
         assert failed and "full" in failed[0]["error"], events
         # The writer reconnects on its next try: give the new connection room.
-        store._connect().execute("PRAGMA max_page_count = 1073741823")
+        store.writer.connect().execute("PRAGMA max_page_count = 1073741823")
         store.flush()
     assert [e["event"] for e in events] == ["state.write_failed", "state.write_recovered"]
     store.close()
@@ -118,10 +118,10 @@ def test_a_kill_inside_a_commit_leaves_the_last_committed_state(tmp_path: Path) 
     # COMMIT never reached.
     code = ("import os, pathlib, signal, sys\nfrom vigil._store import Store\n"
             "store = Store(pathlib.Path(sys.argv[1]))\nstore.load()\n"
-            "real = store._write\n"
+            "real = store.writer._write\n"
             "def write(conn, batch):\n    real(conn, batch)\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n"
-            "store._write = write\n"
+            "store.writer._write = write\n"
             "store.check('db', {'state': 'OK'})\nstore.check('new', {'state': 'OK'})\n"
             "store.close()\n")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=30, check=False)

@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from vigil import _database as database
 from vigil import _history as history
 from vigil import _store as store_mod
 from vigil._history import Bucket, Retention
@@ -73,7 +74,7 @@ def main() -> int:
                                "healable": True, "duration_ms": 0.45,
                                "at": "2026-11-28T08:24:11.194734+00:00"}})
     store.close()
-    conn = sqlite3.connect(folder / store_mod.DB, isolation_level=None)
+    conn = sqlite3.connect(folder / database.DB, isolation_level=None)
     ids = dict(conn.execute("SELECT name, id FROM names"))
     five = bucket(rng, int(300 / args.interval))
     hourly = bucket(rng, int(3600 / args.interval))
@@ -93,12 +94,12 @@ def main() -> int:
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     filled = time.monotonic() - started
-    size = sum(p.stat().st_size for p in folder.glob(f"{store_mod.DB}*"))
+    size = sum(p.stat().st_size for p in folder.glob(f"{database.DB}*"))
     counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
               for table in ("results", "rollups")}
     conn.close()
 
-    reader = sqlite3.connect(f"file:{folder / store_mod.DB}?mode=ro", uri=True)
+    reader = sqlite3.connect(f"file:{folder / database.DB}?mode=ro", uri=True)
     timings = {}
     for label, seconds in (("24h", 86400), ("7d", 7 * 86400), ("30d", 30 * 86400)):
         runs = []
@@ -108,7 +109,7 @@ def main() -> int:
             runs.append((time.perf_counter() - begin) * 1000)
         timings[label] = (statistics.median(runs), max(runs))
     begin = time.perf_counter()
-    state = store_mod.read_state(reader)
+    state = database.read_state(reader)
     assert all(entry["uptime_24h"] is not None for entry in state["checks"].values())
     status_ms = (time.perf_counter() - begin) * 1000
     reader.close()
