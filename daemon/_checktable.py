@@ -18,6 +18,7 @@ import structlog
 from vigil._check import Result, Status
 from vigil._config import CheckSpec, Config
 from vigil._healer import Healer
+from vigil._history import CHECKPOINT_EVERY
 from vigil._pluginmanager import Plugins
 from vigil._runner import Outcome, Runner
 from vigil._scheduler import Scheduler
@@ -34,6 +35,8 @@ class CheckRuntime:
     machine: CheckState
     last: dict[str, Any] | None = None
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: time.time() of the last entry handed to the store.
+    saved: float = 0.0
 
     @property
     def failing_now(self) -> bool:
@@ -98,9 +101,11 @@ class CheckTable:
         return {n: rt.spec.interval for n, rt in self.enabled().items()}
 
     def close(self) -> None:
+        """Close every check, and hand the store each one's latest entry."""
         with self._lock:
-            for rt in self.runtimes.values():
+            for name, rt in self.runtimes.items():
                 _close(rt)
+                self.store.check(name, self._entry(rt))
 
     # -- one run ---------------------------------------------------------------------
 
@@ -135,7 +140,13 @@ class CheckTable:
             rt.counts[outcome.kind] += 1
             before, rt.last = rt.last, {**result.to_dict(), "duration_ms": duration_ms,
                                         "at": datetime.fromtimestamp(now, UTC).isoformat()}
-            entry = self._entry(rt)
+            # A healthy check whose result changed nothing is saved at a checkpoint, not
+            # on every run: `vigil status` reads its latest result from the history.
+            save = (not result.status.passing or rt.machine.state is not State.OK
+                    or before is None or before["status"] != status
+                    or self.store.retention is None or now - rt.saved >= CHECKPOINT_EVERY)
+            entry = self._entry(rt) if save else None
+            rt.saved = now if save else rt.saved
         # What an operator reads: failures, and passes that differ from the one before.
         # The rest is debug, and not even built when debug is off: it is most runs.
         if not result.status.passing:
@@ -148,7 +159,8 @@ class CheckTable:
             log.log(level, "check.result", check=name, status=status, summary=result.summary,
                     duration_ms=duration_ms, metrics=result.metrics,
                     state=rt.machine.state.value)
-        self.store.check(name, entry)
+        if entry is not None:
+            self.store.check(name, entry)
         self.store.result(name, now, result.status.value, duration_ms, result.metrics,
                           result.summary)
         assert self.plugins is not None

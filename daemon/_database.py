@@ -147,6 +147,19 @@ def retention_of(conn: sqlite3.Connection) -> Retention | None:
     return Retention(**json.loads(row[0])) if row else None
 
 
+def _take_newer(entry: dict[str, Any], newer: dict[str, Any]) -> None:
+    """Bring a check's saved last result up to its newest one in the history (a healthy
+    check's state row is only saved at a checkpoint)."""
+    last = entry.get("last") or {}
+    saved_at = datetime.fromisoformat(last["at"]).timestamp() if last.get("at") else 0.0
+    if newer["at"] <= saved_at:
+        return
+    summary = newer["summary"] if newer["summary_at"] > saved_at else last.get("summary")
+    entry["last"] = {**last, "status": newer["status"], "summary": summary,
+                     "metrics": newer["metrics"], "duration_ms": newer["duration_ms"],
+                     "at": datetime.fromtimestamp(newer["at"], UTC).isoformat()}
+
+
 def read_state(conn: sqlite3.Connection) -> dict[str, Any]:
     """What ``vigil status --json`` shows: the daemon's identity, every check (with its
     uptime over the last 24 hours when history is kept) and service."""
@@ -158,9 +171,12 @@ def read_state(conn: sqlite3.Connection) -> dict[str, Any]:
         now = time.time()
         counts = history.uptime(conn, [ids[n] for n in checks if n in ids], now - 86400, now,
                                 retention)
+        fresh = history.latest(conn, now - 2 * history.CHECKPOINT_EVERY)
         for name, entry in checks.items():
             passed, runs = counts.get(ids.get(name, -1), (0, 0))
             entry["uptime_24h"] = round(passed / runs, 6) if runs else None
+            if newer := fresh.get(ids.get(name, -1)):
+                _take_newer(entry, newer)
     daemon = json.loads(meta.get("daemon", "{}"))
     if "updated" in meta:
         daemon["updated"] = datetime.fromtimestamp(float(meta["updated"]), UTC).isoformat()

@@ -16,6 +16,9 @@ from typing import Any
 STEPS = (300, 3600)
 #: A bucket is rolled up this long after it ends: results reach the writer a little late.
 SETTLE_S = 10
+#: A healthy check's state row is saved at least this often (seconds); its newer
+#: results are read from the raw history (``latest``).
+CHECKPOINT_EVERY = 30.0
 #: Statuses by number, as results store them (Nagios exit codes); the first two pass.
 STATUSES = ("OK", "WARN", "CRIT", "UNKNOWN")
 
@@ -166,6 +169,23 @@ def uptime(conn: sqlite3.Connection, ids: list[int], since: float, now: float,
     if five_from > since:
         add(rollup, STEPS[1], since, five_from)
     return {check_id: (passed, runs) for check_id, (passed, runs) in totals.items()}
+
+
+def latest(conn: sqlite3.Connection, since: float) -> dict[int, dict[str, Any]]:
+    """Each check's newest result since ``since``; its ``summary`` is the newest one
+    said in that window (with ``summary_at``), None when none was."""
+    ms = int(since * 1000)
+    found = {check_id: {"at": at / 1000, "status": STATUSES[status], "duration_ms": dur / 1000,
+                        "metrics": json.loads(metrics) if metrics else {}, "summary": None,
+                        "summary_at": 0.0}
+             for check_id, at, status, dur, metrics in conn.execute(
+                 "SELECT check_id, max(at), status, duration_us, metrics FROM results "
+                 "WHERE at >= ? GROUP BY check_id", (ms,))}
+    for check_id, at, summary in conn.execute(
+            "SELECT check_id, max(at), summary FROM results WHERE at >= ? "
+            "AND summary IS NOT NULL GROUP BY check_id", (ms,)):
+        found[check_id].update(summary=summary, summary_at=at / 1000)
+    return found
 
 
 def check_id(conn: sqlite3.Connection, name: str) -> int | None:

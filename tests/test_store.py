@@ -10,15 +10,21 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from vigil import Result, Status, _config
 from vigil import _database as database
 from vigil import _history as history
-from vigil._history import Retention
+from vigil._checktable import CheckTable
+from vigil._healer import Healer
+from vigil._history import CHECKPOINT_EVERY, Retention
+from vigil._runner import Outcome, Runner
 from vigil._store import Store
 
 pytestmark = pytest.mark.unit
@@ -157,3 +163,65 @@ def test_with_history_off_no_result_is_kept(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "state.db")
     assert [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
             for t in ("results", "transitions", "heals", "checks")] == [0, 0, 0, 1]
+
+
+def test_status_shows_the_newest_result_of_a_check_saved_at_a_checkpoint(tmp_path) -> None:
+    store = Store(tmp_path, KEEP)
+    store.load()
+    start = time.time() - 10
+    saved_at = datetime.fromtimestamp(start, UTC).isoformat()
+    store.check("db", {**FAILING, "state": "OK", "last": {
+        "status": "OK", "summary": "up 1", "metrics": {}, "details": {"kept": True},
+        "duration_ms": 1.0, "at": saved_at}})
+    store.result("db", start, 0, 1.0, {}, "up 1")
+    store.result("db", start + 1, 0, 2.0, {"latency_ms": 2.0}, "up 1")  # stored as NULL
+    store.result("web", start + 1, 0, 2.0, {}, "fine")  # no saved entry: not shown
+    store.close()
+    state = database.read_state_at(tmp_path)
+    assert state is not None and set(state["checks"]) == {"db"}
+    last = state["checks"]["db"]["last"]
+    assert last["summary"] == "up 1" and last["duration_ms"] == 2.0
+    assert last["metrics"] == {"latency_ms": 2.0} and last["details"] == {"kept": True}
+    assert datetime.fromisoformat(last["at"]).timestamp() == pytest.approx(start + 1, abs=0.01)
+
+    store = Store(tmp_path, KEEP)
+    store.load()
+    store.result("db", start + 2, 1, 3.0, {}, "slow")
+    store.result("db", start + 3, 1, 3.0, {}, "slow")
+    store.close()
+    last = database.read_state_at(tmp_path)["checks"]["db"]["last"]  # type: ignore[index]
+    assert (last["status"], last["summary"]) == ("WARN", "slow")
+
+
+@pytest.mark.parametrize("history_on", [True, False])
+def test_a_healthy_unchanged_check_is_saved_at_a_checkpoint(tmp_path, monkeypatch,
+                                                            history_on: bool) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fixtures"))
+    config = tmp_path / "c.toml"
+    config.write_text('[daemon]\nstate_dir = "s"\nplugins = ["misbehaving"]\n'
+                      f'history = {str(history_on).lower()}\n[checks.ok]\ntype = "fixed"\n')
+    cfg = _config.load(str(config))
+    store = Store(tmp_path / "s", KEEP if history_on else None)
+    store.load()
+    stopping = threading.Event()
+    table = CheckTable(Runner(stopping), Healer(lambda _s: False, lambda _s: 0), stopping, store)
+    table.install(cfg, {})
+    table.scheduler.start({})
+    try:
+        store._take()  # what install handed over
+        rt = table.runtimes["ok"]
+        for _ in range(5):
+            table._finish(rt, Outcome(Result(Status.OK, "fine"), 1.0))
+        saved = store._take().checks["ok"]["counts"]["runs"]
+        # The first result is saved (its status is new); with history, the next four
+        # are read from it instead, until the checkpoint; without, each is saved.
+        assert saved == (1 if history_on else 5)
+        rt.saved -= CHECKPOINT_EVERY
+        table._finish(rt, Outcome(Result(Status.OK, "fine"), 1.0))
+        assert store._take().checks["ok"]["counts"]["runs"] == 6
+        table._finish(rt, Outcome(Result(Status.CRIT, "down"), 1.0))
+        assert store._take().checks["ok"]["last"]["status"] == "CRIT"
+        table.close()
+        assert store._take().checks["ok"]["counts"]["runs"] == 7
+    finally:
+        table.scheduler.shutdown()
