@@ -33,15 +33,34 @@ _stdlib_log = logging.getLogger("vigil")
 class CheckRuntime:
     spec: CheckSpec
     machine: CheckState
+    #: The last result as saved (restored from the state database until the check runs).
     last: dict[str, Any] | None = None
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: The latest run as it came: (result, duration_ms, time.time()). Made into the saved
+    #: form only when saved, which for a healthy check is not every run.
+    latest: tuple[Result, float, float] | None = None
     #: time.time() of the last entry handed to the store.
     saved: float = 0.0
+
+    def status(self) -> str | None:
+        """The latest result's status name; None before any result."""
+        if self.latest is not None:
+            return self.latest[0].status.name
+        return self.last["status"] if self.last else None
 
     @property
     def failing_now(self) -> bool:
         # Not yet run counts as failing: a dependency is trusted only once it passed.
-        return not self.last or not Status[self.last["status"]].passing
+        status = self.status()
+        return status is None or not Status[status].passing
+
+    def last_result(self) -> dict[str, Any] | None:
+        """The latest result in its saved form."""
+        if self.latest is None:
+            return self.last
+        result, duration_ms, at = self.latest
+        return {**result.to_dict(), "duration_ms": duration_ms,
+                "at": datetime.fromtimestamp(at, UTC).isoformat()}
 
 
 class CheckTable:
@@ -75,7 +94,7 @@ class CheckTable:
                 old = self.runtimes.get(name)
                 if old and old.spec.type == spec.type:
                     machine.restore(old.machine.to_dict())
-                    runtimes[name] = CheckRuntime(spec, machine, old.last, old.counts)
+                    runtimes[name] = CheckRuntime(spec, machine, old.last_result(), old.counts)
                     continue
                 entry = saved.get(name, {})
                 if entry.get("type") == spec.type:
@@ -138,12 +157,11 @@ class CheckTable:
                 self.states[transition[1].value] += 1
             rt.counts["runs"] += 1
             rt.counts[outcome.kind] += 1
-            before, rt.last = rt.last, {**result.to_dict(), "duration_ms": duration_ms,
-                                        "at": datetime.fromtimestamp(now, UTC).isoformat()}
+            before, rt.latest = rt.status(), (result, duration_ms, now)
             # A healthy check whose result changed nothing is saved at a checkpoint, not
             # on every run: `vigil status` reads its latest result from the history.
             save = (not result.status.passing or rt.machine.state is not State.OK
-                    or before is None or before["status"] != status
+                    or before != status
                     or self.store.retention is None or now - rt.saved >= CHECKPOINT_EVERY)
             entry = self._entry(rt) if save else None
             rt.saved = now if save else rt.saved
@@ -151,7 +169,7 @@ class CheckTable:
         # The rest is debug, and not even built when debug is off: it is most runs.
         if not result.status.passing:
             level = logging.WARNING
-        elif self.log_all or before is None or before["status"] != status:
+        elif self.log_all or before != status:
             level = logging.INFO
         else:
             level = logging.DEBUG
@@ -223,7 +241,7 @@ class CheckTable:
     def _entry(rt: CheckRuntime) -> dict[str, Any]:
         """What is saved and shown of one check (called with the lock held)."""
         return {"type": rt.spec.type, "enabled": rt.spec.enabled, "service": rt.spec.service,
-                "interval_s": rt.spec.interval, **rt.machine.to_dict(), "last": rt.last,
+                "interval_s": rt.spec.interval, **rt.machine.to_dict(), "last": rt.last_result(),
                 "counts": dict(rt.counts)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ class Tcp(Check):
 def _connect(host: str, port: int, timeout: float) -> socket.socket:
     """A connected socket. An IP address is connected to as it is; a host name is looked
     up on every run (it may move), which costs more than the connection itself."""
-    family = next((f for f in (socket.AF_INET, socket.AF_INET6) if _is_address(f, host)), None)
+    family = _address_family(host)
     if family is None:
         return socket.create_connection((host, port), timeout)
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -58,12 +59,16 @@ def _connect(host: str, port: int, timeout: float) -> socket.socket:
     return sock
 
 
-def _is_address(family: int, host: str) -> bool:
-    try:
-        socket.inet_pton(family, host)
-    except OSError:
-        return False
-    return True
+@functools.cache
+def _address_family(host: str) -> int | None:
+    """AF_INET or AF_INET6 for an IP address, None for a host name."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
 
 
 @hookimpl
