@@ -1,21 +1,25 @@
-"""When each check runs: one APScheduler job per check, staggered, never overlapping."""
+"""When each check runs: a timetable of due times, staggered, that one APScheduler job
+works through, waking exactly when the next check is due.
+
+APScheduler's bookkeeping for a job run (next fire time, job store update, events)
+costs more than a TCP check itself, so checks are not one APScheduler job each: the
+timetable is a heap, and the dispatch job's trigger is "the earliest due time". Each
+check still runs as a job of its own on the runner, isolated from the others."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import structlog
-from apscheduler.events import (
-    EVENT_JOB_ERROR,
-    EVENT_JOB_MISSED,
-    JobEvent,
-    JobExecutionEvent,
-)
+from apscheduler.events import EVENT_JOB_ERROR, JobEvent, JobExecutionEvent
 from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 log = structlog.get_logger("vigil.scheduler")
@@ -23,14 +27,33 @@ log = structlog.get_logger("vigil.scheduler")
 #: The scheduler's own heartbeat: proof for the watchdog that jobs still run.
 HEARTBEAT = "__heartbeat__"
 HEARTBEAT_EVERY = 1.0
+#: The job that starts the checks that are due.
+DISPATCH = "__dispatch__"
 #: Checks due within this many seconds of each other start together.
 SLOT = 0.1
+#: How far ahead the dispatch job is set when no check is due at all.
+IDLE = 3600.0
+
+
+class _Earliest(BaseTrigger):
+    """Fires at the timetable's earliest due time, whatever that is by then. A time
+    already past is as good as just after ``now``: APScheduler asks again and again
+    until it hears of a time after ``now``."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime:
+        when = max(self._scheduler.earliest(), now.timestamp() + 1e-6)
+        return datetime.fromtimestamp(when, UTC)
 
 
 class Scheduler:
     """Calls ``run(name)`` for each check on its interval, on the scheduler's own thread
     (so ``run`` only starts the check and returns), and ``lost(name, "missed")`` for a
-    run that came later than half its interval.
+    run that came later than half its interval (at least 1 s): the next one keeps the
+    check's rhythm.
 
     Checks that share an interval are spread over a window (up to the interval) instead
     of firing together, in slots of SLOT seconds: the scheduler wakes once per slot, not
@@ -43,23 +66,30 @@ class Scheduler:
         self._aps: BackgroundScheduler | None = None
         #: Each check's own interval, as configured.
         self._intervals: dict[str, float] = {}
-        #: The interval each job runs at now: its own, or its fast one.
+        #: The interval each check runs at now: its own, or its fast one.
         self._pace: dict[str, float] = {}
+        #: (due time, entry number, check); an entry not in _entry is stale.
+        self._due: list[tuple[float, int, str]] = []
+        self._entry: dict[str, int] = {}
+        self._numbers = itertools.count()
+        self._lock = threading.Lock()
         #: monotonic time of the last heartbeat job; proof that jobs still run.
         self.last_progress = time.monotonic()
 
     def start(self, intervals: dict[str, float]) -> None:
         self._aps = BackgroundScheduler(
-            # A job only hands its check to the runner's workers and returns, so it runs
-            # on the scheduler's own thread: no thread hand-off per run.
+            # The dispatch job only hands checks to the runner's workers and returns, so
+            # it runs on the scheduler's own thread: no thread hand-off.
             executors={"default": DebugExecutor()},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
-        self._aps.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        self._aps.add_listener(self._on_event, EVENT_JOB_ERROR)
         self.set_checks(intervals)
-        self._aps.add_job(self._beat, IntervalTrigger(seconds=HEARTBEAT_EVERY), id=HEARTBEAT,
+        self._aps.add_job(self._dispatch, _Earliest(self), id=DISPATCH,
                           misfire_grace_time=None)
+        self._aps.add_job(self._beat, IntervalTrigger(seconds=HEARTBEAT_EVERY), id=HEARTBEAT,
+                          misfire_grace_time=1)
         self._aps.start()
 
     def shutdown(self, grace: float = 1.0) -> None:
@@ -77,59 +107,92 @@ class Scheduler:
                       reason="the scheduler did not stop; exiting without it")
 
     def set_checks(self, intervals: dict[str, float]) -> None:
-        """Add, remove and re-time jobs so that they match ``intervals`` exactly."""
-        assert self._aps is not None
-        for name in self._intervals.keys() - intervals.keys():
-            self._aps.remove_job(name)
-            self._pace.pop(name, None)
+        """Add, remove and re-time checks so that they match ``intervals`` exactly."""
         by_interval: dict[float, list[str]] = {}
         for name, interval in sorted(intervals.items()):
             by_interval.setdefault(interval, []).append(name)
-        now = datetime.now(UTC)
-        for interval, names in by_interval.items():
-            window = min(interval, 1.0 + len(names) / 100)
-            for index, name in enumerate(names):
-                if self._intervals.get(name) == interval:
-                    continue
-                offset = round(window * index / len(names) / SLOT) * SLOT
-                start = now + timedelta(seconds=0.05 + offset)
-                self._pace[name] = interval
-                self._aps.add_job(
-                    self._run, IntervalTrigger(seconds=interval, start_date=start),
-                    args=(name,), id=name, name=name, replace_existing=True,
-                    # A run later than half its interval is counted as missed.
-                    misfire_grace_time=max(1, int(interval / 2)),
-                )
-        self._intervals = dict(intervals)
+        now = time.time()
+        with self._lock:
+            for name in self._intervals.keys() - intervals.keys():
+                self._pace.pop(name, None)
+                self._entry.pop(name, None)
+            for interval, names in by_interval.items():
+                window = min(interval, 1.0 + len(names) / 100)
+                for index, name in enumerate(names):
+                    if self._intervals.get(name) == interval:
+                        continue
+                    offset = round(window * index / len(names) / SLOT) * SLOT
+                    self._pace[name] = interval
+                    self._put(name, now + 0.05 + offset)
+            self._intervals = dict(intervals)
+        self._wake()
 
     def run_all_now(self) -> None:
         """Run every check at once, then on its rhythm again."""
-        assert self._aps is not None
-        now = datetime.now(UTC)
-        for name in self._intervals:
-            self._aps.modify_job(name, next_run_time=now)
+        now = time.time()
+        with self._lock:
+            for name in self._intervals:
+                self._put(name, now)
+        self._wake()
 
     def pace(self, name: str) -> float | None:
-        """The interval a check's job runs at now."""
+        """The interval a check runs at now."""
         return self._pace.get(name)
 
     def set_interval(self, name: str, interval: float, now: bool = False) -> None:
         """Re-time one check: its fast interval while a failure is confirmed, its own
-        interval again after."""
-        assert self._aps is not None
-        if name not in self._intervals:
-            return
-        self._pace[name] = interval
-        first = datetime.now(UTC) + timedelta(seconds=0 if now else interval)
-        self._aps.reschedule_job(name, trigger=IntervalTrigger(seconds=interval,
-                                                               start_date=first))
+        interval again after; ``now`` runs it at once first."""
+        with self._lock:
+            if name not in self._intervals:
+                return
+            self._pace[name] = interval
+            self._put(name, time.time() + (0 if now else interval))
+        self._wake()
+
+    def earliest(self) -> float:
+        """The time the next check is due (IDLE from now when none is)."""
+        with self._lock:
+            while self._due and self._entry.get(self._due[0][2]) != self._due[0][1]:
+                heapq.heappop(self._due)  # a stale entry: re-timed or removed since
+            return self._due[0][0] if self._due else time.time() + IDLE
+
+    def _put(self, name: str, due: float) -> None:
+        """(Called with the lock held.) ``name`` is next due at ``due``."""
+        number = next(self._numbers)
+        self._entry[name] = number
+        heapq.heappush(self._due, (due, number, name))
+
+    def _wake(self) -> None:
+        """Have the dispatch job fire at the (maybe new) earliest due time."""
+        if self._aps is not None and self._aps.running:
+            self._aps.modify_job(DISPATCH,
+                                 next_run_time=datetime.fromtimestamp(self.earliest(), UTC))
+
+    def _dispatch(self) -> None:
+        now = time.time()
+        started: list[tuple[str, bool]] = []
+        with self._lock:
+            while self._due and self._due[0][0] <= now:
+                due, number, name = heapq.heappop(self._due)
+                if self._entry.get(name) != number:
+                    continue
+                interval = self._pace[name]
+                # The next run keeps the rhythm, skipping what a frozen host missed.
+                self._put(name, due + interval * (int((now - due) // interval) + 1))
+                started.append((name, now - due > max(1, int(interval / 2))))
+        for name, missed in started:
+            try:
+                if missed:
+                    self._lost(name, "missed")
+                else:
+                    self._run(name)
+            except Exception as exc:
+                log.error("check.error", check=name, error=f"could not start: {exc}")
 
     def _beat(self) -> None:
         self.last_progress = time.monotonic()
 
     def _on_event(self, event: JobEvent) -> None:
-        if event.code == EVENT_JOB_MISSED:
-            self._lost(event.job_id, "missed")
-        elif isinstance(event, JobExecutionEvent) and event.exception is not None:
+        if isinstance(event, JobExecutionEvent) and event.exception is not None:
             log.error("check.error", check=event.job_id,
                       error=f"scheduler job failed: {event.exception}")
