@@ -54,8 +54,12 @@ class Unreadable(Exception):
     """The database is not one, or is damaged: it is set aside, never written over."""
 
 
+# One encoder for every row: json.dumps with options makes a new one on each call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 def open_database(path: Path) -> sqlite3.Connection:
