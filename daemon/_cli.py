@@ -88,7 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--watchdog", type=parse_duration, default=30.0, metavar="DURATION",
                    help="systemd WatchdogSec (default 30s)")
     p = sub.add_parser("logs", parents=[common, scoped],
-                       help="read the daemon's log (its file, the journal, or launchd's file)")
+                       help="read the daemon's log (its file, the journal, or launchd's file)",
+                       description="At the default level (info) the log holds state changes, "
+                       "heals, errors, failing results (warning), results whose status "
+                       "changed, and a daemon.summary every 5 minutes; a healthy check's "
+                       "unchanged result is a debug line ([daemon] log_results = \"all\" "
+                       "logs every result). Every result is in `vigil history` either way.")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N",
                    help="start with the last N lines that match (default 50)")

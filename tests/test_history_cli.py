@@ -121,3 +121,6 @@ def test_the_default_log_holds_changes_and_failures_not_every_run(write_config, 
     assert len(oks) == 2, oks  # the first, and the first after the failure
     assert d.stop() == 0
     assert os.path.getsize(d.log) < 10_000
+    # `vigil logs` says so too.
+    said = " ".join(run_vigil("logs", "--help").stdout.split())
+    assert "a healthy check's unchanged result is a debug line" in said
