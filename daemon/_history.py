@@ -103,11 +103,18 @@ def roll_up(conn: sqlite3.Connection, now: float) -> int:
     return written
 
 
-def _mark(conn: sqlite3.Connection, step: int, now: float) -> int:
+def _rolled(conn: sqlite3.Connection, step: int) -> int | None:
+    """How far tier ``step`` is rolled up (a time in seconds); None before it ever was."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"rolled_{step}",)).fetchone()
-    if row is not None:
-        return int(row[0])
-    # A new database starts rolling at the bucket it is made in.
+    return None if row is None else int(row[0])
+
+
+def _mark(conn: sqlite3.Connection, step: int, now: float) -> int:
+    """(The writer's.) How far tier ``step`` is rolled up; a new database starts rolling
+    at the bucket it is made in."""
+    rolled = _rolled(conn, step)
+    if rolled is not None:
+        return rolled
     start = int(now // step * step)
     conn.execute("INSERT INTO meta VALUES (?, ?)", (f"rolled_{step}", str(start)))
     return start
@@ -149,7 +156,9 @@ def uptime(conn: sqlite3.Connection, ids: list[int], since: float, now: float,
     """(passing runs, runs) of each check since ``since``, from the finest tier that
     still covers each part of the window: raw results after the last rollup, 5-minute
     rollups before that, hourly ones where the 5-minute ones are gone."""
-    marks = [_mark(conn, step, now) for step in STEPS]
+    # Read only: commands read through a read-only connection. Nothing rolled up yet
+    # means every result is still raw.
+    marks = [_rolled(conn, step) or 0 for step in STEPS]
     totals = {check_id: [0, 0] for check_id in ids}
     marker = ",".join("?" * len(ids))
 

@@ -75,19 +75,18 @@ class Store:
         self.dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.dir.glob(f".{database.LEGACY}.*.tmp"):
             leftover.unlink(missing_ok=True)
-        try:
+        for _ in range(2):  # a second time only after a damaged file was set aside
             try:
                 conn = self.writer.connect()
-            except Unreadable as exc:
-                database.set_aside(self.path, str(exc), with_journal=True)
-                conn = self.writer.connect()
-            database.migrate(conn, self.dir)
-            return {table: {name: json.loads(data)
-                            for name, data in conn.execute(f"SELECT name, data FROM {table}")}
-                    for table in ("checks", "services")}
-        except (sqlite3.Error, OSError, Unreadable) as exc:
-            self.writer.complain(exc)
-            return {"checks": {}, "services": {}}
+                database.migrate(conn, self.dir)
+                return {table: {name: json.loads(data) for name, data in conn.execute(
+                                    f"SELECT name, data FROM {table}")}
+                        for table in ("checks", "services")}
+            except (sqlite3.Error, OSError, Unreadable) as exc:
+                self.writer.failed(exc)
+                if not database.is_damage(exc):
+                    break
+        return {"checks": {}, "services": {}}
 
     # -- recording: any thread; cheap, only queues -----------------------------------
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from vigil import _history as history
-from vigil._database import Unreadable, compact, open_database
+from vigil._database import Unreadable, compact, is_damage, open_database, set_aside
 from vigil._history import Retention
 
 if TYPE_CHECKING:
@@ -119,19 +119,30 @@ class Writer:
                          dropped_results=self._dropped)
                 self._failing_since, self._dropped = None, 0
         except (sqlite3.Error, OSError, Unreadable) as exc:
-            if self._conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.close()
-            # Reconnect next time: the cached ids and summaries may not have been committed.
-            self._conn = None
             self._dropped += self._put_back(batch)
-            self.complain(exc)
+            self.failed(exc)
         finally:
             with self._cycles:
                 self._done = number
                 self._cycles.notify_all()
 
-    def complain(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException) -> None:
+        """After an error: reconnect next time (the cached ids and summaries may not have
+        been committed); a damaged file is set aside for inspection, and the next try
+        starts a new one; anything else (a full disk) is logged."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+        self._conn = None
+        if not is_damage(exc):
+            self._complain(exc)
+            return
+        try:
+            set_aside(self.path, str(exc), with_journal=True)
+        except OSError as err:
+            self._complain(err)
+
+    def _complain(self, exc: BaseException) -> None:
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now

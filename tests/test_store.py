@@ -21,11 +21,12 @@ from structlog.testing import capture_logs
 from vigil import Result, Status, _config
 from vigil import _database as database
 from vigil import _history as history
+from vigil import _store as store_module
 from vigil._checktable import CheckTable
 from vigil._healer import Healer
 from vigil._history import CHECKPOINT_EVERY, Retention
 from vigil._runner import Outcome, Runner
-from vigil._store import Store
+from vigil._store import Batch, Store
 
 pytestmark = pytest.mark.unit
 
@@ -225,3 +226,55 @@ def test_a_healthy_unchanged_check_is_saved_at_a_checkpoint(tmp_path, monkeypatc
         assert store._take().checks["ok"]["counts"]["runs"] == 7
     finally:
         table.scheduler.shutdown()
+
+
+def damage_beyond_the_schema(path: Path) -> None:
+    """Overwrite every page but the first (the header and the schema stay sound)."""
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.seek(4096)
+        f.write(b"\xff" * (size - 4096))
+
+
+def test_damage_below_the_schema_is_set_aside_at_start(tmp_path: Path) -> None:
+    saved(tmp_path).close()
+    damage_beyond_the_schema(tmp_path / "state.db")
+    with capture_logs() as events:
+        assert Store(tmp_path).load() == {"checks": {}, "services": {}}
+    assert [e["event"] for e in events] == ["state.unreadable"]
+    assert {p.name.split("-")[0] for p in tmp_path.iterdir()} == {
+        "state.db", "state.db.unreadable"}
+
+
+def test_damage_the_writer_meets_is_set_aside_and_nothing_queued_is_lost(tmp_path) -> None:
+    store = saved(tmp_path)
+    store.load()
+    store.writer.failed(sqlite3.OperationalError("a dropped connection"))
+    damage_beyond_the_schema(tmp_path / "state.db")
+    with capture_logs() as events:
+        store.check("db", {**FAILING, "counts": {"runs": 9}})
+        store.flush()  # meets the damage: the file is set aside, the batch kept
+        store.flush()  # into a new database
+    assert [e["event"] for e in events if e["log_level"] == "error"] == ["state.unreadable"]
+    store.close()
+    assert Store(tmp_path).load()["checks"] == {"db": {**FAILING, "counts": {"runs": 9}}}
+
+
+def test_a_reader_counts_results_not_yet_rolled_up(tmp_path: Path) -> None:
+    store = Store(tmp_path, KEEP)
+    store.load()
+    store.check("db", FAILING)
+    store.result("db", time.time(), 0, 1.0, {}, "up")
+    # The writer's first commit, before it ever rolled history up.
+    store.writer._commit(store._take())
+    state = database.read_state_at(tmp_path)  # through a read-only connection
+    assert state is not None and state["checks"]["db"]["uptime_24h"] == 1.0
+    store.close()
+
+
+def test_results_queued_while_writes_fail_are_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(store_module, "MAX_PENDING", 3)
+    older = Batch(results=[("a", float(i), 0, 1.0, {}, "") for i in range(3)])
+    newer = Batch(results=[("a", float(i), 0, 1.0, {}, "") for i in range(3, 5)])
+    assert newer.merge_older(older) == 2
+    assert [r[1] for r in newer.results] == [2.0, 3.0, 4.0]  # the oldest went first

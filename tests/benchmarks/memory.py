@@ -9,7 +9,6 @@ supervisord comes from Debian's `supervisor` package (apt-get install supervisor
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,13 +18,13 @@ from pathlib import Path
 
 import psutil
 
+from tests.benchmarks import anchor
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_supervisord(folder: Path) -> subprocess.Popen[bytes]:
-    supervisord = shutil.which("supervisord")
-    if not supervisord:
-        sys.exit("supervisord is not installed: apt-get install supervisor")
+    supervisord = anchor("supervisord", "supervisor")
     conf = folder / "supervisord.conf"
     conf.write_text(
         f"[supervisord]\nnodaemon=true\nlogfile={folder}/supervisord.log\n"

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.benchmarks import anchor
+
 
 class Listener:
     """Accepts and closes connections, counting them."""
@@ -51,9 +53,7 @@ class Listener:
 
 
 def start_monit(folder: Path, checks: int, interval: int, port: int) -> subprocess.Popen[bytes]:
-    monit = shutil.which("monit")
-    if not monit:
-        sys.exit("monit is not installed: apt-get install monit")
+    monit = anchor("monit", "monit")
     rc = folder / "monitrc"
     rc.write_text(
         f"set daemon {interval}\nset logfile {folder}/monit.log\nset pidfile {folder}/monit.pid\n"
