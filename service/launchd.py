@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import plistlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +64,8 @@ class Launchd(ServiceManager):
 
     def use_port(self, port: int) -> None:
         """Put the port in the job's EnvironmentVariables; the next bootstrap reads it."""
+        import plistlib  # here, not above: its XML parser is ~0.3 MB a Linux daemon never uses
+
         path = Path(self.options.plist or "")
         job = plistlib.loads(path.read_bytes())
         job.setdefault("EnvironmentVariables", {})[self.options.port_variable] = str(port)
