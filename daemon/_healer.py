@@ -1,5 +1,7 @@
 """The healing policy: when a guarding check is FAILING, bring its service back,
-within a restart budget, with growing backoff, dependencies first, never twice at once."""
+within a restart budget, dependencies first, never twice at once. The backoff grows
+only while heals do not hold (a crash loop): a heal after which the service stayed
+healthy for ``backoff_reset`` ends the loop, and the next incident is healed at once."""
 
 from __future__ import annotations
 
@@ -69,6 +71,11 @@ class ServiceRuntime:
     given_up: bool = False
     #: Wall-clock time before which no new heal starts (the backoff).
     not_before: float = 0.0
+    #: Heals in the current crash loop: the backoff doubles with each.
+    streak: int = 0
+    #: When the last heal succeeded, until the service fails again or the heal has
+    #: held for ``backoff_reset``.
+    held_since: float | None = None
     last: dict[str, Any] | None = None
     healing: threading.Lock = field(default_factory=threading.Lock)
     passed: threading.Event = field(default_factory=threading.Event)
@@ -80,6 +87,7 @@ class ServiceRuntime:
 
     @property
     def state(self) -> HealState:
+        self.settle()
         if self.healing.locked():
             return HealState.HEALING
         if self.given_up:
@@ -94,12 +102,19 @@ class ServiceRuntime:
 
     def backoff(self) -> float:
         """The wait before the next heal: 1x, 2x, 4x... the base for the 1st, 2nd, 3rd
-        heal inside the window."""
-        return min(self.spec.backoff * 2 ** max(0, len(self.history) - 1), self.spec.within)
+        heal of a crash loop, at most ``within``."""
+        return min(self.spec.backoff * 2 ** max(0, self.streak - 1), self.spec.within)
+
+    def settle(self) -> None:
+        """A heal that has held for ``backoff_reset`` ends the crash loop: no backoff."""
+        if (self.held_since is not None
+                and time.time() - self.held_since >= self.spec.backoff_reset):
+            self.streak, self.not_before, self.held_since = 0, 0.0, None
 
     def to_dict(self) -> dict[str, Any]:
         return {"state": self.state.value, "history": self.history, "given_up": self.given_up,
-                "not_before": self.not_before, "last": self.last,
+                "not_before": self.not_before, "streak": self.streak,
+                "held_since": self.held_since, "last": self.last,
                 "healing": self.healing.locked(), "manager": self.spec.manager,
                 "describe": self.service_manager.describe(),
                 "manager_state": self.service_manager.state}
@@ -133,6 +148,7 @@ class Healer:
             if old is not None:
                 rt.history, rt.given_up, rt.not_before, rt.last = (
                     old.history, old.given_up, old.not_before, old.last)
+                rt.streak, rt.held_since = old.streak, old.held_since
                 rt.healing, rt.passed = old.healing, old.passed
                 if old.spec.manager == spec.manager:
                     rt.service_manager.state = old.service_manager.state
@@ -141,6 +157,9 @@ class Healer:
                 rt.history = [float(t) for t in entry.get("history", [])]
                 rt.given_up = bool(entry.get("given_up", False))
                 rt.not_before = float(entry.get("not_before", 0.0))
+                rt.streak = int(entry.get("streak", 0))
+                held = entry.get("held_since")
+                rt.held_since = None if held is None else float(held)
                 rt.last = entry.get("last")
                 if entry.get("manager") == spec.manager:
                     rt.service_manager.state = dict(entry.get("manager_state", {}))
@@ -175,6 +194,8 @@ class Healer:
                 log.info("heal.resumed", service=service, manager=rt.manager,
                          reason=f"check {check} passes again")
             return
+        rt.settle()
+        rt.held_since = None  # the heal did not hold this long: the loop goes on
         if state is State.FAILING:
             self._consider(rt, check, result)
 
@@ -228,6 +249,7 @@ class Healer:
         rt.history.clear()
         rt.given_up = False
         rt.not_before = 0.0
+        rt.streak, rt.held_since = 0, None
         rt.skip_reason = None
 
     def heal(self, service: str, reason: str, progress: Progress | None = None) -> HealOutcome:
@@ -242,6 +264,7 @@ class Healer:
         try:
             began = time.time()
             rt.history.append(began)
+            rt.streak += 1
             rt.passed.clear()
             running = service_manager.is_running()
             verb = "start" if running is False else "restart"
@@ -266,6 +289,7 @@ class Healer:
                     rt.passed.set()
                 outcome = self._await_pass(rt, began, emit, fields, verb, action.fields())
             rt.not_before = time.time() + rt.backoff()
+            rt.held_since = time.time() if outcome.ok else None
             rt.last = {**outcome.to_dict(), "at": began}
             if self._record is not None:
                 self._record(service, began, outcome.to_dict())

@@ -94,7 +94,10 @@ class ServiceSpec:
     start_timeout: Duration = Duration(30)
     restarts: int = 3
     within: Duration = Duration(600)
+    #: The wait after a heal, doubled after each heal of a crash loop...
     backoff: Duration = Duration(5)
+    #: ...which ends once a healed service has stayed healthy this long.
+    backoff_reset: Duration = Duration(60)
     heal: bool = True
     #: Ports the service may be started on, preferred first (None: vigil picks none).
     ports: list[int] | None = field(default=None, metadata={"type": str | list[int] | None})

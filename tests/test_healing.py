@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -134,6 +135,57 @@ def test_never_two_heals_of_one_service_at_once(tmp_path: Path) -> None:
     assert 4.5 < rt.not_before - time.time() <= 5
     healer.heal("slow", "again")
     assert 9.5 < rt.not_before - time.time() <= 10
+
+
+def test_separate_incidents_heal_at_once_while_a_crash_loop_backs_off(write_config, daemon,
+                                                                     tmp_path) -> None:
+    flag, never = tmp_path / "flag", tmp_path / "never"
+    flag.write_text("CRIT")
+    never.write_text("CRIT")  # the loop's check reads this; its heals write elsewhere
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [services.svc]
+        manager = "flag"
+        status_file = "{flag}"
+        restarts = 20
+        backoff = "3s"
+        backoff_reset = "500ms"
+        [services.loop]
+        manager = "flag"
+        status_file = "{tmp_path / 'elsewhere'}"
+        start_timeout = "300ms"
+        restarts = 3
+        within = "1h"
+        backoff = "300ms"
+        [checks.guard]
+        type = "fixed"
+        status_file = "{flag}"
+        service = "svc"
+        interval = "200ms"
+        fall = 2
+        [checks.crashing]
+        type = "fixed"
+        status_file = "{never}"
+        service = "loop"
+        interval = "200ms"
+        fall = 2
+    """)).start()
+    d.wait_for("heal.succeeded", service="svc")
+    time.sleep(1.0)  # healthy for twice backoff_reset: that heal held
+    flag.write_text("CRIT")
+    failing = d.wait_for("check.state_changed", count=2, check="guard", to="FAILING")[1]
+    started = d.wait_for("heal.started", count=2, service="svc")[1]
+    delay = event_time(started) - event_time(failing)
+    assert delay < 1.0, f"the 2nd incident waited {delay:.2f}s: the 3s backoff still held"
+
+    d.wait_for("heal.gave_up", service="loop", timeout=20)
+    starts = [event_time(e) for e in d.events("heal.started", service="loop")]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(starts) == 3 and gaps[1] > gaps[0] + 0.2, f"no growing backoff: {gaps}"
+    time.sleep(1)
+    assert len(d.events("heal.gave_up", service="loop")) == 1
 
 
 def test_budget_and_given_up_mark_survive_a_daemon_restart(write_config, daemon,

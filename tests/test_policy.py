@@ -128,6 +128,25 @@ def test_backoff_holds_the_next_heal(tmp_path) -> None:
     assert p.calls("db") == ["restart"]
 
 
+def test_backoff_grows_in_a_crash_loop_and_ends_with_a_heal_that_held(tmp_path) -> None:
+    p = Policy(tmp_path, db={"restarts": 10, "backoff": Duration(0.4),
+                             "backoff_reset": Duration(0.3)})
+    rt = p.healer.services["db"]
+    p.fail("db")
+    p.fail("db")  # died again at once: the heal did not hold, the backoff holds
+    assert p.calls("db") == ["restart"] and rt.state is HealState.BACKING_OFF
+    time.sleep(0.45)
+    p.fail("db")
+    assert p.calls("db") == ["restart"] * 2
+    assert 0.7 < rt.not_before - time.time() <= 0.8  # doubled: the loop goes on
+    p.passing("db")
+    time.sleep(0.35)  # healthy for longer than backoff_reset: the heal held
+    assert rt.state is HealState.READY
+    p.fail("db")
+    assert p.calls("db") == ["restart"] * 3
+    assert 0.3 < rt.not_before - time.time() <= 0.4  # a new loop: the base wait again
+
+
 def test_a_failing_dependency_is_healed_first_and_skipped_once(tmp_path, logs) -> None:
     p = Policy(tmp_path, db={}, web={"depends_on": ["db"]})
     p.failing.add("db")
