@@ -251,6 +251,10 @@ class _Validator:
                         problem := service_manager.port_problem()):
                     self.error((*path, "ports"), problem)
                     continue
+            elif service_manager is not None and (key := service_manager.asks_for_port()):
+                self.error((*path, key), "has a {port} placeholder, but the service has no "
+                                         "ports to choose from: add ports = [3000, 3010]")
+                continue
             if service_manager is not None:
                 built: type[ServiceManager] = type(service_manager)
                 make = functools.partial(built, name, service_manager.options,

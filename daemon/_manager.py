@@ -88,6 +88,12 @@ class ServiceManager:
         service's ``ports`` key), or None when it can, through :meth:`use_port`."""
         return f"the {type(self).__name__.lower()} manager cannot pass a port to its service"
 
+    def asks_for_port(self) -> str | None:
+        """The key of this manager's options that takes a port from vigil (a ``{port}``
+        placeholder), or None. Such a service must have ``ports``: without them the
+        placeholder would start the program with an empty argument."""
+        return None
+
     def use_port(self, port: int) -> None:
         """Make the next start use ``port``; ``self.state["port"]`` already holds it."""
         raise NotImplementedError

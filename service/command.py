@@ -67,9 +67,12 @@ class Command(ServiceManager):
         return [arg.replace("{port}", port) for arg in self.options.start]
 
     def port_problem(self) -> str | None:
-        if not any("{port}" in arg for arg in self.options.start):
+        if not self.asks_for_port():
             return "put a {port} placeholder in start, where the program takes its port"
         return None
+
+    def asks_for_port(self) -> str | None:
+        return "start" if any("{port}" in arg for arg in self.options.start) else None
 
     def use_port(self, port: int) -> None:
         """The {port} placeholder reads state["port"] at the next start."""

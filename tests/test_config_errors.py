@@ -58,6 +58,9 @@ CASES = [
      "expected a table"),
     ("unknown manager", HEAD + "[services.db]\nmanager = 'upstart'\n",
      "services.db.manager", 4, "unknown manager"),
+    ("{port} without ports", HEAD + "[services.mcp]\nmanager = 'command'\n"
+     "start = ['server', '--port', '{port}']\n", "services.mcp.start", 5,
+     "has a {port} placeholder, but the service has no ports"),
     ("unknown service key", HEAD + "[services.db]\nmanager = 'systemd'\nunti = 'pg'\n",
      "services.db.unti", 5, "unknown option (known: env_file, port_variable, unit, user)"),
     ("missing dependency", HEAD + "[services.a]\nmanager = 'systemd'\ndepends_on = ['b']\n",
