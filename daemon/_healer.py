@@ -23,8 +23,11 @@ from vigil._statemachine import State
 
 log = structlog.get_logger("vigil.heal")
 
-#: How often a heal that waits for its check reports progress.
+#: How often a heal that waits for its check logs its progress.
 PROGRESS_EVERY = 5.0
+#: How often that wait asks the manager whether the start has already failed (sooner
+#: when a watcher reports the service's exit).
+START_POLL = 0.25
 
 Progress = Callable[..., None]
 
@@ -79,6 +82,8 @@ class ServiceRuntime:
     last: dict[str, Any] | None = None
     healing: threading.Lock = field(default_factory=threading.Lock)
     passed: threading.Event = field(default_factory=threading.Event)
+    #: Wakes a heal's wait: a check passed, or a watcher saw the service exit.
+    stirred: threading.Event = field(default_factory=threading.Event)
     skip_reason: str | None = None
 
     @property
@@ -149,7 +154,7 @@ class Healer:
                 rt.history, rt.given_up, rt.not_before, rt.last = (
                     old.history, old.given_up, old.not_before, old.last)
                 rt.streak, rt.held_since = old.streak, old.held_since
-                rt.healing, rt.passed = old.healing, old.passed
+                rt.healing, rt.passed, rt.stirred = old.healing, old.passed, old.stirred
                 if old.spec.manager == spec.manager:
                     rt.service_manager.state = old.service_manager.state
             elif name in saved:
@@ -183,6 +188,7 @@ class Healer:
             return
         if result.status.passing:
             rt.passed.set()
+            rt.stirred.set()
             # Said once per failure of the service: another check that passes while this
             # one still fails must not make it be said again. (Asked only when there is
             # something to forget: this runs for every passing result.)
@@ -286,7 +292,7 @@ class Healer:
                     **_details(service_manager)))
             else:
                 if not self._wake(service):
-                    rt.passed.set()
+                    rt.passed.set()  # no check to wait for
                 outcome = self._await_pass(rt, began, emit, fields, verb, action.fields())
             rt.not_before = time.time() + rt.backoff()
             rt.held_since = time.time() if outcome.ok else None
@@ -299,27 +305,37 @@ class Healer:
 
     def _await_pass(self, rt: ServiceRuntime, began: float, emit: Callable[..., dict[str, Any]],
                     fields: dict[str, Any], verb: str, command: dict[str, Any]) -> HealOutcome:
-        """Wait up to start_timeout for a passing check, reporting progress: to the log
-        every PROGRESS_EVERY seconds, to an interactive caller every second."""
+        """Wait up to start_timeout for a passing check, failing at once when the manager
+        says the start failed; progress goes to the log every PROGRESS_EVERY seconds, to
+        an interactive caller every second."""
         grace = rt.spec.start_timeout
-        logged = -PROGRESS_EVERY
+        logged = shown = -PROGRESS_EVERY
         while True:
+            rt.stirred.clear()  # before looking: a later stir ends the wait below at once
             elapsed = time.time() - began
             if rt.passed.is_set():
                 return HealOutcome(Verdict.SUCCEEDED, emit(
                     "heal.succeeded", log.info, **fields, action=verb,
                     recovery_s=round(elapsed, 3), **command))
+            died = rt.service_manager.start_failed()
+            if died is not None:
+                return HealOutcome(Verdict.FAILED, emit(
+                    "heal.failed", log.error, **fields, action=verb,
+                    reason=f"{rt.spec.name} failed {elapsed:.1f}s after {command['command']}, "
+                           "before any check passed", elapsed_s=round(elapsed, 1),
+                    **{**command, **died}))
             if elapsed >= grace:
                 return HealOutcome(Verdict.FAILED, emit(
                     "heal.failed", log.error, **fields, action=verb,
                     reason=f"no check of {rt.spec.name} passed within {grace:g}s "
                            f"(start_timeout) after {command['command']}",
                     elapsed_s=round(elapsed, 1), **command, **_details(rt.service_manager)))
-            loud = elapsed - logged >= PROGRESS_EVERY
-            logged = elapsed if loud else logged
-            emit("heal.waiting", log.info if loud else None, **fields,
-                 elapsed_s=round(elapsed, 1), timeout_s=grace)
-            rt.passed.wait(min(1.0, grace - elapsed))
+            if elapsed - shown >= 1:
+                loud = elapsed - logged >= PROGRESS_EVERY
+                logged, shown = (elapsed if loud else logged), elapsed
+                emit("heal.waiting", log.info if loud else None, **fields,
+                     elapsed_s=round(elapsed, 1), timeout_s=grace)
+            rt.stirred.wait(min(START_POLL, grace - elapsed))
 
     def _start_on_free_port(self, rt: ServiceRuntime, running: bool | None,
                             emit: Callable[..., dict[str, Any]],

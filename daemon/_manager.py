@@ -79,6 +79,13 @@ class ServiceManager:
         (systemd: ``systemctl show``); empty when it says nothing more."""
         return {}
 
+    def start_failed(self) -> dict[str, Any] | None:
+        """Asked every START_POLL seconds while vigil waits for a started service's check
+        to pass: what shows that the start has already failed (the program exited, the
+        unit is ``failed``), as fields of the ``heal.failed`` event; None while the
+        service may still come up. The heal then fails at once, not at start_timeout."""
+        return None
+
     def describe(self) -> str:
         """One line for logs and ``vigil status``: ``systemd unit postgresql@15-main``."""
         return f"{type(self).__name__} {self.name}"

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -23,6 +24,7 @@ from vigil import (
     ServiceManager,
     hookimpl,
     kill_process_group,
+    redact,
 )
 
 #: How long a start command may take to fail before it counts as running.
@@ -123,6 +125,14 @@ class Command(ServiceManager):
         if not pid:
             return False
         return _alive(pid, self.state.get("create_time"))
+
+    def start_failed(self) -> dict[str, Any] | None:
+        """The started program exited (a starter that daemonized its service exits by
+        design, and is not asked)."""
+        child = self._child
+        if child is None or self.state.get("detached") or child.poll() is None:
+            return None
+        return {"exit_code": child.returncode, "output": redact(_tail(self.log_path()))}
 
     def _signal_group(self, wait_only: bool = False) -> Action:
         pgid = self.state.get("pgid")

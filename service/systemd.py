@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vigil import Action, ServiceManager, hookimpl, replace_file
 
@@ -49,6 +50,10 @@ class Systemd(ServiceManager):
             "show", "-p", "ActiveState,SubState,MainPID,NRestarts,Result", self.options.unit),
             timeout=10)
         return dict(line.split("=", 1) for line in action.output.splitlines() if "=" in line)
+
+    def start_failed(self) -> dict[str, Any] | None:
+        details = self.details()
+        return {"service_state": details} if details.get("ActiveState") == "failed" else None
 
     def port_problem(self) -> str | None:
         if not self.options.env_file:

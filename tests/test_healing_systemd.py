@@ -252,3 +252,17 @@ def test_vigil_logs_reads_the_journal_of_the_installed_unit(systemd: PrivateSyst
     assert not [p for p in psutil.process_iter(["cmdline"])
                 if "--follow" in (p.info["cmdline"] or []) and "vigil.service" in (
                     p.info["cmdline"] or [])], "journalctl outlived vigil logs -f"
+
+
+def test_a_unit_that_fails_while_the_heal_waits_fails_the_heal_at_once(
+        systemd: PrivateSystemd, write_config, daemon, tmp_path):
+    # Active at once (Type=simple), failed a second later: before any check could pass.
+    crash = f"{sys.executable} -c 'import sys, time; time.sleep(1); sys.exit(4)'"
+    systemd.write_unit("vigil-late.service", unit(crash))
+    config = service_config(write_config, tmp_path, {"late": free_port()}, restarts="1",
+                            start_timeout='"30s"')
+    d = daemon(config, prefix=systemd.prefix()).start()
+    failed = d.wait_for("heal.failed", service="late", timeout=20)[0]
+    assert failed["service_state"]["ActiveState"] == "failed"
+    assert failed["service_state"]["Result"] == "exit-code"
+    assert failed["elapsed_s"] < 2.5, f"noticed after {failed['elapsed_s']}s, not at once"

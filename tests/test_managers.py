@@ -171,6 +171,31 @@ def test_daemon_heals_a_command_service(write_config, daemon, tmp_path: Path) ->
     assert not gone(survivor)  # the daemon fixture reaps it
 
 
+def test_a_start_that_exits_fails_the_heal_at_once_with_its_output(write_config, daemon,
+                                                                   tmp_path: Path) -> None:
+    # Runs a second (long past the starter's settle time), says why and exits 2.
+    crash = "import sys, time; time.sleep(1); print('--port: missing value'); sys.exit(2)"
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.web]
+        manager = "command"
+        start = ["{sys.executable}", "-c", "{crash}"]
+        start_timeout = "30s"
+        restarts = 1
+        [checks.web]
+        type = "tcp"
+        port = {free_port()}
+        service = "web"
+        interval = "500ms"
+        fall = 1
+    """)).start()
+    failed = d.wait_for("heal.failed", service="web", timeout=15)[0]
+    assert failed["exit_code"] == 2 and "--port: missing value" in failed["output"]
+    assert failed["elapsed_s"] < 2, f"noticed after {failed['elapsed_s']}s, not at once"
+    assert "before any check passed" in failed["reason"]
+
+
 # -- launchd and brew: stand-ins that record argv --------------------------------------
 
 FAKE = """\
