@@ -28,6 +28,9 @@ from vigil._store import Store
 log = structlog.get_logger("vigil")
 _stdlib_log = logging.getLogger("vigil")
 
+#: A check whose runs keep overrunning its interval says so this often while it lasts.
+SKIPS_REPORTED_EVERY = 300.0
+
 
 @dataclass
 class CheckRuntime:
@@ -41,6 +44,14 @@ class CheckRuntime:
     latest: tuple[Result, float, float] | None = None
     #: time.time() of the last entry handed to the store.
     saved: float = 0.0
+    #: Runs that came due while the one before still ran: each waits for its end.
+    deferred: int = 0
+    #: Deferred runs in the current streak of overrunning runs, and when it began or
+    #: was last reported (time.time()): one check.skipped per streak.
+    skip_streak: int = 0
+    skip_since: float = 0.0
+    #: Timed-out runs in a row: only the first is a warning.
+    timeouts: int = 0
 
     def status(self) -> str | None:
         """The latest result's status name; None before any result."""
@@ -74,7 +85,7 @@ class CheckTable:
         self.healer = healer
         self.stopping = stopping
         self.store = store
-        self.scheduler = Scheduler(self.run, self.lost)
+        self.scheduler = Scheduler(self.run, self.missed)
         self.plugins: Plugins | None = None
         self.runtimes: dict[str, CheckRuntime] = {}
         #: How many enabled checks are in each state, kept as they change: the main loop
@@ -136,7 +147,11 @@ class CheckTable:
             return
         if not self.runner.submit(rt.spec.check, rt.spec.timeout,
                                   functools.partial(self._finish, rt)):
-            self.lost(name, "skipped")
+            # The previous run still runs: this one follows a pace after it ends, and the
+            # streak is logged once, with its count, instead of once per tick.
+            with self._lock:
+                rt.counts["skipped"] += 1
+                rt.deferred += 1
 
     def _finish(self, rt: CheckRuntime, outcome: Outcome) -> None:
         if self.stopping.is_set():
@@ -145,8 +160,14 @@ class CheckTable:
         result = outcome.result
         status = result.status.name
         if outcome.kind == "timeout":
-            log.warning("check.timeout", check=name, timeout_s=spec.timeout, summary=result.summary)
-        elif outcome.kind == "error":
+            level = logging.WARNING if rt.timeouts == 0 else logging.DEBUG
+            rt.timeouts += 1
+            if _stdlib_log.isEnabledFor(level):
+                log.log(level, "check.timeout", check=name, timeout_s=spec.timeout,
+                        summary=result.summary, in_a_row=rt.timeouts)
+        else:
+            rt.timeouts = 0
+        if outcome.kind == "error":
             log.error("check.error", check=name, error=outcome.error)
         duration_ms = round(outcome.duration_ms, 2)
         now = time.time()
@@ -165,10 +186,11 @@ class CheckTable:
                     or self.store.retention is None or now - rt.saved >= CHECKPOINT_EVERY)
             entry = self._entry(rt) if save else None
             rt.saved = now if save else rt.saved
-        # What an operator reads: failures, and passes that differ from the one before.
-        # The rest is debug, and not even built when debug is off: it is most runs.
+        # What an operator reads: failures (a warning when the status is new), and passes
+        # that differ from the one before. The rest is debug, and not even built when
+        # debug is off: it is most runs.
         if not result.status.passing:
-            level = logging.WARNING
+            level = logging.WARNING if before != status else logging.INFO
         elif self.log_all or before != status:
             level = logging.INFO
         else:
@@ -195,29 +217,48 @@ class CheckTable:
                             state=rt.machine.state.value)
         if spec.service:
             self.healer.observe(name, spec.service, result, rt.machine.state)
-        self._pace(rt, result)
+        self._pace(rt, result, self._skips(rt, now))
 
-    def lost(self, name: str, why: str) -> None:
-        """A run that did not happen: ``skipped`` (the previous one still ran) or
-        ``missed`` (it came too late)."""
+    def _skips(self, rt: CheckRuntime, now: float) -> bool:
+        """Count this run's deferred successors into the streak; log the streak once it
+        ends (or has lasted SKIPS_REPORTED_EVERY). Whether any run was deferred."""
+        with self._lock:
+            deferred, rt.deferred = rt.deferred, 0
+            if deferred and not rt.skip_streak:
+                rt.skip_since = now
+            rt.skip_streak += deferred
+            streak = rt.skip_streak
+            report = streak and (not deferred or now - rt.skip_since >= SKIPS_REPORTED_EVERY)
+            if report:
+                rt.skip_streak, rt.skip_since = 0, now
+        if report:
+            log.warning("check.skipped", check=rt.spec.name, skipped=streak,
+                        total=rt.counts["skipped"],
+                        reason="runs lasted longer than the interval: each due run waited "
+                               "for the one before to end")
+        return bool(deferred)
+
+    def missed(self, name: str) -> None:
+        """A run that came too late (a frozen host): the next keeps the check's rhythm."""
         rt = self.runtimes.get(name)
         if rt is None:
             return
         with self._lock:  # the counts are read by other threads
-            rt.counts[why] += 1
+            rt.counts["missed"] += 1
             self.store.check(name, self._entry(rt))
-        reason = "previous run still running" if why == "skipped" else "ran too late"
-        log.warning(f"check.{why}", check=name, reason=reason, **{why: rt.counts[why]})
+        log.warning("check.missed", check=name, reason="ran too late",
+                    missed=rt.counts["missed"])
 
-    def _pace(self, rt: CheckRuntime, result: Result) -> None:
+    def _pace(self, rt: CheckRuntime, result: Result, deferred: bool) -> None:
         """Fast confirmation (HAProxy's fastinter): after a first failure, re-run at the
         fast interval until the check is confirmed FAILING or passes; likewise while a
-        heal of its service waits for it to pass."""
+        heal of its service waits for it to pass. A run that came due while this one
+        ran follows a pace after its end."""
         spec = rt.spec
         healing = spec.service is not None and self.healer.healing(spec.service)
         fast = not result.status.passing and (rt.machine.state is not State.FAILING or healing)
         wanted = spec.fast_interval if fast else spec.interval
-        if self.scheduler.pace(spec.name) != wanted:
+        if deferred or self.scheduler.pace(spec.name) != wanted:
             self.scheduler.set_interval(spec.name, wanted)
 
     # -- services --------------------------------------------------------------------

@@ -51,7 +51,7 @@ class _Earliest(BaseTrigger):
 
 class Scheduler:
     """Calls ``run(name)`` for each check on its interval, on the scheduler's own thread
-    (so ``run`` only starts the check and returns), and ``lost(name, "missed")`` for a
+    (so ``run`` only starts the check and returns), and ``missed(name)`` for a
     run that came later than half its interval (at least 1 s): the next one keeps the
     check's rhythm.
 
@@ -60,9 +60,9 @@ class Scheduler:
     once per check. The spread is deterministic, so each keeps a steady rhythm.
     """
 
-    def __init__(self, run: Callable[[str], None], lost: Callable[[str, str], None]) -> None:
+    def __init__(self, run: Callable[[str], None], missed: Callable[[str], None]) -> None:
         self._run = run
-        self._lost = lost
+        self._missed = missed
         self._aps: BackgroundScheduler | None = None
         #: Each check's own interval, as configured.
         self._intervals: dict[str, float] = {}
@@ -183,7 +183,7 @@ class Scheduler:
         for name, missed in started:
             try:
                 if missed:
-                    self._lost(name, "missed")
+                    self._missed(name)
                 else:
                     self._run(name)
             except Exception as exc:

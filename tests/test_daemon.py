@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import random
 import signal
+import socket
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -189,20 +193,27 @@ def test_hung_and_raising_plugins_never_delay_a_healthy_check(with_fixtures, dae
 
 
 def test_skipped_and_missed_runs_are_logged_counted_and_library_logs_are_json(
-        with_fixtures, daemon) -> None:
-    d = daemon(with_fixtures("""
+        with_fixtures, daemon, tmp_path) -> None:
+    sleep = tmp_path / "sleep"
+    sleep.write_text("0.7")
+    d = daemon(with_fixtures(f"""
         [checks.slow]
         type = "fixed"
         interval = "200ms"
         timeout = "5s"
-        sleep_s = 0.7
+        sleep_file = "{sleep}"
         [checks.steady]
         type = "fixed"
         interval = "2s"
         say = "a library speaks"
     """)).start()
-    skipped = d.wait_for("check.skipped", count=2, check="slow")
-    assert skipped[-1]["skipped"] >= 2
+    # Runs of 0.7s at a 200ms interval: each due run waits for the one before, and the
+    # streak is one check.skipped, with its count, once the runs are quick again.
+    d.wait_for("check.result", count=4, check="slow")
+    assert not d.events("check.skipped")
+    sleep.write_text("0")
+    skipped = d.wait_for("check.skipped", check="slow")[0]
+    assert skipped["skipped"] >= 3 and skipped["total"] == skipped["skipped"]
 
     # A frozen host (a suspended laptop, a stalled VM) makes the due run late by more than
     # its grace of half the interval (at least 1s): it is counted, not silently dropped.
@@ -413,3 +424,51 @@ def test_a_reload_during_fast_confirmation_returns_to_the_normal_interval(with_f
     gaps = [b - a for a, b in itertools.pairwise(event_time(r) for r in passes)]
     assert min(gaps[-2:]) > 0.8, f"still at the fast interval after passing: {gaps}"
     assert d.stop() == 0
+
+
+@pytest.fixture
+def mute_listener() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in [*held, server]:
+        conn.close()
+
+
+def test_a_check_that_hangs_to_its_timeout_at_a_fast_interval_stays_quiet(
+        write_config, daemon, mute_listener: int) -> None:
+    # Each run lasts its whole 1s timeout while the fast interval (250ms) comes due four
+    # times: news is a warning (the first timeout, the first failure, the state change),
+    # repeats are not, and nothing is said once per tick.
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        log_results = "changes"
+        [checks.mute]
+        type = "http"
+        url = "http://127.0.0.1:{mute_listener}/"
+        interval = "1s"
+        timeout = "1s"
+        fall = 100
+    """)).start()
+    time.sleep(10)
+    events = d.events()
+    runs = [e for e in events if e["event"] == "check.result"]
+    assert len(runs) >= 6, f"only {len(runs)} runs in 10s"
+    assert all(r["status"] != "OK" for r in runs)
+    loud = [e for e in events if e["level"] in ("warning", "error", "critical")]
+    assert len(loud) < 5, [(e["event"], e.get("summary")) for e in loud]
+    assert not [e for e in events if "maximum number of running instances" in e["event"]]
