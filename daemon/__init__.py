@@ -11,10 +11,12 @@ from vigil._durations import Duration, parse_duration
 from vigil._errors import ConfigError, require_module
 from vigil._manager import Action, ServiceManager
 from vigil._perfdata import split_plugin_output
+from vigil._pidwatch import watch_pid
 from vigil._ports import describe_ports, listeners_named, parse_ports, port_holders
 from vigil._proc import CommandResult, kill_process_group, run_command
 from vigil._redact import redact
 from vigil._thresholds import StartGrace, above, worst
+from vigil._unitwatch import watch_unit
 from vigil.hookspecs import hookimpl
 
 # Everything a plugin may use: the built-in plugins use nothing else (a test holds them
@@ -42,5 +44,7 @@ __all__ = [
     "require_module",
     "run_command",
     "split_plugin_output",
+    "watch_pid",
+    "watch_unit",
     "worst",
 ]

@@ -49,7 +49,8 @@ class Agent:
         self.runner = Runner(self.stopping)
         # The healer asks the check table about guards; the table tells the healer results.
         self.healer = Healer(lambda service: self.checks.unhealthy(service),
-                             lambda service: self.checks.wake(service), self.store.heal)
+                             lambda service: self.checks.wake(service), self.store.heal,
+                             watch=True)
         self.checks = CheckTable(self.runner, self.healer, self.stopping, self.store)
         self.scheduler = self.checks.scheduler
         self.control = ControlServer(self.state_dir, self._control)
@@ -176,6 +177,7 @@ class Agent:
         self.scheduler.shutdown()
         # Listed before their processes are stopped: what was still running at the stop.
         still_running = self.runner.hung()
+        self.healer.close()
         proc.stop_all()
         self.checks.close()
         self._save()

@@ -6,6 +6,7 @@ healthy for ``backoff_reset`` ends the loop, and the next incident is healed at 
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -85,6 +86,8 @@ class ServiceRuntime:
     #: Wakes a heal's wait: a check passed, or a watcher saw the service exit.
     stirred: threading.Event = field(default_factory=threading.Event)
     skip_reason: str | None = None
+    #: Whether a watcher reports the service's death (else only its checks tell).
+    watching: bool = False
 
     @property
     def manager(self) -> str:
@@ -121,7 +124,7 @@ class ServiceRuntime:
                 "not_before": self.not_before, "streak": self.streak,
                 "held_since": self.held_since, "last": self.last,
                 "healing": self.healing.locked(), "manager": self.spec.manager,
-                "describe": self.service_manager.describe(),
+                "describe": self.service_manager.describe(), "watching": self.watching,
                 "manager_state": self.service_manager.state}
 
 
@@ -135,11 +138,14 @@ class Healer:
     """
 
     def __init__(self, unhealthy: Callable[[str], bool], wake: Callable[[str], int],
-                 record: Callable[[str, float, dict[str, Any]], None] | None = None) -> None:
+                 record: Callable[[str, float, dict[str, Any]], None] | None = None,
+                 watch: bool = False) -> None:
         self._unhealthy = unhealthy
         self._wake = wake
         #: Told of every heal's outcome (service, start time, outcome), for the history.
         self._record = record
+        #: Whether to watch services (the daemon does; a one-shot `vigil heal` does not).
+        self._watch = watch
         self.services: dict[str, ServiceRuntime] = {}
 
     def install(self, services: dict[str, ServiceSpec], saved: dict[str, Any],
@@ -169,8 +175,30 @@ class Healer:
                 if entry.get("manager") == spec.manager:
                     rt.service_manager.state = dict(entry.get("manager_state", {}))
             rt.service_manager.state_dir = state_dir
+            if self._watch and spec.watch:
+                rt.watching = rt.service_manager.watch(
+                    functools.partial(self.exited, name, rt.service_manager))
             runtimes[name] = rt
+        self.close()
         self.services = runtimes
+
+    def close(self) -> None:
+        """Stop watching the services (the daemon stops, or a new config replaces them)."""
+        for rt in self.services.values():
+            rt.service_manager.unwatch()
+
+    def exited(self, service: str, manager: ServiceManager, seen: dict[str, Any]) -> None:
+        """A watcher saw ``service`` die: its checks run now and at their fast interval
+        (they, not the watcher, decide its state). During a heal (vigil's own restart,
+        or a start that dies) the heal's wait looks at once instead."""
+        rt = self.services.get(service)
+        if rt is None or rt.service_manager is not manager:
+            return  # the manager of a config since replaced
+        if rt.healing.locked():
+            rt.stirred.set()
+            return
+        log.warning("service.exited", service=service, manager=rt.manager, **seen)
+        self._wake(service)
 
     def snapshot(self) -> dict[str, Any]:
         return {name: rt.to_dict() for name, rt in self.services.items()}

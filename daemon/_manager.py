@@ -7,6 +7,7 @@ supervisord the way the built-in systemd, launchd, brew and command managers are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -60,6 +61,9 @@ class ServiceManager:
         self.timeout = timeout
         self.state: dict[str, Any] = {}
         self.state_dir: Path | None = None
+        #: What stops the watch that :meth:`watch` started (``watch_pid`` and
+        #: ``watch_unit`` return it).
+        self.stop_watching: Callable[[], None] | None = None
 
     def start(self) -> Action:
         raise NotImplementedError
@@ -78,6 +82,18 @@ class ServiceManager:
         """What the manager itself says of the service, for a failed heal's event
         (systemd: ``systemctl show``); empty when it says nothing more."""
         return {}
+
+    def watch(self, exited: Callable[[dict[str, Any]], None]) -> bool:
+        """Start telling ``exited(seen)``, from any thread, the moment the service dies
+        (``seen``: what was seen, for the ``service.exited`` event); whether this manager
+        can. When it cannot, vigil learns of a death from the checks, on their interval."""
+        return False
+
+    def unwatch(self) -> None:
+        """Stop what :meth:`watch` started."""
+        if self.stop_watching is not None:
+            self.stop_watching()
+            self.stop_watching = None
 
     def start_failed(self) -> dict[str, Any] | None:
         """Asked every START_POLL seconds while vigil waits for a started service's check

@@ -99,6 +99,9 @@ class ServiceSpec:
     #: ...which ends once a healed service has stayed healthy this long.
     backoff_reset: Duration = Duration(60)
     heal: bool = True
+    #: Watch the service (systemd over D-Bus, a command's process by pidfd) and re-run
+    #: its checks the moment it dies; false: its checks find out on their interval.
+    watch: bool = True
     #: Ports the service may be started on, preferred first (None: vigil picks none).
     ports: list[int] | None = field(default=None, metadata={"type": str | list[int] | None})
     name: str = field(default="", metadata=NOT_A_KEY)

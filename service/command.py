@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from vigil import (
     hookimpl,
     kill_process_group,
     redact,
+    watch_pid,
 )
 
 #: How long a start command may take to fail before it counts as running.
@@ -55,6 +57,7 @@ class Command(ServiceManager):
     def __init__(self, name: str, options: CommandOptions, timeout: float = 30.0) -> None:
         super().__init__(name, options, timeout)
         self._child: subprocess.Popen[bytes] | None = None
+        self._exited: Callable[[dict[str, Any]], None] | None = None
 
     def log_path(self) -> str:
         if self.options.log:
@@ -100,8 +103,34 @@ class Command(ServiceManager):
             code = 0  # still running: the program is the service
         else:
             self.state["detached"] = code == 0
+        self._follow()
         return Action(argv, code, _tail(path),
                       duration_s=time.monotonic() - began)
+
+    def watch(self, exited: Callable[[dict[str, Any]], None]) -> bool:
+        """Through a pidfd on the program's PID (Linux): not for a starter that
+        daemonized its service, whose PID vigil never learns."""
+        self._exited = exited
+        self._follow()
+        return hasattr(os, "pidfd_open")
+
+    def unwatch(self) -> None:
+        self._exited = None
+        super().unwatch()
+
+    def _follow(self) -> None:
+        """Watch the program running now, if vigil started it and watches at all."""
+        exited, pid = self._exited, self.state.get("pid")
+        super().unwatch()
+        if (exited is None or not pid or self.state.get("detached")
+                or not _alive(pid, self.state.get("create_time"))):
+            return
+        self.stop_watching = watch_pid(pid, lambda: exited(self._seen(pid)))
+
+    def _seen(self, pid: int) -> dict[str, Any]:
+        child = self._child
+        code = child.poll() if child is not None and child.pid == pid else None
+        return {"pid": pid, "exit_code": code}
 
     def stop(self) -> Action:
         if self.options.stop:

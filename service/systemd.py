@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigil import Action, ServiceManager, hookimpl, replace_file
+from vigil import Action, ServiceManager, hookimpl, replace_file, watch_unit
 
 
 @dataclass
@@ -50,6 +51,11 @@ class Systemd(ServiceManager):
             "show", "-p", "ActiveState,SubState,MainPID,NRestarts,Result", self.options.unit),
             timeout=10)
         return dict(line.split("=", 1) for line in action.output.splitlines() if "=" in line)
+
+    def watch(self, exited: Callable[[dict[str, Any]], None]) -> bool:
+        """Over systemd's private D-Bus socket: for root, or for the user's own manager."""
+        self.stop_watching = watch_unit(self.options.unit, self.options.user, exited)
+        return self.stop_watching is not None
 
     def start_failed(self) -> dict[str, Any] | None:
         details = self.details()

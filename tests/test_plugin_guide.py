@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, run_vigil
+from tests.helpers import ROOT, run_vigil, wait_until
 from vigil import _config, hookspecs
 from vigil._checktable import CheckTable
 from vigil._detect import detect
@@ -176,12 +176,17 @@ def test_every_hook_is_called_by_the_core_with_its_arguments(tmp_path: Path,
     table = CheckTable(Runner(stopping), healer, stopping, Store(tmp_path))
     table.install(cfg, {})
     table.scheduler.start({})  # pacing needs a running scheduler; no job of its own
+    recorded = importlib.import_module("recorder").CALLS
+    results = lambda: sum(hook == "vigil_check_result" for hook, _ in recorded)  # noqa: E731
     try:
         table.run("rec")
+        # The run ends on a worker thread: the hooks are called there.
+        wait_until(lambda: results() == 1, 5, "the first run's hooks")
         table.run("rec")
+        wait_until(lambda: results() == 2, 5, "the second run's hooks")
     finally:
         table.scheduler.shutdown()
-    calls = dict(importlib.import_module("recorder").CALLS)
+    calls = dict(recorded)
     manager = cfg.plugins.manager
     for hook in hooks():
         assert hook in calls, f"the core never called {hook}"
