@@ -52,7 +52,9 @@ class _Connection:
         #: Signals that arrived while a call awaited its reply.
         self.early: list[Any] = []
 
-    def call(self, message: Any, timeout: float = 5) -> tuple[Any, ...]:
+    def call(self, message: Any, timeout: float = 2) -> tuple[Any, ...]:
+        """The reply's body. systemd answers in milliseconds, but a connection accepted
+        while it re-executes itself is never answered: the timeout ends it."""
         from jeepney import HeaderFields, MessageType
         from jeepney.wrappers import DBusErrorResponse
 

@@ -64,6 +64,17 @@ def event_time(record: dict[str, Any]) -> float:
     return datetime.fromisoformat(record["timestamp"]).timestamp()
 
 
+def rerun_delay(d: Daemon, check: str, event: dict[str, Any], timeout: float = 5) -> float:
+    """Seconds from ``event`` to the first result of ``check`` logged after it."""
+    since = event_time(event)
+
+    def after() -> list[float]:
+        return [t for r in d.events("check.result", check=check) if (t := event_time(r)) >= since]
+
+    wait_until(after, timeout, f"a run of {check} after {event['event']}")
+    return after()[0] - since
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> float:
     """Poll until predicate() is truthy; the seconds it took. The daemon saves and acts
     on its own time, so tests wait for what they expect rather than sleep."""

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import psutil
 
-from tests.helpers import answers, free_port, run_vigil, vigil_command, wait_until
+from tests.helpers import (
+    answers,
+    free_port,
+    rerun_delay,
+    run_vigil,
+    vigil_command,
+    wait_until,
+)
 from tests.private_systemd import PrivateSystemd, unit
 
 SERVER = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
@@ -266,3 +273,44 @@ def test_a_unit_that_fails_while_the_heal_waits_fails_the_heal_at_once(
     assert failed["service_state"]["ActiveState"] == "failed"
     assert failed["service_state"]["Result"] == "exit-code"
     assert failed["elapsed_s"] < 2.5, f"noticed after {failed['elapsed_s']}s, not at once"
+
+
+def test_a_killed_unit_is_rechecked_at_once_even_after_the_bus_drops(
+        systemd: PrivateSystemd, write_config, daemon, tmp_path):
+    # A 10s interval: only the watcher can explain a check run right after the death.
+    port = start_web_unit(systemd)
+    config = write_config(f"""
+        [daemon]
+        state_dir = "{tmp_path}/state"
+        [services.web]
+        manager = "systemd"
+        unit = "vigil-web.service"
+        backoff = "0s"
+        [checks.web]
+        type = "tcp"
+        port = {port}
+        service = "web"
+        interval = "10s"
+        fall = 2
+    """)
+    d = daemon(config, prefix=systemd.prefix()).start()
+    d.wait_for("watch.connected", units=["vigil-web.service"])
+    d.wait_for("check.state_changed", check="web", to="OK")
+
+    for round_ in (1, 2):
+        systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-web.service")
+        exited = d.wait_for("service.exited", count=round_, service="web")[-1]
+        assert exited["unit"] == "vigil-web.service" and exited["was"] == "active"
+        assert exited["active_state"] == "failed" and exited["result"] == "signal"
+        delay = rerun_delay(d, "web", exited)
+        assert delay < 0.1, f"re-checked {delay:.3f}s after the death"
+        d.wait_for("heal.succeeded", count=round_, service="web", timeout=15)
+        wait_until(lambda: answers(port), 10, "the unit answers again")
+        if round_ == 1:
+            # systemd re-executes itself: every connection to it drops. The watcher
+            # reconnects, subscribes again and reads the units' state back.
+            systemd.run("systemctl", "daemon-reexec")
+            lost = d.wait_for("watch.lost", timeout=10)[0]
+            assert lost["socket"] == "/run/systemd/private"
+            d.wait_for("watch.connected", count=2, timeout=10)
+    assert d.stop() == 0

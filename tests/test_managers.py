@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import free_port, need_program, saved_pid, saved_state
+from tests.helpers import free_port, need_program, rerun_delay, saved_pid, saved_state
 from vigil import _config as config
 from vigil._manager import ServiceManager
 from vigil.service._install import LABEL, LaunchdInstaller, SystemdInstaller
@@ -144,7 +144,9 @@ def test_command_manager_with_stop_command(tmp_path: Path, manager) -> None:
     assert action.argv == ["touch", str(flag)] and flag.exists() and gone(pid)
 
 
-def test_daemon_heals_a_command_service(write_config, daemon, tmp_path: Path) -> None:
+@pytest.mark.parametrize("watch", [True, False])
+def test_daemon_heals_a_command_service(write_config, daemon, tmp_path: Path,
+                                        watch: bool) -> None:
     port = free_port()
     d = daemon(write_config(f"""
         [daemon]
@@ -152,22 +154,32 @@ def test_daemon_heals_a_command_service(write_config, daemon, tmp_path: Path) ->
         [services.web]
         manager = "command"
         start = ["{sys.executable}", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+        watch = {str(watch).lower()}
         [checks.web]
         type = "tcp"
         port = {port}
         service = "web"
-        interval = "500ms"
+        interval = "{'5s' if watch else '500ms'}"
         fall = 2
     """)).start()
     first = d.wait_for("heal.succeeded", service="web", timeout=15)[0]
     assert first["action"] == "start" and first["manager"] == "command"
-    os.kill(saved_pid(tmp_path / "state", "web"), signal.SIGKILL)
+    pid = saved_pid(tmp_path / "state", "web")
+    os.kill(pid, signal.SIGKILL)
+    if watch:
+        # Its own process, watched by pidfd: the death is seen at once, and the check
+        # re-runs then, not at its 5s interval.
+        exited = d.wait_for("service.exited", service="web", timeout=5)[0]
+        assert exited["pid"] == pid and exited["exit_code"] == -signal.SIGKILL
+        assert rerun_delay(d, "web", exited) < 0.5
     second = d.wait_for("heal.succeeded", count=2, service="web", timeout=15)[1]
     assert second["recovery_s"] < 5
+    assert bool(d.events("service.exited")) is watch
     d.stop()
     # The service outlives the daemon: vigil heals, it does not supervise.
     state = saved_state(tmp_path / "state")
     survivor = state["services"]["web"]["manager_state"]["pid"]
+    assert state["services"]["web"]["watching"] is watch
     assert not gone(survivor)  # the daemon fixture reaps it
 
 
