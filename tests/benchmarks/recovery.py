@@ -61,12 +61,14 @@ def kills(systemd: PrivateSystemd, port: int, count: int) -> list[float]:
     return samples
 
 
-def report(name: str, samples: list[float], bound: float) -> None:
+def report(name: str, samples: list[float], bound: float) -> float:
+    """Print the samples' figures; their median."""
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     print(f"{name:<6} kills={len(samples)}  median={statistics.median(samples):.2f}s  "
           f"p95={p95:.2f}s  min={ordered[0]:.2f}s  max={ordered[-1]:.2f}s  "
           f"(bound {bound:.2f}s, target median <= {bound + 0.5:.2f}s)")
+    return statistics.median(samples)
 
 
 def watch(systemd: PrivateSystemd, argv: list[str], folder: Path, port: int,
@@ -112,8 +114,8 @@ def main() -> int:
                           f'[checks.web]\ntype = "tcp"\nport = {port}\nservice = "web"\n'
                           'interval = "1s"\nfall = 2\nrise = 1\ntimeout = "1s"\n')
         vigil = str(Path(sys.executable).with_name("vigil"))
-        report("vigil", watch(systemd, [vigil, "run", "-c", str(config)], folder, port,
-                              args.kills), bound)
+        vigil_median = report("vigil", watch(systemd, [vigil, "run", "-c", str(config)],
+                                             folder, port, args.kills), bound)
         monit = shutil.which("monit")
         if args.no_monit:
             return 0
@@ -129,8 +131,9 @@ def main() -> int:
                       f'"/bin/systemctl start {UNIT}"\n'
                       "     repeat every 1 cycles\n")
         os.chmod(rc, 0o600)
-        report("monit", watch(systemd, [monit, "-I", "-c", str(rc)], folder, port,
-                              args.kills), bound)
+        monit_median = report("monit", watch(systemd, [monit, "-I", "-c", str(rc)], folder,
+                                             port, args.kills), bound)
+        print(f"vigil/monit median: {vigil_median / monit_median:.2f}x (target <= 0.35)")
     finally:
         systemd.poweroff()
         shutil.rmtree(folder, ignore_errors=True)
