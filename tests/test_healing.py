@@ -158,7 +158,7 @@ def test_separate_incidents_heal_at_once_while_a_crash_loop_backs_off(write_conf
         start_timeout = "300ms"
         restarts = 3
         within = "1h"
-        backoff = "300ms"
+        backoff = "500ms"
         [checks.guard]
         type = "fixed"
         status_file = "{flag}"
@@ -183,7 +183,8 @@ def test_separate_incidents_heal_at_once_while_a_crash_loop_backs_off(write_conf
     d.wait_for("heal.gave_up", service="loop", timeout=20)
     starts = [event_time(e) for e in d.events("heal.started", service="loop")]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert len(starts) == 3 and gaps[1] > gaps[0] + 0.2, f"no growing backoff: {gaps}"
+    # Waits of 0.5s, then 1s: the second gap is half a second longer.
+    assert len(starts) == 3 and gaps[1] > gaps[0] + 0.3, f"no growing backoff: {gaps}"
     time.sleep(1)
     assert len(d.events("heal.gave_up", service="loop")) == 1
 
