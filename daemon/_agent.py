@@ -29,6 +29,7 @@ from vigil._healer import Healer
 from vigil._runner import Runner
 from vigil._sdnotify import Notifier
 from vigil._store import Store
+from vigil._webapi import HttpSurface, WebApi
 
 log = structlog.get_logger("vigil")
 
@@ -54,6 +55,10 @@ class Agent:
         self.checks = CheckTable(self.runner, self.healer, self.stopping, self.store)
         self.scheduler = self.checks.scheduler
         self.control = ControlServer(self.state_dir, self._control)
+        self.healer.events = self.checks.events
+        self.http = HttpSurface(WebApi(self.checks, self.healer, self.checks.events,
+                                       self.state_dir, config.daemon.http_token,
+                                       lambda: self.scheduler.last_progress))
         self.notifier = Notifier()
         self._signals: collections.deque[int] = collections.deque()
         # Saved with the state, so that `vigil status` can tell this process from a
@@ -78,6 +83,7 @@ class Agent:
         wake, written = self._take_signals()
         self.scheduler.start(self.checks.intervals())
         self.control.start()
+        self.http.apply(self.config.daemon.http_address(), self.config.daemon.http_token)
         log.info("daemon.started", pid=os.getpid(), config=self.config.source,
                  state_dir=str(self.state_dir), checks=len(self.checks.enabled()),
                  services=len(self.config.services), plugins=sorted(self.config.plugins.infos),
@@ -174,6 +180,7 @@ class Agent:
     def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1", "STATUS=stopping")
         self.control.stop()
+        self.http.close()
         self.scheduler.shutdown()
         # Listed before their processes are stopped: what was still running at the stop.
         still_running = self.runner.hung()
@@ -201,6 +208,7 @@ class Agent:
         logs.configure(new.daemon.log_level, new.daemon.log_file)
         self.checks.install(new, {})
         self.healer.install(new.services, {}, self.state_dir)
+        self.http.apply(new.daemon.http_address(), new.daemon.http_token)
         self.config = new
         self.scheduler.set_checks(self.checks.intervals())
         names = set(self.checks.runtimes)
@@ -226,10 +234,8 @@ class Agent:
         if service not in self.healer.services:
             known = ", ".join(self.healer.services) or "none"
             return {"ok": False, "error": f"no service named {service!r} (known: {known})"}
-        log.info("heal.requested", service=service, by="vigil heal")
-        self.healer.reset(service)
-        outcome = self.healer.heal(service, "operator asked (vigil heal)",
-                                   progress=lambda event, **f: send({"event": event, **f}))
+        outcome = self.healer.requested(service, "vigil heal",
+                                        progress=lambda event, **f: send({"event": event, **f}))
         return {"ok": outcome.ok, **outcome.to_dict()}
 
     # -- state -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ import structlog
 
 from vigil._check import Result, Status
 from vigil._config import CheckSpec, Config
+from vigil._events import EventHub
 from vigil._healer import Healer
 from vigil._history import CHECKPOINT_EVERY
 from vigil._pluginmanager import Plugins
@@ -93,6 +94,8 @@ class CheckTable:
         self.states: collections.Counter[str] = collections.Counter()
         #: Whether every result is logged at info, or only changes and failures.
         self.log_all = False
+        #: The live stream of results and changes (GET /api/v1/events).
+        self.events = EventHub()
         self._lock = threading.Lock()
 
     def install(self, config: Config, saved: dict[str, Any]) -> None:
@@ -123,6 +126,20 @@ class CheckTable:
             self.store.retain(set(runtimes), config.daemon.retention())
             for name, rt in runtimes.items():
                 self.store.check(name, self._entry(rt))
+
+    def view(self) -> dict[str, dict[str, Any]]:
+        """Every check as saved and shown, at one moment."""
+        with self._lock:
+            return {name: self._entry(rt) for name, rt in self.runtimes.items()}
+
+    def run_now(self, name: str) -> bool:
+        """Run ``name`` at once, then on its rhythm again; False for no such check."""
+        rt = self.runtimes.get(name)
+        if rt is None or not rt.spec.enabled:
+            return False
+        self.scheduler.set_interval(name, self.scheduler.pace(name) or rt.spec.interval,
+                                    now=True)
+        return True
 
     def enabled(self) -> dict[str, CheckRuntime]:
         return {n: rt for n, rt in self.runtimes.items() if rt.spec.enabled}
@@ -178,6 +195,7 @@ class CheckTable:
                 self.states[transition[1].value] += 1
             rt.counts["runs"] += 1
             rt.counts[outcome.kind] += 1
+            rt.counts[f"status.{status}"] += 1
             before, rt.latest = rt.status(), (result, duration_ms, now)
             # A healthy check whose result changed nothing is saved at a checkpoint, not
             # on every run: `vigil status` reads its latest result from the history.
@@ -203,6 +221,10 @@ class CheckTable:
             self.store.check(name, entry)
         self.store.result(name, now, result.status.value, duration_ms, result.metrics,
                           result.summary)
+        if self.events.listening:
+            self.events.publish("check.result", check=name, status=status,
+                                summary=result.summary, duration_ms=duration_ms,
+                                metrics=result.metrics, state=rt.machine.state.value, at=now)
         assert self.plugins is not None
         if transition:
             old, new = transition
@@ -211,6 +233,8 @@ class CheckTable:
                   status=status, summary=result.summary)
             self.store.transition(name, now, old.value, new.value, result.status.value,
                                   result.summary)
+            self.events.publish("check.state_changed", check=name, old=old.value,
+                                new=new.value, status=status, summary=result.summary, at=now)
             self.plugins.notify("vigil_state_changed", check=name, old=old.value,
                                 new=new.value, result=result)
         self.plugins.notify("vigil_check_result", check=name, result=result,

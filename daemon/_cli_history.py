@@ -15,9 +15,6 @@ from typing import Any
 from vigil import _database as database
 from vigil import _history as history
 from vigil._cli_status import running_settings
-from vigil._redact import redact
-
-UPTIME_WINDOWS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -29,7 +26,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                   "with this config?)", file=sys.stderr)
             return 3
         with contextlib.closing(conn):
-            found = _gather(conn, args.check, time.time() - args.since)
+            found = database.history_of(conn, args.check, time.time() - args.since)
     except sqlite3.Error as exc:
         print(f"vigil: cannot read {settings.state_dir / database.DB}: {exc}", file=sys.stderr)
         return 3
@@ -43,26 +40,6 @@ def cmd_history(args: argparse.Namespace) -> int:
     else:
         print(_render(found), end="")
     return 0
-
-
-def _gather(conn: sqlite3.Connection, check: str, since: float) -> dict[str, Any] | None:
-    check_id = history.check_id(conn, check)
-    retention = database.retention_of(conn)
-    if check_id is None or retention is None:
-        return None
-    now = time.time()
-    results = history.results(conn, check_id, since)
-    # Rollups only where raw results are gone.
-    until = results[0]["at"] if results else now
-    uptime = {}
-    for label, seconds in UPTIME_WINDOWS.items():
-        passed, runs = history.uptime(conn, [check_id], now - seconds, now, retention)[check_id]
-        uptime[label] = round(passed / runs, 6) if runs else None
-    for row in [*results, *(transitions := history.transitions(conn, check_id, since))]:
-        row["summary"] = redact(row["summary"] or "")
-    return {"check": check, "since": since, "uptime": uptime,
-            "rollups": history.rollups(conn, check_id, since, until), "results": results,
-            "transitions": transitions}
 
 
 def _when(at: float) -> str:

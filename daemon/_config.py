@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.resources
+import ipaddress
 import os
 import tomllib
 import typing
@@ -217,11 +218,40 @@ class _Validator:
                 self.error(("daemon", key), f"must be at least {shorter} "
                                             f"({format_duration(values[shorter])})")
             shorter = key
+        self._http(values)
         # Relative paths are taken relative to the config file.
         values["state_dir"] = self.base / os.path.expanduser(values["state_dir"])
         if values["log_file"] != "-":
             values["log_file"] = str(self.base / os.path.expanduser(values["log_file"]))
         return DaemonSettings(**{**values, "log_level": level, "source": self.source})
+
+    def _http(self, values: dict[str, Any]) -> None:
+        """``http`` is host:port; a token comes from ``http_token`` or the file
+        ``http_token_file``; only loopback may go without one."""
+        if values["http_token_file"]:
+            if values["http_token"]:
+                self.error(("daemon", "http_token_file"), "set http_token or http_token_file, "
+                                                          "not both")
+            path = self.base / os.path.expanduser(values["http_token_file"])
+            try:
+                values["http_token"] = path.read_text().strip()
+            except OSError as exc:
+                self.error(("daemon", "http_token_file"), f"cannot read {path}: "
+                                                          f"{exc.strerror or exc}")
+        if not values["http"]:
+            return
+        host, _, port = values["http"].rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            self.error(("daemon", "http"), 'expected "host:port", like "127.0.0.1:8787" '
+                                           '(or "" for no HTTP)')
+            return
+        try:
+            loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback and not values["http_token"]:
+            self.error(("daemon", "http"), f"{host} is reachable from other hosts: set "
+                                           "http_token or http_token_file first")
 
     def _services(self, plugins: Plugins) -> dict[str, ServiceSpec]:
         services = {}

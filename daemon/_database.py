@@ -17,6 +17,7 @@ import structlog
 
 from vigil import _history as history
 from vigil._history import Retention
+from vigil._redact import redact
 
 DB = "state.db"
 #: The JSON state file of earlier versions, migrated once and kept as ``.bak``.
@@ -159,6 +160,31 @@ def retention_of(conn: sqlite3.Connection) -> Retention | None:
     """How long the daemon keeps history, as it last said; None when it keeps none."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'retention'").fetchone()
     return Retention(**json.loads(row[0])) if row else None
+
+
+UPTIME_WINDOWS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+
+
+def history_of(conn: sqlite3.Connection, check: str, since: float) -> dict[str, Any] | None:
+    """One check's uptime, results and state changes since ``since`` (rollups where the
+    raw results are gone), for `vigil history` and the API; None without history."""
+    check_id = history.check_id(conn, check)
+    retention = retention_of(conn)
+    if check_id is None or retention is None:
+        return None
+    now = time.time()
+    results = history.results(conn, check_id, since)
+    # Rollups only where raw results are gone.
+    until = results[0]["at"] if results else now
+    uptime = {}
+    for label, seconds in UPTIME_WINDOWS.items():
+        passed, runs = history.uptime(conn, [check_id], now - seconds, now, retention)[check_id]
+        uptime[label] = round(passed / runs, 6) if runs else None
+    for row in [*results, *(transitions := history.transitions(conn, check_id, since))]:
+        row["summary"] = redact(row["summary"] or "")
+    return {"check": check, "since": since, "uptime": uptime,
+            "rollups": history.rollups(conn, check_id, since, until), "results": results,
+            "transitions": transitions}
 
 
 def _take_newer(entry: dict[str, Any], newer: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ healthy for ``backoff_reset`` ends the loop, and the next incident is healed at 
 
 from __future__ import annotations
 
+import collections
 import enum
 import functools
 import threading
@@ -18,6 +19,7 @@ import structlog
 
 from vigil._check import Result
 from vigil._config import ServiceSpec
+from vigil._events import EventHub
 from vigil._manager import Action, ServiceManager
 from vigil._ports import describe_ports, first_free, port_holders
 from vigil._statemachine import State
@@ -88,6 +90,8 @@ class ServiceRuntime:
     skip_reason: str | None = None
     #: Whether a watcher reports the service's death (else only its checks tell).
     watching: bool = False
+    #: Heals so far by outcome ("succeeded", "failed").
+    heals: collections.Counter[str] = field(default_factory=collections.Counter)
 
     @property
     def manager(self) -> str:
@@ -125,6 +129,7 @@ class ServiceRuntime:
                 "held_since": self.held_since, "last": self.last,
                 "healing": self.healing.locked(), "manager": self.spec.manager,
                 "describe": self.service_manager.describe(), "watching": self.watching,
+                "heals": dict(self.heals),
                 "manager_state": self.service_manager.state}
 
 
@@ -146,6 +151,8 @@ class Healer:
         self._record = record
         #: Whether to watch services (the daemon does; a one-shot `vigil heal` does not).
         self._watch = watch
+        #: The live event stream, told of every heal's outcome.
+        self.events: EventHub | None = None
         self.services: dict[str, ServiceRuntime] = {}
 
     def install(self, services: dict[str, ServiceSpec], saved: dict[str, Any],
@@ -159,7 +166,7 @@ class Healer:
             if old is not None:
                 rt.history, rt.given_up, rt.not_before, rt.last = (
                     old.history, old.given_up, old.not_before, old.last)
-                rt.streak, rt.held_since = old.streak, old.held_since
+                rt.streak, rt.held_since, rt.heals = old.streak, old.held_since, old.heals
                 rt.healing, rt.passed, rt.stirred = old.healing, old.passed, old.stirred
                 if old.spec.manager == spec.manager:
                     rt.service_manager.state = old.service_manager.state
@@ -169,6 +176,7 @@ class Healer:
                 rt.given_up = bool(entry.get("given_up", False))
                 rt.not_before = float(entry.get("not_before", 0.0))
                 rt.streak = int(entry.get("streak", 0))
+                rt.heals = collections.Counter(entry.get("heals", {}))
                 held = entry.get("held_since")
                 rt.held_since = None if held is None else float(held)
                 rt.last = entry.get("last")
@@ -286,6 +294,12 @@ class Healer:
         rt.streak, rt.held_since = 0, None
         rt.skip_reason = None
 
+    def requested(self, service: str, by: str, progress: Progress | None = None) -> HealOutcome:
+        """An operator's heal (`vigil heal`, the API): a fresh budget, then a heal now."""
+        log.info("heal.requested", service=service, by=by)
+        self.reset(service)
+        return self.heal(service, f"operator asked ({by})", progress)
+
     def heal(self, service: str, reason: str, progress: Progress | None = None) -> HealOutcome:
         """Start or restart ``service`` and wait for one of its checks to pass; returns
         the outcome. Never runs twice at once for one service."""
@@ -324,9 +338,12 @@ class Healer:
                 outcome = self._await_pass(rt, began, emit, fields, verb, action.fields())
             rt.not_before = time.time() + rt.backoff()
             rt.held_since = time.time() if outcome.ok else None
+            rt.heals["succeeded" if outcome.ok else "failed"] += 1
             rt.last = {**outcome.to_dict(), "at": began}
             if self._record is not None:
                 self._record(service, began, outcome.to_dict())
+            if self.events is not None:
+                self.events.publish(outcome.verdict.value, at=began, **outcome.fields)
             return outcome
         finally:
             rt.healing.release()

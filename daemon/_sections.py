@@ -42,8 +42,21 @@ class DaemonSettings:
     history_keep: Duration = Duration(30 * 86400)
     history_keep_5m: Duration = Duration(2 * 86400)
     history_keep_results: Duration = Duration(3600)
+    #: The HTTP surface (health, metrics, API): "host:port", "" for none.
+    http: str = "127.0.0.1:8787"
+    #: A bearer token for the API's actions (and, when set, for every endpoint but the
+    #: probes); or the file holding it, read at start and at reload.
+    http_token: str = field(default="", repr=False)
+    http_token_file: str = ""
     #: The config file these came from, or PACKAGED.
     source: str = field(default=PACKAGED, metadata=NOT_A_KEY)
+
+    def http_address(self) -> tuple[str, int] | None:
+        """(host, port) of the HTTP surface, None when it is off (validated at load)."""
+        if not self.http:
+            return None
+        host, _, port = self.http.rpartition(":")
+        return host.strip("[]"), int(port)
 
     def retention(self) -> Retention | None:
         """How long each tier of history is kept; None when history is off."""

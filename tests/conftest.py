@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import textwrap
 import time
@@ -18,10 +19,10 @@ import structlog
 from tests.helpers import (
     Daemon,
     answers,
-    every_result_logged,
     free_port,
     reap_command_services,
     redis_argv,
+    with_daemon_keys,
 )
 from tests.private_systemd import PrivateSystemd
 
@@ -30,13 +31,19 @@ from tests.private_systemd import PrivateSystemd
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
     """Write a config file; its state and log go to the test's own folder. Unless the
     body sets ``log_results`` or ``every_result`` is false, the daemon logs every result
-    (``log_results = "all"``): tests follow runs in the log."""
+    (``log_results = "all"``): tests follow runs in the log. Unless it sets ``http``, it
+    has no HTTP surface: daemons run side by side would all want port 8787."""
 
     def write(body: str, name: str = "config.toml", every_result: bool = True) -> Path:
         path = tmp_path / name
         text = textwrap.dedent(body)
+        keys = {}
         if every_result and "log_results" not in text:
-            text = every_result_logged(text)
+            keys["log_results"] = '"all"'
+        if not re.search(r"^\s*http\s*=", text, re.M):
+            keys["http"] = '""'
+        if keys:
+            text = with_daemon_keys(text, **keys)
         path.write_text(text, encoding="utf-8")
         return path
 

@@ -286,15 +286,16 @@ def redis_argv(port: int, folder: Path, *extra: str) -> list[str]:
             "--daemonize", "no", *extra]
 
 
-def every_result_logged(toml: str) -> str:
-    """The config with ``log_results = "all"`` in its [daemon] section: right under the
-    header when there is one (no line before it moves), else in a new one at the end."""
+def with_daemon_keys(toml: str, **keys: str) -> str:
+    """The config with these ``[daemon]`` keys (TOML values): right under the header when
+    there is one (no line before it moves), else in a new section at the end."""
+    added = "".join(f"{key} = {value}\n" for key, value in keys.items())
     lines = toml.splitlines(keepends=True)
     for index, line in enumerate(lines):
         if line.strip() == "[daemon]":
-            lines.insert(index + 1, 'log_results = "all"\n')
+            lines.insert(index + 1, added)
             return "".join(lines)
-    return toml.rstrip("\n") + '\n[daemon]\nlog_results = "all"\n'
+    return toml.rstrip("\n") + "\n[daemon]\n" + added
 
 
 def saved_state(state_dir: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.helpers import KILLED_CONFIG, Daemon, every_result_logged, kill_and_restart
+from tests.helpers import KILLED_CONFIG, Daemon, kill_and_restart, with_daemon_keys
 
 
 def main() -> int:
@@ -24,7 +24,7 @@ def main() -> int:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="vigil-kills-"))
     config = folder / "config.toml"
-    config.write_text(every_result_logged(KILLED_CONFIG))
+    config.write_text(with_daemon_keys(KILLED_CONFIG, log_results="\"all\"", http="\"\""))
     # The daemons load the test plugin that the config names from here.
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent / "fixtures")
     started: list[Daemon] = []

@@ -1,0 +1,135 @@
+"""Prometheus metrics for ``/metrics``: a collector that reads one snapshot of the daemon
+per scrape, so a removed check leaves no stale series. ``prometheus_client`` is imported
+at the first scrape: a daemon nobody scrapes does not carry it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import re
+from collections.abc import Iterator
+from typing import Any
+
+STATUS_CODES = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
+STATES = ("PENDING", "OK", "FAILING")
+#: What a run can come to besides a result: counted per check.
+PROBLEMS = ("timeout", "error", "skipped", "missed")
+
+#: A plugin metric's name, with Prometheus-style labels: role_requests{role="planner"}.
+_METRIC = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$")
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def parse_metric(key: str) -> tuple[str, dict[str, str]] | None:
+    """``role_requests{role="planner"}`` -> ("role_requests", {"role": "planner"});
+    a plain name has no labels; None for what is neither."""
+    match = _METRIC.match(key.strip())
+    if match is None:
+        return None
+    name, inside = match.groups()
+    labels: dict[str, str] = {}
+    position = 0
+    while inside and position < len(inside):
+        label = _LABEL.match(inside, position)
+        if label is None:
+            return None
+        labels[label[1]] = label[2].replace('\\"', '"').replace("\\\\", "\\")
+        position = label.end()
+    return name, labels
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("vigil-daemon")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Collector:
+    """The metrics of one snapshot: ``{"checks": {name: entry}, "services": {...}}`` as
+    the check table and the healer describe them."""
+
+    def __init__(self, snapshot: dict[str, Any]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            InfoMetricFamily,
+            Metric,
+        )
+
+        up = GaugeMetricFamily("vigil_check_up", "1 when the check's last result passed "
+                               "(OK or WARN), 0 when it failed or has not run yet",
+                               labels=["check", "type", "service"])
+        code = GaugeMetricFamily("vigil_check_status_code", "Nagios code of the last result: "
+                                 "0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN", labels=["check"])
+        state = GaugeMetricFamily("vigil_check_state", "1 for the check's state: PENDING, OK "
+                                  "or FAILING (rise and fall applied)", labels=["check", "state"])
+        duration = GaugeMetricFamily("vigil_check_duration_seconds", "How long the last run "
+                                     "took", labels=["check"], unit="seconds")
+        runs = CounterMetricFamily("vigil_check_runs", "Runs by the status of their result",
+                                   labels=["check", "status"])
+        problems = CounterMetricFamily("vigil_check_problems", "Runs that timed out or raised, "
+                                       "and runs skipped or missed", labels=["check", "problem"])
+        # One family for every check's own metrics: their label names differ.
+        own = Metric("vigil_check_metric", "A check's own metric (its perfdata), named by "
+                     "the metric label, with the labels the check gave it", "gauge")
+        for name, entry in sorted(self.snapshot["checks"].items()):
+            last = entry.get("last") or {}
+            status = last.get("status")
+            up.add_metric([name, entry["type"], entry.get("service") or ""],
+                          1.0 if status in ("OK", "WARN") else 0.0)
+            if status in STATUS_CODES:
+                code.add_metric([name], STATUS_CODES[status])
+                duration.add_metric([name], float(last.get("duration_ms") or 0) / 1000)
+            for each in STATES:
+                state.add_metric([name, each], 1.0 if entry["state"] == each else 0.0)
+            counts = entry.get("counts", {})
+            for each in STATUS_CODES:
+                runs.add_metric([name, each], counts.get(f"status.{each}", 0))
+            for each in PROBLEMS:
+                problems.add_metric([name, each], counts.get(each, 0))
+            for key, value in (last.get("metrics") or {}).items():
+                parsed = parse_metric(key)
+                if parsed is None or not isinstance(value, int | float):
+                    continue
+                metric, labels = parsed
+                labels = {f"metric_{k}" if k in ("check", "metric") else k: v
+                          for k, v in labels.items()}
+                own.add_sample("vigil_check_metric", {"check": name, "metric": metric, **labels},
+                               float(value))
+        yield from (up, code, state, duration, runs, problems, own)
+        yield from self._services()
+        yield InfoMetricFamily("vigil_build", "vigil's version",
+                               value={"version": version(),
+                                      "python": platform.python_version()})
+
+    def _services(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        heals = CounterMetricFamily("vigil_heals", "Heals by outcome", labels=["service",
+                                                                                "outcome"])
+        given_up = GaugeMetricFamily("vigil_service_given_up", "1 when the restart budget is "
+                                     "spent and vigil no longer heals it", labels=["service"])
+        healing = GaugeMetricFamily("vigil_service_healing", "1 while a heal runs",
+                                    labels=["service"])
+        for name, entry in sorted(self.snapshot["services"].items()):
+            for outcome in ("succeeded", "failed"):
+                heals.add_metric([name, outcome], entry.get("heals", {}).get(outcome, 0))
+            given_up.add_metric([name], 1.0 if entry.get("given_up") else 0.0)
+            healing.add_metric([name], 1.0 if entry.get("healing") else 0.0)
+        yield from (heals, given_up, healing)
+
+
+def render(snapshot: dict[str, Any], accept: str) -> tuple[str, bytes]:
+    """(content type, body): OpenMetrics when the scraper asks for it, else Prometheus
+    text."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import choose_encoder
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector(snapshot))
+    encoder, content_type = choose_encoder(accept)
+    return content_type, encoder(registry)

@@ -1,0 +1,245 @@
+"""What each HTTP endpoint answers, apart from the HTTP itself (``_http``): the probes
+(``/livez``, ``/readyz``, ``/health``), ``/metrics``, the JSON API under ``/api/v1/``
+and the badges. Every answer is a :class:`Reply`; the event stream is a ``Stream``."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from vigil import _badge as badge
+from vigil import _database as database
+from vigil import _metrics as metrics
+from vigil._checktable import CheckTable
+from vigil._events import EventHub
+from vigil._healer import Healer
+from vigil._redact import redact
+
+#: The scheduler's heartbeat runs every second: this long without one is wedged.
+WEDGED_AFTER = 3.0
+#: How far back a check's page of the API lists its results.
+RECENT = 3600
+JSON = "application/json"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Stream:
+    """The Server-Sent Events stream: the HTTP side writes what ``hub`` publishes."""
+
+    hub: EventHub
+
+
+def _json(status: int, data: Any, content_type: str = JSON) -> Reply:
+    # Summaries and outputs may quote a DSN or a token: masked as in the log.
+    return Reply(status, (redact(json.dumps(data, indent=1)) + "\n").encode(), content_type)
+
+
+def _error(status: int, message: str) -> Reply:
+    return _json(status, {"error": message})
+
+
+class WebApi:
+    def __init__(self, checks: CheckTable, healer: Healer, hub: EventHub, state_dir: Path,
+                 token: str, progress: Callable[[], float]) -> None:
+        self.checks = checks
+        self.healer = healer
+        self.hub = hub
+        self.state_dir = state_dir
+        self.token = token
+        #: monotonic time of the scheduler's last heartbeat.
+        self.progress = progress
+
+    def answer(self, method: str, path: str, query: str,
+               headers: Mapping[str, str]) -> Reply | Stream:
+        """The reply to one request (no endpoint reads a body)."""
+        args = parse_qs(query, keep_blank_values=True)
+        parts = [p for p in path.split("/") if p]
+        probe = {"livez": self.livez, "readyz": self.readyz, "health": self.health}
+        if len(parts) == 1 and parts[0] in probe:
+            return probe[parts[0]](args) if method == "GET" else _not_allowed("GET")
+        if len(parts) == 2 and parts[0] == "badge" and parts[1].endswith(".svg"):
+            return self.badge(parts[1][:-4]) if method == "GET" else _not_allowed("GET")
+        if parts[:1] not in (["metrics"], ["api"]):
+            return _error(404, f"no such page: {path}")
+        allowed = self._allowed(headers.get("Authorization", ""), action=method == "POST")
+        if allowed is not None:
+            return allowed
+        if parts == ["metrics"]:
+            if method != "GET":
+                return _not_allowed("GET")
+            content_type, body = metrics.render(self.snapshot(), headers.get("Accept", ""))
+            return Reply(200, body, content_type)
+        return self.api(method, parts[1:])
+
+    def _allowed(self, authorization: str, action: bool) -> Reply | None:
+        """None when the request may go on: actions always need the token; with a token
+        set, so does everything but the probes and badges."""
+        if not self.token:
+            return _error(403, "set [daemon] http_token to allow actions") if action else None
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              self.token.encode()):
+            return None
+        reply = _error(401, "a bearer token is required: Authorization: Bearer TOKEN")
+        reply.headers["WWW-Authenticate"] = 'Bearer realm="vigil"'
+        return reply
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"checks": self.checks.view(), "services": self.healer.snapshot()}
+
+    # -- probes ----------------------------------------------------------------------
+
+    def livez(self, _args: dict[str, list[str]]) -> Reply:
+        since = time.monotonic() - self.progress()
+        if since > WEDGED_AFTER:
+            return Reply(503, f"wedged: no scheduler heartbeat for {since:.0f}s\n".encode())
+        return Reply(200, b"ok\n")
+
+    def readyz(self, args: dict[str, list[str]]) -> Reply:
+        left_out = set(args.get("exclude", []))
+        lines, failing = [], False
+        for name, entry in sorted(self.checks.view().items()):
+            if name in left_out or not entry["enabled"]:
+                continue
+            if entry["state"] == "FAILING":
+                failing = True
+                summary = (entry.get("last") or {}).get("summary", "")
+                lines.append(f"[-]{name} failed: {summary}")
+            else:
+                lines.append(f"[+]{name} ok")
+        verdict = "failed" if failing else "ok"
+        text = "\n".join([*lines, f"readyz check {verdict}"]) if "verbose" in args else verdict
+        return Reply(503 if failing else 200, (text + "\n").encode())
+
+    def health(self, _args: dict[str, list[str]]) -> Reply:
+        """The IETF health-check draft's format: pass, warn or fail, and each check."""
+        checks, worst = {}, "pass"
+        for name, entry in sorted(self.checks.view().items()):
+            if not entry["enabled"]:
+                continue
+            last = entry.get("last") or {}
+            status = _health_status(entry["state"], last.get("status"))
+            worst = max(worst, status, key=("pass", "warn", "fail").index)
+            checks[name] = [{"componentType": entry["type"], "status": status,
+                             "observedValue": last.get("metrics") or {},
+                             "output": last.get("summary", "not run yet"),
+                             "time": last.get("at")}]
+        return _json(503 if worst == "fail" else 200,
+                     {"status": worst, "serviceId": "vigil", "checks": checks},
+                     "application/health+json")
+
+    def badge(self, name: str) -> Reply:
+        entry = self.checks.view().get(name)
+        if entry is None:
+            return _error(404, f"no check named {name!r}")
+        svg = badge.render(name, entry["state"], (entry.get("last") or {}).get("status"))
+        return Reply(200, svg.encode(), "image/svg+xml",
+                     {"Cache-Control": "no-cache, max-age=0"})
+
+    # -- /api/v1 ---------------------------------------------------------------------
+
+    def api(self, method: str, parts: list[str]) -> Reply | Stream:
+        if parts[:1] != ["v1"]:
+            return _error(404, "the API is under /api/v1/")
+        parts = parts[1:]
+        if parts == ["events"]:
+            return Stream(self.hub) if method == "GET" else _not_allowed("GET")
+        if len(parts) == 3 and method == "POST":
+            return self.act(*parts)
+        if method != "GET" or not parts or len(parts) > 2:
+            return _not_allowed("POST") if len(parts) == 3 else _error(404, "no such resource")
+        if parts[0] == "checks":
+            view = self.checks.view()
+            if len(parts) == 1:
+                return _json(200, {"checks": view})
+            if parts[1] not in view:
+                return _error(404, f"no check named {parts[1]!r}")
+            return _json(200, {**view[parts[1]], "name": parts[1],
+                               "history": self._history(parts[1])})
+        if parts[0] == "services":
+            services = self.healer.snapshot()
+            if len(parts) == 1:
+                return _json(200, {"services": services})
+            if parts[1] not in services:
+                return _error(404, f"no service named {parts[1]!r}")
+            return _json(200, {**services[parts[1]], "name": parts[1]})
+        return _error(404, "no such resource")
+
+    def act(self, kind: str, name: str, verb: str) -> Reply:
+        if (kind, verb) == ("checks", "run"):
+            if not self.checks.run_now(name):
+                return _error(404, f"no enabled check named {name!r}")
+            return _json(202, {"check": name, "queued": True})
+        if (kind, verb) == ("services", "heal"):
+            if name not in self.healer.services:
+                return _error(404, f"no service named {name!r}")
+            outcome = self.healer.requested(name, "the HTTP API")
+            return _json(200 if outcome.ok else 502, {"ok": outcome.ok, **outcome.to_dict()})
+        return _error(404, "the actions are POST checks/NAME/run and services/NAME/heal")
+
+    def _history(self, check: str) -> dict[str, Any] | None:
+        try:
+            conn = database.connect_readonly(self.state_dir)
+            if conn is None:
+                return None
+            with contextlib.closing(conn):
+                return database.history_of(conn, check, time.time() - RECENT)
+        except sqlite3.Error:
+            return None  # the writer holds it, or it was set aside: the rest still answers
+
+
+def _health_status(state: str, status: str | None) -> str:
+    if state == "FAILING":
+        return "fail"
+    return "warn" if status in ("WARN", "CRIT", "UNKNOWN") or status is None else "pass"
+
+
+def _not_allowed(allowed: str) -> Reply:
+    reply = _error(405, f"method not allowed here (allowed: {allowed})")
+    reply.headers["Allow"] = allowed
+    return reply
+
+
+class HttpSurface:
+    """The server as the config wants it: started, moved to a new address at a reload
+    (a new token applies at once), stopped. The server's module (and http.server) is
+    imported only when there is an address to serve."""
+
+    def __init__(self, api: WebApi) -> None:
+        self.api = api
+        self.server: Any = None
+        self.address: tuple[str, int] | None = None
+
+    def apply(self, address: tuple[str, int] | None, token: str) -> None:
+        self.api.token = token
+        if address == self.address and (self.server is not None or address is None):
+            return
+        self.close()
+        self.address = address
+        if address is not None:
+            from vigil import _http
+
+            self.server = _http.start(address, self.api)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stopping.set()
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
