@@ -6,12 +6,10 @@ healthy for ``backoff_reset`` ends the loop, and the next incident is healed at 
 from __future__ import annotations
 
 import collections
-import enum
 import functools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import structlog
 from vigil._check import Result
 from vigil._config import ServiceSpec
 from vigil._events import EventHub
+from vigil._healstate import HealOutcome, HealState, ServiceRuntime, Verdict
 from vigil._manager import Action, ServiceManager
 from vigil._ports import describe_ports, first_free, port_holders
 from vigil._statemachine import State
@@ -33,104 +32,6 @@ PROGRESS_EVERY = 5.0
 START_POLL = 0.25
 
 Progress = Callable[..., None]
-
-
-class HealState(enum.Enum):
-    """Where a service stands with the healer, as ``State`` says it for a check."""
-
-    READY = "ready"              # healed when a guarding check is FAILING
-    HEALING = "healing"          # a heal runs now
-    BACKING_OFF = "backing off"  # healed lately: the next heal waits for the backoff
-    GAVE_UP = "gave up"          # the restart budget is spent; checks go on, heals do not
-
-
-class Verdict(enum.Enum):
-    """How one heal ended; the value is the event that said so."""
-
-    SUCCEEDED = "heal.succeeded"
-    FAILED = "heal.failed"
-    BUSY = "busy"  # another heal of the service was running: nothing was done
-
-
-@dataclass
-class HealOutcome:
-    verdict: Verdict
-    #: What the heal event carried: command, exit code, output tail, recovery_s...
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict is Verdict.SUCCEEDED
-
-    def to_dict(self) -> dict[str, Any]:
-        """As saved in the state and sent to `vigil heal`: ``outcome`` is the event."""
-        return {"outcome": self.verdict.value, **self.fields}
-
-
-@dataclass
-class ServiceRuntime:
-    spec: ServiceSpec
-    #: The live manager: what it started (PID, port) is its ``state``.
-    service_manager: ServiceManager
-    #: Wall-clock times of the heals inside the budget window.
-    history: list[float] = field(default_factory=list)
-    given_up: bool = False
-    #: Wall-clock time before which no new heal starts (the backoff).
-    not_before: float = 0.0
-    #: Heals in the current crash loop: the backoff doubles with each.
-    streak: int = 0
-    #: When the last heal succeeded, until the service fails again or the heal has
-    #: held for ``backoff_reset``.
-    held_since: float | None = None
-    last: dict[str, Any] | None = None
-    healing: threading.Lock = field(default_factory=threading.Lock)
-    passed: threading.Event = field(default_factory=threading.Event)
-    #: Wakes a heal's wait: a check passed, or a watcher saw the service exit.
-    stirred: threading.Event = field(default_factory=threading.Event)
-    skip_reason: str | None = None
-    #: Whether a watcher reports the service's death (else only its checks tell).
-    watching: bool = False
-    #: Heals so far by outcome ("succeeded", "failed").
-    heals: collections.Counter[str] = field(default_factory=collections.Counter)
-
-    @property
-    def manager(self) -> str:
-        return self.spec.manager
-
-    @property
-    def state(self) -> HealState:
-        self.settle()
-        if self.healing.locked():
-            return HealState.HEALING
-        if self.given_up:
-            return HealState.GAVE_UP
-        return HealState.BACKING_OFF if time.time() < self.not_before else HealState.READY
-
-    def budget_spent(self) -> bool:
-        """Whether ``restarts`` heals already fall inside the ``within`` window."""
-        horizon = time.time() - self.spec.within
-        self.history = [t for t in self.history if t > horizon]
-        return len(self.history) >= self.spec.restarts
-
-    def backoff(self) -> float:
-        """The wait before the next heal: 1x, 2x, 4x... the base for the 1st, 2nd, 3rd
-        heal of a crash loop, at most ``within``."""
-        return min(self.spec.backoff * 2 ** max(0, self.streak - 1), self.spec.within)
-
-    def settle(self) -> None:
-        """A heal that has held for ``backoff_reset`` ends the crash loop: no backoff."""
-        if (self.held_since is not None
-                and time.time() - self.held_since >= self.spec.backoff_reset):
-            self.streak, self.not_before, self.held_since = 0, 0.0, None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state.value, "history": self.history, "given_up": self.given_up,
-                "not_before": self.not_before, "streak": self.streak,
-                "held_since": self.held_since, "last": self.last,
-                "healing": self.healing.locked(), "manager": self.spec.manager,
-                "describe": self.service_manager.describe(), "watching": self.watching,
-                "heals": dict(self.heals),
-                "manager_state": self.service_manager.state}
 
 
 class Healer:

@@ -160,10 +160,12 @@ class WebApi:
         parts = parts[1:]
         if parts == ["events"]:
             return Stream(self.hub) if method == "GET" else _not_allowed("GET")
-        if len(parts) == 3 and method == "POST":
-            return self.act(*parts)
-        if method != "GET" or not parts or len(parts) > 2:
-            return _not_allowed("POST") if len(parts) == 3 else _error(404, "no such resource")
+        if len(parts) == 3:
+            return self.act(*parts) if method == "POST" else _not_allowed("POST")
+        if not parts or len(parts) > 2:
+            return _error(404, "no such resource")
+        if method != "GET":
+            return _not_allowed("GET")
         if parts[0] == "checks":
             view = self.checks.view()
             if len(parts) == 1:

@@ -45,6 +45,10 @@ def run_vigil(*args: str, cwd: Path | None = None, env: dict[str, str] | None = 
                           cwd=cwd, env=env, timeout=timeout)
 
 
+#: The test plugins (misbehaving checks, the flag manager), for PYTHONPATH.
+FIXTURES = str(Path(__file__).parent / "fixtures")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, readline_within, run_vigil, vigil_command
-
-FIXTURES = str(Path(__file__).parent / "fixtures")
+from tests.helpers import FIXTURES, ROOT, readline_within, run_vigil, vigil_command
 
 
 def env_with_fixtures() -> dict[str, str]:

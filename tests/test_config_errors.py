@@ -58,6 +58,12 @@ CASES = [
      "expected a table"),
     ("unknown manager", HEAD + "[services.db]\nmanager = 'upstart'\n",
      "services.db.manager", 4, "unknown manager"),
+    ("http open to other hosts without a token", HEAD + "http = '0.0.0.0:8787'\n",
+     "daemon.http", 3, "0.0.0.0 is reachable from other hosts: set http_token"),
+    ("http not host:port", HEAD + "http = '8787'\n", "daemon.http", 3,
+     'expected "host:port"'),
+    ("http token file missing", HEAD + "http_token_file = 'nope.token'\n",
+     "daemon.http_token_file", 3, "cannot read"),
     ("{port} without ports", HEAD + "[services.mcp]\nmanager = 'command'\n"
      "start = ['server', '--port', '{port}']\n", "services.mcp.start", 5,
      "has a {port} placeholder, but the service has no ports"),

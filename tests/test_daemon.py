@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from tests.helpers import (
+    FIXTURES,
     KILLED_CONFIG,
     answers,
     event_time,
@@ -32,8 +33,6 @@ from tests.helpers import (
     vigil_command,
     wait_until,
 )
-
-FIXTURES = str(Path(__file__).parent / "fixtures")
 
 
 @pytest.fixture(autouse=True)

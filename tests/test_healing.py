@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import event_time, run_vigil
+from tests.helpers import FIXTURES, event_time, run_vigil
 from vigil import Action, ServiceManager
 from vigil import _config as config
-from vigil._healer import Healer, HealOutcome, Verdict
-
-FIXTURES = str(Path(__file__).parent / "fixtures")
+from vigil._healer import Healer
+from vigil._healstate import HealOutcome, Verdict
 
 
 @pytest.fixture(autouse=True)

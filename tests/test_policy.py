@@ -18,7 +18,8 @@ from structlog.typing import EventDict
 from tests.helpers import wait_until
 from vigil import Action, Duration, Result, ServiceManager, Status
 from vigil._config import ServiceSpec
-from vigil._healer import Healer, HealState
+from vigil._healer import Healer
+from vigil._healstate import HealState
 from vigil._statemachine import State
 
 pytestmark = pytest.mark.unit
