@@ -1,6 +1,7 @@
 """The HTTP server: the standard library's threaded server on a thread of its own, made
 safe to expose. A client gets one thread, at most MAX_CONNECTIONS at once (more are
-refused with 429), IDLE_S to send each request (a slowloris is cut off), header lines
+refused with 429), IDLE_S to send each request, however slowly it trickles in (a
+slowloris is cut off), header lines
 of 64 KiB and 100 headers at most (http.server's own limits), a body of MAX_BODY. Every
 request the parser rejects is answered with a 4xx; nothing is ever served from disk."""
 
@@ -11,6 +12,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +43,29 @@ class Server(http.server.ThreadingHTTPServer):
         self.api = api
         self.stopping = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        #: Connections whose request is still being read, with the time it must be in by.
+        self.reading: dict[socket.socket, float] = {}
+        self._reading_lock = threading.Lock()
+
+    def read_by(self, conn: socket.socket, deadline: float | None) -> None:
+        """The request on ``conn`` must be read by ``deadline`` (None: it has been)."""
+        with self._reading_lock:
+            if deadline is None:
+                self.reading.pop(conn, None)
+            else:
+                self.reading[conn] = deadline
+
+    def service_actions(self) -> None:
+        """(Between polls of the serving loop.) Cut off requests past their deadline: the
+        socket timeout alone restarts with every byte a slow client sends."""
+        now = time.monotonic()
+        with self._reading_lock:
+            late = [conn for conn, deadline in self.reading.items() if deadline < now]
+            for conn in late:
+                del self.reading[conn]
+        for conn in late:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -71,6 +96,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "vigil"
 
+    def handle_one_request(self) -> None:
+        self.server.read_by(self.connection, time.monotonic() + IDLE_S)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.read_by(self.connection, None)
+
     def do_GET(self) -> None:
         self._serve("GET")
 
@@ -82,6 +114,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         problem = self._drain_body()
+        self.server.read_by(self.connection, None)  # all in: the answer may take its time
         if problem is not None:
             self._send(problem)
             return
@@ -102,7 +135,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(reply, head=method == "HEAD")
 
     def _drain_body(self) -> Reply | None:
-        """Read (and drop: no endpoint takes one) the body; a reply when it is not allowed."""
+        """Read the body and drop it (no endpoint takes one; JSON is tolerated); a reply
+        when it is too big, of unknown length, or not JSON."""
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
             return Reply(411, b"send a Content-Length, not a chunked body\n")
@@ -113,7 +147,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if int(length) > MAX_BODY:
             self.close_connection = True
             return Reply(413, f"a body of at most {MAX_BODY} bytes\n".encode())
-        self.rfile.read(int(length))
+        body = self.rfile.read(int(length))
+        if body.strip():
+            try:
+                json.loads(body)
+            except ValueError:
+                return Reply(400, b"a body, when there is one, must be JSON\n")
         return None
 
     def _send(self, reply: Reply, head: bool = False) -> None:
@@ -160,6 +199,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         method, HTTP/2.0...): each is the client's doing, so each is a 4xx, plain."""
         code = CLIENT_ERRORS.get(code, code if code < 500 else 400)
         self.close_connection = True
+        # The parser leaves an unreadable request at HTTP/0.9, which has no status line:
+        # answer in the HTTP vigil speaks, so that the client sees the 4xx.
+        self.request_version = "HTTP/1.1"
         body = (json.dumps({"error": message or http.HTTPStatus(code).phrase}) + "\n").encode()
         self._send(Reply(code, body, "application/json"), head=self.command == "HEAD")
 

@@ -1,23 +1,28 @@
 """The HTTP surface of a real daemon: the probes, the token rules, the JSON API, the
-event stream, /metrics read by promtool and scraped by a real Prometheus."""
+event stream, /metrics read by promtool and scraped by a real Prometheus, and a few
+thousand malformed requests."""
 
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import FIXTURES, Daemon, free_port, wait_until
+from tests.helpers import FIXTURES, Daemon, event_time, free_port, wait_until
 from vigil._metrics import parse_metric
 
 TOKEN = "t0ken-for-tests"
@@ -254,3 +259,115 @@ def test_plugin_metric_names_carry_their_labels() -> None:
     assert parse_metric('x{a="1", b="say \\"hi\\""}') == ("x", {"a": "1", "b": 'say "hi"'})
     assert parse_metric("latency_ms") == ("latency_ms", {})
     assert parse_metric("bad name") is None and parse_metric('x{a=1}') is None
+
+
+# -- malformed requests ------------------------------------------------------------
+
+PATHS = ["/", "/nope", "/api", "/api/v2/checks", "/api/v1/checks/good/x/y/z", "/metrics/x",
+         "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/badge/", "/badge/../x.svg",
+         "/static/app.js", "/index.html", "/api/v1/services/nope/heal", "//", "/livez/x",
+         "/api/v1/checks/" + "x" * 2000]
+TOKENS = ["", "Authorization: Bearer wrong\r\n", "Authorization: Basic Zm9vOmJhcg==\r\n",
+          f"Authorization: Bearer {TOKEN}x\r\n", "Authorization: \r\n"]
+
+
+def malformed(rng: random.Random) -> bytes:
+    """One request that a client should never send, chosen at random."""
+    path = rng.choice(PATHS)
+    kind = rng.randrange(12)
+    if kind == 0:  # garbage for a request line
+        return bytes(rng.randrange(1, 256) for _ in range(rng.randrange(1, 200))) + b"\r\n\r\n"
+    if kind == 1:
+        return rng.choice([b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"GET / HTTP/2.0\r\n\r\n",
+                           b"GET / FTP/1.1\r\n\r\n", b"G\x00T / HTTP/1.1\r\n\r\n",
+                           b"GET  /  HTTP/1.1 extra\r\n\r\n", b"GET / HTTP/1.x\r\n\r\n"])
+    if kind == 2:  # unknown methods and methods not allowed
+        method = rng.choice(["BREW", "DELETE", "PUT", "PATCH", "OPTIONS", "TRACE", "CONNECT"])
+        return f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    if kind == 3:  # unknown paths
+        return f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    if kind == 4:  # a header line over http.server's 64 KiB
+        return b"GET /livez HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"
+    if kind == 5:  # more than 100 headers
+        return b"GET /livez HTTP/1.1\r\n" + b"".join(
+            f"X-{i}: {i}\r\n".encode() for i in range(150)) + b"\r\n"
+    if kind == 6:  # a request line over 64 KiB
+        return b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"
+    if kind == 7:  # bodies of no, bad or huge length
+        length = rng.choice(["-1", "abc", "99999999", "1e3", " "])
+        return (f"POST /api/v1/checks/good/run HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Length: {length}\r\n\r\n").encode()
+    if kind == 8:
+        return (b"POST /api/v1/checks/good/run HTTP/1.1\r\nHost: x\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    if kind == 9:  # bad JSON, even with the right token
+        body = rng.choice([b"{", b"not json", b"\xff\xfe", b'{"a": }', b"[1, 2"])
+        return (f"POST /api/v1/checks/good/run HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    if kind == 10:  # wrong tokens
+        return (f"GET /api/v1/checks HTTP/1.1\r\nHost: x\r\n{rng.choice(TOKENS)}"
+                "\r\n").encode()
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nab".encode()
+
+
+def status_of(port: int, request: bytes) -> int | None:
+    """The status the daemon answers ``request`` with; None when it closes without one."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as conn:
+        try:
+            conn.sendall(request)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # it may answer (and close) before taking all of a huge request
+        head = b""
+        while b"\r\n" not in head:
+            try:
+                chunk = conn.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            head += chunk
+    return int(head.split()[1]) if head.startswith(b"HTTP/1.") else None
+
+
+def slowloris(port: int) -> bytes:
+    """Headers sent a byte at a time, each before the socket timeout: what comes back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+        conn.sendall(b"GET /livez HTTP/1.1\r\n")
+        began = time.monotonic()
+        try:
+            for byte in itertools.cycle(b"X-Slow: aaaa\r\n"):
+                conn.sendall(bytes([byte]))
+                time.sleep(0.5)
+                if time.monotonic() - began > 16:
+                    return b"still open after 16s"
+        except OSError:
+            pass
+        return conn.recv(4096)
+
+
+def test_malformed_requests_get_4xx_and_the_checks_keep_their_schedule(served) -> None:
+    d, port, _ = served()
+    rng = random.Random(20261128)
+    requests = [malformed(rng) for _ in range(3000)]
+    began = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        slow = [pool.submit(slowloris, port) for _ in range(3)]
+        statuses = list(pool.map(lambda r: status_of(port, r), requests))
+        cut_off = [s.result() for s in slow]
+    answered = [s for s in statuses if s is not None]
+    assert len(answered) == 3000, f"{3000 - len(answered)} requests got no answer at all"
+    wrong = sorted({s for s in answered if not 400 <= s < 500})
+    assert not wrong, f"answers other than 4xx: {wrong}"
+    assert 429 not in answered or answered.count(429) < 100
+    # A slowloris is cut off after IDLE_S, however steadily it trickles.
+    assert all(answer != b"still open after 16s" for answer in cut_off), cut_off
+
+    assert call(port, "/livez")[0] == 200
+    runs = [event_time(r) for r in d.events("check.result", check="good")
+            if event_time(r) >= began]
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    assert len(runs) > 10 and max(gaps) < 1.0, f"the check lost its 300ms rhythm: {gaps}"
+    assert not d.problems(), d.problems()
+    assert d.stop() == 0
