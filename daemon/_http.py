@@ -27,6 +27,11 @@ log = structlog.get_logger("vigil.http")
 MAX_CONNECTIONS = 64
 IDLE_S = 10.0
 MAX_BODY = 64 * 1024
+#: The longest request line, as http.server itself reads it.
+MAX_LINE = 65536
+#: How long, and how much, a closing connection's unread input is drained.
+LINGER_S = 0.5
+MAX_LINGER_BYTES = 1 << 20
 #: A comment line on an idle event stream, so proxies and clients see it is alive.
 KEEPALIVE_S = 15.0
 #: What the request parser says that the client did wrong, said as a client error.
@@ -83,6 +88,18 @@ class Server(http.server.ThreadingHTTPServer):
         finally:
             self._slots.release()
 
+    def shutdown_request(self, request: Any) -> None:
+        """A lingering close: what the client still sends is read and dropped for a
+        moment, since closing on unread data resets the connection, and a reset can
+        destroy the answer (a 431 for a huge header) before the client reads it."""
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(LINGER_S)
+            drained = 0
+            while drained < MAX_LINGER_BYTES and (chunk := request.recv(65536)):
+                drained += len(chunk)
+        self.close_request(request)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that vanished mid-answer, mostly: a line in the log, no traceback.
         log.debug("http.dropped", client=str(client_address[0]))
@@ -90,6 +107,7 @@ class Server(http.server.ThreadingHTTPServer):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     server: Server
+    raw_requestline: bytes
     protocol_version = "HTTP/1.1"
     timeout = IDLE_S
 
@@ -102,6 +120,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             super().handle_one_request()
         finally:
             self.server.read_by(self.connection, None)
+
+    def parse_request(self) -> bool:
+        # Empty lines before the request line are ignored (RFC 9112, 2.2), not taken
+        # for a request of no words, which the parser would drop without an answer.
+        for _ in range(3):
+            if self.raw_requestline.strip():
+                break
+            self.raw_requestline = self.rfile.readline(MAX_LINE + 1)
+        if len(self.raw_requestline) > MAX_LINE:
+            self.send_error(414)
+            return False
+        return super().parse_request()
 
     def do_GET(self) -> None:
         self._serve("GET")

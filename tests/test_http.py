@@ -357,7 +357,8 @@ def test_malformed_requests_get_4xx_and_the_checks_keep_their_schedule(served) -
         statuses = list(pool.map(lambda r: status_of(port, r), requests))
         cut_off = [s.result() for s in slow]
     answered = [s for s in statuses if s is not None]
-    assert len(answered) == 3000, f"{3000 - len(answered)} requests got no answer at all"
+    silent = [r[:60] for r, s in zip(requests, statuses, strict=True) if s is None]
+    assert not silent, f"requests that got no answer at all: {silent}"
     wrong = sorted({s for s in answered if not 400 <= s < 500})
     assert not wrong, f"answers other than 4xx: {wrong}"
     assert 429 not in answered or answered.count(429) < 100
