@@ -96,6 +96,9 @@ class CheckTable:
         self.log_all = False
         #: The live stream of results and changes (GET /api/v1/events).
         self.events = EventHub()
+        #: Counts every result: what was built from the checks' state (a /health page)
+        #: is still right while it has not moved.
+        self.generation = 0
         self._lock = threading.Lock()
 
     def install(self, config: Config, saved: dict[str, Any]) -> None:
@@ -122,6 +125,7 @@ class CheckTable:
             self.states = collections.Counter(
                 rt.machine.state.value for rt in runtimes.values() if rt.spec.enabled)
             self.plugins = config.plugins
+            self.generation += 1
             self.log_all = config.daemon.log_results == "all"
             self.store.retain(set(runtimes), config.daemon.retention())
             for name, rt in runtimes.items():
@@ -196,6 +200,7 @@ class CheckTable:
             rt.counts["runs"] += 1
             rt.counts[outcome.kind] += 1
             rt.counts[f"status.{status}"] += 1
+            self.generation += 1
             before, rt.latest = rt.status(), (result, duration_ms, now)
             # A healthy check whose result changed nothing is saved at a checkpoint, not
             # on every run: `vigil status` reads its latest result from the history.

@@ -45,9 +45,11 @@ class Stream:
     hub: EventHub
 
 
-def _json(status: int, data: Any, content_type: str = JSON) -> Reply:
-    # Summaries and outputs may quote a DSN or a token: masked as in the log.
-    return Reply(status, (redact(json.dumps(data, indent=1)) + "\n").encode(), content_type)
+def _json(status: int, data: Any, content_type: str = JSON, masked: bool = False) -> Reply:
+    """Summaries and outputs may quote a DSN or a token: masked as in the log, unless
+    the page ``masked`` them itself (a hot page, where masking all of it costs most)."""
+    text = json.dumps(data)
+    return Reply(status, ((text if masked else redact(text)) + "\n").encode(), content_type)
 
 
 def _error(status: int, message: str) -> Reply:
@@ -64,6 +66,9 @@ class WebApi:
         self.token = token
         #: monotonic time of the scheduler's last heartbeat.
         self.progress = progress
+        #: Probe pages as last built, with the check table's generation they show: a
+        #: load balancer polling many times a second gets them without a rebuild.
+        self._built: dict[str, tuple[int, Reply]] = {}
 
     def answer(self, method: str, path: str, query: str,
                headers: Mapping[str, str]) -> Reply | Stream:
@@ -72,7 +77,11 @@ class WebApi:
         parts = [p for p in path.split("/") if p]
         probe = {"livez": self.livez, "readyz": self.readyz, "health": self.health}
         if len(parts) == 1 and parts[0] in probe:
-            return probe[parts[0]](args) if method == "GET" else _not_allowed("GET")
+            if method != "GET":
+                return _not_allowed("GET")
+            if parts[0] == "livez" or query:  # the variants are not kept: any query is one
+                return probe[parts[0]](args)
+            return self._kept(parts[0], lambda: probe[parts[0]](args))
         if len(parts) == 2 and parts[0] == "badge" and parts[1].endswith(".svg"):
             return self.badge(parts[1][:-4]) if method == "GET" else _not_allowed("GET")
         if parts[:1] not in (["metrics"], ["api"]):
@@ -86,6 +95,13 @@ class WebApi:
             content_type, body = metrics.render(self.snapshot(), headers.get("Accept", ""))
             return Reply(200, body, content_type)
         return self.api(method, parts[1:])
+
+    def _kept(self, page: str, build: Callable[[], Reply]) -> Reply:
+        generation = self.checks.generation
+        kept = self._built.get(page)
+        if kept is None or kept[0] != generation:
+            kept = self._built[page] = (generation, build())
+        return kept[1]
 
     def _allowed(self, authorization: str, action: bool) -> Reply | None:
         """None when the request may go on: actions always need the token; with a token
@@ -119,7 +135,7 @@ class WebApi:
                 continue
             if entry["state"] == "FAILING":
                 failing = True
-                summary = (entry.get("last") or {}).get("summary", "")
+                summary = redact((entry.get("last") or {}).get("summary", ""))
                 lines.append(f"[-]{name} failed: {summary}")
             else:
                 lines.append(f"[+]{name} ok")
@@ -138,11 +154,11 @@ class WebApi:
             worst = max(worst, status, key=("pass", "warn", "fail").index)
             checks[name] = [{"componentType": entry["type"], "status": status,
                              "observedValue": last.get("metrics") or {},
-                             "output": last.get("summary", "not run yet"),
+                             "output": redact(last.get("summary", "not run yet")),
                              "time": last.get("at")}]
         return _json(503 if worst == "fail" else 200,
                      {"status": worst, "serviceId": "vigil", "checks": checks},
-                     "application/health+json")
+                     "application/health+json", masked=True)
 
     def badge(self, name: str) -> Reply:
         entry = self.checks.view().get(name)
