@@ -372,3 +372,39 @@ def test_malformed_requests_get_4xx_and_the_checks_keep_their_schedule(served) -
     assert len(runs) > 10 and max(gaps) < 1.0, f"the check lost its 300ms rhythm: {gaps}"
     assert not d.problems(), d.problems()
     assert d.stop() == 0
+
+
+def test_token_file_ipv6_loopback_and_a_taken_port(write_config, daemon, tmp_path) -> None:
+    (tmp_path / "token").write_text(f"{TOKEN}\n")
+    port = free_port()
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "[::1]:{port}"
+        http_token_file = "token"
+        [checks.sys]
+        type = "system"
+        interval = "1s"
+    """)).start()
+    d.wait_for("http.listening")
+    conn = http.client.HTTPConnection("::1", port, timeout=10)
+    conn.request("GET", "/api/v1/checks", headers=AUTH)
+    assert conn.getresponse().status == 200
+    conn.close()
+    d.stop()
+
+    # Its port taken by another program: said once, and vigil runs on without HTTP.
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state2"
+            http = "127.0.0.1:{taken.getsockname()[1]}"
+            [checks.sys]
+            type = "system"
+            interval = "1s"
+        """, name="taken.toml")
+        second = daemon(config).start()
+        unavailable = second.wait_for("http.unavailable")[0]
+        assert "Address already in use" in unavailable["error"]
+        second.wait_for("check.result", count=2, check="sys")
+        assert second.stop() == 0
