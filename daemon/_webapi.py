@@ -18,6 +18,8 @@ from urllib.parse import parse_qs
 from vigil import _badge as badge
 from vigil import _database as database
 from vigil import _metrics as metrics
+from vigil import _statusdata as statusdata
+from vigil import _statuspage as statuspage
 from vigil._checktable import CheckTable
 from vigil._events import EventHub
 from vigil._healer import Healer
@@ -84,6 +86,15 @@ class WebApi:
             return self._kept(parts[0], lambda: probe[parts[0]](args))
         if len(parts) == 2 and parts[0] == "badge" and parts[1].endswith(".svg"):
             return self.badge(parts[1][:-4]) if method == "GET" else _not_allowed("GET")
+        # The page and its live stream are open, as the probes are; actions are not.
+        if parts in ([], ["status"], ["api", "v1", "events"]) and method != "GET":
+            return _not_allowed("GET")
+        if not parts:
+            return Reply(302, b"", headers={"Location": "/status"})
+        if parts == ["status"]:
+            return self.status_page()
+        if parts == ["api", "v1", "events"]:
+            return Stream(self.hub)
         if parts[:1] not in (["metrics"], ["api"]):
             return _error(404, f"no such page: {path}")
         allowed = self._allowed(headers.get("Authorization", ""), action=method == "POST")
@@ -160,6 +171,23 @@ class WebApi:
                      {"status": worst, "serviceId": "vigil", "checks": checks},
                      "application/health+json", masked=True)
 
+    def status_page(self) -> Reply:
+        checks, services = self.checks.view(), self.healer.snapshot()
+        seen: dict[str, dict[str, Any]] = {}
+        heals: dict[str, list[dict[str, Any]]] = {}
+        try:
+            conn = database.connect_readonly(self.state_dir)
+            if conn is not None:
+                with contextlib.closing(conn):
+                    seen, heals = statusdata.gather(conn, checks), statusdata.heals(conn)
+        except sqlite3.Error:
+            pass  # no history to show (being written, or set aside): the rest still is
+        page = statuspage.render(checks, services, seen, heals)
+        return Reply(200, page.encode(), "text/html; charset=utf-8",
+                     {"Cache-Control": "no-store", "Content-Security-Policy":
+                      "default-src 'none'; style-src 'unsafe-inline'; script-src "
+                      "'unsafe-inline'; connect-src 'self'; img-src 'self' data:"})
+
     def badge(self, name: str) -> Reply:
         entry = self.checks.view().get(name)
         if entry is None:
@@ -174,8 +202,6 @@ class WebApi:
         if parts[:1] != ["v1"]:
             return _error(404, "the API is under /api/v1/")
         parts = parts[1:]
-        if parts == ["events"]:
-            return Stream(self.hub) if method == "GET" else _not_allowed("GET")
         if len(parts) == 3:
             return self.act(*parts) if method == "POST" else _not_allowed("POST")
         if not parts or len(parts) > 2:

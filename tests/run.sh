@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real components the tests use; a test whose component is missing fails and names it.
-DEBS=(monitoring-plugins-basic libplist-utils systemd util-linux postgresql-15 redis-server openssl)
+DEBS=(monitoring-plugins-basic libplist-utils systemd util-linux postgresql-15 redis-server openssl
+      prometheus chromium)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()

@@ -1,0 +1,81 @@
+"""What the status page shows, gathered in one pass over the state database: each check's
+last results (the heartbeat bar and the response-time chart), its uptime over 24 h,
+7 d and 30 d and its last state change; each service's last heals."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from vigil import _history as history
+from vigil._database import UPTIME_WINDOWS, retention_of
+
+#: Results per heartbeat bar.
+BEATS = 60
+#: Heals listed per service.
+HEALS = 5
+
+
+def gather(conn: sqlite3.Connection, checks: dict[str, dict[str, Any]]
+           ) -> dict[str, dict[str, Any]]:
+    """Per check: ``beats`` (oldest first), ``uptime`` by window, ``changed`` (time of
+    its last state change, or None)."""
+    ids = {name: id_ for name, id_ in conn.execute("SELECT name, id FROM names")
+           if name in checks}
+    names = {id_: name for name, id_ in ids.items()}
+    found: dict[str, dict[str, Any]] = {name: {"beats": [], "uptime": {}, "changed": None}
+                                        for name in checks}
+    # Newest first, until each check has its bar (or enough rows were read for all).
+    missing, budget = set(ids.values()), BEATS * max(1, len(ids)) * 3
+    rows = conn.execute("SELECT at, check_id, status, duration_us, summary FROM results "
+                        "ORDER BY at DESC")
+    for at, check_id, status, duration_us, summary in rows:
+        budget -= 1
+        if budget < 0 or not missing:
+            break
+        if check_id not in missing:
+            continue
+        beats = found[names[check_id]]["beats"]
+        beats.append({"at": at / 1000, "status": history.STATUSES[status],
+                      "duration_ms": duration_us / 1000, "summary": summary})
+        if len(beats) == BEATS:
+            missing.discard(check_id)
+    rows.close()
+    for entry in found.values():
+        entry["beats"].reverse()
+        _carry_summaries(entry["beats"])
+    if (retention := retention_of(conn)) is not None and ids:
+        now = time.time()
+        for label, seconds in UPTIME_WINDOWS.items():
+            counts = history.uptime(conn, list(ids.values()), now - seconds, now, retention)
+            for check_id, (passed, runs) in counts.items():
+                found[names[check_id]]["uptime"][label] = passed / runs if runs else None
+    for check_id, at in conn.execute("SELECT check_id, max(at) FROM transitions "
+                                     "GROUP BY check_id"):
+        if check_id in names:
+            found[names[check_id]]["changed"] = at / 1000
+    return found
+
+
+def _carry_summaries(beats: list[dict[str, Any]]) -> None:
+    """The database keeps a summary only when it changed: carry each one forward."""
+    summary = ""
+    for beat in beats:
+        summary = beat["summary"] if beat["summary"] is not None else summary
+        beat["summary"] = summary
+
+
+def heals(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+    """The last HEALS heals of each service, newest first."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for service, at, outcome, data in conn.execute(
+            "SELECT service, at, outcome, data FROM (SELECT *, row_number() OVER "
+            "(PARTITION BY service ORDER BY at DESC) AS n FROM heals) WHERE n <= ? "
+            "ORDER BY service, at DESC", (HEALS,)):
+        fields = json.loads(data)
+        found.setdefault(service, []).append(
+            {"at": at / 1000, "outcome": outcome.removeprefix("heal."),
+             "recovery_s": fields.get("recovery_s"), "reason": fields.get("reason")})
+    return found

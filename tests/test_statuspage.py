@@ -1,0 +1,163 @@
+"""The status page in a real headless Chromium (Debian's, driven by Playwright): it shows
+every check, follows a death and a heal live, heals a given-up service with the token,
+survives a daemon restart, and passes axe-core's accessibility rules."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.helpers import ROOT, free_port, saved_pid
+
+TOKEN = "page-token"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    assert shutil.which(CHROMIUM), "install the Debian package chromium"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM,
+                                              args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.problems = []  # console errors and uncaught exceptions
+    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    yield page
+    page.close()
+
+
+def stack(write_config, tmp_path: Path) -> tuple[Path, int]:
+    """A web server vigil heals (a command service), a service that cannot start until
+    it is "fixed", and a plain system check."""
+    port, web, broken = free_port(), free_port(), free_port()
+    fixed = tmp_path / "fixed"
+    starter = (f"import os, sys; os.path.exists({str(fixed)!r}) or sys.exit(1); "
+               f"os.execv(sys.executable, [sys.executable, '-m', 'http.server', '{broken}', "
+               "'--bind', '127.0.0.1'])")
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{port}"
+        http_token = "{TOKEN}"
+        [services.web]
+        manager = "command"
+        start = ["{sys.executable}", "-m", "http.server", "{web}", "--bind", "127.0.0.1"]
+        [services.broken]
+        manager = "command"
+        start = ["{sys.executable}", "-c", "{starter}"]
+        restarts = 1
+        start_timeout = "3s"
+        [checks.web]
+        type = "tcp"
+        port = {web}
+        service = "web"
+        interval = "1s"
+        fall = 1
+        rise = 1
+        [checks.broken]
+        type = "tcp"
+        port = {broken}
+        service = "broken"
+        interval = "1s"
+        fall = 1
+        [checks.system]
+        type = "system"
+        interval = "2s"
+    """)
+    return config, port
+
+
+def test_the_page_follows_a_death_and_a_heal_live(write_config, daemon, tmp_path,
+                                                   page) -> None:
+    config, port = stack(write_config, tmp_path)
+    d = daemon(config).start()
+    d.wait_for("heal.succeeded", service="web", timeout=20)
+    d.wait_for("heal.gave_up", service="broken", timeout=30)
+    page.goto(f"http://127.0.0.1:{port}/")
+    assert page.url.endswith("/status")
+    page.wait_for_selector("#live.on", timeout=5000)
+    names = page.locator(".check h3").all_text_contents()
+    assert sorted(names) == ["broken", "system", "web"]
+    web = page.locator("#check-web")
+    expect(web).to_have_attribute("data-state", "OK", timeout=10000)
+
+    # Killed: the open page says FAILING within 3 s, and OK again once healed.
+    os.kill(saved_pid(tmp_path / "state", "web"), signal.SIGKILL)
+    expect(web).to_have_attribute("data-state", "FAILING", timeout=3000)
+    assert "FAILING" in web.locator(".state").text_content()
+    expect(web).to_have_attribute("data-state", "OK", timeout=15000)
+    assert page.locator("#check-web .b").count() > 3
+
+    # Hover or focus on a beat says what it was.
+    page.locator("#check-web .beats").focus()
+    assert " ms" in page.locator("#check-web .beat-info").text_content()
+
+    # Given up: a banner, and the button heals it once the operator fixed it.
+    broken = page.locator("#service-broken")
+    assert "gave up" in broken.locator(".gave-up").text_content()
+    (tmp_path / "fixed").touch()
+    page.fill("#token", TOKEN)
+    page.dispatch_event("#token", "change")
+    broken.locator("button.heal").click()
+    expect(broken.locator(".heal-result")).to_have_text("healed: heal.succeeded",
+                                                       timeout=15000)
+    expect(page.locator("#check-broken")).to_have_attribute("data-state", "OK", timeout=10000)
+
+    # The README's picture of the page.
+    (ROOT / "docs").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "docs" / "status-page.png"), full_page=True)
+
+    # Filters hide what does not match.
+    page.fill("#filter-name", "sys")
+    assert page.locator(".check:not(.hidden) h3").all_text_contents() == ["system"]
+    page.fill("#filter-name", "")
+    page.select_option("#filter-state", "OK")
+    assert page.locator(".check.hidden").count() == 0
+
+    assert not page.problems, page.problems
+
+    # A daemon restart: the page reconnects by itself and goes on updating.
+    assert d.stop() == 0
+    page.wait_for_selector("#live:not(.on)", timeout=10000)
+    again = daemon(config).start()
+    page.wait_for_selector("#live.on", timeout=15000)
+    before = page.locator("#check-system").get_attribute("data-updated")
+    again.wait_for("check.result", count=2, check="system")
+    expect(page.locator("#check-system")).not_to_have_attribute("data-updated", before or "",
+                                                                timeout=10000)
+    assert not page.problems, page.problems
+
+
+def test_the_page_has_no_serious_accessibility_violation(write_config, daemon, tmp_path,
+                                                         page) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    config, port = stack(write_config, tmp_path)
+    d = daemon(config).start()
+    d.wait_for("heal.gave_up", service="broken", timeout=30)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.goto(f"http://127.0.0.1:{port}/status")
+        page.wait_for_selector("#live.on", timeout=5000)
+        found = Axe().run(page).response["violations"]
+        serious = [(v["id"], v["help"], len(v["nodes"])) for v in found
+                   if v["impact"] in ("serious", "critical")]
+        assert not serious, f"{scheme}: {serious}"
+    assert not page.problems, page.problems
