@@ -59,6 +59,28 @@ def gather(conn: sqlite3.Connection, checks: dict[str, dict[str, Any]]
     return found
 
 
+def beats_of(conn: sqlite3.Connection, check: str) -> list[dict[str, Any]]:
+    """One check's last BEATS results with their summaries, oldest first: what the page
+    fetches when someone looks at its bar."""
+    check_id = history.check_id(conn, check)
+    if check_id is None:
+        return []
+    beats = [{"at": at / 1000, "status": history.STATUSES[status],
+              "duration_ms": duration_us / 1000, "summary": summary}
+             for at, status, duration_us, summary in conn.execute(
+                 "SELECT at, status, duration_us, summary FROM results WHERE check_id = ? "
+                 "ORDER BY at DESC LIMIT ?", (check_id, BEATS))]
+    beats.reverse()
+    # The oldest kept summary may be older than the bar: take it from before.
+    if beats and beats[0]["summary"] is None:
+        row = conn.execute("SELECT summary FROM results WHERE check_id = ? AND at < ? AND "
+                           "summary IS NOT NULL ORDER BY at DESC LIMIT 1",
+                           (check_id, int(beats[0]["at"] * 1000))).fetchone()
+        beats[0]["summary"] = row[0] if row else ""
+    _carry_summaries(beats)
+    return beats
+
+
 def _carry_summaries(beats: list[dict[str, Any]]) -> None:
     """The database keeps a summary only when it changed: carry each one forward."""
     summary = ""

@@ -12,10 +12,9 @@ from html import escape
 from typing import Any
 
 from vigil._redact import redact
-from vigil._statusdata import BEATS
 
 STATE_MARK = {"OK": "✓", "FAILING": "✕", "PENDING": "…"}
-#: The chart's size in SVG units.
+#: The chart's size in SVG units (the script draws in it).
 CHART_W, CHART_H = 120, 28
 
 
@@ -37,18 +36,6 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.2f}%".replace("100.00%", "100%")
 
 
-def chart(beats: list[dict[str, Any]]) -> str:
-    """The response times of ``beats`` as a polyline, scaled to the slowest."""
-    durations = [b["duration_ms"] for b in beats]
-    if len(durations) < 2:
-        return ""
-    top = max(durations) or 1.0
-    step = CHART_W / (BEATS - 1)
-    offset = (BEATS - len(durations)) * step
-    return " ".join(f"{offset + i * step:.1f},{CHART_H - 2 - d / top * (CHART_H - 4):.1f}"
-                    for i, d in enumerate(durations))
-
-
 def _metrics_panel(metrics: dict[str, Any]) -> str:
     """A check type's own panel: the metrics of its last result, a row each."""
     if not metrics:
@@ -61,8 +48,6 @@ def _metrics_panel(metrics: dict[str, Any]) -> str:
 def _check(name: str, entry: dict[str, Any], seen: dict[str, Any], now: float) -> str:
     last = entry.get("last") or {}
     state, status = entry["state"], last.get("status", "-")
-    beats = "".join(f'<i class="b s-{b["status"]}"></i>' for b in seen["beats"])
-    points = chart(seen["beats"])
     slowest = max((b["duration_ms"] for b in seen["beats"]), default=0)
     uptime = "".join(f"<dt>Up {label}</dt><dd>{_pct(value)}</dd>"
                      for label, value in seen["uptime"].items())
@@ -73,10 +58,10 @@ def _check(name: str, entry: dict[str, Any], seen: dict[str, Any], now: float) -
 <span class="status s-{escape(status)}">{escape(status)}</span></div>
 <p class="summary">{escape(redact(last.get("summary", "not run yet")))}</p>
 <div class="beats" role="group" aria-label="last {len(seen["beats"])} results of {escape(name)}"
- tabindex="0">{beats}</div><p class="beat-info" aria-live="polite"></p>
+ tabindex="0"></div><p class="beat-info" aria-live="polite"></p>
 <svg class="chart" viewBox="0 0 {CHART_W} {CHART_H}" preserveAspectRatio="none" role="img"
  aria-label="response time of the last results, up to {slowest:.1f} ms"><polyline
- points="{points}"/></svg>
+ points=""/></svg>
 <dl class="facts"><dt>Type</dt><dd>{escape(entry["type"])}</dd><dt>Service</dt><dd>{service}</dd>
 {uptime}<dt>Changed</dt><dd class="changed">{_ago(seen["changed"], now)}</dd></dl>
 {_metrics_panel(last.get("metrics") or {})}</li>"""
@@ -94,7 +79,8 @@ def _service(name: str, entry: dict[str, Any], heals: list[dict[str, Any]], now:
                   f'its restart budget is spent.</p>')
     return f"""<li class="service" id="service-{escape(name)}" data-name="{escape(name)}">
 <h3>{escape(name)}</h3>{banner}<p>{escape(entry.get("describe", entry.get("manager", "")))}
-· {escape(entry.get("state", ""))} · restarts used: {used}</p>
+· <span class="svc-state">{escape(entry.get("state", ""))}</span> · restarts used:
+{used}</p>
 <ul class="heals" aria-label="last heals of {escape(name)}">{listed}</ul>
 <button type="button" class="heal" data-service="{escape(name)}">Heal {escape(name)} now</button>
 <p class="heal-result" aria-live="polite"></p></li>"""
@@ -110,21 +96,28 @@ def render(checks: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]
     healing = sum(1 for e in services.values() if e.get("healing"))
     given_up = sum(1 for e in services.values() if e.get("given_up"))
     empty: dict[str, Any] = {"beats": [], "uptime": {}, "changed": None}
-    data = {name: {"beats": [[b["at"], b["status"], b["duration_ms"], b["summary"]]
-                             for b in seen.get(name, empty)["beats"]]}
-            for name in checks}
+    base = int(now)
+    # Compact, for the script to draw the bars and charts: a page of 200 checks stays
+    # small. A beat's summary is fetched when someone looks at it (/status/NAME.json).
+    data = {"base": base, "checks": {name: {
+        "t": [round(b["at"] - base) for b in beats],
+        "s": "".join(b["status"][0] for b in beats),
+        "d": [round(b["duration_ms"], 1) for b in beats]}
+        for name in checks for beats in [seen.get(name, empty)["beats"]]}}
     cards = "".join(_check(n, e, seen.get(n, empty), now) for n, e in sorted(checks.items()))
     service_cards = "".join(_service(n, e, heals.get(n, []), now)
                             for n, e in sorted(services.items()))
     options = "".join(f'<option value="{s}">{s}</option>' for s in ("OK", "FAILING", "PENDING"))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>vigil on {host}</title><link rel="icon" href="data:,"><style>{_asset("status.css")}</style></head><body>
+<title>vigil on {host}</title><link rel="icon" href="data:,">
+<style>{_asset("status.css")}</style></head><body>
 <header><h1>vigil on {host}</h1><p id="summary" aria-live="polite"><span
  data-count="OK">{counts["OK"]}</span> OK · <span data-count="WARN">{warn}</span> WARN · <span
  data-count="FAILING">{counts["FAILING"]}</span> FAILING · <span
- data-count="PENDING">{counts["PENDING"]}</span> pending · {healing} healing · {given_up}
- gave up</p><p id="live" class="live">connecting…</p></header><main>
+ data-count="PENDING">{counts["PENDING"]}</span> pending · {healing} healing · <span
+ data-count="gave-up">{given_up}</span> gave up</p>
+<p id="live" class="live">connecting…</p></header><main>
 <section aria-labelledby="services-h"><h2 id="services-h">Services</h2>
 <label class="token">Token for actions <input id="token" type="password"
  autocomplete="off"></label><ul class="services">{service_cards or "<li>none</li>"}</ul>

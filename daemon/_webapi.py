@@ -86,13 +86,17 @@ class WebApi:
             return self._kept(parts[0], lambda: probe[parts[0]](args))
         if len(parts) == 2 and parts[0] == "badge" and parts[1].endswith(".svg"):
             return self.badge(parts[1][:-4]) if method == "GET" else _not_allowed("GET")
-        # The page and its live stream are open, as the probes are; actions are not.
-        if parts in ([], ["status"], ["api", "v1", "events"]) and method != "GET":
+        # The page, its data and its live stream are open, as the probes are; actions
+        # are not.
+        if (parts in ([], ["status"], ["api", "v1", "events"]) or parts[:1] == ["status"]
+                ) and method != "GET":
             return _not_allowed("GET")
-        if not parts:
+        if path == "/":
             return Reply(302, b"", headers={"Location": "/status"})
         if parts == ["status"]:
             return self.status_page()
+        if len(parts) == 2 and parts[0] == "status" and parts[1].endswith(".json"):
+            return self.beats(parts[1][:-5])
         if parts == ["api", "v1", "events"]:
             return Stream(self.hub)
         if parts[:1] not in (["metrics"], ["api"]):
@@ -187,6 +191,19 @@ class WebApi:
                      {"Cache-Control": "no-store", "Content-Security-Policy":
                       "default-src 'none'; style-src 'unsafe-inline'; script-src "
                       "'unsafe-inline'; connect-src 'self'; img-src 'self' data:"})
+
+    def beats(self, check: str) -> Reply:
+        if check not in self.checks.view():
+            return _error(404, f"no check named {check!r}")
+        found: list[dict[str, Any]] = []
+        try:
+            conn = database.connect_readonly(self.state_dir)
+            if conn is not None:
+                with contextlib.closing(conn):
+                    found = statusdata.beats_of(conn, check)
+        except sqlite3.Error:
+            pass
+        return _json(200, {"check": check, "beats": found})
 
     def badge(self, name: str) -> Reply:
         entry = self.checks.view().get(name)

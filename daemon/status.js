@@ -1,10 +1,19 @@
 // vigil's status page: follows /api/v1/events and updates the page in place.
 "use strict";
-const data = JSON.parse(document.getElementById("vigil-data").textContent);
+const page = JSON.parse(document.getElementById("vigil-data").textContent);
 const BEATS = 60;
+const STATUS = { O: "OK", W: "WARN", C: "CRIT", U: "UNKNOWN" };
 const live = document.getElementById("live");
 
 function card(name) { return document.getElementById("check-" + name); }
+
+// Each check's last results, oldest first, as [time, status, duration_ms, summary]; a
+// summary is null until the check's bar is looked at (then fetched) or came live.
+const beats = {};
+for (const [name, c] of Object.entries(page.checks)) {
+  beats[name] = c.t.map((t, i) => [page.base + t, STATUS[c.s[i]], c.d[i], null]);
+}
+const fetched = {};
 
 function describe(beat) {
   const [at, status, duration, summary] = beat;
@@ -12,28 +21,59 @@ function describe(beat) {
     duration.toFixed(1) + " ms" + (summary ? " · " + summary : "");
 }
 
-function beatsOf(name) {
-  // Summaries are kept only where they changed: carry each one forward.
-  let said = "";
-  return (data[name] ? data[name].beats : []).map((b) => {
-    said = b[3] === null ? said : b[3];
-    return [b[0], b[1], b[2], said];
-  });
+async function summaries(name) {
+  // Fetched once: the page itself stays small with hundreds of checks.
+  if (fetched[name]) return;
+  fetched[name] = true;
+  try {
+    const answer = await fetch("/status/" + encodeURIComponent(name) + ".json");
+    const known = new Map((await answer.json()).beats.map((b) => [Math.round(b.at), b.summary]));
+    for (const beat of beats[name]) {
+      if (beat[3] === null) beat[3] = known.get(Math.round(beat[0])) ?? null;
+    }
+  } catch (err) {
+    fetched[name] = false;
+  }
 }
 
-function showBeat(bar, index) {
+async function showBeat(bar, index) {
   const name = bar.closest(".check").dataset.name;
-  const beats = beatsOf(name);
-  const marks = bar.querySelectorAll(".b");
-  marks.forEach((m, i) => m.classList.toggle("current", i === index));
-  bar.nextElementSibling.textContent = beats[index] ? describe(beats[index]) : "";
+  bar.querySelectorAll(".b").forEach((m, i) => m.classList.toggle("current", i === index));
   bar.dataset.index = index;
+  const info = bar.nextElementSibling;
+  const beat = () => beats[name][index];
+  info.textContent = beat() ? describe(beat()) : "";
+  await summaries(name);
+  if (Number(bar.dataset.index) === index && beat()) info.textContent = describe(beat());
 }
 
-document.querySelectorAll(".beats").forEach((bar) => {
+function drawBar(bar, name) {
+  bar.replaceChildren(...beats[name].map((b) => {
+    const mark = document.createElement("i");
+    mark.className = "b s-" + b[1];
+    return mark;
+  }));
+  bar.setAttribute("aria-label", "last " + beats[name].length + " results of " + name);
+}
+
+function redrawChart(el, list) {
+  const durations = list.map((b) => b[2]);
+  if (durations.length < 2) return;
+  const top = Math.max(...durations, 0) || 1;
+  const step = 120 / (BEATS - 1), offset = (BEATS - durations.length) * step;
+  el.querySelector("polyline").setAttribute("points", durations.map((d, i) =>
+    (offset + i * step).toFixed(1) + "," + (26 - d / top * 24).toFixed(1)).join(" "));
+  el.setAttribute("aria-label", "response time of the last results, up to " + top.toFixed(1) + " ms");
+}
+
+document.querySelectorAll(".check").forEach((el) => {
+  const name = el.dataset.name;
+  const bar = el.querySelector(".beats");
+  beats[name] = beats[name] || [];
+  drawBar(bar, name);
+  redrawChart(el.querySelector(".chart"), beats[name]);
   bar.addEventListener("mouseover", (e) => {
-    const marks = [...bar.querySelectorAll(".b")];
-    const i = marks.indexOf(e.target);
+    const i = [...bar.querySelectorAll(".b")].indexOf(e.target);
     if (i >= 0) showBeat(bar, i);
   });
   bar.addEventListener("focus", () => showBeat(bar, bar.querySelectorAll(".b").length - 1));
@@ -46,15 +86,6 @@ document.querySelectorAll(".beats").forEach((bar) => {
     e.preventDefault();
   });
 });
-
-function redrawChart(el, beats) {
-  const durations = beats.map((b) => b[2]);
-  const top = Math.max(...durations, 0) || 1;
-  const step = 120 / (BEATS - 1), offset = (BEATS - durations.length) * step;
-  el.querySelector("polyline").setAttribute("points", durations.map((d, i) =>
-    (offset + i * step).toFixed(1) + "," + (26 - d / top * 24).toFixed(1)).join(" "));
-  el.setAttribute("aria-label", "response time of the last results, up to " + top.toFixed(1) + " ms");
-}
 
 function setState(el, state) {
   el.classList.remove("st-OK", "st-FAILING", "st-PENDING");
@@ -77,22 +108,17 @@ function recount() {
 function onResult(e) {
   const el = card(e.check);
   if (!el) return;
-  const entry = data[e.check] || (data[e.check] = { beats: [] });
-  entry.beats.push([e.at, e.status, e.duration_ms, e.summary]);
-  if (entry.beats.length > BEATS) entry.beats.shift();
-  const bar = el.querySelector(".beats");
-  const mark = document.createElement("i");
-  mark.className = "b s-" + e.status;
-  bar.appendChild(mark);
-  while (bar.children.length > BEATS) bar.removeChild(bar.firstChild);
-  bar.setAttribute("aria-label", "last " + bar.children.length + " results of " + e.check);
+  const list = beats[e.check];
+  list.push([e.at, e.status, e.duration_ms, e.summary]);
+  if (list.length > BEATS) list.shift();
+  drawBar(el.querySelector(".beats"), e.check);
   const status = el.querySelector(".status");
   status.textContent = e.status;
   status.className = "status s-" + e.status;
   el.querySelector(".summary").textContent = e.summary;
   el.dataset.updated = e.at;
   setState(el, e.state);
-  redrawChart(el.querySelector(".chart"), entry.beats);
+  redrawChart(el.querySelector(".chart"), list);
   recount();
 }
 
@@ -119,7 +145,12 @@ function follow() {
       item.textContent = "just now: " + kind.slice(5) +
         (e.recovery_s !== undefined ? " in " + e.recovery_s.toFixed(2) + "s" : "");
       el.querySelector(".heals").prepend(item);
-      if (kind === "heal.succeeded") el.querySelector(".gave-up")?.remove();
+      if (kind === "heal.succeeded") {
+        el.querySelector(".gave-up")?.remove();
+        el.querySelector(".svc-state").textContent = "ready";
+        document.querySelector('[data-count="gave-up"]').textContent =
+          document.querySelectorAll(".gave-up").length;
+      }
     });
   }
 }

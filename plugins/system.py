@@ -1,4 +1,6 @@
-"""Check type ``system``: CPU, memory, disks and load, through psutil."""
+"""Check type ``system``: CPU, memory, disks and load, through psutil; and when a disk
+or the memory will be full at the rate it fills now (a least-squares line through the
+last hours' readings, as Prometheus's ``predict_linear``)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from vigil import Check, ConfigError, Result, Status, above, hookimpl, worst
+from vigil import Check, ConfigError, Duration, Result, Status, above, hookimpl, worst
 
 
 @dataclass
@@ -24,6 +26,10 @@ class SystemOptions:
     #: Load average per core; unset means report only.
     load_warn: float | None = None
     load_crit: float | None = None
+    #: WARN when a disk or the memory will be full sooner than this at the current rate
+    #: ("0s": no forecast), fitted over the readings of the last ``forecast_window``.
+    forecast_warn: Duration = Duration(86400)
+    forecast_window: Duration = Duration(6 * 3600)
 
     def __post_init__(self) -> None:
         self.disks = [os.path.abspath(os.path.expanduser(d)) for d in self.disks]
@@ -40,6 +46,7 @@ class System(Check):
         # CPU use is measured between two readings. Each check keeps its own: psutil's
         # cpu_percent() shares one baseline per process, which any other caller resets.
         self._cpu = CpuMeter()
+        self.forecasts: dict[str, Forecast] = {}
 
     def run(self) -> Result:
         opts = self.options
@@ -61,11 +68,65 @@ class System(Check):
                         "load1_per_core": per_core}
             parts.append(f"load {load1:.2f}")
 
+        if opts.forecast_warn:
+            for label, pct in usage.items():
+                if label == "cpu":
+                    continue
+                forecast = self.forecasts.setdefault(label, Forecast(opts.forecast_window))
+                forecast.add(time.time(), pct)
+                full_in = forecast.full_in()
+                if full_in is not None:
+                    metrics[_metric(label).replace("_pct", "_full_in_seconds")] = round(full_in)
+                if full_in is not None and full_in < opts.forecast_warn:
+                    statuses.append(Status.WARN)
+                    parts.append(f"{label} full in about {_about(full_in)}")
         status = worst(statuses)
         if status is not Status.OK:
             hot = [p for p, s in zip(parts, statuses, strict=True) if s is status]
             parts = [f"{status.name}: {', '.join(hot)}", *[p for p in parts if p not in hot]]
         return Result(status, ", ".join(parts), metrics)
+
+
+class Forecast:
+    """Readings of one percentage over a window, and when the line through them reaches
+    100%."""
+
+    #: Readings closer together than this count once: a check every few seconds keeps
+    #: a few hundred readings over hours, not thousands.
+    EVERY = 60.0
+    #: The fit needs this many readings spanning this much time before it says anything.
+    MIN_READINGS, MIN_SPAN = 5, 1800.0
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.readings: list[tuple[float, float]] = []
+
+    def add(self, at: float, pct: float) -> None:
+        if self.readings and at - self.readings[-1][0] < self.EVERY:
+            self.readings[-1] = (self.readings[-1][0], pct)
+        else:
+            self.readings.append((at, pct))
+        while self.readings and at - self.readings[0][0] > self.window:
+            self.readings.pop(0)
+
+    def full_in(self) -> float | None:
+        """Seconds until 100% at the fitted rate; None when it is not filling up (or
+        too few readings say so)."""
+        n = len(self.readings)
+        if n < self.MIN_READINGS or self.readings[-1][0] - self.readings[0][0] < self.MIN_SPAN:
+            return None
+        mean_t = sum(t for t, _ in self.readings) / n
+        mean_p = sum(p for _, p in self.readings) / n
+        spread = sum((t - mean_t) ** 2 for t, _ in self.readings)
+        slope = sum((t - mean_t) * (p - mean_p) for t, p in self.readings) / spread
+        if slope <= 0:
+            return None
+        now = self.readings[-1][0]
+        return max(0.0, (100.0 - (mean_p + slope * (now - mean_t))) / slope)
+
+
+def _about(seconds: float) -> str:
+    return f"{seconds / 3600:.0f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 class CpuMeter:

@@ -25,6 +25,7 @@ from vigil import _config as config
 from vigil import _proc as proc
 from vigil._check import Check
 from vigil._runner import Runner
+from vigil.plugins.system import Forecast, System
 
 
 def build(body: str, tmp_path: Path, name: str = "x") -> Check:
@@ -232,6 +233,47 @@ def test_system_thresholds(tmp_path: Path) -> None:
     warn = build("[checks.x]\ntype='system'\ncpu=false\nmemory=false\ndisks=[]\n"
                  "load_warn=0\n", tmp_path).run()
     assert warn.status is Status.WARN and "load1_per_core" in warn.metrics
+
+
+def test_forecast_finds_when_a_filling_disk_is_full() -> None:
+    # 2% an hour from 80% over six hours, with noise: 92% now, full in about 4 h.
+    forecast = Forecast(window=6 * 3600)
+    start = 1.8e9
+    for minute in range(0, 361, 2):
+        noise = 0.3 if minute % 4 else -0.3
+        forecast.add(start + minute * 60, 80 + 2 * minute / 60 + noise)
+    full_in = forecast.full_in()
+    assert full_in is not None and abs(full_in - 4 * 3600) < 0.1 * 4 * 3600, full_in
+    # Draining, steady or too little to say: no forecast.
+    for readings in ([(start + m * 60, 90 - m / 60) for m in range(0, 361, 5)],
+                     [(start + m * 60, 50.0) for m in range(0, 361, 5)],
+                     [(start + m * 60, 50 + m) for m in range(4)]):
+        other = Forecast(window=6 * 3600)
+        for at, pct in readings:
+            other.add(at, pct)
+        assert other.full_in() is None, readings[:3]
+
+
+def test_system_warns_of_a_disk_full_within_forecast_warn(tmp_path: Path) -> None:
+    check = build("[checks.x]\ntype='system'\ncpu=false\nmemory=false\nload=false\n"
+                  "warn_pct=99.9\ncrit_pct=100\nforecast_warn='10h'\n", tmp_path)
+    assert isinstance(check, System)
+    used = psutil.disk_usage("/").percent
+    # The disk's history, as the check kept it: filling so that it is full in ~5 h.
+    rate = (100 - used) / (5 * 3600)
+    now = time.time()
+    history = check.forecasts["disk /"] = Forecast(6 * 3600)
+    for minute in range(300, 0, -5):
+        history.add(now - minute * 60, used - rate * minute * 60)
+    result = check.run()
+    assert result.status is Status.WARN, result.summary
+    assert "disk / full in about 5 h" in result.summary
+    assert abs(result.metrics["disk_root_full_in_seconds"] - 5 * 3600) < 0.1 * 5 * 3600
+    relaxed = build("[checks.x]\ntype='system'\ncpu=false\nmemory=false\nload=false\n"
+                    "warn_pct=99.9\ncrit_pct=100\nforecast_warn='1h'\n", tmp_path)
+    assert isinstance(relaxed, System)
+    relaxed.forecasts["disk /"] = history
+    assert relaxed.run().status is Status.OK
 
 
 # -- exec, against real Nagios plugins ------------------------------------------------
