@@ -57,8 +57,10 @@ def _check(name: str, entry: dict[str, Any], seen: dict[str, Any], now: float) -
 <span class="state">{STATE_MARK.get(state, "")} {state}</span>
 <span class="status s-{escape(status)}">{escape(status)}</span></div>
 <p class="summary">{escape(redact(last.get("summary", "not run yet")))}</p>
-<div class="beats" role="group" aria-label="last {len(seen["beats"])} results of {escape(name)}"
- tabindex="0"></div><p class="beat-info" aria-live="polite"></p>
+<svg class="beats" viewBox="0 0 60 20" preserveAspectRatio="none" role="img" tabindex="0"
+ aria-label="last {len(seen["beats"])} results of {escape(name)}"><path class="s-OK"/><path
+ class="s-WARN"/><path class="s-CRIT"/><path class="s-UNKNOWN"/><rect class="current"
+ y="0" width="1" height="20"/></svg><p class="beat-info" aria-live="polite"></p>
 <svg class="chart" viewBox="0 0 {CHART_W} {CHART_H}" preserveAspectRatio="none" role="img"
  aria-label="response time of the last results, up to {slowest:.1f} ms"><polyline
  points=""/></svg>

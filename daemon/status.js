@@ -36,9 +36,15 @@ async function summaries(name) {
   }
 }
 
+const HEIGHT = { OK: 20, WARN: 13, CRIT: 7, UNKNOWN: 7 };
+
+function slot(count, i) { return BEATS - count + i; }  // the newest beat on the right
+
 async function showBeat(bar, index) {
   const name = bar.closest(".check").dataset.name;
-  bar.querySelectorAll(".b").forEach((m, i) => m.classList.toggle("current", i === index));
+  const mark = bar.querySelector(".current");
+  mark.setAttribute("x", slot(beats[name].length, index));
+  mark.classList.add("shown");
   bar.dataset.index = index;
   const info = bar.nextElementSibling;
   const beat = () => beats[name][index];
@@ -48,12 +54,18 @@ async function showBeat(bar, index) {
 }
 
 function drawBar(bar, name) {
-  bar.replaceChildren(...beats[name].map((b) => {
-    const mark = document.createElement("i");
-    mark.className = "b s-" + b[1];
-    return mark;
-  }));
-  bar.setAttribute("aria-label", "last " + beats[name].length + " results of " + name);
+  const list = beats[name];
+  const paths = { OK: "", WARN: "", CRIT: "", UNKNOWN: "" };
+  list.forEach((b, i) => {
+    const h = HEIGHT[b[1]];
+    paths[b[1]] += `M${slot(list.length, i) + 0.1} 20v-${h}h0.8v${h}z`;
+  });
+  for (const [status, d] of Object.entries(paths)) {
+    bar.querySelector(".s-" + status).setAttribute("d", d);
+  }
+  bar.dataset.count = list.length;
+  bar.setAttribute("aria-label", "last " + list.length + " results of " + name +
+    ": " + list.filter((b) => b[1] === "OK" || b[1] === "WARN").length + " passed");
 }
 
 function redrawChart(el, list) {
@@ -72,13 +84,14 @@ document.querySelectorAll(".check").forEach((el) => {
   beats[name] = beats[name] || [];
   drawBar(bar, name);
   redrawChart(el.querySelector(".chart"), beats[name]);
-  bar.addEventListener("mouseover", (e) => {
-    const i = [...bar.querySelectorAll(".b")].indexOf(e.target);
-    if (i >= 0) showBeat(bar, i);
+  bar.addEventListener("mousemove", (e) => {
+    const count = beats[name].length;
+    const i = Math.floor(e.offsetX / bar.clientWidth * BEATS) - (BEATS - count);
+    if (i >= 0 && i < count && String(i) !== bar.dataset.index) showBeat(bar, i);
   });
-  bar.addEventListener("focus", () => showBeat(bar, bar.querySelectorAll(".b").length - 1));
+  bar.addEventListener("focus", () => showBeat(bar, beats[name].length - 1));
   bar.addEventListener("keydown", (e) => {
-    const count = bar.querySelectorAll(".b").length;
+    const count = beats[name].length;
     const i = Number(bar.dataset.index || count - 1);
     if (e.key === "ArrowLeft") showBeat(bar, Math.max(0, i - 1));
     else if (e.key === "ArrowRight") showBeat(bar, Math.min(count - 1, i + 1));
@@ -105,21 +118,42 @@ function recount() {
     cards.filter((c) => c.querySelector(".status").textContent === "WARN").length;
 }
 
+// Results can come hundreds a second with many checks: they are queued and applied
+// once a frame, each chart redrawn and the counts made once however many came.
+let queued = [];
+
 function onResult(e) {
-  const el = card(e.check);
-  if (!el) return;
-  const list = beats[e.check];
-  list.push([e.at, e.status, e.duration_ms, e.summary]);
-  if (list.length > BEATS) list.shift();
-  drawBar(el.querySelector(".beats"), e.check);
-  const status = el.querySelector(".status");
-  status.textContent = e.status;
-  status.className = "status s-" + e.status;
-  el.querySelector(".summary").textContent = e.summary;
-  el.dataset.updated = e.at;
-  setState(el, e.state);
-  redrawChart(el.querySelector(".chart"), list);
-  recount();
+  if (queued.length === 0) requestAnimationFrame(applyResults);
+  queued.push(e);
+}
+
+function applyResults() {
+  const results = queued;
+  queued = [];
+  const dirty = new Set();
+  let recounted = false;
+  for (const e of results) {
+    const el = card(e.check);
+    if (!el) continue;
+    const list = beats[e.check];
+    list.push([e.at, e.status, e.duration_ms, e.summary]);
+    if (list.length > BEATS) list.shift();
+    const status = el.querySelector(".status");
+    if (status.textContent !== e.status || el.dataset.state !== e.state) {
+      status.textContent = e.status;
+      status.className = "status s-" + e.status;
+      setState(el, e.state);
+      recounted = true;
+    }
+    el.querySelector(".summary").textContent = e.summary;
+    el.dataset.updated = e.at;
+    dirty.add(e.check);
+  }
+  for (const name of dirty) {
+    drawBar(card(name).querySelector(".beats"), name);
+    redrawChart(card(name).querySelector(".chart"), beats[name]);
+  }
+  if (recounted) recount();
 }
 
 function onChange(e) {

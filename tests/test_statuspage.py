@@ -103,13 +103,13 @@ def test_the_page_follows_a_death_and_a_heal_live(write_config, daemon, tmp_path
     expect(web).to_have_attribute("data-state", "FAILING", timeout=3000)
     assert "FAILING" in web.locator(".state").text_content()
     expect(web).to_have_attribute("data-state", "OK", timeout=15000)
-    assert page.locator("#check-web .b").count() > 3
+    assert int(page.locator("#check-web .beats").get_attribute("data-count")) > 3
 
     # Hover or focus on a beat says what it was, its summary fetched then.
     page.locator("#check-web .beats").focus()
     expect(page.locator("#check-web .beat-info")).to_contain_text(" ms · 127.0.0.1:")
     page.locator("#check-web .beats").press("ArrowLeft")
-    expect(page.locator("#check-web .b.current")).to_have_count(1)
+    expect(page.locator("#check-web .beats .current.shown")).to_have_count(1)
 
     # Given up: a banner, and the button heals it once the operator fixed it.
     broken = page.locator("#service-broken")
