@@ -164,6 +164,11 @@ def test_the_page_has_no_serious_accessibility_violation(write_config, daemon, t
         serious = [(v["id"], v["help"], len(v["nodes"])) for v in found
                    if v["impact"] in ("serious", "critical")]
         assert not serious, f"{scheme}: {serious}"
+    # On a phone: one column, nothing wider than the screen.
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.reload()
+    page.wait_for_selector("#live.on", timeout=5000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert not page.problems, page.problems
 
 
