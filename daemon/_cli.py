@@ -100,6 +100,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", metavar="NAME", help="only this check's events")
     p.add_argument("--level", choices=list(logview.LEVELS), help="this level and above")
     p.add_argument("--json", action="store_true", help="the raw JSON lines")
+    p = sub.add_parser("export", parents=[common],
+                       help="what Prometheus needs to watch many agents: rules, config")
+    p.add_argument("engine", choices=["prometheus"])
+    p.add_argument("what", choices=["rules", "config"],
+                   help="rules: alerting rules on vigil's metrics; config: a scrape config "
+                        "that loads them")
+    p.add_argument("--target", action="append", metavar="HOST:PORT",
+                   help="an agent to scrape (repeatable; default: this config's http)")
+    p.add_argument("--rules", default="vigil-rules.yml", metavar="FILE",
+                   help="the rules file the config loads (default vigil-rules.yml)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="the agents' http_token, for the scrape's bearer token")
+    p.add_argument("--interval", type=parse_duration, default=15.0, metavar="DURATION",
+                   help="scrape and rule evaluation interval (default 15s)")
+    p.add_argument("--for", dest="for_s", type=parse_duration, default=60.0,
+                   metavar="DURATION", help="how long a rule must hold to fire (default 1m)")
     return parser
 
 
@@ -108,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": cmd_run, "check": cmd_check, "config": cmd_validate,
                "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status,
                "history": cmd_history,
-               "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service}[args.command]
+               "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service,
+               "export": cmd_export}[args.command]
     try:
         return handler(args)
     except ConfigError as exc:
@@ -116,6 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from vigil import _export as export
+
+    target = None
+    if args.what == "config" and not args.target:
+        address = _load(args).daemon.http_address()
+        target = f"{address[0]}:{address[1]}" if address else None
+    return export.cmd_export(args, target)
 
 
 def _load(args: argparse.Namespace) -> config_mod.Config:

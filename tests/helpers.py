@@ -18,11 +18,13 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psutil
 import pytest
@@ -362,3 +364,30 @@ def kill_and_restart(config: Path, make: Callable[[Path], Daemon], kills: int,
 def _failing(config: Path) -> int:
     data = json.loads(run_vigil("status", "--json", "-c", str(config)).stdout)
     return sum(entry["state"] == "FAILING" for entry in data.get("checks", {}).values())
+
+
+@contextlib.contextmanager
+def prometheus_server(config: Path, folder: Path) -> Iterator[Callable[..., Any]]:
+    """Debian's Prometheus on a free loopback port with ``config``; yields ``get(path,
+    query)`` for its HTTP API (the ``data`` of the answer, None while it cannot say)."""
+    binary = shutil.which("prometheus")
+    assert binary, "install the Debian package prometheus"
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(path: str, query: str = "") -> Any:
+        url = f"http://127.0.0.1:{port}{path}" + (f"?query={quote(query)}" if query else "")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return json.load(answer)["data"]
+        except OSError:
+            return None
+
+    try:
+        yield get
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
