@@ -313,4 +313,12 @@ def test_a_killed_unit_is_rechecked_at_once_even_after_the_bus_drops(
             lost = d.wait_for("watch.lost", timeout=10)[0]
             assert lost["socket"] == "/run/systemd/private"
             d.wait_for("watch.connected", count=2, timeout=10)
+
+    # A death while the watcher is cut off (it waits half a second before reconnecting)
+    # is read back from the unit's state when it is connected again.
+    systemd.run("systemctl", "daemon-reexec")
+    systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-web.service")
+    exited = d.wait_for("service.exited", count=3, service="web", timeout=15)[-1]
+    assert exited["active_state"] == "failed"
+    d.wait_for("heal.succeeded", count=3, service="web", timeout=15)
     assert d.stop() == 0
