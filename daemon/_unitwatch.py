@@ -26,7 +26,7 @@ SERVICE = "org.freedesktop.systemd1.Service"
 #: The states of a unit that is up; leaving them is what a watcher reports.
 UP = ("active", "reloading")
 #: The wait before reconnecting, doubled after each failed attempt up to the second.
-RETRY = (0.5, 5.0)
+RETRY = (1.0, 5.0)
 
 Exited = Callable[[dict[str, Any]], None]
 
@@ -105,6 +105,8 @@ class UnitBus:
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
+        #: Whether the current connection got as far as watching.
+        self._up = False
 
     def add(self, unit: str, exited: Exited) -> Callable[[], None]:
         with self._lock:
@@ -126,30 +128,31 @@ class UnitBus:
         os.write(self._wake_w, b".")
 
     def _run(self) -> None:
-        delay = RETRY[0]
-        connected_before = False
+        delay, connected_before, said = RETRY[0], False, False
         while True:
             with self._lock:
                 if not self.units:  # nothing left to watch: the next add starts a thread
                     self._thread = None
                     return
+            self._up = False
+            conn = None
             try:
                 conn = _Connection(self.socket_path)
-            except (OSError, TimeoutError) as exc:
-                log.warning("watch.lost", socket=self.socket_path, error=str(exc),
-                            retry_s=delay)
+                self._follow(conn, connected_before)
+            except Exception as exc:  # a drop (a daemon-reexec), a refusal, no answer
+                if self._up:
+                    delay, said = RETRY[0], False
+                # Once per outage: systemd can take seconds to answer after re-executing.
+                (log.debug if said else log.warning)(
+                    "watch.lost", socket=self.socket_path,
+                    error=f"{type(exc).__name__}: {exc}", retry_s=delay)
+                said = True
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY[1])
-                continue
-            try:
-                self._follow(conn, connected_before)
-            except Exception as exc:  # the connection dropped (a daemon-reexec) or broke
-                log.warning("watch.lost", socket=self.socket_path,
-                            error=f"{type(exc).__name__}: {exc}", retry_s=RETRY[0])
-                time.sleep(RETRY[0])
             finally:
-                conn.close()
-            connected_before, delay = True, RETRY[0]
+                if conn is not None:
+                    conn.close()
+                connected_before = connected_before or self._up
 
     def _follow(self, conn: _Connection, reconnected: bool) -> None:
         from jeepney import DBusAddress, new_method_call
@@ -166,6 +169,7 @@ class UnitBus:
                 self._load(conn, name, units[name], reconnected)
             if not loaded:
                 log.info("watch.connected", socket=self.socket_path, units=sorted(units))
+                self._up = True
             loaded = set(units)
             messages, conn.early = conn.early, []
             for message in messages or conn.receive(60, self._wake_r):
