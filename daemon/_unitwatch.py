@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -44,17 +45,37 @@ class _Connection:
 
     def __init__(self, path: str) -> None:
         from jeepney import Parser
-        from jeepney.io.blocking import prep_socket
 
-        self.sock = prep_socket(path, timeout=2)
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(2)
         self._parser = Parser()
+        try:
+            self.sock.connect(path)
+            # AUTH and BEGIN in one write, as sd-bus's own clients send them: for seconds
+            # after a daemon-reexec, systemd answers nothing on a connection that waited
+            # for OK before sending BEGIN.
+            uid = str(os.getuid()).encode().hex().encode()
+            self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
+            said = b""
+            while b"\r\n" not in said:
+                if not (chunk := self.sock.recv(1024)):
+                    raise ConnectionError("systemd closed the connection while authenticating")
+                said += chunk
+        except BaseException:
+            self.sock.close()
+            raise
+        answer, _, rest = said.partition(b"\r\n")
+        if not answer.startswith(b"OK"):
+            self.sock.close()
+            raise ConnectionError(f"systemd refused us: {answer.decode(errors='replace')}")
+        self.sock.settimeout(None)
+        self._parser.add_data(rest)
         self._serials = itertools.count(1)
         #: Signals that arrived while a call awaited its reply.
         self.early: list[Any] = []
 
     def call(self, message: Any, timeout: float = 2) -> tuple[Any, ...]:
-        """The reply's body. systemd answers in milliseconds, but a connection accepted
-        while it re-executes itself is never answered: the timeout ends it."""
+        """The reply's body; systemd answers in milliseconds."""
         from jeepney import HeaderFields, MessageType
         from jeepney.wrappers import DBusErrorResponse
 
@@ -73,9 +94,12 @@ class _Connection:
 
     def receive(self, timeout: float, wake: int | None = None) -> list[Any]:
         """The messages that arrive within ``timeout`` (none when ``wake`` is readable)."""
-        ready = select.select([self.sock, *([wake] if wake is not None else [])], [], [],
+        if waiting := list(iter(self._parser.get_next_message, None)):
+            return waiting
+        fd = self.sock.fileno()
+        ready = select.select([fd, *([wake] if wake is not None else [])], [], [],
                               max(0.0, timeout))[0]
-        if self.sock not in ready:
+        if fd not in ready:
             return []
         data = self.sock.recv(65536)
         if not data:
