@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from vigil import _badge as badge
@@ -30,6 +30,7 @@ WEDGED_AFTER = 3.0
 #: How far back a check's page of the API lists its results.
 RECENT = 3600
 JSON = "application/json"
+T = TypeVar("T")
 
 
 @dataclass
@@ -177,15 +178,9 @@ class WebApi:
 
     def status_page(self) -> Reply:
         checks, services = self.checks.view(), self.healer.snapshot()
-        seen: dict[str, dict[str, Any]] = {}
-        heals: dict[str, list[dict[str, Any]]] = {}
-        try:
-            conn = database.connect_readonly(self.state_dir)
-            if conn is not None:
-                with contextlib.closing(conn):
-                    seen, heals = statusdata.gather(conn, checks), statusdata.heals(conn)
-        except sqlite3.Error:
-            pass  # no history to show (being written, or set aside): the rest still is
+        nothing: tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]] = ({}, {})
+        seen, heals = self._read(
+            lambda conn: (statusdata.gather(conn, checks), statusdata.heals(conn)), nothing)
         page = statuspage.render(checks, services, seen, heals)
         return Reply(200, page.encode(), "text/html; charset=utf-8",
                      {"Cache-Control": "no-store", "Content-Security-Policy":
@@ -195,14 +190,8 @@ class WebApi:
     def beats(self, check: str) -> Reply:
         if check not in self.checks.view():
             return _error(404, f"no check named {check!r}")
-        found: list[dict[str, Any]] = []
-        try:
-            conn = database.connect_readonly(self.state_dir)
-            if conn is not None:
-                with contextlib.closing(conn):
-                    found = statusdata.beats_of(conn, check)
-        except sqlite3.Error:
-            pass
+        none_yet: list[dict[str, Any]] = []
+        found = self._read(lambda conn: statusdata.beats_of(conn, check), none_yet)
         return _json(200, {"check": check, "beats": found})
 
     def badge(self, name: str) -> Reply:
@@ -255,14 +244,21 @@ class WebApi:
         return _error(404, "the actions are POST checks/NAME/run and services/NAME/heal")
 
     def _history(self, check: str) -> dict[str, Any] | None:
+        return self._read(lambda conn: database.history_of(conn, check, time.time() - RECENT),
+                          None)
+
+    def _read(self, query: Callable[[sqlite3.Connection], T], default: T) -> T:
+        """``query`` on a read-only connection to the state database; ``default`` when
+        there is none or it cannot be read (the writer holds it, or it was set aside):
+        the rest of the page still answers."""
         try:
             conn = database.connect_readonly(self.state_dir)
             if conn is None:
-                return None
+                return default
             with contextlib.closing(conn):
-                return database.history_of(conn, check, time.time() - RECENT)
+                return query(conn)
         except sqlite3.Error:
-            return None  # the writer holds it, or it was set aside: the rest still answers
+            return default
 
 
 def _health_status(state: str, status: str | None) -> str:

@@ -163,6 +163,22 @@ def test_the_token_guards_the_api_and_every_action(served) -> None:
     d.stop()
 
 
+def test_more_connections_than_the_limit_are_refused_with_429(served) -> None:
+    from vigil._http import MAX_CONNECTIONS
+
+    _, port, _ = served()
+    # Idle clients each hold one of the server's threads until their idle deadline.
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5)
+            for _ in range(MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.5)  # all accepted
+        assert status_of(port, b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n") == 429
+    finally:
+        for conn in held:
+            conn.close()
+    wait_until(lambda: call(port, "/livez")[0] == 200, 10, "room again once they left")
+
+
 def test_without_a_token_reads_are_open_and_actions_closed(served) -> None:
     _, port, _ = served(token="")
     assert call(port, "/api/v1/checks")[0] == 200
@@ -240,6 +256,21 @@ def test_a_removed_check_leaves_no_series(served) -> None:
     d.wait_for("config.reloaded")
     text = call(port, "/metrics", headers=AUTH)[2].decode()
     assert 'check="good"' in text and 'check="bad"' not in text
+
+
+@pytest.mark.unit
+def test_a_listener_that_falls_behind_is_told_how_many_it_missed() -> None:
+    from vigil._events import BACKLOG, EventHub
+
+    hub = EventHub()
+    listener = hub.listen()
+    for number in range(BACKLOG + 5):
+        hub.publish("check.result", number=number)
+    events = listener.take(timeout=1)
+    assert events[0] == {"event": "stream.dropped", "dropped": 5}
+    assert [e["number"] for e in events[1:]] == list(range(5, BACKLOG + 5))
+    hub.forget(listener)
+    assert not hub.listening
 
 
 @pytest.mark.unit

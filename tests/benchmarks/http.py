@@ -9,33 +9,15 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-from tests.helpers import free_port
+from tests.benchmarks import vigil_serving
 
 CLIENTS = 8
 TARGET_P99_MS = 10.0
-
-
-def listener() -> socket.socket:
-    server = socket.create_server(("127.0.0.1", 0))
-    server.listen(1024)
-
-    def accept() -> None:
-        while True:
-            conn, _ = server.accept()
-            conn.close()
-
-    threading.Thread(target=accept, daemon=True).start()
-    return server
 
 
 def load(port: int, rate: float, seconds: float) -> tuple[list[float], int]:
@@ -83,33 +65,20 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rates", default="500,1000,2000,4000")
     args = parser.parse_args()
-    target = listener()
-    port = free_port()
-    checks = "".join(f'[checks.c{i}]\ntype = "tcp"\nport = {target.getsockname()[1]}\n'
-                     'interval = "5s"\n' for i in range(100))
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "vigil.toml"
-        config.write_text(f'[daemon]\nstate_dir = "{folder}/state"\nlog_file = "{folder}/log"\n'
-                          f'http = "127.0.0.1:{port}"\n{checks}')
-        vigil = subprocess.Popen([str(Path(sys.executable).with_name("vigil")), "run", "-c",
-                                  str(config)], stdout=subprocess.DEVNULL)
-        try:
-            time.sleep(6)  # every check has run
-            for rate in (float(r) for r in args.rates.split(",")):
-                latencies, errors = load(port, rate, args.seconds)
-                ordered = sorted(latencies)
-                p99 = ordered[int(0.99 * (len(ordered) - 1))] if ordered else float("inf")
-                achieved = len(latencies) / args.seconds
-                print(f"{rate:>6.0f}/s asked, {achieved:>6.0f}/s answered: p50 "
-                      f"{statistics.median(ordered):.2f} ms, p99 {p99:.2f} ms, max "
-                      f"{ordered[-1]:.2f} ms, errors {errors}")
-                if p99 > TARGET_P99_MS or achieved < 0.9 * rate:
-                    print(f"degrades at {rate:.0f}/s (p99 over {TARGET_P99_MS:g} ms or the "
-                          "rate not kept)")
-                    break
-        finally:
-            vigil.send_signal(signal.SIGTERM)
-            vigil.wait(15)
+    with vigil_serving(100, "5s") as port:
+        time.sleep(6)  # every check has run
+        for rate in (float(r) for r in args.rates.split(",")):
+            latencies, errors = load(port, rate, args.seconds)
+            ordered = sorted(latencies)
+            p99 = ordered[int(0.99 * (len(ordered) - 1))] if ordered else float("inf")
+            achieved = len(latencies) / args.seconds
+            print(f"{rate:>6.0f}/s asked, {achieved:>6.0f}/s answered: p50 "
+                  f"{statistics.median(ordered):.2f} ms, p99 {p99:.2f} ms, max "
+                  f"{ordered[-1]:.2f} ms, errors {errors}")
+            if p99 > TARGET_P99_MS or achieved < 0.9 * rate:
+                print(f"degrades at {rate:.0f}/s (p99 over {TARGET_P99_MS:g} ms or the "
+                      "rate not kept)")
+                break
     return 0
 
 

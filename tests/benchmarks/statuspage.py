@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from tests.benchmarks.http import listener
-from tests.helpers import free_port
+from tests.benchmarks import vigil_serving
 
 
 def main() -> int:
@@ -28,37 +23,24 @@ def main() -> int:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    target, port = listener(), free_port()
-    checks = "".join(f'[checks.c{i:03}]\ntype = "tcp"\nport = {target.getsockname()[1]}\n'
-                     'interval = "500ms"\n' for i in range(args.checks))
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "vigil.toml"
-        config.write_text(f'[daemon]\nstate_dir = "{folder}/state"\nlog_file = "{folder}/log"\n'
-                          f'http = "127.0.0.1:{port}"\n{checks}')
-        vigil = subprocess.Popen([str(Path(sys.executable).with_name("vigil")), "run", "-c",
-                                  str(config)], stdout=subprocess.DEVNULL)
-        try:
-            time.sleep(33)  # 60 results a check: every bar full
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                     args=["--no-sandbox"])
-                page = browser.new_page()
-                times, sizes, served = [], [], []
-                for _ in range(args.loads):
-                    answer = page.goto(f"http://127.0.0.1:{port}/status", wait_until="load")
-                    assert answer is not None
-                    sizes.append(len(answer.body()))
-                    timing = page.evaluate(
-                        "JSON.stringify(performance.getEntriesByType('navigation')[0])")
-                    timing = json.loads(timing)
-                    times.append(timing["loadEventEnd"])
-                    served.append(timing["responseEnd"] - timing["requestStart"])
-                    bars = sum(int(n) for n in page.eval_on_selector_all(
-                        ".beats", "bars => bars.map(b => b.dataset.count)"))
-                browser.close()
-        finally:
-            vigil.send_signal(signal.SIGTERM)
-            vigil.wait(15)
+    with vigil_serving(args.checks, "500ms") as port:
+        time.sleep(33)  # 60 results a check: every bar full
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                 args=["--no-sandbox"])
+            page = browser.new_page()
+            times, sizes, served = [], [], []
+            for _ in range(args.loads):
+                answer = page.goto(f"http://127.0.0.1:{port}/status", wait_until="load")
+                assert answer is not None
+                sizes.append(len(answer.body()))
+                timing = json.loads(page.evaluate(
+                    "JSON.stringify(performance.getEntriesByType('navigation')[0])"))
+                times.append(timing["loadEventEnd"])
+                served.append(timing["responseEnd"] - timing["requestStart"])
+                bars = sum(int(n) for n in page.eval_on_selector_all(
+                    ".beats", "bars => bars.map(b => b.dataset.count)"))
+            browser.close()
     print(f"{args.checks} checks, {bars} beats drawn: page {max(sizes) / 1e6:.2f} MB "
           f"(target < 1), load {statistics.median(times):.0f} ms median, "
           f"{max(times):.0f} ms max over {args.loads} loads (target < 1000); of which the "
