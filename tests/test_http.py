@@ -414,6 +414,15 @@ def test_token_file_ipv6_loopback_and_a_taken_port(write_config, daemon, tmp_pat
     conn.request("GET", "/api/v1/checks", headers=AUTH)
     assert conn.getresponse().status == 200
     conn.close()
+
+    # A reload reads the token file again and moves the server to a new address.
+    (tmp_path / "token").write_text("rotated\n")
+    moved = free_port()
+    d.config.write_text(d.config.read_text().replace(f"[::1]:{port}", f"127.0.0.1:{moved}"))
+    d.signal(signal.SIGHUP)
+    d.wait_for("http.listening", count=2)
+    assert call(moved, "/api/v1/checks", headers=AUTH)[0] == 401
+    assert call(moved, "/api/v1/checks", headers={"Authorization": "Bearer rotated"})[0] == 200
     d.stop()
 
     # Its port taken by another program: said once, and vigil runs on without HTTP.
