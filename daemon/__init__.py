@@ -5,10 +5,12 @@ The public API for plugin authors lives here, and only here::
     from vigil import hookimpl, Check, Result, Status
 """
 
+from vigil._alert import Alert, AlertSink, SinkError, iso
 from vigil._atomic import replace_file
 from vigil._check import Check, Result, Status
 from vigil._durations import Duration, parse_duration
 from vigil._errors import ConfigError, require_module
+from vigil._httppost import post as http_post
 from vigil._manager import Action, ServiceManager
 from vigil._perfdata import split_plugin_output
 from vigil._pidwatch import watch_pid
@@ -23,17 +25,22 @@ from vigil.hookspecs import hookimpl
 # to it), and the modules behind these names (``vigil._*``) are internal.
 __all__ = [
     "Action",
+    "Alert",
+    "AlertSink",
     "Check",
     "CommandResult",
     "ConfigError",
     "Duration",
     "Result",
     "ServiceManager",
+    "SinkError",
     "StartGrace",
     "Status",
     "above",
     "describe_ports",
     "hookimpl",
+    "http_post",
+    "iso",
     "kill_process_group",
     "listeners_named",
     "parse_duration",

@@ -21,11 +21,13 @@ from vigil import _config as config_mod
 from vigil import _logs as logs
 from vigil import _proc as proc
 from vigil import _runtime as runtime
+from vigil._alerter import Alerter
 from vigil._checktable import CheckTable
 from vigil._config import Config
 from vigil._control import ControlServer, Send
 from vigil._errors import ConfigError
 from vigil._healer import Healer
+from vigil._outbox import Outbox
 from vigil._runner import Runner
 from vigil._sdnotify import Notifier
 from vigil._store import Store
@@ -56,6 +58,8 @@ class Agent:
         self.scheduler = self.checks.scheduler
         self.control = ControlServer(self.state_dir, self._control)
         self.healer.events = self.checks.events
+        self.alerter = Alerter(self.checks, self.healer, Outbox(self.store.path),
+                               self.checks.events)
         self.http = HttpSurface(WebApi(self.checks, self.healer, self.checks.events,
                                        self.state_dir, config.daemon.http_token,
                                        lambda: self.scheduler.last_progress))
@@ -81,6 +85,8 @@ class Agent:
         # `vigil status` finds every check (with its restored state) once started.
         self.store.flush()
         wake, written = self._take_signals()
+        self.alerter.install(self.config.alerts)
+        self.alerter.start()
         self.scheduler.start(self.checks.intervals())
         self.control.start()
         self.http.apply(self.config.daemon.http_address(), self.config.daemon.http_token)
@@ -185,6 +191,7 @@ class Agent:
         # Listed before their processes are stopped: what was still running at the stop.
         still_running = self.runner.hung()
         self.healer.close()
+        self.alerter.close()
         proc.stop_all()
         self.checks.close()
         self._save()
@@ -208,6 +215,7 @@ class Agent:
         logs.configure(new.daemon.log_level, new.daemon.log_file)
         self.checks.install(new, {})
         self.healer.install(new.services, {}, self.state_dir)
+        self.alerter.install(new.alerts)
         self.http.apply(new.daemon.http_address(), new.daemon.http_token)
         self.config = new
         self.scheduler.set_checks(self.checks.intervals())
@@ -228,6 +236,10 @@ class Agent:
                         hint="vigil status and vigil logs read the config on disk instead")
 
     def _control(self, request: dict[str, Any], send: Send) -> dict[str, Any]:
+        if request.get("command") == "silences":
+            # `vigil silence` wrote the state database: look at it now, not at the tick.
+            self.alerter.wake.set()
+            return {"ok": True}
         if request.get("command") != "heal":
             return {"ok": False, "error": f"unknown command {request.get('command')!r}"}
         service = str(request.get("service"))

@@ -14,6 +14,7 @@ from vigil import _logs as logs
 from vigil import _logview as logview
 from vigil import _paths as paths
 from vigil._check import Result, Status
+from vigil._cli_alerts import cmd_alerts, cmd_silence
 from vigil._cli_history import cmd_history
 from vigil._cli_status import cmd_logs, cmd_status, lenient_load, user_scope
 from vigil._durations import parse_duration
@@ -77,6 +78,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="how far back (default 1h; results older than the raw window "
                         "come as rollups)")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("alerts", parents=[common],
+                       help="the open alerts, where they were sent, and the silences")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("silence", parents=[common],
+                       help="hold back a check's alerts for a while (kept across restarts)")
+    p.add_argument("check", help="a check's name, or a glob: 'db*'")
+    p.add_argument("--for", dest="for_s", type=parse_duration, default=3600.0,
+                   metavar="DURATION", help="how long (default 1h)")
+    p.add_argument("--reason", default="", help="why, for `vigil alerts` and the log")
+    p.add_argument("--remove", action="store_true", help="end the silence now")
     p = sub.add_parser("heal", parents=[common],
                        help="heal a service now and reset its restart budget")
     p.add_argument("service")
@@ -123,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": cmd_run, "check": cmd_check, "config": cmd_validate,
                "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status,
-               "history": cmd_history,
+               "history": cmd_history, "alerts": cmd_alerts, "silence": cmd_silence,
                "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service,
                "export": cmd_export}[args.command]
     try:

@@ -39,16 +39,21 @@ def lenient_load(args: argparse.Namespace, consequence: str
     return cfg.daemon, cfg
 
 
-def running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
+def running_config(args: argparse.Namespace
+                   ) -> tuple[config_mod.DaemonSettings, config_mod.Config | None]:
     """The [daemon] settings of the daemon that runs this config, else of the file on
-    disk. A broken file is a warning here, not a failure: these are the commands an
-    operator needs when something is wrong."""
-    settings, _ = lenient_load(args, "a running daemon keeps the config it last loaded")
+    disk, and the config when it is valid. A broken file is a warning here, not a
+    failure: these are the commands an operator needs when something is wrong."""
+    settings, cfg = lenient_load(args, "a running daemon keeps the config it last loaded")
     running = runtime.find(settings.source)
     if running:
         settings.state_dir = Path(running["state_dir"])
         settings.log_file = running["log_file"]
-    return settings
+    return settings, cfg
+
+
+def running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
+    return running_config(args)[0]
 
 
 def cmd_status(args: argparse.Namespace) -> int:

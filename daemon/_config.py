@@ -21,10 +21,13 @@ from vigil._paths import config_candidates
 from vigil._pluginmanager import Plugins
 from vigil._ports import parse_ports
 from vigil._sections import (
+    ALERT_EVENTS,
+    ALERT_STATUSES,
     HISTORY_MINIMUMS,
     LOG_LEVELS,
     LOG_RESULTS,
     PACKAGED,
+    AlertSpec,
     CheckSpec,
     Config,
     DaemonSettings,
@@ -154,16 +157,18 @@ class _Validator:
         )
 
     def run(self) -> Config:
-        for key in self.data.keys() - {"daemon", "defaults", "services", "checks"}:
-            self.error((key,), "unknown section (known: daemon, defaults, services, checks)")
+        known = ("daemon", "defaults", "services", "checks", "alerts")
+        for key in self.data.keys() - set(known):
+            self.error((key,), f"unknown section (known: {', '.join(known)})")
         daemon = self.daemon()
         plugins = Plugins(daemon.plugins)
         defaults = self._table(("defaults",), Defaults, {})
         services = self._services(plugins)
         checks = self._checks(plugins, defaults, services)
+        alerts = self._alerts(plugins, checks)
         if self.issues:
             raise ConfigError(issues=self.issues)
-        return Config(self.source, daemon, checks, services, plugins)
+        return Config(self.source, daemon, checks, services, plugins, alerts)
 
     def _section(self, path: tuple[str, ...]) -> dict[str, Any]:
         node: Any = self.data
@@ -324,6 +329,39 @@ class _Validator:
             if check is not None and not self._has_errors_under(path):
                 checks[name] = CheckSpec(name=name, check=check, **values)
         return checks
+
+    def _alerts(self, plugins: Plugins, checks: dict[str, CheckSpec]) -> dict[str, AlertSpec]:
+        alerts = {}
+        services = self._section(("services",))
+        for name in self._section(("alerts",)):
+            path = ("alerts", name)
+            options: dict[str, Any] = {}
+            values = self._table(path, AlertSpec, {}, extra=options)
+            for event in values["on"]:
+                if event not in ALERT_EVENTS:
+                    self.error((*path, "on"), f"unknown event {event!r} (known: "
+                                              f"{', '.join(ALERT_EVENTS)})")
+            if values["min_status"] not in ALERT_STATUSES:
+                self.error((*path, "min_status"), f"must be UNKNOWN or CRIT, got "
+                           f"{values['min_status']!r} (a WARN result passes: it never makes a "
+                           "check FAILING)")
+            for service in values["services"]:
+                if service not in services:
+                    self.error((*path, "services"), f"no service named {service!r} (known: "
+                                                    f"{', '.join(services) or 'none declared'})")
+            spec_checks = {n: c.service for n, c in checks.items()}
+            probe = AlertSpec(type="", checks=values["checks"], services=values["services"])
+            if checks and not any(probe.matches(n, s) for n, s in spec_checks.items()):
+                self.error((*path, "checks"), "matches no configured check (checks: "
+                                              f"{', '.join(sorted(checks))})")
+            cls = plugins.alert_sinks.get(values.get("type", ""))
+            if "type" in values and cls is None:
+                self.error((*path, "type"), _unknown("alert sink type", values["type"],
+                                                     plugins.alert_sinks, plugins))
+            sink = self._build(cls, path, options, values["timeout"]) if cls else None
+            if sink is not None and not self._has_errors_under(path):
+                alerts[name] = AlertSpec(name=name, sink=sink, **values)
+        return alerts
 
     def _has_errors_under(self, path: tuple[str, ...]) -> bool:
         prefix = ".".join(path)

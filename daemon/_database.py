@@ -46,6 +46,17 @@ CREATE INDEX IF NOT EXISTS transitions_by_check ON transitions (check_id, at);
 CREATE TABLE IF NOT EXISTS heals (
     at INTEGER NOT NULL, service TEXT NOT NULL, outcome TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS heals_by_service ON heals (service, at);
+-- The alert outbox: a row per sink and incident (check, and when it began) while its
+-- alert lasts. A row is written before its notification is sent (pending = 1) and
+-- marked when the sink took it.
+CREATE TABLE IF NOT EXISTS alerts (
+    sink TEXT NOT NULL, check_name TEXT NOT NULL, opened REAL NOT NULL, status TEXT NOT NULL,
+    data TEXT NOT NULL, pending INTEGER NOT NULL, sent REAL, resolved REAL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0, error TEXT,
+    PRIMARY KEY (sink, check_name, opened)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS silences (
+    pattern TEXT PRIMARY KEY, until REAL NOT NULL, reason TEXT NOT NULL,
+    created REAL NOT NULL) WITHOUT ROWID;
 """
 
 log = structlog.get_logger("vigil.store")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from typing import Any
 
 #: Events a listener may fall behind by before the oldest are dropped.
@@ -36,6 +37,7 @@ class EventHub:
 
     def __init__(self) -> None:
         self._listeners: set[Listener] = set()
+        self._subscribers: list[Callable[[str, dict[str, Any]], None]] = []
         self._lock = threading.Lock()
 
     @property
@@ -49,11 +51,19 @@ class EventHub:
             self._listeners.add(listener)
         return listener
 
+    def subscribe(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call ``callback(event, fields)`` in the publishing thread, for every event
+        but results nobody listens to: it must be quick (the alerts take note, then
+        act in their own thread)."""
+        self._subscribers.append(callback)
+
     def forget(self, listener: Listener) -> None:
         with self._lock:
             self._listeners.discard(listener)
 
     def publish(self, event: str, **fields: Any) -> None:
+        for callback in self._subscribers:
+            callback(event, fields)
         with self._lock:
             listeners = list(self._listeners)
         for listener in listeners:

@@ -148,7 +148,7 @@ class Healer:
         if not result.healable:
             return self._skip(rt, check, f"a restart would not help: {result.summary}",
                               once_as="not healable")
-        dependency = self._failing_dependency(rt.spec.name)
+        dependency = self.failing_dependency(rt.spec.name)
         if dependency:
             return self._skip(rt, check, f"dependency {dependency} is failing",
                               dependency=dependency)
@@ -159,6 +159,9 @@ class Healer:
             log.error("heal.gave_up", service=rt.spec.name, manager=rt.manager, check=check,
                       restarts=len(rt.history), within_s=rt.spec.within,
                       hint=f"run `vigil heal {rt.spec.name}` to try again")
+            if self.events is not None:
+                self.events.publish("heal.gave_up", service=rt.spec.name, check=check,
+                                    restarts=len(rt.history), at=time.time())
             return None
         threading.Thread(target=self.heal, args=(rt.spec.name, f"check {check} is FAILING"),
                          name=f"heal:{rt.spec.name}", daemon=True).start()
@@ -173,13 +176,13 @@ class Healer:
             log.warning("heal.skipped", service=rt.spec.name, manager=rt.manager, check=check,
                         reason=reason, **fields)
 
-    def _failing_dependency(self, service: str, seen: frozenset[str] = frozenset()) -> str | None:
+    def failing_dependency(self, service: str, seen: frozenset[str] = frozenset()) -> str | None:
         for dep in self.services[service].spec.depends_on:
             if dep in seen or dep not in self.services:
                 continue
             if self.healing(dep) or self._unhealthy(dep):
                 return dep
-            deeper = self._failing_dependency(dep, seen | {service})
+            deeper = self.failing_dependency(dep, seen | {service})
             if deeper:
                 return deeper
         return None

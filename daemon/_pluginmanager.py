@@ -14,6 +14,7 @@ import pluggy
 import structlog
 
 from vigil import hookspecs
+from vigil._alert import AlertSink
 from vigil._check import Check
 from vigil._manager import ServiceManager
 
@@ -26,6 +27,11 @@ BUILTIN_PLUGINS = (
     "vigil.plugins.postgres",
     "vigil.plugins.mcp_server",
     "vigil.plugins.redis_cache",
+    "vigil.plugins.alertmanager",
+    "vigil.plugins.webhook",
+    "vigil.plugins.alert_command",
+    "vigil.plugins.ntfy",
+    "vigil.plugins.slack",
     "vigil.service.systemd",
     "vigil.service.launchd",
     "vigil.service.brew",
@@ -42,6 +48,7 @@ class PluginInfo:
     origin: str
     check_types: list[str] = field(default_factory=list)
     service_managers: list[str] = field(default_factory=list)
+    alert_sinks: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -54,6 +61,7 @@ class Plugins:
         self.infos: dict[str, PluginInfo] = {}
         self.check_types: dict[str, type[Check]] = {}
         self.service_managers: dict[str, type[ServiceManager]] = {}
+        self.alert_sinks: dict[str, type[AlertSink]] = {}
         for module in BUILTIN_PLUGINS:
             self._load(module, module, "builtin")
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -64,6 +72,7 @@ class Plugins:
         self._collect("vigil_check_types", self.check_types, Check, "check_types")
         self._collect("vigil_service_managers", self.service_managers, ServiceManager,
                       "service_managers")
+        self._collect("vigil_alert_sinks", self.alert_sinks, AlertSink, "alert_sinks")
 
     def _load(self, name: str, target: str, origin: str, loader: Any = None) -> None:
         if name in self.infos:

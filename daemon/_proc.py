@@ -28,23 +28,37 @@ class CommandResult:
 
 
 def run_command(argv: list[str], timeout: float, max_output: int = 65536,
-                env: dict[str, str] | None = None, keep_tail: bool = False) -> CommandResult:
+                env: dict[str, str] | None = None, keep_tail: bool = False,
+                stdin: bytes | None = None) -> CommandResult:
     """Run ``argv`` in a process group of its own and keep at most ``max_output`` bytes
     of each stream: the first ones, or with ``keep_tail`` the last ones (where a failing
-    service manager says why). On timeout the whole group is killed, grandchildren
-    included."""
+    service manager says why); ``stdin`` is written to its standard input. On timeout
+    the whole group is killed, grandchildren included."""
     start = time.monotonic()
     proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        argv, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True, close_fds=True, env=env,
     )
     with _running_lock:
         _running.add(proc.pid)
+    if stdin is not None:
+        # Its own thread: a program that reads nothing must not block the reading of
+        # its output (nor outlive its timeout).
+        threading.Thread(target=_feed, args=(proc, stdin), daemon=True).start()
     try:
         return _collect(proc, argv, start, timeout, max_output, keep_tail)
     finally:
         with _running_lock:
             _running.discard(proc.pid)
+
+
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    assert proc.stdin is not None
+    with contextlib.suppress(OSError):
+        proc.stdin.write(data)
+    with contextlib.suppress(OSError):
+        proc.stdin.close()
 
 
 def _collect(proc: subprocess.Popen[bytes], argv: list[str], start: float, timeout: float,

@@ -3,11 +3,13 @@ The parser (``_config``) reads TOML into them."""
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vigil._check import Check
+from vigil._alert import AlertSink
+from vigil._check import Check, Status
 from vigil._durations import Duration
 from vigil._history import Retention
 from vigil._manager import ServiceManager
@@ -124,6 +126,51 @@ class ServiceSpec:
                                                        metadata=NOT_A_KEY)
 
 
+#: What an ``[alerts.NAME]`` section's ``on`` may list: a check failing, a heal failing,
+#: healing giving up (these open an alert), and the check recovering (its resolution).
+ALERT_EVENTS = ("failing", "heal_failed", "gave_up", "recovered")
+#: ``min_status`` from the mildest: WARN passes, so it never makes a check FAILING.
+ALERT_STATUSES = ("UNKNOWN", "CRIT")
+
+
+@dataclass(kw_only=True)
+class AlertSpec:
+    """An ``[alerts.NAME]`` section: the core's keys (which alerts go to this sink, and
+    when); the rest are the sink type's."""
+
+    type: str
+    #: Globs of the checks whose alerts come here...
+    checks: list[str] = field(default_factory=lambda: ["*"])
+    #: ...and, when not empty, only those guarding one of these services.
+    services: list[str] = field(default_factory=list)
+    on: list[str] = field(default_factory=lambda: list(ALERT_EVENTS))
+    #: A FAILING check that guards a service alerts only once healing did not help
+    #: (the heal failed, gave up, or was skipped).
+    after_heal: bool = True
+    min_status: str = "UNKNOWN"
+    #: Send a firing alert again this often while it lasts (wall-clock time); 0: once.
+    repeat: Duration = Duration(0)
+    send_resolved: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+    timeout: Duration = Duration(10)
+    name: str = field(default="", metadata=NOT_A_KEY)
+    sink: AlertSink = field(default=None, metadata=NOT_A_KEY)  # type: ignore[assignment]
+
+    def matches(self, check: str, service: str | None) -> bool:
+        return (any(fnmatch.fnmatchcase(check, pattern) for pattern in self.checks)
+                and (not self.services or service in self.services))
+
+    def opens_on(self, reason: str, status: str) -> bool:
+        """Whether a FAILING check opens an alert here: ``failing`` in ``on`` takes
+        every reason, the others only their own."""
+        severe = Status[status] is Status.CRIT or self.min_status == "UNKNOWN"
+        return severe and ("failing" in self.on or reason in self.on)
+
+    @property
+    def resolves(self) -> bool:
+        return self.send_resolved and "recovered" in self.on
+
+
 @dataclass
 class Config:
     source: str
@@ -131,3 +178,4 @@ class Config:
     checks: dict[str, CheckSpec]
     services: dict[str, ServiceSpec]
     plugins: Plugins
+    alerts: dict[str, AlertSpec] = field(default_factory=dict)

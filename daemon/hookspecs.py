@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from vigil._alert import AlertSink
     from vigil._check import Check, Result
     from vigil._manager import ServiceManager
 
@@ -33,6 +34,14 @@ def vigil_service_managers(register: Callable[[str, type[ServiceManager]], None]
     """Offer service managers: call ``register("name", ServiceManagerSubclass)``.
 
     The name is what ``manager = "name"`` in a ``[services.X]`` section refers to.
+    """
+
+
+@hookspec
+def vigil_alert_sinks(register: Callable[[str, type[AlertSink]], None]) -> None:
+    """Offer alert sinks: call ``register("name", AlertSinkSubclass)``.
+
+    The name is what ``type = "name"`` in an ``[alerts.X]`` section refers to.
     """
 
 

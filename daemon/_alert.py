@@ -1,0 +1,126 @@
+"""An alert as a sink receives it, and the base class of sinks: what a plugin implements
+to send vigil's alerts somewhere new."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+#: The ``alertname`` label of every alert vigil sends.
+ALERTNAME = "VigilCheckFailing"
+
+
+class SinkError(Exception):
+    """A sink could not deliver: the message is the sink's answer (an HTTP status and
+    body, an exit code and output), logged with ``alert.failed``; vigil retries."""
+
+
+def iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Alert:
+    """One check's alert. ``status`` is "firing" or "resolved"; ``reason`` what opened
+    it: "failing", "heal_failed" or "gave_up"."""
+
+    check: str
+    status: str
+    reason: str
+    #: "critical" for a CRIT result, "warning" for UNKNOWN.
+    severity: str
+    summary: str
+    host: str
+    starts_at: float
+    service: str | None = None
+    #: What healing did, in a sentence ("" when no heal was tried).
+    healing: str = ""
+    #: Heals tried during this incident, and when (time.time()).
+    attempts: list[float] = field(default_factory=list)
+    ends_at: float | None = None
+    #: The ``[alerts.NAME]`` section's own ``labels``.
+    extra_labels: dict[str, str] = field(default_factory=dict)
+    #: How many times this firing alert was sent before (``repeat`` reminders).
+    reminder: int = 0
+
+    @property
+    def resolved(self) -> bool:
+        return self.status == "resolved"
+
+    def labels(self) -> dict[str, str]:
+        """Prometheus-style labels: what identifies the alert to Alertmanager."""
+        labels = {"alertname": ALERTNAME, "check": self.check, "host": self.host,
+                  "severity": self.severity, "reason": self.reason}
+        if self.service:
+            labels["service"] = self.service
+        return {**labels, **self.extra_labels}
+
+    def annotations(self) -> dict[str, str]:
+        notes = {"summary": f"{self.check} is failing on {self.host}: {self.summary}"}
+        if self.healing:
+            notes["healing"] = self.healing
+            notes["attempts"] = str(len(self.attempts))
+        return notes
+
+    def fingerprint(self) -> str:
+        labels = json.dumps(self.labels(), sort_keys=True).encode()
+        return hashlib.sha256(labels).hexdigest()[:16]
+
+    def title(self) -> str:
+        return f"[{'RESOLVED' if self.resolved else 'FIRING'}] {self.check} on {self.host}"
+
+    def text(self) -> str:
+        """A few lines for a human: chat sinks send this."""
+        lines = [self.title(), self.summary]
+        if self.healing:
+            lines.append(f"Healing: {self.healing}")
+        if self.resolved and self.ends_at is not None:
+            lines.append(f"Resolved at {iso(self.ends_at)}, failing since "
+                         f"{iso(self.starts_at)}")
+        return "\n".join(line for line in lines if line)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def env(self) -> dict[str, str]:
+        """``VIGIL_ALERT_*`` variables, for the ``command`` sink."""
+        values = {"status": self.status, "check": self.check, "service": self.service or "",
+                  "host": self.host, "severity": self.severity, "reason": self.reason,
+                  "summary": self.summary, "healing": self.healing,
+                  "attempts": str(len(self.attempts)), "starts_at": iso(self.starts_at),
+                  "ends_at": iso(self.ends_at) if self.ends_at is not None else "",
+                  "fingerprint": self.fingerprint()}
+        return {f"VIGIL_ALERT_{key.upper()}": value for key, value in values.items()}
+
+
+class AlertSink:
+    """Base class of alert sinks; subclasses implement :meth:`send`.
+
+    Options come from the sink's ``[alerts.NAME]`` section, as a check type's do
+    (declare an ``Options`` dataclass); ``self.timeout`` is the section's ``timeout``.
+    """
+
+    Options: ClassVar[type | None] = None
+    #: Re-send a firing alert this often while it lasts, and a resolution for
+    #: ``resend_resolved_for`` after it (Alertmanager forgets an alert it is not told
+    #: of again); None: each is sent once (and at the section's ``repeat``).
+    resend_every: ClassVar[float | None] = None
+    resend_resolved_for: ClassVar[float] = 0.0
+
+    def __init__(self, name: str, options: Any, timeout: float = 10.0) -> None:
+        self.name = name
+        self.options = options
+        self.timeout = timeout
+
+    def send(self, alert: Alert) -> None:
+        """Deliver one alert (firing or resolved); raise SinkError when it was not."""
+        raise NotImplementedError(f"{type(self).__name__} must implement send()")

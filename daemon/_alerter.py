@@ -1,0 +1,258 @@
+"""When to alert: a FAILING check opens an alert at each sink whose rules take it (for a
+check that guards a service, by default only once healing did not help), and its
+recovery resolves it. Decisions go to the outbox (``_outbox``); each sink's sender
+(``_delivery``) sends them. The state of the checks and services is read each tick
+and at every event, so a restart, a reload or a missed event only delays a decision."""
+
+from __future__ import annotations
+
+import collections
+import socket
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from vigil._alert import Alert
+from vigil._checktable import CheckRuntime, CheckTable
+from vigil._delivery import Sender
+from vigil._durations import format_duration
+from vigil._events import EventHub
+from vigil._healer import Healer
+from vigil._healstate import ServiceRuntime
+from vigil._outbox import Outbox, Silence
+from vigil._redact import redact
+from vigil._sections import AlertSpec
+from vigil._statemachine import State
+
+log = structlog.get_logger("vigil.alerts")
+
+#: How often the rules are looked at without an event to wake them.
+TICK = 1.0
+#: Alerts a sink may have open; past it new ones are dropped (and counted): a storm
+#: of a thousand messages tells nobody more than the first hundred.
+MAX_OPEN = 1000
+#: Dropped alerts are reported at most this often per sink.
+DROPS_REPORTED_EVERY = 60.0
+
+
+class Alerter:
+    def __init__(self, checks: CheckTable, healer: Healer, outbox: Outbox,
+                 events: EventHub) -> None:
+        self.checks = checks
+        self.healer = healer
+        self.outbox = outbox
+        self.host = socket.gethostname()
+        self.specs: dict[str, AlertSpec] = {}
+        self.senders: dict[str, Sender] = {}
+        #: The firing alerts, by (sink, check).
+        self.open: dict[tuple[str, str], Alert] = {}
+        #: When each check became FAILING (its state_changed event's time).
+        self.since: dict[str, float] = {}
+        self.silences: dict[str, Silence] = {}
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._dropped: collections.Counter[str] = collections.Counter()
+        self._drops_said: dict[str, float] = {}
+        #: Held while deciding and while a reload swaps the sinks.
+        self._lock = threading.Lock()
+        events.subscribe(self._event)
+
+    def install(self, alerts: dict[str, AlertSpec]) -> None:
+        """Adopt a config's sinks; at start, take the open alerts from the outbox (the
+        first tick resolves those whose check is OK again, and sends nothing twice)."""
+        with self._lock:
+            self._install(alerts)
+        self.wake.set()
+
+    def _install(self, alerts: dict[str, AlertSpec]) -> None:
+        for sender in self.senders.values():
+            sender.stop()
+        self.specs = alerts
+        for row in self.outbox.rows():
+            if row.sink not in alerts:
+                dropped = self.outbox.forget(row.sink)
+                log.warning("alert.dropped", sink=row.sink, dropped=dropped,
+                            reason=f"its [alerts.{row.sink}] section is gone")
+            elif row.status == "firing":
+                self.open.setdefault((row.sink, row.check), row.alert)
+        self.open = {key: alert for key, alert in self.open.items() if key[0] in alerts}
+        self.senders = {name: Sender(spec, self.outbox, self.silenced)
+                        for name, spec in alerts.items()}
+        if self._thread is not None:
+            for sender in self.senders.values():
+                sender.start()
+
+    def start(self) -> None:
+        for sender in self.senders.values():
+            sender.start()
+        self._thread = threading.Thread(target=self._loop, name="alerts", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for sender in self.senders.values():
+            sender.stop()
+        self.outbox.close()
+
+    def _event(self, event: str, fields: dict[str, Any]) -> None:
+        if event == "check.result":
+            return
+        if event == "check.state_changed" and fields["new"] == State.FAILING.value:
+            self.since[fields["check"]] = fields["at"]
+        self.wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._lock:
+                    self.evaluate(time.time())
+            except (sqlite3.Error, OSError) as exc:
+                # Nothing was decided: the next tick decides again.
+                log.error("alert.failed", sink="*", error=f"cannot use the state database: "
+                                                          f"{exc}")
+            self.wake.wait(TICK)
+            self.wake.clear()
+
+    # -- decisions -------------------------------------------------------------------
+
+    def evaluate(self, now: float) -> None:
+        self._refresh_silences(now)
+        enabled = self.checks.enabled()
+        failing = {name: rt for name, rt in enabled.items()
+                   if rt.machine.state is State.FAILING}
+        for (sink, check), alert in list(self.open.items()):
+            # Open until OK: a check not yet run again after a restart (PENDING) may
+            # still be failing. A check removed or no longer this sink's is done.
+            spec, rt = self.specs[sink], enabled.get(check)
+            if (rt is None or rt.machine.state is State.OK
+                    or not spec.matches(check, rt.spec.service)):
+                self._resolve(spec, alert, now)
+        for name in self.since.keys() - failing.keys():
+            self.since.pop(name, None)
+        for name, rt in failing.items():
+            for spec in self.specs.values():
+                if (spec.name, name) not in self.open and spec.matches(name, rt.spec.service):
+                    reason = self._reason(spec, rt)
+                    if reason is not None:
+                        self._open(spec, rt, reason, now)
+
+    def _reason(self, spec: AlertSpec, rt: CheckRuntime) -> str | None:
+        """Why ``rt``'s check alerts at this sink now ("failing", "heal_failed",
+        "gave_up"); None while healing may still help, or while a dependency of its
+        service fails (that one alerts instead)."""
+        status = rt.status() or "UNKNOWN"
+        srv = self.healer.services.get(rt.spec.service or "")
+        reason: str | None = "failing"
+        if srv is not None:
+            if self.healer.failing_dependency(srv.spec.name):
+                return None
+            if spec.after_heal and srv.spec.heal:
+                reason = self._heal_verdict(srv, rt)
+        if reason is None or not spec.opens_on(reason, status):
+            return None
+        return reason
+
+    def _heal_verdict(self, srv: ServiceRuntime, rt: CheckRuntime) -> str | None:
+        if srv.given_up:
+            return "gave_up"
+        if srv.healing.locked():
+            return None
+        last = srv.last or {}
+        if last.get("outcome") == "heal.failed" and last.get("at", 0) >= self.since.get(
+                rt.spec.name, 0):
+            return "heal_failed"
+        if rt.latest is not None and not rt.latest[0].healable:
+            return "failing"  # the healer skips it: a restart would not help
+        return None
+
+    def _open(self, spec: AlertSpec, rt: CheckRuntime, reason: str, now: float) -> None:
+        sink = spec.name
+        if sum(key[0] == sink for key in self.open) >= MAX_OPEN:
+            self._drop(sink, now)
+            return
+        last = rt.last_result() or {}
+        srv = self.healer.services.get(rt.spec.service or "")
+        healing, attempts = _healing(srv, reason, rt) if srv is not None else ("", [])
+        alert = Alert(check=rt.spec.name, status="firing", reason=reason,
+                      severity="critical" if last.get("status") == "CRIT" else "warning",
+                      summary=redact(last.get("summary", "")), host=self.host,
+                      starts_at=self.since.get(rt.spec.name, now), service=rt.spec.service,
+                      healing=healing, attempts=attempts, extra_labels=dict(spec.labels))
+        self.outbox.open(sink, alert)
+        self.open[(sink, alert.check)] = alert
+        log.warning("alert.opened", sink=sink, check=alert.check, reason=reason,
+                    healing=healing, silenced=self.silenced(alert.check, now))
+        self.senders[sink].nudge()
+
+    def _resolve(self, spec: AlertSpec, alert: Alert, now: float) -> None:
+        """The check is no longer FAILING (or no longer this sink's): its resolution is
+        queued, unless the sink was never told it fired (silenced, or not yet through)
+        or the section sends none."""
+        del self.open[(spec.name, alert.check)]
+        alert.status, alert.ends_at = "resolved", now
+        told = self.outbox.told(spec.name, alert.check)
+        if told and spec.resolves:
+            self.outbox.resolve(spec.name, alert, now)
+            self.senders[spec.name].nudge()
+        else:
+            self.outbox.forget(spec.name, alert.check)
+        log.info("alert.resolved", sink=spec.name, check=alert.check, told=told,
+                 sends_resolution=told and spec.resolves,
+                 lasted_s=round(now - alert.starts_at, 1))
+
+    def _drop(self, sink: str, now: float) -> None:
+        self._dropped[sink] += 1
+        if now - self._drops_said.get(sink, 0.0) >= DROPS_REPORTED_EVERY:
+            self._drops_said[sink] = now
+            log.error("alert.dropped", sink=sink, dropped=self._dropped[sink], open=MAX_OPEN,
+                      reason=f"more than {MAX_OPEN} alerts open at this sink")
+
+    # -- silences --------------------------------------------------------------------
+
+    def silenced(self, check: str, now: float) -> bool:
+        return any(s.covers(check, now) for s in list(self.silences.values()))
+
+    def _refresh_silences(self, now: float) -> None:
+        expired = {p for p, s in self.silences.items() if s.until <= now}
+        if expired:
+            self.outbox.expire(now)
+        current = {s.pattern: s for s in self.outbox.silences()}
+        for pattern, entry in current.items():
+            if self.silences.get(pattern) != entry:
+                log.info("alert.silenced", pattern=pattern, reason=entry.reason,
+                         until=datetime.fromtimestamp(entry.until, UTC).isoformat())
+        for pattern in self.silences.keys() - current.keys():
+            log.info("alert.unsilenced", pattern=pattern,
+                     why="expired" if pattern in expired else "removed")
+            for sender in self.senders.values():
+                sender.nudge()  # what the silence held back goes now
+        self.silences = current
+
+
+def _healing(srv: ServiceRuntime, reason: str, rt: CheckRuntime) -> tuple[str, list[float]]:
+    """What healing did, in a sentence, and when each heal began."""
+    attempts = list(srv.history)
+    last = srv.last or {}
+    at = ", ".join(datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S") for t in attempts)
+    heals = f"{len(attempts)} heal{'s' * (len(attempts) != 1)}"
+    if reason == "gave_up":
+        ended = ("succeeded, but the service failed again" if last.get("outcome") ==
+                 "heal.succeeded" else f"failed: {last.get('reason', 'unknown')}")
+        return (f"gave up after {heals} within {format_duration(srv.spec.within)} "
+                f"(at {at} UTC); the last {ended}", attempts)
+    if reason == "heal_failed":
+        return (f"heal {len(attempts)} of {srv.spec.restarts} failed at {at.split(', ')[-1]} "
+                f"UTC: {last.get('reason', 'unknown')}", attempts)
+    if not srv.spec.heal:
+        return "not healed: the service is report-only (heal = false)", attempts
+    if rt.latest is not None and not rt.latest[0].healable:
+        return "not healed: a restart would not help", attempts
+    return "", attempts

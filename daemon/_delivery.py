@@ -1,0 +1,91 @@
+"""Each sink's sender: a thread that sends what the outbox holds for it, retries with
+backoff while the sink is down, sends reminders (``repeat``) and, for a sink that asks
+(Alertmanager), re-sends what is firing and what just resolved. A slow or broken sink
+holds up only its own thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+from vigil._alert import SinkError
+from vigil._outbox import Outbox, Row
+from vigil._redact import redact
+from vigil._sections import AlertSpec
+
+log = structlog.get_logger("vigil.alerts")
+
+#: How often a sender looks at the outbox without being nudged.
+TICK = 1.0
+
+
+class Sender:
+    def __init__(self, spec: AlertSpec, outbox: Outbox,
+                 silenced: Callable[[str, float], bool]) -> None:
+        self.spec = spec
+        self.outbox = outbox
+        self.silenced = silenced
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"alerts:{self.spec.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop, waiting for a send under way (so that its successor does not send the
+        same alert again)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(self.spec.timeout + 1)
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.cycle(time.time())
+            except sqlite3.Error as exc:
+                log.error("alert.failed", sink=self.spec.name, error=f"cannot use the state "
+                                                                    f"database: {exc}")
+            self._wake.wait(TICK)
+            self._wake.clear()
+
+    def cycle(self, now: float) -> None:
+        sink, name = self.spec.sink, self.spec.name
+        if self.spec.repeat:
+            self.outbox.remind(name, self.spec.repeat, now)
+        self.outbox.finish(name, now, sink.resend_resolved_for if sink.resend_every else 0.0)
+        for row in self.outbox.due(name, now, sink.resend_every):
+            if self._stop.is_set():
+                return
+            if row.status == "firing" and self.silenced(row.check, now):
+                continue
+            self._send(row)
+
+    def _send(self, row: Row) -> None:
+        fields = {"sink": self.spec.name, "type": self.spec.type, "check": row.check,
+                  "status": row.status}
+        try:
+            self.spec.sink.send(row.alert)
+        except Exception as exc:
+            # A SinkError is the sink's answer; anything else is a bug in the sink's
+            # plugin, reported the same way and retried the same way.
+            error = str(exc) if isinstance(exc, SinkError) else f"{type(exc).__name__}: {exc}"
+            retry = self.outbox.failed(row, time.time(), redact(error))
+            log.warning("alert.failed", **fields, error=redact(error),
+                        attempts=row.attempts + 1, retry_in_s=round(retry - time.time(), 1))
+            return
+        self.outbox.delivered(row, time.time())
+        # A re-send (Alertmanager's keep-alive) is routine; a notification is news.
+        level = log.info if row.pending else log.debug
+        level("alert.sent", **fields, reminder=row.alert.reminder, attempts=row.attempts + 1,
+            resend=not row.pending)

@@ -1,0 +1,37 @@
+"""One HTTP POST for sinks, with a timeout, whose every failure is a SinkError that
+says what the other side answered (and never the URL, which may hold a token)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from vigil._alert import SinkError
+from vigil._redact import redact
+
+#: Bytes of an error answer kept for the alert.failed event.
+ANSWER_KEPT = 300
+
+
+def post(url: str, body: Any, headers: dict[str, str] | None = None,
+         timeout: float = 10.0) -> str:
+    """POST ``body`` (bytes as they are, anything else as JSON) to ``url``; the
+    answer's text. Raises SinkError for a refused connection, a timeout or a status
+    outside 2xx."""
+    if isinstance(body, bytes):
+        data, kind = body, "text/plain; charset=utf-8"
+    else:
+        data, kind = json.dumps(body).encode(), "application/json"
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": kind, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return str(answer.read(65536).decode("utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        text = exc.read(ANSWER_KEPT).decode("utf-8", "replace").strip()
+        raise SinkError(redact(f"HTTP {exc.code} {exc.reason}: {text}".rstrip(": "))) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SinkError(redact(f"cannot reach the sink: {reason}")) from None

@@ -1,0 +1,34 @@
+"""Alert sink ``ntfy``: a push notification through an ntfy server's topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vigil import Alert, AlertSink, hookimpl, http_post
+
+
+@dataclass
+class NtfyOptions:
+    #: The topic's URL: ``https://ntfy.sh/my-vigil``.
+    url: str
+    #: An access token, for a protected topic.
+    token: str = field(default="", repr=False)
+
+
+class Ntfy(AlertSink):
+    Options = NtfyOptions
+    options: NtfyOptions
+
+    def send(self, alert: Alert) -> None:
+        headers = {"Title": alert.title(),
+                   "Priority": "default" if alert.resolved else "high",
+                   "Tags": "white_check_mark" if alert.resolved else "rotating_light"}
+        if self.options.token:
+            headers["Authorization"] = f"Bearer {self.options.token}"
+        http_post(self.options.url, alert.text().encode(), headers=headers,
+                  timeout=self.timeout)
+
+
+@hookimpl
+def vigil_alert_sinks(register):
+    register("ntfy", Ntfy)

@@ -1,0 +1,28 @@
+"""Alert sink ``slack``: a message through a Slack incoming webhook (Mattermost and
+Rocket.Chat take the same)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vigil import Alert, AlertSink, hookimpl, http_post
+
+
+@dataclass
+class SlackOptions:
+    #: The incoming webhook's URL; it is the secret, and never logged.
+    url: str = field(repr=False)
+
+
+class Slack(AlertSink):
+    Options = SlackOptions
+    options: SlackOptions
+
+    def send(self, alert: Alert) -> None:
+        icon = ":white_check_mark:" if alert.resolved else ":rotating_light:"
+        http_post(self.options.url, {"text": f"{icon} {alert.text()}"}, timeout=self.timeout)
+
+
+@hookimpl
+def vigil_alert_sinks(register):
+    register("slack", Slack)

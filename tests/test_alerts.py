@@ -1,0 +1,324 @@
+"""Alerts: a real Alertmanager routing to a local webhook receiver, and vigil's own
+sinks, across heals, restarts, a receiver that is down and a daemon that is killed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import answers, free_port, run_vigil, wait_until
+
+
+class Receiver:
+    """A webhook receiver on a loopback port: every POST's path, headers and body
+    (JSON when it is), in order. ``start`` and ``stop`` make it come and go."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.posts: list[dict[str, Any]] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    body: Any = json.loads(raw)
+                except ValueError:
+                    body = raw.decode()
+                posts.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def at(self, path: str) -> list[Any]:
+        return [p["body"] for p in self.posts if p["path"] == path]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver().start()
+    yield hook
+    hook.stop()
+
+
+@contextlib.contextmanager
+def alertmanager(folder: Path, hook: str) -> Iterator[int]:
+    """Debian's Alertmanager on a free loopback port, routing every alert to ``hook``
+    at once (no waiting to group) and never repeating one on its own."""
+    binary = shutil.which("prometheus-alertmanager")
+    assert binary, "install the Debian package prometheus-alertmanager"
+    port = free_port()
+    config = folder / "alertmanager.yml"
+    config.write_text(f"""
+route:
+  receiver: hook
+  group_by: [alertname, check]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 24h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {hook}
+        send_resolved: true
+""")
+    server = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.path={folder / 'am'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: answers(port), 20, "Alertmanager to listen")
+        yield port
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+
+@contextlib.contextmanager
+def listening(port: int) -> Iterator[None]:
+    """Something accepting connections on ``port``: the tcp check passes meanwhile."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(16)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                sock.accept()[0].close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield
+    finally:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+
+def statuses(bodies: list[dict[str, Any]]) -> list[str]:
+    return [alert["status"] for body in bodies for alert in body["alerts"]]
+
+
+def test_alertmanager_gets_one_firing_alert_and_its_resolution_across_a_restart(
+        write_config, daemon, receiver, tmp_path) -> None:
+    port = free_port()
+    with alertmanager(tmp_path, receiver.url("/am")) as am:
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state"
+            [checks.db]
+            type = "tcp"
+            port = {port}
+            interval = "300ms"
+            fall = 1
+            rise = 1
+            [alerts.team]
+            type = "alertmanager"
+            url = "http://127.0.0.1:{am}"
+            labels = {{team = "core"}}
+            [alerts.direct]
+            type = "webhook"
+            url = "{receiver.url('/direct')}"
+            headers = {{Authorization = "Bearer s3cret-token"}}
+        """)
+        d = daemon(config).start()
+        wait_until(lambda: receiver.at("/am"), 30, "Alertmanager to route the alert")
+        wait_until(lambda: receiver.at("/direct"), 10, "the webhook sink's alert")
+        routed = receiver.at("/am")[0]
+        assert routed["version"] == "4" and routed["status"] == "firing"
+        alert = routed["alerts"][0]
+        assert alert["labels"] == {"alertname": "VigilCheckFailing", "check": "db",
+                                   "host": socket.gethostname(), "severity": "critical",
+                                   "reason": "failing", "team": "core"}
+        assert f"127.0.0.1:{port}" in alert["annotations"]["summary"]
+        direct = next(p for p in receiver.posts if p["path"] == "/direct")
+        assert direct["headers"]["Authorization"] == "Bearer s3cret-token"
+        assert direct["body"]["alerts"][0]["labels"] == {
+            k: v for k, v in alert["labels"].items() if k != "team"}
+        assert d.events("alert.sent", sink="direct", status="firing")
+
+        assert d.stop() == 0
+        again = daemon(config).start()
+        again.wait_for("check.result", count=3, check="db")
+        time.sleep(2)  # time for a duplicate to show, were one sent
+        assert statuses(receiver.at("/direct")) == ["firing"]
+        assert statuses(receiver.at("/am")) == ["firing"]
+        assert not again.events("alert.opened"), "the open alert was taken back, not reopened"
+
+        with listening(port):
+            wait_until(lambda: "resolved" in statuses(receiver.at("/am")), 30,
+                       "Alertmanager to route the resolution")
+            wait_until(lambda: "resolved" in statuses(receiver.at("/direct")), 10,
+                       "the webhook sink's resolution")
+
+            def listed() -> list[tuple[str, str]]:
+                found = run_vigil("alerts", "--json", "-c", str(config)).stdout
+                return [(a["sink"], a["status"]) for a in json.loads(found)["alerts"]]
+
+            # Alertmanager's resolution is re-sent for a while; the webhook's is done.
+            wait_until(lambda: listed() == [("team", "resolved")], 10, "vigil alerts")
+        assert statuses(receiver.at("/direct")) == ["firing", "resolved"]
+        assert statuses(receiver.at("/am")) == ["firing", "resolved"]
+        resolved = receiver.at("/direct")[-1]["alerts"][0]
+        assert resolved["endsAt"] > resolved["startsAt"]
+        assert "s3cret-token" not in again.log.read_text() + d.log.read_text()
+
+
+def recorder(path: Path) -> str:
+    """A command sink's argv that appends its stdin and VIGIL_ALERT_* variables to a file."""
+    script = (f"import json, os, sys; open({str(path)!r}, 'a').write(json.dumps("
+              "{'stdin': json.load(sys.stdin), 'env': {k: v for k, v in os.environ.items() "
+              "if k.startswith('VIGIL_ALERT_')}}) + '\\n')")
+    return json.dumps([sys.executable, "-c", script])
+
+
+def recorded(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_after_heal_a_healed_kill_sends_nothing_and_a_crash_loop_sends_one_alert(
+        write_config, daemon, tmp_path) -> None:
+    steady, crashy = free_port(), free_port()
+    sent = tmp_path / "sent.jsonl"
+    serve = f'"{sys.executable}", "-m", "http.server", "{{port}}", "--bind", "127.0.0.1"'
+    # Listens for a second, then dies: every heal works, none holds.
+    dies = (f'"{sys.executable}", "-c", "import socket, sys, time; s = socket.socket(); '
+            "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(1.5)\", "
+            '"{port}"')
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.web]
+        manager = "command"
+        start = [{serve}]
+        ports = [{steady}]
+        [services.loop]
+        manager = "command"
+        start = [{dies}]
+        ports = [{crashy}]
+        restarts = 3
+        backoff = "200ms"
+        [checks.web]
+        type = "tcp"
+        port = {steady}
+        service = "web"
+        interval = "300ms"
+        fall = 1
+        [checks.loop]
+        type = "tcp"
+        port = {crashy}
+        service = "loop"
+        interval = "300ms"
+        fall = 1
+        [alerts.page]
+        type = "command"
+        command = {recorder(sent)}
+    """)
+    d = daemon(config).start()
+    d.wait_for("heal.succeeded", service="web", timeout=20)
+    d.wait_for("check.state_changed", check="web", to="OK")
+    pid = json.loads(run_vigil("status", "--json", "-c", str(config)).stdout)[
+        "services"]["web"]["manager_state"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    d.wait_for("heal.succeeded", count=2, service="web", timeout=20)
+    d.wait_for("heal.gave_up", service="loop", timeout=40)
+    wait_until(lambda: recorded(sent), 10, "the crash loop's alert")
+    time.sleep(2)  # time for another alert to show, were one sent
+    alerts = recorded(sent)
+    assert [a["stdin"]["check"] for a in alerts] == ["loop"], alerts
+    alert = alerts[0]
+    assert alert["stdin"]["reason"] == "gave_up" and len(alert["stdin"]["attempts"]) == 3
+    assert alert["env"]["VIGIL_ALERT_STATUS"] == "firing"
+    assert alert["env"]["VIGIL_ALERT_ATTEMPTS"] == "3"
+    assert alert["env"]["VIGIL_ALERT_SERVICE"] == "loop"
+    assert "gave up after 3 heals within 10m" in alert["env"]["VIGIL_ALERT_HEALING"]
+    assert not d.events("alert.opened", check="web")
+
+
+def test_a_receiver_down_for_10s_gets_the_alert_once_and_a_killed_daemon_delivers_it(
+        write_config, daemon, tmp_path) -> None:
+    hook = Receiver()
+    port, other = free_port(), free_port()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [checks.db]
+        type = "tcp"
+        port = {port}
+        interval = "300ms"
+        fall = 1
+        [checks.cache]
+        type = "tcp"
+        port = {other}
+        interval = "300ms"
+        fall = 1
+        [alerts.hook]
+        type = "webhook"
+        url = "{hook.url('/')}"
+    """)
+    checks = lambda: [a["labels"]["check"] for b in hook.at("/") for a in b["alerts"]]  # noqa: E731
+    with listening(other):
+        d = daemon(config).start()
+        failed = d.wait_for("alert.failed", sink="hook", timeout=15)[0]
+        assert "cannot reach the sink" in failed["error"]
+        assert "Connection refused" in failed["error"]
+        time.sleep(10)
+        hook.start()
+        try:
+            wait_until(lambda: hook.posts, 40, "the alert, once the receiver is up")
+            time.sleep(3)  # time for a second copy to show, were one sent
+            assert checks() == ["db"] and statuses(hook.at("/")) == ["firing"]
+            listed = run_vigil("alerts", "-c", str(config)).stdout
+            assert "hook  db  FIRING" in listed and "delivered" in listed, listed
+            hook.stop()
+        except BaseException:
+            hook.stop()
+            raise
+    # cache fails while the receiver is down; its alert is queued, then the daemon dies.
+    d.wait_for("alert.failed", sink="hook", check="cache", timeout=15)
+    queued = json.loads(run_vigil("alerts", "--json", "-c", str(config)).stdout)["alerts"]
+    assert [(a["check"], a["pending"]) for a in queued] == [("cache", True), ("db", False)]
+    d.kill()
+    hook.start()
+    try:
+        again = daemon(config).start()
+        wait_until(lambda: checks() == ["db", "cache"], 40, "the queued alert after a restart")
+        again.wait_for("alert.sent", sink="hook", check="cache")
+        time.sleep(2)
+        assert checks() == ["db", "cache"], "each alert arrived once"
+    finally:
+        hook.stop()
