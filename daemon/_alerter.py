@@ -32,9 +32,6 @@ log = structlog.get_logger("vigil.alerts")
 
 #: How often the rules are looked at without an event to wake them.
 TICK = 1.0
-#: Alerts a sink may have open; past it new ones are dropped (and counted): a storm
-#: of a thousand messages tells nobody more than the first hundred.
-MAX_OPEN = 1000
 #: Dropped alerts are reported at most this often per sink.
 DROPS_REPORTED_EVERY = 60.0
 
@@ -175,8 +172,8 @@ class Alerter:
 
     def _open(self, spec: AlertSpec, rt: CheckRuntime, reason: str, now: float) -> None:
         sink = spec.name
-        if sum(key[0] == sink for key in self.open) >= MAX_OPEN:
-            self._drop(sink, now)
+        if sum(key[0] == sink for key in self.open) >= spec.max_open:
+            self._drop(spec, now)
             return
         last = rt.last_result() or {}
         srv = self.healer.services.get(rt.spec.service or "")
@@ -208,12 +205,14 @@ class Alerter:
                  sends_resolution=told and spec.resolves,
                  lasted_s=round(now - alert.starts_at, 1))
 
-    def _drop(self, sink: str, now: float) -> None:
-        self._dropped[sink] += 1
-        if now - self._drops_said.get(sink, 0.0) >= DROPS_REPORTED_EVERY:
-            self._drops_said[sink] = now
-            log.error("alert.dropped", sink=sink, dropped=self._dropped[sink], open=MAX_OPEN,
-                      reason=f"more than {MAX_OPEN} alerts open at this sink")
+    def _drop(self, spec: AlertSpec, now: float) -> None:
+        """An alert past ``max_open``: counted, and said at most once a minute."""
+        self._dropped[spec.name] += 1
+        if now - self._drops_said.get(spec.name, 0.0) >= DROPS_REPORTED_EVERY:
+            self._drops_said[spec.name] = now
+            log.error("alert.dropped", sink=spec.name, dropped=self._dropped[spec.name],
+                      open=spec.max_open, reason=f"{spec.max_open} alerts are open at this "
+                                                 "sink (max_open)")
 
     # -- silences --------------------------------------------------------------------
 

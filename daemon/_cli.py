@@ -247,6 +247,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         offers = [f"check types: {', '.join(info.check_types)}"] if info.check_types else []
         if info.service_managers:
             offers.append(f"service managers: {', '.join(info.service_managers)}")
+        if info.alert_sinks:
+            offers.append(f"alert sinks: {', '.join(info.alert_sinks)}")
         line = f"{info.name:<{width}} {info.origin:<32} {'; '.join(offers) or '-'}"
         print(line + (f"\n  FAILED: {info.error}" if info.error else ""))
     return 0

@@ -337,6 +337,7 @@ class _Validator:
             path = ("alerts", name)
             options: dict[str, Any] = {}
             values = self._table(path, AlertSpec, {}, extra=options)
+            self._positive(path, values, ("max_open", "timeout"))
             for event in values["on"]:
                 if event not in ALERT_EVENTS:
                     self.error((*path, "on"), f"unknown event {event!r} (known: "
@@ -358,7 +359,7 @@ class _Validator:
             if "type" in values and cls is None:
                 self.error((*path, "type"), _unknown("alert sink type", values["type"],
                                                      plugins.alert_sinks, plugins))
-            sink = self._build(cls, path, options, values["timeout"]) if cls else None
+            sink = self._build(cls, path, options, values.get("timeout", 10.0)) if cls else None
             if sink is not None and not self._has_errors_under(path):
                 alerts[name] = AlertSpec(name=name, sink=sink, **values)
         return alerts

@@ -153,6 +153,9 @@ class AlertSpec:
     send_resolved: bool = True
     labels: dict[str, str] = field(default_factory=dict)
     timeout: Duration = Duration(10)
+    #: Alerts open at once; past it new ones are dropped (and counted): a storm of a
+    #: thousand messages tells nobody more than the first hundred.
+    max_open: int = 100
     name: str = field(default="", metadata=NOT_A_KEY)
     sink: AlertSink = field(default=None, metadata=NOT_A_KEY)  # type: ignore[assignment]
 

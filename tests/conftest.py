@@ -18,6 +18,7 @@ import structlog
 
 from tests.helpers import (
     Daemon,
+    Receiver,
     answers,
     free_port,
     reap_command_services,
@@ -48,6 +49,14 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on a free loopback port, recording every POST."""
+    hook = Receiver().start()
+    yield hook
+    hook.stop()
 
 
 @pytest.fixture

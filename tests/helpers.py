@@ -16,12 +16,14 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -391,3 +393,48 @@ def prometheus_server(config: Path, folder: Path) -> Iterator[Callable[..., Any]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+
+
+class Receiver:
+    """A webhook receiver on a loopback port: every POST's path, headers and body
+    (JSON when it is), in order. ``start`` and ``stop`` make it come and go."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.posts: list[dict[str, Any]] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    body: Any = json.loads(raw)
+                except ValueError:
+                    body = raw.decode()
+                posts.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def at(self, path: str) -> list[Any]:
+        return [p["body"] for p in self.posts if p["path"] == path]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"

@@ -14,65 +14,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.helpers import answers, free_port, run_vigil, wait_until
-
-
-class Receiver:
-    """A webhook receiver on a loopback port: every POST's path, headers and body
-    (JSON when it is), in order. ``start`` and ``stop`` make it come and go."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.posts: list[dict[str, Any]] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> Receiver:
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    body: Any = json.loads(raw)
-                except ValueError:
-                    body = raw.decode()
-                posts.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def at(self, path: str) -> list[Any]:
-        return [p["body"] for p in self.posts if p["path"] == path]
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    hook = Receiver().start()
-    yield hook
-    hook.stop()
+from tests.helpers import Receiver, answers, free_port, run_vigil, wait_until
 
 
 @contextlib.contextmanager
@@ -322,3 +267,146 @@ def test_a_receiver_down_for_10s_gets_the_alert_once_and_a_killed_daemon_deliver
         assert checks() == ["db", "cache"], "each alert arrived once"
     finally:
         hook.stop()
+
+
+def test_a_silence_holds_alerts_back_until_removed_and_reminders_follow_repeat(
+        write_config, daemon, receiver) -> None:
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [checks.db]
+        type = "tcp"
+        port = {free_port()}
+        interval = "300ms"
+        fall = 1
+        [alerts.hook]
+        type = "webhook"
+        url = "{receiver.url('/')}"
+        repeat = "1s"
+    """)
+    typo = run_vigil("silence", "dbx", "-c", str(config))
+    assert typo.returncode == 1 and "no check matches 'dbx' (checks: db)" in typo.stderr
+    done = run_vigil("silence", "d*", "--for", "1h", "--reason", "disk swap", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "silenced for 1h" in done.stdout and "the daemon when it starts" in done.stdout
+    d = daemon(config).start()
+    assert d.wait_for("alert.silenced", pattern="d*")[0]["reason"] == "disk swap"
+    assert d.wait_for("alert.opened", check="db")[0]["silenced"] is True
+    time.sleep(2)
+    assert receiver.posts == [], "a silenced check's alert waits"
+    listed = run_vigil("alerts", "-c", str(config)).stdout
+    assert "hook  db  FIRING" in listed and "silenced" in listed, listed
+    assert "silenced: d* until" in listed and "(disk swap)" in listed, listed
+
+    removed = run_vigil("silence", "d*", "--remove", "-c", str(config))
+    assert removed.returncode == 0 and "the running daemon sends" in removed.stdout
+    assert d.wait_for("alert.unsilenced", pattern="d*")[0]["why"] == "removed"
+    wait_until(lambda: len(receiver.posts) >= 3, 10, "the alert, then reminders each second")
+    reminders = [e["reminder"] for e in d.events("alert.sent", check="db")]
+    assert reminders[:3] == [0, 1, 2], reminders
+    assert statuses(receiver.at("/")).count("resolved") == 0
+    again = run_vigil("silence", "d*", "--remove", "-c", str(config))
+    assert again.returncode == 1 and "no silence for 'd*'" in again.stderr
+
+
+def test_a_failing_dependency_alerts_for_itself_alone_and_max_open_drops_the_rest(
+        write_config, daemon, receiver) -> None:
+    db, app = free_port(), free_port()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.db]
+        manager = "command"
+        start = ["true"]
+        heal = false
+        [services.app]
+        manager = "command"
+        start = ["true"]
+        heal = false
+        depends_on = ["db"]
+        [checks.db]
+        type = "tcp"
+        port = {db}
+        service = "db"
+        interval = "300ms"
+        fall = 1
+        rise = 1
+        [checks.app]
+        type = "tcp"
+        port = {app}
+        service = "app"
+        interval = "300ms"
+        fall = 1
+        [checks.x1]
+        type = "tcp"
+        port = {free_port()}
+        interval = "300ms"
+        fall = 1
+        [checks.x2]
+        type = "tcp"
+        port = {free_port()}
+        interval = "300ms"
+        fall = 1
+        [alerts.page]
+        type = "webhook"
+        url = "{receiver.url('/page')}"
+        services = ["db", "app"]
+        [alerts.few]
+        type = "webhook"
+        url = "{receiver.url('/few')}"
+        checks = ["x*"]
+        max_open = 1
+    """)
+    checks = lambda: [a["labels"]["check"] for b in receiver.at("/page")  # noqa: E731
+                      for a in b["alerts"] if a["status"] == "firing"]
+    d = daemon(config).start()
+    wait_until(checks, 10, "the dependency's alert")
+    dropped = d.wait_for("alert.dropped", sink="few")[0]
+    assert dropped["dropped"] >= 1 and "max_open" in dropped["reason"]
+    time.sleep(2)
+    assert checks() == ["db"], "no alert while the dependency fails"
+    assert len(receiver.at("/few")) == 1
+    assert receiver.at("/page")[0]["alerts"][0]["annotations"]["healing"] == \
+        "not healed: the service is report-only (heal = false)"
+    with listening(db):
+        wait_until(lambda: checks() == ["db", "app"], 10, "app's own alert, once db is back")
+        assert "resolved" in statuses(receiver.at("/page"))
+
+
+def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
+        write_config, daemon, receiver, tmp_path) -> None:
+    fails = json.dumps([sys.executable, "-c", "import sys; sys.exit('no pager here')"])
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [checks.db]
+        type = "tcp"
+        port = {free_port()}
+        interval = "300ms"
+        fall = 1
+        [alerts.phone]
+        type = "ntfy"
+        url = "{receiver.url('/vigil-topic')}"
+        token = "tk_s3cret"
+        [alerts.chat]
+        type = "slack"
+        url = "{receiver.url('/services/T0/B0/s3cretpath')}"
+        [alerts.pager]
+        type = "command"
+        command = {fails}
+    """)
+    d = daemon(config).start()
+    wait_until(lambda: len(receiver.posts) == 2, 10, "the ntfy and slack messages")
+    phone = next(p for p in receiver.posts if p["path"] == "/vigil-topic")
+    assert phone["headers"]["Title"] == f"[FIRING] db on {socket.gethostname()}"
+    assert phone["headers"]["Priority"] == "high"
+    assert phone["headers"]["Authorization"] == "Bearer tk_s3cret"
+    assert "connection refused" in phone["body"]
+    chat = receiver.at("/services/T0/B0/s3cretpath")[0]
+    assert chat["text"].startswith(":rotating_light: [FIRING] db on ")
+    failed = d.wait_for("alert.failed", count=2, sink="pager")
+    assert failed[0]["error"] == "exit code 1: no pager here"
+    assert [f["attempts"] for f in failed] == [1, 2]
+    assert failed[1]["retry_in_s"] > failed[0]["retry_in_s"], "the retries back off"
+    log = d.log.read_text()
+    assert "tk_s3cret" not in log and "s3cretpath" not in log

@@ -11,6 +11,7 @@ from vigil import _config as config
 from vigil._errors import ConfigError
 
 HEAD = '[daemon]\nstate_dir = "state"\n'
+ALERTABLE = "[checks.a]\ntype = 'system'\n"
 
 # (name, config body, expected key path, expected line, words the message must hold)
 CASES = [
@@ -80,6 +81,22 @@ CASES = [
      "regular expression"),
     ("plugin module missing", HEAD + "plugins = ['no_such_plugin_mod']\n[checks.a]\ntype='x'\n",
      "checks.a.type", 5, "no_such_plugin_mod"),
+    ("unknown alert sink", HEAD + ALERTABLE + "[alerts.x]\ntype = 'pagerduty'\n",
+     "alerts.x.type", 6, "unknown alert sink type 'pagerduty' (known: alertmanager, command"),
+    ("alert sink option missing", HEAD + ALERTABLE + "[alerts.x]\ntype = 'webhook'\n",
+     "alerts.x.url", 5, "required"),
+    ("unknown alert event", HEAD + ALERTABLE + "[alerts.x]\ntype = 'slack'\nurl = 'u'\n"
+     "on = ['failed']\n", "alerts.x.on", 8, "unknown event 'failed' (known: failing, "),
+    ("alert on WARN", HEAD + ALERTABLE + "[alerts.x]\ntype = 'slack'\nurl = 'u'\n"
+     "min_status = 'WARN'\n", "alerts.x.min_status", 8, "a WARN result passes"),
+    ("alert glob matching nothing", HEAD + ALERTABLE + "[alerts.x]\ntype = 'slack'\n"
+     "url = 'u'\nchecks = ['db*']\n", "alerts.x.checks", 8, "matches no configured check"),
+    ("alert for an unknown service", HEAD + ALERTABLE + "[alerts.x]\ntype = 'slack'\n"
+     "url = 'u'\nservices = ['pg']\n", "alerts.x.services", 8, "no service named 'pg'"),
+    ("alert command empty", HEAD + ALERTABLE + "[alerts.x]\ntype = 'command'\ncommand = []\n",
+     "alerts.x.command", 7, "must name a program"),
+    ("alert repeat not a duration", HEAD + ALERTABLE + "[alerts.x]\ntype = 'slack'\n"
+     "url = 'u'\nrepeat = 'often'\n", "alerts.x.repeat", 8, "bad duration"),
 ]
 
 

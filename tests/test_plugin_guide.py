@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, run_vigil, wait_until
+from tests.helpers import ROOT, free_port, run_vigil, wait_until
 from vigil import _config, hookspecs
 from vigil._checktable import CheckTable
 from vigil._detect import detect
@@ -98,8 +98,26 @@ def test_service_manager_example_registers_and_validates(tmp_path: Path) -> None
     assert ":6: services.cache.contianer: unknown option (known: container)" in bad.stderr
 
 
+def test_alert_sink_example_delivers_an_alert_from_a_daemon(tmp_path: Path, daemon, receiver,
+                                                           monkeypatch) -> None:
+    example = next(b for b in blocks("python") if "class Chat(AlertSink)" in b)
+    (tmp_path / "vigil_chat.py").write_text(example)
+    section = next(b for b in blocks("toml") if "[alerts.team]" in b)
+    config = tmp_path / "config.toml"
+    config.write_text('[daemon]\nstate_dir = "s"\nhttp = ""\nplugins = ["vigil_chat"]\n'
+                      f'[checks.db]\ntype = "tcp"\nport = {free_port()}\nfall = 1\n'
+                      + section.replace("https://chat.example.com/hooks/abc",
+                                        receiver.url("/hooks/abc")))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    d = daemon(config).start()
+    wait_until(lambda: receiver.posts, 10, "the chat sink's message")
+    body = receiver.at("/hooks/abc")[0]
+    assert body["channel"] == "#db" and body["text"].startswith("[FIRING] db on ")
+    d.wait_for("alert.sent", sink="team", type="chat")
+
+
 RECORDER = """
-from vigil import Check, Result, ServiceManager, Status, hookimpl
+from vigil import AlertSink, Check, Result, ServiceManager, Status, hookimpl
 
 CALLS = []
 
@@ -118,6 +136,11 @@ class Nothing(ServiceManager):
     pass
 
 
+class Quiet(AlertSink):
+    def send(self, alert):
+        pass
+
+
 @hookimpl
 def vigil_check_types(register):
     record("vigil_check_types", register=register)
@@ -128,6 +151,12 @@ def vigil_check_types(register):
 def vigil_service_managers(register):
     record("vigil_service_managers", register=register)
     register("nothing", Nothing)
+
+
+@hookimpl
+def vigil_alert_sinks(register):
+    record("vigil_alert_sinks", register=register)
+    register("quiet", Quiet)
 
 
 @hookimpl
