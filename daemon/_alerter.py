@@ -126,11 +126,8 @@ class Alerter:
         failing = {name: rt for name, rt in enabled.items()
                    if rt.machine.state is State.FAILING}
         for (sink, check), alert in list(self.open.items()):
-            # Open until OK: a check not yet run again after a restart (PENDING) may
-            # still be failing. A check removed or no longer this sink's is done.
             spec, rt = self.specs[sink], enabled.get(check)
-            if (rt is None or rt.machine.state is State.OK
-                    or not spec.matches(check, rt.spec.service)):
+            if rt is None or not spec.matches(check, rt.spec.service) or _recovered(rt):
                 self._resolve(spec, alert, now)
         for name in self.since.keys() - failing.keys():
             self.since.pop(name, None)
@@ -190,20 +187,18 @@ class Alerter:
         self.senders[sink].nudge()
 
     def _resolve(self, spec: AlertSpec, alert: Alert, now: float) -> None:
-        """The check is no longer FAILING (or no longer this sink's): its resolution is
-        queued, unless the sink was never told it fired (silenced, or not yet through)
-        or the section sends none."""
+        """The check recovered (or is no longer this sink's): its resolution is queued.
+        The sender drops it if the sink was never told the alert fired (silenced, or
+        not yet through): only it knows, as a send may be under way."""
         del self.open[(spec.name, alert.check)]
         alert.status, alert.ends_at = "resolved", now
-        told = self.outbox.told(spec.name, alert.check)
-        if told and spec.resolves:
+        if spec.resolves:
             self.outbox.resolve(spec.name, alert, now)
             self.senders[spec.name].nudge()
         else:
             self.outbox.forget(spec.name, alert.check)
-        log.info("alert.resolved", sink=spec.name, check=alert.check, told=told,
-                 sends_resolution=told and spec.resolves,
-                 lasted_s=round(now - alert.starts_at, 1))
+        log.info("alert.resolved", sink=spec.name, check=alert.check,
+                 sends_resolution=spec.resolves, lasted_s=round(now - alert.starts_at, 1))
 
     def _drop(self, spec: AlertSpec, now: float) -> None:
         """An alert past ``max_open``: counted, and said at most once a minute."""
@@ -234,6 +229,13 @@ class Alerter:
             for sender in self.senders.values():
                 sender.nudge()  # what the silence held back goes now
         self.silences = current
+
+
+def _recovered(rt: CheckRuntime) -> bool:
+    """OK, and by a pass in this process: a state restored at a restart may predate a
+    failure whose state change was not yet saved when vigil was killed."""
+    return (rt.machine.state is State.OK and rt.latest is not None
+            and rt.latest[0].status.passing)
 
 
 def _healing(srv: ServiceRuntime, reason: str, rt: CheckRuntime) -> tuple[str, list[float]]:

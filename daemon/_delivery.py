@@ -69,6 +69,9 @@ class Sender:
                 return
             if row.status == "firing" and self.silenced(row.check, now):
                 continue
+            if row.status == "resolved" and row.sent is None:
+                self.outbox.withdraw(row)  # it never fired there: nothing to resolve
+                continue
             self._send(row)
 
     def _send(self, row: Row) -> None:

@@ -4,8 +4,6 @@ says what the other side answered (and never the URL, which may hold a token).""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 from vigil._alert import SinkError
@@ -20,6 +18,11 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None,
     """POST ``body`` (bytes as they are, anything else as JSON) to ``url``; the
     answer's text. Raises SinkError for a refused connection, a timeout or a status
     outside 2xx."""
+    # Here, not at the top: urllib.request brings http.client and email, which a
+    # daemon without an HTTP sink need not hold in memory.
+    import urllib.error
+    import urllib.request
+
     if isinstance(body, bytes):
         data, kind = body, "text/plain; charset=utf-8"
     else:

@@ -135,12 +135,6 @@ class Outbox:
                   f"resolved = ?, attempts = 0, next_try = 0, error = NULL WHERE {_FIRING}",
                   compact(alert.to_dict()), now, sink, alert.check)
 
-    def told(self, sink: str, check: str) -> bool:
-        """Whether the sink was sent this alert (a resolution is owed)."""
-        with self._lock:
-            return self._db().execute(f"SELECT 1 FROM alerts WHERE {_FIRING} AND sent IS NOT "
-                                      "NULL", (sink, check)).fetchone() is not None
-
     def forget(self, sink: str, check: str | None = None) -> int:
         """Drop a check's firing alert (its resolution is not needed), or all of a
         sink's alerts."""
@@ -160,9 +154,16 @@ class Outbox:
                 "ORDER BY opened", (sink, now, resend))]
 
     def delivered(self, row: Row, now: float) -> None:
-        self._run("UPDATE alerts SET pending = 0, sent = ?, attempts = 0, next_try = 0, "
-                  f"error = NULL WHERE {_ROW} AND status = ?",
-                  now, row.sink, row.check, row.opened, row.status)
+        """The sink took ``row``; if it was resolved meanwhile, its resolution is still
+        to be sent (and is owed now)."""
+        self._run("UPDATE alerts SET pending = pending AND status != ?, sent = ?, "
+                  f"attempts = 0, next_try = 0, error = NULL WHERE {_ROW}",
+                  row.status, now, row.sink, row.check, row.opened)
+
+    def withdraw(self, row: Row) -> None:
+        """Drop a resolution the sink does not need: it was never told the alert fired."""
+        self._run(f"DELETE FROM alerts WHERE {_ROW} AND sent IS NULL", row.sink, row.check,
+                  row.opened)
 
     def failed(self, row: Row, now: float, error: str) -> float:
         """Note a failed delivery; when to try again."""

@@ -13,11 +13,16 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import Receiver, answers, free_port, run_vigil, wait_until
+from vigil._sections import AlertSpec
 
 
 @contextlib.contextmanager
@@ -110,6 +115,12 @@ def test_alertmanager_gets_one_firing_alert_and_its_resolution_across_a_restart(
                                    "host": socket.gethostname(), "severity": "critical",
                                    "reason": "failing", "team": "core"}
         assert f"127.0.0.1:{port}" in alert["annotations"]["summary"]
+        # Alertmanager holds it firing for a few minutes more, in case vigil dies.
+        with urllib.request.urlopen(f"http://127.0.0.1:{am}/api/v2/alerts", timeout=5) as got:
+            held = json.load(got)[0]
+        assert held["status"]["state"] == "active" and held["labels"]["team"] == "core"
+        assert datetime.fromisoformat(held["endsAt"]).timestamp() > time.time() + 180
+        assert "gave" not in held["annotations"].get("healing", "")
         direct = next(p for p in receiver.posts if p["path"] == "/direct")
         assert direct["headers"]["Authorization"] == "Bearer s3cret-token"
         assert direct["body"]["alerts"][0]["labels"] == {
@@ -307,6 +318,9 @@ def test_a_silence_holds_alerts_back_until_removed_and_reminders_follow_repeat(
     assert statuses(receiver.at("/")).count("resolved") == 0
     again = run_vigil("silence", "d*", "--remove", "-c", str(config))
     assert again.returncode == 1 and "no silence for 'd*'" in again.stderr
+    brief = run_vigil("silence", "db", "--for", "1s", "-c", str(config))
+    assert "the running daemon holds back" in brief.stdout
+    assert d.wait_for("alert.unsilenced", pattern="db")[0]["why"] == "expired"
 
 
 def test_a_failing_dependency_alerts_for_itself_alone_and_max_open_drops_the_rest(
@@ -410,3 +424,42 @@ def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
     assert failed[1]["retry_in_s"] > failed[0]["retry_in_s"], "the retries back off"
     log = d.log.read_text()
     assert "tk_s3cret" not in log and "s3cretpath" not in log
+
+
+def test_a_reload_without_a_sink_drops_its_alerts_and_vigil_alerts_needs_a_database(
+        write_config, daemon, receiver) -> None:
+    body = f"""
+        [daemon]
+        state_dir = "state"
+        [checks.db]
+        type = "tcp"
+        port = {free_port()}
+        interval = "300ms"
+        fall = 1
+        [alerts.hook]
+        type = "webhook"
+        url = "{receiver.url('/')}"
+    """
+    config = write_config(body)
+    none = run_vigil("alerts", "-c", str(config))
+    assert none.returncode == 3 and "no state database in" in none.stderr
+    d = daemon(config).start()
+    d.wait_for("alert.sent", sink="hook")
+    write_config(body.split("[alerts.hook]")[0])
+    d.signal(signal.SIGHUP)
+    dropped = d.wait_for("alert.dropped", sink="hook")[0]
+    assert dropped["dropped"] == 1 and "[alerts.hook] section is gone" in dropped["reason"]
+    assert run_vigil("alerts", "-c", str(config)).stdout == "no open alerts\n"
+
+
+@pytest.mark.unit
+def test_rules_pick_checks_reasons_statuses_and_resolutions() -> None:
+    spec = AlertSpec(type="webhook", checks=["db*"], services=["pg"])
+    assert spec.matches("db_port", "pg") and not spec.matches("db_port", None)
+    assert not spec.matches("cache", "pg")
+    assert spec.opens_on("gave_up", "CRIT") and spec.opens_on("failing", "UNKNOWN")
+    only = AlertSpec(type="webhook", on=["gave_up"], min_status="CRIT")
+    assert only.opens_on("gave_up", "CRIT") and not only.opens_on("heal_failed", "CRIT")
+    assert not only.opens_on("gave_up", "UNKNOWN"), "min_status CRIT leaves UNKNOWN out"
+    assert not only.resolves, "without recovered in on, no resolution"
+    assert spec.resolves and not AlertSpec(type="webhook", send_resolved=False).resolves
