@@ -244,14 +244,17 @@ def _healing(srv: ServiceRuntime, reason: str, rt: CheckRuntime) -> tuple[str, l
     last = srv.last or {}
     at = ", ".join(datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S") for t in attempts)
     heals = f"{len(attempts)} heal{'s' * (len(attempts) != 1)}"
+    why = last.get("reason", "unknown")
+    if said := (last.get("output") or "").strip().splitlines()[-1:]:
+        why += f" ({said[0][:200]})"  # the command's last words: usually the error
     if reason == "gave_up":
         ended = ("succeeded, but the service failed again" if last.get("outcome") ==
-                 "heal.succeeded" else f"failed: {last.get('reason', 'unknown')}")
+                 "heal.succeeded" else f"failed: {why}")
         return (f"gave up after {heals} within {format_duration(srv.spec.within)} "
                 f"(at {at} UTC); the last {ended}", attempts)
     if reason == "heal_failed":
         return (f"heal {len(attempts)} of {srv.spec.restarts} failed at {at.split(', ')[-1]} "
-                f"UTC: {last.get('reason', 'unknown')}", attempts)
+                f"UTC: {why}", attempts)
     if not srv.spec.heal:
         return "not healed: the service is report-only (heal = false)", attempts
     if rt.latest is not None and not rt.latest[0].healable:

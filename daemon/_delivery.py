@@ -32,6 +32,8 @@ class Sender:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: The time after a send: when it was delivered, or when to try again from.
+        self.clock: Callable[[], float] = time.time
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"alerts:{self.spec.name}",
@@ -52,7 +54,7 @@ class Sender:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.cycle(time.time())
+                self.cycle(self.clock())
             except sqlite3.Error as exc:
                 log.error("alert.failed", sink=self.spec.name, error=f"cannot use the state "
                                                                     f"database: {exc}")
@@ -83,11 +85,12 @@ class Sender:
             # A SinkError is the sink's answer; anything else is a bug in the sink's
             # plugin, reported the same way and retried the same way.
             error = str(exc) if isinstance(exc, SinkError) else f"{type(exc).__name__}: {exc}"
-            retry = self.outbox.failed(row, time.time(), redact(error))
+            now = self.clock()
+            retry = self.outbox.failed(row, now, redact(error))
             log.warning("alert.failed", **fields, error=redact(error),
-                        attempts=row.attempts + 1, retry_in_s=round(retry - time.time(), 1))
+                        attempts=row.attempts + 1, retry_in_s=round(retry - now, 1))
             return
-        self.outbox.delivered(row, time.time())
+        self.outbox.delivered(row, self.clock())
         # A re-send (Alertmanager's keep-alive) is routine; a notification is news.
         level = log.info if row.pending else log.debug
         level("alert.sent", **fields, reminder=row.alert.reminder, attempts=row.attempts + 1,

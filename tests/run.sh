@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Real components the tests use; a test whose component is missing fails and names it.
 DEBS=(monitoring-plugins-basic libplist-utils systemd util-linux postgresql-15 redis-server openssl
-      prometheus chromium)
+      prometheus prometheus-alertmanager chromium)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()

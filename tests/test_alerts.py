@@ -188,6 +188,15 @@ def test_after_heal_a_healed_kill_sends_nothing_and_a_crash_loop_sends_one_alert
         ports = [{crashy}]
         restarts = 3
         backoff = "200ms"
+        [services.broken]
+        manager = "command"
+        start = ["{sys.executable}", "-c", "import sys; sys.exit('no such database')"]
+        [checks.broken]
+        type = "tcp"
+        port = {free_port()}
+        service = "broken"
+        interval = "300ms"
+        fall = 1
         [checks.web]
         type = "tcp"
         port = {steady}
@@ -212,11 +221,15 @@ def test_after_heal_a_healed_kill_sends_nothing_and_a_crash_loop_sends_one_alert
     os.kill(pid, signal.SIGKILL)
     d.wait_for("heal.succeeded", count=2, service="web", timeout=20)
     d.wait_for("heal.gave_up", service="loop", timeout=40)
-    wait_until(lambda: recorded(sent), 10, "the crash loop's alert")
+    wait_until(lambda: len(recorded(sent)) == 2, 10, "the crash loop's alert")
     time.sleep(2)  # time for another alert to show, were one sent
-    alerts = recorded(sent)
-    assert [a["stdin"]["check"] for a in alerts] == ["loop"], alerts
-    alert = alerts[0]
+    alerts = {a["stdin"]["check"]: a for a in recorded(sent)}
+    assert len(recorded(sent)) == 2 and set(alerts) == {"loop", "broken"}, recorded(sent)
+    broken = alerts["broken"]["stdin"]
+    assert broken["reason"] == "heal_failed" and len(broken["attempts"]) == 1
+    assert broken["healing"].startswith("heal 1 of 3 failed at ")
+    assert "no such database" in broken["healing"], broken["healing"]
+    alert = alerts["loop"]
     assert alert["stdin"]["reason"] == "gave_up" and len(alert["stdin"]["attempts"]) == 3
     assert alert["env"]["VIGIL_ALERT_STATUS"] == "firing"
     assert alert["env"]["VIGIL_ALERT_ATTEMPTS"] == "3"
