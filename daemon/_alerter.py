@@ -18,6 +18,7 @@ import structlog
 
 from vigil._alert import Alert
 from vigil._checktable import CheckRuntime, CheckTable
+from vigil._database import Unreadable
 from vigil._delivery import Sender
 from vigil._durations import format_duration
 from vigil._events import EventHub
@@ -32,7 +33,8 @@ log = structlog.get_logger("vigil.alerts")
 
 #: How often the rules are looked at without an event to wake them.
 TICK = 1.0
-#: Dropped alerts are reported at most this often per sink.
+#: Dropped alerts (and a state database the alerts cannot use) are reported at most
+#: this often.
 DROPS_REPORTED_EVERY = 60.0
 
 
@@ -55,34 +57,41 @@ class Alerter:
         self._thread: threading.Thread | None = None
         self._dropped: collections.Counter[str] = collections.Counter()
         self._drops_said: dict[str, float] = {}
+        #: Whether the open alerts were taken from the outbox since the last install.
+        self._reconciled = False
         #: Held while deciding and while a reload swaps the sinks.
         self._lock = threading.Lock()
         events.subscribe(self._event)
 
     def install(self, alerts: dict[str, AlertSpec]) -> None:
-        """Adopt a config's sinks; at start, take the open alerts from the outbox (the
-        first tick resolves those whose check is OK again, and sends nothing twice)."""
+        """Adopt a config's sinks. The alerts' own thread then takes the open alerts
+        from the outbox before it decides anything (and resolves those whose check is
+        OK again, sending nothing twice); a state database it cannot read yet (a full
+        disk) only delays that."""
         with self._lock:
-            self._install(alerts)
+            for sender in self.senders.values():
+                sender.stop()
+            self.specs = alerts
+            self.open = {key: alert for key, alert in self.open.items() if key[0] in alerts}
+            self._reconciled = False
+            self.senders = {name: Sender(spec, self.outbox, self.silenced)
+                            for name, spec in alerts.items()}
+            if self._thread is not None:
+                for sender in self.senders.values():
+                    sender.start()
         self.wake.set()
 
-    def _install(self, alerts: dict[str, AlertSpec]) -> None:
-        for sender in self.senders.values():
-            sender.stop()
-        self.specs = alerts
-        for row in self.outbox.rows():
-            if row.sink not in alerts:
-                dropped = self.outbox.forget(row.sink)
-                log.warning("alert.dropped", sink=row.sink, dropped=dropped,
-                            reason=f"its [alerts.{row.sink}] section is gone")
-            elif row.status == "firing":
+    def _reconcile(self) -> None:
+        rows = self.outbox.rows()
+        for sink, count in collections.Counter(r.sink for r in rows
+                                               if r.sink not in self.specs).items():
+            self.outbox.forget(sink)
+            log.warning("alert.dropped", sink=sink, dropped=count,
+                        reason=f"its [alerts.{sink}] section is gone")
+        for row in rows:
+            if row.sink in self.specs and row.status == "firing":
                 self.open.setdefault((row.sink, row.check), row.alert)
-        self.open = {key: alert for key, alert in self.open.items() if key[0] in alerts}
-        self.senders = {name: Sender(spec, self.outbox, self.silenced)
-                        for name, spec in alerts.items()}
-        if self._thread is not None:
-            for sender in self.senders.values():
-                sender.start()
+        self._reconciled = True
 
     def start(self) -> None:
         for sender in self.senders.values():
@@ -107,21 +116,31 @@ class Alerter:
         self.wake.set()
 
     def _loop(self) -> None:
+        complained = 0.0
         while not self._stop.is_set():
+            self.wake.clear()  # before looking: an event from now on wakes the next look
             try:
                 with self._lock:
                     self.evaluate(time.time())
-            except (sqlite3.Error, OSError) as exc:
-                # Nothing was decided: the next tick decides again.
-                log.error("alert.failed", sink="*", error=f"cannot use the state database: "
-                                                          f"{exc}")
+            except (sqlite3.Error, OSError, Unreadable) as exc:
+                # Nothing was decided: the next tick decides again. Said once a minute,
+                # and only when there are alerts to decide on.
+                if self.specs and time.monotonic() - complained >= DROPS_REPORTED_EVERY:
+                    complained = time.monotonic()
+                    log.error("alert.failed", sink="*", error=f"cannot use the state "
+                                                              f"database: {exc}")
             self.wake.wait(TICK)
-            self.wake.clear()
 
     # -- decisions -------------------------------------------------------------------
 
     def evaluate(self, now: float) -> None:
+        if not self._reconciled:
+            self._reconcile()
+        if not self.specs:
+            return
         self._refresh_silences(now)
+        if not self.open and not self.checks.states[State.FAILING.value]:
+            return  # the common case, whatever the number of checks: nothing to look at
         enabled = self.checks.enabled()
         failing = {name: rt for name, rt in enabled.items()
                    if rt.machine.state is State.FAILING}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import structlog
 
 from vigil._alert import SinkError
+from vigil._database import Unreadable
 from vigil._outbox import Outbox, Row
 from vigil._redact import redact
 from vigil._sections import AlertSpec
@@ -21,6 +22,8 @@ log = structlog.get_logger("vigil.alerts")
 
 #: How often a sender looks at the outbox without being nudged.
 TICK = 1.0
+#: After the state database failed it, a sender tries again this much later.
+COMPLAIN_EVERY = 60.0
 
 
 class Sender:
@@ -53,13 +56,14 @@ class Sender:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
             try:
                 self.cycle(self.clock())
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError, Unreadable) as exc:
                 log.error("alert.failed", sink=self.spec.name, error=f"cannot use the state "
                                                                     f"database: {exc}")
+                self._wake.wait(COMPLAIN_EVERY)  # the next try, and complaint, in a while
             self._wake.wait(TICK)
-            self._wake.clear()
 
     def cycle(self, now: float) -> None:
         sink, name = self.spec.sink, self.spec.name
