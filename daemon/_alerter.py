@@ -7,6 +7,7 @@ and at every event, so a restart, a reload or a missed event only delays a decis
 from __future__ import annotations
 
 import collections
+import contextlib
 import socket
 import sqlite3
 import threading
@@ -59,6 +60,7 @@ class Alerter:
         self._drops_said: dict[str, float] = {}
         #: Whether the open alerts were taken from the outbox since the last install.
         self._reconciled = False
+        self._started = False
         #: Held while deciding and while a reload swaps the sinks.
         self._lock = threading.Lock()
         events.subscribe(self._event)
@@ -67,7 +69,8 @@ class Alerter:
         """Adopt a config's sinks. The alerts' own thread then takes the open alerts
         from the outbox before it decides anything (and resolves those whose check is
         OK again, sending nothing twice); a state database it cannot read yet (a full
-        disk) only delays that."""
+        disk) only delays that. Without sinks there is no thread (a thread costs its
+        own malloc arena): the alerts of removed sinks are dropped here."""
         with self._lock:
             for sender in self.senders.values():
                 sender.stop()
@@ -76,9 +79,12 @@ class Alerter:
             self._reconciled = False
             self.senders = {name: Sender(spec, self.outbox, self.silenced)
                             for name, spec in alerts.items()}
-            if self._thread is not None:
-                for sender in self.senders.values():
-                    sender.start()
+            if not alerts:
+                with contextlib.suppress(sqlite3.Error, OSError, Unreadable):
+                    self._reconcile()
+                self.outbox.close()
+        if self._started:
+            self._run()
         self.wake.set()
 
     def _reconcile(self) -> None:
@@ -94,10 +100,16 @@ class Alerter:
         self._reconciled = True
 
     def start(self) -> None:
+        self._started = True
+        self._run()
+
+    def _run(self) -> None:
+        """Start the senders, and the alerts' thread when there are sinks."""
         for sender in self.senders.values():
             sender.start()
-        self._thread = threading.Thread(target=self._loop, name="alerts", daemon=True)
-        self._thread.start()
+        if self.specs and self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="alerts", daemon=True)
+            self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
@@ -123,9 +135,8 @@ class Alerter:
                 with self._lock:
                     self.evaluate(time.time())
             except (sqlite3.Error, OSError, Unreadable) as exc:
-                # Nothing was decided: the next tick decides again. Said once a minute,
-                # and only when there are alerts to decide on.
-                if self.specs and time.monotonic() - complained >= DROPS_REPORTED_EVERY:
+                # Nothing was decided: the next tick decides again. Said once a minute.
+                if time.monotonic() - complained >= DROPS_REPORTED_EVERY:
                     complained = time.monotonic()
                     log.error("alert.failed", sink="*", error=f"cannot use the state "
                                                               f"database: {exc}")
@@ -134,10 +145,10 @@ class Alerter:
     # -- decisions -------------------------------------------------------------------
 
     def evaluate(self, now: float) -> None:
-        if not self._reconciled:
-            self._reconcile()
         if not self.specs:
             return
+        if not self._reconciled:
+            self._reconcile()
         self._refresh_silences(now)
         if not self.open and not self.checks.states[State.FAILING.value]:
             return  # the common case, whatever the number of checks: nothing to look at
