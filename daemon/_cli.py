@@ -16,7 +16,7 @@ from vigil import _paths as paths
 from vigil._check import Result, Status
 from vigil._cli_alerts import cmd_alerts, cmd_silence
 from vigil._cli_history import cmd_history
-from vigil._cli_status import cmd_logs, cmd_status, lenient_load, user_scope
+from vigil._cli_status import NoState, cmd_logs, cmd_status, lenient_load, user_scope
 from vigil._durations import parse_duration
 from vigil._errors import ConfigError
 from vigil._perfdata import format_perfdata
@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         _print_issues(exc)
         return EXIT_INVALID_CONFIG
+    except NoState as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
 

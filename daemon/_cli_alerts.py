@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from vigil import _control as control
 from vigil import _database as database
 from vigil import _outbox as outbox
-from vigil._cli_status import running_config, running_settings
+from vigil._cli_status import read_database, running_config, running_settings
 from vigil._durations import format_duration
 
 
@@ -24,18 +24,8 @@ def _when(at: float | None) -> str:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    settings = running_settings(args)
-    try:
-        conn = database.connect_readonly(settings.state_dir)
-        if conn is None:
-            print(f"vigil: no state database in {settings.state_dir} (has the daemon run "
-                  "with this config?)", file=sys.stderr)
-            return 3
-        with contextlib.closing(conn):
-            rows, silences = outbox.rows(conn), outbox.silences(conn)
-    except sqlite3.Error as exc:
-        print(f"vigil: cannot read {settings.state_dir / database.DB}: {exc}", file=sys.stderr)
-        return 3
+    rows, silences = read_database(running_settings(args), lambda conn: (
+        outbox.rows(conn), outbox.silences(conn)))
     now = time.time()
     silences = [s for s in silences if s.until > now]
     if args.json:

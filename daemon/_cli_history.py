@@ -4,9 +4,7 @@ database (every result for the recent window, rollups before it)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -14,22 +12,13 @@ from typing import Any
 
 from vigil import _database as database
 from vigil import _history as history
-from vigil._cli_status import running_settings
+from vigil._cli_status import read_database, running_settings
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     settings = running_settings(args)
-    try:
-        conn = database.connect_readonly(settings.state_dir)
-        if conn is None:
-            print(f"vigil: no state database in {settings.state_dir} (has the daemon run "
-                  "with this config?)", file=sys.stderr)
-            return 3
-        with contextlib.closing(conn):
-            found = database.history_of(conn, args.check, time.time() - args.since)
-    except sqlite3.Error as exc:
-        print(f"vigil: cannot read {settings.state_dir / database.DB}: {exc}", file=sys.stderr)
-        return 3
+    found = read_database(settings, lambda conn: database.history_of(
+        conn, args.check, time.time() - args.since))
     if found is None:
         print(f"vigil: no history of a check named {args.check!r} in "
               f"{settings.state_dir / database.DB} (is `history = false`, or has it not run "

@@ -12,8 +12,9 @@ import shutil
 import signal
 import sqlite3
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import TypeVar
 
 from vigil import _config as config_mod
 from vigil import _database as database
@@ -22,6 +23,8 @@ from vigil import _logview as logview
 from vigil import _runtime as runtime
 from vigil import _statusview as statusview
 from vigil._errors import ConfigError
+
+T = TypeVar("T")
 
 
 def lenient_load(args: argparse.Namespace, consequence: str
@@ -54,6 +57,24 @@ def running_config(args: argparse.Namespace
 
 def running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
     return running_config(args)[0]
+
+
+class NoState(Exception):
+    """The state database cannot be read; the message says why. `vigil` exits 3."""
+
+
+def read_database(settings: config_mod.DaemonSettings,
+                  read: Callable[[sqlite3.Connection], T]) -> T:
+    """``read(connection)`` on the state database, read-only."""
+    try:
+        conn = database.connect_readonly(settings.state_dir)
+        if conn is None:
+            raise NoState(f"no state database in {settings.state_dir} (has the daemon run "
+                          "with this config?)")
+        with contextlib.closing(conn):
+            return read(conn)
+    except sqlite3.Error as exc:
+        raise NoState(f"cannot read {settings.state_dir / database.DB}: {exc}") from None
 
 
 def cmd_status(args: argparse.Namespace) -> int:

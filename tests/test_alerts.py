@@ -79,6 +79,14 @@ def listening(port: int) -> Iterator[None]:
         sock.close()
 
 
+def tcp(name: str, port: int | None = None, **keys: Any) -> str:
+    """A ``[checks.NAME]`` section: tcp on ``port`` (by default one nobody listens on),
+    every 300 ms, FAILING at its first failure."""
+    lines = [f"[checks.{name}]", 'type = "tcp"', f"port = {port or free_port()}",
+             'interval = "300ms"', "fall = 1", *(f"{k} = {json.dumps(v)}" for k, v in keys.items())]
+    return "\n".join(lines)
+
+
 def statuses(bodies: list[dict[str, Any]]) -> list[str]:
     return [alert["status"] for body in bodies for alert in body["alerts"]]
 
@@ -90,12 +98,7 @@ def test_alertmanager_gets_one_firing_alert_and_its_resolution_across_a_restart(
         config = write_config(f"""
             [daemon]
             state_dir = "state"
-            [checks.db]
-            type = "tcp"
-            port = {port}
-            interval = "300ms"
-            fall = 1
-            rise = 1
+            {tcp('db', port, rise=1)}
             [alerts.team]
             type = "alertmanager"
             url = "http://127.0.0.1:{am}"
@@ -191,24 +194,9 @@ def test_after_heal_a_healed_kill_sends_nothing_and_a_crash_loop_sends_one_alert
         [services.broken]
         manager = "command"
         start = ["{sys.executable}", "-c", "import sys; sys.exit('no such database')"]
-        [checks.broken]
-        type = "tcp"
-        port = {free_port()}
-        service = "broken"
-        interval = "300ms"
-        fall = 1
-        [checks.web]
-        type = "tcp"
-        port = {steady}
-        service = "web"
-        interval = "300ms"
-        fall = 1
-        [checks.loop]
-        type = "tcp"
-        port = {crashy}
-        service = "loop"
-        interval = "300ms"
-        fall = 1
+        {tcp('broken', service='broken')}
+        {tcp('web', steady, service='web')}
+        {tcp('loop', crashy, service='loop')}
         [alerts.page]
         type = "command"
         command = {recorder(sent)}
@@ -245,16 +233,8 @@ def test_a_receiver_down_for_10s_gets_the_alert_once_and_a_killed_daemon_deliver
     config = write_config(f"""
         [daemon]
         state_dir = "state"
-        [checks.db]
-        type = "tcp"
-        port = {port}
-        interval = "300ms"
-        fall = 1
-        [checks.cache]
-        type = "tcp"
-        port = {other}
-        interval = "300ms"
-        fall = 1
+        {tcp('db', port)}
+        {tcp('cache', other)}
         [alerts.hook]
         type = "webhook"
         url = "{hook.url('/')}"
@@ -298,11 +278,7 @@ def test_a_silence_holds_alerts_back_until_removed_and_reminders_follow_repeat(
     config = write_config(f"""
         [daemon]
         state_dir = "state"
-        [checks.db]
-        type = "tcp"
-        port = {free_port()}
-        interval = "300ms"
-        fall = 1
+        {tcp('db')}
         [alerts.hook]
         type = "webhook"
         url = "{receiver.url('/')}"
@@ -352,29 +328,10 @@ def test_a_failing_dependency_alerts_for_itself_alone_and_max_open_drops_the_res
         start = ["true"]
         heal = false
         depends_on = ["db"]
-        [checks.db]
-        type = "tcp"
-        port = {db}
-        service = "db"
-        interval = "300ms"
-        fall = 1
-        rise = 1
-        [checks.app]
-        type = "tcp"
-        port = {app}
-        service = "app"
-        interval = "300ms"
-        fall = 1
-        [checks.x1]
-        type = "tcp"
-        port = {free_port()}
-        interval = "300ms"
-        fall = 1
-        [checks.x2]
-        type = "tcp"
-        port = {free_port()}
-        interval = "300ms"
-        fall = 1
+        {tcp('db', db, service='db', rise=1)}
+        {tcp('app', app, service='app')}
+        {tcp('x1')}
+        {tcp('x2')}
         [alerts.page]
         type = "webhook"
         url = "{receiver.url('/page')}"
@@ -407,11 +364,7 @@ def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
     config = write_config(f"""
         [daemon]
         state_dir = "state"
-        [checks.db]
-        type = "tcp"
-        port = {free_port()}
-        interval = "300ms"
-        fall = 1
+        {tcp('db')}
         [alerts.phone]
         type = "ntfy"
         url = "{receiver.url('/vigil-topic')}"
@@ -445,11 +398,7 @@ def test_a_reload_without_a_sink_drops_its_alerts_and_vigil_alerts_needs_a_datab
     body = f"""
         [daemon]
         state_dir = "state"
-        [checks.db]
-        type = "tcp"
-        port = {free_port()}
-        interval = "300ms"
-        fall = 1
+        {tcp('db')}
         [alerts.hook]
         type = "webhook"
         url = "{receiver.url('/')}"
