@@ -8,7 +8,7 @@ The public API for plugin authors lives here, and only here::
 from vigil._alert import Alert, AlertSink, SinkError, iso
 from vigil._atomic import replace_file
 from vigil._check import Check, Result, Status
-from vigil._durations import Duration, parse_duration
+from vigil._durations import Duration, format_duration, parse_duration
 from vigil._errors import ConfigError, require_module
 from vigil._httppost import post as http_post
 from vigil._manager import Action, ServiceManager
@@ -17,6 +17,7 @@ from vigil._pidwatch import watch_pid
 from vigil._ports import describe_ports, listeners_named, parse_ports, port_holders
 from vigil._proc import CommandResult, kill_process_group, run_command
 from vigil._redact import redact
+from vigil._tail import FileTail
 from vigil._thresholds import StartGrace, above, worst
 from vigil._unitwatch import watch_unit
 from vigil.hookspecs import hookimpl
@@ -31,6 +32,7 @@ __all__ = [
     "CommandResult",
     "ConfigError",
     "Duration",
+    "FileTail",
     "Result",
     "ServiceManager",
     "SinkError",
@@ -38,6 +40,7 @@ __all__ = [
     "Status",
     "above",
     "describe_ports",
+    "format_duration",
     "hookimpl",
     "http_post",
     "iso",

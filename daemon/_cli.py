@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--heal", action="store_true",
                    help="when the check fails and guards a service, heal it and check again")
+    p.add_argument("--update", action="store_true",
+                   help="take what the check compares against from things as they are now "
+                        "(the docs check's manifest)")
     p = sub.add_parser("config", parents=[common], help="work with the config")
     p.add_argument("action", choices=["validate"])
     p = sub.add_parser("plugins", parents=[common], help="list plugins and their check types")
@@ -210,6 +213,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(cfg.checks)) or "none"
         return _emit_check(args, args.name, Result(
             Status.UNKNOWN, f"no check named {args.name!r} in {cfg.source} (known: {known})"))
+    if args.update:
+        return _update(spec.check)
     outcome = Runner().run(spec.check, spec.timeout)
     if args.heal and spec.service and not outcome.result.status.passing:
         if outcome.result.healable:
@@ -219,6 +224,20 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"not healing {spec.service}: a restart would not help", file=sys.stderr)
     spec.check.close()
     return _emit_check(args, spec.name, outcome.result, outcome.duration_ms)
+
+
+def _update(check: Any) -> int:
+    update = getattr(check, "update", None)
+    if update is None:
+        print(f"vigil: a {type(check).__name__} check has nothing to update (--update is for "
+              "checks that compare against a saved reference, like docs)", file=sys.stderr)
+        return 2
+    try:
+        print(update())
+    except OSError as exc:
+        print(f"vigil: cannot update: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _emit_check(args: argparse.Namespace, name: str, result: Result,

@@ -39,7 +39,7 @@ def test_python_daemon_beside_vigil_breaks_nothing(tmp_path: Path) -> None:
     assert python(PUBLIC, tmp_path).returncode == 0
     listed = run_vigil("plugins", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert len([p for p in json.loads(listed.stdout) if p["origin"] == "builtin"]) == 17
+    assert len([p for p in json.loads(listed.stdout) if p["origin"] == "builtin"]) == 20
 
 
 def test_a_wheel_install_maps_the_folders_onto_vigil(tmp_path: Path) -> None:

@@ -1,0 +1,228 @@
+"""The compliance, DSPy-validation and backlog checks over real files: events appended
+by a concurrent writer process (through rotation, truncation and half-written lines),
+documentation against its manifest, and a Markdown backlog."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import FIXTURES, run_vigil
+from vigil import Result, Status
+from vigil._options import parse_options
+from vigil.plugins.backlog import Backlog, BacklogOptions
+from vigil.plugins.events import Events, EventsOptions
+
+WRITER = Path(FIXTURES) / "event_writer.py"
+
+
+def write_events(path: Path, events: list[dict[str, Any]], pause: float = 0.001) -> None:
+    """Append ``events`` to ``path`` from another process, each in two writes."""
+    source = path.with_name(path.name + f".source{time.monotonic_ns()}")
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    done = subprocess.run([sys.executable, str(WRITER), str(path), str(source),
+                           "--pause", str(pause)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == str(len(events)), done.stderr
+
+
+def events_check(path: Path, **options: Any) -> Events:
+    opts, errors = parse_options(EventsOptions, {"path": str(path), **options})
+    assert not errors, errors
+    return Events("events", opts)
+
+
+def now_iso(ago: float = 0.0) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=ago)).isoformat()
+
+
+def test_events_are_counted_through_half_lines_rotation_and_truncation(tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.touch()
+    check = events_check(path, window="1h")
+    results: list[Result] = []
+    stop = threading.Event()
+
+    def keep_checking() -> None:  # reads while the writer writes
+        while not stop.is_set():
+            results.append(check.run())
+            time.sleep(0.01)
+
+    reader = threading.Thread(target=keep_checking)
+    reader.start()
+    try:
+        write_events(path, [{"ts": now_iso(), "n": i} for i in range(100)])
+        os.rename(path, tmp_path / "events.jsonl.1")  # logrotate's create mode
+        write_events(path, [{"ts": now_iso(), "n": i} for i in range(100, 200)])
+        time.sleep(0.1)
+        shutil.copy(path, tmp_path / "events.jsonl.2")  # copytruncate
+        with open(path, "r+") as f:
+            f.truncate(0)
+        time.sleep(0.1)
+        write_events(path, [{"ts": now_iso(), "n": i} for i in range(200, 250)])
+    finally:
+        stop.set()
+        reader.join()
+    final = check.run()
+    assert final.metrics["events"] == 250, final.summary
+    assert final.metrics["malformed_lines"] == 0, "a half-written line is not malformed"
+    assert final.details["rotations"] == 1 and final.details["truncations"] == 1
+    assert len(results) > 10, "the reader ran while the writer wrote"
+    with open(path, "a") as f:
+        f.write("not json\n{\"ts\": 1\n[1, 2]\n")
+    garbled = check.run()
+    assert garbled.metrics["malformed_lines"] == 3 and garbled.metrics["events"] == 250
+    with open(path, "a") as f:
+        f.write(json.dumps({"ts": now_iso(), "n": 250}))  # no newline yet
+    assert check.run().metrics["events"] == 250
+    with open(path, "a") as f:
+        f.write("\n")
+    assert check.run().metrics["events"] == 251
+
+
+def test_a_dspy_signature_past_its_slo_is_warn_and_named(tmp_path) -> None:
+    path = tmp_path / "validations.jsonl"
+    events = []
+    for i in range(100):
+        events.append({"ts": now_iso(), "signature": "QA", "ok": i % 5 >= 2,
+                       "latency_ms": 120 + i, "error": None if i % 5 >= 2 else "parse error"})
+        events.append({"ts": now_iso(), "signature": "Summarize", "ok": i % 20 != 0,
+                       "latency_ms": 40, "error": None if i % 20 else "timeout"})
+    write_events(path, events, pause=0)
+    check = events_check(path, group_by="signature", ok_field="ok", latency_field="latency_ms",
+                         error_field="error", failure_rate_warn_pct=20,
+                         failure_rate_crit_pct=60, latency_p95_warn_ms=500, min_events=10)
+    result = check.run()
+    assert result.status is Status.WARN, result.summary
+    assert "signature QA failure rate 40.0%" in result.summary
+    assert "Summarize failure rate" not in result.summary
+    assert "'parse error' x40" in result.summary
+    assert result.metrics['failure_rate_pct{signature="QA"}'] == 40.0
+    assert result.metrics['failure_rate_pct{signature="Summarize"}'] == 5.0
+    assert result.metrics["events"] == 200 and result.metrics["failures"] == 45
+    assert 210 <= result.metrics['latency_p95_ms{signature="QA"}'] <= 220
+    assert result.metrics['latency_p50_ms{signature="Summarize"}'] == pytest.approx(40, rel=0.02)
+    assert not result.healable
+
+
+def test_a_failure_spike_against_the_baseline_is_warn(tmp_path) -> None:
+    path = tmp_path / "validations.jsonl"
+    # The hour before the window: 1% of 600 validations failed.
+    past = [{"ts": now_iso(ago=360 + i * 5), "ok": i % 100 != 0} for i in range(600)]
+    write_events(path, past, pause=0)
+    check = events_check(path, ok_field="ok", spike_factor=5, window="5m")
+    calm = check.run()
+    assert calm.status is Status.OK and calm.metrics["events"] == 0, calm.summary
+    write_events(path, [{"ts": now_iso(), "ok": i % 4 != 0} for i in range(40)], pause=0)
+    spiked = check.run()
+    assert spiked.status is Status.WARN, spiked.summary
+    assert "failure spike: 25.0% against 1.0% over the 1h before" in spiked.summary
+
+
+def test_a_safety_violation_is_crit_and_never_healed(write_config, daemon, tmp_path) -> None:
+    path = tmp_path / "agent-events.jsonl"
+    path.touch()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.agent]
+        manager = "command"
+        start = ["{sys.executable}", "-c", "import time; time.sleep(60)"]
+        [checks.safety]
+        type = "events"
+        path = "{path}"
+        match = {{ kind = "safety_violation" }}
+        count_crit = 1
+        service = "agent"
+        interval = "300ms"
+        fall = 1
+    """)
+    d = daemon(config).start()
+    d.wait_for("check.result", check="safety", status="OK")
+    write_events(path, [{"ts": now_iso(), "kind": "context_loss"},
+                        {"ts": now_iso(), "kind": "safety_violation", "agent": "planner"}])
+    failed = d.wait_for("check.state_changed", check="safety", to="FAILING")[0]
+    assert failed["status"] == "CRIT" and failed["summary"].startswith("1 events in 5m")
+    skipped = d.wait_for("heal.skipped", service="agent")[0]
+    assert "a restart would not help" in skipped["reason"]
+    time.sleep(1)
+    assert not d.events("heal.started"), "a restart does not undo a safety violation"
+
+
+def test_a_modified_and_a_missing_doc_are_crit_and_named(write_config, tmp_path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "guide").mkdir(parents=True)
+    (docs / "index.md").write_text("# Index\n\n## Usage\n\nSee [setup](guide/setup.md#install)"
+                                   " and [usage](#usage).\n")
+    (docs / "guide" / "setup.md").write_text("# Setup\n\n## Install\n\n## Usage\n")
+    (docs / "guide" / "faq.md").write_text("# FAQ\n\n## Usage\n")
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [checks.docs]
+        type = "docs"
+        root = "{docs}"
+        require_sections = ["Usage"]
+    """)
+    no_manifest = run_vigil("check", "docs", "-c", str(config))
+    assert no_manifest.returncode == 3 and "--update` writes it" in no_manifest.stdout
+    updated = run_vigil("check", "docs", "--update", "-c", str(config))
+    assert updated.returncode == 0 and updated.stdout.strip().endswith("SHA256SUMS: 3 files")
+    ok = run_vigil("check", "docs", "-c", str(config))
+    assert ok.returncode == 0 and "3 files as in the manifest" in ok.stdout, ok.stdout
+
+    (docs / "guide" / "setup.md").write_text("# Setup\n\n## Installing\n\n## Usage\n")
+    (docs / "guide" / "faq.md").unlink()
+    (docs / "new.md").write_text("# New\n\nSee [gone](old.md).\n")
+    bad = run_vigil("check", "docs", "--json", "-c", str(config))
+    result = json.loads(bad.stdout)
+    assert bad.returncode == 2 and result["status"] == "CRIT"
+    assert "1 missing (guide/faq.md)" in result["summary"]
+    assert "1 modified (guide/setup.md)" in result["summary"]
+    assert "1 not in the manifest (new.md)" in result["summary"]
+    assert result["details"]["broken links"] == ["index.md -> guide/setup.md#install",
+                                                 "new.md -> old.md"]
+    assert result["details"]["missing sections"] == ["new.md: Usage"]
+
+
+def test_a_markdown_backlog_counts_stale_work_in_progress(tmp_path) -> None:
+    day = lambda ago: (datetime.now(UTC).date() - timedelta(days=ago)).isoformat()  # noqa: E731
+    backlog = tmp_path / "000_backlog.md"
+    backlog.write_text(f"""# Backlog
+
+Some words before the table.
+
+| ID | Title | Status | Started |
+|----|-------|--------|---------|
+| B-1 | Old migration | in-progress | {day(10)} |
+| B-2 | Fresh work | doing | {day(3)} |
+| B-3 | Ancient refactor | In-Progress | {day(20)} |
+| B-4 | Shipped | done | {day(40)} |
+| B-5 | Someday | todo | |
+
+Notes after the table | with a pipe.
+""")
+    opts, errors = parse_options(BacklogOptions, {"path": str(backlog)})
+    assert not errors
+    result = Backlog("backlog", opts).run()
+    assert result.status is Status.WARN
+    assert result.metrics == {"items": 5, "items_in_progress": 3, "items_stale": 2,
+                              "avg_days_in_progress": 11.0, "oldest_days": 20}
+    assert result.summary.startswith("3 in progress, 2 stale (>= 7 days), average 11 days: "
+                                     "B-3 Ancient refactor (20 days), B-1 Old migration")
+    crit, _ = parse_options(BacklogOptions, {"path": str(backlog), "stale_crit": 2})
+    assert Backlog("backlog", crit).run().status is Status.CRIT
+    as_json = tmp_path / "backlog.json"
+    as_json.write_text(json.dumps([{"ID": "J-1", "Title": "t", "Status": "doing",
+                                    "Started": day(8)}]))
+    opts, _ = parse_options(BacklogOptions, {"path": str(as_json)})
+    assert Backlog("b", opts).run().metrics["items_stale"] == 1
