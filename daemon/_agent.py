@@ -28,6 +28,7 @@ from vigil._control import ControlServer, Send
 from vigil._errors import ConfigError
 from vigil._healer import Healer
 from vigil._outbox import Outbox
+from vigil._remediation import Remediator
 from vigil._runner import Runner
 from vigil._sdnotify import Notifier
 from vigil._store import Store
@@ -60,6 +61,8 @@ class Agent:
         self.healer.events = self.checks.events
         self.alerter = Alerter(self.checks, self.healer, Outbox(self.store.path),
                                self.checks.events)
+        self.remediator = Remediator(self.checks, self.healer, self.state_dir,
+                                     self.checks.events, self.alerter.remediation)
         self.http = HttpSurface(WebApi(self.checks, self.healer, self.checks.events,
                                        self.state_dir, config.daemon.http_token,
                                        lambda: self.scheduler.last_progress))
@@ -87,6 +90,7 @@ class Agent:
         wake, written = self._take_signals()
         self.alerter.install(self.config.alerts)
         self.alerter.start()
+        self.remediator.install(self.config.remediation)
         self.scheduler.start(self.checks.intervals())
         self.control.start()
         self.http.apply(self.config.daemon.http_address(), self.config.daemon.http_token)
@@ -106,6 +110,7 @@ class Agent:
             while self._signals:
                 self._handle(self._signals.popleft())
             self._save()
+            self.remediator.tick(time.time())
             if (line := self.summary()) != status:
                 status = line
                 self.notifier.send(f"STATUS={line}")
@@ -216,6 +221,7 @@ class Agent:
         self.checks.install(new, {})
         self.healer.install(new.services, {}, self.state_dir)
         self.alerter.install(new.alerts)
+        self.remediator.install(new.remediation)
         self.http.apply(new.daemon.http_address(), new.daemon.http_token)
         self.config = new
         self.scheduler.set_checks(self.checks.intervals())

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-#: The ``alertname`` label of every alert vigil sends.
+#: The ``alertname`` label of the alerts vigil sends: a failing check's, and a
+#: remediation item's.
 ALERTNAME = "VigilCheckFailing"
+REMEDIATION = "VigilRemediation"
 
 
 class SinkError(Exception):
@@ -46,6 +48,8 @@ class Alert:
     extra_labels: dict[str, str] = field(default_factory=dict)
     #: How many times this firing alert was sent before (``repeat`` reminders).
     reminder: int = 0
+    #: More annotations: a remediation item's acceptance criteria and where to look.
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def resolved(self) -> bool:
@@ -53,18 +57,22 @@ class Alert:
 
     def labels(self) -> dict[str, str]:
         """Prometheus-style labels: what identifies the alert to Alertmanager."""
-        labels = {"alertname": ALERTNAME, "check": self.check, "host": self.host,
+        name = REMEDIATION if self.reason == "remediation" else ALERTNAME
+        labels = {"alertname": name, "check": self.check, "host": self.host,
                   "severity": self.severity, "reason": self.reason}
         if self.service:
             labels["service"] = self.service
         return {**labels, **self.extra_labels}
 
     def annotations(self) -> dict[str, str]:
-        notes = {"summary": f"{self.check} is failing on {self.host}: {self.summary}"}
+        if self.reason == "remediation":
+            notes = {"summary": f"{self.summary} (on {self.host})"}
+        else:
+            notes = {"summary": f"{self.check} is failing on {self.host}: {self.summary}"}
         if self.healing:
             notes["healing"] = self.healing
             notes["attempts"] = str(len(self.attempts))
-        return notes
+        return {**notes, **self.notes}
 
     def fingerprint(self) -> str:
         labels = json.dumps(self.labels(), sort_keys=True).encode()
@@ -78,6 +86,7 @@ class Alert:
         lines = [self.title(), self.summary]
         if self.healing:
             lines.append(f"Healing: {self.healing}")
+        lines += [f"{key.capitalize()}: {value}" for key, value in self.notes.items()]
         if self.resolved and self.ends_at is not None:
             lines.append(f"Resolved at {iso(self.ends_at)}, failing since "
                          f"{iso(self.starts_at)}")

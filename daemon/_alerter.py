@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from vigil._alert import Alert
+from vigil._backlogfile import Item
 from vigil._checktable import CheckRuntime, CheckTable
 from vigil._database import Unreadable
 from vigil._delivery import Sender
@@ -32,6 +33,8 @@ from vigil._statemachine import State
 
 log = structlog.get_logger("vigil.alerts")
 
+#: The outbox names a remediation item's alert so, with its subject ("check db").
+REMEDIATION_KEY = "remediation:"
 #: How often the rules are looked at without an event to wake them.
 TICK = 1.0
 #: Dropped alerts (and a state database the alerts cannot use) are reported at most
@@ -95,9 +98,37 @@ class Alerter:
             log.warning("alert.dropped", sink=sink, dropped=count,
                         reason=f"its [alerts.{sink}] section is gone")
         for row in rows:
-            if row.sink in self.specs and row.status == "firing":
+            if (row.sink in self.specs and row.status == "firing"
+                    and not row.check.startswith(REMEDIATION_KEY)):
                 self.open.setdefault((row.sink, row.check), row.alert)
         self._reconciled = True
+
+    def remediation(self, subject: str, item_id: str, item: Item, recovered: bool) -> None:
+        """A remediation item written into the backlog, or its recovery noted: an alert
+        of its own at each sink whose rules take its check (or service)."""
+        kind, _, name = subject.partition(" ")
+        key, now = f"{REMEDIATION_KEY}{subject}", time.time()
+        rt = self.checks.runtimes.get(name) if kind == "check" else None
+        service = rt.spec.service if rt is not None else (name if kind == "service" else None)
+        with self._lock:
+            for spec in self.specs.values():
+                takes = (spec.matches(name, service) if kind == "check"
+                         else not spec.services or name in spec.services)
+                if not takes or "remediation" not in spec.on:
+                    continue
+                if not recovered:
+                    self.outbox.open(spec.name, Alert(
+                        check=name, status="firing", reason="remediation", severity="warning",
+                        summary=f"{item_id}: {item.title}", host=self.host, starts_at=now,
+                        service=service, extra_labels=dict(spec.labels),
+                        notes={"acceptance": item.acceptance, "where": item.where}), key)
+                elif spec.resolves and (row := next((r for r in self.outbox.rows() if (
+                        r.sink, r.check, r.status) == (spec.name, key, "firing")), None)):
+                    row.alert.status, row.alert.ends_at = "resolved", now
+                    self.outbox.resolve(spec.name, row.alert, now, key)
+                else:
+                    self.outbox.forget(spec.name, key)
+                self.senders[spec.name].nudge()
 
     def start(self) -> None:
         self._started = True

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil._check import Check
-from vigil._durations import format_duration
+from vigil._durations import format_duration, parse_duration
 from vigil._errors import ConfigError, ConfigIssue
 from vigil._manager import ServiceManager
 from vigil._options import coerce, parse_options
@@ -32,6 +32,7 @@ from vigil._sections import (
     Config,
     DaemonSettings,
     Defaults,
+    RemediationSpec,
     ServiceSpec,
 )
 from vigil._tomllines import key_lines, locate
@@ -157,7 +158,7 @@ class _Validator:
         )
 
     def run(self) -> Config:
-        known = ("daemon", "defaults", "services", "checks", "alerts")
+        known = ("daemon", "defaults", "services", "checks", "alerts", "remediation")
         for key in self.data.keys() - set(known):
             self.error((key,), f"unknown section (known: {', '.join(known)})")
         daemon = self.daemon()
@@ -166,9 +167,10 @@ class _Validator:
         services = self._services(plugins)
         checks = self._checks(plugins, defaults, services)
         alerts = self._alerts(plugins, checks)
+        remediation = self._remediation() if "remediation" in self.data else None
         if self.issues:
             raise ConfigError(issues=self.issues)
-        return Config(self.source, daemon, checks, services, plugins, alerts)
+        return Config(self.source, daemon, checks, services, plugins, alerts, remediation)
 
     def _section(self, path: tuple[str, ...]) -> dict[str, Any]:
         node: Any = self.data
@@ -363,6 +365,26 @@ class _Validator:
             if sink is not None and not self._has_errors_under(path):
                 alerts[name] = AlertSpec(name=name, sink=sink, **values)
         return alerts
+
+    def _remediation(self) -> RemediationSpec:
+        path = ("remediation",)
+        values = self._table(path, RemediationSpec, {})
+        target = self.base / os.path.expanduser(values.get("path", ""))
+        if target.suffix.lower() != ".md":
+            self.error((*path, "path"), "remediation writes into a Markdown backlog: a .md "
+                                        f"file, got {target.name!r}")
+        values["path"] = str(target)
+        for item in values["when"]:
+            kind, _, after = item.partition(":")
+            if kind == "failing" and after:
+                try:
+                    values["failing_for"] = parse_duration(after)
+                except ValueError as exc:
+                    self.error((*path, "when"), f"{item!r}: {exc}")
+            elif item not in ("gave_up", "crit"):
+                self.error((*path, "when"), f"unknown trigger {item!r} (known: gave_up, "
+                                            "crit, failing:DURATION such as failing:1h)")
+        return RemediationSpec(**values)
 
     def _has_errors_under(self, path: tuple[str, ...]) -> bool:
         prefix = ".".join(path)

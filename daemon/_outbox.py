@@ -124,16 +124,18 @@ class Outbox:
     def expire(self, now: float) -> int:
         return self._run("DELETE FROM silences WHERE until <= ?", now)
 
-    def open(self, sink: str, alert: Alert) -> None:
+    def open(self, sink: str, alert: Alert, key: str | None = None) -> None:
+        """Queue a firing alert; ``key`` names it in the outbox when it is not its check
+        (a remediation item)."""
         self._run("INSERT OR REPLACE INTO alerts (sink, check_name, opened, status, data, "
-                  "pending) VALUES (?, ?, ?, 'firing', ?, 1)", sink, alert.check,
+                  "pending) VALUES (?, ?, ?, 'firing', ?, 1)", sink, key or alert.check,
                   alert.starts_at, compact(alert.to_dict()))
 
-    def resolve(self, sink: str, alert: Alert, now: float) -> None:
-        """Queue the resolution of an alert the sink was told of."""
+    def resolve(self, sink: str, alert: Alert, now: float, key: str | None = None) -> None:
+        """Queue the resolution of a firing alert."""
         self._run("UPDATE alerts SET status = 'resolved', data = ?, pending = 1, "
                   f"resolved = ?, attempts = 0, next_try = 0, error = NULL WHERE {_FIRING}",
-                  compact(alert.to_dict()), now, sink, alert.check)
+                  compact(alert.to_dict()), now, sink, key or alert.check)
 
     def forget(self, sink: str, check: str | None = None) -> int:
         """Drop a check's firing alert (its resolution is not needed), or all of a

@@ -127,8 +127,9 @@ class ServiceSpec:
 
 
 #: What an ``[alerts.NAME]`` section's ``on`` may list: a check failing, a heal failing,
-#: healing giving up (these open an alert), and the check recovering (its resolution).
-ALERT_EVENTS = ("failing", "heal_failed", "gave_up", "recovered")
+#: healing giving up (these open an alert), the check recovering (its resolution), and a
+#: remediation item written into the backlog.
+ALERT_EVENTS = ("failing", "heal_failed", "gave_up", "recovered", "remediation")
 #: ``min_status`` from the mildest: WARN passes, so it never makes a check FAILING.
 ALERT_STATUSES = ("UNKNOWN", "CRIT")
 
@@ -174,6 +175,23 @@ class AlertSpec:
         return self.send_resolved and "recovered" in self.on
 
 
+@dataclass(kw_only=True)
+class RemediationSpec:
+    """``[remediation]``: problems vigil writes into a Markdown backlog as items."""
+
+    path: str = field(metadata={"type": str})
+    #: "gave_up" (a service vigil gave up healing), "failing:DURATION" (a check FAILING
+    #: that long), "crit" (a check CRIT with a result healing cannot fix).
+    when: list[str] = field(default_factory=lambda: ["gave_up", "failing:1h", "crit"])
+    id_prefix: str = "OPS-"
+    checks: list[str] = field(default_factory=lambda: ["*"])
+    #: From ``when``: how long a check must be FAILING (None: not a trigger).
+    failing_for: float | None = field(default=None, metadata=NOT_A_KEY)
+
+    def covers(self, check: str) -> bool:
+        return any(fnmatch.fnmatchcase(check, pattern) for pattern in self.checks)
+
+
 @dataclass
 class Config:
     source: str
@@ -182,3 +200,4 @@ class Config:
     services: dict[str, ServiceSpec]
     plugins: Plugins
     alerts: dict[str, AlertSpec] = field(default_factory=dict)
+    remediation: RemediationSpec | None = None

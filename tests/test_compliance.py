@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import FIXTURES, run_vigil
+from tests.helpers import FIXTURES, run_vigil, wait_until
 from vigil import Result, Status
 from vigil._options import parse_options
 from vigil.plugins.backlog import Backlog, BacklogOptions
@@ -226,3 +226,78 @@ Notes after the table | with a pipe.
                                     "Started": day(8)}]))
     opts, _ = parse_options(BacklogOptions, {"path": str(as_json)})
     assert Backlog("b", opts).run().metrics["items_stale"] == 1
+
+
+BACKLOG = """# Backlog
+
+Kept by hand; vigil adds its items below.
+
+| ID | Title | Status | Started | Owner |
+|----|-------|--------|---------|-------|
+| OPS-7 | Rotate the keys | doing | 2026-11-01 | ana |
+| APP-2 | Faster search | todo | | |
+
+## Notes
+
+Trailing text, kept as it is | even with a pipe.
+"""
+
+
+def test_a_remediation_item_is_added_once_across_restarts_and_noted_on_recovery(
+        write_config, daemon, receiver, tmp_path) -> None:
+    events, backlog = tmp_path / "agent-events.jsonl", tmp_path / "000_backlog.md"
+    events.touch()
+    backlog.write_text(BACKLOG)
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [checks.safety]
+        type = "events"
+        path = "{events}"
+        window = "20s"
+        match = {{ kind = "safety_violation" }}
+        count_crit = 1
+        interval = "300ms"
+        fall = 1
+        [remediation]
+        path = "000_backlog.md"
+        when = ["crit"]
+        [alerts.hook]
+        type = "webhook"
+        url = "{receiver.url('/')}"
+    """)
+    d = daemon(config).start()
+    d.wait_for("check.result", check="safety", status="OK")
+    write_events(events, [{"ts": now_iso(), "kind": "safety_violation", "agent": "planner"}])
+    added = d.wait_for("remediation.added")[0]
+    assert added["id"] == "OPS-8" and added["subject"] == "check safety"
+    written = backlog.read_text()
+    assert "| OPS-8 | check `safety` is CRIT | todo |" in written
+    assert ("- Acceptance criteria: check `safety` passes for 7 days with 0 safety_violation "
+            "events") in written
+    assert f"- Where to look: `vigil history safety`, `vigil logs --check safety`, {events}" \
+        in written
+    for _ in range(2):
+        d.stop()
+        d = daemon(config).start()
+        d.wait_for("check.result", count=3, check="safety", status="CRIT")
+        time.sleep(1.5)
+        assert not d.events("remediation.added") and backlog.read_text() == written
+    updated = d.wait_for("remediation.updated", timeout=30)[0]
+    assert updated["id"] == "OPS-8" and updated["subject"] == "check safety"
+    final = backlog.read_text()
+    assert final.count("OPS-8") == 2 and "<!-- vigil:remediation" in final
+    assert " recovered -->" in final and "- Recovered: " in final
+    row = next(line for line in final.splitlines(keepends=True) if line.startswith("| OPS-8"))
+    before_block = final.split("\n### OPS-8:")[0]
+    assert before_block.replace(row, "", 1) == BACKLOG, "every other byte as it was"
+    names = [(a["labels"]["alertname"], a["status"]) for p in receiver.posts
+             for a in p["body"]["alerts"]]
+    assert names.count(("VigilRemediation", "firing")) == 1, names
+    wait_until(lambda: ("VigilRemediation", "resolved") in [
+        (a["labels"]["alertname"], a["status"]) for p in receiver.posts
+        for a in p["body"]["alerts"]], 10, "the remediation's resolution at the sink")
+    remediation = next(a for p in receiver.posts for a in p["body"]["alerts"]
+                       if a["labels"]["alertname"] == "VigilRemediation")
+    assert remediation["annotations"]["summary"].startswith("OPS-8: check `safety` is CRIT")
+    assert "0 safety_violation events" in remediation["annotations"]["acceptance"]

@@ -1,0 +1,231 @@
+"""Remediation fed back into the backlog: a problem healing cannot fix (a service given
+up on, a check FAILING for long, a check CRIT that no restart would help) becomes an item
+in the operators' Markdown backlog, with acceptance criteria derived from the check; its
+recovery is noted in the item, which is never deleted. The file is the record: each item
+carries a fingerprint, so a restart finds it and never adds it twice."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from vigil import _backlogfile as backlog
+from vigil._atomic import replace_file
+from vigil._backlogfile import Item
+from vigil._checktable import CheckRuntime, CheckTable
+from vigil._database import connect_readonly
+from vigil._durations import format_duration
+from vigil._events import EventHub
+from vigil._healer import Healer
+from vigil._redact import redact
+from vigil._sections import RemediationSpec
+from vigil._statemachine import State
+
+log = structlog.get_logger("vigil.remediation")
+
+#: How often the triggers are looked at.
+EVERY = 1.0
+
+
+@dataclass
+class Problem:
+    subject: str  # "check db" or "service pg"
+    item: Item
+
+
+def fingerprint(subject: str) -> str:
+    return hashlib.sha256(subject.encode()).hexdigest()[:12]
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class Remediator:
+    """Told a notice for each item (``notify(subject, item_id, item, recovered)``), so
+    that alert sinks hear of it too."""
+
+    def __init__(self, checks: CheckTable, healer: Healer, state_dir: Path, events: EventHub,
+                 notify: Callable[[str, str, Item, bool], None]) -> None:
+        self.checks = checks
+        self.healer = healer
+        self.state_dir = state_dir
+        self.notify = notify
+        self.spec: RemediationSpec | None = None
+        #: When each check became FAILING.
+        self.since: dict[str, float] = {}
+        #: The open items in the file, by fingerprint, as last read or written.
+        self._open: set[str] = set()
+        self._looked = 0.0
+        events.subscribe(self._event)
+
+    def install(self, spec: RemediationSpec | None) -> None:
+        self.spec = spec
+        if spec is None:
+            return
+        self.since.update(self._failing_since())
+        with contextlib.suppress(OSError):
+            self._open = backlog.open_items(Path(spec.path).read_text(encoding="utf-8"))
+
+    def _event(self, event: str, fields: dict[str, Any]) -> None:
+        if event == "check.state_changed" and fields["new"] == State.FAILING.value:
+            self.since[fields["check"]] = fields["at"]
+
+    def _failing_since(self) -> dict[str, float]:
+        """When each check last became FAILING, from the history (a restart must not
+        start a check's hour of failing over)."""
+        try:
+            conn = connect_readonly(self.state_dir)
+            if conn is None:
+                return {}
+            with contextlib.closing(conn):
+                return {name: at / 1000 for name, at in conn.execute(
+                    "SELECT n.name, max(t.at) FROM transitions t JOIN names n "
+                    "ON n.id = t.check_id WHERE t.new = 'FAILING' GROUP BY n.name")}
+        except sqlite3.Error:
+            return {}
+
+    # -- triggers --------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Add an item for each new problem, note each recovery (the main loop calls
+        this; it looks once a second)."""
+        spec = self.spec
+        if spec is None or now - self._looked < EVERY:
+            return
+        self._looked = now
+        problems = {fingerprint(p.subject): p for p in self._problems(spec, now)}
+        added = [fp for fp in problems if fp not in self._open]
+        recovered = {fp: subject for fp in self._open if fp not in problems
+                     and (subject := self._healthy(fp)) is not None}
+        if not added and not recovered:
+            return
+        try:
+            self._write(spec, {fp: problems[fp] for fp in added}, recovered, now)
+        except OSError as exc:
+            log.error("remediation.failed", path=spec.path, error=str(exc),
+                      hint="tried again in a second")
+
+    def _problems(self, spec: RemediationSpec, now: float) -> Iterator[Problem]:
+        if "gave_up" in spec.when:
+            for name, srv in self.healer.services.items():
+                if srv.given_up:
+                    yield self._service_problem(name, srv.history, srv.last or {}, now)
+        for name, rt in self.checks.enabled().items():
+            if not spec.covers(name) or rt.latest is None:
+                continue
+            result = rt.latest[0]
+            failing_since = self.since.get(name, now)
+            crit = ("crit" in spec.when and result.status.name == "CRIT"
+                    and not result.healable)
+            long = (spec.failing_for is not None and rt.machine.state is State.FAILING
+                    and now - failing_since >= spec.failing_for)
+            if crit or long:
+                yield self._check_problem(rt, result.summary, failing_since, crit)
+
+    def _check_problem(self, rt: CheckRuntime, summary: str, since: float,
+                       crit: bool) -> Problem:
+        name = rt.spec.name
+        what = "is CRIT" if crit else "has been FAILING for " + format_duration(
+            round(time.time() - since))
+        options = rt.spec.check.options
+        where = [f"`vigil history {name}`", f"`vigil logs --check {name}`"]
+        if path := getattr(options, "path", None) or getattr(options, "root", None):
+            where.append(str(path))
+        match = getattr(options, "match", None)
+        if rt.spec.type == "events" and match:
+            kinds = " ".join(str(v) for v in match.values())
+            acceptance = f"check `{name}` passes for 7 days with 0 {kinds} events"
+        else:
+            acceptance = f"check `{name}` OK for 24 h"
+        item = Item(fingerprint(f"check {name}"), f"check `{name}` {what}",
+                    datetime.now(UTC).date().isoformat(),
+                    f"{redact(summary)} (failing since {_when(since)})", acceptance,
+                    ", ".join(where))
+        return Problem(f"check {name}", item)
+
+    def _service_problem(self, name: str, heals: list[float], last: dict[str, Any],
+                         now: float) -> Problem:
+        guards = sorted(c for c, rt in self.checks.enabled().items() if rt.spec.service == name)
+        item = Item(fingerprint(f"service {name}"), f"vigil gave up healing service `{name}`",
+                    datetime.now(UTC).date().isoformat(),
+                    f"{len(heals)} heals did not hold; the last: "
+                    f"{redact(str(last.get('reason') or last.get('outcome', 'unknown')))}",
+                    f"`vigil heal {name}` succeeds and its checks ({', '.join(guards)}) "
+                    "stay OK for 24 h",
+                    f"`vigil status`, `vigil logs`, `vigil history {guards[0]}`" if guards
+                    else "`vigil status`, `vigil logs`")
+        return Problem(f"service {name}", item)
+
+    def _healthy(self, fp: str) -> str | None:
+        """The subject of an open item when it is well again (or gone from the config:
+        then the fingerprint); None while it is not."""
+        for name, rt in self.checks.runtimes.items():
+            if fingerprint(f"check {name}") == fp:
+                well = (rt.machine.state is State.OK and rt.latest is not None
+                        and rt.latest[0].status.passing)
+                return f"check {name}" if well else None
+        for name, srv in self.healer.services.items():
+            if fingerprint(f"service {name}") == fp:
+                return None if srv.given_up else f"service {name}"
+        return fp
+
+    # -- the file --------------------------------------------------------------------
+
+    def _write(self, spec: RemediationSpec, added: dict[str, Problem],
+               recovered: dict[str, str], now: float) -> None:
+        path = Path(spec.path)
+        with _locked(path):
+            try:
+                text = path.read_text(encoding="utf-8")
+                mode = path.stat().st_mode & 0o777
+            except FileNotFoundError:
+                text, mode = "# Backlog\n", 0o644
+            on_file = backlog.open_items(text)
+            news: list[tuple[str, str, Item, bool]] = []
+            for fp, problem in added.items():
+                if fp in on_file:
+                    continue  # another vigil, or this one before a restart, wrote it
+                item_id = backlog.next_id(text, spec.id_prefix)
+                text = backlog.add(text, item_id, problem.item)
+                news.append((problem.subject, item_id, problem.item, False))
+            for fp, subject in recovered.items():
+                if fp in on_file:
+                    note = f"Recovered: {_when(now)}, {subject} is well again (noted by vigil)"
+                    text = backlog.note_recovery(text, fp, note)
+                    news.append((subject, backlog.item_id(text, fp), Item(fp, note, "", "", "",
+                                                                        ""), True))
+            replace_file(path, text.encode("utf-8"), mode)
+            self._open = backlog.open_items(text)
+        for subject, item_id, item, was_recovered in news:
+            if was_recovered:
+                log.info("remediation.updated", id=item_id, subject=subject, path=spec.path,
+                         note=item.title)
+            else:
+                log.warning("remediation.added", id=item_id, subject=subject, title=item.title,
+                            path=spec.path, acceptance=item.acceptance)
+            self.notify(subject, item_id, item, was_recovered)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside the backlog (the backlog itself is replaced by a rename,
+    so its own inode cannot carry the lock)."""
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
