@@ -64,6 +64,9 @@ class Check:
 
     #: A dataclass describing the check type's options, or None for a plain dict.
     Options: ClassVar[type | None] = None
+    #: Whether a FAILING check of this type fails ``/readyz`` unless its section says
+    #: otherwise (``readiness``): false for what says nothing of serving (a backlog).
+    readiness: ClassVar[bool] = True
 
     def __init__(self, name: str, options: Any, timeout: float = 10.0) -> None:
         self.name = name

@@ -92,12 +92,18 @@ class CheckSpec(Defaults):
     #: Re-run interval while a failure is being confirmed or a heal awaits a pass;
     #: 0 is a quarter of ``interval``.
     fast_interval: Duration = Duration(0)
+    #: Whether this check FAILING fails /readyz; unset: its check type says.
+    readiness: bool | None = None
     name: str = field(default="", metadata=NOT_A_KEY)
     check: Check = field(default=None, metadata=NOT_A_KEY)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if not self.fast_interval:
             self.fast_interval = Duration(self.interval / 4)
+
+    @property
+    def gates_readiness(self) -> bool:
+        return type(self.check).readiness if self.readiness is None else self.readiness
 
 
 @dataclass(kw_only=True)

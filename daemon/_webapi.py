@@ -146,8 +146,10 @@ class WebApi:
     def readyz(self, args: dict[str, list[str]]) -> Reply:
         left_out = set(args.get("exclude", []))
         lines, failing = [], False
+        runtimes = self.checks.runtimes
         for name, entry in sorted(self.checks.view().items()):
-            if name in left_out or not entry["enabled"]:
+            rt = runtimes.get(name)
+            if name in left_out or not entry["enabled"] or (rt and not rt.spec.gates_readiness):
                 continue
             if entry["state"] == "FAILING":
                 failing = True

@@ -50,6 +50,9 @@ def anchors(text: str) -> set[str]:
 class Docs(Check):
     Options = DocsOptions
     options: DocsOptions
+    #: What it finds is for people to act on: /readyz fails on it only with
+    #: ``readiness = true``.
+    readiness = False
 
     def __init__(self, name: str, options: DocsOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)

@@ -107,6 +107,9 @@ class Stats:
 class Events(Check):
     Options = EventsOptions
     options: EventsOptions
+    #: What it finds is for people to act on: /readyz fails on it only with
+    #: ``readiness = true``.
+    readiness = False
 
     def __init__(self, name: str, options: Any, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)

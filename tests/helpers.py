@@ -5,6 +5,7 @@ that use them are in conftest.py."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import pty
@@ -438,3 +439,14 @@ class Receiver:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+
+def call(port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None,
+         body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        answer = conn.getresponse()
+        return answer.status, dict(answer.getheaders()), answer.read()
+    finally:
+        conn.close()

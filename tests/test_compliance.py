@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import FIXTURES, run_vigil, wait_until
+from tests.helpers import FIXTURES, call, free_port, run_vigil, wait_until
 from vigil import Result, Status
 from vigil._options import parse_options
 from vigil.plugins.backlog import Backlog, BacklogOptions
@@ -301,3 +301,39 @@ def test_a_remediation_item_is_added_once_across_restarts_and_noted_on_recovery(
                        if a["labels"]["alertname"] == "VigilRemediation")
     assert remediation["annotations"]["summary"].startswith("OPS-8: check `safety` is CRIT")
     assert "0 safety_violation events" in remediation["annotations"]["acceptance"]
+
+
+def test_compliance_checks_reach_metrics_and_health_and_readyz_only_when_asked(
+        write_config, daemon, tmp_path) -> None:
+    events = tmp_path / "agent-events.jsonl"
+    write_events(events, [{"ts": now_iso(), "kind": "safety_violation", "sig": "QA"}])
+    port = free_port()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{port}"
+        [checks.safety]
+        type = "events"
+        path = "{events}"
+        match = {{ kind = "safety_violation" }}
+        group_by = "sig"
+        count_crit = 1
+        interval = "300ms"
+        fall = 1
+        [checks.gate]
+        type = "events"
+        path = "{events}"
+        count_crit = 1
+        readiness = true
+        interval = "300ms"
+        fall = 1
+    """)
+    d = daemon(config).start()
+    d.wait_for("check.state_changed", check="gate", to="FAILING")
+    d.wait_for("check.state_changed", check="safety", to="FAILING")
+    status, _, raw = call(port, "/readyz?verbose")
+    assert status == 503 and b"[-]gate failed" in raw and b"safety" not in raw, raw
+    _, _, raw = call(port, "/health")
+    assert json.loads(raw)["checks"]["safety"][0]["status"] == "fail"
+    _, _, raw = call(port, "/metrics")
+    assert b'vigil_check_metric{check="safety",metric="events",sig="QA"} 1.0' in raw, raw

@@ -95,6 +95,18 @@ CASES = [
      "url = 'u'\nservices = ['pg']\n", "alerts.x.services", 8, "no service named 'pg'"),
     ("alert command empty", HEAD + ALERTABLE + "[alerts.x]\ntype = 'command'\ncommand = []\n",
      "alerts.x.command", 7, "must name a program"),
+    ("remediation into a JSON file", HEAD + "[remediation]\npath = 'backlog.json'\n",
+     "remediation.path", 4, "a Markdown backlog: a .md file, got 'backlog.json'"),
+    ("unknown remediation trigger", HEAD + "[remediation]\npath = 'b.md'\n"
+     "when = ['failing:soon']\n", "remediation.when", 5, "'failing:soon': bad duration"),
+    ("remediation trigger misspelt", HEAD + "[remediation]\npath = 'b.md'\n"
+     "when = ['gaveup']\n", "remediation.when", 5, "unknown trigger 'gaveup'"),
+    ("events rate without ok_field", HEAD + "[checks.v]\ntype = 'events'\npath = 'e.jsonl'\n"
+     "failure_rate_warn_pct = 10\n", "checks.v.ok_field", 3, "is required for failure rates"),
+    ("docs without root", HEAD + "[checks.d]\ntype = 'docs'\n", "checks.d.root", 3,
+     "required"),
+    ("backlog format unknown", HEAD + "[checks.b]\ntype = 'backlog'\npath = 'b.md'\n"
+     "format = 'xlsx'\n", "checks.b.format", 6, "must be one of"),
     ("alert repeat not a duration", HEAD + ALERTABLE + "[alerts.x]\ntype = 'slack'\n"
      "url = 'u'\nrepeat = 'often'\n", "alerts.x.repeat", 8, "bad duration"),
 ]

@@ -23,6 +23,7 @@ import pytest
 from tests.helpers import (
     FIXTURES,
     Daemon,
+    call,
     event_time,
     free_port,
     prometheus_server,
@@ -32,17 +33,6 @@ from vigil._metrics import parse_metric
 
 TOKEN = "t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def call(port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None,
-         body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        answer = conn.getresponse()
-        return answer.status, dict(answer.getheaders()), answer.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture
