@@ -450,3 +450,24 @@ def call(port: int, path: str, method: str = "GET", headers: dict[str, str] | No
         return answer.status, dict(answer.getheaders()), answer.read()
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def listening(port: int) -> Iterator[None]:
+    """Something accepting connections on ``port``: the tcp check passes meanwhile."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(16)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                sock.accept()[0].close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield
+    finally:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()

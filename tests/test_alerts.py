@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Receiver, answers, free_port, run_vigil, wait_until
+from tests.helpers import Receiver, answers, free_port, listening, run_vigil, wait_until
 from vigil._sections import AlertSpec
 
 
@@ -56,27 +55,6 @@ receivers:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
-
-
-@contextlib.contextmanager
-def listening(port: int) -> Iterator[None]:
-    """Something accepting connections on ``port``: the tcp check passes meanwhile."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(16)
-
-    def accept() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                sock.accept()[0].close()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield
-    finally:
-        sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
 
 
 def tcp(name: str, port: int | None = None, **keys: Any) -> str:

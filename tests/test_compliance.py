@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import FIXTURES, call, free_port, run_vigil, wait_until
+from tests.helpers import FIXTURES, call, free_port, listening, run_vigil, wait_until
 from vigil import Result, Status
 from vigil._options import parse_options
 from vigil.plugins.backlog import Backlog, BacklogOptions
@@ -337,3 +337,49 @@ def test_compliance_checks_reach_metrics_and_health_and_readyz_only_when_asked(
     assert json.loads(raw)["checks"]["safety"][0]["status"] == "fail"
     _, _, raw = call(port, "/metrics")
     assert b'vigil_check_metric{check="safety",metric="events",sig="QA"} 1.0' in raw, raw
+
+
+def test_remediation_for_a_long_failure_and_a_service_given_up_in_a_new_backlog(
+        write_config, daemon, tmp_path) -> None:
+    port = free_port()
+    backlog = tmp_path / "ops.md"
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.broken]
+        manager = "command"
+        start = ["{sys.executable}", "-c", "import sys; sys.exit('no config')"]
+        restarts = 1
+        backoff = "100ms"
+        [checks.db]
+        type = "tcp"
+        port = {port}
+        interval = "300ms"
+        fall = 1
+        [checks.worker]
+        type = "tcp"
+        port = {free_port()}
+        service = "broken"
+        interval = "300ms"
+        fall = 1
+        [remediation]
+        path = "ops.md"
+        when = ["failing:2s", "gave_up"]
+        id_prefix = "FIX-"
+        checks = ["db"]
+    """)
+    d = daemon(config).start()
+    added = {e["subject"]: e for e in d.wait_for("remediation.added", count=2, timeout=20)}
+    assert set(added) == {"check db", "service broken"}, added
+    text = backlog.read_text()
+    assert text.startswith("# Backlog\n\n| ID | Title | Status | Started |\n")
+    assert "check `db` has been FAILING for 2s" in added["check db"]["title"]
+    assert added["check db"]["acceptance"] == "check `db` OK for 24 h"
+    assert added["service broken"]["title"] == "vigil gave up healing service `broken`"
+    assert "`vigil heal broken` succeeds and its checks (worker) stay OK for 24 h" in text
+    assert "worker" not in [e["subject"] for e in d.events("remediation.added")], \
+        "checks = [\"db\"]: the worker's own failure is not an item"
+    with listening(port):
+        updated = d.wait_for("remediation.updated")[0]
+    assert updated["subject"] == "check db" and updated["id"] in ("FIX-1", "FIX-2")
+    assert backlog.read_text().count(" recovered -->") == 1

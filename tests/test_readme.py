@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_vigil
 
 
 def test_first_two_code_blocks_are_the_install_and_test_lines() -> None:
@@ -29,3 +29,14 @@ def test_every_log_event_vigil_emits_is_in_the_readme_table() -> None:
     table = (ROOT / "README.md").read_text().split("## Logs", 1)[1].split("\n## ", 1)[0]
     missing = sorted(name for name in emitted if f"`{name}`" not in table)
     assert not missing, f"log events missing from README.md's Logs table: {missing}"
+
+
+def test_the_worked_compliance_dspy_and_remediation_configs_are_valid(tmp_path) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    wanted = [b for b in blocks if "[checks.safety]" in b or "[checks.dspy]" in b
+              or "[remediation]" in b]
+    assert len(wanted) == 3, "the compliance, DSPy and remediation examples"
+    config = tmp_path / "config.toml"
+    config.write_text('[daemon]\nstate_dir = "state"\n' + "\n".join(wanted))
+    done = run_vigil("config", "validate", "-c", str(config))
+    assert done.returncode == 0, done.stderr
