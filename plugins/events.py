@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from vigil import (
     Check,
@@ -54,6 +54,8 @@ class EventsOptions:
     error_field: str | None = None
     spike_factor: float | None = None
     baseline: Duration = Duration(3600)
+    #: WARN passes, so a spike alerts only as CRIT.
+    spike_status: Literal["WARN", "CRIT"] = "WARN"
     #: False: a restart does not undo what these events record.
     healable: bool = False
 
@@ -197,7 +199,7 @@ class Events(Check):
             base, _ = self._stats(now - opts.window - opts.baseline, now - opts.window)
             if base.events and window.rate_pct >= opts.spike_factor * max(
                     base.rate_pct, 100.0 / base.events):
-                statuses.append(Status.WARN)
+                statuses.append(Status[opts.spike_status])
                 problems.append(f"failure spike: {window.rate_pct:.1f}% against "
                                 f"{base.rate_pct:.1f}% over the {format_duration(opts.baseline)} "
                                 "before")

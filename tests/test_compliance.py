@@ -126,6 +126,9 @@ def test_a_failure_spike_against_the_baseline_is_warn(tmp_path) -> None:
     spiked = check.run()
     assert spiked.status is Status.WARN, spiked.summary
     assert "failure spike: 25.0% against 1.0% over the 1h before" in spiked.summary
+    loud = events_check(path, ok_field="ok", spike_factor=5, spike_status="CRIT")
+    assert loud.run().status is Status.CRIT, "a spike that should alert"
+    assert events_check(path, ok_field="ok", spike_factor=50).run().status is Status.OK
 
 
 def test_a_safety_violation_is_crit_and_never_healed(write_config, daemon, tmp_path) -> None:
