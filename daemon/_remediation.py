@@ -36,6 +36,8 @@ log = structlog.get_logger("vigil.remediation")
 
 #: How often the triggers are looked at.
 EVERY = 1.0
+#: A backlog that cannot be written is said this often while it lasts.
+COMPLAIN_EVERY = 60.0
 
 
 @dataclass
@@ -67,7 +69,7 @@ class Remediator:
         self.since: dict[str, float] = {}
         #: The open items in the file, by fingerprint, as last read or written.
         self._open: set[str] = set()
-        self._looked = 0.0
+        self._looked = self._complained = 0.0
         events.subscribe(self._event)
 
     def install(self, spec: RemediationSpec | None) -> None:
@@ -114,8 +116,10 @@ class Remediator:
         try:
             self._write(spec, {fp: problems[fp] for fp in added}, recovered, now)
         except OSError as exc:
-            log.error("remediation.failed", path=spec.path, error=str(exc),
-                      hint="tried again in a second")
+            if now - self._complained >= COMPLAIN_EVERY:
+                self._complained = now
+                log.error("remediation.failed", path=spec.path, error=str(exc),
+                          hint="tried again each second; said again in a minute")
 
     def _problems(self, spec: RemediationSpec, now: float) -> Iterator[Problem]:
         if "gave_up" in spec.when:

@@ -386,3 +386,25 @@ def test_remediation_for_a_long_failure_and_a_service_given_up_in_a_new_backlog(
         updated = d.wait_for("remediation.updated")[0]
     assert updated["subject"] == "check db" and updated["id"] in ("FIX-1", "FIX-2")
     assert backlog.read_text().count(" recovered -->") == 1
+
+
+def test_a_backlog_that_cannot_be_written_is_said_once_and_the_checks_go_on(
+        write_config, daemon) -> None:
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [checks.db]
+        type = "tcp"
+        port = {free_port()}
+        interval = "300ms"
+        fall = 1
+        [remediation]
+        path = "no-such-folder/ops.md"
+        when = ["failing:1s"]
+    """)
+    d = daemon(config).start()
+    failed = d.wait_for("remediation.failed")[0]
+    assert failed["path"].endswith("no-such-folder/ops.md") and "No such file" in failed["error"]
+    seen = len(d.events("check.result", check="db"))
+    d.wait_for("check.result", count=seen + 5, check="db")
+    assert len(d.events("remediation.failed")) == 1
