@@ -229,6 +229,23 @@ Notes after the table | with a pipe.
                                     "Started": day(8)}]))
     opts, _ = parse_options(BacklogOptions, {"path": str(as_json)})
     assert Backlog("b", opts).run().metrics["items_stale"] == 1
+    as_csv = tmp_path / "backlog.csv"
+    as_csv.write_text(f"key,name,state,since\nC-1,a,WIP,{day(9)}\nC-2,b,WIP,{day(1)}\n")
+    opts, _ = parse_options(BacklogOptions, {
+        "path": str(as_csv), "id_column": "key", "title_column": "name",
+        "status_column": "state", "started_column": "since", "in_progress": ["wip"]})
+    csv_result = Backlog("b", opts).run()
+    assert csv_result.metrics["items_in_progress"] == 2 and csv_result.details["stale"] == [
+        "C-1 a"]
+
+
+def test_an_event_without_a_time_counts_from_when_it_is_read(tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"kind": "before vigil looked"}) + "\n")
+    check = events_check(path, window="1m")
+    assert check.run().metrics["events"] == 0, "its time is unknown: not counted"
+    write_events(path, [{"kind": "now"}, {"kind": "now", "time": 1_000_000_000}])
+    assert check.run().metrics["events"] == 1, "the one from 2001 is outside the window"
 
 
 BACKLOG = """# Backlog
