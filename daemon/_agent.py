@@ -65,7 +65,8 @@ class Agent:
                                      self.checks.events, self.alerter.remediation)
         self.http = HttpSurface(WebApi(self.checks, self.healer, self.checks.events,
                                        self.state_dir, config.daemon.http_token,
-                                       lambda: self.scheduler.last_progress))
+                                       lambda: self.scheduler.last_progress,
+                                       self.alerter.stats))
         self.notifier = Notifier()
         self._signals: collections.deque[int] = collections.deque()
         # Saved with the state, so that `vigil status` can tell this process from a

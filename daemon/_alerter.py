@@ -90,6 +90,14 @@ class Alerter:
             self._run()
         self.wake.set()
 
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Each sink's open alerts and deliveries so far, for /metrics. The counts start
+        over with a reload, as a new sender takes over."""
+        senders = dict(self.senders)
+        open_at = collections.Counter(sink for sink, _ in list(self.open))
+        return {name: {"open": open_at[name], "up": sender.up, **sender.counts}
+                for name, sender in senders.items()}
+
     def _reconcile(self) -> None:
         rows = self.outbox.rows()
         for sink, count in collections.Counter(r.sink for r in rows

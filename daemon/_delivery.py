@@ -37,6 +37,10 @@ class Sender:
         self._thread: threading.Thread | None = None
         #: The time after a send: when it was delivered, or when to try again from.
         self.clock: Callable[[], float] = time.time
+        #: Deliveries since the daemon started, by how they went, for /metrics; and
+        #: whether the last attempt got through (True before any).
+        self.counts = {"sent": 0, "failed": 0}
+        self.up = True
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"alerts:{self.spec.name}",
@@ -90,11 +94,15 @@ class Sender:
             # plugin, reported the same way and retried the same way.
             error = str(exc) if isinstance(exc, SinkError) else f"{type(exc).__name__}: {exc}"
             now = self.clock()
+            self.counts["failed"] += 1
+            self.up = False
             retry = self.outbox.failed(row, now, redact(error))
             log.warning("alert.failed", **fields, error=redact(error),
                         attempts=row.attempts + 1, retry_in_s=round(retry - now, 1))
             return
         self.outbox.delivered(row, self.clock())
+        self.counts["sent"] += 1
+        self.up = True
         # A re-send (Alertmanager's keep-alive) is routine; a notification is news.
         level = log.info if row.pending else log.debug
         level("alert.sent", **fields, reminder=row.alert.reminder, attempts=row.attempts + 1,

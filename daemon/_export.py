@@ -24,6 +24,10 @@ RULES = [
     ("VigilHealsFailing", 'increase(vigil_heals_total{outcome="failed"}[15m]) > 0', "warning",
      "heals of {{ $labels.service }} fail on {{ $labels.instance }}",
      "At least one heal failed in the last 15 minutes."),
+    ("VigilAlertSinkDown", "vigil_alert_sink_up == 0", "warning",
+     "vigil on {{ $labels.instance }} cannot deliver to its alert sink {{ $labels.sink }}",
+     "Its alerts wait in the outbox and are retried; `vigil alerts` there shows the "
+     "sink's answer."),
     ("VigilAgentDown", f'up{{job="{JOB}"}} == 0', "critical",
      "the vigil agent on {{ $labels.instance }} does not answer",
      "Prometheus cannot scrape it: nothing on that host is watched or healed."),

@@ -102,6 +102,7 @@ class Collector:
                                float(value))
         yield from (up, code, state, duration, runs, problems, own)
         yield from self._services()
+        yield from self._alerts()
         yield InfoMetricFamily("vigil_build", "vigil's version",
                                value={"version": version(),
                                       "python": platform.python_version()})
@@ -121,6 +122,24 @@ class Collector:
             given_up.add_metric([name], 1.0 if entry.get("given_up") else 0.0)
             healing.add_metric([name], 1.0 if entry.get("healing") else 0.0)
         yield from (heals, given_up, healing)
+
+
+    def _alerts(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        opened = GaugeMetricFamily("vigil_alerts_open", "Firing alerts at each alert sink",
+                                   labels=["sink"])
+        up = GaugeMetricFamily("vigil_alert_sink_up", "0 when the last delivery to the sink "
+                               "failed (vigil retries), else 1", labels=["sink"])
+        deliveries = CounterMetricFamily("vigil_alert_deliveries", "Deliveries to each sink "
+                                         "since the daemon started (or reloaded), by result",
+                                         labels=["sink", "result"])
+        for sink, figures in sorted(self.snapshot.get("alerts", {}).items()):
+            opened.add_metric([sink], figures["open"])
+            up.add_metric([sink], 1.0 if figures["up"] else 0.0)
+            for result in ("sent", "failed"):
+                deliveries.add_metric([sink, result], figures[result])
+        yield from (opened, up, deliveries)
 
 
 def render(snapshot: dict[str, Any], accept: str) -> tuple[str, bytes]:

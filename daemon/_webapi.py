@@ -61,8 +61,11 @@ def _error(status: int, message: str) -> Reply:
 
 class WebApi:
     def __init__(self, checks: CheckTable, healer: Healer, hub: EventHub, state_dir: Path,
-                 token: str, progress: Callable[[], float]) -> None:
+                 token: str, progress: Callable[[], float],
+                 alerts: Callable[[], dict[str, dict[str, Any]]] = dict) -> None:
         self.checks = checks
+        #: Each alert sink's figures (``Alerter.stats``).
+        self.alerts = alerts
         self.healer = healer
         self.hub = hub
         self.state_dir = state_dir
@@ -133,7 +136,8 @@ class WebApi:
         return reply
 
     def snapshot(self) -> dict[str, Any]:
-        return {"checks": self.checks.view(), "services": self.healer.snapshot()}
+        return {"checks": self.checks.view(), "services": self.healer.snapshot(),
+                "alerts": self.alerts()}
 
     # -- probes ----------------------------------------------------------------------
 

@@ -20,7 +20,15 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Receiver, answers, free_port, listening, run_vigil, wait_until
+from tests.helpers import (
+    Receiver,
+    answers,
+    call,
+    free_port,
+    listening,
+    run_vigil,
+    wait_until,
+)
 from vigil._sections import AlertSpec
 
 
@@ -340,9 +348,11 @@ def test_a_failing_dependency_alerts_for_itself_alone_and_max_open_drops_the_res
 def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
         write_config, daemon, receiver, tmp_path) -> None:
     fails = json.dumps([sys.executable, "-c", "import sys; sys.exit('no pager here')"])
+    port = free_port()
     config = write_config(f"""
         [daemon]
         state_dir = "state"
+        http = "127.0.0.1:{port}"
         {tcp('db')}
         [alerts.phone]
         type = "ntfy"
@@ -370,6 +380,13 @@ def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
     assert failed[1]["retry_in_s"] > failed[0]["retry_in_s"], "the retries back off"
     log = d.log.read_text()
     assert "tk_s3cret" not in log and "s3cretpath" not in log
+    _, _, raw = call(port, "/metrics")
+    metrics = raw.decode()
+    assert 'vigil_alert_sink_up{sink="pager"} 0.0' in metrics
+    assert 'vigil_alert_sink_up{sink="phone"} 1.0' in metrics
+    assert 'vigil_alerts_open{sink="chat"} 1.0' in metrics
+    assert 'vigil_alert_deliveries_total{result="sent",sink="phone"} 1.0' in metrics
+    assert 'vigil_alert_deliveries_total{result="failed",sink="pager"}' in metrics
 
 
 def test_a_reload_without_a_sink_drops_its_alerts_and_vigil_alerts_needs_a_database(
