@@ -20,7 +20,7 @@ import structlog
 from vigil._alert import Alert
 from vigil._backlogfile import Item
 from vigil._checktable import CheckRuntime, CheckTable
-from vigil._database import Unreadable
+from vigil._database import Unreadable, failing_since
 from vigil._delivery import Sender
 from vigil._durations import format_duration
 from vigil._events import EventHub
@@ -99,6 +99,9 @@ class Alerter:
                 for name, sender in senders.items()}
 
     def _reconcile(self) -> None:
+        # An alert opened for a check restored FAILING at a restart starts when it failed.
+        for name, at in failing_since(self.outbox.path.parent).items():
+            self.since.setdefault(name, at)
         rows = self.outbox.rows()
         for sink, count in collections.Counter(r.sink for r in rows
                                                if r.sink not in self.specs).items():

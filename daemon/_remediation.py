@@ -10,7 +10,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from vigil import _backlogfile as backlog
 from vigil._atomic import replace_file
 from vigil._backlogfile import Item
 from vigil._checktable import CheckRuntime, CheckTable
-from vigil._database import connect_readonly
+from vigil._database import failing_since
 from vigil._durations import format_duration
 from vigil._events import EventHub
 from vigil._healer import Healer
@@ -76,27 +75,14 @@ class Remediator:
         self.spec = spec
         if spec is None:
             return
-        self.since.update(self._failing_since())
+        # A restart must not start a check's hour of failing over.
+        self.since.update(failing_since(self.state_dir))
         with contextlib.suppress(OSError):
             self._open = backlog.open_items(Path(spec.path).read_text(encoding="utf-8"))
 
     def _event(self, event: str, fields: dict[str, Any]) -> None:
         if event == "check.state_changed" and fields["new"] == State.FAILING.value:
             self.since[fields["check"]] = fields["at"]
-
-    def _failing_since(self) -> dict[str, float]:
-        """When each check last became FAILING, from the history (a restart must not
-        start a check's hour of failing over)."""
-        try:
-            conn = connect_readonly(self.state_dir)
-            if conn is None:
-                return {}
-            with contextlib.closing(conn):
-                return {name: at / 1000 for name, at in conn.execute(
-                    "SELECT n.name, max(t.at) FROM transitions t JOIN names n "
-                    "ON n.id = t.check_id WHERE t.new = 'FAILING' GROUP BY n.name")}
-        except sqlite3.Error:
-            return {}
 
     # -- triggers --------------------------------------------------------------------
 
