@@ -334,29 +334,12 @@ class _Validator:
 
     def _alerts(self, plugins: Plugins, checks: dict[str, CheckSpec]) -> dict[str, AlertSpec]:
         alerts = {}
-        services = self._section(("services",))
         for name in self._section(("alerts",)):
             path = ("alerts", name)
             options: dict[str, Any] = {}
             values = self._table(path, AlertSpec, {}, extra=options)
             self._positive(path, values, ("max_open", "timeout"))
-            for event in values["on"]:
-                if event not in ALERT_EVENTS:
-                    self.error((*path, "on"), f"unknown event {event!r} (known: "
-                                              f"{', '.join(ALERT_EVENTS)})")
-            if values["min_status"] not in ALERT_STATUSES:
-                self.error((*path, "min_status"), f"must be UNKNOWN or CRIT, got "
-                           f"{values['min_status']!r} (a WARN result passes: it never makes a "
-                           "check FAILING)")
-            for service in values["services"]:
-                if service not in services:
-                    self.error((*path, "services"), f"no service named {service!r} (known: "
-                                                    f"{', '.join(services) or 'none declared'})")
-            spec_checks = {n: c.service for n, c in checks.items()}
-            probe = AlertSpec(type="", checks=values["checks"], services=values["services"])
-            if checks and not any(probe.matches(n, s) for n, s in spec_checks.items()):
-                self.error((*path, "checks"), "matches no configured check (checks: "
-                                              f"{', '.join(sorted(checks))})")
+            self._alert_rules(path, values, checks)
             cls = plugins.alert_sinks.get(values.get("type", ""))
             if "type" in values and cls is None:
                 self.error((*path, "type"), _unknown("alert sink type", values["type"],
@@ -365,6 +348,26 @@ class _Validator:
             if sink is not None and not self._has_errors_under(path):
                 alerts[name] = AlertSpec(name=name, sink=sink, **values)
         return alerts
+
+    def _alert_rules(self, path: tuple[str, ...], values: dict[str, Any],
+                     checks: dict[str, CheckSpec]) -> None:
+        for event in values["on"]:
+            if event not in ALERT_EVENTS:
+                self.error((*path, "on"), f"unknown event {event!r} (known: "
+                                          f"{', '.join(ALERT_EVENTS)})")
+        if values["min_status"] not in ALERT_STATUSES:
+            self.error((*path, "min_status"), f"must be UNKNOWN or CRIT, got "
+                       f"{values['min_status']!r} (a WARN result passes: it never makes a "
+                       "check FAILING)")
+        services = self._section(("services",))
+        for service in values["services"]:
+            if service not in services:
+                self.error((*path, "services"), f"no service named {service!r} (known: "
+                                                f"{', '.join(services) or 'none declared'})")
+        probe = AlertSpec(type="", checks=values["checks"], services=values["services"])
+        if checks and not any(probe.matches(n, c.service) for n, c in checks.items()):
+            self.error((*path, "checks"), "matches no configured check (checks: "
+                                          f"{', '.join(sorted(checks))})")
 
     def _remediation(self) -> RemediationSpec:
         path = ("remediation",)
