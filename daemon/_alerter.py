@@ -202,7 +202,11 @@ class Alerter:
             if rt is None or not spec.matches(check, rt.spec.service) or _recovered(rt):
                 self._resolve(spec, alert, now)
         for name in self.since.keys() - failing.keys():
-            self.since.pop(name, None)
+            # Looked at again: the check may have failed since ``failing`` was made, its
+            # event already noted (a state changes before its event is published).
+            rt = self.checks.runtimes.get(name)
+            if rt is None or rt.machine.state is not State.FAILING:
+                self.since.pop(name, None)
         for name, rt in failing.items():
             for spec in self.specs.values():
                 if (spec.name, name) not in self.open and spec.matches(name, rt.spec.service):
