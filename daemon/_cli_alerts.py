@@ -24,13 +24,11 @@ def _when(at: float | None) -> str:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    rows, silences = read_database(running_settings(args), lambda conn: (
-        outbox.rows(conn), outbox.silences(conn)))
     now = time.time()
-    silences = [s for s in silences if s.until > now]
+    rows, silences = read_database(running_settings(args),
+                                   lambda conn: outbox.listing(conn, now))
     if args.json:
-        print(json.dumps({"alerts": [r.to_dict() for r in rows],
-                          "silences": [vars(s) for s in silences]}, indent=2))
+        print(json.dumps(outbox.as_json(rows, silences), indent=2))
         return 0
     if not rows:
         print("no open alerts")

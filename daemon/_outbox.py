@@ -77,6 +77,15 @@ def silences(conn: sqlite3.Connection) -> list[Silence]:
         "SELECT pattern, until, reason, created FROM silences ORDER BY pattern")]
 
 
+def listing(conn: sqlite3.Connection, now: float) -> tuple[list[Row], list[Silence]]:
+    """The outbox and the silences in effect: what `vigil alerts` and the API show."""
+    return rows(conn), [s for s in silences(conn) if s.until > now]
+
+
+def as_json(alerts: list[Row], held: list[Silence]) -> dict[str, Any]:
+    return {"alerts": [row.to_dict() for row in alerts], "silences": [vars(s) for s in held]}
+
+
 def silence(conn: sqlite3.Connection, entry: Silence) -> None:
     conn.execute("INSERT OR REPLACE INTO silences VALUES (?, ?, ?, ?)",
                  (entry.pattern, entry.until, entry.reason, entry.created))

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from vigil import _badge as badge
 from vigil import _database as database
 from vigil import _metrics as metrics
+from vigil import _outbox as outbox
 from vigil import _statusdata as statusdata
 from vigil import _statuspage as statuspage
 from vigil._checktable import CheckTable
@@ -235,6 +236,9 @@ class WebApi:
             if parts[1] not in services:
                 return _error(404, f"no service named {parts[1]!r}")
             return _json(200, {**services[parts[1]], "name": parts[1]})
+        if parts == ["alerts"]:
+            return _json(200, self._read(lambda conn: outbox.as_json(
+                *outbox.listing(conn, time.time())), outbox.as_json([], [])))
         return _error(404, "no such resource")
 
     def act(self, kind: str, name: str, verb: str) -> Reply:

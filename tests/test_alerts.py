@@ -380,6 +380,12 @@ def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
     assert failed[1]["retry_in_s"] > failed[0]["retry_in_s"], "the retries back off"
     log = d.log.read_text()
     assert "tk_s3cret" not in log and "s3cretpath" not in log
+    status, _, raw = call(port, "/api/v1/alerts")
+    listed = json.loads(raw)
+    assert status == 200 and sorted(a["sink"] for a in listed["alerts"]) == [
+        "chat", "pager", "phone"]
+    pager = next(a for a in listed["alerts"] if a["sink"] == "pager")
+    assert pager["pending"] and pager["error"] == "exit code 1: no pager here"
     _, _, raw = call(port, "/metrics")
     metrics = raw.decode()
     assert 'vigil_alert_sink_up{sink="pager"} 0.0' in metrics
