@@ -214,6 +214,9 @@ class Events(Check):
             summary += "; most common errors: " + ", ".join(f"{e!r} x{n}" for e, n in common)
         return Result(worst(statuses), summary, metrics=self._metrics(window, groups),
                       details={"errors": dict(window.errors.most_common(10)),
+                               "errors_by_group": {name: dict(stats.errors.most_common(3))
+                                                   for name, stats in groups.items()
+                                                   if stats.errors},
                                "malformed_lines": self.malformed,
                                "rotations": self.tail.rotations,
                                "truncations": self.tail.truncations},

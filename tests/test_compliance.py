@@ -106,6 +106,8 @@ def test_a_dspy_signature_past_its_slo_is_warn_and_named(tmp_path) -> None:
     assert "signature QA failure rate 40.0%" in result.summary
     assert "Summarize failure rate" not in result.summary
     assert "'parse error' x40" in result.summary
+    assert result.details["errors_by_group"] == {"QA": {"parse error": 40},
+                                                 "Summarize": {"timeout": 5}}
     assert result.metrics['failure_rate_pct{signature="QA"}'] == 40.0
     assert result.metrics['failure_rate_pct{signature="Summarize"}'] == 5.0
     assert result.metrics["events"] == 200 and result.metrics["failures"] == 45
