@@ -184,6 +184,9 @@ def test_a_modified_and_a_missing_doc_are_crit_and_named(write_config, tmp_path)
     assert updated.returncode == 0 and updated.stdout.strip().endswith("SHA256SUMS: 3 files")
     ok = run_vigil("check", "docs", "-c", str(config))
     assert ok.returncode == 0 and "3 files as in the manifest" in ok.stdout, ok.stdout
+    config.write_text(config.read_text() + '[checks.port]\ntype = "tcp"\nport = 1\n')
+    nothing = run_vigil("check", "port", "--update", "-c", str(config))
+    assert nothing.returncode == 2 and "a Tcp check has nothing to update" in nothing.stderr
 
     (docs / "guide" / "setup.md").write_text("# Setup\n\n## Installing\n\n## Usage\n")
     (docs / "guide" / "faq.md").unlink()
