@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -95,6 +96,14 @@ def unsilence(conn: sqlite3.Connection, pattern: str) -> bool:
     return conn.execute("DELETE FROM silences WHERE pattern = ?", (pattern,)).rowcount > 0
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 class Outbox:
     """The daemon's side: every method is one statement or transaction, committed
     before it returns."""
@@ -102,11 +111,17 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
+        #: The file the connection is to: the state writer may set a damaged database
+        #: aside (a rename) and start a new one at the path.
+        self._file: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
     def _db(self) -> sqlite3.Connection:
+        if self._conn is not None and _identity(self.path) != self._file:
+            self.close()
         if self._conn is None:
             self._conn = open_database(self.path)
+            self._file = _identity(self.path)
         return self._conn
 
     def _run(self, sql: str, *args: Any) -> int:

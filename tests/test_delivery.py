@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from vigil import Alert, AlertSink, SinkError
+from vigil._database import set_aside
 from vigil._delivery import Sender
 from vigil._outbox import Outbox
 from vigil._sections import AlertSpec
@@ -131,3 +132,12 @@ def test_a_resolution_is_sent_only_for_an_alert_the_sink_was_told(tmp_path) -> N
     outbox.delivered(row, 2001.5)  # the send that was under way
     send.cycle(2002.0)
     assert sink.sent == [("resolved", 0)]
+
+
+def test_the_outbox_follows_a_database_set_aside_and_made_anew(tmp_path) -> None:
+    outbox = Outbox(tmp_path / "state.db")
+    outbox.open("s", alert(1000.0))
+    set_aside(tmp_path / "state.db", "damaged", with_journal=True)  # as the writer does
+    assert outbox.rows() == [], "a new database at the path, not the one set aside"
+    outbox.open("s", alert(2000.0))
+    assert [row.opened for row in Outbox(tmp_path / "state.db").rows()] == [2000.0]
