@@ -31,12 +31,14 @@ def test_every_log_event_vigil_emits_is_in_the_readme_table() -> None:
     assert not missing, f"log events missing from README.md's Logs table: {missing}"
 
 
-def test_the_worked_compliance_dspy_and_remediation_configs_are_valid(tmp_path) -> None:
+def test_the_worked_alert_compliance_dspy_and_remediation_configs_are_valid(tmp_path) -> None:
     blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     wanted = [b for b in blocks if "[checks.safety]" in b or "[checks.dspy]" in b
-              or "[remediation]" in b]
-    assert len(wanted) == 3, "the compliance, DSPy and remediation examples"
+              or "[remediation]" in b or "[alerts.team]" in b]
+    assert len(wanted) == 4, "the compliance, DSPy, remediation and alerts examples"
     config = tmp_path / "config.toml"
-    config.write_text('[daemon]\nstate_dir = "state"\n' + "\n".join(wanted))
+    # The checks the alerts example names.
+    config.write_text('[daemon]\nstate_dir = "state"\n[checks.db_port]\ntype = "system"\n'
+                      '[checks.redis]\ntype = "system"\n' + "\n".join(wanted))
     done = run_vigil("config", "validate", "-c", str(config))
     assert done.returncode == 0, done.stderr
