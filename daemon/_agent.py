@@ -61,8 +61,7 @@ class Agent:
         self.healer.events = self.checks.events
         self.alerter = Alerter(self.checks, self.healer, Outbox(self.store.path),
                                self.checks.events)
-        self.remediator = Remediator(self.checks, self.healer, self.state_dir,
-                                     self.checks.events, self.alerter.remediation)
+        self.remediator = Remediator(self.checks, self.healer, self.alerter.remediation)
         self.http = HttpSurface(WebApi(self.checks, self.healer, self.checks.events,
                                        self.state_dir, config.daemon.http_token,
                                        lambda: self.scheduler.last_progress,

@@ -20,7 +20,7 @@ import structlog
 from vigil._alert import Alert
 from vigil._backlogfile import Item
 from vigil._checktable import CheckRuntime, CheckTable
-from vigil._database import Unreadable, failing_since
+from vigil._database import Unreadable
 from vigil._delivery import Sender
 from vigil._durations import format_duration
 from vigil._events import EventHub
@@ -53,8 +53,6 @@ class Alerter:
         self.senders: dict[str, Sender] = {}
         #: The firing alerts, by (sink, check).
         self.open: dict[tuple[str, str], Alert] = {}
-        #: When each check became FAILING (its state_changed event's time).
-        self.since: dict[str, float] = {}
         self.silences: dict[str, Silence] = {}
         self.wake = threading.Event()
         self._stop = threading.Event()
@@ -99,9 +97,6 @@ class Alerter:
                 for name, sender in senders.items()}
 
     def _reconcile(self) -> None:
-        # An alert opened for a check restored FAILING at a restart starts when it failed.
-        for name, at in failing_since(self.outbox.path.parent).items():
-            self.since.setdefault(name, at)
         rows = self.outbox.rows()
         for sink, count in collections.Counter(r.sink for r in rows
                                                if r.sink not in self.specs).items():
@@ -162,12 +157,9 @@ class Alerter:
             sender.stop()
         self.outbox.close()
 
-    def _event(self, event: str, fields: dict[str, Any]) -> None:
-        if event == "check.result":
-            return
-        if event == "check.state_changed" and fields["new"] == State.FAILING.value:
-            self.since[fields["check"]] = fields["at"]
-        self.wake.set()
+    def _event(self, event: str, _fields: dict[str, Any]) -> None:
+        if event != "check.result":  # a state change or a heal: decide now, not at the tick
+            self.wake.set()
 
     def _loop(self) -> None:
         complained = 0.0
@@ -201,12 +193,6 @@ class Alerter:
             spec, rt = self.specs[sink], enabled.get(check)
             if rt is None or not spec.matches(check, rt.spec.service) or _recovered(rt):
                 self._resolve(spec, alert, now)
-        for name in self.since.keys() - failing.keys():
-            # Looked at again: the check may have failed since ``failing`` was made, its
-            # event already noted (a state changes before its event is published).
-            rt = self.checks.runtimes.get(name)
-            if rt is None or rt.machine.state is not State.FAILING:
-                self.since.pop(name, None)
         for name, rt in failing.items():
             for spec in self.specs.values():
                 if (spec.name, name) not in self.open and spec.matches(name, rt.spec.service):
@@ -236,8 +222,7 @@ class Alerter:
         if srv.healing.locked():
             return None
         last = srv.last or {}
-        if last.get("outcome") == "heal.failed" and last.get("at", 0) >= self.since.get(
-                rt.spec.name, 0):
+        if last.get("outcome") == "heal.failed" and last.get("at", 0) >= rt.machine.since:
             return "heal_failed"
         if rt.latest is not None and not rt.latest[0].healable:
             return "failing"  # the healer skips it: a restart would not help
@@ -254,7 +239,7 @@ class Alerter:
         alert = Alert(check=rt.spec.name, status="firing", reason=reason,
                       severity="critical" if last.get("status") == "CRIT" else "warning",
                       summary=redact(last.get("summary", "")), host=self.host,
-                      starts_at=self.since.get(rt.spec.name, now), service=rt.spec.service,
+                      starts_at=rt.machine.since, service=rt.spec.service,
                       healing=healing, attempts=attempts, extra_labels=dict(spec.labels))
         self.outbox.open(sink, alert)
         self.open[(sink, alert.check)] = alert

@@ -193,7 +193,7 @@ class CheckTable:
         duration_ms = round(outcome.duration_ms, 2)
         now = time.time()
         with self._lock:
-            transition = rt.machine.observe(result.status)
+            transition = rt.machine.observe(result.status, now)
             if transition and spec.enabled:
                 self.states[transition[0].value] -= 1
                 self.states[transition[1].value] += 1

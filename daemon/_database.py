@@ -198,21 +198,6 @@ def history_of(conn: sqlite3.Connection, check: str, since: float) -> dict[str, 
             "transitions": transitions}
 
 
-def failing_since(state_dir: Path) -> dict[str, float]:
-    """When each check last became FAILING (time.time()), from the history; empty when
-    there is none to read."""
-    try:
-        conn = connect_readonly(state_dir)
-        if conn is None:
-            return {}
-        with contextlib.closing(conn):
-            return {name: at / 1000 for name, at in conn.execute(
-                "SELECT n.name, max(t.at) FROM transitions t JOIN names n "
-                "ON n.id = t.check_id WHERE t.new = 'FAILING' GROUP BY n.name")}
-    except sqlite3.Error:
-        return {}
-
-
 def _take_newer(entry: dict[str, Any], newer: dict[str, Any]) -> None:
     """Bring a check's saved last result up to its newest one in the history (a healthy
     check's state row is only saved at a checkpoint)."""

@@ -23,9 +23,7 @@ from vigil import _backlogfile as backlog
 from vigil._atomic import replace_file
 from vigil._backlogfile import Item
 from vigil._checktable import CheckRuntime, CheckTable
-from vigil._database import failing_since
 from vigil._durations import format_duration
-from vigil._events import EventHub
 from vigil._healer import Healer
 from vigil._redact import redact
 from vigil._sections import RemediationSpec
@@ -57,32 +55,22 @@ class Remediator:
     """Told a notice for each item (``notify(subject, item_id, item, recovered)``), so
     that alert sinks hear of it too."""
 
-    def __init__(self, checks: CheckTable, healer: Healer, state_dir: Path, events: EventHub,
+    def __init__(self, checks: CheckTable, healer: Healer,
                  notify: Callable[[str, str, Item, bool], None]) -> None:
         self.checks = checks
         self.healer = healer
-        self.state_dir = state_dir
         self.notify = notify
         self.spec: RemediationSpec | None = None
-        #: When each check became FAILING.
-        self.since: dict[str, float] = {}
         #: The open items in the file, by fingerprint, as last read or written.
         self._open: set[str] = set()
         self._looked = self._complained = 0.0
-        events.subscribe(self._event)
 
     def install(self, spec: RemediationSpec | None) -> None:
         self.spec = spec
         if spec is None:
             return
-        # A restart must not start a check's hour of failing over.
-        self.since.update(failing_since(self.state_dir))
         with contextlib.suppress(OSError):
             self._open = backlog.open_items(Path(spec.path).read_text(encoding="utf-8"))
-
-    def _event(self, event: str, fields: dict[str, Any]) -> None:
-        if event == "check.state_changed" and fields["new"] == State.FAILING.value:
-            self.since[fields["check"]] = fields["at"]
 
     # -- triggers --------------------------------------------------------------------
 
@@ -116,7 +104,8 @@ class Remediator:
             if not spec.covers(name) or rt.latest is None:
                 continue
             result = rt.latest[0]
-            failing_since = self.since.get(name, now)
+            # A CRIT result may come before the check is FAILING (fall): it fails from now.
+            failing_since = rt.machine.since if rt.machine.state is State.FAILING else now
             crit = ("crit" in spec.when and result.status.name == "CRIT"
                     and not result.healable)
             long = (spec.failing_for is not None and rt.machine.state is State.FAILING

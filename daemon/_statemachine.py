@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from vigil._check import Status
@@ -26,9 +27,15 @@ class CheckState:
     state: State = State.PENDING
     failures: int = 0
     successes: int = 0
+    #: When the check entered its state (time.time()): what an alert's start, a heal's
+    #: relevance and a long failure are measured from. Saved with the state, so a
+    #: restart does not start a failure over (one restored from a vigil that did not
+    #: save it counts from the restore).
+    since: float = field(default_factory=time.time)
 
-    def observe(self, status: Status) -> tuple[State, State] | None:
-        """Count one result; the (old, new) transition it causes, if any."""
+    def observe(self, status: Status, at: float | None = None) -> tuple[State, State] | None:
+        """Count one result (of time ``at``, default now); the (old, new) transition it
+        causes, if any."""
         old = self.state
         if status.passing:
             self.successes, self.failures = self.successes + 1, 0
@@ -38,12 +45,17 @@ class CheckState:
             self.failures, self.successes = self.failures + 1, 0
             if old is not State.FAILING and self.failures >= self.fall:
                 self.state = State.FAILING
-        return (old, self.state) if self.state is not old else None
+        if self.state is old:
+            return None
+        self.since = time.time() if at is None else at
+        return old, self.state
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state.value, "failures": self.failures, "successes": self.successes}
+        return {"state": self.state.value, "failures": self.failures, "successes": self.successes,
+                "since": self.since}
 
     def restore(self, data: dict[str, Any]) -> None:
         self.state = State(data.get("state", "PENDING"))
         self.failures = int(data.get("failures", 0))
         self.successes = int(data.get("successes", 0))
+        self.since = float(data.get("since") or time.time())

@@ -20,12 +20,12 @@ HEALS = 5
 
 def gather(conn: sqlite3.Connection, checks: dict[str, dict[str, Any]]
            ) -> dict[str, dict[str, Any]]:
-    """Per check: ``beats`` (oldest first), ``uptime`` by window, ``changed`` (time of
-    its last state change, or None)."""
+    """Per check: ``beats`` (oldest first) and ``uptime`` by window. (When its state
+    last changed is in the check's own entry: ``since``.)"""
     ids = {name: id_ for name, id_ in conn.execute("SELECT name, id FROM names")
            if name in checks}
     names = {id_: name for name, id_ in ids.items()}
-    found: dict[str, dict[str, Any]] = {name: {"beats": [], "uptime": {}, "changed": None}
+    found: dict[str, dict[str, Any]] = {name: {"beats": [], "uptime": {}}
                                         for name in checks}
     # Newest first, until each check has its bar (or enough rows were read for all).
     missing, budget = set(ids.values()), BEATS * max(1, len(ids)) * 3
@@ -52,10 +52,6 @@ def gather(conn: sqlite3.Connection, checks: dict[str, dict[str, Any]]
             counts = history.uptime(conn, list(ids.values()), now - seconds, now, retention)
             for check_id, (passed, runs) in counts.items():
                 found[names[check_id]]["uptime"][label] = passed / runs if runs else None
-    for check_id, at in conn.execute("SELECT check_id, max(at) FROM transitions "
-                                     "GROUP BY check_id"):
-        if check_id in names:
-            found[names[check_id]]["changed"] = at / 1000
     return found
 
 

@@ -52,6 +52,8 @@ def _check(name: str, entry: dict[str, Any], seen: dict[str, Any], now: float) -
     uptime = "".join(f"<dt>Up {label}</dt><dd>{_pct(value)}</dd>"
                      for label, value in seen["uptime"].items())
     service = escape(entry.get("service") or "none")
+    # A check still PENDING has not changed yet.
+    changed = entry.get("since") if state != "PENDING" else None
     return f"""<li class="check st-{state}" id="check-{escape(name)}" data-name="{escape(name)}"
  data-state="{state}"><div class="head"><h3>{escape(name)}</h3>
 <span class="state">{STATE_MARK.get(state, "")} {state}</span>
@@ -65,7 +67,7 @@ def _check(name: str, entry: dict[str, Any], seen: dict[str, Any], now: float) -
  aria-label="response time of the last results, up to {slowest:.1f} ms"><polyline
  points=""/></svg>
 <dl class="facts"><dt>Type</dt><dd>{escape(entry["type"])}</dd><dt>Service</dt><dd>{service}</dd>
-{uptime}<dt>Changed</dt><dd class="changed">{_ago(seen["changed"], now)}</dd></dl>
+{uptime}<dt>Changed</dt><dd class="changed">{_ago(changed, now)}</dd></dl>
 {_metrics_panel(last.get("metrics") or {})}</li>"""
 
 
@@ -97,7 +99,7 @@ def render(checks: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]
     warn = sum(1 for e in checks.values() if (e.get("last") or {}).get("status") == "WARN")
     healing = sum(1 for e in services.values() if e.get("healing"))
     given_up = sum(1 for e in services.values() if e.get("given_up"))
-    empty: dict[str, Any] = {"beats": [], "uptime": {}, "changed": None}
+    empty: dict[str, Any] = {"beats": [], "uptime": {}}
     base = int(now)
     # Compact, for the script to draw the bars and charts: a page of 200 checks stays
     # small. A beat's summary is fetched when someone looks at it (/status/NAME.json).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -70,6 +71,18 @@ def test_state_survives_a_round_trip() -> None:
     again = CheckState(fall=3, rise=2)
     again.restore(m.to_dict())
     assert run(again, "c") == [(State.OK, State.FAILING)]
+
+
+def test_a_state_knows_since_when_across_a_restore() -> None:
+    m = CheckState(fall=1, rise=1)
+    assert m.observe(Status.CRIT, at=1000.0) == (State.PENDING, State.FAILING)
+    assert m.observe(Status.CRIT, at=2000.0) is None and m.since == 1000.0
+    again = CheckState(fall=1, rise=1)
+    again.restore(m.to_dict())
+    assert again.since == 1000.0, "a restart does not start the failure over"
+    legacy = CheckState(fall=1, rise=1)
+    legacy.restore({"state": "FAILING"})
+    assert abs(legacy.since - time.time()) < 5, "unknown: counted from the restore"
 
 
 def test_perfdata_round_trip() -> None:
