@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import time
@@ -43,6 +44,7 @@ class Problem:
     item: Item
 
 
+@functools.lru_cache(maxsize=4096)
 def fingerprint(subject: str) -> str:
     return hashlib.sha256(subject.encode()).hexdigest()[:12]
 
@@ -83,8 +85,11 @@ class Remediator:
         self._looked = now
         problems = {fingerprint(p.subject): p for p in self._problems(spec, now)}
         added = [fp for fp in problems if fp not in self._open]
-        recovered = {fp: subject for fp in self._open if fp not in problems
-                     and (subject := self._healthy(fp)) is not None}
+        waiting = self._open - problems.keys()
+        subjects = self._subjects() if waiting else {}
+        # An item whose subject is gone from the config is done too.
+        recovered = {fp: subjects.get(fp, (fp, True))[0] for fp in waiting
+                     if subjects.get(fp, (fp, True))[1]}
         if not added and not recovered:
             return
         try:
@@ -147,18 +152,15 @@ class Remediator:
                     else "`vigil status`, `vigil logs`")
         return Problem(f"service {name}", item)
 
-    def _healthy(self, fp: str) -> str | None:
-        """The subject of an open item when it is well again (or gone from the config:
-        then the fingerprint); None while it is not."""
+    def _subjects(self) -> dict[str, tuple[str, bool]]:
+        """Every check and service by fingerprint: its subject, and whether it is well."""
+        found = {fingerprint(f"service {name}"): (f"service {name}", not srv.given_up)
+                 for name, srv in self.healer.services.items()}
         for name, rt in self.checks.runtimes.items():
-            if fingerprint(f"check {name}") == fp:
-                well = (rt.machine.state is State.OK and rt.latest is not None
-                        and rt.latest[0].status.passing)
-                return f"check {name}" if well else None
-        for name, srv in self.healer.services.items():
-            if fingerprint(f"service {name}") == fp:
-                return None if srv.given_up else f"service {name}"
-        return fp
+            well = (rt.machine.state is State.OK and rt.latest is not None
+                    and rt.latest[0].status.passing)
+            found[fingerprint(f"check {name}")] = (f"check {name}", well)
+        return found
 
     # -- the file --------------------------------------------------------------------
 
