@@ -348,6 +348,7 @@ def test_a_failing_dependency_alerts_for_itself_alone_and_max_open_drops_the_res
 def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
         write_config, daemon, receiver, tmp_path) -> None:
     fails = json.dumps([sys.executable, "-c", "import sys; sys.exit('no pager here')"])
+    hangs = json.dumps([sys.executable, "-c", "import time; time.sleep(30)"])
     port = free_port()
     config = write_config(f"""
         [daemon]
@@ -364,6 +365,10 @@ def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
         [alerts.pager]
         type = "command"
         command = {fails}
+        [alerts.stuck]
+        type = "command"
+        command = {hangs}
+        timeout = "3s"
     """)
     d = daemon(config).start()
     wait_until(lambda: len(receiver.posts) == 2, 10, "the ntfy and slack messages")
@@ -374,6 +379,11 @@ def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
     assert "connection refused" in phone["body"]
     chat = receiver.at("/services/T0/B0/s3cretpath")[0]
     assert chat["text"].startswith(":rotating_light: [FIRING] db on ")
+    # A sink that hangs holds up only itself: the others were sent before its timeout.
+    stuck = d.wait_for("alert.failed", sink="stuck")[0]
+    assert stuck["error"] == "still running after 3s: killed"
+    sent = [e["timestamp"] for e in d.events("alert.sent") if e["sink"] in ("phone", "chat")]
+    assert len(sent) == 2 and max(sent) < stuck["timestamp"]
     failed = d.wait_for("alert.failed", count=2, sink="pager")
     assert failed[0]["error"] == "exit code 1: no pager here"
     assert [f["attempts"] for f in failed] == [1, 2]
@@ -383,7 +393,7 @@ def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
     status, _, raw = call(port, "/api/v1/alerts")
     listed = json.loads(raw)
     assert status == 200 and sorted(a["sink"] for a in listed["alerts"]) == [
-        "chat", "pager", "phone"]
+        "chat", "pager", "phone", "stuck"]
     pager = next(a for a in listed["alerts"] if a["sink"] == "pager")
     assert pager["pending"] and pager["error"] == "exit code 1: no pager here"
     _, _, raw = call(port, "/metrics")

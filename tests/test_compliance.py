@@ -430,3 +430,32 @@ def test_a_backlog_that_cannot_be_written_is_said_once_and_the_checks_go_on(
     seen = len(d.events("check.result", check="db"))
     d.wait_for("check.result", count=seen + 5, check="db")
     assert len(d.events("remediation.failed")) == 1
+
+
+def test_two_vigils_sharing_a_backlog_write_a_problem_once(write_config, daemon,
+                                                          tmp_path) -> None:
+    port, backlog = free_port(), tmp_path / "ops.md"
+    backlog.write_text(BACKLOG)
+    daemons = []
+    for index in range(2):
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state{index}"
+            [checks.db]
+            type = "tcp"
+            port = {port}
+            interval = "200ms"
+            fall = 1
+            [remediation]
+            path = "ops.md"
+            when = ["failing:1s"]
+        """, name=f"vigil{index}.toml")
+        daemons.append(daemon(config))
+    for d in daemons:  # started together: both find the problem within the same second
+        d.start(wait_started=False)
+    wait_until(lambda: any(d.events("remediation.added") for d in daemons), 15,
+               "one of them to write the item")
+    time.sleep(2)
+    text = backlog.read_text()
+    assert text.count("<!-- vigil:remediation ") == 1 and text.count("| OPS-8 |") == 1, text
+    assert sum(len(d.events("remediation.added")) for d in daemons) == 1
