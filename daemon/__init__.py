@@ -5,12 +5,13 @@ The public API for plugin authors lives here, and only here::
     from vigil import hookimpl, Check, Result, Status
 """
 
-from vigil._alert import Alert, AlertSink, SinkError, iso
+from vigil._alert import Alert, AlertSink, Silence, SinkError, iso
 from vigil._atomic import replace_file
 from vigil._check import Check, Result, Status
 from vigil._durations import Duration, format_duration, parse_duration
 from vigil._errors import ConfigError, require_module
 from vigil._httppost import post as http_post
+from vigil._httppost import request as http_request
 from vigil._manager import Action, ServiceManager
 from vigil._perfdata import split_plugin_output
 from vigil._pidwatch import watch_pid
@@ -35,6 +36,7 @@ __all__ = [
     "FileTail",
     "Result",
     "ServiceManager",
+    "Silence",
     "SinkError",
     "StartGrace",
     "Status",
@@ -43,6 +45,7 @@ __all__ = [
     "format_duration",
     "hookimpl",
     "http_post",
+    "http_request",
     "iso",
     "kill_process_group",
     "listeners_named",

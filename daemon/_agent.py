@@ -243,8 +243,7 @@ class Agent:
 
     def _control(self, request: dict[str, Any], send: Send) -> dict[str, Any]:
         if request.get("command") == "silences":
-            # `vigil silence` wrote the state database: look at it now, not at the tick.
-            self.alerter.wake.set()
+            self.alerter.silences_changed()
             return {"ok": True}
         if request.get("command") != "heal":
             return {"ok": False, "error": f"unknown command {request.get('command')!r}"}

@@ -4,6 +4,7 @@ to send vigil's alerts somewhere new."""
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -111,6 +112,21 @@ class Alert:
         return {f"VIGIL_ALERT_{key.upper()}": value for key, value in values.items()}
 
 
+@dataclass
+class Silence:
+    """``vigil silence PATTERN``: the alerts of the checks the glob matches are held
+    back until ``until`` (time.time())."""
+
+    pattern: str
+    until: float
+    reason: str
+    created: float
+
+    def covers(self, check: str, now: float) -> bool:
+        """Whether it holds back ``check``'s alerts at ``now``."""
+        return now < self.until and fnmatch.fnmatchcase(check, self.pattern)
+
+
 class AlertSink:
     """Base class of alert sinks; subclasses implement :meth:`send`.
 
@@ -122,8 +138,8 @@ class AlertSink:
     #: Re-send a firing alert this often while it lasts, and a resolution for
     #: ``resend_resolved_for`` after it (Alertmanager forgets an alert it is not told
     #: of again); None: each is sent once (and at the section's ``repeat``).
-    resend_every: ClassVar[float | None] = None
-    resend_resolved_for: ClassVar[float] = 0.0
+    resend_every: float | None = None
+    resend_resolved_for: float = 0.0
 
     def __init__(self, name: str, options: Any, timeout: float = 10.0) -> None:
         self.name = name
@@ -133,3 +149,13 @@ class AlertSink:
     def send(self, alert: Alert) -> None:
         """Deliver one alert (firing or resolved); raise SinkError when it was not."""
         raise NotImplementedError(f"{type(self).__name__} must implement send()")
+
+    def mirror_silences(self, silences: list[Silence], host: str) -> bool:
+        """For a sink that keeps silences of its own (Alertmanager): make the ones vigil
+        made there for ``host`` match ``silences`` (all that are in effect), and return
+        True; vigil then sends silenced alerts on, and the sink holds them back. The
+        default returns False: vigil holds a silenced alert back itself, and keeps
+        re-sending one the sink was already told of (``resend_every``), so that a
+        silence never reads as a recovery. Raise SinkError when the sink cannot be
+        reached; vigil tries again."""
+        return False

@@ -78,15 +78,25 @@ class Alerter:
             self.specs = alerts
             self.open = {key: alert for key, alert in self.open.items() if key[0] in alerts}
             self._reconciled = False
-            self.senders = {name: Sender(spec, self.outbox, self.silenced)
+            self.senders = {name: Sender(spec, self.outbox, self._silence_list, self.host)
                             for name, spec in alerts.items()}
             if not alerts:
                 with contextlib.suppress(sqlite3.Error, OSError, Unreadable):
                     self._reconcile()
+                    self._refresh_silences(time.time())  # said even with no sink to hold
                 self.outbox.close()
         if self._started:
             self._run()
         self.wake.set()
+
+    def silences_changed(self) -> None:
+        """`vigil silence` wrote the state database: look at it now, not at the tick."""
+        if self._thread is not None:
+            self.wake.set()
+            return
+        with self._lock, contextlib.suppress(sqlite3.Error, OSError, Unreadable):
+            self._refresh_silences(time.time())
+            self.outbox.close()
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Each sink's open alerts and deliveries so far, for /metrics. The counts start
@@ -271,6 +281,9 @@ class Alerter:
                                                  "sink (max_open)")
 
     # -- silences --------------------------------------------------------------------
+
+    def _silence_list(self) -> list[Silence]:
+        return list(self.silences.values())
 
     def silenced(self, check: str, now: float) -> bool:
         return any(s.covers(check, now) for s in list(self.silences.values()))

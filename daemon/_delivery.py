@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import structlog
 
-from vigil._alert import SinkError
+from vigil._alert import Silence, SinkError
 from vigil._database import Unreadable
 from vigil._outbox import Outbox, Row
 from vigil._redact import redact
@@ -28,10 +28,16 @@ COMPLAIN_EVERY = 60.0
 
 class Sender:
     def __init__(self, spec: AlertSpec, outbox: Outbox,
-                 silenced: Callable[[str, float], bool]) -> None:
+                 silences: Callable[[], list[Silence]], host: str) -> None:
         self.spec = spec
         self.outbox = outbox
-        self.silenced = silenced
+        self.silences = silences
+        self.host = host
+        #: The silences the sink was last told of, and whether it holds silenced
+        #: alerts back itself (None until it was asked).
+        self._mirrored: list[Silence] | None = None
+        self._sink_silences = False
+        self._mirror_failing = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -71,18 +77,39 @@ class Sender:
 
     def cycle(self, now: float) -> None:
         sink, name = self.spec.sink, self.spec.name
+        silences = [s for s in self.silences() if s.until > now]
+        self._mirror(silences)
         if self.spec.repeat:
             self.outbox.remind(name, self.spec.repeat, now)
         self.outbox.finish(name, now, sink.resend_resolved_for if sink.resend_every else 0.0)
         for row in self.outbox.due(name, now, sink.resend_every):
             if self._stop.is_set():
                 return
-            if row.status == "firing" and self.silenced(row.check, now):
+            # A silence holds back news, never a keep-alive: a firing alert no longer
+            # re-sent would be resolved by the sink, and its receiver told so.
+            if (row.status == "firing" and row.pending and not self._sink_silences
+                    and any(s.covers(row.check, now) for s in silences)):
                 continue
             if row.status == "resolved" and row.sent is None:
                 self.outbox.withdraw(row)  # it never fired there: nothing to resolve
                 continue
             self._send(row)
+
+    def _mirror(self, silences: list[Silence]) -> None:
+        """Tell a sink that keeps silences of its own (Alertmanager) about vigil's, when
+        they changed; until it took them, vigil holds silenced alerts back itself."""
+        if silences == self._mirrored:
+            return
+        try:
+            self._sink_silences = self.spec.sink.mirror_silences(silences, self.host)
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, SinkError) else f"{type(exc).__name__}: {exc}"
+            if not self._mirror_failing:  # said once; asked again each cycle
+                log.warning("alert.failed", sink=self.spec.name, type=self.spec.type,
+                            error=redact(f"cannot set the sink's silences: {error}"))
+            self._mirror_failing, self._sink_silences, self._mirrored = True, False, None
+            return
+        self._mirror_failing, self._mirrored = False, silences
 
     def _send(self, row: Row) -> None:
         fields = {"sink": self.spec.name, "type": self.spec.type, "check": row.check,

@@ -5,7 +5,6 @@ and `vigil silence` open their own."""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import sqlite3
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigil._alert import Alert
+from vigil._alert import Alert, Silence
 from vigil._database import compact, open_database
 
 #: The wait after a failed delivery: 1s, 2s, 4s... at most this.
@@ -41,17 +40,6 @@ class Row:
                 "pending": self.pending, "sent": self.sent, "resolved": self.resolved,
                 "attempts": self.attempts, "next_try": self.next_try, "error": self.error,
                 "alert": self.alert.to_dict()}
-
-
-@dataclass
-class Silence:
-    pattern: str
-    until: float
-    reason: str
-    created: float
-
-    def covers(self, check: str, now: float) -> bool:
-        return now < self.until and fnmatch.fnmatchcase(check, self.pattern)
 
 
 _COLUMNS = ("sink, check_name, opened, status, data, pending, sent, resolved, attempts, "
@@ -150,10 +138,26 @@ class Outbox:
 
     def open(self, sink: str, alert: Alert, key: str | None = None) -> None:
         """Queue a firing alert; ``key`` names it in the outbox when it is not its check
-        (a remediation item)."""
-        self._run("INSERT OR REPLACE INTO alerts (sink, check_name, opened, status, data, "
-                  "pending) VALUES (?, ?, ?, 'firing', ?, 1)", sink, key or alert.check,
-                  alert.starts_at, compact(alert.to_dict()))
+        (a remediation item). An earlier episode's resolution with the same labels is
+        dropped: sent after this one fires, it would resolve it at the sink (Alertmanager
+        takes the last word for a label set), so one episode per label set is live."""
+        name, labels = key or alert.check, alert.fingerprint()
+        with self._lock:
+            conn = self._db()
+            try:
+                stale = [opened for opened, data in conn.execute(
+                    "SELECT opened, data FROM alerts WHERE sink = ? AND check_name = ? AND "
+                    "status = 'resolved'", (sink, name))
+                    if Alert.from_dict(json.loads(data)).fingerprint() == labels]
+                with conn:
+                    conn.executemany(f"DELETE FROM alerts WHERE {_ROW}",
+                                     [(sink, name, opened) for opened in stale])
+                    conn.execute("INSERT OR REPLACE INTO alerts (sink, check_name, opened, "
+                                 "status, data, pending) VALUES (?, ?, ?, 'firing', ?, 1)",
+                                 (sink, name, alert.starts_at, compact(alert.to_dict())))
+            except sqlite3.Error:
+                self.close()
+                raise
 
     def resolve(self, sink: str, alert: Alert, now: float, key: str | None = None) -> None:
         """Queue the resolution of a firing alert."""

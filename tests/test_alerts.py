@@ -143,6 +143,109 @@ def test_alertmanager_gets_one_firing_alert_and_its_resolution_across_a_restart(
         assert "s3cret-token" not in again.log.read_text() + d.log.read_text()
 
 
+def am_alerts(port: int) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/alerts", timeout=5) as got:
+        return list(json.load(got))
+
+
+def am_silences(port: int) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/silences", timeout=5) as got:
+        return list(json.load(got))
+
+
+def test_a_flap_never_lets_the_old_episodes_resolution_resolve_the_new_one(
+        write_config, daemon, receiver, tmp_path) -> None:
+    port = free_port()
+    with alertmanager(tmp_path, receiver.url("/am")) as am:
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state"
+            log_level = "debug"  # the keep-alive re-sends are debug lines
+            {tcp('db', port, rise=1)}
+            [alerts.team]
+            type = "alertmanager"
+            url = "http://127.0.0.1:{am}"
+            resend = "1s"
+        """)
+        d = daemon(config).start()
+        wait_until(lambda: statuses(receiver.at("/am")) == ["firing"], 30, "the first firing")
+        with listening(port):
+            wait_until(lambda: statuses(receiver.at("/am")) == ["firing", "resolved"], 30,
+                       "the first episode's resolution")
+        # Fails again while the old resolution is still being re-sent (for 5 x resend).
+        d.wait_for("alert.opened", count=2, check="db")
+        wait_until(lambda: statuses(receiver.at("/am"))[-1:] == ["firing"], 30,
+                   "the second episode's firing")
+        sent = len(d.events("alert.sent", sink="team"))
+        # The old resolution would have been re-sent every second for 5 s: watch
+        # Alertmanager's view until the new episode was kept alive past that.
+        seen = []
+        deadline = time.monotonic() + 30
+        while len(d.events("alert.sent", sink="team")) < sent + 8:
+            assert time.monotonic() < deadline, "the keep-alive re-sends stopped"
+            seen.append(tuple(a["status"]["state"] for a in am_alerts(am)))
+            time.sleep(0.05)
+        assert set(seen) == {("active",)}, "Alertmanager held the alert resolved meanwhile"
+        assert statuses(receiver.at("/am")) == ["firing", "resolved", "firing"]
+        assert [a["status"]["state"] for a in am_alerts(am)] == ["active"]
+        listed = json.loads(run_vigil("alerts", "--json", "-c", str(config)).stdout)["alerts"]
+        assert [(a["status"], a["pending"]) for a in listed] == [("firing", False)]
+
+
+def test_a_long_silence_keeps_the_alert_firing_at_alertmanager_and_silences_it_there(
+        write_config, daemon, receiver, tmp_path) -> None:
+    with alertmanager(tmp_path, receiver.url("/am")) as am:
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state"
+            log_level = "debug"  # the keep-alive re-sends are debug lines
+            {tcp('db')}
+            [alerts.team]
+            type = "alertmanager"
+            url = "http://127.0.0.1:{am}"
+            resend = "1s"
+        """)
+        d = daemon(config).start()
+        wait_until(lambda: statuses(receiver.at("/am")) == ["firing"], 30, "the firing")
+        done = run_vigil("silence", "d*", "--for", "10m", "--reason", "disk swap",
+                         "-c", str(config))
+        assert done.returncode == 0, done.stderr
+        d.wait_for("alert.silenced", pattern="d*")
+        wait_until(lambda: am_silences(am), 10, "vigil's silence at Alertmanager")
+        made = am_silences(am)[0]
+        assert made["createdBy"] == "vigil" and made["comment"] == "disk swap"
+        assert {m["name"]: m["value"] for m in made["matchers"]} == {
+            "check": "d.*", "host": socket.gethostname()}
+        sent = len(d.events("alert.sent", sink="team"))
+        # Alertmanager would resolve an alert not re-sent for 4 x resend: wait three times
+        # that, with the alert kept alive all along.
+        d.wait_for("alert.sent", count=sent + 12, sink="team", timeout=40)
+        assert statuses(receiver.at("/am")) == ["firing"], "nobody was told it recovered"
+        held = am_alerts(am)
+        assert [a["status"]["state"] for a in held] == ["suppressed"]
+        assert held[0]["status"]["silencedBy"] == [made["id"]]
+        assert run_vigil("silence", "d*", "--remove", "-c", str(config)).returncode == 0
+        wait_until(lambda: [s["status"]["state"] for s in am_silences(am)] == ["expired"], 10,
+                   "vigil's silence removed at Alertmanager")
+        wait_until(lambda: [a["status"]["state"] for a in am_alerts(am)] == ["active"], 10,
+                   "the alert active again")
+        assert statuses(receiver.at("/am")) == ["firing"]
+
+
+def test_a_silence_in_effect_at_start_is_logged_without_a_sink(write_config, daemon) -> None:
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        {tcp('db')}
+    """)
+    assert run_vigil("silence", "db", "--for", "1h", "--reason", "upgrade",
+                     "-c", str(config)).returncode == 0
+    d = daemon(config).start()
+    assert d.wait_for("alert.silenced", pattern="db")[0]["reason"] == "upgrade"
+    assert run_vigil("silence", "db", "--remove", "-c", str(config)).returncode == 0
+    assert d.wait_for("alert.unsilenced", pattern="db")[0]["why"] == "removed"
+
+
 def recorder(path: Path) -> str:
     """A command sink's argv that appends its stdin and VIGIL_ALERT_* variables to a file."""
     script = (f"import json, os, sys; open({str(path)!r}, 'a').write(json.dumps("
