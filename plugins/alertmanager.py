@@ -38,12 +38,13 @@ class Alertmanager(AlertSink):
 
     def __init__(self, name: str, options: AlertmanagerOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)
-        self.resend_every = float(options.resend)
-        self.resend_resolved_for = 5 * float(options.resend)
+        self.every = float(options.resend)
+        self.resend_every = self.every
+        self.resend_resolved_for = 5 * self.every
         self.api = options.url.rstrip("/") + "/api/v2"
 
     def send(self, alert: Alert) -> None:
-        ends = alert.ends_at if alert.ends_at is not None else time.time() + 4 * self.resend_every
+        ends = alert.ends_at if alert.ends_at is not None else time.time() + 4 * self.every
         body = [{"labels": alert.labels(), "annotations": alert.annotations(),
                  "startsAt": iso(alert.starts_at), "endsAt": iso(ends)}]
         http_request("POST", self.api + "/alerts", body, timeout=self.timeout)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from vigil import Alert, AlertSink, SinkError
+from vigil import Alert, AlertSink, Silence, SinkError
 from vigil._database import set_aside
 from vigil._delivery import Sender
 from vigil._outbox import Outbox
@@ -45,10 +45,12 @@ class Clocked(Sender):
         super().cycle(now)
 
 
-def sender(tmp_path: Path, sink: Recording, **keys: Any) -> tuple[Sender, Outbox]:
+def sender(tmp_path: Path, sink: Recording, silences: list[Silence] | None = None,
+           **keys: Any) -> tuple[Sender, Outbox]:
     outbox = Outbox(tmp_path / "state.db")
     spec = AlertSpec(type="test", name="s", sink=sink, **keys)
-    return Clocked(spec, outbox, lambda _check, _now: False), outbox
+    held = silences if silences is not None else []
+    return Clocked(spec, outbox, lambda: held, "h"), outbox
 
 
 def alert(at: float) -> Alert:
@@ -141,3 +143,36 @@ def test_the_outbox_follows_a_database_set_aside_and_made_anew(tmp_path) -> None
     assert outbox.rows() == [], "a new database at the path, not the one set aside"
     outbox.open("s", alert(2000.0))
     assert [row.opened for row in Outbox(tmp_path / "state.db").rows()] == [2000.0]
+
+
+def test_a_new_episode_drops_the_old_resolution_that_would_resolve_it(tmp_path) -> None:
+    sink = KeepAlive("s", None)
+    send, outbox = sender(tmp_path, sink)
+    first = alert(1000.0)
+    outbox.open("s", first)
+    send.cycle(1000.0)
+    first.status, first.ends_at = "resolved", 1010.0
+    outbox.resolve("s", first, 1010.0)
+    send.cycle(1010.0)
+    assert sink.sent == [("firing", 0), ("resolved", 0)]
+    outbox.open("s", alert(1020.0))  # the same labels fire again
+    for now in range(1020, 1400, 30):
+        send.cycle(float(now))
+    assert {status for status, _ in sink.sent[2:]} == {"firing"}, sink.sent
+    assert [(r.status, r.opened) for r in outbox.rows()] == [("firing", 1020.0)]
+
+
+def test_a_silence_holds_news_back_but_keeps_a_sent_alert_alive(tmp_path) -> None:
+    sink = KeepAlive("s", None)
+    held: list[Silence] = []
+    send, outbox = sender(tmp_path, sink, held)
+    outbox.open("s", alert(1000.0))
+    send.cycle(1000.0)
+    held.append(Silence("d*", 5000.0, "swap", 1001.0))
+    outbox.open("s", Alert(check="dx", status="firing", reason="failing",
+                           severity="critical", summary="down", host="h", starts_at=1002.0))
+    for now in (1002.0, 1070.0, 1140.0):
+        send.cycle(now)
+    # db was told of before the silence: re-sent each minute; dx is news: held back.
+    assert sink.sent == [("firing", 0)] * 3
+    assert [r.check for r in outbox.rows() if r.pending] == ["dx"]
