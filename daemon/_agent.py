@@ -228,6 +228,8 @@ class Agent:
         names = set(self.checks.runtimes)
         log.info("config.reloaded", config=new.source, checks=len(names),
                  added=sorted(names - old_names), removed=sorted(old_names - names))
+        # The page takes the new set of checks and services from this.
+        self.checks.events.publish("config.reloaded", checks=sorted(names))
         self._announce()
         self.notifier.send("READY=1", f"STATUS={self.summary()}")
 

@@ -238,8 +238,9 @@ class CheckTable:
                   status=status, summary=result.summary)
             self.store.transition(name, now, old.value, new.value, result.status.value,
                                   result.summary)
-            self.events.publish("check.state_changed", check=name, old=old.value,
-                                new=new.value, status=status, summary=result.summary, at=now)
+            self.events.publish("check.state_changed", check=name,
+                                **{"from": old.value, "to": new.value}, status=status,
+                                summary=result.summary, at=now)
             self.plugins.notify("vigil_state_changed", check=name, old=old.value,
                                 new=new.value, result=result)
         self.plugins.notify("vigil_check_result", check=name, result=result,

@@ -224,6 +224,8 @@ class Healer:
             emit("heal.started", log.warning, **fields, action=verb, reason=reason,
                  attempt=len(rt.history), budget=rt.spec.restarts,
                  target=service_manager.describe())
+            if self.events is not None:
+                self.events.publish("heal.started", service=service, action=verb, at=began)
             if rt.spec.ports:
                 action = self._start_on_free_port(rt, running, emit, fields)
                 verb = "start"

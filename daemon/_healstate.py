@@ -108,5 +108,6 @@ class ServiceRuntime:
                 "held_since": self.held_since, "last": self.last,
                 "healing": self.healing.locked(), "manager": self.spec.manager,
                 "describe": self.service_manager.describe(), "watching": self.watching,
-                "heals": dict(self.heals),
+                "heals": dict(self.heals), "restarts": self.spec.restarts,
+                "within": self.spec.within,
                 "manager_state": self.service_manager.state}

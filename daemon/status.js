@@ -1,19 +1,26 @@
-// vigil's status page: follows /api/v1/events and updates the page in place.
+// vigil's status page: takes the current state from /status at every (re)connect of
+// /api/v1/events, then follows the stream and updates the page in place.
 "use strict";
-const page = JSON.parse(document.getElementById("vigil-data").textContent);
 const BEATS = 60;
 const STATUS = { O: "OK", W: "WARN", C: "CRIT", U: "UNKNOWN" };
+const HEAL_WORDS = { succeeded: "healed", failed: "heal failed" };
 const live = document.getElementById("live");
 
 function card(name) { return document.getElementById("check-" + name); }
 
 // Each check's last results, oldest first, as [time, status, duration_ms, summary]; a
 // summary is null until the check's bar is looked at (then fetched) or came live.
-const beats = {};
-for (const [name, c] of Object.entries(page.checks)) {
-  beats[name] = c.t.map((t, i) => [page.base + t, STATUS[c.s[i]], c.d[i], null]);
+let beats = {};
+let fetched = {};
+
+function load(doc) {
+  const page = JSON.parse(doc.getElementById("vigil-data").textContent);
+  beats = {};
+  fetched = {};
+  for (const [name, c] of Object.entries(page.checks)) {
+    beats[name] = c.t.map((t, i) => [page.base + t / 10, STATUS[c.s[i]], c.d[i], null]);
+  }
 }
-const fetched = {};
 
 function describe(beat) {
   const [at, status, duration, summary] = beat;
@@ -68,6 +75,8 @@ function drawBar(bar, name) {
     ": " + list.filter((b) => b[1] === "OK" || b[1] === "WARN").length + " passed");
 }
 
+function ms(value) { return value >= 100 ? value.toFixed(0) : value.toFixed(1); }
+
 function redrawChart(el, list) {
   const durations = list.map((b) => b[2]);
   if (durations.length < 2) return;
@@ -75,30 +84,33 @@ function redrawChart(el, list) {
   const step = 120 / (BEATS - 1), offset = (BEATS - durations.length) * step;
   el.querySelector("polyline").setAttribute("points", durations.map((d, i) =>
     (offset + i * step).toFixed(1) + "," + (26 - d / top * 24).toFixed(1)).join(" "));
-  el.setAttribute("aria-label", "response time of the last results, up to " + top.toFixed(1) + " ms");
+  el.setAttribute("aria-label", "response time of the last results, up to " + ms(top) + " ms");
+  el.nextElementSibling.textContent = "response time, top " + ms(top) + " ms";
 }
 
-document.querySelectorAll(".check").forEach((el) => {
-  const name = el.dataset.name;
-  const bar = el.querySelector(".beats");
-  beats[name] = beats[name] || [];
-  drawBar(bar, name);
-  redrawChart(el.querySelector(".chart"), beats[name]);
-  bar.addEventListener("mousemove", (e) => {
-    const count = beats[name].length;
-    const i = Math.floor(e.offsetX / bar.clientWidth * BEATS) - (BEATS - count);
-    if (i >= 0 && i < count && String(i) !== bar.dataset.index) showBeat(bar, i);
+function bind() {
+  document.querySelectorAll(".check").forEach((el) => {
+    const name = el.dataset.name;
+    const bar = el.querySelector(".beats");
+    beats[name] = beats[name] || [];
+    drawBar(bar, name);
+    redrawChart(el.querySelector(".chart"), beats[name]);
+    bar.addEventListener("mousemove", (e) => {
+      const count = beats[name].length;
+      const i = Math.floor(e.offsetX / bar.clientWidth * BEATS) - (BEATS - count);
+      if (i >= 0 && i < count && String(i) !== bar.dataset.index) showBeat(bar, i);
+    });
+    bar.addEventListener("focus", () => showBeat(bar, beats[name].length - 1));
+    bar.addEventListener("keydown", (e) => {
+      const count = beats[name].length;
+      const i = Number(bar.dataset.index || count - 1);
+      if (e.key === "ArrowLeft") showBeat(bar, Math.max(0, i - 1));
+      else if (e.key === "ArrowRight") showBeat(bar, Math.min(count - 1, i + 1));
+      else return;
+      e.preventDefault();
+    });
   });
-  bar.addEventListener("focus", () => showBeat(bar, beats[name].length - 1));
-  bar.addEventListener("keydown", (e) => {
-    const count = beats[name].length;
-    const i = Number(bar.dataset.index || count - 1);
-    if (e.key === "ArrowLeft") showBeat(bar, Math.max(0, i - 1));
-    else if (e.key === "ArrowRight") showBeat(bar, Math.min(count - 1, i + 1));
-    else return;
-    e.preventDefault();
-  });
-});
+}
 
 function setState(el, state) {
   el.classList.remove("st-OK", "st-FAILING", "st-PENDING");
@@ -108,15 +120,34 @@ function setState(el, state) {
   el.querySelector(".state").textContent = mark + " " + state;
 }
 
+// What the top line counts a check as, and what the state filter matches: a passing
+// check whose last result was WARN is WARN, not OK too.
+function category(el) {
+  return el.dataset.state === "OK" && el.dataset.status === "WARN" ? "WARN" : el.dataset.state;
+}
+
 function recount() {
   const cards = [...document.querySelectorAll(".check")];
-  for (const state of ["OK", "FAILING", "PENDING"]) {
-    document.querySelector(`[data-count="${state}"]`).textContent =
-      cards.filter((c) => c.dataset.state === state).length;
+  for (const kind of ["OK", "WARN", "FAILING", "PENDING"]) {
+    document.querySelector(`[data-count="${kind}"]`).textContent =
+      cards.filter((c) => category(c) === kind).length;
   }
-  document.querySelector('[data-count="WARN"]').textContent =
-    cards.filter((c) => c.querySelector(".status").textContent === "WARN").length;
+  document.querySelector('[data-count="healing"]').textContent =
+    document.querySelectorAll('.service[data-healing="1"]').length;
+  document.querySelector('[data-count="gave-up"]').textContent =
+    document.querySelectorAll(".gave-up").length;
 }
+
+function filter() {
+  const name = document.getElementById("filter-name").value.toLowerCase();
+  const state = document.getElementById("filter-state").value;
+  document.querySelectorAll(".check").forEach((el) => {
+    const shown = el.dataset.name.toLowerCase().includes(name) && (!state || category(el) === state);
+    el.classList.toggle("hidden", !shown);
+  });
+}
+document.getElementById("filter-name").addEventListener("input", filter);
+document.getElementById("filter-state").addEventListener("change", filter);
 
 // Results can come hundreds a second with many checks: they are queued and applied
 // once a frame, each chart redrawn and the counts made once however many came.
@@ -131,19 +162,22 @@ function applyResults() {
   const results = queued;
   queued = [];
   const dirty = new Set();
-  let recounted = false;
+  let changed = false;
   for (const e of results) {
     const el = card(e.check);
     if (!el) continue;
     const list = beats[e.check];
+    // A result the page already had (it came while the page was being taken anew).
+    if (list.length && e.at <= list[list.length - 1][0] + 0.05) continue;
     list.push([e.at, e.status, e.duration_ms, e.summary]);
     if (list.length > BEATS) list.shift();
     const status = el.querySelector(".status");
-    if (status.textContent !== e.status || el.dataset.state !== e.state) {
+    if (el.dataset.status !== e.status || el.dataset.state !== e.state) {
       status.textContent = e.status;
       status.className = "status s-" + e.status;
+      el.dataset.status = e.status;
       setState(el, e.state);
-      recounted = true;
+      changed = true;
     }
     el.querySelector(".summary").textContent = e.summary;
     el.dataset.updated = e.at;
@@ -153,39 +187,77 @@ function applyResults() {
     drawBar(card(name).querySelector(".beats"), name);
     redrawChart(card(name).querySelector(".chart"), beats[name]);
   }
-  if (recounted) recount();
+  if (changed) { recount(); filter(); }
 }
 
 function onChange(e) {
   const el = card(e.check);
   if (!el) return;
-  setState(el, e.new);
+  setState(el, e.to);
   el.querySelector(".changed").textContent = "just now";
   recount();
+  filter();
+}
+
+function onHeal(kind, e) {
+  const el = document.getElementById("service-" + e.service);
+  if (!el) return;
+  if (kind === "heal.started") {
+    el.dataset.healing = "1";
+    el.querySelector(".svc-state").textContent = "healing";
+  } else {
+    el.dataset.healing = "0";
+    const item = document.createElement("li");
+    const word = kind.slice(5);
+    item.textContent = "just now: " + (HEAL_WORDS[word] || word) +
+      (e.recovery_s !== undefined ? " in " + e.recovery_s.toFixed(1) + " s" : "") +
+      (e.reason && kind === "heal.failed" ? " (" + e.reason + ")" : "");
+    el.querySelector(".heals").prepend(item);
+    el.querySelector(".svc-state").textContent = kind === "heal.succeeded" ? "ready" : "backing off";
+    if (kind === "heal.succeeded") el.querySelector(".gave-up")?.remove();
+  }
+  recount();
+}
+
+// While the page is taken anew, events wait here and are applied after it.
+let pending = null;
+
+function dispatch(kind, e) {
+  if (pending) pending.push([kind, e]);
+  else if (kind === "check.result") onResult(e);
+  else if (kind === "check.state_changed") onChange(e);
+  else if (kind === "config.reloaded") refresh();
+  else onHeal(kind, e);
+}
+
+async function refresh() {
+  if (pending) return;
+  pending = [];
+  try {
+    const answer = await fetch("/status", { cache: "no-store" });
+    const doc = new DOMParser().parseFromString(await answer.text(), "text/html");
+    for (const id of ["summary", "services-list", "checks"]) {
+      document.getElementById(id).replaceWith(document.adoptNode(doc.getElementById(id)));
+    }
+    load(doc);
+    bind();
+  } catch (err) {
+    // What is shown stays; the next reconnect takes the page again.
+  }
+  const waiting = pending;
+  pending = null;
+  for (const [kind, e] of waiting) dispatch(kind, e);
+  recount();
+  filter();
 }
 
 function follow() {
   const source = new EventSource("/api/v1/events");
-  source.onopen = () => { live.textContent = "live"; live.classList.add("on"); };
+  source.onopen = () => { live.textContent = "live"; live.classList.add("on"); refresh(); };
   source.onerror = () => { live.textContent = "reconnecting…"; live.classList.remove("on"); };
-  source.addEventListener("check.result", (m) => onResult(JSON.parse(m.data)));
-  source.addEventListener("check.state_changed", (m) => onChange(JSON.parse(m.data)));
-  for (const kind of ["heal.succeeded", "heal.failed"]) {
-    source.addEventListener(kind, (m) => {
-      const e = JSON.parse(m.data);
-      const el = document.getElementById("service-" + e.service);
-      if (!el) return;
-      const item = document.createElement("li");
-      item.textContent = "just now: " + kind.slice(5) +
-        (e.recovery_s !== undefined ? " in " + e.recovery_s.toFixed(2) + "s" : "");
-      el.querySelector(".heals").prepend(item);
-      if (kind === "heal.succeeded") {
-        el.querySelector(".gave-up")?.remove();
-        el.querySelector(".svc-state").textContent = "ready";
-        document.querySelector('[data-count="gave-up"]').textContent =
-          document.querySelectorAll(".gave-up").length;
-      }
-    });
+  for (const kind of ["check.result", "check.state_changed", "config.reloaded",
+                      "heal.started", "heal.succeeded", "heal.failed"]) {
+    source.addEventListener(kind, (m) => dispatch(kind, JSON.parse(m.data)));
   }
 }
 
@@ -193,33 +265,27 @@ const token = document.getElementById("token");
 token.value = sessionStorage.getItem("vigil-token") || "";
 token.addEventListener("change", () => sessionStorage.setItem("vigil-token", token.value));
 
-document.querySelectorAll("button.heal").forEach((button) => {
-  button.addEventListener("click", async () => {
-    const said = button.nextElementSibling;
-    said.textContent = "healing…";
-    button.disabled = true;
-    try {
-      const answer = await fetch(`/api/v1/services/${encodeURIComponent(button.dataset.service)}/heal`,
-        { method: "POST", headers: { Authorization: "Bearer " + token.value } });
-      const body = await answer.json();
-      said.textContent = answer.ok ? "healed: " + body.outcome : "not healed: " + (body.error || body.reason || answer.status);
-    } catch (err) {
-      said.textContent = "no answer: " + err;
-    } finally {
-      button.disabled = false;
-    }
-  });
+// Delegated: the services are replaced when the page is taken anew.
+document.addEventListener("click", async (e) => {
+  const button = e.target.closest("button.heal");
+  if (!button) return;
+  const said = button.nextElementSibling;
+  said.textContent = "healing…";
+  button.disabled = true;
+  try {
+    const answer = await fetch(`/api/v1/services/${encodeURIComponent(button.dataset.service)}/heal`,
+      { method: "POST", headers: { Authorization: "Bearer " + token.value } });
+    const body = await answer.json();
+    said.textContent = answer.ok
+      ? "healed" + (body.recovery_s !== undefined ? " in " + body.recovery_s.toFixed(1) + " s" : "")
+      : "not healed: " + (body.reason || body.error || "HTTP " + answer.status);
+  } catch (err) {
+    said.textContent = "no answer: " + err;
+  } finally {
+    button.disabled = false;
+  }
 });
 
-function filter() {
-  const name = document.getElementById("filter-name").value.toLowerCase();
-  const state = document.getElementById("filter-state").value;
-  document.querySelectorAll(".check").forEach((el) => {
-    const shown = el.dataset.name.toLowerCase().includes(name) && (!state || el.dataset.state === state);
-    el.classList.toggle("hidden", !shown);
-  });
-}
-document.getElementById("filter-name").addEventListener("input", filter);
-document.getElementById("filter-state").addEventListener("change", filter);
-
+load(document);
+bind();
 follow();

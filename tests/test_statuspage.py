@@ -5,6 +5,7 @@ survives a daemon restart, and passes axe-core's accessibility rules."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers import ROOT, free_port, saved_pid
+from tests.helpers import ROOT, free_port, listening, saved_pid
 
 TOKEN = "page-token"
 CHROMIUM = "/usr/bin/chromium"
@@ -118,7 +119,7 @@ def test_the_page_follows_a_death_and_a_heal_live(write_config, daemon, tmp_path
     page.fill("#token", TOKEN)
     page.dispatch_event("#token", "change")
     broken.locator("button.heal").click()
-    expect(broken.locator(".heal-result")).to_have_text("healed: heal.succeeded",
+    expect(broken.locator(".heal-result")).to_have_text(re.compile(r"^healed in \d+\.\d s$"),
                                                        timeout=15000)
     expect(page.locator("#check-broken")).to_have_attribute("data-state", "OK", timeout=10000)
     expect(broken.locator(".gave-up")).to_have_count(0)
@@ -132,8 +133,6 @@ def test_the_page_follows_a_death_and_a_heal_live(write_config, daemon, tmp_path
     page.fill("#filter-name", "sys")
     assert page.locator(".check:not(.hidden) h3").all_text_contents() == ["system"]
     page.fill("#filter-name", "")
-    page.select_option("#filter-state", "OK")
-    assert page.locator(".check.hidden").count() == 0
 
     assert not page.problems, page.problems
 
@@ -146,6 +145,117 @@ def test_the_page_follows_a_death_and_a_heal_live(write_config, daemon, tmp_path
     again.wait_for("check.result", count=2, check="system")
     expect(page.locator("#check-system")).not_to_have_attribute("data-updated", before or "",
                                                                 timeout=10000)
+    assert not page.problems, page.problems
+
+
+def test_the_page_takes_the_state_anew_at_a_reconnect_and_follows_filters_and_reloads(
+        write_config, daemon, tmp_path, page) -> None:
+    port, flip, slow = free_port(), free_port(), free_port()
+    # Listens two seconds after it is started: a heal long enough to be seen.
+    starter = (f"import os, sys, time; time.sleep(2); os.execv(sys.executable, [sys.executable, "
+               f"'-m', 'http.server', '{slow}', '--bind', '127.0.0.1'])")
+    warn = "import sys; print('degraded'); sys.exit(1)"
+    body = f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{port}"
+        [services.slow]
+        manager = "command"
+        start = ["{sys.executable}", "-c", "{starter}"]
+        [checks.flip]
+        type = "tcp"
+        port = {flip}
+        interval = "300ms"
+        fall = 1
+        rise = 1
+        [checks.slow]
+        type = "tcp"
+        port = {slow}
+        service = "slow"
+        interval = "300ms"
+        fall = 1
+        [checks.warn]
+        type = "exec"
+        command = ["{sys.executable}", "-c", "{warn}"]
+        interval = "1s"
+    """
+    config = write_config(body)
+    d = daemon(config).start()
+    d.wait_for("heal.succeeded", service="slow", timeout=20)
+    d.wait_for("check.result", check="warn")
+    page.goto(f"http://127.0.0.1:{port}/status")
+    page.wait_for_selector("#live.on", timeout=5000)
+    flipped = page.locator("#check-flip")
+    expect(flipped).to_have_attribute("data-state", "FAILING", timeout=5000)
+    # Each check counted once: a WARN is not an OK too.
+    expect(page.locator("#summary")).to_contain_text("1 OK · 1 WARN · 1 FAILING · 0 pending",
+                                                    timeout=5000)
+    page.select_option("#filter-state", "WARN")
+    assert page.locator(".check:not(.hidden) h3").all_text_contents() == ["warn"]
+
+    # The filter follows live changes: with FAILING picked, a check that fails shows.
+    page.select_option("#filter-state", "FAILING")
+    assert page.locator(".check:not(.hidden) h3").all_text_contents() == ["flip"]
+    os.kill(saved_pid(tmp_path / "state", "slow"), signal.SIGKILL)
+    expect(page.locator("#check-slow")).not_to_have_class(re.compile("hidden"), timeout=5000)
+    # Healing is counted while it lasts (the service listens 2 s after its start).
+    expect(page.locator('[data-count="healing"]')).to_have_text("1", timeout=5000)
+    expect(page.locator('[data-count="healing"]')).to_have_text("0", timeout=15000)
+    expect(page.locator("#service-slow .heals li").first).to_have_text(
+        re.compile(r"^just now: healed in \d+\.\d s$"))
+    page.select_option("#filter-state", "")
+
+    # A restart while flip recovers: the page takes the state anew when it reconnects.
+    assert d.stop() == 0
+    page.wait_for_selector("#live:not(.on)", timeout=10000)
+    with listening(flip):
+        again = daemon(config).start()
+        again.wait_for("check.state_changed", check="flip", to="OK")
+        page.wait_for_selector("#live.on", timeout=15000)
+        expect(flipped).to_have_attribute("data-state", "OK", timeout=5000)
+        expect(page.locator('[data-count="FAILING"]')).to_have_text("0")
+
+        # A check added by a reload appears.
+        write_config(body + f"""
+        [checks.added]
+        type = "tcp"
+        port = {flip}
+        interval = "1s"
+        """)
+        again.signal(signal.SIGHUP)
+        again.wait_for("config.reloaded")
+        expect(page.locator("#check-added")).to_have_count(1, timeout=5000)
+        expect(page.locator("#check-added")).to_have_attribute("data-state", "OK",
+                                                               timeout=5000)
+    assert not page.problems, page.problems
+
+
+def test_the_page_speaks_words_and_fits_a_phone(write_config, daemon, page) -> None:
+    port = free_port()
+    perf = ("import sys; print('fine | load1=0.754883 "
+            "a_really_long_metric_name_for_a_phone_screen_bytes=123456789012.5'); sys.exit(0)")
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{port}"
+        [checks.figures]
+        type = "exec"
+        command = ["{sys.executable}", "-c", "{perf}"]
+        interval = "1s"
+    """)
+    d = daemon(config).start()
+    d.wait_for("check.result", check="figures")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"http://127.0.0.1:{port}/status")
+    page.wait_for_selector("#live.on", timeout=5000)
+    panel = page.locator("#check-figures .panel")
+    assert panel.locator("td").all_text_contents() == ["123,456,789,012", "0.755"]
+    # Nothing cut off: the table fits its card, and the card the screen.
+    assert panel.evaluate("el => el.scrollWidth <= el.clientWidth"), "the table overflows"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.locator("#services-list").text_content().startswith("No services")
+    expect(page.locator("#check-figures .scale")).to_contain_text(
+        re.compile(r"^response time, top \d+\.\d ms$"))
     assert not page.problems, page.problems
 
 
@@ -188,7 +298,29 @@ def test_the_page_of_200_checks_stays_under_a_megabyte() -> None:
                    "uptime": {"24h": 0.9999, "7d": 0.999, "30d": 0.99}}
             for name in checks}
     services = {"db": {"manager": "systemd", "describe": "systemd unit postgresql",
-                       "state": "ready", "history": [], "given_up": False}}
+                       "state": "ready", "history": [], "given_up": False,
+                       "restarts": 3, "within": 600.0}}
     page = render(checks, services, seen, {}).encode()
     assert page.count(b'class="check ') == 200
     assert len(page) < 1_000_000, f"{len(page) / 1e6:.2f} MB"
+
+
+@pytest.mark.unit
+def test_the_page_names_metrics_and_budgets_in_words() -> None:
+    from vigil._statuspage import figure, metric_label, render
+
+    assert metric_label('events{signature="QA"}') == "events (signature QA)"
+    assert metric_label('role_requests{role="planner",host="a"}') == \
+        "role_requests (role planner, host a)"
+    assert [figure(v) for v in (0.754883, 12.345, 3.0, 1234.5, 250.25)] == [
+        "0.755", "12.3", "3", "1,234", "250.2"]
+    services = {"db": {"manager": "systemd", "describe": "systemd unit postgresql",
+                       "state": "gave up", "history": [1.0, 2.0], "given_up": True,
+                       "restarts": 3, "within": 600.0, "healing": False}}
+    heals = {"db": [{"at": 2.0, "outcome": "failed", "recovery_s": None,
+                     "reason": "start command failed"},
+                    {"at": 1.0, "outcome": "succeeded", "recovery_s": 0.42, "reason": None}]}
+    html = render({}, services, {}, heals)
+    assert "restarts used: 2 of 3 in 10m" in html
+    assert "heal failed (start command failed)" in html and "healed in 0.4 s" in html
+    assert "heal.succeeded" not in html.split("<script>")[0]
