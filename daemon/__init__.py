@@ -21,6 +21,7 @@ from vigil._redact import redact
 from vigil._tail import FileTail
 from vigil._thresholds import StartGrace, above, worst
 from vigil._unitwatch import watch_unit
+from vigil._words import plural
 from vigil.hookspecs import hookimpl
 
 # Everything a plugin may use: the built-in plugins use nothing else (a test holds them
@@ -51,6 +52,7 @@ __all__ = [
     "listeners_named",
     "parse_duration",
     "parse_ports",
+    "plural",
     "port_holders",
     "redact",
     "replace_file",

@@ -33,6 +33,7 @@ from vigil._runner import Runner
 from vigil._sdnotify import Notifier
 from vigil._store import Store
 from vigil._webapi import HttpSurface, WebApi
+from vigil._words import plural
 
 log = structlog.get_logger("vigil")
 
@@ -151,7 +152,7 @@ class Agent:
 
     def summary(self) -> str:
         states = +self.checks.states  # the states no check is in left out
-        line = f"{sum(states.values())} checks: " + ", ".join(
+        line = f"{plural(sum(states.values()), 'check')}: " + ", ".join(
             f"{count} {state}" for state, count in sorted(states.items()))
         healing = [name for name in self.healer.services if self.healer.healing(name)]
         given_up = [n for n, rt in self.healer.services.items() if rt.given_up]

@@ -116,8 +116,10 @@ class CheckTable:
                 entry = saved.get(name, {})
                 if entry.get("type") == spec.type:
                     machine.restore(entry)
+                # "ok" was once counted for every run that ended by itself: dropped.
+                counts = {k: v for k, v in entry.get("counts", {}).items() if k != "ok"}
                 runtimes[name] = CheckRuntime(spec, machine, entry.get("last"),
-                                              collections.Counter(entry.get("counts", {})))
+                                              collections.Counter(counts))
             for name, rt in self.runtimes.items():
                 if runtimes.get(name, rt).spec.check is not rt.spec.check:
                     _close(rt)
@@ -198,7 +200,8 @@ class CheckTable:
                 self.states[transition[0].value] -= 1
                 self.states[transition[1].value] += 1
             rt.counts["runs"] += 1
-            rt.counts[outcome.kind] += 1
+            if outcome.kind != "ok":  # a problem (timeout, error); the statuses count runs
+                rt.counts[outcome.kind] += 1
             rt.counts[f"status.{status}"] += 1
             self.generation += 1
             before, rt.latest = rt.status(), (result, duration_ms, now)

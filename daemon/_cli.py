@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -13,6 +15,7 @@ from vigil import _config as config_mod
 from vigil import _logs as logs
 from vigil import _logview as logview
 from vigil import _paths as paths
+from vigil import _runtime as runtime
 from vigil._check import Result, Status
 from vigil._cli_alerts import cmd_alerts, cmd_silence
 from vigil._cli_history import cmd_history
@@ -22,6 +25,7 @@ from vigil._errors import ConfigError
 from vigil._perfdata import format_perfdata
 from vigil._redact import redact
 from vigil._runner import Runner
+from vigil._words import plural
 
 EXIT_INVALID_CONFIG = 1
 
@@ -32,6 +36,13 @@ def _config_option(default: Any) -> argparse.ArgumentParser:
                         help="config file (else $VIGIL_CONFIG, ./config.toml, the platform "
                              "config folder, the packaged defaults)")
     return parent
+
+
+def _command(sub: Any, name: str, **keys: Any) -> argparse.ArgumentParser:
+    """A subcommand whose own --help starts with what it does."""
+    keys.setdefault("description", keys["help"][0].upper() + keys["help"][1:] + ".")
+    parser: argparse.ArgumentParser = sub.add_parser(name, **keys)
+    return parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,23 +59,27 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vigil", parents=[_config_option(None)],
         description="A self-healing health-check agent.")
+    parser.add_argument("-V", "--version", action="version", version=f"vigil {_version()}",
+                        help="print vigil's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    as_json = "print JSON instead of text"
 
-    sub.add_parser("run", parents=[common], help="run the daemon in the foreground")
-    p = sub.add_parser("check", parents=[common],
+    _command(sub, "run", parents=[common], help="run the daemon in the foreground")
+    p = _command(sub, "check", parents=[common],
                        help="run one check once; Nagios output and exit code")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("name", help="the check's name, as in [checks.NAME]")
+    p.add_argument("--json", action="store_true", help=as_json)
     p.add_argument("--heal", action="store_true",
                    help="when the check fails and guards a service, heal it and check again")
     p.add_argument("--update", action="store_true",
                    help="take what the check compares against from things as they are now "
                         "(the docs check's manifest)")
-    p = sub.add_parser("config", parents=[common], help="work with the config")
-    p.add_argument("action", choices=["validate"])
-    p = sub.add_parser("plugins", parents=[common], help="list plugins and their check types")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("init", help="write a starter config")
+    p = _command(sub, "config", parents=[common], help="work with the config")
+    p.add_argument("action", choices=["validate"],
+                   help="validate: exit 0 when valid, else 1 listing every error")
+    p = _command(sub, "plugins", parents=[common], help="list plugins and their check types")
+    p.add_argument("--json", action="store_true", help=as_json)
+    p = _command(sub, "init", parents=[common], help="write a starter config")
     p.add_argument("path", nargs="?", help="where to write it (default: -c FILE, or "
                                            "config.toml)")
     p.add_argument("--force", action="store_true",
@@ -72,36 +87,38 @@ def _parser() -> argparse.ArgumentParser:
                         "FILE.bak.1, .2... when that is taken)")
     p.add_argument("--detect", action="store_true",
                    help="look for PostgreSQL, Redis and MCP servers here and configure them")
-    p = sub.add_parser("status", parents=[common], help="what the running daemon sees")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("history", parents=[common],
+    p = _command(sub, "status", parents=[common], help="what the running daemon sees")
+    p.add_argument("--json", action="store_true", help=as_json)
+    p = _command(sub, "history", parents=[common],
                        help="one check's results, state changes and uptime")
-    p.add_argument("check")
-    p.add_argument("--since", type=parse_duration, default=3600.0, metavar="DURATION",
+    p.add_argument("check", help="the check's name")
+    p.add_argument("--since", type=_duration, default=3600.0, metavar="DURATION",
                    help="how far back (default 1h; results older than the raw window "
                         "come as rollups)")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("alerts", parents=[common],
+    p.add_argument("--json", action="store_true", help=as_json)
+    p = _command(sub, "alerts", parents=[common],
                        help="the open alerts, where they were sent, and the silences")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("silence", parents=[common],
+    p.add_argument("--json", action="store_true", help=as_json)
+    p = _command(sub, "silence", parents=[common],
                        help="hold back a check's alerts for a while (kept across restarts)")
     p.add_argument("check", help="a check's name, or a glob: 'db*'")
-    p.add_argument("--for", dest="for_s", type=parse_duration, default=3600.0,
+    p.add_argument("--for", dest="for_s", type=_duration, default=3600.0,
                    metavar="DURATION", help="how long (default 1h)")
     p.add_argument("--reason", default="", help="why, for `vigil alerts` and the log")
     p.add_argument("--remove", action="store_true", help="end the silence now")
-    p = sub.add_parser("heal", parents=[common],
+    p = _command(sub, "heal", parents=[common],
                        help="heal a service now and reset its restart budget")
-    p.add_argument("service")
-    p = sub.add_parser("service", parents=[common, scoped],
+    p.add_argument("service", help="the service's name, as in [services.NAME]")
+    p = _command(sub, "service", parents=[common, scoped],
                        help="install vigil itself as a service")
-    p.add_argument("action", choices=["install", "uninstall", "status"])
+    p.add_argument("action", choices=["install", "uninstall", "status"],
+                   help="install (and start), uninstall (stop and remove), or status")
     p.add_argument("--manager", choices=["systemd", "launchd"],
-                   default="launchd" if sys.platform == "darwin" else "systemd")
-    p.add_argument("--watchdog", type=parse_duration, default=30.0, metavar="DURATION",
+                   default="launchd" if sys.platform == "darwin" else "systemd",
+                   help="which service manager runs vigil (default: this platform's)")
+    p.add_argument("--watchdog", type=_duration, default=30.0, metavar="DURATION",
                    help="systemd WatchdogSec (default 30s)")
-    p = sub.add_parser("logs", parents=[common, scoped],
+    p = _command(sub, "logs", parents=[common, scoped],
                        help="read the daemon's log (its file, the journal, or launchd's file)",
                        description="At the default level (info) the log holds state changes, "
                        "heals, errors, failing results (warning), results whose status "
@@ -114,9 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", metavar="NAME", help="only this check's events")
     p.add_argument("--level", choices=list(logview.LEVELS), help="this level and above")
     p.add_argument("--json", action="store_true", help="the raw JSON lines")
-    p = sub.add_parser("export", parents=[common],
+    p = _command(sub, "export", parents=[common],
                        help="what Prometheus needs to watch many agents: rules, config")
-    p.add_argument("engine", choices=["prometheus"])
+    p.add_argument("engine", choices=["prometheus"], help="the monitoring system")
     p.add_argument("what", choices=["rules", "config"],
                    help="rules: alerting rules on vigil's metrics; config: a scrape config "
                         "that loads them")
@@ -126,11 +143,29 @@ def _parser() -> argparse.ArgumentParser:
                    help="the rules file the config loads (default vigil-rules.yml)")
     p.add_argument("--token-file", metavar="FILE",
                    help="the agents' http_token, for the scrape's bearer token")
-    p.add_argument("--interval", type=parse_duration, default=15.0, metavar="DURATION",
+    p.add_argument("--interval", type=_duration, default=15.0, metavar="DURATION",
                    help="scrape and rule evaluation interval (default 15s)")
-    p.add_argument("--for", dest="for_s", type=parse_duration, default=60.0,
+    p.add_argument("--for", dest="for_s", type=_duration, default=60.0,
                    metavar="DURATION", help="how long a rule must hold to fire (default 1m)")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vigil-daemon")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _duration(text: str) -> float:
+    """A duration argument, with the config's own words when it is wrong."""
+    try:
+        return float(parse_duration(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad duration {text!r} (use 250ms, 10s, 5m, 1h...)") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,9 +198,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> config_mod.Config:
-    # Outside the daemon, errors (a plugin that fails to load) go to stderr; the
-    # command's own output is on stdout.
-    logs.configure("error", stream=sys.stderr)
+    # Outside the daemon, errors (a plugin that fails to load) go to stderr as plain
+    # lines; the command's own output is on stdout.
+    logs.configure_command()
     return config_mod.load(args.config)
 
 
@@ -178,13 +213,18 @@ def _print_issues(exc: ConfigError) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from vigil._agent import Agent
 
-    # Until the config names the log's place, log JSON to stdout: a plugin that fails
-    # to load while the config is read is reported there, in the same shape.
-    logs.configure("info")
-    cfg = config_mod.load(args.config)
+    # Until the config names the log's place, what is logged is kept (a plugin that
+    # fails to load while the config is read), then written there.
+    logs.hold()
+    try:
+        cfg = config_mod.load(args.config)
+    except ConfigError:
+        logs.configure("info", stream=sys.stderr)
+        raise
     try:
         logs.configure(cfg.daemon.log_level, cfg.daemon.log_file)
     except OSError as exc:
+        logs.configure("info", stream=sys.stderr)
         print(f"vigil: cannot open log file {cfg.daemon.log_file}: {exc.strerror}",
               file=sys.stderr)
         return EXIT_INVALID_CONFIG
@@ -197,7 +237,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    print(f"{cfg.source}: valid ({len(cfg.checks)} checks, {len(cfg.services)} services)")
+    print(f"{cfg.source}: valid ({plural(len(cfg.checks), 'check')}, "
+          f"{plural(len(cfg.services), 'service')})")
     return 0
 
 
@@ -292,7 +333,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         from vigil._detect import detect
         from vigil._pluginmanager import Plugins
 
-        logs.configure("error", stream=sys.stderr)
+        logs.configure_command()
         findings = detect(Plugins())
         for found in findings.items:
             print(f"found {found.name}: {found.note}")
@@ -338,13 +379,34 @@ def _heal(cfg: config_mod.Config, service: str, out: TextIO = sys.stdout) -> dic
     from vigil import _oneshot as oneshot
 
     show = _progress_printer(out)
-    answer = control.request(cfg.daemon.state_dir, {"command": "heal", "service": service},
-                             lambda event: show(event.pop("event", "?"), **event))
-    if answer is None:
+    try:
+        return control.request(cfg.daemon.state_dir, {"command": "heal", "service": service},
+                               lambda event: show(event.pop("event", "?"), **event))
+    except control.Unreachable as exc:
+        running = runtime.find(cfg.source) or _daemon_of(cfg)
+        if running:
+            # Never heal beside a running daemon: two healers of one service race.
+            return {"ok": False, "error": f"a daemon runs this config (PID {running['pid']}) "
+                    f"but does not answer on its control socket ({exc}); not healing beside "
+                    "it"}
         print(f"no daemon runs (none answers on {cfg.daemon.state_dir / control.SOCKET}): "
               f"healing {service} directly", file=sys.stderr)
-        answer = oneshot.heal(cfg, service, show)
-    return answer
+    # The progress lines say what the heal's log lines would: not both.
+    logging.getLogger("vigil.heal").setLevel(logging.CRITICAL)
+    return oneshot.heal(cfg, service, show)
+
+
+def _daemon_of(cfg: config_mod.Config) -> dict[str, Any] | None:
+    """The daemon that writes this config's state database, if it still runs."""
+    from vigil import _database as database
+    from vigil._statusview import daemon_alive
+
+    try:
+        state = database.read_state_at(cfg.daemon.state_dir)
+    except (sqlite3.Error, OSError, ValueError):
+        return None
+    info = (state or {}).get("daemon", {})
+    return info if daemon_alive(info) else None
 
 
 def _progress_printer(out: TextIO) -> Any:
@@ -363,6 +425,8 @@ def _progress_printer(out: TextIO) -> Any:
         reason = fields.get("reason", "")
         if event == "heal.succeeded":
             reason = f"check passes after {fields['recovery_s']:.1f}s"
+        elif event == "heal.failed" and (said := str(fields.get("output") or "").strip()):
+            reason = f"{reason}: {said.splitlines()[-1][:200]}"  # the command's last words
         text = f"{event} {service} {detail} {redact(str(reason))}".rstrip()
         out.write(f"\r\033[K{text}\n" if live else f"{text}\n")
         out.flush()

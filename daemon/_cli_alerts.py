@@ -71,8 +71,11 @@ def cmd_silence(args: argparse.Namespace) -> int:
                 return 1
         else:
             outbox.silence(conn, outbox.Silence(pattern, now + args.for_s, args.reason, now))
-    told = control.request(settings.state_dir, {"command": "silences"}, lambda _e: None)
-    news = "the running daemon" if told else "the daemon when it starts"
+    try:
+        control.request(settings.state_dir, {"command": "silences"}, lambda _e: None)
+        news = "the running daemon"
+    except control.Unreachable:
+        news = "the daemon when it starts"
     if args.remove:
         print(f"{pattern}: silence removed; {news} sends what it held back")
     else:

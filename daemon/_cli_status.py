@@ -31,7 +31,7 @@ def lenient_load(args: argparse.Namespace, consequence: str
                  ) -> tuple[config_mod.DaemonSettings, config_mod.Config | None]:
     """The config, or when it is not valid, a warning (not a failure) and its [daemon]
     section as far as it reads: (settings, the whole config or None)."""
-    logs.configure("error", stream=sys.stderr)
+    logs.configure_command()
     try:
         cfg = config_mod.load(args.config)
     except ConfigError as exc:

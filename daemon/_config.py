@@ -169,7 +169,8 @@ class _Validator:
         alerts = self._alerts(plugins, checks)
         remediation = self._remediation() if "remediation" in self.data else None
         if self.issues:
-            raise ConfigError(issues=self.issues)
+            # In the order of the file: a reader fixes them top to bottom.
+            raise ConfigError(issues=sorted(self.issues, key=lambda i: i.line or 0))
         return Config(self.source, daemon, checks, services, plugins, alerts, remediation)
 
     def _section(self, path: tuple[str, ...]) -> dict[str, Any]:
@@ -245,6 +246,10 @@ class _Validator:
             except OSError as exc:
                 self.error(("daemon", "http_token_file"), f"cannot read {path}: "
                                                           f"{exc.strerror or exc}")
+            else:
+                if not values["http_token"]:
+                    self.error(("daemon", "http_token_file"), f"{path} is empty: write the "
+                                                              "token into it")
         if not values["http"]:
             return
         host, _, port = values["http"].rpartition(":")

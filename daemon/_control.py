@@ -86,17 +86,22 @@ class ControlServer:
                                  .encode() + b"\n")
 
 
+class Unreachable(Exception):
+    """No daemon answers on the control socket; the message says why (no socket, the
+    connection refused, no permission...)."""
+
+
 def request(state_dir: Path, message: dict[str, Any],
-            on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any] | None:
-    """Ask the running daemon; None when no daemon listens (none runs, or its socket
-    could not be made: see ``control.unavailable``)."""
+            on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Ask the running daemon. Raises Unreachable when none answers (none runs, or its
+    socket could not be made: see ``control.unavailable``)."""
     path = state_dir / SOCKET
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(path))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        return None
+        raise Unreachable(f"{path}: {exc.strerror or exc}") from None
     with sock:
         sock.sendall(json.dumps(message).encode() + b"\n")
         for line in sock.makefile("rb"):

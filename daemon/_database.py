@@ -176,6 +176,19 @@ def retention_of(conn: sqlite3.Connection) -> Retention | None:
 UPTIME_WINDOWS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
+def uptime_24h(conn: sqlite3.Connection, names: list[str]) -> dict[str, float | None]:
+    """Each check's share of passing runs over the last 24 hours (None without runs)."""
+    retention = retention_of(conn)
+    if retention is None:
+        return {}
+    ids = {name: id_ for name, id_ in conn.execute("SELECT name, id FROM names")
+           if name in names}
+    now = time.time()
+    counts = history.uptime(conn, list(ids.values()), now - 86400, now, retention)
+    return {name: round(passed / runs, 6) if runs else None
+            for name, id_ in ids.items() for passed, runs in [counts.get(id_, (0, 0))]}
+
+
 def history_of(conn: sqlite3.Connection, check: str, since: float) -> dict[str, Any] | None:
     """One check's uptime, results and state changes since ``since`` (rollups where the
     raw results are gone), for `vigil history` and the API; None without history."""
@@ -185,8 +198,12 @@ def history_of(conn: sqlite3.Connection, check: str, since: float) -> dict[str, 
         return None
     now = time.time()
     results = history.results(conn, check_id, since)
-    # Rollups only where raw results are gone.
-    until = results[0]["at"] if results else now
+    # Each result once, at the finest grain kept: rollups where the raw results are
+    # gone, up to the end of the bucket the first raw result falls in; raw after it.
+    rollups = history.rollups(conn, check_id, since, results[0]["at"] if results else now)
+    if rollups:
+        edge = max(row["start"] + row["step"] for row in rollups)
+        results = [row for row in results if row["at"] >= edge]
     uptime = {}
     for label, seconds in UPTIME_WINDOWS.items():
         passed, runs = history.uptime(conn, [check_id], now - seconds, now, retention)[check_id]
@@ -194,7 +211,7 @@ def history_of(conn: sqlite3.Connection, check: str, since: float) -> dict[str, 
     for row in [*results, *(transitions := history.transitions(conn, check_id, since))]:
         row["summary"] = redact(row["summary"] or "")
     return {"check": check, "since": since, "uptime": uptime,
-            "rollups": history.rollups(conn, check_id, since, until), "results": results,
+            "rollups": rollups, "results": results,
             "transitions": transitions}
 
 
@@ -217,15 +234,12 @@ def read_state(conn: sqlite3.Connection) -> dict[str, Any]:
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     checks = {name: json.loads(data) for name, data in conn.execute(
         "SELECT name, data FROM checks")}
-    if (retention := retention_of(conn)) is not None:
+    if retention_of(conn) is not None:
         ids = dict(conn.execute("SELECT name, id FROM names"))
-        now = time.time()
-        counts = history.uptime(conn, [ids[n] for n in checks if n in ids], now - 86400, now,
-                                retention)
-        fresh = history.latest(conn, now - 2 * history.CHECKPOINT_EVERY)
+        fresh = history.latest(conn, time.time() - 2 * history.CHECKPOINT_EVERY)
+        uptimes = uptime_24h(conn, list(checks))
         for name, entry in checks.items():
-            passed, runs = counts.get(ids.get(name, -1), (0, 0))
-            entry["uptime_24h"] = round(passed / runs, 6) if runs else None
+            entry["uptime_24h"] = uptimes.get(name)
             if newer := fresh.get(ids.get(name, -1)):
                 _take_newer(entry, newer)
     daemon = json.loads(meta.get("daemon", "{}"))

@@ -204,8 +204,11 @@ def check_id(conn: sqlite3.Connection, name: str) -> int | None:
 
 def results(conn: sqlite3.Connection, check: int, since: float) -> list[dict[str, Any]]:
     """Every result kept since ``since``, oldest first; a summary that did not change
-    from the result before is carried forward."""
-    rows, summary = [], None
+    from the result before is carried forward (from before ``since`` for the first)."""
+    row = conn.execute("SELECT summary FROM results WHERE check_id = ? AND at < ? AND "
+                       "summary IS NOT NULL ORDER BY at DESC LIMIT 1",
+                       (check, int(since * 1000))).fetchone()
+    rows, summary = [], row[0] if row else None
     for at, status, dur, metrics, said in conn.execute(
             "SELECT at, status, duration_us, metrics, summary FROM results "
             "WHERE at >= ? AND check_id = ? ORDER BY at", (int(since * 1000), check)):

@@ -1,7 +1,7 @@
 """The HTTP server: the standard library's threaded server on a thread of its own, made
 safe to expose. A client gets one thread, at most MAX_CONNECTIONS at once (more are
-refused with 429), IDLE_S to send each request, however slowly it trickles in (a
-slowloris is cut off), header lines
+refused with 429; event streams have a budget of their own), IDLE_S to send each
+request, however slowly it trickles in (a slowloris is cut off with 408), header lines
 of 64 KiB and 100 headers at most (http.server's own limits), a body of MAX_BODY. Every
 request the parser rejects is answered with a 4xx; nothing is ever served from disk."""
 
@@ -25,6 +25,9 @@ from vigil._webapi import Reply, Stream, WebApi
 log = structlog.get_logger("vigil.http")
 
 MAX_CONNECTIONS = 64
+#: Event streams (status page tabs) held open at once, apart from the connections: a
+#: probe never waits behind streams.
+MAX_STREAMS = 64
 IDLE_S = 10.0
 MAX_BODY = 64 * 1024
 #: The longest request line, as http.server itself reads it.
@@ -48,9 +51,23 @@ class Server(http.server.ThreadingHTTPServer):
         self.api = api
         self.stopping = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._streams = threading.BoundedSemaphore(MAX_STREAMS)
+        #: Connections that became event streams: they hold a stream's slot instead.
+        self._streaming: set[socket.socket] = set()
         #: Connections whose request is still being read, with the time it must be in by.
         self.reading: dict[socket.socket, float] = {}
+        #: Connections cut off for reading too slowly: answered 408, nothing more.
+        self.cut: set[socket.socket] = set()
         self._reading_lock = threading.Lock()
+
+    def become_stream(self, conn: socket.socket) -> bool:
+        """Move ``conn`` from the connections' budget to the streams'; False when every
+        stream slot is taken."""
+        if not self._streams.acquire(blocking=False):
+            return False
+        self._streaming.add(conn)
+        self._slots.release()
+        return True
 
     def read_by(self, conn: socket.socket, deadline: float | None) -> None:
         """The request on ``conn`` must be read by ``deadline`` (None: it has been)."""
@@ -68,9 +85,13 @@ class Server(http.server.ThreadingHTTPServer):
             late = [conn for conn, deadline in self.reading.items() if deadline < now]
             for conn in late:
                 del self.reading[conn]
+                self.cut.add(conn)
         for conn in late:
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+                conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+                # The handler's read ends; what it read of the request is not answered.
+                conn.shutdown(socket.SHUT_RD)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -86,7 +107,13 @@ class Server(http.server.ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            with self._reading_lock:
+                self.cut.discard(request)
+            if request in self._streaming:
+                self._streaming.discard(request)
+                self._streams.release()
+            else:
+                self._slots.release()
 
     def shutdown_request(self, request: Any) -> None:
         """A lingering close: what the client still sends is read and dropped for a
@@ -189,6 +216,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return None
 
     def _send(self, reply: Reply, head: bool = False) -> None:
+        if self.connection in self.server.cut:  # answered 408 already
+            self.close_connection = True
+            return
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
@@ -203,8 +233,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _stream(self, hub: EventHub) -> None:
         """Server-Sent Events until the client leaves or the daemon stops."""
-        listener = hub.listen()
         self.close_connection = True
+        if not self.server.become_stream(self.connection):
+            self._send(Reply(429, f"at most {MAX_STREAMS} event streams at once\n".encode(),
+                             headers={"Retry-After": "5"}))
+            return
+        listener = hub.listen()
         try:
             self.send_response(200)
             for name, value in (("Content-Type", "text/event-stream"),

@@ -132,7 +132,8 @@ class WebApi:
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
                                                               self.token.encode()):
             return None
-        reply = _error(401, "a bearer token is required: Authorization: Bearer TOKEN")
+        reply = _error(401, "the bearer token is wrong" if authorization else
+                       "a bearer token is required: Authorization: Bearer TOKEN")
         reply.headers["WWW-Authenticate"] = 'Bearer realm="vigil"'
         return reply
 
@@ -224,6 +225,10 @@ class WebApi:
         if parts[0] == "checks":
             view = self.checks.view()
             if len(parts) == 1:
+                none: dict[str, float | None] = {}
+                uptimes = self._read(lambda conn: database.uptime_24h(conn, list(view)), none)
+                for name, entry in view.items():
+                    entry["uptime_24h"] = uptimes.get(name)
                 return _json(200, {"checks": view})
             if parts[1] not in view:
                 return _error(404, f"no check named {parts[1]!r}")

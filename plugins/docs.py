@@ -9,8 +9,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vigil import Check, Result, Status, hookimpl, replace_file
+from vigil import Check, Result, Status, hookimpl, plural, replace_file
 
+#: How the summary names one and many of a kind of problem.
+WORDS = {"broken links": ("broken link", "broken links"),
+         "missing sections": ("file missing sections", "files missing sections")}
 LINK = re.compile(r"\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
@@ -84,7 +87,7 @@ class Docs(Check):
         """Write the manifest of the files as they are now (`vigil check NAME --update`)."""
         lines = [f"{self.sha256(rel, path)}  {rel}\n" for rel, path in self.files().items()]
         replace_file(self.manifest, "".join(lines).encode())
-        return f"{self.manifest}: {len(lines)} files"
+        return f"{self.manifest}: {plural(len(lines), 'file')}"
 
     def run(self) -> Result:
         try:
@@ -110,10 +113,11 @@ class Docs(Check):
                 self._markdown(rel, path, found)
         status = Status.CRIT if found["missing"] or found["modified"] else (
             Status.WARN if any(found.values()) else Status.OK)
-        said = [f"{len(items)} {kind} ({', '.join(items[:NAMED])}"
+        said = [f"{plural(len(items), *WORDS.get(kind, (kind, kind)))} "
+                f"({', '.join(items[:NAMED])}"
                 f"{', ...' if len(items) > NAMED else ''})"
                 for kind, items in found.items() if items]
-        summary = "; ".join(said) or f"{len(files)} files as in the manifest"
+        summary = "; ".join(said) or f"{plural(len(files), 'file')} as in the manifest"
         metrics: dict[str, float] = {"files": len(files), **{
             kind.replace(" ", "_"): len(items) for kind, items in found.items()}}
         return Result(status, summary, metrics=metrics, details=found, healable=False)

@@ -22,6 +22,7 @@ from vigil import (
     above,
     format_duration,
     hookimpl,
+    plural,
     worst,
 )
 
@@ -190,9 +191,11 @@ class Events(Check):
         window, groups = self._stats(now - opts.window, now + self.step)
         span = format_duration(opts.window)
         statuses = [above(window.events, opts.count_warn, opts.count_crit)]
-        problems = []
+        summary = f"{plural(window.events, 'event')} in {span}"
         if statuses[0] is not Status.OK:
-            problems.append(f"{window.events} events in {span}")
+            limit = opts.count_crit if statuses[0] is Status.CRIT else opts.count_warn
+            summary += f" ({statuses[0].name} from {limit:g})"
+        problems: list[str] = []
         for label, stats in [("", window), *sorted(groups.items())]:
             statuses += self._slo(label, stats, problems)
         if opts.spike_factor and window.failures >= SPIKE_MIN_FAILURES:
@@ -203,11 +206,10 @@ class Events(Check):
                 problems.append(f"failure spike: {window.rate_pct:.1f}% against "
                                 f"{base.rate_pct:.1f}% over the {format_duration(opts.baseline)} "
                                 "before")
-        summary = f"{window.events} events in {span}"
         if opts.ok_field:
-            summary += f", {window.failures} failed ({window.rate_pct:.1f}%)"
+            summary += f", {window.failures:g} failed ({window.rate_pct:.1f}%)"
         if (p95 := window.percentile(0.95)) is not None:
-            summary += f", p95 {p95:g} ms"
+            summary += f", p95 {_ms(p95)}"
         if problems:
             summary += ": " + "; ".join(problems)
         if common := window.errors.most_common(3):
@@ -225,18 +227,23 @@ class Events(Check):
     def _slo(self, group: str, stats: Stats, problems: list[str]) -> list[Status]:
         """The failure-rate and p95 verdicts of one group ("" for all events)."""
         opts = self.options
-        who = f"{opts.group_by} {group}" if group else "all"
+        # All events' figures are in the summary already: only their limit is news.
+        who = f"{opts.group_by} {group} " if group else ""
         found = []
         if stats.events >= opts.min_events:
             rate = above(stats.rate_pct, opts.failure_rate_warn_pct, opts.failure_rate_crit_pct)
             if rate is not Status.OK:
-                problems.append(f"{who} failure rate {stats.rate_pct:.1f}%")
+                limit = (opts.failure_rate_crit_pct if rate is Status.CRIT
+                         else opts.failure_rate_warn_pct)
+                problems.append(f"{who}failure rate {stats.rate_pct:.1f}% (over {limit:g}%)")
             found.append(rate)
         p95 = stats.percentile(0.95)
         if p95 is not None:
             slow = above(p95, opts.latency_p95_warn_ms, opts.latency_p95_crit_ms)
             if slow is not Status.OK:
-                problems.append(f"{who} p95 {p95:g} ms")
+                limit = (opts.latency_p95_crit_ms if slow is Status.CRIT
+                         else opts.latency_p95_warn_ms)
+                problems.append(f"{who}p95 {_ms(p95)} (over {_ms(limit)})")
             found.append(slow)
         return found
 
@@ -253,6 +260,10 @@ class Events(Check):
                 if (value := stats.percentile(q / 100)) is not None:
                     metrics[f"latency_p{q}_ms{suffix}"] = value
         return metrics
+
+
+def _ms(value: float | None) -> str:
+    return f"{value or 0:.0f} ms" if (value or 0) >= 100 else f"{value or 0:.1f} ms"
 
 
 def _label(value: str) -> str:

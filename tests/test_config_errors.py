@@ -163,7 +163,7 @@ def test_valid_config_passes(tmp_path: Path) -> None:
                     "[checks.a]\ntype='tcp'\nport=5432\nservice='db'\ninterval='250ms'\n")
     done = run_vigil("config", "validate", "-c", str(path))
     assert done.returncode == 0, done.stderr
-    assert "valid (1 checks, 1 services)" in done.stdout
+    assert "valid (1 check, 1 service)" in done.stdout
     cfg = config.load(str(path))
     assert cfg.checks["a"].interval == 0.25
     assert cfg.checks["a"].fall == 3

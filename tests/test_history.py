@@ -105,3 +105,25 @@ def test_rollups_show_coarse_buckets_only_where_fine_ones_are_gone(db) -> None:
     first = found[0]
     assert (first["runs"], first["OK"], first["CRIT"], first["dur_avg_ms"]) == (720, 660, 60,
                                                                                   1.004)
+
+
+def test_history_shows_each_result_once_and_says_a_repeated_summary(db, monkeypatch) -> None:
+    from vigil import _database as database
+
+    now = T0 + 7200 + SETTLE_S
+    history.roll_up(db, now)
+    history.prune(db, now, KEEP)  # raw results kept for the last 15 minutes
+    db.execute("INSERT INTO meta VALUES ('retention', ?)", (json.dumps(vars(KEEP)),))
+    db.execute("UPDATE results SET summary = 'fine' WHERE at = (SELECT min(at) FROM results)")
+    monkeypatch.setattr(database.time, "time", lambda: now)
+    found = database.history_of(db, "a", T0 + 3600)
+    assert found is not None
+    first_raw = found["results"][0]["at"]
+    assert all(b["start"] + b["step"] <= first_raw for b in found["rollups"])
+    counted = sum(b["runs"] for b in found["rollups"]) + len(found["results"])
+    assert counted == sum(1 for at, *_ in RUNS if at >= T0 + 3600), "each result once"
+    assert found["results"][-1]["summary"] == "fine"
+    # A window inside the raw one: raw results only, their summary carried in from before.
+    recent = database.history_of(db, "a", now - 60)
+    assert recent is not None and recent["rollups"] == [] and len(recent["results"]) == 10
+    assert {r["summary"] for r in recent["results"]} == {"fine"}

@@ -193,7 +193,7 @@ def test_the_event_stream_carries_results_changes_and_heals(served) -> None:
     conn.close()
     assert seen["check.result"]["check"] in ("good", "bad")
     change = seen["check.state_changed"]
-    assert (change["check"], change["old"], change["new"]) == ("bad", "FAILING", "OK")
+    assert (change["check"], change["from"], change["to"]) == ("bad", "FAILING", "OK")
     d.stop()
 
 
