@@ -41,6 +41,9 @@ log = structlog.get_logger("vigil")
 TICK = 0.5
 #: How often the log gets a daemon.summary line.
 SUMMARY_EVERY = 300.0
+#: How long a heal's outcome waits for the state database before it is logged anyway
+#: (a full disk must not hold heals up).
+PERSIST_WAIT = 2.0
 
 
 class Agent:
@@ -60,6 +63,7 @@ class Agent:
         self.scheduler = self.checks.scheduler
         self.control = ControlServer(self.state_dir, self._control)
         self.healer.events = self.checks.events
+        self.healer.persist = self._persist
         self.alerter = Alerter(self.checks, self.healer, Outbox(self.store.path),
                                self.checks.events)
         self.remediator = Remediator(self.checks, self.healer, self.alerter.remediation)
@@ -75,6 +79,7 @@ class Agent:
                          "started": datetime.now(UTC).isoformat()}
         #: The services' state as last handed to the store.
         self._services: dict[str, Any] | None = None
+        self._saving = threading.Lock()
         self._summarised = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -263,7 +268,13 @@ class Agent:
     def _save(self) -> None:
         """Hand the services' state to the store when it changed (the check table hands
         over each check's as it runs). The store's writer commits it."""
-        services = self.healer.snapshot()
-        if services != self._services:
-            self._services = services
-            self.store.services(services)
+        with self._saving:  # the main loop's tick, and a heal that just ended
+            services = self.healer.snapshot()
+            if services != self._services:
+                self._services = services
+                self.store.services(services)
+
+    def _persist(self) -> None:
+        """The services' state committed now: a heal's outcome, before it is logged."""
+        self._save()
+        self.store.flush(timeout=PERSIST_WAIT)

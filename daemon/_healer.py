@@ -18,7 +18,7 @@ import structlog
 from vigil._check import Result
 from vigil._config import ServiceSpec
 from vigil._events import EventHub
-from vigil._healstate import HealOutcome, HealState, ServiceRuntime, Verdict
+from vigil._healstate import HealOutcome, HealState, ServiceRuntime, Verdict, describe
 from vigil._manager import Action, ServiceManager
 from vigil._ports import describe_ports, first_free, port_holders
 from vigil._statemachine import State
@@ -54,24 +54,29 @@ class Healer:
         self._watch = watch
         #: The live event stream, told of every heal's outcome.
         self.events: EventHub | None = None
+        #: Saves the services' state now (the daemon's store), before a heal's outcome
+        #: is logged.
+        self.persist: Callable[[], None] | None = None
         self.services: dict[str, ServiceRuntime] = {}
 
     def install(self, services: dict[str, ServiceSpec], saved: dict[str, Any],
                 state_dir: Path) -> None:
         """Adopt a config's services, keeping what the running daemon or the state database
         knows about each (its budget, its given-up mark, its manager's PID)."""
+        replaced = [rt.service_manager for rt in self.services.values()]
         runtimes = {}
         for name, spec in services.items():
-            old = self.services.get(name)
-            rt = ServiceRuntime(spec, spec.make_manager())
-            if old is not None:
-                rt.history, rt.given_up, rt.not_before, rt.last = (
-                    old.history, old.given_up, old.not_before, old.last)
-                rt.streak, rt.held_since, rt.heals = old.streak, old.held_since, old.heals
-                rt.healing, rt.passed, rt.stirred = old.healing, old.passed, old.stirred
-                if old.spec.manager == spec.manager:
-                    rt.service_manager.state = old.service_manager.state
-            elif name in saved:
+            manager = spec.make_manager()
+            rt = self.services.get(name)  # the same object: a heal in flight writes to it
+            if rt is not None:
+                if rt.spec.manager == spec.manager:
+                    manager.state = rt.service_manager.state
+                rt.spec, rt.service_manager = spec, manager
+                runtimes[name] = rt
+                self._watch_service(rt, state_dir)
+                continue
+            rt = ServiceRuntime(spec, manager)
+            if name in saved:
                 entry = saved[name]
                 rt.history = [float(t) for t in entry.get("history", [])]
                 rt.given_up = bool(entry.get("given_up", False))
@@ -83,18 +88,30 @@ class Healer:
                 rt.last = entry.get("last")
                 if entry.get("manager") == spec.manager:
                     rt.service_manager.state = dict(entry.get("manager_state", {}))
-            rt.service_manager.state_dir = state_dir
-            if self._watch and spec.watch:
-                rt.watching = rt.service_manager.watch(
-                    functools.partial(self.exited, name, rt.service_manager))
+            self._watch_service(rt, state_dir)
             runtimes[name] = rt
-        self.close()
+        _unwatch(replaced)
         self.services = runtimes
+
+    def _watch_service(self, rt: ServiceRuntime, state_dir: Path) -> None:
+        """Start the service's watcher; one that raises is said (``watch.error``), and
+        the service's checks find its death on their interval instead."""
+        manager = rt.service_manager
+        manager.state_dir = state_dir
+        rt.watching = False
+        if not (self._watch and rt.spec.watch):
+            return
+        try:
+            rt.watching = bool(manager.watch(functools.partial(self.exited, rt.spec.name,
+                                                               manager)))
+        except Exception as exc:
+            log.error("watch.error", service=rt.spec.name, manager=rt.manager,
+                      error=f"watch() raised {type(exc).__name__}: {exc}",
+                      hint="its checks find a death on their interval instead")
 
     def close(self) -> None:
         """Stop watching the services (the daemon stops, or a new config replaces them)."""
-        for rt in self.services.values():
-            rt.service_manager.unwatch()
+        _unwatch([rt.service_manager for rt in self.services.values()])
 
     def exited(self, service: str, manager: ServiceManager, seen: dict[str, Any]) -> None:
         """A watcher saw ``service`` die: its checks run now and at their fast interval
@@ -218,44 +235,67 @@ class Healer:
             rt.history.append(began)
             rt.streak += 1
             rt.passed.clear()
-            running = service_manager.is_running()
-            verb = "start" if running is False else "restart"
             emit = _emitter(progress)
-            emit("heal.started", log.warning, **fields, action=verb, reason=reason,
-                 attempt=len(rt.history), budget=rt.spec.restarts,
-                 target=service_manager.describe())
-            if self.events is not None:
-                self.events.publish("heal.started", service=service, action=verb, at=began)
-            if rt.spec.ports:
-                action = self._start_on_free_port(rt, running, emit, fields)
-                verb = "start"
-            else:
-                action = service_manager.start() if verb == "start" else service_manager.restart()
-            if isinstance(action, HealOutcome):  # no port to start on: nothing was run
-                outcome = action
-            elif not action.ok:
-                outcome = HealOutcome(Verdict.FAILED, emit(
-                    "heal.failed", log.error, **fields, action=verb,
-                    reason=f"{verb} command failed", **action.fields(),
-                    **_details(service_manager)))
-            else:
-                if not self._wake(service):
-                    rt.passed.set()  # no check to wait for
-                outcome = self._await_pass(rt, began, emit, fields, verb, action.fields())
+            try:
+                outcome = self._attempt(rt, service_manager, reason, began, emit, fields)
+            except Exception as exc:
+                # A manager (a plugin's) that raises: a failed heal like any other, with
+                # the budget and backoff it spent; nothing escapes to the caller.
+                outcome = HealOutcome(Verdict.FAILED, dict(
+                    **fields,
+                    reason=f"the {rt.manager} manager raised {type(exc).__name__}: {exc}"))
             rt.not_before = time.time() + rt.backoff()
             rt.held_since = time.time() if outcome.ok else None
             rt.heals["succeeded" if outcome.ok else "failed"] += 1
             rt.last = {**outcome.to_dict(), "at": began}
             if self._record is not None:
                 self._record(service, began, outcome.to_dict())
-            if self.events is not None:
-                self.events.publish(outcome.verdict.value, at=began, **outcome.fields)
-            return outcome
         finally:
             rt.healing.release()
+        # Saved before it is said: whoever reads the log line, then `vigil status`, finds
+        # what the heal did (the new PID, the backoff).
+        if self.persist is not None:
+            self.persist()
+        emit(outcome.verdict.value, log.info if outcome.ok else log.error, **outcome.fields)
+        if self.events is not None:
+            self.events.publish(outcome.verdict.value, at=began, **outcome.fields)
+        return outcome
 
-    def _await_pass(self, rt: ServiceRuntime, began: float, emit: Callable[..., dict[str, Any]],
-                    fields: dict[str, Any], verb: str, command: dict[str, Any]) -> HealOutcome:
+    def _attempt(self, rt: ServiceRuntime, service_manager: ServiceManager, reason: str,
+                 began: float, emit: Callable[..., dict[str, Any]],
+                 fields: dict[str, Any]) -> HealOutcome:
+        """Start or restart, then wait for a check to pass."""
+        try:
+            running = service_manager.is_running()
+        except Exception as exc:  # not known, then: restart, which starts it if down
+            log.warning("heal.error", **fields, error=f"is_running() raised "
+                                                      f"{type(exc).__name__}: {exc}")
+            running = None
+        verb = "start" if running is False else "restart"
+        emit("heal.started", log.warning, **fields, action=verb, reason=reason,
+             attempt=len(rt.history), budget=rt.spec.restarts, target=describe(service_manager))
+        if self.events is not None:
+            self.events.publish("heal.started", service=rt.spec.name, action=verb, at=began)
+        if rt.spec.ports:
+            action = self._start_on_free_port(rt, service_manager, running, emit, fields)
+            verb = "start"
+        else:
+            action = service_manager.start() if verb == "start" else service_manager.restart()
+        if isinstance(action, HealOutcome):  # no port to start on: nothing was run
+            return action
+        if not action.ok:
+            return HealOutcome(Verdict.FAILED, dict(
+                **fields, action=verb,
+                reason=f"{verb} command failed", **action.fields(),
+                **_details(service_manager)))
+        if not self._wake(rt.spec.name):
+            rt.passed.set()  # no check to wait for
+        return self._await_pass(rt, service_manager, began, emit, fields, verb,
+                                action.fields())
+
+    def _await_pass(self, rt: ServiceRuntime, service_manager: ServiceManager, began: float,
+                    emit: Callable[..., dict[str, Any]], fields: dict[str, Any], verb: str,
+                    command: dict[str, Any]) -> HealOutcome:
         """Wait up to start_timeout for a passing check, failing at once when the manager
         says the start failed; progress goes to the log every PROGRESS_EVERY seconds, to
         an interactive caller every second."""
@@ -265,22 +305,22 @@ class Healer:
             rt.stirred.clear()  # before looking: a later stir ends the wait below at once
             elapsed = time.time() - began
             if rt.passed.is_set():
-                return HealOutcome(Verdict.SUCCEEDED, emit(
-                    "heal.succeeded", log.info, **fields, action=verb,
+                return HealOutcome(Verdict.SUCCEEDED, dict(
+                    **fields, action=verb,
                     recovery_s=round(elapsed, 3), **command))
-            died = rt.service_manager.start_failed()
+            died = service_manager.start_failed()
             if died is not None:
-                return HealOutcome(Verdict.FAILED, emit(
-                    "heal.failed", log.error, **fields, action=verb,
+                return HealOutcome(Verdict.FAILED, dict(
+                    **fields, action=verb,
                     reason=f"{rt.spec.name} failed {elapsed:.1f}s after {command['command']}, "
                            "before any check passed", elapsed_s=round(elapsed, 1),
                     **{**command, **died}))
             if elapsed >= grace:
-                return HealOutcome(Verdict.FAILED, emit(
-                    "heal.failed", log.error, **fields, action=verb,
+                return HealOutcome(Verdict.FAILED, dict(
+                    **fields, action=verb,
                     reason=f"no check of {rt.spec.name} passed within {grace:g}s "
                            f"(start_timeout) after {command['command']}",
-                    elapsed_s=round(elapsed, 1), **command, **_details(rt.service_manager)))
+                    elapsed_s=round(elapsed, 1), **command, **_details(service_manager)))
             if elapsed - shown >= 1:
                 loud = elapsed - logged >= PROGRESS_EVERY
                 logged, shown = (elapsed if loud else logged), elapsed
@@ -288,20 +328,19 @@ class Healer:
                      elapsed_s=round(elapsed, 1), timeout_s=grace)
             rt.stirred.wait(min(START_POLL, grace - elapsed))
 
-    def _start_on_free_port(self, rt: ServiceRuntime, running: bool | None,
-                            emit: Callable[..., dict[str, Any]],
+    def _start_on_free_port(self, rt: ServiceRuntime, service_manager: ServiceManager,
+                            running: bool | None, emit: Callable[..., dict[str, Any]],
                             fields: dict[str, Any]) -> Action | HealOutcome:
         """Stop, choose a free port of the service's range (the last one chosen first),
         hand it to the manager, start; when every port is taken, the heal.failed."""
-        service_manager = rt.service_manager
         ports = rt.spec.ports or []
         if running is not False:
             service_manager.stop()
         port = first_free(ports, prefer=service_manager.state.get("port"))
         if port is None:
             taken = "; ".join(f"{p} by {who}" for p, who in port_holders(ports).items())
-            return HealOutcome(Verdict.FAILED, emit(
-                "heal.failed", log.error, **fields, action="start",
+            return HealOutcome(Verdict.FAILED, dict(
+                **fields, action="start",
                 reason=f"every port of {describe_ports(ports)} is taken: {taken or 'unknown'}"))
         if port != ports[0]:
             held = port_holders([ports[0]]).get(ports[0], "another program")
@@ -312,6 +351,15 @@ class Healer:
         action = service_manager.start()
         action.port = port
         return action
+
+
+def _unwatch(managers: list[ServiceManager]) -> None:
+    for manager in managers:
+        try:
+            manager.unwatch()
+        except Exception as exc:  # a plugin's: said, and the others still stop
+            log.error("watch.error", manager=type(manager).__name__,
+                      error=f"unwatch() raised {type(exc).__name__}: {exc}")
 
 
 def _details(service_manager: ServiceManager) -> dict[str, Any]:

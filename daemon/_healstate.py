@@ -46,6 +46,15 @@ class HealOutcome:
         return {"outcome": self.verdict.value, **self.fields}
 
 
+def describe(manager: ServiceManager) -> str:
+    """What the manager manages, in a few words; a plugin's that raises is shown so,
+    never a failed page or heal."""
+    try:
+        return manager.describe()
+    except Exception as exc:
+        return f"{type(manager).__name__} (describe() raised {type(exc).__name__}: {exc})"
+
+
 @dataclass
 class ServiceRuntime:
     spec: ServiceSpec
@@ -107,7 +116,7 @@ class ServiceRuntime:
                 "not_before": self.not_before, "streak": self.streak,
                 "held_since": self.held_since, "last": self.last,
                 "healing": self.healing.locked(), "manager": self.spec.manager,
-                "describe": self.service_manager.describe(), "watching": self.watching,
+                "describe": describe(self.service_manager), "watching": self.watching,
                 "heals": dict(self.heals), "restarts": self.spec.restarts,
                 "within": self.spec.within,
                 "manager_state": self.service_manager.state}

@@ -202,3 +202,111 @@ def test_never_two_heals_at_once_from_many_results(tmp_path) -> None:
     gate.set()
     wait_until(lambda: not heal_threads("db"), 5, "the heal to end")
     assert manager.calls == ["restart"]
+
+
+class Raising(Fake):
+    """A plugin's manager that raises in one of its methods."""
+
+    def __init__(self, name: str, broken: str) -> None:
+        super().__init__(name)
+        self.broken = broken
+
+    def _maybe(self, verb: str) -> None:
+        if verb == self.broken:
+            raise RuntimeError(f"{verb} broke on purpose")
+
+    def start(self) -> Action:
+        self._maybe("start")
+        return super().start()
+
+    def restart(self) -> Action:
+        self._maybe("restart")
+        return super().restart()
+
+    def is_running(self) -> bool | None:
+        self._maybe("is_running")
+        return self.broken != "start"
+
+    def start_failed(self) -> dict[str, Any] | None:
+        self._maybe("start_failed")
+        return None
+
+    def describe(self) -> str:
+        self._maybe("describe")
+        return "raising"
+
+    def watch(self, exited: Any) -> bool:
+        self._maybe("watch")
+        return True
+
+    def unwatch(self) -> None:
+        self._maybe("unwatch")
+
+
+@pytest.mark.parametrize("broken", ["restart", "start", "start_failed"])
+def test_a_manager_that_raises_is_a_failed_heal_with_its_budget_spent(tmp_path, broken) -> None:
+    healer = Healer(unhealthy=lambda _s: True, wake=lambda _s: 1)
+    spec = ServiceSpec(manager="raising", name="svc", backoff=Duration(5),
+                       start_timeout=Duration(1),
+                       make_manager=functools.partial(Raising, "svc", broken))
+    healer.install({"svc": spec}, {}, tmp_path)
+    with capture_logs() as logs:
+        outcome = healer.heal("svc", "test")
+    failed = [e for e in logs if e["event"] == "heal.failed"]
+    assert not outcome.ok and len(failed) == 1, logs
+    assert failed[0]["reason"] == (f"the raising manager raised RuntimeError: {broken} broke "
+                                   "on purpose")
+    rt = healer.services["svc"]
+    assert len(rt.history) == 1 and rt.state is HealState.BACKING_OFF
+    assert rt.last is not None and rt.last["outcome"] == "heal.failed"
+
+
+@pytest.mark.parametrize("broken", ["is_running", "describe"])
+def test_a_manager_whose_questions_raise_still_heals(tmp_path, broken) -> None:
+    healer = Healer(unhealthy=lambda _s: True, wake=lambda _s: 0, watch=True)
+    spec = ServiceSpec(manager="raising", name="svc",
+                       make_manager=functools.partial(Raising, "svc", broken))
+    healer.install({"svc": spec}, {}, tmp_path)
+    assert healer.heal("svc", "test").ok
+    if broken == "describe":
+        assert "describe() raised RuntimeError" in healer.snapshot()["svc"]["describe"]
+
+
+@pytest.mark.parametrize("broken", ["watch", "unwatch"])
+def test_a_watch_that_raises_is_said_and_the_service_is_polled(tmp_path, broken) -> None:
+    healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0, watch=True)
+    spec = ServiceSpec(manager="raising", name="svc",
+                       make_manager=functools.partial(Raising, "svc", broken))
+    with capture_logs() as logs:
+        healer.install({"svc": spec}, {}, tmp_path)
+        healer.install({"svc": spec}, {}, tmp_path)  # a reload
+        healer.close()
+    errors = [e for e in logs if e["event"] == "watch.error"]
+    assert errors and f"{broken}() raised RuntimeError" in errors[0]["error"], logs
+    assert healer.services["svc"].watching is (broken != "watch")
+
+
+def test_a_reload_during_a_heal_keeps_what_the_heal_found(tmp_path) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(Fake):
+        def restart(self) -> Action:
+            started.set()
+            release.wait(5)
+            return Action(["restart"], 1, "cannot start")
+
+    spec = ServiceSpec(manager="slow", name="svc", backoff=Duration(30),
+                       make_manager=functools.partial(Slow, "svc"))
+    healer = Healer(unhealthy=lambda _s: True, wake=lambda _s: 1)
+    healer.install({"svc": spec}, {}, tmp_path)
+    heal = threading.Thread(target=healer.heal, args=("svc", "test"))
+    heal.start()
+    assert started.wait(5)
+    healer.install({"svc": ServiceSpec(manager="slow", name="svc", backoff=Duration(30),
+                                       make_manager=functools.partial(Slow, "svc"))},
+                   {}, tmp_path)
+    release.set()
+    heal.join(5)
+    live = healer.services["svc"]
+    assert live.last is not None and live.last["outcome"] == "heal.failed"
+    assert live.state is HealState.BACKING_OFF and live.heals["failed"] == 1

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import socket
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -71,7 +68,7 @@ def test_a_broken_plugin_is_a_plain_line_for_commands_and_goes_to_the_log_file(
         interval = "1s"
     """)
     for argv in (["config", "validate"], ["status"]):
-        code, out = run_in_terminal([*vigil_command(), *argv, "-c", str(config)], 20)
+        _code, out = run_in_terminal([*vigil_command(), *argv, "-c", str(config)], 20)
         line = next(x for x in out.splitlines() if "plugin.failed" in x)
         assert line.startswith("vigil: error: plugin.failed (plugin: no_such_plugin_mod;"), out
         assert "{" not in line and "\x1b[" not in line, line
@@ -195,7 +192,7 @@ def served(write_config, daemon, tmp_path):
 
 
 def test_http_words_budgets_uptime_and_a_slow_client_gets_408(served, tmp_path) -> None:
-    d, port, config = served
+    _d, port, config = served
     auth = {"Authorization": "Bearer s3cret"}
     status, _, body = call(port, "/api/v1/checks", headers={"Authorization": "Bearer nope"})
     assert status == 401 and json.loads(body)["error"] == "the bearer token is wrong"

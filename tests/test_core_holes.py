@@ -1,0 +1,130 @@
+"""The core keeps its word where plugins and operators make it hard: a service manager
+that raises is a failed heal (in-process in test_policy, here in a daemon, over
+`vigil heal` and the API), a watcher that raises is polled instead, and a reload in the
+middle of a failing heal keeps what the heal found, its backoff and its alert."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import FIXTURES, call, free_port, run_vigil, wait_until
+
+
+@pytest.fixture(autouse=True)
+def _fixture_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+
+
+def raising(write_config, tmp_path: Path, broken: str, port: int) -> Path:
+    flag = tmp_path / "flag"
+    flag.write_text("CRIT")
+    return write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        http = "127.0.0.1:{port}"
+        http_token = "t0ken"
+        [services.svc]
+        manager = "raising"
+        status_file = "{flag}"
+        broken = "{broken}"
+        start_timeout = "2s"
+        backoff = "1s"
+        [checks.guard]
+        type = "fixed"
+        status_file = "{flag}"
+        service = "svc"
+        interval = "300ms"
+        fall = 1
+        [checks.other]
+        type = "tcp"
+        port = {free_port()}
+        interval = "300ms"
+    """)
+
+
+def test_a_raising_restart_is_a_failed_heal_everywhere(write_config, daemon, tmp_path) -> None:
+    port = free_port()
+    config = raising(write_config, tmp_path, "restart", port)
+    d = daemon(config).start()
+    failed = d.wait_for("heal.failed", service="svc")[0]
+    assert failed["reason"] == "the raising manager raised RuntimeError: restart broke on purpose"
+    runs = len(d.events("check.result", check="other"))
+    done = run_vigil("heal", "svc", "-c", str(config))
+    assert done.returncode == 2 and "restart broke on purpose" in done.stderr, done
+    status, _, body = call(port, "/api/v1/services/svc/heal", "POST",
+                           {"Authorization": "Bearer t0ken"})
+    answer = json.loads(body)
+    assert status == 502 and answer["outcome"] == "heal.failed", answer
+    assert "restart broke on purpose" in answer["reason"]
+    # The other checks kept their schedule meanwhile.
+    d.wait_for("check.result", count=runs + 3, check="other")
+    service = json.loads(call(port, "/api/v1/services/svc",
+                              headers={"Authorization": "Bearer t0ken"})[2])
+    assert service["heals"]["failed"] >= 3 and service["last"]["outcome"] == "heal.failed"
+    assert service["state"] == "backing off"
+    assert d.stop() == 0
+
+
+def test_a_raising_watch_is_said_at_start_and_at_a_reload(write_config, daemon,
+                                                          tmp_path) -> None:
+    config = raising(write_config, tmp_path, "watch", free_port())
+    d = daemon(config).start()
+    first = d.wait_for("watch.error", service="svc")[0]
+    assert "watch() raised RuntimeError: watch broke on purpose" in first["error"]
+    d.signal(signal.SIGHUP)
+    d.wait_for("config.reloaded")
+    d.wait_for("watch.error", count=2, service="svc")
+    # Polled instead: its check still finds it failing, and healing goes on.
+    d.wait_for("heal.succeeded", service="svc")
+    assert d.stop() == 0
+
+
+def test_a_reload_in_the_middle_of_a_failing_start_keeps_its_outcome(write_config, daemon,
+                                                                     tmp_path) -> None:
+    sent, began = tmp_path / "sent.jsonl", tmp_path / "began"
+    record = (f"import json, sys; open({str(sent)!r}, 'a').write(json.dumps(json.load("
+              "sys.stdin)) + '\\n')")
+    # Starts, says so, lives 2 s, then dies: the heal fails while the reload happens.
+    start = (f"import pathlib, sys, time; pathlib.Path({str(began)!r}).touch(); time.sleep(2); "
+             "sys.exit('cannot bind')")
+    body = f"""
+        [daemon]
+        state_dir = "state"
+        [services.app]
+        manager = "command"
+        start = ["{sys.executable}", "-c", "{start}"]
+        start_timeout = "10s"
+        backoff = "1m"
+        [checks.app]
+        type = "tcp"
+        port = {free_port()}
+        service = "app"
+        interval = "300ms"
+        fall = 1
+        [alerts.page]
+        type = "command"
+        command = {json.dumps([sys.executable, "-c", record])}
+    """
+    config = write_config(body)
+    d = daemon(config).start()
+    d.wait_for("heal.started", service="app")
+    wait_until(began.exists, 10, "the start to begin")
+    write_config(body.replace('interval = "300ms"', 'interval = "400ms"'))
+    d.signal(signal.SIGHUP)
+    d.wait_for("config.reloaded")
+    failed = d.wait_for("heal.failed", service="app", timeout=20)[0]
+    assert "cannot bind" in failed.get("output", "") + failed["reason"], failed
+    wait_until(lambda: sent.exists() and sent.read_text(), 15, "the after_heal alert")
+    alert = json.loads(sent.read_text().splitlines()[0])
+    assert alert["reason"] == "heal_failed", alert
+    service = json.loads(run_vigil("status", "--json", "-c", str(config)).stdout)[
+        "services"]["app"]
+    assert service["last"]["outcome"] == "heal.failed" and service["state"] == "backing off"
+    assert len(d.events("heal.started", service="app")) == 1, "the backoff holds the next"
+    assert d.stop() == 0
