@@ -115,6 +115,9 @@ class Agent:
                     wake.recv(4096)
             while self._signals:
                 self._handle(self._signals.popleft())
+            if step := self.scheduler.keep_time():
+                self.checks.clock_stepped(step)
+                self.healer.clock_stepped(step)
             self._save()
             self.remediator.tick(time.time())
             if (line := self.summary()) != status:

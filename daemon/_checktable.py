@@ -147,6 +147,16 @@ class CheckTable:
                                     now=True)
         return True
 
+    def clock_stepped(self, step: float) -> None:
+        """The wall clock stepped by ``step`` seconds: the times kept to measure spans
+        (since when a state holds, the last save, a streak's start) move with it, so
+        that no span goes negative or grows by the step."""
+        with self._lock:
+            for rt in self.runtimes.values():
+                rt.machine.since += step
+                rt.saved += step
+                rt.skip_since += step
+
     def enabled(self) -> dict[str, CheckRuntime]:
         return {n: rt for n, rt in self.runtimes.items() if rt.spec.enabled}
 

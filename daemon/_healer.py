@@ -126,6 +126,17 @@ class Healer:
         log.warning("service.exited", service=service, manager=rt.manager, **seen)
         self._wake(service)
 
+    def clock_stepped(self, step: float) -> None:
+        """The wall clock stepped by ``step`` seconds: the heals' times (the budget's
+        window, the backoff, how long a heal has held) move with it, so that a step back
+        does not hold healing off for its length nor a step forward spend the budget."""
+        for rt in self.services.values():
+            rt.history = [t + step for t in rt.history]
+            if rt.not_before:
+                rt.not_before += step
+            if rt.held_since is not None:
+                rt.held_since += step
+
     def snapshot(self) -> dict[str, Any]:
         return {name: rt.to_dict() for name, rt in self.services.items()}
 
@@ -231,13 +242,15 @@ class Healer:
             return HealOutcome(Verdict.BUSY,
                                {"reason": "a heal of this service is already running"})
         try:
-            began = time.time()
+            # When, for people; the wait is timed on the monotonic clock.
+            began, clock = time.time(), time.monotonic()
             rt.history.append(began)
             rt.streak += 1
             rt.passed.clear()
             emit = _emitter(progress)
             try:
-                outcome = self._attempt(rt, service_manager, reason, began, emit, fields)
+                outcome = self._attempt(rt, service_manager, reason, (began, clock), emit,
+                                        fields)
             except Exception as exc:
                 # A manager (a plugin's) that raises: a failed heal like any other, with
                 # the budget and backoff it spent; nothing escapes to the caller.
@@ -262,9 +275,10 @@ class Healer:
         return outcome
 
     def _attempt(self, rt: ServiceRuntime, service_manager: ServiceManager, reason: str,
-                 began: float, emit: Callable[..., dict[str, Any]],
+                 began: tuple[float, float], emit: Callable[..., dict[str, Any]],
                  fields: dict[str, Any]) -> HealOutcome:
-        """Start or restart, then wait for a check to pass."""
+        """Start or restart, then wait for a check to pass; ``began`` is when the heal
+        began by the wall clock and by the monotonic one."""
         try:
             running = service_manager.is_running()
         except Exception as exc:  # not known, then: restart, which starts it if down
@@ -275,7 +289,7 @@ class Healer:
         emit("heal.started", log.warning, **fields, action=verb, reason=reason,
              attempt=len(rt.history), budget=rt.spec.restarts, target=describe(service_manager))
         if self.events is not None:
-            self.events.publish("heal.started", service=rt.spec.name, action=verb, at=began)
+            self.events.publish("heal.started", service=rt.spec.name, action=verb, at=began[0])
         if rt.spec.ports:
             action = self._start_on_free_port(rt, service_manager, running, emit, fields)
             verb = "start"
@@ -290,7 +304,7 @@ class Healer:
                 **_details(service_manager)))
         if not self._wake(rt.spec.name):
             rt.passed.set()  # no check to wait for
-        return self._await_pass(rt, service_manager, began, emit, fields, verb,
+        return self._await_pass(rt, service_manager, began[1], emit, fields, verb,
                                 action.fields())
 
     def _await_pass(self, rt: ServiceRuntime, service_manager: ServiceManager, began: float,
@@ -303,7 +317,7 @@ class Healer:
         logged = shown = -PROGRESS_EVERY
         while True:
             rt.stirred.clear()  # before looking: a later stir ends the wait below at once
-            elapsed = time.time() - began
+            elapsed = time.monotonic() - began
             if rt.passed.is_set():
                 return HealOutcome(Verdict.SUCCEEDED, dict(
                     **fields, action=verb,

@@ -1,6 +1,13 @@
 """When each check runs: a timetable of due times, staggered, that one APScheduler job
 works through, waking exactly when the next check is due.
 
+The rhythm is kept on the monotonic clock: the timetable's due times are monotonic, and
+only the moment the dispatch job should fire is said to APScheduler in wall-clock time.
+APScheduler waits by the wall clock, so when that clock steps (NTP's first sync, a VM
+resumed, `date -s`) :meth:`Scheduler.keep_time`, called from the daemon's main loop,
+notices and sets its jobs again: a step back does not pause the checks for its length,
+a step forward does not fire them all at once.
+
 APScheduler's bookkeeping for a job run (next fire time, job store update, events)
 costs more than a TCP check itself, so checks are not one APScheduler job each: the
 timetable is a heap, and the dispatch job's trigger is "the earliest due time". Each
@@ -33,6 +40,13 @@ DISPATCH = "__dispatch__"
 SLOT = 0.1
 #: How far ahead the dispatch job is set when no check is due at all.
 IDLE = 3600.0
+#: A change of the wall clock against the monotonic one larger than this is a step.
+STEP = 1.0
+
+
+def wall(mono: float) -> float:
+    """The wall-clock time of a monotonic one, by the clocks as they are now."""
+    return time.time() + (mono - time.monotonic())
 
 
 class _Earliest(BaseTrigger):
@@ -45,7 +59,7 @@ class _Earliest(BaseTrigger):
 
     def get_next_fire_time(self, previous_fire_time: datetime | None,
                            now: datetime) -> datetime:
-        when = max(self._scheduler.earliest(), now.timestamp() + 1e-6)
+        when = max(wall(self._scheduler.earliest()), now.timestamp() + 1e-6)
         return datetime.fromtimestamp(when, UTC)
 
 
@@ -75,6 +89,8 @@ class Scheduler:
         self._lock = threading.Lock()
         #: monotonic time of the last heartbeat job; proof that jobs still run.
         self.last_progress = time.monotonic()
+        #: The wall clock's lead over the monotonic one when last looked at.
+        self._offset = time.time() - time.monotonic()
 
     def start(self, intervals: dict[str, float]) -> None:
         self._aps = BackgroundScheduler(
@@ -111,7 +127,7 @@ class Scheduler:
         by_interval: dict[float, list[str]] = {}
         for name, interval in sorted(intervals.items()):
             by_interval.setdefault(interval, []).append(name)
-        now = time.time()
+        now = time.monotonic()
         with self._lock:
             for name in self._intervals.keys() - intervals.keys():
                 self._pace.pop(name, None)
@@ -129,7 +145,7 @@ class Scheduler:
 
     def run_all_now(self) -> None:
         """Run every check at once, then on its rhythm again."""
-        now = time.time()
+        now = time.monotonic()
         with self._lock:
             for name in self._intervals:
                 self._put(name, now)
@@ -146,15 +162,30 @@ class Scheduler:
             if name not in self._intervals:
                 return
             self._pace[name] = interval
-            self._put(name, time.time() + (0 if now else interval))
+            self._put(name, time.monotonic() + (0 if now else interval))
         self._wake()
 
     def earliest(self) -> float:
-        """The time the next check is due (IDLE from now when none is)."""
+        """The monotonic time the next check is due (IDLE from now when none is)."""
         with self._lock:
             while self._due and self._entry.get(self._due[0][2]) != self._due[0][1]:
                 heapq.heappop(self._due)  # a stale entry: re-timed or removed since
-            return self._due[0][0] if self._due else time.time() + IDLE
+            return self._due[0][0] if self._due else time.monotonic() + IDLE
+
+    def keep_time(self) -> float:
+        """(The main loop's, every tick.) When the wall clock stepped since the last look,
+        log ``clock.stepped`` and set APScheduler's jobs by the new clock; the step in
+        seconds (0 when none)."""
+        offset = time.time() - time.monotonic()
+        step, self._offset = offset - self._offset, offset
+        if abs(step) <= STEP:
+            return 0.0
+        log.warning("clock.stepped", by_s=round(step, 1),
+                    hint="the checks keep their rhythm (it is kept on the monotonic clock)")
+        if self._aps is not None and self._aps.running:
+            self._aps.modify_job(HEARTBEAT, next_run_time=datetime.now(UTC))
+            self._wake()
+        return step
 
     def _put(self, name: str, due: float) -> None:
         """(Called with the lock held.) ``name`` is next due at ``due``."""
@@ -165,11 +196,11 @@ class Scheduler:
     def _wake(self) -> None:
         """Have the dispatch job fire at the (maybe new) earliest due time."""
         if self._aps is not None and self._aps.running:
-            self._aps.modify_job(DISPATCH,
-                                 next_run_time=datetime.fromtimestamp(self.earliest(), UTC))
+            self._aps.modify_job(DISPATCH, next_run_time=datetime.fromtimestamp(
+                wall(self.earliest()), UTC))
 
     def _dispatch(self) -> None:
-        now = time.time()
+        now = time.monotonic()
         started: list[tuple[str, bool]] = []
         with self._lock:
             while self._due and self._due[0][0] <= now:
