@@ -47,7 +47,8 @@ def _check_rows(checks: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def _service_rows(services: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = [("SERVICE", "MANAGER", "HEALS", "HEALING", "PORT", "LAST HEAL")]
+    rows: list[tuple[str, ...]] = [("SERVICE", "MANAGER", "HEALS", "HEALING", "WATCHED", "PORT",
+                                    "LAST HEAL")]
     for name, entry in sorted(services.items()):
         last = entry.get("last") or {}
         state = "GAVE UP" if entry.get("given_up") else ("yes" if entry.get("healing") else "-")
@@ -56,7 +57,8 @@ def _service_rows(services: dict[str, Any]) -> list[tuple[str, ...]]:
             outcome += f": {last['reason']}"
         port = (entry.get("manager_state") or {}).get("port")
         rows.append((name, entry.get("describe", entry.get("manager", "?")),
-                     str(len(entry.get("history", []))), state, str(port or "-"),
+                     f"{len(entry.get('history', []))} of {entry.get('restarts', '?')}", state,
+                     "yes" if entry.get("watching") else "no (polled)", str(port or "-"),
                      redact(outcome)))
     return rows
 

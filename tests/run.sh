@@ -30,4 +30,26 @@ fi
 .venv/bin/mypy -p vigil -p tests
 # Two workers, one test file each at a time: a file's fixtures (a private systemd, a
 # PostgreSQL cluster) stay in one process. `-n 0` after the script runs serially.
-exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
+status=0
+.venv/bin/python -m pytest -q -n 2 --dist loadfile "$@" || status=$?
+[ $# -eq 0 ] || exit $status
+
+# The whole suite (no arguments): also every other CPython from 3.11 up that this machine
+# has (pyenv's, or python3.N on PATH), each in a virtual environment of its own: the
+# in-process tests and a daemon from start to stop.
+default=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+declare -A seen=(["$default"]=1)
+for python in "$HOME"/.pyenv/versions/3.*/bin/python3 $(compgen -c python3. | sort -u); do
+    command -v "$python" >/dev/null || continue
+    version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || continue
+    [ -z "${seen[$version]:-}" ] || continue
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || continue
+    seen[$version]=1
+    echo "== Python $version ($python): in-process tests and a daemon smoke test"
+    venv=".venv-$version"
+    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]' \
+        && "$venv/bin/python" -m pytest -q -n 2 -m 'unit or smoke' -p no:cacheprovider \
+        || status=1
+done
+exit $status

@@ -82,6 +82,38 @@ def test_a_raising_watch_is_said_at_start_and_at_a_reload(write_config, daemon,
     d.wait_for("watch.error", count=2, service="svc")
     # Polled instead: its check still finds it failing, and healing goes on.
     d.wait_for("heal.succeeded", service="svc")
+    listed = run_vigil("status", "-c", str(config)).stdout
+    row = next(line for line in listed.splitlines() if line.startswith("svc "))
+    assert "no (polled)" in row, listed
+    assert d.stop() == 0
+
+
+def test_status_says_which_services_are_watched(write_config, daemon) -> None:
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = ""
+        [services.web]
+        manager = "command"
+        start = ["{sys.executable}", "-m", "http.server", "{{port}}", "--bind", "127.0.0.1"]
+        ports = [{free_port()}]
+        [services.quiet]
+        manager = "command"
+        start = ["true"]
+        watch = false
+        [checks.web]
+        type = "tcp"
+        port = 1
+        service = "web"
+        interval = "1h"
+    """)
+    d = daemon(config).start()
+    listed = run_vigil("status", "-c", str(config)).stdout
+    header = next(line for line in listed.splitlines() if line.startswith("SERVICE "))
+    assert "WATCHED" in header, listed
+    rows = {line.split()[0]: line for line in listed.splitlines()[1:] if line}
+    assert "yes" in rows["web"].split("  ") or " yes " in rows["web"], listed
+    assert "no (polled)" in rows["quiet"], listed
     assert d.stop() == 0
 
 
