@@ -169,8 +169,8 @@ def render(checks: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]
 <p id="live" class="live">connecting…</p></header><main>
 <section aria-labelledby="services-h"><h2 id="services-h">Services</h2>
 <label class="token">Token for actions <input id="token" type="password"
- autocomplete="off"></label><ul class="services" id="services-list">
-{service_cards or no_services}</ul>
+ autocomplete="off"></label><ul class="services"
+ id="services-list">{service_cards or no_services}</ul>
 </section><section aria-labelledby="checks-h"><h2 id="checks-h">Checks</h2>
 <form class="filters" role="search" onsubmit="return false"><label>Name <input
  id="filter-name" type="search"></label> <label>State <select id="filter-state"><option

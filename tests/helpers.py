@@ -180,15 +180,37 @@ class Daemon:
 
     def __init__(self, config: Path, log: Path, prefix: list[str] | None = None) -> None:
         self.config = config
-        #: stdout: nothing but JSON lines (unless the config names a log_file).
+        #: stdout: nothing but JSON lines (empty when the config names a log_file).
         self.log = log
         #: stderr, kept apart, so that a traceback cannot hide among the JSON.
         self.stderr = log.with_suffix(".stderr")
+        #: Every log_file the config named since the start (a reload may move it).
+        self.log_files: list[Path] = []
         self.prefix = prefix or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
 
+    def _note_log_file(self) -> None:
+        """Read the config's [daemon] log_file: its lines are the daemon's too."""
+        try:
+            named = tomllib.loads(self.config.read_text()).get("daemon", {}).get("log_file")
+        except (OSError, ValueError):
+            return
+        if isinstance(named, str) and named != "-":
+            path = self.config.parent / os.path.expanduser(named)
+            if path not in self.log_files:
+                self.log_files.append(path)
+
+    def outputs(self) -> list[Path]:
+        """Where the daemon writes its log lines, oldest place first."""
+        return [self.log, *self.log_files]
+
+    def lines(self) -> list[str]:
+        return [line for path in self.outputs() if path.exists()
+                for line in path.read_text(encoding="utf-8").splitlines()]
+
     def start(self, wait_started: bool = True) -> Daemon:
+        self._note_log_file()
         self.proc = subprocess.Popen(
             [*self.prefix, *vigil_command(), "run", "-c", str(self.config)],
             stdout=self.log.open("ab"), stderr=self.stderr.open("ab"),
@@ -205,27 +227,13 @@ class Daemon:
         return self
 
     def problems(self) -> list[str]:
-        """What a healthy daemon never writes: a stdout line that is not a JSON object,
-        or a traceback anywhere."""
-        found = []
-        text = self.log.read_text(encoding="utf-8") if self.log.exists() else ""
-        for number, line in enumerate(text.splitlines(), 1):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
-                found.append(f"{self.log.name}:{number}: not a JSON object: {line[:200]}")
-        errors = self.stderr.read_text(errors="replace") if self.stderr.exists() else ""
-        if "Traceback" in text + errors:
-            found.append(f"a traceback: {(errors or text)[-2000:]}")
-        return found
+        """What a healthy daemon never writes, in any of its outputs (stdout, stderr, its
+        log files): a line that is not a JSON object, or a traceback."""
+        return [p for path in [*self.outputs(), self.stderr] for p in log_problems(path)]
 
     def events(self, event: str | None = None, **fields: Any) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        if not self.log.exists():
-            return found
-        for line in self.log.read_text(encoding="utf-8").splitlines():
+        for line in self.lines():
             try:
                 record = json.loads(line)
             except ValueError:
@@ -246,7 +254,7 @@ class Daemon:
             if self.proc and self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        tail = self.log.read_text()[-3000:] if self.log.exists() else ""
+        tail = "\n".join(self.lines())[-3000:]
         if self.stderr.exists() and (errors := self.stderr.read_text(errors="replace")):
             tail += f"\nstderr:\n{errors[-2000:]}"
         raise AssertionError(f"{count} x {event} {fields} not seen in {timeout}s; "
@@ -254,6 +262,8 @@ class Daemon:
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None
+        if signum == signal.SIGHUP:
+            self._note_log_file()  # a reload may name another
         os.kill(self.pid, signum)
 
     def stop(self, timeout: float = 10) -> int:
@@ -268,6 +278,24 @@ class Daemon:
                 os.kill(self.pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait()
+
+
+def log_problems(path: Path) -> list[str]:
+    """Each line of a daemon's output that is not a JSON object, and any traceback."""
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            found.append(f"{path.name}:{number}: not a JSON object: {line[:200]}")
+    if "Traceback" in text:
+        found.append(f"{path.name}: a traceback: {text[-2000:]}")
+    return found
 
 
 def reap_command_services(config: Path) -> None:

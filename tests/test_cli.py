@@ -85,7 +85,8 @@ def test_plugins_lists_origin_and_check_types(fixed_config) -> None:
     assert by_name["misbehaving"]["check_types"] == ["hang", "wedge", "boom", "fixed"]
     text = run_vigil("plugins", "-c", str(fixed_config), env=env_with_fixtures()).stdout
     line = next(line for line in text.splitlines() if line.startswith("misbehaving "))
-    assert line.endswith("check types: hang, wedge, boom, fixed; service managers: flag")
+    assert line.endswith("check types: hang, wedge, boom, fixed; service managers: flag, "
+                         "raising")
     assert "service managers: systemd" in text
 
 
@@ -96,6 +97,9 @@ def test_plugin_that_fails_to_import_is_reported_by_name(write_config) -> None:
         plugins = ["no_such_module_here"]
         [checks.sys]
         type = "system"
+        cpu = false
+        warn_pct = 100
+        crit_pct = 100
     """)
     done = run_vigil("plugins", "--json", "-c", str(path))
     assert done.returncode == 0
@@ -103,7 +107,8 @@ def test_plugin_that_fails_to_import_is_reported_by_name(write_config) -> None:
     assert "ModuleNotFoundError" in broken[0]["error"]
     assert "plugin.failed" in done.stderr
     check = run_vigil("check", "sys", "-c", str(path))
-    assert check.returncode in (0, 1, 2) and check.stdout.startswith("sys ")
+    # Thresholds out of reach (and no CPU reading): OK on any host, however busy.
+    assert check.returncode == 0 and check.stdout.startswith("sys OK - "), check.stdout
 
 
 def test_init_writes_a_valid_config_and_never_clobbers(tmp_path: Path) -> None:

@@ -130,10 +130,12 @@ def test_a_reload_that_moves_the_state_folder_asks_for_a_restart(with_fixtures, 
     # Everything else changes with SIGHUP, the log's place included.
     path.write_text(path.read_text().replace('[daemon]', '[daemon]\nlog_file = "moved.log"'))
     d.signal(signal.SIGHUP)
-    d.log = tmp_path / "moved.log"
-    d.wait_for("config.reloaded")
-    d.wait_for("check.result", check="first")
+    d.wait_for("config.reloaded", count=3)
+    moved = tmp_path / "moved.log"
+    wait_until(lambda: moved.exists() and '"check.result"' in moved.read_text(), 10,
+               "results in the moved log")
     assert d.stop() == 0
+    assert '"daemon.stopped"' in moved.read_text()
     assert saved_state(tmp_path / "state")["checks"]["first"]["last"]
     assert not (tmp_path / "elsewhere").exists()
 
@@ -334,7 +336,7 @@ def test_a_full_state_disk_is_logged_and_the_checks_run_on(with_fixtures, daemon
     assert not os.listdir(state_dir), "the tmpfs was the daemon's alone"
 
 
-def test_without_a_control_socket_the_daemon_runs_and_vigil_heal_heals_directly(
+def test_without_a_control_socket_the_daemon_runs_and_vigil_heal_says_why_it_waits(
         write_config, daemon, tmp_path) -> None:
     # A UNIX socket path is limited to 107 bytes; this state folder is longer.
     port = free_port()
@@ -356,13 +358,19 @@ def test_without_a_control_socket_the_daemon_runs_and_vigil_heal_heals_directly(
     assert "shorten state_dir" in unavailable["hint"]
     d.wait_for("check.result", count=2, check="s", status="CRIT")
     try:
+        # Never a second healer beside the running daemon: it says why, and waits.
+        done = run_vigil("heal", "svc", "-c", str(path))
+        assert done.returncode == 2, done.stderr
+        assert f"a daemon runs this config (PID {d.pid})" in done.stderr
+        assert "AF_UNIX path too long" in done.stderr and "Traceback" not in done.stderr
+        assert not answers(port) and not d.events("heal.started")
+        # Once it is gone, `vigil heal` heals directly.
+        assert d.stop() == 0
         done = run_vigil("heal", "svc", "-c", str(path))
         assert done.returncode == 0, done.stderr
-        assert "healing svc directly" in done.stderr and "Traceback" not in done.stderr
+        assert "healing svc directly" in done.stderr
         assert "heal.succeeded svc start check passes after" in done.stdout
         assert answers(port)
-        d.wait_for("check.result", check="s", status="OK")
-        assert d.stop() == 0
     finally:
         for found in psutil.process_iter(["cmdline"]):
             if str(port) in (found.info["cmdline"] or []) and "http.server" in (

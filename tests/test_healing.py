@@ -88,7 +88,8 @@ def test_vigil_heal_without_a_daemon_heals_directly(write_config, tmp_path) -> N
     assert '"heal.succeeded"' in status.stdout
     text = run_vigil("status", "-c", str(path)).stdout
     row = next(line for line in text.splitlines() if line.startswith("svc "))
-    assert row.split() == ["svc", "Flag", "svc", "1", "-", "-", "succeeded"]
+    assert row.split() == ["svc", "Flag", "svc", "1", "of", "3", "-", "no", "(polled)", "-",
+                           "succeeded"]
     unknown = run_vigil("heal", "nope", "-c", str(path))
     assert unknown.returncode == 2 and "no service named 'nope'" in unknown.stderr
 

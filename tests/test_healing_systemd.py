@@ -14,6 +14,7 @@ import psutil
 from tests.helpers import (
     answers,
     free_port,
+    log_problems,
     rerun_delay,
     run_vigil,
     vigil_command,
@@ -195,7 +196,7 @@ def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: Priv
     show = systemd.run("systemctl", "show", "-p", "Type,ActiveState,SubState,StatusText",
                        "vigil.service").stdout
     assert "Type=notify" in show and "ActiveState=active" in show and "SubState=running" in show
-    wait_until(lambda: "StatusText=1 checks: 1 OK" in systemd.run(
+    wait_until(lambda: "StatusText=1 check: 1 OK" in systemd.run(
         "systemctl", "show", "-p", "StatusText", "vigil.service").stdout, 10, "STATUS= sent")
     status = vigil("service", "status", "--system", "-c", str(config))
     assert status.returncode == 0 and "state: active" in status.stdout
@@ -212,6 +213,10 @@ def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: Priv
     journal = systemd.run("journalctl", "-u", "vigil.service", "--no-pager").stdout
     assert "Watchdog timeout" in journal
 
+    # What the installed vigil wrote (its log_file, and its stderr in the journal): JSON
+    # lines only, no traceback.
+    assert not log_problems(log), log_problems(log)
+    assert not unit_output_problems(systemd)
     removed = vigil("service", "uninstall", "--system", "-c", str(config))
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert not systemd.path("/etc/systemd/system/vigil.service").exists()
@@ -220,6 +225,22 @@ def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: Priv
     assert "vigil.service" not in listed
     wants = systemd.path("/etc/systemd/system/multi-user.target.wants")
     assert not wants.exists() or not any(wants.iterdir())
+
+
+def unit_output_problems(systemd: PrivateSystemd) -> list[str]:
+    """Lines the installed vigil's own processes wrote to the journal that are not JSON
+    objects, and tracebacks (systemd's own lines about the unit are left out)."""
+    said = systemd.run("journalctl", "_SYSTEMD_UNIT=vigil.service", "-o", "cat",
+                       "--no-pager").stdout
+    found = []
+    for line in said.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            found.append(f"not a JSON object: {line[:200]}")
+    return found + (["a traceback"] if "Traceback" in said else [])
 
 
 def test_vigil_logs_reads_the_journal_of_the_installed_unit(systemd: PrivateSystemd,
@@ -259,6 +280,7 @@ def test_vigil_logs_reads_the_journal_of_the_installed_unit(systemd: PrivateSyst
     assert not [p for p in psutil.process_iter(["cmdline"])
                 if "--follow" in (p.info["cmdline"] or []) and "vigil.service" in (
                     p.info["cmdline"] or [])], "journalctl outlived vigil logs -f"
+    assert not unit_output_problems(systemd), unit_output_problems(systemd)
 
 
 def test_a_unit_that_fails_while_the_heal_waits_fails_the_heal_at_once(

@@ -51,8 +51,8 @@ def test_daemon_speaks_the_protocol(listener, write_config, daemon, monkeypatch)
     d = daemon(write_config('[daemon]\nstate_dir = "s"\n[checks.sys]\ntype = "system"\n'
                             'interval = "1s"\ncpu = false\nwarn_pct = 100\n'
                             'crit_pct = 100\n')).start()
-    seen = messages(sock, "STATUS=1 checks: 1 OK")
-    assert seen[0] == "READY=1" and seen[1].startswith("STATUS=1 checks:")
+    seen = messages(sock, "STATUS=1 check: 1 OK")
+    assert seen[0] == "READY=1" and seen[1].startswith("STATUS=1 check:")
     assert "WATCHDOG=1" in seen + messages(sock, "WATCHDOG=1")
     d.stop()
     assert "STOPPING=1" in messages(sock, "STOPPING=1")
