@@ -65,6 +65,8 @@ class Remediator:
         self.spec: RemediationSpec | None = None
         #: The open items in the file, by fingerprint, as last read or written.
         self._open: set[str] = set()
+        #: The problems found already in the file (a restart, another vigil): said once.
+        self._known: set[str] = set()
         self._looked = self._complained = 0.0
 
     def install(self, spec: RemediationSpec | None) -> None:
@@ -84,6 +86,8 @@ class Remediator:
             return
         self._looked = now
         problems = {fingerprint(p.subject): p for p in self._problems(spec, now)}
+        for fp in problems.keys() & self._open - self._known:
+            self._said_known(fp, problems[fp].subject, spec)
         added = [fp for fp in problems if fp not in self._open]
         waiting = self._open - problems.keys()
         subjects = self._subjects() if waiting else {}
@@ -162,6 +166,13 @@ class Remediator:
             found[fingerprint(f"check {name}")] = (f"check {name}", well)
         return found
 
+    def _said_known(self, fp: str, subject: str, spec: RemediationSpec) -> None:
+        """A problem already in the backlog: not written again, said once."""
+        if fp not in self._known:
+            self._known.add(fp)
+            log.info("remediation.known", subject=subject, path=spec.path,
+                     reason="already open in the backlog: not written again")
+
     # -- the file --------------------------------------------------------------------
 
     def _write(self, spec: RemediationSpec, added: dict[str, Problem],
@@ -176,8 +187,9 @@ class Remediator:
             on_file = backlog.open_items(text)
             news: list[tuple[str, str, Item, bool]] = []
             for fp, problem in added.items():
-                if fp in on_file:
-                    continue  # another vigil, or this one before a restart, wrote it
+                if fp in on_file:  # another vigil, or this one before a restart, wrote it
+                    self._said_known(fp, problem.subject, spec)
+                    continue
                 item_id = backlog.next_id(text, spec.id_prefix)
                 text = backlog.add(text, item_id, problem.item)
                 news.append((problem.subject, item_id, problem.item, False))

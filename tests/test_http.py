@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -177,21 +178,29 @@ def test_without_a_token_reads_are_open_and_actions_closed(served) -> None:
 
 
 def test_the_event_stream_carries_results_changes_and_heals(served) -> None:
-    d, port, flag = served()
+    d, port, _ = served()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/api/v1/events", headers=AUTH)
     stream = conn.getresponse()
     assert stream.status == 200 and stream.getheader("Content-Type") == "text/event-stream"
-    flag.write_text("OK")
+    # An operator's heal (the service is report-only otherwise): the flag manager makes
+    # the failing check pass.
+    healed = threading.Thread(target=call, args=(port, "/api/v1/services/svc/heal", "POST",
+                                                 AUTH))
+    healed.start()
     seen: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + 10
-    while "check.state_changed" not in seen and time.monotonic() < deadline:
+    while not {"check.state_changed", "heal.succeeded"} <= seen.keys() and (
+            time.monotonic() < deadline):
         line = stream.fp.readline().decode()
         if line.startswith("data: "):
             event = json.loads(line[6:])
             seen.setdefault(event["event"], event)
     conn.close()
+    healed.join(10)
     assert seen["check.result"]["check"] in ("good", "bad")
+    assert seen["heal.started"]["service"] == "svc"
+    assert seen["heal.succeeded"]["service"] == "svc" and seen["heal.succeeded"]["recovery_s"] >= 0
     change = seen["check.state_changed"]
     assert (change["check"], change["from"], change["to"]) == ("bad", "FAILING", "OK")
     d.stop()
@@ -374,7 +383,8 @@ def test_malformed_requests_get_4xx_and_the_checks_keep_their_schedule(served) -
     wrong = [(s, r[:60]) for r, s in zip(requests, statuses, strict=True)
              if s is not None and not 400 <= s < 500]
     assert not wrong, f"answers other than 4xx: {wrong[:5]}"
-    assert 429 not in answered or answered.count(429) < 100
+    # 8 clients and 3 slow ones never reach the 64 connections: none is turned away.
+    assert 429 not in answered
     # A slowloris is cut off after IDLE_S, however steadily it trickles.
     assert all(answer != b"still open after 16s" for answer in cut_off), cut_off
 
