@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -382,7 +383,11 @@ def test_detected_postgres_and_redis_checks_all_run(pg_cluster, redis_server,
     assert done.returncode == 0, done.stderr
     checks = tomllib.loads(target.read_text())["checks"]
     assert f"postgres_{pg_cluster.port}" in checks and f"redis_{redis_port}" in checks
+    ours = {f"postgres_{pg_cluster.port}", f"redis_{redis_port}"}
     for name in checks:
         ran = run_vigil("check", name, "-c", str(target))
-        assert ran.returncode in (0, 1, 2), f"{name}: {ran.stdout}{ran.stderr}"
+        if name in ours:  # a fresh cluster and server, each answering: OK
+            assert ran.returncode == 0, f"{name}: {ran.stdout}{ran.stderr}"
+        else:  # what else this host runs (or has stopped) is its own business: a verdict
+            assert re.match(rf"{name} (OK|WARN|CRIT) - ", ran.stdout), ran.stdout + ran.stderr
         assert "pip install" not in ran.stdout
