@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import FIXTURES, call, free_port, listening, run_vigil, wait_until
+from tests.helpers import (
+    FIXTURES,
+    call,
+    event_time,
+    free_port,
+    listening,
+    run_vigil,
+    wait_until,
+)
 from vigil import Result, Status
 from vigil._options import parse_options
 from vigil.plugins.backlog import Backlog, BacklogOptions
@@ -462,3 +470,63 @@ def test_two_vigils_sharing_a_backlog_write_a_problem_once(write_config, daemon,
     text = backlog.read_text()
     assert text.count("<!-- vigil:remediation ") == 1 and text.count("| OPS-8 |") == 1, text
     assert sum(len(d.events("remediation.added")) for d in daemons) == 1
+
+
+def test_an_events_check_keeps_its_window_across_a_restart(write_config, daemon,
+                                                           tmp_path) -> None:
+    path = tmp_path / "validations.jsonl"
+    path.touch()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = ""
+        log_results = "all"
+        [checks.dspy]
+        type = "events"
+        path = "{path}"
+        ok_field = "ok"
+        window = "10m"
+        interval = "300ms"
+    """)
+    d = daemon(config).start()
+    d.wait_for("check.result", check="dspy")
+    write_events(path, [{"ts": now_iso(ago=60 + i), "ok": i % 4 != 0} for i in range(40)])
+    wait_until(lambda: any(r["metrics"].get("events") == 40
+                           for r in d.events("check.result", check="dspy")), 10,
+               "the 40 events counted")
+    assert d.stop() == 0
+    again = daemon(config).start()
+    first = again.wait_for("check.result", check="dspy")[0]
+    # The window is read again at start: the same 40 events, 10 of them failed.
+    assert first["metrics"]["events"] == 40 and first["metrics"]["failures"] == 10, first
+
+
+def test_a_long_failure_counts_across_a_restart(write_config, daemon, tmp_path) -> None:
+    backlog = tmp_path / "ops.md"
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = ""
+        [checks.db]
+        type = "tcp"
+        port = {free_port()}
+        interval = "300ms"
+        fall = 1
+        [remediation]
+        path = "ops.md"
+        when = ["failing:6s"]
+    """)
+    d = daemon(config).start()
+    failed = d.wait_for("check.state_changed", check="db", to="FAILING")[0]
+    d.wait_for("check.result", count=3, check="db")
+    assert d.stop() == 0 and not d.events("remediation.added")
+    again = daemon(config).start()
+    added = again.wait_for("remediation.added", timeout=30)[0]
+    # It failed since before the restart: the item says so, and came 6 s after that.
+    minutes = {datetime.fromtimestamp(event_time(failed) + d, UTC).strftime(
+        "%Y-%m-%d %H:%M UTC") for d in (-1, 1)}  # the log line and the state, a moment apart
+    assert any(f"failing since {m}" in backlog.read_text() for m in minutes), (
+        backlog.read_text())
+    assert event_time(added) - event_time(failed) >= 6
+    assert not again.events("check.state_changed", to="FAILING", **{"from": "PENDING"}), \
+        "the FAILING state was kept, not found anew"

@@ -5,10 +5,12 @@ middle of a failing heal keeps what the heal found, its backoff and its alert.""
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,11 +59,22 @@ def test_a_raising_restart_is_a_failed_heal_everywhere(write_config, daemon, tmp
     runs = len(d.events("check.result", check="other"))
     done = run_vigil("heal", "svc", "-c", str(config))
     assert done.returncode == 2 and "restart broke on purpose" in done.stderr, done
+    stream = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    stream.request("GET", "/api/v1/events")
+    events = stream.getresponse()
     status, _, body = call(port, "/api/v1/services/svc/heal", "POST",
                            {"Authorization": "Bearer t0ken"})
     answer = json.loads(body)
     assert status == 502 and answer["outcome"] == "heal.failed", answer
     assert "restart broke on purpose" in answer["reason"]
+    # The event stream said so too.
+    said: dict[str, Any] = {}
+    while "heal.failed" not in said:
+        line = events.fp.readline().decode()
+        if line.startswith("data: "):
+            said.setdefault(json.loads(line[6:])["event"], json.loads(line[6:]))
+    assert "restart broke on purpose" in said["heal.failed"]["reason"]
+    stream.close()
     # The other checks kept their schedule meanwhile.
     d.wait_for("check.result", count=runs + 3, check="other")
     service = json.loads(call(port, "/api/v1/services/svc",

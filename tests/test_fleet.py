@@ -1,13 +1,16 @@
-"""Many hosts through an existing engine: three vigil agents, a real Prometheus loaded
-with what `vigil export prometheus` prints, and its rule for a failing check firing."""
+"""Many hosts through an existing engine: three vigil agents and a fourth that is down,
+a real Prometheus loaded with what `vigil export prometheus` prints (the README's
+commands), and every one of its rules firing where it should: a failing check, heals
+that fail, healing given up, an alert sink that cannot be reached, an agent down."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from typing import Any
 
-from tests.helpers import free_port, prometheus_server, run_vigil, wait_until
+from tests.helpers import free_port, listening, prometheus_server, run_vigil, wait_until
 
 
 def test_exported_rules_and_config_pass_promtool_and_fire_for_a_failing_check(
@@ -15,10 +18,25 @@ def test_exported_rules_and_config_pass_promtool_and_fire_for_a_failing_check(
     promtool = shutil.which("promtool")
     assert promtool, "install the Debian package prometheus (it has promtool)"
     agents = []
+    # The third agent's db goes down for good once Prometheus watches: its start fails
+    # (heals fail, then healing gives up), and its alert sink cannot be reached.
+    db = free_port()
+    serving = listening(db)
+    serving.__enter__()
+    broken = f"""
+            [services.db]
+            manager = "command"
+            start = ["{sys.executable}", "-c", "import sys; sys.exit('no such database')"]
+            restarts = 1
+            backoff = "0s"
+            [alerts.hook]
+            type = "webhook"
+            url = "http://127.0.0.1:{free_port()}/"
+    """
     for index in range(3):
         http = free_port()
-        # Each agent checks its own HTTP port, but the third a port nobody listens on.
-        target = free_port() if index == 2 else http
+        # Each agent checks its own HTTP port, but the third the db above.
+        target = db if index == 2 else http
         config = write_config(f"""
             [daemon]
             state_dir = "state{index}"
@@ -28,8 +46,11 @@ def test_exported_rules_and_config_pass_promtool_and_fire_for_a_failing_check(
             port = {target}
             interval = "500ms"
             fall = 1
+            {'service = "db"' if index == 2 else ""}
+            {broken if index == 2 else ""}
         """, name=f"agent{index}.toml")
         agents.append((daemon(config).start(), http))
+    down = f"127.0.0.1:{free_port()}"  # an agent that does not answer
     for agent, _ in agents:
         agent.wait_for("check.result", check="db")
 
@@ -38,6 +59,7 @@ def test_exported_rules_and_config_pass_promtool_and_fire_for_a_failing_check(
     assert exported.returncode == 0, exported.stderr
     rules.write_text(exported.stdout)
     targets = [arg for _, http in agents for arg in ("--target", f"127.0.0.1:{http}")]
+    targets += ["--target", down]
     exported = run_vigil("export", "prometheus", "config", *targets, "--rules", str(rules),
                          "--interval", "1s")
     assert exported.returncode == 0, exported.stderr
@@ -49,13 +71,29 @@ def test_exported_rules_and_config_pass_promtool_and_fire_for_a_failing_check(
 
     failing = f"127.0.0.1:{agents[2][1]}"
     with prometheus_server(config, tmp_path) as get:
+        # Every agent scraped while db is up: the heal counters are seen at 0 first.
+        wait_until(lambda: len((get("/api/v1/query", 'vigil_heals_total{service="db"}')
+                                or {}).get("result", [])) == 2, 60, "db's heal counters")
+        serving.__exit__(None, None, None)
+        agents[2][0].wait_for("heal.gave_up", service="db", timeout=30)
         def firing() -> list[dict[str, Any]]:
             alerts = (get("/api/v1/alerts") or {}).get("alerts", [])
             return [a for a in alerts if a["state"] == "firing"]
 
-        wait_until(firing, 60, "the rule for the failing check to fire")
-        wait_until(lambda: len((get("/api/v1/query", "up") or {}).get("result", [])) == 3,
-                   30, "all three agents scraped")
-        labels = [a["labels"] for a in firing()]
-        assert [(x["alertname"], x["check"], x["instance"], x["severity"]) for x in labels] \
-            == [("VigilCheckFailing", "db", failing, "warning")]
+        expected = {("VigilCheckFailing", failing, "warning"),
+                    ("VigilHealsFailing", failing, "warning"),
+                    ("VigilHealingGaveUp", failing, "critical"),
+                    ("VigilAlertSinkDown", failing, "warning"),
+                    ("VigilAgentDown", down, "critical")}
+
+        def fired() -> set[tuple[str, str, str]]:
+            return {(a["labels"]["alertname"], a["labels"]["instance"],
+                     a["labels"]["severity"]) for a in firing()}
+
+        wait_until(lambda: fired() == expected, 90, f"exactly these rules to fire: {expected}")
+        wait_until(lambda: len((get("/api/v1/query", "up") or {}).get("result", [])) == 4,
+                   30, "all four agents scraped")
+        labels = {a["labels"]["alertname"]: a["labels"] for a in firing()}
+        assert labels["VigilCheckFailing"]["check"] == "db"
+        assert labels["VigilHealingGaveUp"]["service"] == "db"
+        assert labels["VigilAlertSinkDown"]["sink"] == "hook"

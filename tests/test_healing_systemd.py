@@ -170,11 +170,20 @@ def test_dependency_is_healed_first(systemd: PrivateSystemd, write_config, daemo
 def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: PrivateSystemd,
                                                                    write_config, tmp_path):
     log = tmp_path / "vigil.log"
+    web, own = start_web_unit(systemd), free_port()
     # Thresholds out of reach, and no CPU (a saturated CPU is 100%, at any threshold):
-    # "1 OK" must not depend on how busy or full this host is.
+    # "3 OK" must not depend on how busy or full this host is. The hardened unit heals a
+    # systemd unit and a command service of its own.
     config = write_config(f'[daemon]\nstate_dir = "{tmp_path}/state"\nlog_file = "{log}"\n'
                           '[checks.sys]\ntype = "system"\ninterval = "1s"\n'
-                          'cpu = false\nwarn_pct = 100\ncrit_pct = 100\n')
+                          'cpu = false\nwarn_pct = 100\ncrit_pct = 100\n'
+                          '[services.web]\nmanager = "systemd"\nunit = "vigil-web.service"\n'
+                          f'[checks.web]\ntype = "tcp"\nport = {web}\nservice = "web"\n'
+                          'interval = "1s"\nfall = 2\n'
+                          f'[services.own]\nmanager = "command"\nstart = ["{sys.executable}", '
+                          f'"-m", "http.server", "{own}", "--bind", "127.0.0.1"]\n'
+                          f'[checks.own]\ntype = "tcp"\nport = {own}\nservice = "own"\n'
+                          'interval = "1s"\nfall = 2\n')
     prefix = systemd.prefix()
 
     def vigil(*args: str) -> subprocess.CompletedProcess[str]:
@@ -196,8 +205,20 @@ def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: Priv
     show = systemd.run("systemctl", "show", "-p", "Type,ActiveState,SubState,StatusText",
                        "vigil.service").stdout
     assert "Type=notify" in show and "ActiveState=active" in show and "SubState=running" in show
-    wait_until(lambda: "StatusText=1 check: 1 OK" in systemd.run(
-        "systemctl", "show", "-p", "StatusText", "vigil.service").stdout, 10, "STATUS= sent")
+    def healed(service: str) -> int:
+        return sum(1 for line in log.read_text().splitlines()
+                   if '"heal.succeeded"' in line and f'"service": "{service}"' in line)
+
+    wait_until(lambda: healed("own") == 1, 30, "the command service started by its heal")
+    wait_until(lambda: "StatusText=3 checks: 3 OK" in systemd.run(
+        "systemctl", "show", "-p", "StatusText", "vigil.service").stdout, 20, "STATUS= sent")
+    systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-web.service")
+    wait_until(lambda: healed("web") == 1, 30, "the killed unit healed by the installed vigil")
+    state = json.loads(vigil("status", "--json", "-c", str(config)).stdout)
+    # Its PID is the namespace's own: killed from inside.
+    systemd.run("kill", "-KILL", str(state["services"]["own"]["manager_state"]["pid"]))
+    wait_until(lambda: healed("own") == 2, 30, "the killed command service healed")
+    assert answers(web) and answers(own)
     status = vigil("service", "status", "--system", "-c", str(config))
     assert status.returncode == 0 and "state: active" in status.stdout
 
@@ -344,4 +365,51 @@ def test_a_killed_unit_is_rechecked_at_once_even_after_the_bus_drops(
     exited = d.wait_for("service.exited", count=3, service="web", timeout=8)[-1]
     assert exited["active_state"] == "failed"
     d.wait_for("heal.succeeded", count=3, service="web", timeout=15)
+    assert d.stop() == 0
+
+
+def test_a_user_unit_is_watched_over_the_user_managers_private_socket(
+        systemd: PrivateSystemd, write_config, daemon, tmp_path) -> None:
+    # A user manager of its own inside the private systemd, its runtime folder (and so its
+    # private socket and units) on the namespace's /run, its HOME there too.
+    runtime = "/run/user/0"
+    systemd.run("mkdir", "-p", f"{runtime}/systemd/user", f"{runtime}/home")
+    systemd.run("systemd-run", "--unit=vigil-user-manager", "-E", f"XDG_RUNTIME_DIR={runtime}",
+                "-E", f"HOME={runtime}/home", "/lib/systemd/systemd", "--user")
+    wait_until(lambda: systemd.path(f"{runtime}/systemd/private").exists(), 15,
+               "the user manager's private socket")
+    as_user = ["env", f"XDG_RUNTIME_DIR={runtime}"]
+    port = free_port()
+    systemd.path(f"{runtime}/systemd/user/vigil-uweb.service").write_text(
+        f"[Service]\nExecStart={SERVER.format(port=port)}\nRestart=no\n")
+    systemd.run(*as_user, "systemctl", "--user", "daemon-reload")
+    systemd.run(*as_user, "systemctl", "--user", "start", "vigil-uweb.service")
+    wait_until(lambda: answers(port), 10, "the user unit listens")
+    config = write_config(f"""
+        [daemon]
+        state_dir = "{tmp_path}/state"
+        http = ""
+        [services.uweb]
+        manager = "systemd"
+        unit = "vigil-uweb.service"
+        user = true
+        [checks.uweb]
+        type = "tcp"
+        port = {port}
+        service = "uweb"
+        interval = "5s"
+        fall = 2
+        rise = 1
+    """)
+    d = daemon(config, prefix=[*systemd.prefix(), *as_user]).start()
+    connected = d.wait_for("watch.connected")[0]
+    assert connected["socket"] == f"{runtime}/systemd/private", connected
+    d.wait_for("check.state_changed", check="uweb", to="OK")
+    systemd.run(*as_user, "systemctl", "--user", "kill", "-s", "KILL", "vigil-uweb.service")
+    exited = d.wait_for("service.exited", service="uweb")[0]
+    assert exited["unit"] == "vigil-uweb.service"
+    # Seen by the watcher, not found by the 5 s interval: healed within a few seconds.
+    healed = d.wait_for("heal.succeeded", service="uweb", timeout=20)[0]
+    assert "systemctl --user start vigil-uweb.service" in healed["command"], healed
+    assert answers(port)
     assert d.stop() == 0

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -311,3 +312,18 @@ def test_ports_on_a_manager_that_cannot_take_one_is_a_config_error(tmp_path) -> 
     assert "cannot pass a port" in messages["services.m.ports"]
     assert "{port} placeholder" in messages["services.n.ports"]
     assert "bad port range" in messages["services.o.ports"]
+
+
+def test_init_detect_finds_an_mcp_server_on_3000_to_3010(mcp_server, tmp_path) -> None:
+    free = [p for p in range(3000, 3011) if not answers(p, 0.05)]
+    assert free, "every port of 3000-3010 is taken on this host: free one for this test"
+    port, _ = mcp_server(free[-1])
+    target = tmp_path / "detected.toml"
+    done = run_vigil("init", "--detect", str(target))
+    assert done.returncode == 0, done.stderr
+    assert f"found mcp_memory: an MCP server's /health answers on 127.0.0.1:{port}" in (
+        done.stdout), done.stdout
+    check = tomllib.loads(target.read_text())["checks"]["mcp_memory"]
+    assert check == {"type": "mcp", "ports": "3000-3010"}
+    ran = run_vigil("check", "mcp_memory", "-c", str(target))
+    assert ran.returncode == 0 and f"healthy at 127.0.0.1:{port}" in ran.stdout, ran.stdout

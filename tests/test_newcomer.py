@@ -386,8 +386,11 @@ def test_detected_postgres_and_redis_checks_all_run(pg_cluster, redis_server,
     ours = {f"postgres_{pg_cluster.port}", f"redis_{redis_port}"}
     for name in checks:
         ran = run_vigil("check", name, "-c", str(target))
-        if name in ours:  # a fresh cluster and server, each answering: OK
-            assert ran.returncode == 0, f"{name}: {ran.stdout}{ran.stderr}"
+        if name in ours:  # a fresh cluster and server, each answering: OK...
+            verdict = json.loads(run_vigil("check", name, "--json", "-c", str(target)).stdout)
+            slow = verdict["metrics"].get("ping_ms", 0) > 10  # redis's ping_warn_ms
+            # ...unless this host is so busy that Redis's PING took longer than 10 ms.
+            assert verdict["status"] == "OK" or (slow and verdict["status"] == "WARN"), verdict
         else:  # what else this host runs (or has stopped) is its own business: a verdict
             assert re.match(rf"{name} (OK|WARN|CRIT) - ", ran.stdout), ran.stdout + ran.stderr
         assert "pip install" not in ran.stdout

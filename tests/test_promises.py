@@ -142,3 +142,55 @@ def test_a_runtime_folder_that_cannot_be_written_is_reported(tmp_path, monkeypat
     (event,) = [e for e in logged if e["event"] == "runtime.unavailable"]
     assert event["log_level"] == "warning" and "config on disk" in event["hint"]
     assert str(blocker) in event["path"]
+
+
+def test_a_bug_behind_a_page_is_a_500_with_http_error_and_no_traceback(
+        write_config, daemon, monkeypatch) -> None:
+    from tests.helpers import FIXTURES, call, free_port
+
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    port = free_port()
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{port}"
+        plugins = ["misbehaving"]
+        [checks.odd]
+        type = "odd"
+        interval = "1s"
+    """)).start()
+    d.wait_for("check.result", check="odd")
+    status, _, body = call(port, "/health")
+    assert status == 500 and body == b"internal error; see vigil's log\n"
+    error = d.wait_for("http.error")[0]
+    assert error["path"] == "/health" and "not JSON serializable" in error["error"]
+    assert call(port, "/livez")[0] == 200, "the server goes on"
+    assert d.stop() == 0  # the fixture then finds no traceback in any output
+
+
+def test_daemon_summary_counts_the_states_once_per_period(write_config) -> None:
+    from structlog.testing import capture_logs
+
+    from vigil import _config as config
+    from vigil._agent import SUMMARY_EVERY, Agent
+
+    path = write_config("""
+        [daemon]
+        state_dir = "state"
+        http = ""
+        [checks.a]
+        type = "system"
+        [checks.b]
+        type = "tcp"
+        port = 1
+    """)
+    agent = Agent(config.load(str(path)), str(path))
+    agent.checks.install(agent.config, {})
+    agent._summarised -= SUMMARY_EVERY  # the period has passed
+    with capture_logs() as logs:
+        agent._log_summary()
+        agent._log_summary()  # within the same period: nothing
+    assert [e["event"] for e in logs] == ["daemon.summary"]
+    assert logs[0]["checks"] == 2 and logs[0]["states"] == {"PENDING": 2}
+    assert logs[0]["runs"] == 0 and logs[0]["failing"] == []
+    agent.store.close()

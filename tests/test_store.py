@@ -109,6 +109,10 @@ def test_a_full_disk_fails_the_write_then_nothing_queued_is_lost(tmp_path: Path)
         store.flush()
         failed = [e for e in events if e["event"] == "state.write_failed"]
         assert failed and "full" in failed[0]["error"], events
+        for _ in range(3):  # still full, each second's try fails: said once a minute
+            store.result("db", time.time(), 0, 1.0, {}, "still fine")
+            store.flush()
+        assert [e["event"] for e in events].count("state.write_failed") == 1, events
         # The writer reconnects on its next try: give the new connection room.
         store.writer.connect().execute("PRAGMA max_page_count = 1073741823")
         store.flush()

@@ -1,4 +1,8 @@
-"""Benchmarks: each measures vigil beside its anchor (Monit, supervisord) in the same run."""
+"""Benchmarks, outside the default test run. Three compare vigil with its anchor in the
+same run, and exit before measuring when the anchor is missing: ``recovery`` and
+``scale`` beside Monit, ``memory`` beside supervisord. The others give absolute figures
+against a target of their own, with no anchor: ``history``, ``kills``, ``http``,
+``statuspage``, ``events`` (beside a quiet vigil of its own) and ``soak``."""
 
 from __future__ import annotations
 

@@ -1,13 +1,14 @@
 """Time from a service's death to its answering again, under a real (private) systemd.
 
-    .venv/bin/python -m tests.benchmarks.recovery [--kills 10] [--no-monit]
+    .venv/bin/python -m tests.benchmarks.recovery [--kills 10]
 
 A unit with Restart=no (so only the watcher can bring it back) serves HTTP on a free
 loopback port. It is SIGKILLed --kills times; each time the script measures how long
-until the port answers again, first with vigil watching it (interval 1s, fall 2), then,
-when Debian's `monit` is installed, with Monit at the same settings (`set daemon 1`,
-`for 2 cycles`). It prints the median and p95 of each beside the bound
-interval x fall + the service's own start time. Not part of the test suite."""
+until the port answers again, first with vigil watching it (interval 1s, fall 2), then
+with Monit, its anchor, at the same settings (`set daemon 1`, `for 2 cycles`); without
+Debian's `monit` it stops before measuring anything. It prints the median and p95 of
+each beside the bound interval x fall + the service's own start time. Not part of the
+test suite."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import psutil
 
+from tests.benchmarks import anchor
 from tests.helpers import answers, free_port
 from tests.private_systemd import PrivateSystemd
 
@@ -89,8 +91,8 @@ def watch(systemd: PrivateSystemd, argv: list[str], folder: Path, port: int,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--no-monit", action="store_true")
     args = parser.parse_args()
+    monit = anchor("monit", "monit")
     folder = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
     port = free_port()
     systemd = PrivateSystemd().boot()
@@ -116,12 +118,6 @@ def main() -> int:
         vigil = str(Path(sys.executable).with_name("vigil"))
         vigil_median = report("vigil", watch(systemd, [vigil, "run", "-c", str(config)],
                                              folder, port, args.kills), bound)
-        monit = shutil.which("monit")
-        if args.no_monit:
-            return 0
-        if monit is None:
-            print("monit    not installed (apt-get install monit) - no comparison")
-            return 0
         rc = folder / "monitrc"
         rc.write_text(f"set daemon 1\nset logfile {folder}/monit.log\n"
                       f"set pidfile {folder}/monit.pid\nset idfile {folder}/monit.id\n"
