@@ -111,7 +111,7 @@ def main() -> int:
                                       port, free_port()))
         vigil = subprocess.Popen([str(Path(sys.executable).with_name("vigil")), "run", "-c",
                                   str(config)], stdout=subprocess.DEVNULL)
-        stop, failures = threading.Event(), []
+        stop, failures = threading.Event(), list[str]()
         try:
             deadline = time.monotonic() + 60
             while not answers(port) and time.monotonic() < deadline:
