@@ -45,8 +45,10 @@ class Healer:
 
     def __init__(self, unhealthy: Callable[[str], bool], wake: Callable[[str], int],
                  record: Callable[[str, float, dict[str, Any]], None] | None = None,
-                 watch: bool = False) -> None:
+                 watch: bool = False, clock: Callable[[], float] = time.time) -> None:
         self._unhealthy = unhealthy
+        #: The wall clock (a test's own): when heals began, the budget, the backoff.
+        self.clock = clock
         self._wake = wake
         #: Told of every heal's outcome (service, start time, outcome), for the history.
         self._record = record
@@ -75,7 +77,7 @@ class Healer:
                 runtimes[name] = rt
                 self._watch_service(rt, state_dir)
                 continue
-            rt = ServiceRuntime(spec, manager)
+            rt = ServiceRuntime(spec, manager, clock=self.clock)
             if name in saved:
                 entry = saved[name]
                 rt.history = [float(t) for t in entry.get("history", [])]
@@ -189,7 +191,7 @@ class Healer:
                       hint=f"run `vigil heal {rt.spec.name}` to try again")
             if self.events is not None:
                 self.events.publish("heal.gave_up", service=rt.spec.name, check=check,
-                                    restarts=len(rt.history), at=time.time())
+                                    restarts=len(rt.history), at=self.clock())
             return None
         threading.Thread(target=self.heal, args=(rt.spec.name, f"check {check} is FAILING"),
                          name=f"heal:{rt.spec.name}", daemon=True).start()
@@ -243,7 +245,7 @@ class Healer:
                                {"reason": "a heal of this service is already running"})
         try:
             # When, for people; the wait is timed on the monotonic clock.
-            began, clock = time.time(), time.monotonic()
+            began, clock = self.clock(), time.monotonic()
             rt.history.append(began)
             rt.streak += 1
             rt.passed.clear()
@@ -257,8 +259,8 @@ class Healer:
                 outcome = HealOutcome(Verdict.FAILED, dict(
                     **fields,
                     reason=f"the {rt.manager} manager raised {type(exc).__name__}: {exc}"))
-            rt.not_before = time.time() + rt.backoff()
-            rt.held_since = time.time() if outcome.ok else None
+            rt.not_before = self.clock() + rt.backoff()
+            rt.held_since = self.clock() if outcome.ok else None
             rt.heals["succeeded" if outcome.ok else "failed"] += 1
             rt.last = {**outcome.to_dict(), "at": began}
             if self._record is not None:

@@ -8,6 +8,7 @@ import enum
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from vigil._config import ServiceSpec
@@ -80,6 +81,8 @@ class ServiceRuntime:
     watching: bool = False
     #: Heals so far by outcome ("succeeded", "failed").
     heals: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: The wall clock the budget, the backoff and the heals' times are read from.
+    clock: Callable[[], float] = time.time
 
     @property
     def manager(self) -> str:
@@ -92,11 +95,11 @@ class ServiceRuntime:
             return HealState.HEALING
         if self.given_up:
             return HealState.GAVE_UP
-        return HealState.BACKING_OFF if time.time() < self.not_before else HealState.READY
+        return HealState.BACKING_OFF if self.clock() < self.not_before else HealState.READY
 
     def budget_spent(self) -> bool:
         """Whether ``restarts`` heals already fall inside the ``within`` window."""
-        horizon = time.time() - self.spec.within
+        horizon = self.clock() - self.spec.within
         self.history = [t for t in self.history if t > horizon]
         return len(self.history) >= self.spec.restarts
 
@@ -108,7 +111,7 @@ class ServiceRuntime:
     def settle(self) -> None:
         """A heal that has held for ``backoff_reset`` ends the crash loop: no backoff."""
         if (self.held_since is not None
-                and time.time() - self.held_since >= self.spec.backoff_reset):
+                and self.clock() - self.held_since >= self.spec.backoff_reset):
             self.streak, self.not_before, self.held_since = 0, 0.0, None
 
     def to_dict(self) -> dict[str, Any]:

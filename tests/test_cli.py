@@ -82,10 +82,10 @@ def test_plugins_lists_origin_and_check_types(fixed_config) -> None:
     assert by_name["vigil.plugins.tcp"]["origin"] == "builtin"
     assert by_name["vigil.plugins.tcp"]["check_types"] == ["tcp"]
     assert by_name["misbehaving"]["origin"] == "config [daemon] plugins"
-    assert by_name["misbehaving"]["check_types"] == ["hang", "wedge", "boom", "fixed"]
+    assert by_name["misbehaving"]["check_types"] == ["hang", "wedge", "boom", "odd", "fixed"]
     text = run_vigil("plugins", "-c", str(fixed_config), env=env_with_fixtures()).stdout
     line = next(line for line in text.splitlines() if line.startswith("misbehaving "))
-    assert line.endswith("check types: hang, wedge, boom, fixed; service managers: flag, "
+    assert line.endswith("check types: hang, wedge, boom, odd, fixed; service managers: flag, "
                          "raising")
     assert "service managers: systemd" in text
 

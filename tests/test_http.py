@@ -440,3 +440,86 @@ def test_token_file_ipv6_loopback_and_a_taken_port(write_config, daemon, tmp_pat
         assert "Address already in use" in unavailable["error"]
         second.wait_for("check.result", count=2, check="sys")
         assert second.stop() == 0
+
+
+def test_every_metric_family_the_readme_lists_appears_and_moves(write_config, daemon,
+                                                                tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    port = free_port()
+    flip, slow, svc = tmp_path / "flip", tmp_path / "slow", tmp_path / "svc"
+    flip.write_text("CRIT")
+    slow.write_text("0")
+    svc.write_text("CRIT")
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        http = "127.0.0.1:{port}"
+        [services.svc]
+        manager = "flag"
+        status_file = "{svc}"
+        delay_s = 1.5
+        restarts = 1
+        [checks.flip]
+        type = "fixed"
+        status_file = "{flip}"
+        interval = "300ms"
+        [checks.slow]
+        type = "fixed"
+        sleep_file = "{slow}"
+        interval = "300ms"
+        [checks.hang]
+        type = "hang"
+        interval = "300ms"
+        timeout = "200ms"
+        [checks.guard]
+        type = "fixed"
+        status_file = "{svc}"
+        service = "svc"
+        interval = "300ms"
+        fall = 1
+    """)).start()
+
+    def sample(name: str, **labels: str) -> float:
+        """The sample's value, once it is on /metrics (a check that has not run yet has
+        no status code)."""
+        want = f'{name}{{{",".join(f"{k}={chr(34)}{v}{chr(34)}" for k, v in labels.items())}}} '
+        found: list[float] = []
+
+        def seen() -> bool:
+            text = call(port, "/metrics")[2].decode()
+            found[:] = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                        if line.startswith(want)]
+            return bool(found)
+
+        wait_until(seen, 10, f"{want.strip()} on /metrics")
+        return found[0]
+
+    # While the first heal runs (the flag manager takes 1.5 s): healing.
+    wait_until(lambda: sample("vigil_service_healing", service="svc") == 1.0, 10,
+               "vigil_service_healing 1 during the heal")
+    runs = sample("vigil_check_runs_total", check="flip", status="CRIT")
+    timeouts = sample("vigil_check_problems_total", check="hang", problem="timeout")
+    assert sample("vigil_check_status_code", check="flip") == 2.0
+    before = sample("vigil_check_duration_seconds", check="slow")
+    flip.write_text("OK")
+    slow.write_text("0.25")
+    wait_until(lambda: sample("vigil_check_status_code", check="flip") == 0.0, 10,
+               "the status code to move")
+    wait_until(lambda: sample("vigil_check_duration_seconds", check="slow") >= 0.25, 10,
+               "the duration to move")
+    assert before < 0.25
+    wait_until(lambda: sample("vigil_check_runs_total", check="flip", status="CRIT") == runs
+               and sample("vigil_check_runs_total", check="flip", status="OK") > 0, 10,
+               "OK runs counted, CRIT runs no more")
+    wait_until(lambda: sample("vigil_check_problems_total", check="hang",
+                              problem="timeout") > timeouts, 10, "timeouts counted")
+    wait_until(lambda: sample("vigil_service_healing", service="svc") == 0.0, 10,
+               "the heal over")
+    # Down again: the budget (1) is spent, and vigil gives up.
+    assert sample("vigil_service_given_up", service="svc") == 0.0
+    svc.write_text("CRIT")
+    d.wait_for("heal.gave_up", service="svc")
+    wait_until(lambda: sample("vigil_service_given_up", service="svc") == 1.0, 10,
+               "given up on /metrics")
+    assert d.stop() == 0

@@ -57,7 +57,10 @@ class Policy:
 
     def __init__(self, tmp_path: Path, **services: dict[str, Any]) -> None:
         self.failing: set[str] = set()
-        self.healer = Healer(unhealthy=lambda s: s in self.failing, wake=lambda _s: 0)
+        #: The wall clock the policy reads: moved by the test, never slept for.
+        self.now = 1_800_000_000.0
+        self.healer = Healer(unhealthy=lambda s: s in self.failing, wake=lambda _s: 0,
+                             clock=lambda: self.now)
         specs = {name: ServiceSpec(manager="fake", name=name,
                                    make_manager=functools.partial(Fake, name),
                                    **{"backoff": Duration(0), **keys})
@@ -69,6 +72,9 @@ class Policy:
         self.failing.add(service)
         self.healer.observe("guard", service, result, State.FAILING)
         wait_until(lambda: not heal_threads(service), 5, "the heal to end")
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
     def passing(self, service: str, state: State = State.OK) -> None:
         self.failing.discard(service)
@@ -116,7 +122,7 @@ def test_the_window_forgets_old_heals(tmp_path, logs) -> None:
     p.fail("db")
     assert p.calls("db") == ["restart"] and events(logs, "heal.gave_up")
     p.passing("db")  # resumed, with a fresh budget...
-    time.sleep(0.35)  # ...and the heal has left the window
+    p.advance(0.35)  # ...and the heal has left the window
     p.fail("db")
     assert p.calls("db") == ["restart", "restart"]
 
@@ -136,16 +142,21 @@ def test_backoff_grows_in_a_crash_loop_and_ends_with_a_heal_that_held(tmp_path) 
     p.fail("db")
     p.fail("db")  # died again at once: the heal did not hold, the backoff holds
     assert p.calls("db") == ["restart"] and rt.state is HealState.BACKING_OFF
-    time.sleep(0.45)
+    p.advance(0.39)
+    p.fail("db")
+    assert p.calls("db") == ["restart"], "not before the backoff (0.4 s) has passed"
+    p.advance(0.02)
     p.fail("db")
     assert p.calls("db") == ["restart"] * 2
-    assert 0.7 < rt.not_before - time.time() <= 0.8  # doubled: the loop goes on
+    assert rt.not_before - p.now == pytest.approx(0.8)  # doubled: the loop goes on
     p.passing("db")
-    time.sleep(0.35)  # healthy for longer than backoff_reset: the heal held
+    p.advance(0.29)
+    assert rt.state is HealState.BACKING_OFF, "not held yet (backoff_reset is 0.3 s)"
+    p.advance(0.52)  # healthy for longer than backoff_reset, and past the backoff: held
     assert rt.state is HealState.READY
     p.fail("db")
     assert p.calls("db") == ["restart"] * 3
-    assert 0.3 < rt.not_before - time.time() <= 0.4  # a new loop: the base wait again
+    assert rt.not_before - p.now == pytest.approx(0.4)  # a new loop: the base wait again
 
 
 def test_a_failing_dependency_is_healed_first_and_skipped_once(tmp_path, logs) -> None:
