@@ -7,8 +7,8 @@ import collections
 import enum
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from vigil._config import ServiceSpec
