@@ -281,10 +281,14 @@ class Daemon:
 
 
 def log_problems(path: Path) -> list[str]:
-    """Each line of a daemon's output that is not a JSON object, and any traceback."""
+    """Each line of a daemon's output file that is not a JSON object, and any traceback."""
     if not path.exists():
         return []
-    text = path.read_text(encoding="utf-8", errors="replace")
+    return output_problems(path.name, path.read_text(encoding="utf-8", errors="replace"))
+
+
+def output_problems(where: str, text: str) -> list[str]:
+    """Each line of what a daemon wrote that is not a JSON object, and any traceback."""
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         try:
@@ -292,9 +296,9 @@ def log_problems(path: Path) -> list[str]:
         except ValueError:
             record = None
         if not isinstance(record, dict):
-            found.append(f"{path.name}:{number}: not a JSON object: {line[:200]}")
+            found.append(f"{where}:{number}: not a JSON object: {line[:200]}")
     if "Traceback" in text:
-        found.append(f"{path.name}: a traceback: {text[-2000:]}")
+        found.append(f"{where}: a traceback: {text[-2000:]}")
     return found
 
 

@@ -15,6 +15,7 @@ from tests.helpers import (
     answers,
     free_port,
     log_problems,
+    output_problems,
     rerun_delay,
     run_vigil,
     vigil_command,
@@ -249,19 +250,11 @@ def test_vigil_installed_as_a_notify_unit_with_watchdog_and_reload(systemd: Priv
 
 
 def unit_output_problems(systemd: PrivateSystemd) -> list[str]:
-    """Lines the installed vigil's own processes wrote to the journal that are not JSON
-    objects, and tracebacks (systemd's own lines about the unit are left out)."""
+    """What the installed vigil's own processes wrote to the journal that is not a JSON
+    object, and tracebacks (systemd's own lines about the unit are left out)."""
     said = systemd.run("journalctl", "_SYSTEMD_UNIT=vigil.service", "-o", "cat",
                        "--no-pager").stdout
-    found = []
-    for line in said.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            found.append(f"not a JSON object: {line[:200]}")
-    return found + (["a traceback"] if "Traceback" in said else [])
+    return output_problems("the journal", said)
 
 
 def test_vigil_logs_reads_the_journal_of_the_installed_unit(systemd: PrivateSystemd,

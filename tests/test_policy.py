@@ -5,6 +5,8 @@ private systemd) prove the same paths end to end; these pin the rules down one b
 from __future__ import annotations
 
 import functools
+import importlib
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
-from tests.helpers import wait_until
+from tests.helpers import FIXTURES, wait_until
 from vigil import Action, Duration, Result, ServiceManager, Status
 from vigil._config import ServiceSpec
 from vigil._healer import Healer
@@ -214,51 +216,19 @@ def test_never_two_heals_at_once_from_many_results(tmp_path) -> None:
     assert manager.calls == ["restart"]
 
 
-class Raising(Fake):
-    """A plugin's manager that raises in one of its methods."""
-
-    def __init__(self, name: str, broken: str) -> None:
-        super().__init__(name)
-        self.broken = broken
-
-    def _maybe(self, verb: str) -> None:
-        if verb == self.broken:
-            raise RuntimeError(f"{verb} broke on purpose")
-
-    def start(self) -> Action:
-        self._maybe("start")
-        return super().start()
-
-    def restart(self) -> Action:
-        self._maybe("restart")
-        return super().restart()
-
-    def is_running(self) -> bool | None:
-        self._maybe("is_running")
-        return self.broken != "start"
-
-    def start_failed(self) -> dict[str, Any] | None:
-        self._maybe("start_failed")
-        return None
-
-    def describe(self) -> str:
-        self._maybe("describe")
-        return "raising"
-
-    def watch(self, exited: Any) -> bool:
-        self._maybe("watch")
-        return True
-
-    def unwatch(self) -> None:
-        self._maybe("unwatch")
+def raising(tmp_path: Path, broken: str) -> Any:
+    """The test plugin's manager (tests/fixtures) whose ``broken`` method raises."""
+    sys.path.insert(0, FIXTURES)
+    plugin = importlib.import_module("misbehaving")
+    options = plugin.RaisingOptions(status_file=str(tmp_path / "flag"), broken=broken)
+    return functools.partial(plugin.Raising, "svc", options)
 
 
 @pytest.mark.parametrize("broken", ["restart", "start", "start_failed"])
 def test_a_manager_that_raises_is_a_failed_heal_with_its_budget_spent(tmp_path, broken) -> None:
     healer = Healer(unhealthy=lambda _s: True, wake=lambda _s: 1)
     spec = ServiceSpec(manager="raising", name="svc", backoff=Duration(5),
-                       start_timeout=Duration(1),
-                       make_manager=functools.partial(Raising, "svc", broken))
+                       start_timeout=Duration(1), make_manager=raising(tmp_path, broken))
     healer.install({"svc": spec}, {}, tmp_path)
     with capture_logs() as logs:
         outcome = healer.heal("svc", "test")
@@ -274,8 +244,7 @@ def test_a_manager_that_raises_is_a_failed_heal_with_its_budget_spent(tmp_path, 
 @pytest.mark.parametrize("broken", ["is_running", "describe"])
 def test_a_manager_whose_questions_raise_still_heals(tmp_path, broken) -> None:
     healer = Healer(unhealthy=lambda _s: True, wake=lambda _s: 0, watch=True)
-    spec = ServiceSpec(manager="raising", name="svc",
-                       make_manager=functools.partial(Raising, "svc", broken))
+    spec = ServiceSpec(manager="raising", name="svc", make_manager=raising(tmp_path, broken))
     healer.install({"svc": spec}, {}, tmp_path)
     assert healer.heal("svc", "test").ok
     if broken == "describe":
@@ -285,8 +254,7 @@ def test_a_manager_whose_questions_raise_still_heals(tmp_path, broken) -> None:
 @pytest.mark.parametrize("broken", ["watch", "unwatch"])
 def test_a_watch_that_raises_is_said_and_the_service_is_polled(tmp_path, broken) -> None:
     healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0, watch=True)
-    spec = ServiceSpec(manager="raising", name="svc",
-                       make_manager=functools.partial(Raising, "svc", broken))
+    spec = ServiceSpec(manager="raising", name="svc", make_manager=raising(tmp_path, broken))
     with capture_logs() as logs:
         healer.install({"svc": spec}, {}, tmp_path)
         healer.install({"svc": spec}, {}, tmp_path)  # a reload
