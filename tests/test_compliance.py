@@ -111,8 +111,11 @@ def test_a_dspy_signature_past_its_slo_is_warn_and_named(tmp_path) -> None:
                          failure_rate_crit_pct=60, latency_p95_warn_ms=500, min_events=10)
     result = check.run()
     assert result.status is Status.WARN, result.summary
-    assert "signature QA failure rate 40.0%" in result.summary
+    assert "signature QA failure rate 40.0% (over 20%)" in result.summary
     assert "Summarize failure rate" not in result.summary
+    # All events' figures lead the summary once, as the README's sample reads.
+    assert result.summary.startswith("200 events in 5m, 45 failed (22.5%), p95 ")
+    assert "all failure rate" not in result.summary and "all p95" not in result.summary
     assert "'parse error' x40" in result.summary
     assert result.details["errors_by_group"] == {"QA": {"parse error": 40},
                                                  "Summarize": {"timeout": 5}}
