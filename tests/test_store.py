@@ -109,8 +109,8 @@ def test_a_full_disk_fails_the_write_then_nothing_queued_is_lost(tmp_path: Path)
         store.flush()
         failed = [e for e in events if e["event"] == "state.write_failed"]
         assert failed and "full" in failed[0]["error"], events
-        for _ in range(3):  # still full, each second's try fails: said once a minute
-            store.result("db", time.time(), 0, 1.0, {}, "still fine")
+        for runs in (2004, 2005, 2006):  # still full, each try fails: said once a minute
+            store.check("db", {**FAILING, "counts": {"runs": runs}})
             store.flush()
         assert [e["event"] for e in events].count("state.write_failed") == 1, events
         # The writer reconnects on its next try: give the new connection room.
@@ -118,7 +118,7 @@ def test_a_full_disk_fails_the_write_then_nothing_queued_is_lost(tmp_path: Path)
         store.flush()
     assert [e["event"] for e in events] == ["state.write_failed", "state.write_recovered"]
     store.close()
-    assert Store(tmp_path).load()["checks"]["db"]["counts"] == {"runs": 2003}
+    assert Store(tmp_path).load()["checks"]["db"]["counts"] == {"runs": 2006}
     db = sqlite3.connect(tmp_path / "state.db")
     assert db.execute("SELECT count(*) FROM results").fetchone() == (2001,)
 
