@@ -3,6 +3,6 @@ so that they name the interpreter of the environment vigil is installed in."""
 
 import sys
 
-from vigil._cli import main
+from vigil._cli.main import main
 
 sys.exit(main())

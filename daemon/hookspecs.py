@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from vigil._alert import AlertSink
-    from vigil._check import Check, Result
-    from vigil._manager import ServiceManager
+    from vigil._api.alert import AlertSink
+    from vigil._api.check import Check, Result
+    from vigil._api.manager import ServiceManager
 
 hookspec = pluggy.HookspecMarker("vigil")
 hookimpl = pluggy.HookimplMarker("vigil")

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from vigil import _atomic as atomic
-from vigil import _proc as proc
+from vigil._kit import atomic, proc
 from vigil.service.launchd import Launchd, LaunchdOptions
 from vigil.service.systemd import Systemd, SystemdOptions
 

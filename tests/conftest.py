@@ -80,7 +80,7 @@ def daemon(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
 def in_process_cli() -> Iterator[Callable[[list[str]], int]]:
     """``vigil.main`` called in this process; the logging it configures (root handlers,
     structlog) is put back afterwards, so it never leaks into the tests that follow."""
-    from vigil import _cli
+    from vigil._cli import main as _cli
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

@@ -144,8 +144,8 @@ def assert_never_healed_nor_shown(d: Daemon, config: Path, service: str, check: 
     """A check failing on bad credentials: one heal.skipped, no heal, and not one of the
     secrets in the log, `vigil status`, `vigil check`, `vigil history` or the state
     database (its file and its journal)."""
-    from vigil import _config as config_mod
-    from vigil._database import read_state_at
+    from vigil._config import loader as config_mod
+    from vigil._store.database import read_state_at
 
     skipped = d.wait_for("heal.skipped", service=service, timeout=15)[0]
     assert skipped["reason"].startswith("a restart would not help: authentication failed")
@@ -306,7 +306,7 @@ def reap_command_services(config: Path) -> None:
     """Kill what a daemon under test started through the `command` manager: such
     services outlive vigil by design, and a failed test must not leak them."""
     # Read only [daemon] state_dir: loading the whole config would load its plugins here.
-    from vigil._database import read_state_at
+    from vigil._store.database import read_state_at
 
     try:
         state_dir = tomllib.loads(config.read_text())["daemon"]["state_dir"]
@@ -341,7 +341,7 @@ def with_daemon_keys(toml: str, **keys: str) -> str:
 
 def saved_state(state_dir: Path) -> dict[str, Any]:
     """What the state database in ``state_dir`` holds, as `vigil status --json` shows it."""
-    from vigil._database import read_state_at
+    from vigil._store.database import read_state_at
 
     state = read_state_at(state_dir)
     assert state is not None, f"no state database in {state_dir}"

@@ -28,6 +28,8 @@ fi
     --config-settings editable_mode=strict -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/mypy -p vigil -p tests
+# The core's layers (pyproject.toml's [tool.importlinter]): no part imports one above it.
+.venv/bin/lint-imports --no-cache
 # Two workers, one test file each at a time: a file's fixtures (a private systemd, a
 # PostgreSQL cluster) stay in one process. `-n 0` after the script runs serially.
 status=0

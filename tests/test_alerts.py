@@ -30,7 +30,7 @@ from tests.helpers import (
     run_vigil,
     wait_until,
 )
-from vigil._sections import AlertSpec
+from vigil._config.sections import AlertSpec
 
 
 @contextlib.contextmanager

@@ -21,10 +21,10 @@ import pytest
 
 from tests.helpers import NAGIOS_DIR, free_port, need_program
 from vigil import Status
-from vigil import _config as config
-from vigil import _proc as proc
-from vigil._check import Check
-from vigil._runner import Runner
+from vigil._api.check import Check
+from vigil._config import loader as config
+from vigil._engine.runner import Runner
+from vigil._kit import proc
 from vigil.plugins.system import Forecast, System
 
 

@@ -93,7 +93,7 @@ def test_a_step_of_an_hour_back_and_forward_keeps_the_rhythm(write_config, daemo
 
 @pytest.mark.unit
 def test_the_timetable_runs_on_the_monotonic_clock(monkeypatch) -> None:
-    from vigil import _scheduler
+    from vigil._engine import scheduler as _scheduler
 
     sched = _scheduler.Scheduler(lambda _n: None, lambda _n: None)
     sched.set_checks({"a": 10.0})

@@ -27,7 +27,7 @@ from tests.helpers import (
     wait_until,
 )
 from vigil import Result, Status
-from vigil._options import parse_options
+from vigil._config.options import parse_options
 from vigil.plugins.backlog import Backlog, BacklogOptions
 from vigil.plugins.events import Events, EventsOptions
 

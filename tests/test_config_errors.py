@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_vigil
-from vigil import _config as config
-from vigil._errors import ConfigError
+from vigil._api.errors import ConfigError
+from vigil._config import loader as config
 
 HEAD = '[daemon]\nstate_dir = "state"\n'
 ALERTABLE = "[checks.a]\ntype = 'system'\n"

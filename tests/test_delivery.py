@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from vigil import Alert, AlertSink, Silence, SinkError
-from vigil._database import set_aside
-from vigil._delivery import Sender
-from vigil._outbox import Outbox
-from vigil._sections import AlertSpec
+from vigil._alerts.delivery import Sender
+from vigil._alerts.outbox import Outbox
+from vigil._config.sections import AlertSpec
+from vigil._store.database import set_aside
 
 pytestmark = pytest.mark.unit
 

@@ -12,9 +12,9 @@ import pytest
 
 from tests.helpers import FIXTURES, event_time, run_vigil
 from vigil import Action, ServiceManager
-from vigil import _config as config
-from vigil._healer import Healer
-from vigil._healstate import HealOutcome, Verdict
+from vigil._config import loader as config
+from vigil._heal.healer import Healer
+from vigil._heal.healstate import HealOutcome, Verdict
 
 
 @pytest.fixture(autouse=True)

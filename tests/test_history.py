@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from vigil import _history as history
-from vigil._history import SETTLE_S, Retention
-from vigil._store import Store
+from vigil._store import history
+from vigil._store.history import SETTLE_S, Retention
+from vigil._store.store import Store
 
 pytestmark = pytest.mark.unit
 
@@ -108,7 +108,7 @@ def test_rollups_show_coarse_buckets_only_where_fine_ones_are_gone(db) -> None:
 
 
 def test_history_shows_each_result_once_and_says_a_repeated_summary(db, monkeypatch) -> None:
-    from vigil import _database as database
+    from vigil._store import database
 
     now = T0 + 7200 + SETTLE_S
     history.roll_up(db, now)

@@ -30,7 +30,7 @@ from tests.helpers import (
     prometheus_server,
     wait_until,
 )
-from vigil._metrics import parse_metric
+from vigil._web.metrics import parse_metric
 
 TOKEN = "t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -155,7 +155,7 @@ def test_the_token_guards_the_api_and_every_action(served) -> None:
 
 
 def test_more_connections_than_the_limit_are_refused_with_429(served) -> None:
-    from vigil._http import MAX_CONNECTIONS
+    from vigil._web.http import MAX_CONNECTIONS
 
     _, port, _ = served()
     # Idle clients each hold one of the server's threads until their idle deadline.
@@ -259,7 +259,7 @@ def test_a_removed_check_leaves_no_series(served) -> None:
 
 @pytest.mark.unit
 def test_a_listener_that_falls_behind_is_told_how_many_it_missed() -> None:
-    from vigil._events import BACKLOG, EventHub
+    from vigil._engine.events import BACKLOG, EventHub
 
     hub = EventHub()
     listener = hub.listen()

@@ -23,7 +23,7 @@ def python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]
 
 def test_public_api_and_python_m_vigil(tmp_path: Path) -> None:
     done = python(PUBLIC, tmp_path)
-    assert done.returncode == 0 and done.stdout.strip() == "vigil._check", done.stderr
+    assert done.returncode == 0 and done.stdout.strip() == "vigil._api.check", done.stderr
     listed = subprocess.run([sys.executable, "-m", "vigil", "plugins", "--json"],
                             capture_output=True, text=True, cwd=tmp_path, timeout=60)
     names = {p["name"] for p in json.loads(listed.stdout)}

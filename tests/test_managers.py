@@ -21,8 +21,8 @@ import psutil
 import pytest
 
 from tests.helpers import free_port, need_program, rerun_delay, saved_pid, saved_state
-from vigil import _config as config
-from vigil._manager import ServiceManager
+from vigil._api.manager import ServiceManager
+from vigil._config import loader as config
 from vigil.service._install import LABEL, LaunchdInstaller, SystemdInstaller
 from vigil.service.command import Command
 
@@ -369,7 +369,7 @@ def test_user_unit_install_hints_at_lingering(fakes: Path, tmp_path: Path) -> No
 
 def test_launchd_job_gets_the_chosen_port_in_its_environment(fakes: Path, tmp_path: Path,
                                                              monkeypatch) -> None:
-    from vigil._healer import Healer
+    from vigil._heal.healer import Healer
 
     plist = tmp_path / "memory.plist"
     plist.write_bytes(plistlib.dumps({"Label": "dev.memory", "ProgramArguments": ["srv"]}))

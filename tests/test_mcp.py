@@ -22,8 +22,8 @@ import pytest
 from tests.helpers import answers, free_port, run_vigil, saved_pid, saved_state, wait_until
 from tests.private_systemd import PrivateSystemd, unit
 from vigil import Status
-from vigil import _config as config
-from vigil._check import Check
+from vigil._api.check import Check
+from vigil._config import loader as config
 
 SERVER = str(Path(__file__).parent / "fixtures" / "mcp_memory_server.py")
 

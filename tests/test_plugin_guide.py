@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT, free_port, run_vigil, wait_until
-from vigil import _config, hookspecs
-from vigil._checktable import CheckTable
-from vigil._detect import detect
-from vigil._healer import Healer
-from vigil._pluginmanager import Plugins
-from vigil._runner import Runner
-from vigil._store import Store
+from vigil import hookspecs
+from vigil._cli.detect import detect
+from vigil._config import loader as _config
+from vigil._config.plugins import Plugins
+from vigil._engine.checktable import CheckTable
+from vigil._engine.runner import Runner
+from vigil._heal.healer import Healer
+from vigil._store.store import Store
 
 GUIDE = ROOT / "plugins" / "README.md"
 

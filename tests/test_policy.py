@@ -18,10 +18,10 @@ from structlog.typing import EventDict
 
 from tests.helpers import FIXTURES, wait_until
 from vigil import Action, Duration, Result, ServiceManager, Status
-from vigil._config import ServiceSpec
-from vigil._healer import Healer
-from vigil._healstate import HealState
-from vigil._statemachine import State
+from vigil._config.loader import ServiceSpec
+from vigil._engine.statemachine import State
+from vigil._heal.healer import Healer
+from vigil._heal.healstate import HealState
 
 pytestmark = pytest.mark.unit
 

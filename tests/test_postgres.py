@@ -20,8 +20,8 @@ from tests.helpers import (
 from tests.pg import PASSWORD, Cluster, is_up
 from tests.private_systemd import PrivateSystemd, unit
 from vigil import Status
-from vigil import _config as config
-from vigil._check import Check
+from vigil._api.check import Check
+from vigil._config import loader as config
 
 
 def build(body: str, tmp_path: Path) -> Check:

@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from tests.helpers import ROOT, readline_within, run_vigil, wait_until
-from vigil import _config, _paths
+from vigil._config import loader as _config
+from vigil._kit import paths as _paths
 
 
 def test_vigil_heal_exits_2_when_it_cannot_heal(write_config, tmp_path) -> None:
@@ -129,8 +130,8 @@ def test_a_killed_test_run_takes_its_private_systemd_with_it(tmp_path) -> None:
 def test_a_runtime_folder_that_cannot_be_written_is_reported(tmp_path, monkeypatch) -> None:
     from structlog.testing import capture_logs
 
-    from vigil import _runtime
-    from vigil._agent import Agent
+    from vigil._agent import runtime as _runtime
+    from vigil._agent.agent import Agent
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
@@ -171,8 +172,8 @@ def test_a_bug_behind_a_page_is_a_500_with_http_error_and_no_traceback(
 def test_daemon_summary_counts_the_states_once_per_period(write_config) -> None:
     from structlog.testing import capture_logs
 
-    from vigil import _config as config
-    from vigil._agent import SUMMARY_EVERY, Agent
+    from vigil._agent.agent import SUMMARY_EVERY, Agent
+    from vigil._config import loader as config
 
     path = write_config("""
         [daemon]

@@ -10,7 +10,7 @@ import pytest
 
 import vigil
 from tests.helpers import ROOT
-from vigil._pluginmanager import BUILTIN_PLUGINS
+from vigil._config.plugins import BUILTIN_PLUGINS
 
 pytestmark = pytest.mark.unit
 
@@ -38,10 +38,10 @@ def internal_imports(source: str) -> list[str]:
 
 
 def test_the_checker_finds_internal_imports() -> None:
-    bad = ("from vigil import Check, _proc\nfrom vigil._ports import parse_ports\n"
-           "import vigil._atomic\nfrom vigil.plugins.http import MAX_BODY\nfrom . import x\n"
+    bad = ("from vigil import Check, _proc\nfrom vigil._kit.ports import parse_ports\n"
+           "import vigil._kit.atomic\nfrom vigil.plugins.http import MAX_BODY\nfrom . import x\n"
            "from vigil import hookimpl, run_command\n")
-    assert internal_imports(bad) == ["vigil._proc", "vigil._ports", "vigil._atomic",
+    assert internal_imports(bad) == ["vigil._proc", "vigil._kit.ports", "vigil._kit.atomic",
                                      "vigil.plugins.http", "."]
 
 

@@ -21,8 +21,8 @@ from tests.helpers import (
 )
 from tests.private_systemd import PrivateSystemd, unit
 from vigil import Status
-from vigil import _config as config
-from vigil._check import Check
+from vigil._api.check import Check
+from vigil._config import loader as config
 
 PASSWORD = "r3dis-Secret"
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import wait_until
 from vigil import Check, Result, Status
-from vigil._runner import Runner
+from vigil._engine.runner import Runner
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 
 from tests.helpers import wait_until
-from vigil._scheduler import IDLE, Scheduler
+from vigil._engine.scheduler import IDLE, Scheduler
 
 pytestmark = pytest.mark.unit
 

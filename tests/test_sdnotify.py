@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from vigil import _config as config
-from vigil._agent import Agent
-from vigil._sdnotify import Notifier
+from vigil._agent.agent import Agent
+from vigil._agent.sdnotify import Notifier
+from vigil._config import loader as config
 
 
 @pytest.fixture

@@ -284,7 +284,7 @@ def test_the_page_has_no_serious_accessibility_violation(write_config, daemon, t
 
 @pytest.mark.unit
 def test_the_page_of_200_checks_stays_under_a_megabyte() -> None:
-    from vigil._statuspage import render
+    from vigil._web.statuspage import render
 
     summary = "127.0.0.1:5432 answered in 0.4 ms; 12 connections of 100, replication lag 0 s"
     metrics = {f"metric_{i}_ms": 1.5 * i for i in range(7)}
@@ -307,7 +307,7 @@ def test_the_page_of_200_checks_stays_under_a_megabyte() -> None:
 
 @pytest.mark.unit
 def test_the_page_names_metrics_and_budgets_in_words() -> None:
-    from vigil._statuspage import figure, metric_label, render
+    from vigil._web.statuspage import figure, metric_label, render
 
     assert metric_label('events{signature="QA"}') == "events (signature QA)"
     assert metric_label('role_requests{role="planner",host="a"}') == \

@@ -18,15 +18,16 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from vigil import Result, Status, _config
-from vigil import _database as database
-from vigil import _history as history
-from vigil import _store as store_module
-from vigil._checktable import CheckTable
-from vigil._healer import Healer
-from vigil._history import CHECKPOINT_EVERY, Retention
-from vigil._runner import Outcome, Runner
-from vigil._store import Batch, Store
+from vigil import Result, Status
+from vigil._config import loader as _config
+from vigil._engine.checktable import CheckTable
+from vigil._engine.runner import Outcome, Runner
+from vigil._heal.healer import Healer
+from vigil._store import batch as batch_module
+from vigil._store import database, history
+from vigil._store.batch import Batch
+from vigil._store.history import CHECKPOINT_EVERY, Retention
+from vigil._store.store import Store
 
 pytestmark = pytest.mark.unit
 
@@ -127,7 +128,7 @@ def test_a_kill_inside_a_commit_leaves_the_last_committed_state(tmp_path: Path) 
     saved(tmp_path).close()
     # A process that dies by SIGKILL in the middle of its transaction: rows written,
     # COMMIT never reached.
-    code = ("import os, pathlib, signal, sys\nfrom vigil._store import Store\n"
+    code = ("import os, pathlib, signal, sys\nfrom vigil._store.store import Store\n"
             "store = Store(pathlib.Path(sys.argv[1]))\nstore.load()\n"
             "real = store.writer._write\n"
             "def write(conn, batch):\n    real(conn, batch)\n"
@@ -277,7 +278,7 @@ def test_a_reader_counts_results_not_yet_rolled_up(tmp_path: Path) -> None:
 
 
 def test_results_queued_while_writes_fail_are_bounded(monkeypatch) -> None:
-    monkeypatch.setattr(store_module, "MAX_PENDING", 3)
+    monkeypatch.setattr(batch_module, "MAX_PENDING", 3)
     older = Batch(results=[("a", float(i), 0, 1.0, {}, "") for i in range(3)])
     newer = Batch(results=[("a", float(i), 0, 1.0, {}, "") for i in range(3, 5)])
     assert newer.merge_older(older) == 2

@@ -11,11 +11,11 @@ from typing import Literal
 import pytest
 
 from vigil import Duration, Status, parse_duration, redact
-from vigil._durations import format_duration
-from vigil._options import parse_options
-from vigil._perfdata import format_perfdata, parse_perfdata, split_plugin_output
-from vigil._redact import redact_value
-from vigil._statemachine import CheckState, State
+from vigil._config.options import parse_options
+from vigil._engine.statemachine import CheckState, State
+from vigil._kit.durations import format_duration
+from vigil._kit.perfdata import format_perfdata, parse_perfdata, split_plugin_output
+from vigil._kit.redact import redact_value
 
 pytestmark = pytest.mark.unit
 
@@ -154,7 +154,7 @@ def test_options_are_typed_and_checked() -> None:
 
 
 def test_plugin_libraries_are_imported_only_when_used(tmp_path) -> None:
-    code = ("import sys; from vigil import _config as config; config.load(sys.argv[1]); "
+    code = ("import sys; from vigil._config import loader as config; config.load(sys.argv[1]); "
             "print(sorted(m for m in ('psycopg', 'redis', 'mcp') if m in sys.modules))")
     plain = tmp_path / "plain.toml"
     plain.write_text('[checks.s]\ntype = "system"\n')
@@ -193,7 +193,8 @@ def test_a_check_whose_library_is_missing_is_a_config_error(tmp_path) -> None:
     used = tmp_path / "used.toml"
     used.write_text('[checks.db]\ntype = "postgres"\ndsn = "postgresql://localhost/x"\n')
     # None in sys.modules makes the import fail, as if psycopg were not installed.
-    code = ("import sys; sys.modules['psycopg'] = None; from vigil import _config as config\n"
+    code = ("import sys; sys.modules['psycopg'] = None\n"
+            "from vigil._config import loader as config\n"
             "try:\n    config.load(sys.argv[1])\n"
             "except config.ConfigError as exc:\n    print(exc.issues[0])")
     done = subprocess.run([sys.executable, "-c", code, str(used)], capture_output=True,

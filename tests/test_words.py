@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.helpers import call, free_port, run_in_terminal, run_vigil, vigil_command, wait_until
-from vigil._cli import _parser
+from vigil._cli.main import _parser
 
 
 def test_version_and_every_subcommand_and_argument_say_what_they_are() -> None:
@@ -228,7 +228,7 @@ def _ready(conn: socket.socket, seconds: float) -> bool:
 
 
 def test_event_streams_never_take_the_probes_connections(served) -> None:
-    from vigil._http import MAX_CONNECTIONS, MAX_STREAMS
+    from vigil._web.http import MAX_CONNECTIONS, MAX_STREAMS
 
     _, port, _ = served
     streams = []

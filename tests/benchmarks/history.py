@@ -23,10 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vigil import _database as database
-from vigil import _history as history
-from vigil import _store as store_mod
-from vigil._history import Bucket, Retention
+from vigil._store import database, history
+from vigil._store import store as store_mod
+from vigil._store.history import Bucket, Retention
 
 KEEP = Retention(results=3600, five_min=2 * 86400, hourly=30 * 86400)
 

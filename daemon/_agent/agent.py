@@ -1,0 +1,283 @@
+"""The daemon: runs checks through the scheduler, keeps their state, and handles
+signals in one place (supervisord's way: handlers only queue, the main loop acts)."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+import structlog
+
+from vigil._agent import logs, runtime
+from vigil._agent.control import ControlServer, Send
+from vigil._agent.sdnotify import Notifier
+from vigil._alerts.alerter import Alerter
+from vigil._alerts.outbox import Outbox
+from vigil._alerts.remediation import Remediator
+from vigil._api.errors import ConfigError
+from vigil._config import loader as config_mod
+from vigil._config.loader import Config
+from vigil._engine.checktable import CheckTable
+from vigil._engine.runner import Runner
+from vigil._heal.healer import Healer
+from vigil._kit import proc
+from vigil._kit.words import plural
+from vigil._store.store import Store
+from vigil._web.api import WebApi
+from vigil._web.surface import HttpSurface
+
+log = structlog.get_logger("vigil")
+
+#: How often the main loop wakes to save state, even when no signal arrives.
+TICK = 0.5
+#: How often the log gets a daemon.summary line.
+SUMMARY_EVERY = 300.0
+#: How long a heal's outcome waits for the state database before it is logged anyway
+#: (a full disk must not hold heals up).
+PERSIST_WAIT = 2.0
+
+
+class Agent:
+    def __init__(self, config: Config, config_arg: str | None = None) -> None:
+        self.config = config
+        self.config_arg = config_arg
+        # Fixed for the life of the process: the state database and the control socket live here.
+        self.state_dir = config.daemon.state_dir
+        self.store = Store(self.state_dir, config.daemon.retention())
+        self.stopping = threading.Event()
+        self.runner = Runner(self.stopping)
+        # The healer asks the check table about guards; the table tells the healer results.
+        self.healer = Healer(lambda service: self.checks.unhealthy(service),
+                             lambda service: self.checks.wake(service), self.store.heal,
+                             watch=True)
+        self.checks = CheckTable(self.runner, self.healer, self.stopping, self.store)
+        self.scheduler = self.checks.scheduler
+        self.control = ControlServer(self.state_dir, self._control)
+        self.healer.events = self.checks.events
+        self.healer.persist = self._persist
+        self.alerter = Alerter(self.checks, self.healer, Outbox(self.store.path),
+                               self.checks.events)
+        self.remediator = Remediator(self.checks, self.healer, self.alerter.remediation)
+        self.http = HttpSurface(WebApi(self.checks, self.healer, self.checks.events,
+                                       self.state_dir, config.daemon.http_token,
+                                       lambda: self.scheduler.last_progress,
+                                       self.alerter.stats))
+        self.notifier = Notifier()
+        self._signals: collections.deque[int] = collections.deque()
+        # Saved with the state, so that `vigil status` can tell this process from a
+        # later one that got the same PID.
+        self.identity = {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                         "started": datetime.now(UTC).isoformat()}
+        #: The services' state as last handed to the store.
+        self._services: dict[str, Any] | None = None
+        self._saving = threading.Lock()
+        self._summarised = time.monotonic()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def run(self) -> int:
+        saved = self.store.load()
+        self.checks.install(self.config, saved.get("checks", {}))
+        self.healer.install(self.config.services, saved.get("services", {}), self.state_dir)
+        self.store.daemon({**self.identity, "config": self.config.source})
+        self._save()
+        self.store.start()
+        # `vigil status` finds every check (with its restored state) once started.
+        self.store.flush()
+        wake, written = self._take_signals()
+        self.alerter.install(self.config.alerts)
+        self.alerter.start()
+        self.remediator.install(self.config.remediation)
+        self.scheduler.start(self.checks.intervals())
+        self.control.start()
+        self.http.apply(self.config.daemon.http_address(), self.config.daemon.http_token)
+        log.info("daemon.started", pid=os.getpid(), config=self.config.source,
+                 state_dir=str(self.state_dir), checks=len(self.checks.enabled()),
+                 services=len(self.config.services), plugins=sorted(self.config.plugins.infos),
+                 watchdog_s=self.notifier.watchdog)
+        self._announce()
+        self.notifier.send("READY=1", f"STATUS={self.summary()}")
+        status, pinged = "", 0.0
+        while not self.stopping.is_set():
+            # A signal wakes this at once (its number is written to the wakeup socket);
+            # otherwise the tick does.
+            if select.select([wake], [], [], TICK)[0]:
+                with contextlib.suppress(BlockingIOError):
+                    wake.recv(4096)
+            while self._signals:
+                self._handle(self._signals.popleft())
+            if step := self.scheduler.keep_time():
+                self.checks.clock_stepped(step)
+                self.healer.clock_stepped(step)
+            self._save()
+            self.remediator.tick(time.time())
+            if (line := self.summary()) != status:
+                status = line
+                self.notifier.send(f"STATUS={line}")
+            self._log_summary()
+            pinged = self._watchdog(pinged)
+        self._shutdown()
+        signal.set_wakeup_fd(-1)
+        wake.close()
+        written.close()
+        return 0
+
+    def _take_signals(self) -> tuple[socket.socket, socket.socket]:
+        """Install the signal handlers, which only queue (a handler that took a lock the
+        main loop holds could deadlock it). Python writes each signal's number to the
+        second socket of the pair returned, which wakes the main loop waiting on the
+        first; both stay open for the life of the loop."""
+        wake, written = socket.socketpair()
+        for sock in (wake, written):
+            sock.setblocking(False)
+        signal.set_wakeup_fd(written.fileno(), warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, self._queue_signal)
+        return wake, written
+
+    def _watchdog(self, pinged: float) -> float:
+        """WATCHDOG=1 at half the watchdog period, but only while the scheduler's own
+        heartbeat job keeps running: a wedged scheduler must get vigil restarted."""
+        period = self.notifier.watchdog
+        now = time.monotonic()
+        if period is None or now - pinged < period / 2:
+            return pinged
+        if now - self.scheduler.last_progress > max(3.0, period / 2):
+            log.error("daemon.wedged", since_s=round(now - self.scheduler.last_progress, 1),
+                      reason="the scheduler stopped making progress; no watchdog ping")
+            return now
+        self.notifier.send("WATCHDOG=1")
+        return now
+
+    def summary(self) -> str:
+        states = +self.checks.states  # the states no check is in left out
+        line = f"{plural(sum(states.values()), 'check')}: " + ", ".join(
+            f"{count} {state}" for state, count in sorted(states.items()))
+        healing = [name for name in self.healer.services if self.healer.healing(name)]
+        given_up = [n for n, rt in self.healer.services.items() if rt.given_up]
+        if healing:
+            line += f"; healing {', '.join(healing)}"
+        if given_up:
+            line += f"; gave up on {', '.join(given_up)}"
+        return line
+
+    def _log_summary(self) -> None:
+        """Every SUMMARY_EVERY, one line with the count of checks per state: the log at
+        the default level says nothing of checks that stay healthy."""
+        now = time.monotonic()
+        if now - self._summarised < SUMMARY_EVERY:
+            return
+        self._summarised = now
+        enabled = self.checks.enabled().values()
+        states = collections.Counter(rt.machine.state.value for rt in enabled)
+        log.info("daemon.summary", checks=len(enabled), states=dict(sorted(states.items())),
+                 runs=sum(rt.counts["runs"] for rt in enabled),
+                 failing=sorted(rt.spec.name for rt in enabled
+                                if rt.machine.state.value == "FAILING")[:20])
+
+    def _queue_signal(self, signum: int, _frame: Any) -> None:
+        self._signals.append(signum)
+
+    def _handle(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            log.info("daemon.stopping", signal=signal.Signals(signum).name)
+            self.stopping.set()
+        elif signum == signal.SIGHUP:
+            self.reload()
+        elif signum == signal.SIGUSR1:
+            log.info("daemon.run_all", checks=len(self.checks.enabled()))
+            self.scheduler.run_all_now()
+
+    def _shutdown(self) -> None:
+        self.notifier.send("STOPPING=1", "STATUS=stopping")
+        self.control.stop()
+        self.http.close()
+        self.scheduler.shutdown()
+        # Listed before their processes are stopped: what was still running at the stop.
+        still_running = self.runner.hung()
+        self.healer.close()
+        self.alerter.close()
+        proc.stop_all()
+        self.checks.close()
+        self._save()
+        self.store.close()
+        runtime.withdraw(self.config.source)
+        log.info("daemon.stopped", hung_checks=still_running)
+
+    def reload(self) -> None:
+        try:
+            new = config_mod.load(self.config_arg)
+        except ConfigError as exc:
+            log.error("config.rejected", errors=[str(i) for i in exc.issues],
+                      kept=self.config.source)
+            return
+        old_names = set(self.checks.runtimes)
+        if new.daemon.state_dir != self.state_dir:
+            log.warning("config.restart_needed", key="daemon.state_dir",
+                        running=str(self.state_dir), wanted=str(new.daemon.state_dir),
+                        reason="the state folder changes only at restart")
+        self.notifier.send("RELOADING=1")
+        logs.configure(new.daemon.log_level, new.daemon.log_file)
+        self.checks.install(new, {})
+        self.healer.install(new.services, {}, self.state_dir)
+        self.alerter.install(new.alerts)
+        self.remediator.install(new.remediation)
+        self.http.apply(new.daemon.http_address(), new.daemon.http_token)
+        self.config = new
+        self.scheduler.set_checks(self.checks.intervals())
+        names = set(self.checks.runtimes)
+        log.info("config.reloaded", config=new.source, checks=len(names),
+                 added=sorted(names - old_names), removed=sorted(old_names - names))
+        # The page takes the new set of checks and services from this.
+        self.checks.events.publish("config.reloaded", checks=sorted(names))
+        self._announce()
+        self.notifier.send("READY=1", f"STATUS={self.summary()}")
+
+    def _announce(self) -> None:
+        """Tell `vigil status` and `vigil logs` what this daemon runs with, whatever the
+        config on disk says later."""
+        try:
+            runtime.announce(self.config.source, self.identity, self.state_dir,
+                             self.config.daemon.log_file)
+        except OSError as exc:
+            log.warning("runtime.unavailable", path=str(exc.filename or ""), error=str(exc),
+                        hint="vigil status and vigil logs read the config on disk instead")
+
+    def _control(self, request: dict[str, Any], send: Send) -> dict[str, Any]:
+        if request.get("command") == "silences":
+            self.alerter.silences_changed()
+            return {"ok": True}
+        if request.get("command") != "heal":
+            return {"ok": False, "error": f"unknown command {request.get('command')!r}"}
+        service = str(request.get("service"))
+        if service not in self.healer.services:
+            known = ", ".join(self.healer.services) or "none"
+            return {"ok": False, "error": f"no service named {service!r} (known: {known})"}
+        outcome = self.healer.requested(service, "vigil heal",
+                                        progress=lambda event, **f: send({"event": event, **f}))
+        return {"ok": outcome.ok, **outcome.to_dict()}
+
+    # -- state -----------------------------------------------------------------------
+
+    def _save(self) -> None:
+        """Hand the services' state to the store when it changed (the check table hands
+        over each check's as it runs). The store's writer commits it."""
+        with self._saving:  # the main loop's tick, and a heal that just ended
+            services = self.healer.snapshot()
+            if services != self._services:
+                self._services = services
+                self.store.services(services)
+
+    def _persist(self) -> None:
+        """The services' state committed now: a heal's outcome, before it is logged."""
+        self._save()
+        self.store.flush(timeout=PERSIST_WAIT)

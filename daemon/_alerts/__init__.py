@@ -1,0 +1,5 @@
+"""Alerts and remediation: when to alert (``alerter``), the outbox and silences in
+the state database (``outbox``), each sink's sender (``delivery``), and problems fed
+back into the operators' backlog (``remediation``, ``backlogfile``).
+
+May import: ``vigil._heal`` and the parts below it."""

@@ -1,0 +1,84 @@
+"""``vigil alerts`` (the open alerts and the silences, from the state database) and
+``vigil silence`` (which writes a silence there, for the daemon to honour)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fnmatch
+import json
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+
+from vigil._agent import control
+from vigil._alerts import outbox
+from vigil._cli.status import read_database, running_config, running_settings
+from vigil._kit.durations import format_duration
+from vigil._store import database
+
+
+def _when(at: float | None) -> str:
+    return "-" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    now = time.time()
+    rows, silences = read_database(running_settings(args),
+                                   lambda conn: outbox.listing(conn, now))
+    if args.json:
+        print(json.dumps(outbox.as_json(rows, silences), indent=2))
+        return 0
+    if not rows:
+        print("no open alerts")
+    for row in rows:
+        alert = row.alert
+        delivery = ("pending" if row.pending else "delivered") + (
+            f", {row.attempts} failed: {row.error}" if row.attempts else "")
+        if row.pending and any(s.covers(row.check, now) for s in silences):
+            delivery = "silenced"
+        print(f"{row.sink}  {row.check}  {row.status.upper()} since {_when(alert.starts_at)}"
+              f"  ({alert.reason}; {delivery}; last sent {_when(row.sent)})")
+        if alert.healing:
+            print(f"    healing: {alert.healing}")
+    for entry in silences:
+        print(f"silenced: {entry.pattern} until {_when(entry.until)}"
+              + (f" ({entry.reason})" if entry.reason else ""))
+    return 0
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    settings, cfg = running_config(args)
+    pattern = args.check
+    if cfg is not None and not args.remove and not any(
+            fnmatch.fnmatchcase(name, pattern) for name in cfg.checks):
+        print(f"vigil: no check matches {pattern!r} (checks: {', '.join(sorted(cfg.checks))})",
+              file=sys.stderr)
+        return 1
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = database.open_database(settings.state_dir / database.DB)
+    except (sqlite3.Error, database.Unreadable, OSError) as exc:
+        print(f"vigil: cannot write {settings.state_dir / database.DB}: {exc}",
+              file=sys.stderr)
+        return 3
+    now = time.time()
+    with contextlib.closing(conn):
+        if args.remove:
+            if not outbox.unsilence(conn, pattern):
+                print(f"vigil: no silence for {pattern!r}", file=sys.stderr)
+                return 1
+        else:
+            outbox.silence(conn, outbox.Silence(pattern, now + args.for_s, args.reason, now))
+    try:
+        control.request(settings.state_dir, {"command": "silences"}, lambda _e: None)
+        news = "the running daemon"
+    except control.Unreachable:
+        news = "the daemon when it starts"
+    if args.remove:
+        print(f"{pattern}: silence removed; {news} sends what it held back")
+    else:
+        print(f"{pattern}: silenced for {format_duration(args.for_s)}, until "
+              f"{_when(now + args.for_s)}; {news} holds back its alerts")
+    return 0

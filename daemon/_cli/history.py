@@ -1,0 +1,57 @@
+"""``vigil history CHECK``: one check's results, state changes and uptime, from the state
+database (every result for the recent window, rollups before it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from vigil._cli.status import read_database, running_settings
+from vigil._store import database, history
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    settings = running_settings(args)
+    found = read_database(settings, lambda conn: database.history_of(
+        conn, args.check, time.time() - args.since))
+    if found is None:
+        print(f"vigil: no history of a check named {args.check!r} in "
+              f"{settings.state_dir / database.DB} (is `history = false`, or has it not run "
+              "yet?)", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        print(_render(found), end="")
+    return 0
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _render(found: dict[str, Any]) -> str:
+    ups = ", ".join(f"{'-' if up is None else f'{up * 100:.2f}%'} over {label}"
+                    for label, up in found["uptime"].items())
+    lines = [f"{found['check']}: up {ups}", f"since {_when(found['since'])} UTC:"]
+    # One time line: buckets, results and state changes in the order they happened.
+    events: list[tuple[float, str]] = []
+    for row in found["rollups"]:
+        counts = ", ".join(f"{row[s]} {s}" for s in history.STATUSES if row[s])
+        events.append((row["start"], f"{_when(row['start'])}  +{row['step'] // 60}m  "
+                       f"{row['runs']} runs: {counts}; {row['dur_avg_ms']:.1f} ms avg "
+                       f"({row['dur_min_ms']:.1f}-{row['dur_max_ms']:.1f})"))
+    for row in found["results"]:
+        events.append((row["at"], f"{_when(row['at'])}  {row['status']:<7} "
+                       f"{row['duration_ms']:>8.1f} ms  {row['summary'] or ''}"))
+    for row in found["transitions"]:
+        events.append((row["at"], f"{_when(row['at'])}  state {row['from']} -> {row['to']}  "
+                       f"({row['status']}: {row['summary']})"))
+    lines += [text for _, text in sorted(events, key=lambda e: e[0])]
+    if len(lines) == 2:
+        lines.append("  (nothing in this window)")
+    return "\n".join(lines) + "\n"

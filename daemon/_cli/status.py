@@ -1,0 +1,148 @@
+"""``vigil status`` and ``vigil logs``: the commands an operator runs when something is
+wrong, so they read what the running daemon runs with, and a broken config file on disk
+is a warning to them, not a failure."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import sys
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import TypeVar
+
+from vigil._agent import logs, runtime
+from vigil._api.errors import ConfigError
+from vigil._cli import logview, statusview
+from vigil._config import loader as config_mod
+from vigil._store import database
+
+T = TypeVar("T")
+
+
+def lenient_load(args: argparse.Namespace, consequence: str
+                 ) -> tuple[config_mod.DaemonSettings, config_mod.Config | None]:
+    """The config, or when it is not valid, a warning (not a failure) and its [daemon]
+    section as far as it reads: (settings, the whole config or None)."""
+    logs.configure_command()
+    try:
+        cfg = config_mod.load(args.config)
+    except ConfigError as exc:
+        settings = config_mod.load_daemon(args.config)
+        print(f"vigil: warning: {settings.source} is not a valid config ({exc.count}; "
+              f"`vigil config validate` lists them); {consequence}", file=sys.stderr)
+        return settings, None
+    return cfg.daemon, cfg
+
+
+def running_config(args: argparse.Namespace
+                   ) -> tuple[config_mod.DaemonSettings, config_mod.Config | None]:
+    """The [daemon] settings of the daemon that runs this config, else of the file on
+    disk, and the config when it is valid. A broken file is a warning here, not a
+    failure: these are the commands an operator needs when something is wrong."""
+    settings, cfg = lenient_load(args, "a running daemon keeps the config it last loaded")
+    running = runtime.find(settings.source)
+    if running:
+        settings.state_dir = Path(running["state_dir"])
+        settings.log_file = running["log_file"]
+    return settings, cfg
+
+
+def running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
+    return running_config(args)[0]
+
+
+class NoState(Exception):
+    """The state database cannot be read; the message says why. `vigil` exits 3."""
+
+
+def read_database(settings: config_mod.DaemonSettings,
+                  read: Callable[[sqlite3.Connection], T]) -> T:
+    """``read(connection)`` on the state database, read-only."""
+    try:
+        conn = database.connect_readonly(settings.state_dir)
+        if conn is None:
+            raise NoState(f"no state database in {settings.state_dir} (has the daemon run "
+                          "with this config?)")
+        with contextlib.closing(conn):
+            return read(conn)
+    except sqlite3.Error as exc:
+        raise NoState(f"cannot read {settings.state_dir / database.DB}: {exc}") from None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = running_settings(args)
+    path = settings.state_dir / database.DB
+    try:
+        state = database.read_state_at(settings.state_dir)
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        print(f"vigil: cannot read {path}: {exc}", file=sys.stderr)
+        return 3
+    running = state is not None and runtime.daemon_alive(state.get("daemon", {}))
+    if args.json:
+        print(json.dumps({"running": running, "state_file": str(path), **(state or {})},
+                         indent=2, default=str))
+        return 0 if running else 3
+    if state is None:
+        print(f"vigil is not running: no state in {settings.state_dir}")
+        return 3
+    info = state.get("daemon", {})
+    if running:
+        print(f"vigil is running (pid {info.get('pid')}, since {info.get('started')}, "
+              f"config {info.get('config')})")
+    elif info.get("updated"):
+        print(f"vigil is not running; last state written {info['updated']}")
+    else:
+        print("vigil is not running")
+    print(statusview.render(state), end="")
+    return 0 if running else 3
+
+
+def user_scope(args: argparse.Namespace) -> bool:
+    """--user or --system as given; else the user's own service unless run as root."""
+    return args.user if args.user is not None else os.geteuid() != 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from vigil.service._install import UNIT, LaunchdInstaller
+
+    log_file = running_settings(args).log_file
+    user = user_scope(args)
+    if log_file != "-":
+        path = Path(log_file)
+    elif sys.platform == "darwin":
+        path = LaunchdInstaller.log_dir(user) / "vigil.log"  # the plist's StandardOutPath
+    elif shutil.which("journalctl"):
+        # Filters need the whole journal to find the last N lines that match.
+        backlog = None if args.check or args.level else args.lines
+        return _show(logview.journal(UNIT, user, backlog, args.follow), args)
+    else:
+        print("vigil: this config logs to stdout (log_file = \"-\") and there is no "
+              "journalctl here to read it back; set [daemon] log_file to a path",
+              file=sys.stderr)
+        return 1
+    if not path.exists():
+        print(f"vigil: no log yet at {path}", file=sys.stderr)
+        return 1
+    return _show(logview.file_lines(path, args.follow), args)
+
+
+def _show(source: Generator[str, None, None], args: argparse.Namespace) -> int:
+    # `timeout`, `systemctl stop` and friends send SIGTERM: end as after Ctrl-C, so that
+    # the journalctl being followed is stopped too.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with contextlib.closing(source):
+            logview.show(source, sys.stdout, tail=args.lines, check=args.check,
+                         level=args.level, raw=args.json)
+    except logview.JournalError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0

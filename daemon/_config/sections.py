@@ -1,0 +1,209 @@
+"""The config's sections as dataclasses: each field a key, its default written once.
+The parser (``_config``) reads TOML into them."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vigil._api.alert import AlertSink
+from vigil._api.check import Check, Status
+from vigil._api.manager import ServiceManager
+from vigil._config.plugins import Plugins
+from vigil._kit.durations import Duration
+from vigil._kit.paths import default_state_dir
+from vigil._store.history import Retention
+
+PACKAGED = "<packaged defaults>"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_RESULTS = ("changes", "all")
+
+
+#: Field metadata of what a section holds but no config key sets.
+NOT_A_KEY = {"key": False}
+
+
+@dataclass(kw_only=True)
+class DaemonSettings:
+    """``[daemon]``: each field is a key, its default written here once."""
+
+    #: Where state lives; the platform's default folder when unset.
+    state_dir: Path = field(default_factory=default_state_dir, metadata={"type": str})
+    log_file: str = "-"
+    log_level: str = "info"
+    #: "changes": a passing result is logged (at info) only when its status changed;
+    #: "all": every result.
+    log_results: str = "changes"
+    plugins: list[str] = field(default_factory=list)
+    #: History in the state database: every result for ``history_keep_results``, then
+    #: 5-minute rollups for ``history_keep_5m``, then hourly ones (and every state change
+    #: and heal) for ``history_keep``.
+    history: bool = True
+    history_keep: Duration = Duration(30 * 86400)
+    history_keep_5m: Duration = Duration(2 * 86400)
+    history_keep_results: Duration = Duration(3600)
+    #: The HTTP surface (health, metrics, API): "host:port", "" for none.
+    http: str = "127.0.0.1:8787"
+    #: A bearer token for the API's actions (and, when set, for every endpoint but the
+    #: probes); or the file holding it, read at start and at reload.
+    http_token: str = field(default="", repr=False)
+    http_token_file: str = ""
+    #: The config file these came from, or PACKAGED.
+    source: str = field(default=PACKAGED, metadata=NOT_A_KEY)
+
+    def http_address(self) -> tuple[str, int] | None:
+        """(host, port) of the HTTP surface, None when it is off (validated at load)."""
+        if not self.http:
+            return None
+        host, _, port = self.http.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def retention(self) -> Retention | None:
+        """How long each tier of history is kept; None when history is off."""
+        if not self.history:
+            return None
+        return Retention(self.history_keep_results, self.history_keep_5m, self.history_keep)
+
+
+#: The shortest each tier may be kept: long enough for the next tier to be made from it.
+HISTORY_MINIMUMS = {"history_keep_results": 900, "history_keep_5m": 7200,
+                    "history_keep": 86400}
+
+
+@dataclass(kw_only=True)
+class Defaults:
+    """``[defaults]``: what every check inherits unless it sets its own."""
+
+    interval: Duration = Duration(30)
+    timeout: Duration = Duration(10)
+    fall: int = 3
+    rise: int = 2
+
+
+@dataclass(kw_only=True)
+class CheckSpec(Defaults):
+    """A ``[checks.NAME]`` section: the core's keys; the rest are the check type's."""
+
+    type: str
+    service: str | None = None
+    enabled: bool = True
+    #: Re-run interval while a failure is being confirmed or a heal awaits a pass;
+    #: 0 is a quarter of ``interval``.
+    fast_interval: Duration = Duration(0)
+    #: Whether this check FAILING fails /readyz; unset: its check type says.
+    readiness: bool | None = None
+    name: str = field(default="", metadata=NOT_A_KEY)
+    check: Check = field(default=None, metadata=NOT_A_KEY)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if not self.fast_interval:
+            self.fast_interval = Duration(self.interval / 4)
+
+    @property
+    def gates_readiness(self) -> bool:
+        return type(self.check).readiness if self.readiness is None else self.readiness
+
+
+@dataclass(kw_only=True)
+class ServiceSpec:
+    """A ``[services.NAME]`` section: the core's keys; the rest are its manager's."""
+
+    manager: str
+    depends_on: list[str] = field(default_factory=list)
+    start_timeout: Duration = Duration(30)
+    restarts: int = 3
+    within: Duration = Duration(600)
+    #: The wait after a heal, doubled after each heal of a crash loop...
+    backoff: Duration = Duration(5)
+    #: ...which ends once a healed service has stayed healthy this long.
+    backoff_reset: Duration = Duration(60)
+    heal: bool = True
+    #: Watch the service (systemd over D-Bus, a command's process by pidfd) and re-run
+    #: its checks the moment it dies; false: its checks find out on their interval.
+    watch: bool = True
+    #: Ports the service may be started on, preferred first (None: vigil picks none).
+    ports: list[int] | None = field(default=None, metadata={"type": str | list[int] | None})
+    name: str = field(default="", metadata=NOT_A_KEY)
+    #: A new manager for this service, its options validated: the healer keeps the live
+    #: one (with its PID and port) in the service's runtime, never in this spec.
+    make_manager: Callable[[], ServiceManager] = field(default=None,  # type: ignore[assignment]
+                                                       metadata=NOT_A_KEY)
+
+
+#: What an ``[alerts.NAME]`` section's ``on`` may list: a check failing, a heal failing,
+#: healing giving up (these open an alert), the check recovering (its resolution), and a
+#: remediation item written into the backlog.
+ALERT_EVENTS = ("failing", "heal_failed", "gave_up", "recovered", "remediation")
+#: ``min_status`` from the mildest: WARN passes, so it never makes a check FAILING.
+ALERT_STATUSES = ("UNKNOWN", "CRIT")
+
+
+@dataclass(kw_only=True)
+class AlertSpec:
+    """An ``[alerts.NAME]`` section: the core's keys (which alerts go to this sink, and
+    when); the rest are the sink type's."""
+
+    type: str
+    #: Globs of the checks whose alerts come here...
+    checks: list[str] = field(default_factory=lambda: ["*"])
+    #: ...and, when not empty, only those guarding one of these services.
+    services: list[str] = field(default_factory=list)
+    on: list[str] = field(default_factory=lambda: list(ALERT_EVENTS))
+    #: A FAILING check that guards a service alerts only once healing did not help
+    #: (the heal failed, gave up, or was skipped).
+    after_heal: bool = True
+    min_status: str = "UNKNOWN"
+    #: Send a firing alert again this often while it lasts (wall-clock time); 0: once.
+    repeat: Duration = Duration(0)
+    send_resolved: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+    timeout: Duration = Duration(10)
+    #: Alerts open at once; past it new ones are dropped (and counted): a storm of a
+    #: thousand messages tells nobody more than the first hundred.
+    max_open: int = 100
+    name: str = field(default="", metadata=NOT_A_KEY)
+    sink: AlertSink = field(default=None, metadata=NOT_A_KEY)  # type: ignore[assignment]
+
+    def matches(self, check: str, service: str | None) -> bool:
+        return (any(fnmatch.fnmatchcase(check, pattern) for pattern in self.checks)
+                and (not self.services or service in self.services))
+
+    def opens_on(self, reason: str, status: str) -> bool:
+        """Whether a FAILING check opens an alert here: ``failing`` in ``on`` takes
+        every reason, the others only their own."""
+        severe = Status[status] is Status.CRIT or self.min_status == "UNKNOWN"
+        return severe and ("failing" in self.on or reason in self.on)
+
+    @property
+    def resolves(self) -> bool:
+        return self.send_resolved and "recovered" in self.on
+
+
+@dataclass(kw_only=True)
+class RemediationSpec:
+    """``[remediation]``: problems vigil writes into a Markdown backlog as items."""
+
+    path: str = field(metadata={"type": str})
+    #: "gave_up" (a service vigil gave up healing), "failing:DURATION" (a check FAILING
+    #: that long), "crit" (a check CRIT with a result healing cannot fix).
+    when: list[str] = field(default_factory=lambda: ["gave_up", "failing:1h", "crit"])
+    id_prefix: str = "OPS-"
+    checks: list[str] = field(default_factory=lambda: ["*"])
+    #: From ``when``: how long a check must be FAILING (None: not a trigger).
+    failing_for: float | None = field(default=None, metadata=NOT_A_KEY)
+
+    def covers(self, check: str) -> bool:
+        return any(fnmatch.fnmatchcase(check, pattern) for pattern in self.checks)
+
+
+@dataclass
+class Config:
+    source: str
+    daemon: DaemonSettings
+    checks: dict[str, CheckSpec]
+    services: dict[str, ServiceSpec]
+    plugins: Plugins
+    alerts: dict[str, AlertSpec] = field(default_factory=dict)
+    remediation: RemediationSpec | None = None

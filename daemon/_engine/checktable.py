@@ -1,0 +1,344 @@
+"""The check table: every configured check with what is known of it (its state machine,
+last result, counters), how each run is carried out, observed and paced, and which
+checks guard a service. The agent keeps the main loop; this is its process table."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from vigil._api.check import Result, Status
+from vigil._config.loader import CheckSpec, Config
+from vigil._config.plugins import Plugins
+from vigil._engine.events import EventHub
+from vigil._engine.runner import Outcome, Runner
+from vigil._engine.scheduler import Scheduler
+from vigil._engine.statemachine import CheckState, State
+from vigil._store.history import CHECKPOINT_EVERY
+from vigil._store.store import Store
+
+log = structlog.get_logger("vigil")
+_stdlib_log = logging.getLogger("vigil")
+
+#: A check whose runs keep overrunning its interval says so this often while it lasts.
+SKIPS_REPORTED_EVERY = 300.0
+
+
+@dataclass
+class CheckRuntime:
+    spec: CheckSpec
+    machine: CheckState
+    #: The last result as saved (restored from the state database until the check runs).
+    last: dict[str, Any] | None = None
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: The latest run as it came: (result, duration_ms, time.time()). Made into the saved
+    #: form only when saved, which for a healthy check is not every run.
+    latest: tuple[Result, float, float] | None = None
+    #: time.time() of the last entry handed to the store.
+    saved: float = 0.0
+    #: Runs that came due while the one before still ran: each waits for its end.
+    deferred: int = 0
+    #: Deferred runs in the current streak of overrunning runs, and when it began or
+    #: was last reported (time.time()): one check.skipped per streak.
+    skip_streak: int = 0
+    skip_since: float = 0.0
+    #: Timed-out runs in a row: only the first is a warning.
+    timeouts: int = 0
+
+    def status(self) -> str | None:
+        """The latest result's status name; None before any result."""
+        if self.latest is not None:
+            return self.latest[0].status.name
+        return self.last["status"] if self.last else None
+
+    @property
+    def failing_now(self) -> bool:
+        # Not yet run counts as failing: a dependency is trusted only once it passed.
+        status = self.status()
+        return status is None or not Status[status].passing
+
+    def last_result(self) -> dict[str, Any] | None:
+        """The latest result in its saved form."""
+        if self.latest is None:
+            return self.last
+        result, duration_ms, at = self.latest
+        return {**result.to_dict(), "duration_ms": duration_ms,
+                "at": datetime.fromtimestamp(at, UTC).isoformat()}
+
+
+class Healing(Protocol):
+    """What the check table needs of healing (the layer above it): to hear every result
+    of a check that guards a service, and whether a service is being healed now."""
+
+    def observe(self, check: str, service: str, result: Result, state: State) -> None: ...
+
+    def healing(self, service: str) -> bool: ...
+
+
+class CheckTable:
+    """Runs each check on its schedule (through the scheduler it owns), keeps its state,
+    tells the observer hooks, the healer and the store, and re-paces it while a failure
+    is being confirmed or its service heals."""
+
+    def __init__(self, runner: Runner, healer: Healing, stopping: threading.Event,
+                 store: Store) -> None:
+        self.runner = runner
+        self.healer = healer
+        self.stopping = stopping
+        self.store = store
+        self.scheduler = Scheduler(self.run, self.missed)
+        self.plugins: Plugins | None = None
+        self.runtimes: dict[str, CheckRuntime] = {}
+        #: How many enabled checks are in each state, kept as they change: the main loop
+        #: reads it twice a second, whatever the number of checks.
+        self.states: collections.Counter[str] = collections.Counter()
+        #: Whether every result is logged at info, or only changes and failures.
+        self.log_all = False
+        #: The live stream of results and changes (GET /api/v1/events).
+        self.events = EventHub()
+        #: Counts every result: what was built from the checks' state (a /health page)
+        #: is still right while it has not moved.
+        self.generation = 0
+        self._lock = threading.Lock()
+
+    def install(self, config: Config, saved: dict[str, Any]) -> None:
+        """Swap in the checks of ``config``; a check that keeps its name and type keeps
+        its state and last result, from the running daemon or from the state database."""
+        runtimes = {}
+        with self._lock:
+            for name, spec in config.checks.items():
+                machine = CheckState(spec.fall, spec.rise)
+                old = self.runtimes.get(name)
+                if old and old.spec.type == spec.type:
+                    machine.restore(old.machine.to_dict())
+                    runtimes[name] = CheckRuntime(spec, machine, old.last_result(), old.counts)
+                    continue
+                entry = saved.get(name, {})
+                if entry.get("type") == spec.type:
+                    machine.restore(entry)
+                # "ok" was once counted for every run that ended by itself: dropped.
+                counts = {k: v for k, v in entry.get("counts", {}).items() if k != "ok"}
+                runtimes[name] = CheckRuntime(spec, machine, entry.get("last"),
+                                              collections.Counter(counts))
+            for name, rt in self.runtimes.items():
+                if runtimes.get(name, rt).spec.check is not rt.spec.check:
+                    _close(rt)
+            self.runtimes = runtimes
+            self.states = collections.Counter(
+                rt.machine.state.value for rt in runtimes.values() if rt.spec.enabled)
+            self.plugins = config.plugins
+            self.generation += 1
+            self.log_all = config.daemon.log_results == "all"
+            self.store.retain(set(runtimes), config.daemon.retention())
+            for name, rt in runtimes.items():
+                self.store.check(name, self._entry(rt))
+
+    def view(self) -> dict[str, dict[str, Any]]:
+        """Every check as saved and shown, at one moment."""
+        with self._lock:
+            return {name: self._entry(rt) for name, rt in self.runtimes.items()}
+
+    def run_now(self, name: str) -> bool:
+        """Run ``name`` at once, then on its rhythm again; False for no such check."""
+        rt = self.runtimes.get(name)
+        if rt is None or not rt.spec.enabled:
+            return False
+        self.scheduler.set_interval(name, self.scheduler.pace(name) or rt.spec.interval,
+                                    now=True)
+        return True
+
+    def clock_stepped(self, step: float) -> None:
+        """The wall clock stepped by ``step`` seconds: the times kept to measure spans
+        (since when a state holds, the last save, a streak's start) move with it, so
+        that no span goes negative or grows by the step."""
+        with self._lock:
+            for rt in self.runtimes.values():
+                rt.machine.since += step
+                rt.saved += step
+                rt.skip_since += step
+
+    def enabled(self) -> dict[str, CheckRuntime]:
+        return {n: rt for n, rt in self.runtimes.items() if rt.spec.enabled}
+
+    def intervals(self) -> dict[str, float]:
+        return {n: rt.spec.interval for n, rt in self.enabled().items()}
+
+    def close(self) -> None:
+        """Close every check, and hand the store each one's latest entry."""
+        with self._lock:
+            for name, rt in self.runtimes.items():
+                _close(rt)
+                self.store.check(name, self._entry(rt))
+
+    # -- one run ---------------------------------------------------------------------
+
+    def run(self, name: str) -> None:
+        """Start a run of ``name`` (the scheduler's job: it returns at once, the check
+        runs on a worker thread and ``_finish`` takes its outcome there)."""
+        rt = self.runtimes.get(name)
+        if rt is None or self.stopping.is_set():
+            return
+        if not self.runner.submit(rt.spec.check, rt.spec.timeout,
+                                  functools.partial(self._finish, rt)):
+            # The previous run still runs: this one follows a pace after it ends, and the
+            # streak is logged once, with its count, instead of once per tick.
+            with self._lock:
+                rt.counts["skipped"] += 1
+                rt.deferred += 1
+
+    def _finish(self, rt: CheckRuntime, outcome: Outcome) -> None:
+        if self.stopping.is_set():
+            return
+        spec, name = rt.spec, rt.spec.name
+        result = outcome.result
+        status = result.status.name
+        if outcome.kind == "timeout":
+            level = logging.WARNING if rt.timeouts == 0 else logging.DEBUG
+            rt.timeouts += 1
+            if _stdlib_log.isEnabledFor(level):
+                log.log(level, "check.timeout", check=name, timeout_s=spec.timeout,
+                        summary=result.summary, in_a_row=rt.timeouts)
+        else:
+            rt.timeouts = 0
+        if outcome.kind == "error":
+            log.error("check.error", check=name, error=outcome.error)
+        duration_ms = round(outcome.duration_ms, 2)
+        now = time.time()
+        with self._lock:
+            transition = rt.machine.observe(result.status, now)
+            if transition and spec.enabled:
+                self.states[transition[0].value] -= 1
+                self.states[transition[1].value] += 1
+            rt.counts["runs"] += 1
+            if outcome.kind != "ok":  # a problem (timeout, error); the statuses count runs
+                rt.counts[outcome.kind] += 1
+            rt.counts[f"status.{status}"] += 1
+            self.generation += 1
+            before, rt.latest = rt.status(), (result, duration_ms, now)
+            # A healthy check whose result changed nothing is saved at a checkpoint, not
+            # on every run: `vigil status` reads its latest result from the history.
+            save = (not result.status.passing or rt.machine.state is not State.OK
+                    or before != status
+                    or self.store.retention is None or now - rt.saved >= CHECKPOINT_EVERY)
+            entry = self._entry(rt) if save else None
+            rt.saved = now if save else rt.saved
+        # What an operator reads: failures (a warning when the status is new), and passes
+        # that differ from the one before. The rest is debug, and not even built when
+        # debug is off: it is most runs.
+        if not result.status.passing:
+            level = logging.WARNING if before != status else logging.INFO
+        elif self.log_all or before != status:
+            level = logging.INFO
+        else:
+            level = logging.DEBUG
+        if _stdlib_log.isEnabledFor(level):
+            log.log(level, "check.result", check=name, status=status, summary=result.summary,
+                    duration_ms=duration_ms, metrics=result.metrics,
+                    state=rt.machine.state.value)
+        if entry is not None:
+            self.store.check(name, entry)
+        self.store.result(name, now, result.status.value, duration_ms, result.metrics,
+                          result.summary)
+        if self.events.listening:
+            self.events.publish("check.result", check=name, status=status,
+                                summary=result.summary, duration_ms=duration_ms,
+                                metrics=result.metrics, state=rt.machine.state.value, at=now)
+        assert self.plugins is not None
+        if transition:
+            old, new = transition
+            level = log.warning if new is State.FAILING else log.info
+            level("check.state_changed", check=name, **{"from": old.value, "to": new.value},
+                  status=status, summary=result.summary)
+            self.store.transition(name, now, old.value, new.value, result.status.value,
+                                  result.summary)
+            self.events.publish("check.state_changed", check=name,
+                                **{"from": old.value, "to": new.value}, status=status,
+                                summary=result.summary, at=now)
+            self.plugins.notify("vigil_state_changed", check=name, old=old.value,
+                                new=new.value, result=result)
+        self.plugins.notify("vigil_check_result", check=name, result=result,
+                            state=rt.machine.state.value)
+        if spec.service:
+            self.healer.observe(name, spec.service, result, rt.machine.state)
+        self._pace(rt, result, self._skips(rt, now))
+
+    def _skips(self, rt: CheckRuntime, now: float) -> bool:
+        """Count this run's deferred successors into the streak; log the streak once it
+        ends (or has lasted SKIPS_REPORTED_EVERY). Whether any run was deferred."""
+        with self._lock:
+            deferred, rt.deferred = rt.deferred, 0
+            if deferred and not rt.skip_streak:
+                rt.skip_since = now
+            rt.skip_streak += deferred
+            streak = rt.skip_streak
+            report = streak and (not deferred or now - rt.skip_since >= SKIPS_REPORTED_EVERY)
+            if report:
+                rt.skip_streak, rt.skip_since = 0, now
+        if report:
+            log.warning("check.skipped", check=rt.spec.name, skipped=streak,
+                        total=rt.counts["skipped"],
+                        reason="runs lasted longer than the interval: each due run waited "
+                               "for the one before to end")
+        return bool(deferred)
+
+    def missed(self, name: str) -> None:
+        """A run that came too late (a frozen host): the next keeps the check's rhythm."""
+        rt = self.runtimes.get(name)
+        if rt is None:
+            return
+        with self._lock:  # the counts are read by other threads
+            rt.counts["missed"] += 1
+            self.store.check(name, self._entry(rt))
+        log.warning("check.missed", check=name, reason="ran too late",
+                    missed=rt.counts["missed"])
+
+    def _pace(self, rt: CheckRuntime, result: Result, deferred: bool) -> None:
+        """Fast confirmation (HAProxy's fastinter): after a first failure, re-run at the
+        fast interval until the check is confirmed FAILING or passes; likewise while a
+        heal of its service waits for it to pass. A run that came due while this one
+        ran follows a pace after its end."""
+        spec = rt.spec
+        healing = spec.service is not None and self.healer.healing(spec.service)
+        fast = not result.status.passing and (rt.machine.state is not State.FAILING or healing)
+        wanted = spec.fast_interval if fast else spec.interval
+        if deferred or self.scheduler.pace(spec.name) != wanted:
+            self.scheduler.set_interval(spec.name, wanted)
+
+    # -- services --------------------------------------------------------------------
+
+    def _guards(self, service: str) -> list[CheckRuntime]:
+        return [rt for rt in self.enabled().values() if rt.spec.service == service]
+
+    def unhealthy(self, service: str) -> bool:
+        """Whether a check guarding ``service`` has just failed (or never ran)."""
+        return any(rt.failing_now for rt in self._guards(service))
+
+    def wake(self, service: str) -> int:
+        """Right after a heal command: run the service's checks now, then fast; how many
+        it woke."""
+        guards = self._guards(service)
+        for rt in guards:
+            self.scheduler.set_interval(rt.spec.name, rt.spec.fast_interval, now=True)
+        return len(guards)
+
+    @staticmethod
+    def _entry(rt: CheckRuntime) -> dict[str, Any]:
+        """What is saved and shown of one check (called with the lock held)."""
+        return {"type": rt.spec.type, "enabled": rt.spec.enabled, "service": rt.spec.service,
+                "interval_s": rt.spec.interval, **rt.machine.to_dict(), "last": rt.last_result(),
+                "counts": dict(rt.counts)}
+
+
+def _close(rt: CheckRuntime) -> None:
+    try:
+        rt.spec.check.close()
+    except Exception as exc:
+        log.error("check.error", check=rt.spec.name, error=f"close() raised {exc}")

@@ -1,0 +1,189 @@
+"""Run checks under the core's timeout, whatever a check itself does: on reused worker
+threads, each outcome handed to a callback exactly once."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vigil._api.check import Check, Result, Status
+
+#: How often the reaper looks for runs past their timeout: a timeout is noticed up to
+#: this much late.
+REAP_EVERY = 0.05
+
+
+@dataclass
+class Outcome:
+    result: Result
+    duration_ms: float
+    #: "ok", "timeout" (overran, or its last run still hangs) or "error" (raised).
+    kind: str = "ok"
+    error: str | None = None
+
+
+Done = Callable[[Outcome], None]
+
+
+@dataclass(eq=False)
+class _Job:
+    check: Check
+    timeout: float
+    done: Done
+    since: float = field(default_factory=time.monotonic)
+    #: Set when the check's own run() has returned or raised (or was never called).
+    ended: bool = False
+    #: An outcome known without running the check (its last run still hangs).
+    known: Outcome | None = None
+    reported: bool = False
+
+    @property
+    def deadline(self) -> float:
+        return self.since + self.timeout
+
+
+class Runner:
+    """Runs checks on a pool of reusable worker threads, which take them from one queue
+    in turn, and hands each outcome to ``done`` on the worker's thread. Checks due
+    together run one after another on the same worker rather than all at once on as
+    many threads fighting over the GIL; should every worker be busy (a check that
+    hangs) while checks wait, the reaper adds a worker within REAP_EVERY. A run that
+    overruns its timeout is reported as timed out by the reaper and abandoned: it costs
+    one worker, which returns to the pool if the run ever ends. While a check's
+    abandoned run still hangs, its next runs report that at once instead of tying up
+    more workers."""
+
+    def __init__(self, stopping: threading.Event | None = None) -> None:
+        self._stopping = stopping or threading.Event()
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._workers = 0
+        #: Workers waiting for a job, and jobs waiting for a worker.
+        self._idle = 0
+        self._waiting = 0
+        #: Jobs taken from the queue so far: the reaper's proof that it moves.
+        self._taken = 0
+        #: Runs in flight within their timeout, by check.
+        self._active: dict[str, _Job] = {}
+        #: Runs abandoned at their timeout, by check.
+        self._hung: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        self._reaper: threading.Thread | None = None
+
+    def hung(self) -> list[str]:
+        """The checks whose run has not ended: running now, or abandoned and still hanging."""
+        with self._lock:
+            jobs = [*self._hung.values(), *self._active.values()]
+        return sorted({job.check.name for job in jobs if not job.ended})
+
+    def submit(self, check: Check, timeout: float, done: Done) -> bool:
+        """Start a run of ``check``; its outcome goes to ``done``. False (and nothing
+        runs) while the check's previous run is still within its timeout."""
+        job = _Job(check, timeout, done)
+        name = check.name
+        with self._lock:
+            if name in self._active:
+                return False
+            stuck = self._hung.get(name)
+            if stuck is not None and not stuck.ended:
+                stuck_s = job.since - stuck.since
+                job.known = Outcome(Result(
+                    Status.UNKNOWN, f"previous run still hangs after {stuck_s:.1f}s"),
+                    0.0, "timeout")
+            else:
+                self._hung.pop(name, None)
+                self._active[name] = job
+            self._waiting += 1
+            if not self._idle:
+                self._start_worker()
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="check-reaper",
+                                                daemon=True)
+                self._reaper.start()
+        self._queue.put(job)
+        return True
+
+    def run(self, check: Check, timeout: float) -> Outcome:
+        """One run, waited for: the outcome (or a timeout at ``timeout``)."""
+        box: list[Outcome] = []
+        finished = threading.Event()
+
+        def done(outcome: Outcome) -> None:
+            box.append(outcome)
+            finished.set()
+
+        while not self.submit(check, timeout, done):
+            time.sleep(REAP_EVERY)  # a run of the same check waited for elsewhere
+        finished.wait()
+        return box[0]
+
+    def _report(self, job: _Job, outcome: Outcome, hung: bool = False) -> None:
+        """Hand ``outcome`` to the job's callback, unless the job was reported already
+        (a run that ends after the reaper gave up on it)."""
+        with self._lock:
+            if job.reported:
+                return
+            job.reported = True
+            if self._active.get(job.check.name) is job:
+                del self._active[job.check.name]
+                if hung:
+                    self._hung[job.check.name] = job
+        job.done(outcome)
+
+    def _execute(self, job: _Job) -> None:
+        if job.known is not None:
+            job.ended = True
+            self._report(job, job.known)
+            return
+        try:
+            result: object = job.check.run()
+        except BaseException as exc:
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            outcome = Outcome(Result(Status.UNKNOWN, f"check raised {message}"), 0.0,
+                              "error", message)
+        else:
+            if isinstance(result, Result):
+                outcome = Outcome(result, 0.0)
+            else:
+                message = f"run() returned {type(result).__name__}, not a Result"
+                outcome = Outcome(Result(Status.UNKNOWN, message), 0.0, "error", message)
+        job.ended = True
+        outcome.duration_ms = (time.monotonic() - job.since) * 1000
+        self._report(job, outcome)
+
+    def _reap(self) -> None:
+        taken = -1
+        while True:
+            time.sleep(REAP_EVERY)
+            now = time.monotonic()
+            with self._lock:
+                late = [job for job in self._active.values()
+                        if now >= job.deadline or self._stopping.is_set()]
+                # Jobs wait, and no worker took one since the last look: all are busy.
+                if self._waiting and self._taken == taken:
+                    self._start_worker()
+                taken = self._taken
+            for job in late:
+                self._report(job, Outcome(
+                    Result(Status.UNKNOWN, f"timed out after {job.timeout:g}s"),
+                    (now - job.since) * 1000, "timeout"), hung=True)
+
+    def _start_worker(self) -> None:
+        """A new worker thread (called with the lock held)."""
+        self._workers += 1
+        self._idle += 1
+        threading.Thread(target=self._serve, daemon=True,
+                         name=f"check-worker-{self._workers}").start()
+
+    def _serve(self) -> None:
+        while True:
+            job = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+                self._waiting -= 1
+                self._taken += 1
+            self._execute(job)
+            with self._lock:
+                self._idle += 1

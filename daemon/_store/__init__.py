@@ -1,0 +1,5 @@
+"""The state database: its schema, opening and setting aside (``database``), the
+history's rollups and queries (``history``), what callers queue (``store``, with
+``batch``) and the one thread that commits it (``writer``).
+
+May import: ``vigil._api``, ``vigil._kit``."""

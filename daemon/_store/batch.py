@@ -1,0 +1,48 @@
+"""What the store queues between two commits, and how a batch that failed to commit is
+put back: shared by the store (which fills it) and the writer (which commits it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil._store.history import Retention
+
+#: Results kept in memory while writes fail; the oldest go first beyond this.
+MAX_PENDING = 100_000
+
+
+@dataclass
+class Batch:
+    """What is queued between two commits: state by name (the latest wins), history in
+    order."""
+
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    services: dict[str, dict[str, Any]] | None = None
+    daemon: dict[str, Any] | None = None
+    #: Names of the configured checks: rows of any other check are dropped.
+    retain: set[str] | None = None
+    retention: Retention | None = None
+    results: list[tuple[str, float, int, float, dict[str, float], str]] = field(
+        default_factory=list)
+    transitions: list[tuple[str, float, str, str, int, str]] = field(default_factory=list)
+    heals: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.checks or self.services is not None or self.daemon is not None
+                    or self.retain is not None or self.results or self.transitions
+                    or self.heals)
+
+    def merge_older(self, older: Batch) -> int:
+        """Put back a batch that failed to commit, under what was queued since; how many
+        results were dropped to keep memory bounded."""
+        self.checks = {**older.checks, **self.checks}
+        for name in ("services", "daemon", "retain", "retention"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(older, name))
+        self.results = older.results + self.results
+        self.transitions = older.transitions + self.transitions
+        self.heals = older.heals + self.heals
+        dropped = max(0, len(self.results) - MAX_PENDING)
+        del self.results[:dropped]
+        return dropped

@@ -1,0 +1,294 @@
+"""The HTTP server: the standard library's threaded server on a thread of its own, made
+safe to expose. A client gets one thread, at most MAX_CONNECTIONS at once (more are
+refused with 429; event streams have a budget of their own), IDLE_S to send each
+request, however slowly it trickles in (a slowloris is cut off with 408), header lines
+of 64 KiB and 100 headers at most (http.server's own limits), a body of MAX_BODY. Every
+request the parser rejects is answered with a 4xx; nothing is ever served from disk."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from vigil._engine.events import EventHub
+from vigil._kit.redact import redact
+from vigil._web.api import Reply, Stream, WebApi
+
+log = structlog.get_logger("vigil.http")
+
+MAX_CONNECTIONS = 64
+#: Event streams (status page tabs) held open at once, apart from the connections: a
+#: probe never waits behind streams.
+MAX_STREAMS = 64
+IDLE_S = 10.0
+MAX_BODY = 64 * 1024
+#: The longest request line, as http.server itself reads it.
+MAX_LINE = 65536
+#: How long, and how much, a closing connection's unread input is drained.
+LINGER_S = 0.5
+MAX_LINGER_BYTES = 1 << 20
+#: A comment line on an idle event stream, so proxies and clients see it is alive.
+KEEPALIVE_S = 15.0
+#: What the request parser says that the client did wrong, said as a client error.
+CLIENT_ERRORS = {501: 405, 505: 400}
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], api: WebApi) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, Handler)
+        self.api = api
+        self.stopping = threading.Event()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._streams = threading.BoundedSemaphore(MAX_STREAMS)
+        #: Connections that became event streams: they hold a stream's slot instead.
+        self._streaming: set[socket.socket] = set()
+        #: Connections whose request is still being read, with the time it must be in by.
+        self.reading: dict[socket.socket, float] = {}
+        #: Connections cut off for reading too slowly: answered 408, nothing more.
+        self.cut: set[socket.socket] = set()
+        self._reading_lock = threading.Lock()
+
+    def become_stream(self, conn: socket.socket) -> bool:
+        """Move ``conn`` from the connections' budget to the streams'; False when every
+        stream slot is taken."""
+        if not self._streams.acquire(blocking=False):
+            return False
+        self._streaming.add(conn)
+        self._slots.release()
+        return True
+
+    def read_by(self, conn: socket.socket, deadline: float | None) -> None:
+        """The request on ``conn`` must be read by ``deadline`` (None: it has been)."""
+        with self._reading_lock:
+            if deadline is None:
+                self.reading.pop(conn, None)
+            else:
+                self.reading[conn] = deadline
+
+    def service_actions(self) -> None:
+        """(Between polls of the serving loop.) Cut off requests past their deadline: the
+        socket timeout alone restarts with every byte a slow client sends."""
+        now = time.monotonic()
+        with self._reading_lock:
+            late = [conn for conn, deadline in self.reading.items() if deadline < now]
+            for conn in late:
+                del self.reading[conn]
+                self.cut.add(conn)
+        for conn in late:
+            with contextlib.suppress(OSError):
+                conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+                # The handler's read ends; what it read of the request is not answered.
+                conn.shutdown(socket.SHUT_RD)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            # Refused at once: a flood of connections must not become a flood of threads.
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\nRetry-After: 1\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._reading_lock:
+                self.cut.discard(request)
+            if request in self._streaming:
+                self._streaming.discard(request)
+                self._streams.release()
+            else:
+                self._slots.release()
+
+    def shutdown_request(self, request: Any) -> None:
+        """A lingering close: what the client still sends is read and dropped for a
+        moment, since closing on unread data resets the connection, and a reset can
+        destroy the answer (a 431 for a huge header) before the client reads it."""
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(LINGER_S)
+            drained = 0
+            while drained < MAX_LINGER_BYTES and (chunk := request.recv(65536)):
+                drained += len(chunk)
+        self.close_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that vanished mid-answer, mostly: a line in the log, no traceback.
+        log.debug("http.dropped", client=str(client_address[0]))
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server: Server
+    raw_requestline: bytes
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_S
+    # Headers and body go out in two writes: with Nagle's algorithm the second waits for
+    # the client's delayed ACK of the first, 40 ms on every keep-alive request.
+    disable_nagle_algorithm = True
+
+    def version_string(self) -> str:
+        return "vigil"
+
+    def handle_one_request(self) -> None:
+        self.server.read_by(self.connection, time.monotonic() + IDLE_S)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.read_by(self.connection, None)
+
+    def parse_request(self) -> bool:
+        # Empty lines before the request line are ignored (RFC 9112, 2.2), not taken
+        # for a request of no words, which the parser would drop without an answer.
+        for _ in range(3):
+            if self.raw_requestline.strip():
+                break
+            self.raw_requestline = self.rfile.readline(MAX_LINE + 1)
+        if len(self.raw_requestline) > MAX_LINE:
+            self.send_error(414)
+            return False
+        return super().parse_request()
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        problem = self._drain_body()
+        self.server.read_by(self.connection, None)  # all in: the answer may take its time
+        if problem is not None:
+            self._send(problem)
+            return
+        url = urlsplit(self.path)
+        if not url.path.startswith("/"):
+            self._send(Reply(400, b"bad request target\n"))
+            return
+        headers = {name.title(): value for name, value in self.headers.items()}
+        try:
+            reply = self.server.api.answer("GET" if method == "HEAD" else method, url.path,
+                                           url.query, headers)
+        except Exception as exc:  # a bug of ours: said in the log, not to the client
+            log.error("http.error", path=url.path, error=f"{type(exc).__name__}: {exc}")
+            reply = Reply(500, b"internal error; see vigil's log\n")
+        if isinstance(reply, Stream):
+            self._stream(reply.hub)
+        else:
+            self._send(reply, head=method == "HEAD")
+
+    def _drain_body(self) -> Reply | None:
+        """Read the body and drop it (no endpoint takes one; JSON is tolerated); a reply
+        when it is too big, of unknown length, or not JSON."""
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return Reply(411, b"send a Content-Length, not a chunked body\n")
+        length = self.headers.get("Content-Length", "0").strip()
+        if not length.isdigit():
+            self.close_connection = True
+            return Reply(400, b"bad Content-Length\n")
+        if int(length) > MAX_BODY:
+            self.close_connection = True
+            return Reply(413, f"a body of at most {MAX_BODY} bytes\n".encode())
+        body = self.rfile.read(int(length))
+        if body.strip():
+            try:
+                json.loads(body)
+            except ValueError:
+                return Reply(400, b"a body, when there is one, must be JSON\n")
+        return None
+
+    def _send(self, reply: Reply, head: bool = False) -> None:
+        if self.connection in self.server.cut:  # answered 408 already
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if not head:
+            self.wfile.write(reply.body)
+
+    def _stream(self, hub: EventHub) -> None:
+        """Server-Sent Events until the client leaves or the daemon stops."""
+        self.close_connection = True
+        if not self.server.become_stream(self.connection):
+            self._send(Reply(429, f"at most {MAX_STREAMS} event streams at once\n".encode(),
+                             headers={"Retry-After": "5"}))
+            return
+        listener = hub.listen()
+        try:
+            self.send_response(200)
+            for name, value in (("Content-Type", "text/event-stream"),
+                                ("Cache-Control", "no-cache"), ("Connection", "close")):
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(b": vigil events\n\n")
+            self.wfile.flush()
+            while not self.server.stopping.is_set():
+                events = listener.take(KEEPALIVE_S)
+                for event in events:
+                    data = redact(json.dumps(event, separators=(",", ":")))
+                    self.wfile.write(f"event: {event['event']}\ndata: {data}\n\n".encode())
+                if not events:
+                    self.wfile.write(b": keep-alive\n\n")
+                self.wfile.flush()
+        except OSError:
+            pass  # the client left
+        finally:
+            hub.forget(listener)
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """The request parser's rejections (bad request line, header too long, unknown
+        method, HTTP/2.0...): each is the client's doing, so each is a 4xx, plain."""
+        code = CLIENT_ERRORS.get(code, code if code < 500 else 400)
+        self.close_connection = True
+        # The parser leaves an unreadable request at HTTP/0.9, which has no status line:
+        # answer in the HTTP vigil speaks, so that the client sees the 4xx.
+        self.request_version = "HTTP/1.1"
+        body = (json.dumps({"error": message or http.HTTPStatus(code).phrase}) + "\n").encode()
+        self._send(Reply(code, body, "application/json"), head=self.command == "HEAD")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Every request at debug: the default would write to stderr.
+        log.debug("http.request", client=self.client_address[0], said=format % args)
+
+
+def start(address: tuple[str, int], api: WebApi) -> Server | None:
+    """Serve ``api`` on ``address`` from a thread of its own; None when the address cannot
+    be had (``http.unavailable``: vigil runs on without HTTP)."""
+    try:
+        server = Server(address, api)
+    except OSError as exc:
+        log.error("http.unavailable", address=f"{address[0]}:{address[1]}",
+                  error=exc.strerror or str(exc),
+                  hint="another program holds the port: set [daemon] http to another "
+                       "port, or http = \"\" for none")
+        return None
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
+                     name="http", daemon=True).start()
+    log.info("http.listening", address=f"{address[0]}:{server.server_address[1]}")
+    return server
