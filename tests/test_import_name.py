@@ -62,8 +62,9 @@ def test_a_wheel_install_maps_the_folders_onto_vigil(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stderr
     code = ("import importlib.resources as r, vigil, vigil.plugins.tcp, vigil.service.systemd;"
             "print(vigil.__file__);"
-            "print(all((r.files(p) / f).is_file() for p, f in [('vigil', 'defaults.toml'),"
-            "('vigil.plugins', 'README.md'), ('vigil.service', 'vigil.service')]))")
+            "print(all((r.files(p) / f).is_file() for p, f in [('vigil._config', 'defaults.toml'),"
+            "('vigil._web', 'status.js'), ('vigil.plugins', 'README.md'),"
+            "('vigil.service', 'vigil.service')]))")
     done = python(code, tmp_path, PYTHONPATH=str(site))
     assert done.returncode == 0, done.stderr
     where, data = done.stdout.split()

@@ -21,7 +21,7 @@ def test_every_log_event_vigil_emits_is_in_the_readme_table() -> None:
     # promise nobody made; the names are the first argument of a log, level or emit call.
     call = re.compile(r"\b(?:log\.\w+|level|emit)\(\s*f?\"([a-z_]+\.[a-z_{}]+)\"")
     emitted = set()
-    for source in [*ROOT.glob("daemon/*.py"), *ROOT.glob("service/*.py"),
+    for source in [*ROOT.glob("daemon/**/*.py"), *ROOT.glob("service/*.py"),
                    *ROOT.glob("plugins/*.py")]:
         emitted |= set(call.findall(source.read_text()))
     emitted = {name for name in emitted if "{" not in name}
