@@ -21,7 +21,7 @@ import pytest
 
 from tests.helpers import answers, free_port, run_vigil, saved_pid, saved_state, wait_until
 from tests.private_systemd import PrivateSystemd, unit
-from vigil import Status
+from vigil import ConfigError, Status
 from vigil._api.check import Check
 from vigil._config import loader as config
 
@@ -306,7 +306,7 @@ def test_ports_on_a_manager_that_cannot_take_one_is_a_config_error(tmp_path) -> 
     path.write_text('[services.m]\nmanager = "brew"\nformula = "x"\nports = "3000-3010"\n'
                     '[services.n]\nmanager = "command"\nstart = ["srv"]\nports = "3000-3010"\n'
                     '[services.o]\nmanager = "systemd"\nunit = "o"\nports = "30-x"\n')
-    with pytest.raises(config.ConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         config.load(str(path))
     messages = {i.key: i.message for i in caught.value.issues}
     assert "cannot pass a port" in messages["services.m.ports"]

@@ -18,7 +18,7 @@ from structlog.typing import EventDict
 
 from tests.helpers import FIXTURES, wait_until
 from vigil import Action, Duration, Result, ServiceManager, Status
-from vigil._config.loader import ServiceSpec
+from vigil._config.sections import ServiceSpec
 from vigil._engine.statemachine import State
 from vigil._heal.healer import Healer
 from vigil._heal.healstate import HealState

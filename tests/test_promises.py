@@ -15,7 +15,9 @@ import psutil
 import pytest
 
 from tests.helpers import ROOT, readline_within, run_vigil, wait_until
+from vigil import ConfigError
 from vigil._config import loader as _config
+from vigil._config.sections import PACKAGED
 from vigil._kit import paths as _paths
 
 
@@ -93,7 +95,7 @@ def test_config_lookup_order(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(_paths, "_is_root", lambda: False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.chdir(tmp_path)
-    assert _config.find_source(None) == _config.PACKAGED
+    assert _config.find_source(None) == PACKAGED
     platform = tmp_path / "xdg" / "vigil" / "config.toml"
     platform.parent.mkdir(parents=True)
     platform.write_text("")
@@ -108,7 +110,7 @@ def test_config_lookup_order(tmp_path: Path, monkeypatch) -> None:
     explicit.write_text("")
     assert _config.find_source(str(explicit)) == str(explicit)
     os.remove(env)
-    with pytest.raises(_config.ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         _config.find_source(None)  # a named file that is missing is never skipped
 
 

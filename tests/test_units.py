@@ -194,9 +194,10 @@ def test_a_check_whose_library_is_missing_is_a_config_error(tmp_path) -> None:
     used.write_text('[checks.db]\ntype = "postgres"\ndsn = "postgresql://localhost/x"\n')
     # None in sys.modules makes the import fail, as if psycopg were not installed.
     code = ("import sys; sys.modules['psycopg'] = None\n"
+            "from vigil import ConfigError\n"
             "from vigil._config import loader as config\n"
             "try:\n    config.load(sys.argv[1])\n"
-            "except config.ConfigError as exc:\n    print(exc.issues[0])")
+            "except ConfigError as exc:\n    print(exc.issues[0])")
     done = subprocess.run([sys.executable, "-c", code, str(used)], capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == (f"{used}:2: checks.db.type: needs psycopg.conninfo: "

@@ -25,7 +25,7 @@ from vigil._alerts.outbox import Outbox
 from vigil._alerts.remediation import Remediator
 from vigil._api.errors import ConfigError
 from vigil._config import loader as config_mod
-from vigil._config.loader import Config
+from vigil._config.sections import Config
 from vigil._engine.checktable import CheckTable
 from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer

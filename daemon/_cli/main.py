@@ -19,6 +19,7 @@ from vigil._cli.alerts import cmd_alerts, cmd_silence
 from vigil._cli.history import cmd_history
 from vigil._cli.status import NoState, cmd_logs, cmd_status, lenient_load, user_scope
 from vigil._config import loader as config_mod
+from vigil._config.sections import PACKAGED, Config
 from vigil._engine.runner import Runner
 from vigil._kit import paths
 from vigil._kit.durations import parse_duration
@@ -196,7 +197,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return export.cmd_export(args, target)
 
 
-def _load(args: argparse.Namespace) -> config_mod.Config:
+def _load(args: argparse.Namespace) -> Config:
     # Outside the daemon, errors (a plugin that fails to load) go to stderr as plain
     # lines; the command's own output is on stdout.
     logs.configure_command()
@@ -372,7 +373,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
     return 0
 
 
-def _heal(cfg: config_mod.Config, service: str, out: TextIO = sys.stdout) -> dict[str, Any]:
+def _heal(cfg: Config, service: str, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Heal through the running daemon, or directly when none runs, showing progress."""
     from vigil._agent import control
     from vigil._cli import oneshot
@@ -395,7 +396,7 @@ def _heal(cfg: config_mod.Config, service: str, out: TextIO = sys.stdout) -> dic
     return oneshot.heal(cfg, service, show)
 
 
-def _daemon_of(cfg: config_mod.Config) -> dict[str, Any] | None:
+def _daemon_of(cfg: Config) -> dict[str, Any] | None:
     """The daemon that writes this config's state database, if it still runs."""
     from vigil._agent.runtime import daemon_alive
     from vigil._store import database
@@ -438,7 +439,7 @@ def cmd_service(args: argparse.Namespace) -> int:
 
     user = user_scope(args)
     source = _load(args).source  # never install a daemon that would refuse its own config
-    if source == config_mod.PACKAGED:
+    if source == PACKAGED:
         target = paths.config_dir() / "config.toml"
         print(f"vigil: no config file found; write one first: vigil init {target}",
               file=sys.stderr)

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from vigil._config.loader import Config
+from vigil._config.sections import Config
 from vigil._engine.runner import Runner
 from vigil._engine.statemachine import State
 from vigil._heal.healer import Healer, Progress

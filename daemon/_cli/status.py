@@ -20,13 +20,14 @@ from vigil._agent import logs, runtime
 from vigil._api.errors import ConfigError
 from vigil._cli import logview, statusview
 from vigil._config import loader as config_mod
+from vigil._config.sections import Config, DaemonSettings
 from vigil._store import database
 
 T = TypeVar("T")
 
 
 def lenient_load(args: argparse.Namespace, consequence: str
-                 ) -> tuple[config_mod.DaemonSettings, config_mod.Config | None]:
+                 ) -> tuple[DaemonSettings, Config | None]:
     """The config, or when it is not valid, a warning (not a failure) and its [daemon]
     section as far as it reads: (settings, the whole config or None)."""
     logs.configure_command()
@@ -41,7 +42,7 @@ def lenient_load(args: argparse.Namespace, consequence: str
 
 
 def running_config(args: argparse.Namespace
-                   ) -> tuple[config_mod.DaemonSettings, config_mod.Config | None]:
+                   ) -> tuple[DaemonSettings, Config | None]:
     """The [daemon] settings of the daemon that runs this config, else of the file on
     disk, and the config when it is valid. A broken file is a warning here, not a
     failure: these are the commands an operator needs when something is wrong."""
@@ -53,7 +54,7 @@ def running_config(args: argparse.Namespace
     return settings, cfg
 
 
-def running_settings(args: argparse.Namespace) -> config_mod.DaemonSettings:
+def running_settings(args: argparse.Namespace) -> DaemonSettings:
     return running_config(args)[0]
 
 
@@ -61,7 +62,7 @@ class NoState(Exception):
     """The state database cannot be read; the message says why. `vigil` exits 3."""
 
 
-def read_database(settings: config_mod.DaemonSettings,
+def read_database(settings: DaemonSettings,
                   read: Callable[[sqlite3.Connection], T]) -> T:
     """``read(connection)`` on the state database, read-only."""
     try:

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import structlog
 
 from vigil._api.check import Result, Status
-from vigil._config.loader import CheckSpec, Config
 from vigil._config.plugins import Plugins
+from vigil._config.sections import CheckSpec, Config
 from vigil._engine.events import EventHub
 from vigil._engine.runner import Outcome, Runner
 from vigil._engine.scheduler import Scheduler

@@ -17,7 +17,7 @@ import structlog
 
 from vigil._api.check import Result
 from vigil._api.manager import Action, ServiceManager
-from vigil._config.loader import ServiceSpec
+from vigil._config.sections import ServiceSpec
 from vigil._engine.events import EventHub
 from vigil._engine.statemachine import State
 from vigil._heal.healstate import HealOutcome, HealState, ServiceRuntime, Verdict, describe

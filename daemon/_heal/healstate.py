@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vigil._api.manager import ServiceManager
-from vigil._config.loader import ServiceSpec
+from vigil._config.sections import ServiceSpec
 
 
 class HealState(enum.Enum):
