@@ -13,15 +13,15 @@ import time
 import pytest
 
 from tests.helpers import call, free_port, run_in_terminal, run_vigil, vigil_command, wait_until
-from vigil._cli.main import _parser
+from vigil._cli.parser import parser
 
 
 def test_version_and_every_subcommand_and_argument_say_what_they_are() -> None:
     for flag in ("--version", "-V"):
         done = run_vigil(flag)
         assert done.returncode == 0 and done.stdout.startswith("vigil 0."), done
-    parser = _parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    top = parser()
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     assert len(commands.choices) >= 13
     for name, sub in commands.choices.items():
         assert sub.description and sub.description.endswith("."), name

@@ -26,6 +26,13 @@ from vigil._store import database
 T = TypeVar("T")
 
 
+def load(args: argparse.Namespace) -> Config:
+    """The config a command names, its errors raised. Outside the daemon, errors (a plugin that fails to load) go to stderr as plain
+    lines; the command's own output is on stdout."""
+    logs.configure_command()
+    return config_mod.load(args.config)
+
+
 def lenient_load(args: argparse.Namespace, consequence: str
                  ) -> tuple[DaemonSettings, Config | None]:
     """The config, or when it is not valid, a warning (not a failure) and its [daemon]

@@ -1,0 +1,94 @@
+"""``vigil heal SERVICE``: through the running daemon, or directly when none runs, never
+beside one; its progress as lines a person reads."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import sys
+from typing import Any, TextIO
+
+from vigil._agent import runtime
+from vigil._cli.status import load
+from vigil._config.sections import Config
+from vigil._kit.redact import redact
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    if args.service not in cfg.services:
+        known = ", ".join(cfg.services) or "none declared"
+        print(f"vigil: no service named {args.service!r} (known: {known})", file=sys.stderr)
+        return 2
+    answer = heal(cfg, args.service)
+    if "error" in answer:
+        print(f"vigil: {answer['error']}", file=sys.stderr)
+        return 2
+    if not answer.get("ok"):
+        why = answer.get("reason", answer.get("outcome"))
+        print(f"vigil: heal of {args.service} did not succeed: {why}",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def heal(cfg: Config, service: str, out: TextIO = sys.stdout) -> dict[str, Any]:
+    """Heal through the running daemon, or directly when none runs, showing progress."""
+    from vigil._agent import control
+    from vigil._cli import oneshot
+
+    show = _progress_printer(out)
+    try:
+        return control.request(cfg.daemon.state_dir, {"command": "heal", "service": service},
+                               lambda event: show(event.pop("event", "?"), **event))
+    except control.Unreachable as exc:
+        running = runtime.find(cfg.source) or _daemon_of(cfg)
+        if running:
+            # Never heal beside a running daemon: two healers of one service race.
+            return {"ok": False, "error": f"a daemon runs this config (PID {running['pid']}) "
+                    f"but does not answer on its control socket ({exc}); not healing beside "
+                    "it"}
+        print(f"no daemon runs (none answers on {cfg.daemon.state_dir / control.SOCKET}): "
+              f"healing {service} directly", file=sys.stderr)
+    # The progress lines say what the heal's log lines would: not both.
+    logging.getLogger("vigil.heal").setLevel(logging.CRITICAL)
+    return oneshot.heal(cfg, service, show)
+
+
+def _daemon_of(cfg: Config) -> dict[str, Any] | None:
+    """The daemon that writes this config's state database, if it still runs."""
+    from vigil._agent.runtime import daemon_alive
+    from vigil._store import database
+
+    try:
+        state = database.read_state_at(cfg.daemon.state_dir)
+    except (sqlite3.Error, OSError, ValueError):
+        return None
+    info = (state or {}).get("daemon", {})
+    return info if daemon_alive(info) else None
+
+
+def _progress_printer(out: TextIO) -> Any:
+    live = out.isatty()
+
+    def show(event: str, **fields: Any) -> None:
+        service = fields.get("service", "")
+        if event == "heal.waiting":
+            line = (f"waiting for {service}: {fields['elapsed_s']:.0f}s of "
+                    f"{fields['timeout_s']:g}s")
+            # On a terminal, one line that counts up; in a pipe, one line per step.
+            out.write(f"\r\033[K{line}" if live else f"{line}\n")
+            out.flush()
+            return
+        detail = fields.get("action") or ""
+        reason = fields.get("reason", "")
+        if event == "heal.succeeded":
+            reason = f"check passes after {fields['recovery_s']:.1f}s"
+        elif event == "heal.failed" and (said := str(fields.get("output") or "").strip()):
+            reason = f"{reason}: {said.splitlines()[-1][:200]}"  # the command's last words
+        text = f"{event} {service} {detail} {redact(str(reason))}".rstrip()
+        out.write(f"\r\033[K{text}\n" if live else f"{text}\n")
+        out.flush()
+
+    return show

@@ -1,0 +1,148 @@
+"""The ``vigil`` command's arguments: each command, its options and their help."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vigil._cli import logview
+from vigil._kit.durations import parse_duration
+
+
+def _config_option(default: Any) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("-c", "--config", metavar="FILE", default=default,
+                        help="config file (else $VIGIL_CONFIG, ./config.toml, the platform "
+                             "config folder, the packaged defaults)")
+    return parent
+
+
+def _command(sub: Any, name: str, **keys: Any) -> argparse.ArgumentParser:
+    """A subcommand whose own --help starts with what it does."""
+    keys.setdefault("description", keys["help"][0].upper() + keys["help"][1:] + ".")
+    parser: argparse.ArgumentParser = sub.add_parser(name, **keys)
+    return parser
+
+
+def parser() -> argparse.ArgumentParser:
+    # `-c` works before and after the command. A subcommand's own copy must not write its
+    # default over a `-c` given before the command: hence SUPPRESS there.
+    common = _config_option(argparse.SUPPRESS)
+    # Which vigil service: `service` installs it, `logs` reads what it wrote to stdout.
+    scoped = argparse.ArgumentParser(add_help=False)
+    scope = scoped.add_mutually_exclusive_group()
+    scope.add_argument("--user", dest="user", action="store_true", default=None,
+                       help="the user unit / LaunchAgent (default when not root)")
+    scope.add_argument("--system", dest="user", action="store_false",
+                       help="the system unit / LaunchDaemon (default for root)")
+    parser = argparse.ArgumentParser(
+        prog="vigil", parents=[_config_option(None)],
+        description="A self-healing health-check agent.")
+    parser.add_argument("-V", "--version", action="version", version=f"vigil {_version()}",
+                        help="print vigil's version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    as_json = "print JSON instead of text"
+
+    _command(sub, "run", parents=[common], help="run the daemon in the foreground")
+    p = _command(sub, "check", parents=[common],
+                       help="run one check once; Nagios output and exit code")
+    p.add_argument("name", help="the check's name, as in [checks.NAME]")
+    p.add_argument("--json", action="store_true", help=as_json)
+    p.add_argument("--heal", action="store_true",
+                   help="when the check fails and guards a service, heal it and check again")
+    p.add_argument("--update", action="store_true",
+                   help="take what the check compares against from things as they are now "
+                        "(the docs check's manifest)")
+    p = _command(sub, "config", parents=[common], help="work with the config")
+    p.add_argument("action", choices=["validate"],
+                   help="validate: exit 0 when valid, else 1 listing every error")
+    p = _command(sub, "plugins", parents=[common], help="list plugins and their check types")
+    p.add_argument("--json", action="store_true", help=as_json)
+    p = _command(sub, "init", parents=[common], help="write a starter config")
+    p.add_argument("path", nargs="?", help="where to write it (default: -c FILE, or "
+                                           "config.toml)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing file (the old one is kept as FILE.bak, or "
+                        "FILE.bak.1, .2... when that is taken)")
+    p.add_argument("--detect", action="store_true",
+                   help="look for PostgreSQL, Redis and MCP servers here and configure them")
+    p = _command(sub, "status", parents=[common], help="what the running daemon sees")
+    p.add_argument("--json", action="store_true", help=as_json)
+    p = _command(sub, "history", parents=[common],
+                       help="one check's results, state changes and uptime")
+    p.add_argument("check", help="the check's name")
+    p.add_argument("--since", type=_duration, default=3600.0, metavar="DURATION",
+                   help="how far back (default 1h; results older than the raw window "
+                        "come as rollups)")
+    p.add_argument("--json", action="store_true", help=as_json)
+    p = _command(sub, "alerts", parents=[common],
+                       help="the open alerts, where they were sent, and the silences")
+    p.add_argument("--json", action="store_true", help=as_json)
+    p = _command(sub, "silence", parents=[common],
+                       help="hold back a check's alerts for a while (kept across restarts)")
+    p.add_argument("check", help="a check's name, or a glob: 'db*'")
+    p.add_argument("--for", dest="for_s", type=_duration, default=3600.0,
+                   metavar="DURATION", help="how long (default 1h)")
+    p.add_argument("--reason", default="", help="why, for `vigil alerts` and the log")
+    p.add_argument("--remove", action="store_true", help="end the silence now")
+    p = _command(sub, "heal", parents=[common],
+                       help="heal a service now and reset its restart budget")
+    p.add_argument("service", help="the service's name, as in [services.NAME]")
+    p = _command(sub, "service", parents=[common, scoped],
+                       help="install vigil itself as a service")
+    p.add_argument("action", choices=["install", "uninstall", "status"],
+                   help="install (and start), uninstall (stop and remove), or status")
+    p.add_argument("--manager", choices=["systemd", "launchd"],
+                   default="launchd" if sys.platform == "darwin" else "systemd",
+                   help="which service manager runs vigil (default: this platform's)")
+    p.add_argument("--watchdog", type=_duration, default=30.0, metavar="DURATION",
+                   help="systemd WatchdogSec (default 30s)")
+    p = _command(sub, "logs", parents=[common, scoped],
+                       help="read the daemon's log (its file, the journal, or launchd's file)",
+                       description="At the default level (info) the log holds state changes, "
+                       "heals, errors, failing results (warning), results whose status "
+                       "changed, and a daemon.summary every 5 minutes; a healthy check's "
+                       "unchanged result is a debug line ([daemon] log_results = \"all\" "
+                       "logs every result). Every result is in `vigil history` either way.")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.add_argument("-n", "--lines", type=int, default=50, metavar="N",
+                   help="start with the last N lines that match (default 50)")
+    p.add_argument("--check", metavar="NAME", help="only this check's events")
+    p.add_argument("--level", choices=list(logview.LEVELS), help="this level and above")
+    p.add_argument("--json", action="store_true", help="the raw JSON lines")
+    p = _command(sub, "export", parents=[common],
+                       help="what Prometheus needs to watch many agents: rules, config")
+    p.add_argument("engine", choices=["prometheus"], help="the monitoring system")
+    p.add_argument("what", choices=["rules", "config"],
+                   help="rules: alerting rules on vigil's metrics; config: a scrape config "
+                        "that loads them")
+    p.add_argument("--target", action="append", metavar="HOST:PORT",
+                   help="an agent to scrape (repeatable; default: this config's http)")
+    p.add_argument("--rules", default="vigil-rules.yml", metavar="FILE",
+                   help="the rules file the config loads (default vigil-rules.yml)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="the agents' http_token, for the scrape's bearer token")
+    p.add_argument("--interval", type=_duration, default=15.0, metavar="DURATION",
+                   help="scrape and rule evaluation interval (default 15s)")
+    p.add_argument("--for", dest="for_s", type=_duration, default=60.0,
+                   metavar="DURATION", help="how long a rule must hold to fire (default 1m)")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vigil-daemon")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _duration(text: str) -> float:
+    """A duration argument, with the config's own words when it is wrong."""
+    try:
+        return float(parse_duration(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad duration {text!r} (use 250ms, 10s, 5m, 1h...)") from None
