@@ -27,8 +27,9 @@ T = TypeVar("T")
 
 
 def load(args: argparse.Namespace) -> Config:
-    """The config a command names, its errors raised. Outside the daemon, errors (a plugin that fails to load) go to stderr as plain
-    lines; the command's own output is on stdout."""
+    """The config a command names, its errors raised. Outside the daemon, errors (a
+    plugin that fails to load) go to stderr as plain lines; the command's own output is
+    on stdout."""
     logs.configure_command()
     return config_mod.load(args.config)
 
