@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import structlog
@@ -32,8 +32,10 @@ from vigil._heal.healer import Healer
 from vigil._kit import proc
 from vigil._kit.words import plural
 from vigil._store.store import Store
-from vigil._web.api import WebApi
 from vigil._web.surface import HttpSurface
+
+if TYPE_CHECKING:
+    from vigil._web.api import WebApi
 
 log = structlog.get_logger("vigil")
 
@@ -67,10 +69,7 @@ class Agent:
         self.alerter = Alerter(self.checks, self.healer, Outbox(self.store.path),
                                self.checks.events)
         self.remediator = Remediator(self.checks, self.healer, self.alerter.remediation)
-        self.http = HttpSurface(WebApi(self.checks, self.healer, self.checks.events,
-                                       self.state_dir, config.daemon.http_token,
-                                       lambda: self.scheduler.last_progress,
-                                       self.alerter.stats))
+        self.http = HttpSurface(self._web_api)
         self.notifier = Notifier()
         self._signals: collections.deque[int] = collections.deque()
         # Saved with the state, so that `vigil status` can tell this process from a
@@ -241,6 +240,14 @@ class Agent:
         self.checks.events.publish("config.reloaded", checks=sorted(names))
         self._announce()
         self.notifier.send("READY=1", f"STATUS={self.summary()}")
+
+    def _web_api(self) -> WebApi:
+        """The endpoints, made (and their modules imported) once HTTP is on."""
+        from vigil._web.api import WebApi
+
+        return WebApi(self.checks, self.healer, self.checks.events, self.state_dir,
+                      self.config.daemon.http_token, lambda: self.scheduler.last_progress,
+                      self.alerter.stats)
 
     def _announce(self) -> None:
         """Tell `vigil status` and `vigil logs` what this daemon runs with, whatever the
