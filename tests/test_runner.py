@@ -106,3 +106,25 @@ def test_each_outcome_is_reported_once_and_an_overlapping_run_is_refused() -> No
     wait_until(lambda: not runner.hung(), 5, "the hung run to end")
     # The run that ended after its timeout was not reported a second time.
     assert outcomes == ["timeout"]
+
+
+def test_a_burst_grows_the_pool_and_idle_workers_retire_after_it(monkeypatch) -> None:
+    from vigil._engine import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "RETIRE_AFTER", 0.2)
+    runner = Runner()
+    burst = [Probe(f"b{i}", "block") for i in range(6)]
+    done = threading.Barrier(len(burst) + 1)
+
+    def finished(_outcome: object) -> None:
+        done.wait(5)
+
+    for check in burst:  # all due together, each holding its worker
+        assert runner.submit(check, 10, finished)
+    wait_until(lambda: runner.workers() == len(burst), 5, "a worker for each blocked run")
+    for check in burst:
+        check.release.set()
+    done.wait(5)
+    # Idle for RETIRE_AFTER: the pool shrinks back to the one worker that stays.
+    wait_until(lambda: runner.workers() == 1, 5, "idle workers to retire")
+    assert runner.run(Probe("after"), 5).result.status is Status.OK, "the one left works"

@@ -14,6 +14,9 @@ from vigil._api.check import Check, Result, Status
 #: How often the reaper looks for runs past their timeout: a timeout is noticed up to
 #: this much late.
 REAP_EVERY = 0.05
+#: A worker with no job for this long retires (one always stays): a burst of checks due
+#: together grows the pool for the burst, not for the life of the daemon.
+RETIRE_AFTER = 30.0
 
 
 @dataclass
@@ -52,14 +55,17 @@ class Runner:
     many threads fighting over the GIL; should every worker be busy (a check that
     hangs) while checks wait, the reaper adds a worker within REAP_EVERY. A run that
     overruns its timeout is reported as timed out by the reaper and abandoned: it costs
-    one worker, which returns to the pool if the run ever ends. While a check's
+    one worker, which returns to the pool if the run ever ends; a worker idle for
+    RETIRE_AFTER retires, so the pool follows the load down again. While a check's
     abandoned run still hangs, its next runs report that at once instead of tying up
     more workers."""
 
     def __init__(self, stopping: threading.Event | None = None) -> None:
         self._stopping = stopping or threading.Event()
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        #: Workers started so far (their names), and alive now.
         self._workers = 0
+        self._alive = 0
         #: Workers waiting for a job, and jobs waiting for a worker.
         self._idle = 0
         self._waiting = 0
@@ -174,12 +180,25 @@ class Runner:
         """A new worker thread (called with the lock held)."""
         self._workers += 1
         self._idle += 1
+        self._alive += 1
         threading.Thread(target=self._serve, daemon=True,
                          name=f"check-worker-{self._workers}").start()
 
+    def workers(self) -> int:
+        """Worker threads alive now."""
+        return self._alive
+
     def _serve(self) -> None:
         while True:
-            job = self._queue.get()
+            try:
+                job = self._queue.get(timeout=RETIRE_AFTER)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 1:  # another idle worker takes what comes next
+                        self._idle -= 1
+                        self._alive -= 1
+                        return
+                continue
             with self._lock:
                 self._idle -= 1
                 self._waiting -= 1
