@@ -102,7 +102,9 @@ class Runner:
                 self._hung.pop(name, None)
                 self._active[name] = job
             self._waiting += 1
-            if not self._idle:
+            # Checks due together wait for the workers there are: the reaper adds one
+            # only when none took a job for REAP_EVERY (all busy, or one hangs).
+            if not self._alive:
                 self._start_worker()
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="check-reaper",
