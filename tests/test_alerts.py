@@ -536,13 +536,11 @@ def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
     chat = receiver.at("/services/T0/B0/s3cretpath")[0]
     assert chat["text"].startswith(":rotating_light: [FIRING] db on ")
     # A sink that hangs (the first in the file) holds up only itself: the others were
-    # delivered within a second or two of the alert, well before its 3 s timeout.
+    # delivered before its 3 s timeout killed its command (behind it, they would follow).
     stuck = d.wait_for("alert.failed", sink="stuck")[0]
     assert stuck["error"] == "still running after 3s: killed"
-    opened = min(event_time(e) for e in d.events("alert.opened", check="db"))
     sent = [event_time(e) for e in d.events("alert.sent") if e["sink"] in ("phone", "chat")]
-    assert len(sent) == 2 and max(sent) - opened < 2.5, [t - opened for t in sent]
-    assert max(sent) < event_time(stuck)
+    assert len(sent) == 2 and max(sent) < event_time(stuck)
     failed = d.wait_for("alert.failed", count=2, sink="pager")
     assert failed[0]["error"] == "exit code 1: no pager here"
     assert [f["attempts"] for f in failed] == [1, 2]
