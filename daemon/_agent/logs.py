@@ -67,13 +67,7 @@ def configure_command() -> None:
 def hold() -> None:
     """Keep what is logged until :func:`configure` names where it goes: a plugin that
     fails while the config is read is said in the log the config names."""
-    root = logging.getLogger()
-    for old in root.handlers[:]:
-        root.removeHandler(old)
-        old.close()
-    root.addHandler(logging.handlers.MemoryHandler(10_000, flushLevel=logging.CRITICAL + 1))
-    root.setLevel(logging.INFO)
-    _configure_structlog()
+    _install(logging.handlers.MemoryHandler(10_000, flushLevel=logging.CRITICAL + 1), "info")
 
 
 def configure(level: str = "info", log_file: str = "-", stream: TextIO | None = None,
@@ -106,6 +100,12 @@ def configure(level: str = "info", log_file: str = "-", stream: TextIO | None = 
     ))
     # A closed stdout (a pager that quit) must not print tracebacks from inside logging.
     logging.raiseExceptions = False
+    _install(handler, level)
+
+
+def _install(handler: logging.Handler, level: str) -> None:
+    """Make ``handler`` the root's only one, at ``level``; what a held handler kept is
+    written to it first."""
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
