@@ -128,3 +128,34 @@ def test_a_burst_grows_the_pool_and_idle_workers_retire_after_it(monkeypatch) ->
     # Idle for RETIRE_AFTER: the pool shrinks back to the one worker that stays.
     wait_until(lambda: runner.workers() == 1, 5, "idle workers to retire")
     assert runner.run(Probe("after"), 5).result.status is Status.OK, "the one left works"
+
+
+def test_after_a_burst_a_steady_trickle_keeps_one_worker_busy_and_the_rest_retire(
+        monkeypatch) -> None:
+    # Were jobs handed round to every idle worker in turn, a check every 20 ms would
+    # keep all six waking within RETIRE_AFTER, and the pool would never shrink.
+    from vigil._engine import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "RETIRE_AFTER", 0.2)
+    runner = Runner()
+    burst = [Probe(f"b{i}", "block") for i in range(6)]
+    for check in burst:
+        assert runner.submit(check, 10, lambda _outcome: None)
+    wait_until(lambda: runner.workers() == len(burst), 5, "a worker for each blocked run")
+    for check in burst:
+        check.release.set()
+    wait_until(lambda: not runner.hung(), 5, "the burst to end")
+    trickle = Probe("trickle")
+    stop = threading.Event()
+
+    def submit_steadily() -> None:
+        while not stop.wait(0.02):
+            runner.submit(trickle, 5, lambda _outcome: None)
+
+    feeder = threading.Thread(target=submit_steadily)
+    feeder.start()
+    try:
+        wait_until(lambda: runner.workers() == 1, 5, "idle workers to retire mid-trickle")
+    finally:
+        stop.set()
+        feeder.join()

@@ -3,9 +3,9 @@ threads, each outcome handed to a callback exactly once."""
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +17,16 @@ REAP_EVERY = 0.05
 #: A worker with no job for this long retires (one always stays): a burst of checks due
 #: together grows the pool for the burst, not for the life of the daemon.
 RETIRE_AFTER = 30.0
+
+
+class _Worker:
+    """A worker thread's mailbox: the job it is handed, and the event that wakes it."""
+
+    __slots__ = ("job", "wake")
+
+    def __init__(self, job: _Job) -> None:
+        self.job: _Job | None = job
+        self.wake = threading.Event()
 
 
 @dataclass
@@ -49,8 +59,9 @@ class _Job:
 
 
 class Runner:
-    """Runs checks on a pool of reusable worker threads, which take them from one queue
-    in turn, and hands each outcome to ``done`` on the worker's thread. Checks due
+    """Runs checks on a pool of reusable worker threads and hands each outcome to
+    ``done`` on the worker's thread. A job goes to the worker that went idle last, so
+    the workers a burst added stay idle once it is over, and retire. Checks due
     together run one after another on the same worker rather than all at once on as
     many threads fighting over the GIL; should every worker be busy (a check that
     hangs) while checks wait, the reaper adds a worker within REAP_EVERY. A run that
@@ -62,13 +73,13 @@ class Runner:
 
     def __init__(self, stopping: threading.Event | None = None) -> None:
         self._stopping = stopping or threading.Event()
-        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         #: Workers started so far (their names), and alive now.
         self._workers = 0
         self._alive = 0
-        #: Workers waiting for a job, and jobs waiting for a worker.
-        self._idle = 0
-        self._waiting = 0
+        #: Workers waiting for a job, the last to go idle at the end; jobs waiting for
+        #: a worker, in the order they came.
+        self._idle: list[_Worker] = []
+        self._pending: deque[_Job] = deque()
         #: Jobs taken from the queue so far: the reaper's proof that it moves.
         self._taken = 0
         #: Runs in flight within their timeout, by check.
@@ -101,16 +112,21 @@ class Runner:
             else:
                 self._hung.pop(name, None)
                 self._active[name] = job
-            self._waiting += 1
             # Checks due together wait for the workers there are: the reaper adds one
             # only when none took a job for REAP_EVERY (all busy, or one hangs).
-            if not self._alive:
-                self._start_worker()
+            if self._idle:
+                worker = self._idle.pop()
+                worker.job = job
+                self._taken += 1
+                worker.wake.set()
+            elif not self._alive:
+                self._start_worker(job)
+            else:
+                self._pending.append(job)
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="check-reaper",
                                                 daemon=True)
                 self._reaper.start()
-        self._queue.put(job)
         return True
 
     def run(self, check: Check, timeout: float) -> Outcome:
@@ -170,41 +186,43 @@ class Runner:
                 late = [job for job in self._active.values()
                         if now >= job.deadline or self._stopping.is_set()]
                 # Jobs wait, and no worker took one since the last look: all are busy.
-                if self._waiting and self._taken == taken:
-                    self._start_worker()
+                if self._pending and self._taken == taken:
+                    self._start_worker(self._pending.popleft())
                 taken = self._taken
             for job in late:
                 self._report(job, Outcome(
                     Result(Status.UNKNOWN, f"timed out after {job.timeout:g}s"),
                     (now - job.since) * 1000, "timeout"), hung=True)
 
-    def _start_worker(self) -> None:
-        """A new worker thread (called with the lock held)."""
+    def _start_worker(self, job: _Job) -> None:
+        """A new worker thread for ``job`` (called with the lock held)."""
         self._workers += 1
-        self._idle += 1
         self._alive += 1
-        threading.Thread(target=self._serve, daemon=True,
+        self._taken += 1
+        threading.Thread(target=self._serve, args=(_Worker(job),), daemon=True,
                          name=f"check-worker-{self._workers}").start()
 
     def workers(self) -> int:
         """Worker threads alive now."""
         return self._alive
 
-    def _serve(self) -> None:
+    def _serve(self, worker: _Worker) -> None:
         while True:
-            try:
-                job = self._queue.get(timeout=RETIRE_AFTER)
-            except queue.Empty:
-                with self._lock:
-                    if self._idle > 1:  # another idle worker takes what comes next
-                        self._idle -= 1
-                        self._alive -= 1
-                        return
-                continue
-            with self._lock:
-                self._idle -= 1
-                self._waiting -= 1
-                self._taken += 1
+            job = worker.job
+            assert job is not None  # handed over before the worker is woken
             self._execute(job)
             with self._lock:
-                self._idle += 1
+                worker.job = self._pending.popleft() if self._pending else None
+                if worker.job is not None:
+                    self._taken += 1
+                    continue
+                worker.wake.clear()
+                self._idle.append(worker)
+            while not worker.wake.wait(RETIRE_AFTER):
+                with self._lock:
+                    # Not handed a job as the wait ran out, and another idle worker
+                    # takes what comes next.
+                    if worker.job is None and len(self._idle) > 1:
+                        self._idle.remove(worker)
+                        self._alive -= 1
+                        return
