@@ -22,7 +22,7 @@ from vigil._kit.redact import redact
 from vigil._kit.tail import FileTail
 from vigil._kit.unitwatch import watch_unit
 from vigil._kit.words import plural
-from vigil.hookspecs import hookimpl
+from vigil.hookspecs import Detected, RegisterCheck, RegisterManager, RegisterSink, hookimpl
 
 # Everything a plugin may use: the built-in plugins use nothing else (a test holds them
 # to it), and the modules behind these names (``vigil._*``) are internal.
@@ -33,8 +33,12 @@ __all__ = [
     "Check",
     "CommandResult",
     "ConfigError",
+    "Detected",
     "Duration",
     "FileTail",
+    "RegisterCheck",
+    "RegisterManager",
+    "RegisterSink",
     "Result",
     "ServiceManager",
     "Silence",

@@ -8,21 +8,32 @@ has them. vigil calls each implementation on its own, so one that raises is logg
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import pluggy
 
-if TYPE_CHECKING:
-    from vigil._api.alert import AlertSink
-    from vigil._api.check import Check, Result
-    from vigil._api.manager import ServiceManager
+from vigil._api.alert import AlertSink
+from vigil._api.check import Check, Result
+from vigil._api.manager import ServiceManager
 
 hookspec = pluggy.HookspecMarker("vigil")
 hookimpl = pluggy.HookimplMarker("vigil")
 
+#: The callbacks the hooks below hand a plugin, to annotate an implementation with.
+RegisterCheck = Callable[[str, type[Check]], None]
+RegisterManager = Callable[[str, type[ServiceManager]], None]
+RegisterSink = Callable[[str, type[AlertSink]], None]
+
+
+class Detected(Protocol):
+    """``add`` in ``vigil_detect``: what a plugin found, as config tables to write."""
+
+    def __call__(self, name: str, check: dict[str, Any],
+                 service: dict[str, Any] | None = None, note: str = "") -> None: ...
+
 
 @hookspec
-def vigil_check_types(register: Callable[[str, type[Check]], None]) -> None:
+def vigil_check_types(register: RegisterCheck) -> None:
     """Offer check types: call ``register("name", CheckSubclass)`` once for each.
 
     The name is what ``type = "name"`` in a ``[checks.X]`` section refers to.
@@ -30,7 +41,7 @@ def vigil_check_types(register: Callable[[str, type[Check]], None]) -> None:
 
 
 @hookspec
-def vigil_service_managers(register: Callable[[str, type[ServiceManager]], None]) -> None:
+def vigil_service_managers(register: RegisterManager) -> None:
     """Offer service managers: call ``register("name", ServiceManagerSubclass)``.
 
     The name is what ``manager = "name"`` in a ``[services.X]`` section refers to.
@@ -38,7 +49,7 @@ def vigil_service_managers(register: Callable[[str, type[ServiceManager]], None]
 
 
 @hookspec
-def vigil_alert_sinks(register: Callable[[str, type[AlertSink]], None]) -> None:
+def vigil_alert_sinks(register: RegisterSink) -> None:
     """Offer alert sinks: call ``register("name", AlertSinkSubclass)``.
 
     The name is what ``type = "name"`` in an ``[alerts.X]`` section refers to.
@@ -46,7 +57,7 @@ def vigil_alert_sinks(register: Callable[[str, type[AlertSink]], None]) -> None:
 
 
 @hookspec
-def vigil_detect(add: Callable[..., None]) -> None:
+def vigil_detect(add: Detected) -> None:
     """Look for what your check types watch on this host, for ``vigil init --detect``:
     call ``add(name, check={...}, service={...} or None, note="what was found")`` with
     the ``[checks.NAME]`` and ``[services.NAME]`` tables to write."""

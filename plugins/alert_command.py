@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from vigil import Alert, AlertSink, ConfigError, SinkError, hookimpl, run_command
+from vigil import Alert, AlertSink, ConfigError, RegisterSink, SinkError, hookimpl, run_command
 
 
 @dataclass
@@ -39,5 +39,5 @@ class AlertCommand(AlertSink):
 
 
 @hookimpl
-def vigil_alert_sinks(register):
+def vigil_alert_sinks(register: RegisterSink) -> None:
     register("command", AlertCommand)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from vigil import Alert, AlertSink, Duration, Silence, hookimpl, http_request, iso
+from vigil import Alert, AlertSink, Duration, RegisterSink, Silence, hookimpl, http_request, iso
 
 #: Who made a silence, for Alertmanager: vigil only touches its own.
 CREATED_BY = "vigil"
@@ -78,5 +78,5 @@ class Alertmanager(AlertSink):
 
 
 @hookimpl
-def vigil_alert_sinks(register):
+def vigil_alert_sinks(register: RegisterSink) -> None:
     register("alertmanager", Alertmanager)

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from vigil import Check, Result, Status, above, hookimpl
+from vigil import Check, RegisterCheck, Result, Status, above, hookimpl
 
 #: How many stale items a summary names; the details list them all.
 NAMED = 5
@@ -121,5 +121,5 @@ class Backlog(Check):
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("backlog", Backlog)

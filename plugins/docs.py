@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vigil import Check, Result, Status, hookimpl, plural, replace_file
+from vigil import Check, RegisterCheck, Result, Status, hookimpl, plural, replace_file
 
 #: How the summary names one and many of a kind of problem.
 WORDS = {"broken links": ("broken link", "broken links"),
@@ -140,5 +140,5 @@ class Docs(Check):
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("docs", Docs)

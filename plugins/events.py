@@ -17,6 +17,7 @@ from vigil import (
     ConfigError,
     Duration,
     FileTail,
+    RegisterCheck,
     Result,
     Status,
     above,
@@ -272,5 +273,5 @@ def _label(value: str) -> str:
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("events", Events)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from vigil import (
     Check,
     ConfigError,
+    RegisterCheck,
     Result,
     Status,
     hookimpl,
@@ -78,5 +79,5 @@ class Exec(Check):
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("exec", Exec)

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from vigil import Check, ConfigError, Result, Status, above, hookimpl, redact
+from vigil import Check, ConfigError, RegisterCheck, Result, Status, above, hookimpl, redact
 
 MAX_BODY = 1024 * 1024
 
@@ -107,5 +107,5 @@ def _json_mismatches(body: bytes, expected: dict[str, Any]) -> list[str]:
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("http", Http)

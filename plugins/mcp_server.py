@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from vigil import (
     Check,
     ConfigError,
+    Detected,
+    RegisterCheck,
     Result,
     Status,
     describe_ports,
@@ -102,11 +105,10 @@ class Mcp(Check):
 
     def _judge(self, data: dict[str, Any]) -> tuple[list[Status], list[str]]:
         opts = self.options
-        rules = [(opts.error_rate_field, "error rate", "%", lambda v: v > opts.error_rate_warn_pct),
-                 (opts.response_field, "avg response", " ms",
-                  lambda v: v > opts.response_warn_ms),
-                 (opts.hit_rate_field, "cache hit rate", "%",
-                  lambda v: v < opts.hit_rate_warn_pct)]
+        rules: list[tuple[str, str, str, Callable[[float], bool]]] = [
+            (opts.error_rate_field, "error rate", "%", lambda v: v > opts.error_rate_warn_pct),
+            (opts.response_field, "avg response", " ms", lambda v: v > opts.response_warn_ms),
+            (opts.hit_rate_field, "cache hit rate", "%", lambda v: v < opts.hit_rate_warn_pct)]
         statuses, notes = [Status.OK], []
         for key, label, unit, bad in rules:
             value = data.get(key)
@@ -198,12 +200,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("mcp", Mcp)
 
 
 @hookimpl
-def vigil_detect(add):
+def vigil_detect(add: Detected) -> None:
     probe = Mcp("mcp_memory", McpOptions(metrics_path=""), timeout=3.0)
     found = probe._find()
     if found:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vigil import Alert, AlertSink, hookimpl, http_post
+from vigil import Alert, AlertSink, RegisterSink, hookimpl, http_post
 
 
 @dataclass
@@ -30,5 +30,5 @@ class Ntfy(AlertSink):
 
 
 @hookimpl
-def vigil_alert_sinks(register):
+def vigil_alert_sinks(register: RegisterSink) -> None:
     register("ntfy", Ntfy)

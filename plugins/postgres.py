@@ -16,7 +16,9 @@ from typing import Any
 from vigil import (
     Check,
     ConfigError,
+    Detected,
     Duration,
+    RegisterCheck,
     Result,
     StartGrace,
     Status,
@@ -208,12 +210,12 @@ class Postgres(Check):
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("postgres", Postgres)
 
 
 @hookimpl
-def vigil_detect(add):
+def vigil_detect(add: Detected) -> None:
     # vigil cannot know the credentials: detected checks only ask pg_isready's question.
     ports = set()
     for conf in sorted(Path("/etc/postgresql").glob("*/*/postgresql.conf")):

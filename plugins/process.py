@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from vigil import Check, ConfigError, Result, Status, hookimpl
+from vigil import Check, ConfigError, RegisterCheck, Result, Status, hookimpl
 
 
 @dataclass
@@ -99,5 +99,5 @@ class Process(Check):
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("process", Process)

@@ -14,7 +14,9 @@ from typing import Any
 from vigil import (
     Check,
     ConfigError,
+    Detected,
     Duration,
+    RegisterCheck,
     Result,
     StartGrace,
     Status,
@@ -154,12 +156,12 @@ class Redis(Check):
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("redis", Redis)
 
 
 @hookimpl
-def vigil_detect(add):
+def vigil_detect(add: Detected) -> None:
     seen = set()
     conf = Path("/etc/redis/redis.conf")
     if conf.exists():

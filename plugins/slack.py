@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vigil import Alert, AlertSink, hookimpl, http_post
+from vigil import Alert, AlertSink, RegisterSink, hookimpl, http_post
 
 
 @dataclass
@@ -24,5 +24,5 @@ class Slack(AlertSink):
 
 
 @hookimpl
-def vigil_alert_sinks(register):
+def vigil_alert_sinks(register: RegisterSink) -> None:
     register("slack", Slack)

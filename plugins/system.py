@@ -12,7 +12,17 @@ from typing import Any
 
 import psutil
 
-from vigil import Check, ConfigError, Duration, Result, Status, above, hookimpl, worst
+from vigil import (
+    Check,
+    ConfigError,
+    Duration,
+    RegisterCheck,
+    Result,
+    Status,
+    above,
+    hookimpl,
+    worst,
+)
 
 
 @dataclass
@@ -166,5 +176,5 @@ def _metric(label: str) -> str:
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("system", System)

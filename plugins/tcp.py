@@ -7,7 +7,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from vigil import Check, ConfigError, Result, Status, above, hookimpl
+from vigil import Check, ConfigError, RegisterCheck, Result, Status, above, hookimpl
 
 
 @dataclass
@@ -72,5 +72,5 @@ def _address_family(host: str) -> int | None:
 
 
 @hookimpl
-def vigil_check_types(register):
+def vigil_check_types(register: RegisterCheck) -> None:
     register("tcp", Tcp)

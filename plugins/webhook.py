@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vigil import Alert, AlertSink, hookimpl, http_post, iso
+from vigil import Alert, AlertSink, RegisterSink, hookimpl, http_post, iso
 
 #: What Alertmanager writes for the end of an alert still firing.
 NO_END = "0001-01-01T00:00:00Z"
@@ -37,5 +37,5 @@ class Webhook(AlertSink):
 
 
 @hookimpl
-def vigil_alert_sinks(register):
+def vigil_alert_sinks(register: RegisterSink) -> None:
     register("webhook", Webhook)

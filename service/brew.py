@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from vigil import Action, ServiceManager, hookimpl
+from vigil import Action, RegisterManager, ServiceManager, hookimpl
 
 
 @dataclass
@@ -40,5 +40,5 @@ class Brew(ServiceManager):
 
 
 @hookimpl
-def vigil_service_managers(register):
+def vigil_service_managers(register: RegisterManager) -> None:
     register("brew", Brew)

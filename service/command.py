@@ -22,6 +22,7 @@ from vigil import (
     Action,
     ConfigError,
     Duration,
+    RegisterManager,
     ServiceManager,
     hookimpl,
     kill_process_group,
@@ -236,5 +237,5 @@ def _tail(path: str, size: int = 2000) -> str:
 
 
 @hookimpl
-def vigil_service_managers(register):
+def vigil_service_managers(register: RegisterManager) -> None:
     register("command", Command)

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from vigil import Action, ServiceManager, hookimpl, replace_file
+from vigil import Action, RegisterManager, ServiceManager, hookimpl, replace_file
 
 
 @dataclass
@@ -76,5 +76,5 @@ class Launchd(ServiceManager):
 
 
 @hookimpl
-def vigil_service_managers(register):
+def vigil_service_managers(register: RegisterManager) -> None:
     register("launchd", Launchd)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigil import Action, ServiceManager, hookimpl, replace_file, watch_unit
+from vigil import Action, RegisterManager, ServiceManager, hookimpl, replace_file, watch_unit
 
 
 @dataclass
@@ -84,5 +84,5 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
 
 
 @hookimpl
-def vigil_service_managers(register):
+def vigil_service_managers(register: RegisterManager) -> None:
     register("systemd", Systemd)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def test_history_shows_each_result_once_and_says_a_repeated_summary(db, monkeypa
     history.prune(db, now, KEEP)  # raw results kept for the last 15 minutes
     db.execute("INSERT INTO meta VALUES ('retention', ?)", (json.dumps(vars(KEEP)),))
     db.execute("UPDATE results SET summary = 'fine' WHERE at = (SELECT min(at) FROM results)")
-    monkeypatch.setattr(database.time, "time", lambda: now)
+    monkeypatch.setattr(time, "time", lambda: now)
     found = database.history_of(db, "a", T0 + 3600)
     assert found is not None
     first_raw = found["results"][0]["at"]

@@ -54,6 +54,12 @@ def test_worked_example_installs_through_the_entry_point_group(tmp_path: Path) -
         capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr
     env = {**os.environ, "PYTHONPATH": str(site)}
+    # The types the guide annotates with are the public API's, and hold under --strict.
+    typed = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
+         "--cache-dir", str(tmp_path / "mypy"), str(site / "vigil_backup_age.py")],
+        capture_output=True, text=True, timeout=300)
+    assert typed.returncode == 0, typed.stdout
 
     backup = tmp_path / "db.dump"
     backup.write_text("data")

@@ -105,7 +105,7 @@ def request(state_dir: Path, message: dict[str, Any],
     with sock:
         sock.sendall(json.dumps(message).encode() + b"\n")
         for line in sock.makefile("rb"):
-            answer = json.loads(line)
+            answer: dict[str, Any] = json.loads(line)
             if answer.get("done"):
                 return answer
             on_event(answer)

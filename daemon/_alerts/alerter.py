@@ -19,8 +19,8 @@ import structlog
 
 from vigil._alerts.backlogfile import Item
 from vigil._alerts.delivery import Sender
-from vigil._alerts.outbox import Outbox, Silence
-from vigil._api.alert import Alert
+from vigil._alerts.outbox import Outbox
+from vigil._api.alert import Alert, Silence
 from vigil._config.sections import AlertSpec
 from vigil._engine.checktable import CheckRuntime, CheckTable
 from vigil._engine.events import EventHub

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from vigil._agent import control
 from vigil._alerts import outbox
+from vigil._api.alert import Silence
 from vigil._cli.status import read_database, running_config, running_settings
 from vigil._kit.durations import format_duration
 from vigil._store import database
@@ -70,7 +71,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
                 print(f"vigil: no silence for {pattern!r}", file=sys.stderr)
                 return 1
         else:
-            outbox.silence(conn, outbox.Silence(pattern, now + args.for_s, args.reason, now))
+            outbox.silence(conn, Silence(pattern, now + args.for_s, args.reason, now))
     try:
         control.request(settings.state_dir, {"command": "silences"}, lambda _e: None)
         news = "the running daemon"

@@ -9,8 +9,9 @@ import ipaddress
 import os
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from vigil._api.alert import AlertSink
 from vigil._api.check import Check
 from vigil._api.errors import ConfigError, ConfigIssue
 from vigil._api.manager import ServiceManager
@@ -34,6 +35,8 @@ from vigil._config.sections import (
 from vigil._config.tomllines import key_lines, locate
 from vigil._kit.durations import format_duration, parse_duration
 from vigil._kit.ports import parse_ports
+
+_Plugged = TypeVar("_Plugged", bound=Check | ServiceManager | AlertSink)
 
 
 def _keys(cls: type) -> dict[str, tuple[Any, Any]]:
@@ -350,7 +353,8 @@ class Validator:
             return None
         return self._build(cls, path, raw, values["timeout"])
 
-    def _build(self, cls: Any, path: tuple[str, ...], raw: dict[str, Any], timeout: float) -> Any:
+    def _build(self, cls: type[_Plugged], path: tuple[str, ...], raw: dict[str, Any],
+               timeout: float) -> _Plugged | None:
         """A check or service manager from its section's own keys, its ``Options``
         validated first; every problem becomes an issue at the right key."""
         options: Any = raw

@@ -49,7 +49,7 @@ def wall(mono: float) -> float:
     return time.time() + (mono - time.monotonic())
 
 
-class _Earliest(BaseTrigger):
+class _Earliest(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 has no types
     """Fires at the timetable's earliest due time, whatever that is by then. A time
     already past is as good as just after ``now``: APScheduler asks again and again
     until it hears of a time after ``now``."""

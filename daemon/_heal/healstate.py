@@ -106,7 +106,7 @@ class ServiceRuntime:
     def backoff(self) -> float:
         """The wait before the next heal: 1x, 2x, 4x... the base for the 1st, 2nd, 3rd
         heal of a crash loop, at most ``within``."""
-        return min(self.spec.backoff * 2 ** max(0, self.streak - 1), self.spec.within)
+        return min(self.spec.backoff * 2.0 ** max(0, self.streak - 1), self.spec.within)
 
     def settle(self) -> None:
         """A heal that has held for ``backoff_reset`` ends the crash loop: no backoff."""
