@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import psutil
 import pytest
+
+if TYPE_CHECKING:
+    from vigil._store.records import Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 NAGIOS_DIR = Path("/usr/lib/nagios/plugins")
@@ -155,7 +158,8 @@ def assert_never_healed_nor_shown(d: Daemon, config: Path, service: str, check: 
 
     def saved_summary() -> str:
         state = read_state_at(state_dir)
-        return str(state and (state["checks"][check]["last"] or {}).get("summary"))
+        last = state["checks"][check]["last"] if state else None
+        return str(last and last["summary"])
 
     wait_until(lambda: "authentication failed" in saved_summary(), 10,
                "the failure in the saved state")
@@ -311,7 +315,7 @@ def reap_command_services(config: Path) -> None:
     try:
         state_dir = tomllib.loads(config.read_text())["daemon"]["state_dir"]
         state = read_state_at(config.parent / os.path.expanduser(state_dir))
-        services = (state or {}).get("services", {})
+        services = state["services"] if state else {}
     except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
         return
     for entry in services.values():
@@ -339,7 +343,7 @@ def with_daemon_keys(toml: str, **keys: str) -> str:
     return toml.rstrip("\n") + "\n[daemon]\n" + added
 
 
-def saved_state(state_dir: Path) -> dict[str, Any]:
+def saved_state(state_dir: Path) -> Snapshot:
     """What the state database in ``state_dir`` holds, as `vigil status --json` shows it."""
     from vigil._store.database import read_state_at
 
@@ -351,8 +355,8 @@ def saved_state(state_dir: Path) -> dict[str, Any]:
 def saved_pid(state_dir: Path, service: str) -> int:
     """The PID the healer saved for a `command` service, once the writer committed it."""
     def pid() -> int | None:
-        entry = saved_state(state_dir)["services"].get(service) or {}
-        return (entry.get("manager_state") or {}).get("pid")
+        entry = saved_state(state_dir)["services"].get(service)
+        return entry["manager_state"].get("pid") if entry else None
 
     wait_until(pid, 10, f"the PID of {service} in the saved state")
     return int(pid() or 0)

@@ -315,7 +315,8 @@ def test_unreadable_state_is_set_aside_not_lost(write_config, daemon, name: str)
     assert Path(event["moved_to"]).read_text() == "{ torn" * 1000
     d.wait_for("check.result", check="s")
     assert d.stop() == 0
-    assert saved_state(state_dir)["checks"]["s"]["last"]["status"] == "OK"
+    last = saved_state(state_dir)["checks"]["s"]["last"]
+    assert last is not None and last["status"] == "OK"
 
 
 def test_a_full_state_disk_is_logged_and_the_checks_run_on(with_fixtures, daemon,

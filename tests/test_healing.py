@@ -14,7 +14,8 @@ from tests.helpers import FIXTURES, event_time, run_vigil
 from vigil import Action, ServiceManager
 from vigil._config import loader as config
 from vigil._heal.healer import Healer
-from vigil._heal.healstate import HealOutcome, Verdict
+from vigil._heal.healstate import HealOutcome
+from vigil._store.records import Verdict
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,6 +23,7 @@ from tests.private_systemd import PrivateSystemd, unit
 from vigil import ConfigError, Status
 from vigil._api.check import Check
 from vigil._config import loader as config
+from vigil._store.records import Snapshot
 
 SERVER = str(Path(__file__).parent / "fixtures" / "mcp_memory_server.py")
 
@@ -209,10 +209,10 @@ def test_port_fallback_under_the_command_manager(foreign, write_config, daemon,
     d.wait_for("heal.succeeded", service="memory", timeout=20)
     ok = d.wait_for("check.result", check="memory", status="OK", timeout=10)[0]
     assert ok["metrics"]["port"] == ports[1]
-    def saved() -> dict[str, Any] | None:
+    def saved() -> Snapshot | None:
         state = saved_state(tmp_path / "state")
-        last = state.get("checks", {}).get("memory", {}).get("last") or {}
-        return state if last.get("metrics", {}).get("port") == ports[1] else None
+        last = state["checks"]["memory"]["last"] if "memory" in state["checks"] else None
+        return state if last and last["metrics"].get("port") == ports[1] else None
 
     wait_until(saved, 10, "the fallback port in the saved state")
     state = saved()

@@ -19,9 +19,8 @@ from structlog.typing import EventDict
 from tests.helpers import FIXTURES, wait_until
 from vigil import Action, Duration, Result, ServiceManager, Status
 from vigil._config.sections import ServiceSpec
-from vigil._engine.statemachine import State
 from vigil._heal.healer import Healer
-from vigil._heal.healstate import HealState
+from vigil._store.records import HealState, State
 
 pytestmark = pytest.mark.unit
 

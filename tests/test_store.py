@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from structlog.testing import capture_logs
@@ -27,13 +28,21 @@ from vigil._store import batch as batch_module
 from vigil._store import database, history
 from vigil._store.batch import Batch
 from vigil._store.history import CHECKPOINT_EVERY, Retention
+from vigil._store.records import CheckEntry, ServiceEntry, State
 from vigil._store.store import Store
 
 pytestmark = pytest.mark.unit
 
 KEEP = Retention(3600, 2 * 86400, 30 * 86400)
-FAILING = {"type": "tcp", "state": "FAILING", "failures": 3, "successes": 0, "last": None,
-           "counts": {"runs": 3}}
+FAILING: CheckEntry = {
+    "type": "tcp", "enabled": True, "service": None, "interval_s": 10.0,
+    "state": State.FAILING, "failures": 3, "successes": 0, "since": 1_700_000_000.0,
+    "last": None, "counts": {"runs": 3}}
+
+
+def failing(**changes: Any) -> CheckEntry:
+    """FAILING with some keys changed."""
+    return cast(CheckEntry, {**FAILING, **changes})
 
 
 def saved(tmp_path: Path) -> Store:
@@ -41,7 +50,7 @@ def saved(tmp_path: Path) -> Store:
     store = Store(tmp_path, KEEP)
     assert store.load() == {"checks": {}, "services": {}}
     store.check("db", FAILING)
-    store.services({"pg": {"given_up": True, "history": [1.0]}})
+    store.services({"pg": cast(ServiceEntry, {"given_up": True, "history": [1.0]})})
     store.result("db", time.time(), 2, 1.25, {"latency_ms": 0.5}, "refused")
     store.close()
     return Store(tmp_path, KEEP)
@@ -62,7 +71,7 @@ def test_a_check_no_longer_configured_is_dropped_from_the_state(tmp_path: Path) 
     store = saved(tmp_path)
     store.load()
     store.retain({"web"}, KEEP)
-    store.check("web", {**FAILING, "state": "OK"})
+    store.check("web", failing(state="OK"))
     store.close()
     assert set(Store(tmp_path).load()["checks"]) == {"web"}
 
@@ -106,12 +115,12 @@ def test_a_full_disk_fails_the_write_then_nothing_queued_is_lost(tmp_path: Path)
     with capture_logs() as events:
         for i in range(2000):
             store.result("db", time.time() + i / 1000, 0, 1.0, {}, f"fine {i}")
-        store.check("db", {**FAILING, "counts": {"runs": 2003}})
+        store.check("db", failing(counts={"runs": 2003}))
         store.flush()
         failed = [e for e in events if e["event"] == "state.write_failed"]
         assert failed and "full" in failed[0]["error"], events
         for runs in (2004, 2005, 2006):  # still full, each try fails: said once a minute
-            store.check("db", {**FAILING, "counts": {"runs": runs}})
+            store.check("db", failing(counts={"runs": runs}))
             store.flush()
         assert [e["event"] for e in events].count("state.write_failed") == 1, events
         # The writer reconnects on its next try: give the new connection room.
@@ -176,9 +185,9 @@ def test_status_shows_the_newest_result_of_a_check_saved_at_a_checkpoint(tmp_pat
     store.load()
     start = time.time() - 10
     saved_at = datetime.fromtimestamp(start, UTC).isoformat()
-    store.check("db", {**FAILING, "state": "OK", "last": {
+    store.check("db", failing(state="OK", last={
         "status": "OK", "summary": "up 1", "metrics": {}, "details": {"kept": True},
-        "duration_ms": 1.0, "at": saved_at}})
+        "duration_ms": 1.0, "at": saved_at}))
     store.result("db", start, 0, 1.0, {}, "up 1")
     store.result("db", start + 1, 0, 2.0, {"latency_ms": 2.0}, "up 1")  # stored as NULL
     store.result("web", start + 1, 0, 2.0, {}, "fine")  # no saved entry: not shown
@@ -186,6 +195,7 @@ def test_status_shows_the_newest_result_of_a_check_saved_at_a_checkpoint(tmp_pat
     state = database.read_state_at(tmp_path)
     assert state is not None and set(state["checks"]) == {"db"}
     last = state["checks"]["db"]["last"]
+    assert last is not None
     assert last["summary"] == "up 1" and last["duration_ms"] == 2.0
     assert last["metrics"] == {"latency_ms": 2.0} and last["details"] == {"kept": True}
     assert datetime.fromisoformat(last["at"]).timestamp() == pytest.approx(start + 1, abs=0.01)
@@ -196,6 +206,7 @@ def test_status_shows_the_newest_result_of_a_check_saved_at_a_checkpoint(tmp_pat
     store.result("db", start + 3, 1, 3.0, {}, "slow")
     store.close()
     last = database.read_state_at(tmp_path)["checks"]["db"]["last"]  # type: ignore[index]
+    assert last is not None
     assert (last["status"], last["summary"]) == ("WARN", "slow")
 
 
@@ -226,7 +237,8 @@ def test_a_healthy_unchanged_check_is_saved_at_a_checkpoint(tmp_path, monkeypatc
         table._finish(rt, Outcome(Result(Status.OK, "fine"), 1.0))
         assert store._take().checks["ok"]["counts"]["runs"] == 6
         table._finish(rt, Outcome(Result(Status.CRIT, "down"), 1.0))
-        assert store._take().checks["ok"]["last"]["status"] == "CRIT"
+        last = store._take().checks["ok"]["last"]
+        assert last is not None and last["status"] == "CRIT"
         table.close()
         assert store._take().checks["ok"]["counts"]["runs"] == 7
     finally:
@@ -257,12 +269,12 @@ def test_damage_the_writer_meets_is_set_aside_and_nothing_queued_is_lost(tmp_pat
     store.writer.failed(sqlite3.OperationalError("a dropped connection"))
     damage_beyond_the_schema(tmp_path / "state.db")
     with capture_logs() as events:
-        store.check("db", {**FAILING, "counts": {"runs": 9}})
+        store.check("db", failing(counts={"runs": 9}))
         store.flush()  # meets the damage: the file is set aside, the batch kept
         store.flush()  # into a new database
     assert [e["event"] for e in events if e["log_level"] == "error"] == ["state.unreadable"]
     store.close()
-    assert Store(tmp_path).load()["checks"] == {"db": {**FAILING, "counts": {"runs": 9}}}
+    assert Store(tmp_path).load()["checks"] == {"db": failing(counts={"runs": 9})}
 
 
 def test_a_reader_counts_results_not_yet_rolled_up(tmp_path: Path) -> None:

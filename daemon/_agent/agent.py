@@ -31,6 +31,7 @@ from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer
 from vigil._kit import proc
 from vigil._kit.words import plural
+from vigil._store.records import DaemonInfo, ServiceEntry
 from vigil._store.store import Store
 from vigil._web.surface import HttpSurface
 
@@ -74,10 +75,11 @@ class Agent:
         self._signals: collections.deque[int] = collections.deque()
         # Saved with the state, so that `vigil status` can tell this process from a
         # later one that got the same PID.
-        self.identity = {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
-                         "started": datetime.now(UTC).isoformat()}
+        self.identity: DaemonInfo = {
+            "pid": os.getpid(), "create_time": psutil.Process().create_time(),
+            "started": datetime.now(UTC).isoformat()}
         #: The services' state as last handed to the store.
-        self._services: dict[str, Any] | None = None
+        self._services: dict[str, ServiceEntry] | None = None
         self._saving = threading.Lock()
         self._summarised = time.monotonic()
 
@@ -271,7 +273,7 @@ class Agent:
             return {"ok": False, "error": f"no service named {service!r} (known: {known})"}
         outcome = self.healer.requested(service, "vigil heal",
                                         progress=lambda event, **f: send({"event": event, **f}))
-        return {"ok": outcome.ok, **outcome.to_dict()}
+        return {"ok": outcome.ok, **outcome.record()}
 
     # -- state -----------------------------------------------------------------------
 

@@ -12,12 +12,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import psutil
 
 from vigil._kit import atomic
 from vigil._kit.paths import runtime_dir
+from vigil._store.records import DaemonInfo
 
 
 def _entry(source: str) -> Path:
@@ -26,7 +27,7 @@ def _entry(source: str) -> Path:
     return runtime_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
-def announce(source: str, identity: dict[str, Any], state_dir: Path, log_file: str) -> None:
+def announce(source: str, identity: DaemonInfo, state_dir: Path, log_file: str) -> None:
     """Say (again, after a reload) what this daemon runs with; clear out dead entries."""
     folder = runtime_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -34,7 +35,8 @@ def announce(source: str, identity: dict[str, Any], state_dir: Path, log_file: s
         with contextlib.suppress(OSError, ValueError):
             if not daemon_alive(json.loads(old.read_text())):
                 old.unlink()
-    entry = {**identity, "config": source, "state_dir": str(state_dir), "log_file": log_file}
+    entry: DaemonInfo = {**identity, "config": source, "state_dir": str(state_dir),
+                         "log_file": log_file}
     atomic.replace_file(_entry(source), json.dumps(entry).encode(), mode=0o600)
 
 
@@ -43,16 +45,20 @@ def withdraw(source: str) -> None:
         _entry(source).unlink()
 
 
-def find(source: str) -> dict[str, Any] | None:
+def find(source: str) -> DaemonInfo | None:
     """What the live daemon of this config file runs with, or None when none runs."""
     try:
         entry = json.loads(_entry(source).read_text())
     except (OSError, ValueError):
         return None
-    return entry if isinstance(entry, dict) and daemon_alive(entry) else None
+    if not isinstance(entry, dict):
+        return None
+    # Written by a daemon of this vigil; daemon_alive takes any junk for a dead one.
+    info = cast(DaemonInfo, entry)
+    return info if daemon_alive(info) else None
 
 
-def daemon_alive(info: dict[str, Any]) -> bool:
+def daemon_alive(info: DaemonInfo) -> bool:
     """Whether the daemon that wrote this state still runs."""
     # The PID alone could have been reused by another program since.
     try:

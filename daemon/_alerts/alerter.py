@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import structlog
 
@@ -24,12 +24,12 @@ from vigil._api.alert import Alert, Silence
 from vigil._config.sections import AlertSpec
 from vigil._engine.checktable import CheckRuntime, CheckTable
 from vigil._engine.events import EventHub
-from vigil._engine.statemachine import State
 from vigil._heal.healer import Healer
 from vigil._heal.healstate import ServiceRuntime
 from vigil._kit.durations import format_duration
 from vigil._kit.redact import redact
 from vigil._store.database import Unreadable
+from vigil._store.records import HealRecord, State, Verdict
 
 log = structlog.get_logger("vigil.alerts")
 
@@ -40,6 +40,16 @@ TICK = 1.0
 #: Dropped alerts (and a state database the alerts cannot use) are reported at most
 #: this often.
 DROPS_REPORTED_EVERY = 60.0
+
+
+class SinkStats(TypedDict):
+    """One alert sink's figures, for /metrics."""
+
+    open: int
+    #: False when its last delivery failed.
+    up: bool
+    sent: int
+    failed: int
 
 
 class Alerter:
@@ -98,12 +108,13 @@ class Alerter:
             self._refresh_silences(time.time())
             self.outbox.close()
 
-    def stats(self) -> dict[str, dict[str, Any]]:
+    def stats(self) -> dict[str, SinkStats]:
         """Each sink's open alerts and deliveries so far, for /metrics. The counts start
         over with a reload, as a new sender takes over."""
         senders = dict(self.senders)
         open_at = collections.Counter(sink for sink, _ in list(self.open))
-        return {name: {"open": open_at[name], "up": sender.up, **sender.counts}
+        return {name: {"open": open_at[name], "up": sender.up, "sent": sender.counts["sent"],
+                       "failed": sender.counts["failed"]}
                 for name, sender in senders.items()}
 
     def _reconcile(self) -> None:
@@ -231,8 +242,8 @@ class Alerter:
             return "gave_up"
         if srv.healing.locked():
             return None
-        last = srv.last or {}
-        if last.get("outcome") == "heal.failed" and last.get("at", 0) >= rt.machine.since:
+        last: HealRecord = srv.last or {}
+        if last.get("outcome") == Verdict.FAILED and last.get("at", 0) >= rt.machine.since:
             return "heal_failed"
         if rt.latest is not None and not rt.latest[0].healable:
             return "failing"  # the healer skips it: a restart would not help
@@ -243,12 +254,12 @@ class Alerter:
         if sum(key[0] == sink for key in self.open) >= spec.max_open:
             self._drop(spec, now)
             return
-        last = rt.last_result() or {}
+        last = rt.last_result()
         srv = self.healer.services.get(rt.spec.service or "")
         healing, attempts = _healing(srv, reason, rt) if srv is not None else ("", [])
         alert = Alert(check=rt.spec.name, status="firing", reason=reason,
-                      severity="critical" if last.get("status") == "CRIT" else "warning",
-                      summary=redact(last.get("summary", "")), host=self.host,
+                      severity="critical" if last and last["status"] == "CRIT" else "warning",
+                      summary=redact(last["summary"] if last else ""), host=self.host,
                       starts_at=rt.machine.since, service=rt.spec.service,
                       healing=healing, attempts=attempts, extra_labels=dict(spec.labels))
         self.outbox.open(sink, alert)
@@ -315,7 +326,7 @@ def _recovered(rt: CheckRuntime) -> bool:
 def _healing(srv: ServiceRuntime, reason: str, rt: CheckRuntime) -> tuple[str, list[float]]:
     """What healing did, in a sentence, and when each heal began."""
     attempts = list(srv.history)
-    last = srv.last or {}
+    last: HealRecord = srv.last or {}
     at = ", ".join(datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S") for t in attempts)
     heals = f"{len(attempts)} heal{'s' * (len(attempts) != 1)}"
     why = last.get("reason", "unknown")
@@ -323,7 +334,7 @@ def _healing(srv: ServiceRuntime, reason: str, rt: CheckRuntime) -> tuple[str, l
         why += f" ({said[0][:200]})"  # the command's last words: usually the error
     if reason == "gave_up":
         ended = ("succeeded, but the service failed again" if last.get("outcome") ==
-                 "heal.succeeded" else f"failed: {why}")
+                 Verdict.SUCCEEDED else f"failed: {why}")
         return (f"gave up after {heals} within {format_duration(srv.spec.within)} "
                 f"(at {at} UTC); the last {ended}", attempts)
     if reason == "heal_failed":

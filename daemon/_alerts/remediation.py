@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -24,11 +23,11 @@ from vigil._alerts import backlogfile as backlog
 from vigil._alerts.backlogfile import Item
 from vigil._config.sections import RemediationSpec
 from vigil._engine.checktable import CheckRuntime, CheckTable
-from vigil._engine.statemachine import State
 from vigil._heal.healer import Healer
 from vigil._kit.atomic import replace_file
 from vigil._kit.durations import format_duration
 from vigil._kit.redact import redact
+from vigil._store.records import HealRecord, State
 
 log = structlog.get_logger("vigil.remediation")
 
@@ -143,7 +142,7 @@ class Remediator:
                     ", ".join(where))
         return Problem(f"check {name}", item)
 
-    def _service_problem(self, name: str, heals: list[float], last: dict[str, Any],
+    def _service_problem(self, name: str, heals: list[float], last: HealRecord,
                          now: float) -> Problem:
         guards = sorted(c for c, rt in self.checks.enabled().items() if rt.spec.service == name)
         item = Item(fingerprint(f"service {name}"), f"vigil gave up healing service `{name}`",

@@ -43,16 +43,6 @@ class Result:
     #: ``vigil check`` prints it instead of perfdata made from ``metrics``.
     perfdata: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status.name,
-            "summary": self.summary,
-            "metrics": dict(self.metrics),
-            "details": dict(self.details),
-            "healable": self.healable,
-            **({"perfdata": self.perfdata} if self.perfdata else {}),
-        }
-
 
 class Check:
     """Base class of every check type.

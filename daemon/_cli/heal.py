@@ -13,6 +13,7 @@ from vigil._agent import runtime
 from vigil._cli.status import load
 from vigil._config.sections import Config
 from vigil._kit.redact import redact
+from vigil._store.records import DaemonInfo
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -56,7 +57,7 @@ def heal(cfg: Config, service: str, out: TextIO = sys.stdout) -> dict[str, Any]:
     return oneshot.heal(cfg, service, show)
 
 
-def _daemon_of(cfg: Config) -> dict[str, Any] | None:
+def _daemon_of(cfg: Config) -> DaemonInfo | None:
     """The daemon that writes this config's state database, if it still runs."""
     from vigil._agent.runtime import daemon_alive
     from vigil._store import database
@@ -65,8 +66,9 @@ def _daemon_of(cfg: Config) -> dict[str, Any] | None:
         state = database.read_state_at(cfg.daemon.state_dir)
     except (sqlite3.Error, OSError, ValueError):
         return None
-    info = (state or {}).get("daemon", {})
-    return info if daemon_alive(info) else None
+    if state is None:
+        return None
+    return state["daemon"] if daemon_alive(state["daemon"]) else None
 
 
 def _progress_printer(out: TextIO) -> Any:

@@ -8,10 +8,10 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from vigil._cli.status import read_database, running_settings
 from vigil._store import database, history
+from vigil._store.records import CheckHistory
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -34,7 +34,7 @@ def _when(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _render(found: dict[str, Any]) -> str:
+def _render(found: CheckHistory) -> str:
     ups = ", ".join(f"{'-' if up is None else f'{up * 100:.2f}%'} over {label}"
                     for label, up in found["uptime"].items())
     lines = [f"{found['check']}: up {ups}", f"since {_when(found['since'])} UTC:"]
@@ -45,12 +45,12 @@ def _render(found: dict[str, Any]) -> str:
         events.append((row["start"], f"{_when(row['start'])}  +{row['step'] // 60}m  "
                        f"{row['runs']} runs: {counts}; {row['dur_avg_ms']:.1f} ms avg "
                        f"({row['dur_min_ms']:.1f}-{row['dur_max_ms']:.1f})"))
-    for row in found["results"]:
-        events.append((row["at"], f"{_when(row['at'])}  {row['status']:<7} "
-                       f"{row['duration_ms']:>8.1f} ms  {row['summary'] or ''}"))
-    for row in found["transitions"]:
-        events.append((row["at"], f"{_when(row['at'])}  state {row['from']} -> {row['to']}  "
-                       f"({row['status']}: {row['summary']})"))
+    for result in found["results"]:
+        events.append((result["at"], f"{_when(result['at'])}  {result['status']:<7} "
+                       f"{result['duration_ms']:>8.1f} ms  {result['summary'] or ''}"))
+    for change in found["transitions"]:
+        events.append((change["at"], f"{_when(change['at'])}  state {change['from']} -> "
+                       f"{change['to']}  ({change['status']}: {change['summary']})"))
     lines += [text for _, text in sorted(events, key=lambda e: e[0])]
     if len(lines) == 2:
         lines.append("  (nothing in this window)")

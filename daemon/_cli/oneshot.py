@@ -9,8 +9,8 @@ from typing import Any
 
 from vigil._config.sections import Config
 from vigil._engine.runner import Runner
-from vigil._engine.statemachine import State
 from vigil._heal.healer import Healer, Progress
+from vigil._store.records import State
 from vigil._store.store import Store
 
 
@@ -47,4 +47,4 @@ def heal(cfg: Config, service: str, progress: Progress) -> dict[str, Any]:
         stop.set()
     store.services({**saved.get("services", {}), **healer.snapshot()})
     store.close()
-    return {"ok": outcome.ok, **outcome.to_dict()}
+    return {"ok": outcome.ok, **outcome.record()}

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
@@ -21,8 +21,9 @@ from vigil._config.sections import CheckSpec, Config
 from vigil._engine.events import EventHub
 from vigil._engine.runner import Outcome, Runner
 from vigil._engine.scheduler import Scheduler
-from vigil._engine.statemachine import CheckState, State
+from vigil._engine.statemachine import CheckState
 from vigil._store.history import CHECKPOINT_EVERY
+from vigil._store.records import CheckEntry, LastResult, State
 from vigil._store.store import Store
 
 log = structlog.get_logger("vigil")
@@ -37,7 +38,7 @@ class CheckRuntime:
     spec: CheckSpec
     machine: CheckState
     #: The last result as saved (restored from the state database until the check runs).
-    last: dict[str, Any] | None = None
+    last: LastResult | None = None
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
     #: The latest run as it came: (result, duration_ms, time.time()). Made into the saved
     #: form only when saved, which for a healthy check is not every run.
@@ -65,13 +66,19 @@ class CheckRuntime:
         status = self.status()
         return status is None or not Status[status].passing
 
-    def last_result(self) -> dict[str, Any] | None:
+    def last_result(self) -> LastResult | None:
         """The latest result in its saved form."""
         if self.latest is None:
             return self.last
         result, duration_ms, at = self.latest
-        return {**result.to_dict(), "duration_ms": duration_ms,
-                "at": datetime.fromtimestamp(at, UTC).isoformat()}
+        last: LastResult = {
+            "status": result.status.name, "summary": result.summary,
+            "metrics": dict(result.metrics), "details": dict(result.details),
+            "healable": result.healable, "duration_ms": duration_ms,
+            "at": datetime.fromtimestamp(at, UTC).isoformat()}
+        if result.perfdata:
+            last["perfdata"] = result.perfdata
+        return last
 
 
 class Healing(Protocol):
@@ -109,7 +116,7 @@ class CheckTable:
         self.generation = 0
         self._lock = threading.Lock()
 
-    def install(self, config: Config, saved: dict[str, Any]) -> None:
+    def install(self, config: Config, saved: dict[str, CheckEntry]) -> None:
         """Swap in the checks of ``config``; a check that keeps its name and type keeps
         its state and last result, from the running daemon or from the state database."""
         runtimes = {}
@@ -121,7 +128,10 @@ class CheckTable:
                     machine.restore(old.machine.to_dict())
                     runtimes[name] = CheckRuntime(spec, machine, old.last_result(), old.counts)
                     continue
-                entry = saved.get(name, {})
+                entry = saved.get(name)
+                if entry is None:
+                    runtimes[name] = CheckRuntime(spec, machine)
+                    continue
                 if entry.get("type") == spec.type:
                     machine.restore(entry)
                 # "ok" was once counted for every run that ended by itself: dropped.
@@ -141,7 +151,7 @@ class CheckTable:
             for name, rt in runtimes.items():
                 self.store.check(name, self._entry(rt))
 
-    def view(self) -> dict[str, dict[str, Any]]:
+    def view(self) -> dict[str, CheckEntry]:
         """Every check as saved and shown, at one moment."""
         with self._lock:
             return {name: self._entry(rt) for name, rt in self.runtimes.items()}
@@ -330,11 +340,13 @@ class CheckTable:
         return len(guards)
 
     @staticmethod
-    def _entry(rt: CheckRuntime) -> dict[str, Any]:
+    def _entry(rt: CheckRuntime) -> CheckEntry:
         """What is saved and shown of one check (called with the lock held)."""
+        machine = rt.machine
         return {"type": rt.spec.type, "enabled": rt.spec.enabled, "service": rt.spec.service,
-                "interval_s": rt.spec.interval, **rt.machine.to_dict(), "last": rt.last_result(),
-                "counts": dict(rt.counts)}
+                "interval_s": rt.spec.interval, "state": machine.state,
+                "failures": machine.failures, "successes": machine.successes,
+                "since": machine.since, "last": rt.last_result(), "counts": dict(rt.counts)}
 
 
 def _close(rt: CheckRuntime) -> None:

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from vigil._api.check import Status
-
-
-class State(enum.StrEnum):
-    PENDING = "PENDING"
-    OK = "OK"
-    FAILING = "FAILING"
+from vigil._store.records import MachineState, State
 
 
 @dataclass
@@ -50,11 +43,12 @@ class CheckState:
         self.since = time.time() if at is None else at
         return old, self.state
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state.value, "failures": self.failures, "successes": self.successes,
+    def to_dict(self) -> MachineState:
+        return {"state": self.state, "failures": self.failures, "successes": self.successes,
                 "since": self.since}
 
-    def restore(self, data: dict[str, Any]) -> None:
+    def restore(self, data: MachineState) -> None:
+        # .get: a row saved by an older vigil may lack any of them.
         self.state = State(data.get("state", "PENDING"))
         self.failures = int(data.get("failures", 0))
         self.successes = int(data.get("successes", 0))

@@ -19,9 +19,9 @@ from vigil._api.check import Result
 from vigil._api.manager import Action, ServiceManager
 from vigil._config.sections import ServiceSpec
 from vigil._engine.events import EventHub
-from vigil._engine.statemachine import State
-from vigil._heal.healstate import HealOutcome, HealState, ServiceRuntime, Verdict, describe
+from vigil._heal.healstate import HealOutcome, ServiceRuntime, describe
 from vigil._kit.ports import describe_ports, first_free, port_holders
+from vigil._store.records import HealRecord, HealState, ServiceEntry, State, Verdict
 
 log = structlog.get_logger("vigil.heal")
 
@@ -32,6 +32,9 @@ PROGRESS_EVERY = 5.0
 START_POLL = 0.25
 
 Progress = Callable[..., None]
+#: Says one of a heal's events: to the log at ``level`` (none: not logged) and to an
+#: interactive caller.
+Emit = Callable[..., None]
 
 
 class Healer:
@@ -44,7 +47,7 @@ class Healer:
     """
 
     def __init__(self, unhealthy: Callable[[str], bool], wake: Callable[[str], int],
-                 record: Callable[[str, float, dict[str, Any]], None] | None = None,
+                 record: Callable[[str, float, HealRecord], None] | None = None,
                  watch: bool = False, clock: Callable[[], float] = time.time) -> None:
         self._unhealthy = unhealthy
         #: The wall clock (a test's own): when heals began, the budget, the backoff.
@@ -61,7 +64,7 @@ class Healer:
         self.persist: Callable[[], None] | None = None
         self.services: dict[str, ServiceRuntime] = {}
 
-    def install(self, services: dict[str, ServiceSpec], saved: dict[str, Any],
+    def install(self, services: dict[str, ServiceSpec], saved: dict[str, ServiceEntry],
                 state_dir: Path) -> None:
         """Adopt a config's services, keeping what the running daemon or the state database
         knows about each (its budget, its given-up mark, its manager's PID)."""
@@ -139,8 +142,8 @@ class Healer:
             if rt.held_since is not None:
                 rt.held_since += step
 
-    def snapshot(self) -> dict[str, Any]:
-        return {name: rt.to_dict() for name, rt in self.services.items()}
+    def snapshot(self) -> dict[str, ServiceEntry]:
+        return {name: rt.entry() for name, rt in self.services.items()}
 
     def healing(self, service: str) -> bool:
         rt = self.services.get(service)
@@ -262,9 +265,9 @@ class Healer:
             rt.not_before = self.clock() + rt.backoff()
             rt.held_since = self.clock() if outcome.ok else None
             rt.heals["succeeded" if outcome.ok else "failed"] += 1
-            rt.last = {**outcome.to_dict(), "at": began}
+            rt.last = outcome.record(began)
             if self._record is not None:
-                self._record(service, began, outcome.to_dict())
+                self._record(service, began, outcome.record())
         finally:
             rt.healing.release()
         # Saved before it is said: whoever reads the log line, then `vigil status`, finds
@@ -277,7 +280,7 @@ class Healer:
         return outcome
 
     def _attempt(self, rt: ServiceRuntime, service_manager: ServiceManager, reason: str,
-                 began: tuple[float, float], emit: Callable[..., dict[str, Any]],
+                 began: tuple[float, float], emit: Emit,
                  fields: dict[str, Any]) -> HealOutcome:
         """Start or restart, then wait for a check to pass; ``began`` is when the heal
         began by the wall clock and by the monotonic one."""
@@ -310,7 +313,7 @@ class Healer:
                                 action.fields())
 
     def _await_pass(self, rt: ServiceRuntime, service_manager: ServiceManager, began: float,
-                    emit: Callable[..., dict[str, Any]], fields: dict[str, Any], verb: str,
+                    emit: Emit, fields: dict[str, Any], verb: str,
                     command: dict[str, Any]) -> HealOutcome:
         """Wait up to start_timeout for a passing check, failing at once when the manager
         says the start failed; progress goes to the log every PROGRESS_EVERY seconds, to
@@ -345,7 +348,7 @@ class Healer:
             rt.stirred.wait(min(START_POLL, grace - elapsed))
 
     def _start_on_free_port(self, rt: ServiceRuntime, service_manager: ServiceManager,
-                            running: bool | None, emit: Callable[..., dict[str, Any]],
+                            running: bool | None, emit: Emit,
                             fields: dict[str, Any]) -> Action | HealOutcome:
         """Stop, choose a free port of the service's range (the last one chosen first),
         hand it to the manager, start; when every port is taken, the heal.failed."""
@@ -383,14 +386,11 @@ def _details(service_manager: ServiceManager) -> dict[str, Any]:
     return {"service_state": details} if details else {}
 
 
-def _emitter(progress: Progress | None) -> Callable[..., dict[str, Any]]:
-    def emit(event: str, level: Callable[..., Any] | None, **fields: Any) -> dict[str, Any]:
-        """Log ``event`` (unless ``level`` is None), show it to an interactive caller,
-        and hand its fields back for the outcome."""
+def _emitter(progress: Progress | None) -> Emit:
+    def emit(event: str, level: Callable[..., Any] | None, **fields: Any) -> None:
         if level is not None:
             level(event, **fields)
         if progress is not None:
             progress(event, **fields)
-        return fields
 
     return emit

@@ -4,47 +4,35 @@ states it can be in, and how a heal ended."""
 from __future__ import annotations
 
 import collections
-import enum
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from vigil._api.manager import ServiceManager
 from vigil._config.sections import ServiceSpec
-
-
-class HealState(enum.Enum):
-    """Where a service stands with the healer, as ``State`` says it for a check."""
-
-    READY = "ready"              # healed when a guarding check is FAILING
-    HEALING = "healing"          # a heal runs now
-    BACKING_OFF = "backing off"  # healed lately: the next heal waits for the backoff
-    GAVE_UP = "gave up"          # the restart budget is spent; checks go on, heals do not
-
-
-class Verdict(enum.Enum):
-    """How one heal ended; the value is the event that said so."""
-
-    SUCCEEDED = "heal.succeeded"
-    FAILED = "heal.failed"
-    BUSY = "busy"  # another heal of the service was running: nothing was done
+from vigil._store.records import HealRecord, HealState, ServiceEntry, Verdict
 
 
 @dataclass
 class HealOutcome:
     verdict: Verdict
-    #: What the heal event carried: command, exit code, output tail, recovery_s...
+    #: What the heal event carried: command, exit code, output tail, recovery_s... and
+    #: whatever a manager's ``start_failed()`` added (its own words, free-form).
     fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.verdict is Verdict.SUCCEEDED
 
-    def to_dict(self) -> dict[str, Any]:
+    def record(self, at: float | None = None) -> HealRecord:
         """As saved in the state and sent to `vigil heal`: ``outcome`` is the event."""
-        return {"outcome": self.verdict.value, **self.fields}
+        # The event's fields are the record's keys, a manager's own among them.
+        record = cast(HealRecord, {"outcome": self.verdict.value, **self.fields})
+        if at is not None:
+            record["at"] = at
+        return record
 
 
 def describe(manager: ServiceManager) -> str:
@@ -71,7 +59,7 @@ class ServiceRuntime:
     #: When the last heal succeeded, until the service fails again or the heal has
     #: held for ``backoff_reset``.
     held_since: float | None = None
-    last: dict[str, Any] | None = None
+    last: HealRecord | None = None
     healing: threading.Lock = field(default_factory=threading.Lock)
     passed: threading.Event = field(default_factory=threading.Event)
     #: Wakes a heal's wait: a check passed, or a watcher saw the service exit.
@@ -114,8 +102,8 @@ class ServiceRuntime:
                 and self.clock() - self.held_since >= self.spec.backoff_reset):
             self.streak, self.not_before, self.held_since = 0, 0.0, None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state.value, "history": self.history, "given_up": self.given_up,
+    def entry(self) -> ServiceEntry:
+        return {"state": self.state, "history": self.history, "given_up": self.given_up,
                 "not_before": self.not_before, "streak": self.streak,
                 "held_since": self.held_since, "last": self.last,
                 "healing": self.healing.locked(), "manager": self.spec.manager,

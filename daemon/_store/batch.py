@@ -4,9 +4,9 @@ put back: shared by the store (which fills it) and the writer (which commits it)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from vigil._store.history import Retention
+from vigil._store.records import CheckEntry, DaemonInfo, HealRecord, ServiceEntry
 
 #: Results kept in memory while writes fail; the oldest go first beyond this.
 MAX_PENDING = 100_000
@@ -17,16 +17,16 @@ class Batch:
     """What is queued between two commits: state by name (the latest wins), history in
     order."""
 
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    services: dict[str, dict[str, Any]] | None = None
-    daemon: dict[str, Any] | None = None
+    checks: dict[str, CheckEntry] = field(default_factory=dict)
+    services: dict[str, ServiceEntry] | None = None
+    daemon: DaemonInfo | None = None
     #: Names of the configured checks: rows of any other check are dropped.
     retain: set[str] | None = None
     retention: Retention | None = None
     results: list[tuple[str, float, int, float, dict[str, float], str]] = field(
         default_factory=list)
     transitions: list[tuple[str, float, str, str, int, str]] = field(default_factory=list)
-    heals: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
+    heals: list[tuple[str, float, HealRecord]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.checks or self.services is not None or self.daemon is not None

@@ -18,6 +18,7 @@ import structlog
 from vigil._kit.redact import redact
 from vigil._store import history
 from vigil._store.history import Retention
+from vigil._store.records import CheckEntry, CheckHistory, DaemonInfo, LastResult, Newest, Snapshot
 
 DB = "state.db"
 #: The JSON state file of earlier versions, migrated once and kept as ``.bak``.
@@ -158,7 +159,7 @@ def connect_readonly(state_dir: Path) -> sqlite3.Connection | None:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
 
 
-def read_state_at(state_dir: Path) -> dict[str, Any] | None:
+def read_state_at(state_dir: Path) -> Snapshot | None:
     """``read_state`` of the database in ``state_dir``; None when there is none."""
     conn = connect_readonly(state_dir)
     if conn is None:
@@ -189,7 +190,7 @@ def uptime_24h(conn: sqlite3.Connection, names: list[str]) -> dict[str, float | 
             for name, id_ in ids.items() for passed, runs in [counts.get(id_, (0, 0))]}
 
 
-def history_of(conn: sqlite3.Connection, check: str, since: float) -> dict[str, Any] | None:
+def history_of(conn: sqlite3.Connection, check: str, since: float) -> CheckHistory | None:
     """One check's uptime, results and state changes since ``since`` (rollups where the
     raw results are gone), for `vigil history` and the API; None without history."""
     check_id = history.check_id(conn, check)
@@ -208,31 +209,38 @@ def history_of(conn: sqlite3.Connection, check: str, since: float) -> dict[str, 
     for label, seconds in UPTIME_WINDOWS.items():
         passed, runs = history.uptime(conn, [check_id], now - seconds, now, retention)[check_id]
         uptime[label] = round(passed / runs, 6) if runs else None
-    for row in [*results, *(transitions := history.transitions(conn, check_id, since))]:
+    transitions = history.transitions(conn, check_id, since)
+    for row in results:
         row["summary"] = redact(row["summary"] or "")
+    for change in transitions:
+        change["summary"] = redact(change["summary"] or "")
     return {"check": check, "since": since, "uptime": uptime,
             "rollups": rollups, "results": results,
             "transitions": transitions}
 
 
-def _take_newer(entry: dict[str, Any], newer: dict[str, Any]) -> None:
+def _take_newer(entry: CheckEntry, newer: Newest) -> None:
     """Bring a check's saved last result up to its newest one in the history (a healthy
     check's state row is only saved at a checkpoint)."""
-    last = entry.get("last") or {}
-    saved_at = datetime.fromisoformat(last["at"]).timestamp() if last.get("at") else 0.0
+    last = entry.get("last")
+    saved_at = datetime.fromisoformat(last["at"]).timestamp() if last else 0.0
     if newer["at"] <= saved_at:
         return
-    summary = newer["summary"] if newer["summary_at"] > saved_at else last.get("summary")
-    entry["last"] = {**last, "status": newer["status"], "summary": summary,
-                     "metrics": newer["metrics"], "duration_ms": newer["duration_ms"],
-                     "at": datetime.fromtimestamp(newer["at"], UTC).isoformat()}
+    summary = newer["summary"] if newer["summary_at"] > saved_at else None
+    if summary is None:
+        summary = last["summary"] if last else ""
+    taken: LastResult = {"status": newer["status"], "summary": summary,
+                         "metrics": newer["metrics"], "duration_ms": newer["duration_ms"],
+                         "at": datetime.fromtimestamp(newer["at"], UTC).isoformat()}
+    entry["last"] = {**last, **taken} if last else taken
 
 
-def read_state(conn: sqlite3.Connection) -> dict[str, Any]:
+def read_state(conn: sqlite3.Connection) -> Snapshot:
     """What ``vigil status --json`` shows: the daemon's identity, every check (with its
     uptime over the last 24 hours when history is kept) and service."""
     meta = dict(conn.execute("SELECT key, value FROM meta"))
-    checks = {name: json.loads(data) for name, data in conn.execute(
+    # The records as a daemon of this vigil or an older one saved them.
+    checks: dict[str, CheckEntry] = {name: json.loads(data) for name, data in conn.execute(
         "SELECT name, data FROM checks")}
     if retention_of(conn) is not None:
         ids = dict(conn.execute("SELECT name, id FROM names"))
@@ -242,7 +250,7 @@ def read_state(conn: sqlite3.Connection) -> dict[str, Any]:
             entry["uptime_24h"] = uptimes.get(name)
             if newer := fresh.get(ids.get(name, -1)):
                 _take_newer(entry, newer)
-    daemon = json.loads(meta.get("daemon", "{}"))
+    daemon: DaemonInfo = json.loads(meta.get("daemon", "{}"))
     if "updated" in meta:
         daemon["updated"] = datetime.fromtimestamp(float(meta["updated"]), UTC).isoformat()
     return {"schema": int(meta.get("schema", SCHEMA)), "daemon": daemon, "checks": checks,

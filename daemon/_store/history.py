@@ -9,7 +9,9 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+from vigil._store.records import Newest, ResultRow, RollupRow, TransitionRow
 
 #: Rollup steps in seconds, finest first: each is made from the one before it (raw
 #: results for the first).
@@ -20,7 +22,7 @@ SETTLE_S = 10
 #: results are read from the raw history (``latest``).
 CHECKPOINT_EVERY = 30.0
 #: Statuses by number, as results store them (Nagios exit codes); the first two pass.
-STATUSES = ("OK", "WARN", "CRIT", "UNKNOWN")
+STATUSES: Final = ("OK", "WARN", "CRIT", "UNKNOWN")
 
 
 @dataclass(frozen=True)
@@ -180,20 +182,22 @@ def uptime(conn: sqlite3.Connection, ids: list[int], since: float, now: float,
     return {check_id: (passed, runs) for check_id, (passed, runs) in totals.items()}
 
 
-def latest(conn: sqlite3.Connection, since: float) -> dict[int, dict[str, Any]]:
+def latest(conn: sqlite3.Connection, since: float) -> dict[int, Newest]:
     """Each check's newest result since ``since``; its ``summary`` is the newest one
     said in that window (with ``summary_at``), None when none was."""
     ms = int(since * 1000)
-    found = {check_id: {"at": at / 1000, "status": STATUSES[status], "duration_ms": dur / 1000,
-                        "metrics": json.loads(metrics) if metrics else {}, "summary": None,
-                        "summary_at": 0.0}
+    found: dict[int, Newest] = {
+        check_id: {"at": at / 1000, "status": STATUSES[status], "duration_ms": dur / 1000,
+                   "metrics": json.loads(metrics) if metrics else {}, "summary": None,
+                   "summary_at": 0.0}
              for check_id, at, status, dur, metrics in conn.execute(
                  "SELECT check_id, max(at), status, duration_us, metrics FROM results "
                  "WHERE at >= ? GROUP BY check_id", (ms,))}
     for check_id, at, summary in conn.execute(
             "SELECT check_id, max(at), summary FROM results WHERE at >= ? "
             "AND summary IS NOT NULL GROUP BY check_id", (ms,)):
-        found[check_id].update(summary=summary, summary_at=at / 1000)
+        found[check_id]["summary"] = summary
+        found[check_id]["summary_at"] = at / 1000
     return found
 
 
@@ -202,13 +206,14 @@ def check_id(conn: sqlite3.Connection, name: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def results(conn: sqlite3.Connection, check: int, since: float) -> list[dict[str, Any]]:
+def results(conn: sqlite3.Connection, check: int, since: float) -> list[ResultRow]:
     """Every result kept since ``since``, oldest first; a summary that did not change
     from the result before is carried forward (from before ``since`` for the first)."""
     row = conn.execute("SELECT summary FROM results WHERE check_id = ? AND at < ? AND "
                        "summary IS NOT NULL ORDER BY at DESC LIMIT 1",
                        (check, int(since * 1000))).fetchone()
-    rows, summary = [], row[0] if row else None
+    rows: list[ResultRow] = []
+    summary = row[0] if row else None
     for at, status, dur, metrics, said in conn.execute(
             "SELECT at, status, duration_us, metrics, summary FROM results "
             "WHERE at >= ? AND check_id = ? ORDER BY at", (int(since * 1000), check)):
@@ -219,7 +224,7 @@ def results(conn: sqlite3.Connection, check: int, since: float) -> list[dict[str
 
 
 def rollups(conn: sqlite3.Connection, check: int, since: float, until: float
-            ) -> list[dict[str, Any]]:
+            ) -> list[RollupRow]:
     """Rolled-up buckets between two times, oldest first: 5-minute ones where they are
     kept, hourly ones before that."""
     fine, coarse = (_rollup_rows(conn, check, step, since, until) for step in STEPS)
@@ -228,21 +233,22 @@ def rollups(conn: sqlite3.Connection, check: int, since: float, until: float
 
 
 def _rollup_rows(conn: sqlite3.Connection, check: int, step: int, since: float,
-                 until: float) -> list[dict[str, Any]]:
-    rows = []
+                 until: float) -> list[RollupRow]:
+    rows: list[RollupRow] = []
     for start, *counts, dmin, davg, dmax, metrics in conn.execute(
             "SELECT start, ok, warn, crit, unknown, dur_min, dur_avg, dur_max, metrics "
             "FROM rollups WHERE check_id = ? AND step = ? AND start >= ? AND start < ? "
             "ORDER BY start", (check, step, since, until)):
+        ok, warn, crit, unknown = counts
         rows.append({"start": start, "step": step, "runs": sum(counts),
-                     **dict(zip(STATUSES, counts, strict=True)),
+                     "OK": ok, "WARN": warn, "CRIT": crit, "UNKNOWN": unknown,
                      "dur_min_ms": dmin / 1000, "dur_avg_ms": davg / 1000,
                      "dur_max_ms": dmax / 1000,
                      "metrics": json.loads(metrics) if metrics else {}})
     return rows
 
 
-def transitions(conn: sqlite3.Connection, check: int, since: float) -> list[dict[str, Any]]:
+def transitions(conn: sqlite3.Connection, check: int, since: float) -> list[TransitionRow]:
     return [{"at": at / 1000, "from": old, "to": new, "status": STATUSES[status],
              "summary": summary}
             for at, old, new, status, summary in conn.execute(

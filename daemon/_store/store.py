@@ -10,12 +10,13 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from vigil._store import database
 from vigil._store.batch import Batch
 from vigil._store.database import Unreadable
 from vigil._store.history import Retention
+from vigil._store.records import CheckEntry, DaemonInfo, HealRecord, Saved, ServiceEntry
 from vigil._store.writer import Writer
 
 
@@ -29,7 +30,7 @@ class Store:
         self._lock = threading.Lock()
         self.writer = Writer(self.path, self._take, self._put_back, lambda: self.retention)
 
-    def load(self) -> dict[str, Any]:
+    def load(self) -> Saved:
         """Open (or make) the database and read the saved state: ``{"checks": {...},
         "services": {...}}``. An unreadable database is set aside first; one that cannot
         be opened at all (a full disk) gives empty state, and the writer keeps trying."""
@@ -40,9 +41,11 @@ class Store:
             try:
                 conn = self.writer.connect()
                 database.migrate(conn, self.dir)
-                return {table: {name: json.loads(data) for name, data in conn.execute(
-                                    f"SELECT name, data FROM {table}")}
-                        for table in ("checks", "services")}
+                # The rows are the records as they were saved (by this vigil or an
+                # older one: their readers take missing keys into account).
+                return cast(Saved, {table: {name: json.loads(data) for name, data in
+                                            conn.execute(f"SELECT name, data FROM {table}")}
+                                    for table in ("checks", "services")})
             except (sqlite3.Error, OSError, Unreadable) as exc:
                 self.writer.failed(exc)
                 if not database.is_damage(exc):
@@ -51,15 +54,15 @@ class Store:
 
     # -- recording: any thread; cheap, only queues -----------------------------------
 
-    def check(self, name: str, entry: dict[str, Any]) -> None:
+    def check(self, name: str, entry: CheckEntry) -> None:
         with self._lock:
             self._pending.checks[name] = entry
 
-    def services(self, snapshot: dict[str, dict[str, Any]]) -> None:
+    def services(self, snapshot: dict[str, ServiceEntry]) -> None:
         with self._lock:
             self._pending.services = snapshot
 
-    def daemon(self, info: dict[str, Any]) -> None:
+    def daemon(self, info: DaemonInfo) -> None:
         with self._lock:
             self._pending.daemon = info
 
@@ -82,7 +85,7 @@ class Store:
             with self._lock:
                 self._pending.transitions.append((name, at, old, new, status, summary))
 
-    def heal(self, service: str, at: float, outcome: dict[str, Any]) -> None:
+    def heal(self, service: str, at: float, outcome: HealRecord) -> None:
         if self.retention is not None:
             with self._lock:
                 self._pending.heals.append((service, at, outcome))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -16,11 +17,13 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from vigil._alerts import outbox
+from vigil._alerts.alerter import SinkStats
 from vigil._engine.checktable import CheckTable
 from vigil._engine.events import EventHub
 from vigil._heal.healer import Healer
 from vigil._kit.redact import redact
 from vigil._store import database
+from vigil._store.records import CheckHistory, State
 from vigil._web import badge, metrics, statusdata, statuspage
 
 #: The scheduler's heartbeat runs every second: this long without one is wedged.
@@ -57,10 +60,34 @@ def _error(status: int, message: str) -> Reply:
     return _json(status, {"error": message})
 
 
+#: Who may use a route: anyone (the probes, the badges, the status page and its stream),
+#: a reader (anyone without a token set, else the token's holder), the token's holder.
+OPEN, READ, ACTION = "open", "read", "action"
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    args: dict[str, list[str]]
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    #: The path, whole; its groups follow the request in the handler's arguments.
+    pattern: re.Pattern[str]
+    handler: Callable[..., Reply | Stream]
+    access: str = READ
+    #: A probe: its page is kept while the check table has not moved (unless a query
+    #: asks for a variant).
+    kept: bool = False
+
+
 class WebApi:
     def __init__(self, checks: CheckTable, healer: Healer, hub: EventHub, state_dir: Path,
                  token: str, progress: Callable[[], float],
-                 alerts: Callable[[], dict[str, dict[str, Any]]] = dict) -> None:
+                 alerts: Callable[[], dict[str, SinkStats]] = dict) -> None:
         self.checks = checks
         #: Each alert sink's figures (``Alerter.stats``).
         self.alerts = alerts
@@ -72,48 +99,49 @@ class WebApi:
         self.progress = progress
         #: Probe pages as last built, with the check table's generation they show: a
         #: load balancer polling many times a second gets them without a rebuild.
-        self._built: dict[str, tuple[int, Reply]] = {}
+        self._built: dict[str, tuple[int, Reply | Stream]] = {}
+        name = r"([^/]+)"
+        self.routes = [Route(method, re.compile(pattern), handler, access, kept) for
+                       method, pattern, handler, access, kept in (
+            ("GET", r"/livez", self.livez, OPEN, False),
+            ("GET", r"/readyz", self.readyz, OPEN, True),
+            ("GET", r"/health", self.health, OPEN, True),
+            ("GET", rf"/badge/{name}\.svg", self.badge, OPEN, False),
+            ("GET", r"/", self.home, OPEN, False),
+            ("GET", r"/status", self.status_page, OPEN, False),
+            ("GET", rf"/status/{name}\.json", self.beats, OPEN, False),
+            ("GET", r"/api/v1/events", self.events, OPEN, False),
+            ("GET", r"/metrics", self.metrics, READ, False),
+            ("GET", r"/api/v1/checks", self.check_list, READ, False),
+            ("GET", rf"/api/v1/checks/{name}", self.check_page, READ, False),
+            ("GET", r"/api/v1/services", self.service_list, READ, False),
+            ("GET", rf"/api/v1/services/{name}", self.service_page, READ, False),
+            ("GET", r"/api/v1/alerts", self.alert_list, READ, False),
+            ("POST", rf"/api/v1/checks/{name}/run", self.run_check, ACTION, False),
+            ("POST", rf"/api/v1/services/{name}/heal", self.heal, ACTION, False))]
 
     def answer(self, method: str, path: str, query: str,
                headers: Mapping[str, str]) -> Reply | Stream:
         """The reply to one request (no endpoint reads a body)."""
-        args = parse_qs(query, keep_blank_values=True)
-        parts = [p for p in path.split("/") if p]
-        probe = {"livez": self.livez, "readyz": self.readyz, "health": self.health}
-        if len(parts) == 1 and parts[0] in probe:
-            if method != "GET":
-                return _not_allowed("GET")
-            if parts[0] == "livez" or query:  # the variants are not kept: any query is one
-                return probe[parts[0]](args)
-            return self._kept(parts[0], lambda: probe[parts[0]](args))
-        if len(parts) == 2 and parts[0] == "badge" and parts[1].endswith(".svg"):
-            return self.badge(parts[1][:-4]) if method == "GET" else _not_allowed("GET")
-        # The page, its data and its live stream are open, as the probes are; actions
-        # are not.
-        if (parts in ([], ["status"], ["api", "v1", "events"]) or parts[:1] == ["status"]
-                ) and method != "GET":
-            return _not_allowed("GET")
-        if path == "/":
-            return Reply(302, b"", headers={"Location": "/status"})
-        if parts == ["status"]:
-            return self.status_page()
-        if len(parts) == 2 and parts[0] == "status" and parts[1].endswith(".json"):
-            return self.beats(parts[1][:-5])
-        if parts == ["api", "v1", "events"]:
-            return Stream(self.hub)
-        if parts[:1] not in (["metrics"], ["api"]):
-            return _error(404, f"no such page: {path}")
-        allowed = self._allowed(headers.get("Authorization", ""), action=method == "POST")
-        if allowed is not None:
-            return allowed
-        if parts == ["metrics"]:
-            if method != "GET":
-                return _not_allowed("GET")
-            content_type, body = metrics.render(self.snapshot(), headers.get("Accept", ""))
-            return Reply(200, body, content_type)
-        return self.api(method, parts[1:])
+        found = [(route, match) for route in self.routes
+                 if (match := route.pattern.fullmatch(path))]
+        if not found:
+            return _error(404, _missing(path))
+        chosen = next(((route, match) for route, match in found if route.method == method),
+                      None)
+        if chosen is None:
+            return _not_allowed(", ".join(sorted({route.method for route, _ in found})))
+        route, match = chosen
+        if route.access != OPEN:
+            refused = self._allowed(headers.get("Authorization", ""), route.access == ACTION)
+            if refused is not None:
+                return refused
+        request = Request(path, parse_qs(query, keep_blank_values=True), headers)
+        if route.kept and not query:
+            return self._kept(path, lambda: route.handler(request, *match.groups()))
+        return route.handler(request, *match.groups())
 
-    def _kept(self, page: str, build: Callable[[], Reply]) -> Reply:
+    def _kept(self, page: str, build: Callable[[], Reply | Stream]) -> Reply | Stream:
         generation = self.checks.generation
         kept = self._built.get(page)
         if kept is None or kept[0] != generation:
@@ -134,19 +162,16 @@ class WebApi:
         reply.headers["WWW-Authenticate"] = 'Bearer realm="vigil"'
         return reply
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"checks": self.checks.view(), "services": self.healer.snapshot(),
-                "alerts": self.alerts()}
-
     # -- probes ----------------------------------------------------------------------
 
-    def livez(self, _args: dict[str, list[str]]) -> Reply:
+    def livez(self, _request: Request) -> Reply:
         since = time.monotonic() - self.progress()
         if since > WEDGED_AFTER:
             return Reply(503, f"wedged: no scheduler heartbeat for {since:.0f}s\n".encode())
         return Reply(200, b"ok\n")
 
-    def readyz(self, args: dict[str, list[str]]) -> Reply:
+    def readyz(self, request: Request) -> Reply:
+        args = request.args
         left_out = set(args.get("exclude", []))
         lines, failing = [], False
         runtimes = self.checks.runtimes
@@ -154,9 +179,9 @@ class WebApi:
             rt = runtimes.get(name)
             if name in left_out or not entry["enabled"] or (rt and not rt.spec.gates_readiness):
                 continue
-            if entry["state"] == "FAILING":
+            if entry["state"] == State.FAILING:
                 failing = True
-                summary = redact((entry.get("last") or {}).get("summary", ""))
+                summary = redact(entry["last"]["summary"] if entry["last"] else "")
                 lines.append(f"[-]{name} failed: {summary}")
             else:
                 lines.append(f"[+]{name} ok")
@@ -164,26 +189,33 @@ class WebApi:
         text = "\n".join([*lines, f"readyz check {verdict}"]) if "verbose" in args else verdict
         return Reply(503 if failing else 200, (text + "\n").encode())
 
-    def health(self, _args: dict[str, list[str]]) -> Reply:
+    def health(self, _request: Request) -> Reply:
         """The IETF health-check draft's format: pass, warn or fail, and each check."""
         checks, worst = {}, "pass"
         for name, entry in sorted(self.checks.view().items()):
             if not entry["enabled"]:
                 continue
-            last = entry.get("last") or {}
-            status = _health_status(entry["state"], last.get("status"))
+            last = entry["last"]
+            status = _health_status(entry["state"], last["status"] if last else None)
             worst = max(worst, status, key=("pass", "warn", "fail").index)
             checks[name] = [{"componentType": entry["type"], "status": status,
-                             "observedValue": last.get("metrics") or {},
-                             "output": redact(last.get("summary", "not run yet")),
-                             "time": last.get("at")}]
+                             "observedValue": last["metrics"] if last else {},
+                             "output": redact(last["summary"] if last else "not run yet"),
+                             "time": last["at"] if last else None}]
         return _json(503 if worst == "fail" else 200,
                      {"status": worst, "serviceId": "vigil", "checks": checks},
                      "application/health+json", masked=True)
 
-    def status_page(self) -> Reply:
+    def home(self, _request: Request) -> Reply:
+        return Reply(302, headers={"Location": "/status"})
+
+    def events(self, _request: Request) -> Stream:
+        return Stream(self.hub)
+
+    def status_page(self, _request: Request) -> Reply:
         checks, services = self.checks.view(), self.healer.snapshot()
-        nothing: tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]] = ({}, {})
+        nothing: tuple[dict[str, statusdata.Seen], dict[str, list[statusdata.HealLine]]] = (
+            {}, {})
         seen, heals = self._read(
             lambda conn: (statusdata.gather(conn, checks), statusdata.heals(conn)), nothing)
         page = statuspage.render(checks, services, seen, heals)
@@ -192,70 +224,68 @@ class WebApi:
                       "default-src 'none'; style-src 'unsafe-inline'; script-src "
                       "'unsafe-inline'; connect-src 'self'; img-src 'self' data:"})
 
-    def beats(self, check: str) -> Reply:
+    def beats(self, _request: Request, check: str) -> Reply:
         if check not in self.checks.view():
             return _error(404, f"no check named {check!r}")
-        none_yet: list[dict[str, Any]] = []
+        none_yet: list[statusdata.Beat] = []
         found = self._read(lambda conn: statusdata.beats_of(conn, check), none_yet)
         return _json(200, {"check": check, "beats": found})
 
-    def badge(self, name: str) -> Reply:
+    def badge(self, _request: Request, name: str) -> Reply:
         entry = self.checks.view().get(name)
         if entry is None:
             return _error(404, f"no check named {name!r}")
-        svg = badge.render(name, entry["state"], (entry.get("last") or {}).get("status"))
+        last = entry["last"]
+        svg = badge.render(name, entry["state"], last["status"] if last else None)
         return Reply(200, svg.encode(), "image/svg+xml",
                      {"Cache-Control": "no-cache, max-age=0"})
 
-    # -- /api/v1 ---------------------------------------------------------------------
+    # -- /metrics and /api/v1 ---------------------------------------------------------
 
-    def api(self, method: str, parts: list[str]) -> Reply | Stream:
-        if parts[:1] != ["v1"]:
-            return _error(404, "the API is under /api/v1/")
-        parts = parts[1:]
-        if len(parts) == 3:
-            return self.act(*parts) if method == "POST" else _not_allowed("POST")
-        if not parts or len(parts) > 2:
-            return _error(404, "no such resource")
-        if method != "GET":
-            return _not_allowed("GET")
-        if parts[0] == "checks":
-            view = self.checks.view()
-            if len(parts) == 1:
-                none: dict[str, float | None] = {}
-                uptimes = self._read(lambda conn: database.uptime_24h(conn, list(view)), none)
-                for name, entry in view.items():
-                    entry["uptime_24h"] = uptimes.get(name)
-                return _json(200, {"checks": view})
-            if parts[1] not in view:
-                return _error(404, f"no check named {parts[1]!r}")
-            return _json(200, {**view[parts[1]], "name": parts[1],
-                               "history": self._history(parts[1])})
-        if parts[0] == "services":
-            services = self.healer.snapshot()
-            if len(parts) == 1:
-                return _json(200, {"services": services})
-            if parts[1] not in services:
-                return _error(404, f"no service named {parts[1]!r}")
-            return _json(200, {**services[parts[1]], "name": parts[1]})
-        if parts == ["alerts"]:
-            return _json(200, self._read(lambda conn: outbox.as_json(
-                *outbox.listing(conn, time.time())), outbox.as_json([], [])))
-        return _error(404, "no such resource")
+    def metrics(self, request: Request) -> Reply:
+        content_type, body = metrics.render(self.checks.view(), self.healer.snapshot(),
+                                            self.alerts(), request.headers.get("Accept", ""))
+        return Reply(200, body, content_type)
 
-    def act(self, kind: str, name: str, verb: str) -> Reply:
-        if (kind, verb) == ("checks", "run"):
-            if not self.checks.run_now(name):
-                return _error(404, f"no enabled check named {name!r}")
-            return _json(202, {"check": name, "queued": True})
-        if (kind, verb) == ("services", "heal"):
-            if name not in self.healer.services:
-                return _error(404, f"no service named {name!r}")
-            outcome = self.healer.requested(name, "the HTTP API")
-            return _json(200 if outcome.ok else 502, {"ok": outcome.ok, **outcome.to_dict()})
-        return _error(404, "the actions are POST checks/NAME/run and services/NAME/heal")
+    def check_list(self, _request: Request) -> Reply:
+        view = self.checks.view()
+        none: dict[str, float | None] = {}
+        uptimes = self._read(lambda conn: database.uptime_24h(conn, list(view)), none)
+        for name, entry in view.items():
+            entry["uptime_24h"] = uptimes.get(name)
+        return _json(200, {"checks": view})
 
-    def _history(self, check: str) -> dict[str, Any] | None:
+    def check_page(self, _request: Request, name: str) -> Reply:
+        entry = self.checks.view().get(name)
+        if entry is None:
+            return _error(404, f"no check named {name!r}")
+        return _json(200, {**entry, "name": name, "history": self._history(name)})
+
+    def service_list(self, _request: Request) -> Reply:
+        return _json(200, {"services": self.healer.snapshot()})
+
+    def service_page(self, _request: Request, name: str) -> Reply:
+        entry = self.healer.snapshot().get(name)
+        if entry is None:
+            return _error(404, f"no service named {name!r}")
+        return _json(200, {**entry, "name": name})
+
+    def alert_list(self, _request: Request) -> Reply:
+        return _json(200, self._read(lambda conn: outbox.as_json(
+            *outbox.listing(conn, time.time())), outbox.as_json([], [])))
+
+    def run_check(self, _request: Request, name: str) -> Reply:
+        if not self.checks.run_now(name):
+            return _error(404, f"no enabled check named {name!r}")
+        return _json(202, {"check": name, "queued": True})
+
+    def heal(self, _request: Request, name: str) -> Reply:
+        if name not in self.healer.services:
+            return _error(404, f"no service named {name!r}")
+        outcome = self.healer.requested(name, "the HTTP API")
+        return _json(200 if outcome.ok else 502, {"ok": outcome.ok, **outcome.record()})
+
+    def _history(self, check: str) -> CheckHistory | None:
         return self._read(lambda conn: database.history_of(conn, check, time.time() - RECENT),
                           None)
 
@@ -273,10 +303,19 @@ class WebApi:
             return default
 
 
-def _health_status(state: str, status: str | None) -> str:
-    if state == "FAILING":
+def _health_status(state: State, status: str | None) -> str:
+    if state == State.FAILING:
         return "fail"
     return "warn" if status in ("WARN", "CRIT", "UNKNOWN") or status is None else "pass"
+
+
+def _missing(path: str) -> str:
+    if path.startswith("/api/") and not path.startswith("/api/v1/"):
+        return "the API is under /api/v1/"
+    if path.startswith("/api/v1/"):
+        return ("no such resource (the actions are POST checks/NAME/run and "
+                "services/NAME/heal)")
+    return f"no such page: {path}"
 
 
 def _not_allowed(allowed: str) -> Reply:

@@ -10,8 +10,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from vigil._alerts.alerter import SinkStats
+from vigil._store.records import CheckEntry, ServiceEntry, State
+
 STATUS_CODES = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
-STATES = ("PENDING", "OK", "FAILING")
 #: What a run can come to besides a result: counted per check.
 PROBLEMS = ("timeout", "error", "skipped", "missed")
 
@@ -46,11 +48,12 @@ def version() -> str:
 
 
 class Collector:
-    """The metrics of one snapshot: ``{"checks": {name: entry}, "services": {...}}`` as
-    the check table and the healer describe them."""
+    """The metrics of one snapshot of the checks, the services and the alert sinks, as
+    the check table, the healer and the alerter describe them."""
 
-    def __init__(self, snapshot: dict[str, Any]) -> None:
-        self.snapshot = snapshot
+    def __init__(self, checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
+                 alerts: dict[str, SinkStats]) -> None:
+        self.checks, self.services, self.alerts = checks, services, alerts
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import (
@@ -76,22 +79,22 @@ class Collector:
         # One family for every check's own metrics: their label names differ.
         own = Metric("vigil_check_metric", "A check's own metric (its perfdata), named by "
                      "the metric label, with the labels the check gave it", "gauge")
-        for name, entry in sorted(self.snapshot["checks"].items()):
-            last = entry.get("last") or {}
-            status = last.get("status")
-            up.add_metric([name, entry["type"], entry.get("service") or ""],
+        for name, entry in sorted(self.checks.items()):
+            last = entry["last"]
+            status = last["status"] if last else None
+            up.add_metric([name, entry["type"], entry["service"] or ""],
                           1.0 if status in ("OK", "WARN") else 0.0)
-            if status in STATUS_CODES:
-                code.add_metric([name], STATUS_CODES[status])
-                duration.add_metric([name], float(last.get("duration_ms") or 0) / 1000)
-            for each in STATES:
-                state.add_metric([name, each], 1.0 if entry["state"] == each else 0.0)
-            counts = entry.get("counts", {})
+            if last and status in STATUS_CODES:
+                code.add_metric([name], STATUS_CODES[last["status"]])
+                duration.add_metric([name], float(last["duration_ms"] or 0) / 1000)
+            for kind in State:
+                state.add_metric([name, kind], 1.0 if entry["state"] == kind else 0.0)
+            counts = entry["counts"]
             for each in STATUS_CODES:
                 runs.add_metric([name, each], counts.get(f"status.{each}", 0))
             for each in PROBLEMS:
                 problems.add_metric([name, each], counts.get(each, 0))
-            for key, value in (last.get("metrics") or {}).items():
+            for key, value in (last["metrics"] if last else {}).items():
                 parsed = parse_metric(key)
                 if parsed is None or not isinstance(value, int | float):
                     continue
@@ -102,7 +105,7 @@ class Collector:
                                float(value))
         yield from (up, code, state, duration, runs, problems, own)
         yield from self._services()
-        yield from self._alerts()
+        yield from self._sinks()
         yield InfoMetricFamily("vigil_build", "vigil's version",
                                value={"version": version(),
                                       "python": platform.python_version()})
@@ -116,15 +119,15 @@ class Collector:
                                      "spent and vigil no longer heals it", labels=["service"])
         healing = GaugeMetricFamily("vigil_service_healing", "1 while a heal runs",
                                     labels=["service"])
-        for name, entry in sorted(self.snapshot["services"].items()):
+        for name, entry in sorted(self.services.items()):
             for outcome in ("succeeded", "failed"):
-                heals.add_metric([name, outcome], entry.get("heals", {}).get(outcome, 0))
-            given_up.add_metric([name], 1.0 if entry.get("given_up") else 0.0)
-            healing.add_metric([name], 1.0 if entry.get("healing") else 0.0)
+                heals.add_metric([name, outcome], entry["heals"].get(outcome, 0))
+            given_up.add_metric([name], 1.0 if entry["given_up"] else 0.0)
+            healing.add_metric([name], 1.0 if entry["healing"] else 0.0)
         yield from (heals, given_up, healing)
 
 
-    def _alerts(self) -> Iterator[Any]:
+    def _sinks(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         opened = GaugeMetricFamily("vigil_alerts_open", "Firing alerts at each alert sink",
@@ -134,7 +137,7 @@ class Collector:
         deliveries = CounterMetricFamily("vigil_alert_deliveries", "Deliveries to each sink "
                                          "since the daemon started (or reloaded), by result",
                                          labels=["sink", "result"])
-        for sink, figures in sorted(self.snapshot.get("alerts", {}).items()):
+        for sink, figures in sorted(self.alerts.items()):
             opened.add_metric([sink], figures["open"])
             up.add_metric([sink], 1.0 if figures["up"] else 0.0)
             for result in ("sent", "failed"):
@@ -142,13 +145,14 @@ class Collector:
         yield from (opened, up, deliveries)
 
 
-def render(snapshot: dict[str, Any], accept: str) -> tuple[str, bytes]:
+def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
+           alerts: dict[str, SinkStats], accept: str) -> tuple[str, bytes]:
     """(content type, body): OpenMetrics when the scraper asks for it, else Prometheus
     text."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector(snapshot))
+    registry.register(Collector(checks, services, alerts))
     encoder, content_type = choose_encoder(accept)
     return content_type, encoder(registry)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any
+from typing import TypedDict
 
 from vigil._store import history
 from vigil._store.database import UPTIME_WINDOWS, retention_of
+from vigil._store.records import CheckEntry
 
 #: Results per heartbeat bar.
 BEATS = 60
@@ -18,15 +19,40 @@ BEATS = 60
 HEALS = 5
 
 
-def gather(conn: sqlite3.Connection, checks: dict[str, dict[str, Any]]
-           ) -> dict[str, dict[str, Any]]:
+class Beat(TypedDict):
+    """One result on a check's heartbeat bar."""
+
+    at: float
+    status: str
+    duration_ms: float
+    #: None until carried forward from the result that said it.
+    summary: str | None
+
+
+class Seen(TypedDict):
+    """A check's bar and its uptime by window."""
+
+    beats: list[Beat]
+    uptime: dict[str, float | None]
+
+
+class HealLine(TypedDict):
+    """One of a service's last heals, as the page lists it."""
+
+    at: float
+    #: "succeeded" or "failed".
+    outcome: str
+    recovery_s: float | None
+    reason: str | None
+
+
+def gather(conn: sqlite3.Connection, checks: dict[str, CheckEntry]) -> dict[str, Seen]:
     """Per check: ``beats`` (oldest first) and ``uptime`` by window. (When its state
     last changed is in the check's own entry: ``since``.)"""
     ids = {name: id_ for name, id_ in conn.execute("SELECT name, id FROM names")
            if name in checks}
     names = {id_: name for name, id_ in ids.items()}
-    found: dict[str, dict[str, Any]] = {name: {"beats": [], "uptime": {}}
-                                        for name in checks}
+    found: dict[str, Seen] = {name: {"beats": [], "uptime": {}} for name in checks}
     # Newest first, until each check has its bar (or enough rows were read for all).
     missing, budget = set(ids.values()), BEATS * max(1, len(ids)) * 3
     rows = conn.execute("SELECT at, check_id, status, duration_us, summary FROM results "
@@ -55,13 +81,13 @@ def gather(conn: sqlite3.Connection, checks: dict[str, dict[str, Any]]
     return found
 
 
-def beats_of(conn: sqlite3.Connection, check: str) -> list[dict[str, Any]]:
+def beats_of(conn: sqlite3.Connection, check: str) -> list[Beat]:
     """One check's last BEATS results with their summaries, oldest first: what the page
     fetches when someone looks at its bar."""
     check_id = history.check_id(conn, check)
     if check_id is None:
         return []
-    beats = [{"at": at / 1000, "status": history.STATUSES[status],
+    beats: list[Beat] = [{"at": at / 1000, "status": history.STATUSES[status],
               "duration_ms": duration_us / 1000, "summary": summary}
              for at, status, duration_us, summary in conn.execute(
                  "SELECT at, status, duration_us, summary FROM results WHERE check_id = ? "
@@ -77,7 +103,7 @@ def beats_of(conn: sqlite3.Connection, check: str) -> list[dict[str, Any]]:
     return beats
 
 
-def _carry_summaries(beats: list[dict[str, Any]]) -> None:
+def _carry_summaries(beats: list[Beat]) -> None:
     """The database keeps a summary only when it changed: carry each one forward."""
     summary = ""
     for beat in beats:
@@ -85,9 +111,9 @@ def _carry_summaries(beats: list[dict[str, Any]]) -> None:
         beat["summary"] = summary
 
 
-def heals(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+def heals(conn: sqlite3.Connection) -> dict[str, list[HealLine]]:
     """The last HEALS heals of each service, newest first."""
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: dict[str, list[HealLine]] = {}
     for service, at, outcome, data in conn.execute(
             "SELECT service, at, outcome, data FROM (SELECT *, row_number() OVER "
             "(PARTITION BY service ORDER BY at DESC) AS n FROM heals) WHERE n <= ? "

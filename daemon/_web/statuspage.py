@@ -13,8 +13,10 @@ from typing import Any
 
 from vigil._kit.durations import format_duration
 from vigil._kit.redact import redact
+from vigil._store.records import CheckEntry, ServiceEntry, State
+from vigil._web.statusdata import HealLine, Seen
 
-STATE_MARK = {"OK": "✓", "FAILING": "✕", "PENDING": "…"}
+STATE_MARK = {State.OK: "✓", State.FAILING: "✕", State.PENDING: "…"}
 #: The chart's size in SVG units (the script draws in it).
 CHART_W, CHART_H = 120, 28
 
@@ -64,29 +66,30 @@ def _metrics_panel(metrics: dict[str, Any]) -> str:
     return f'<div class="panel"><table><caption>Metrics</caption>{rows}</table></div>'
 
 
-def category(entry: dict[str, Any]) -> str:
+def category(entry: CheckEntry) -> str:
     """What the top line counts a check as (and the state filter matches): a passing
     check whose last result was WARN is WARN, not OK too."""
-    if entry["state"] == "OK" and (entry.get("last") or {}).get("status") == "WARN":
+    last = entry["last"]
+    if entry["state"] == State.OK and last and last["status"] == "WARN":
         return "WARN"
     return str(entry["state"])
 
 
-def _check(name: str, entry: dict[str, Any], seen: dict[str, Any], now: float) -> str:
-    last = entry.get("last") or {}
-    state, status = entry["state"], last.get("status", "-")
+def _check(name: str, entry: CheckEntry, seen: Seen, now: float) -> str:
+    last = entry["last"]
+    state, status = entry["state"], last["status"] if last else "-"
     slowest = max((b["duration_ms"] for b in seen["beats"]), default=0)
     top = f"{slowest:.0f}" if slowest >= 100 else f"{slowest:.1f}"
     uptime = "".join(f"<dt>Up {label}</dt><dd>{_pct(value)}</dd>"
                      for label, value in seen["uptime"].items())
-    service = escape(entry.get("service") or "none (not healed)")
+    service = escape(entry["service"] or "none (not healed)")
     # A check still PENDING has not changed yet.
-    changed = entry.get("since") if state != "PENDING" else None
+    changed = entry["since"] if state != State.PENDING else None
     return f"""<li class="check st-{state}" id="check-{escape(name)}" data-name="{escape(name)}"
  data-state="{state}" data-status="{escape(status)}"><div class="head"><h3>{escape(name)}</h3>
 <span class="state">{STATE_MARK.get(state, "")} {state}</span>
 <span class="status s-{escape(status)}">{escape(status)}</span></div>
-<p class="summary">{escape(redact(last.get("summary", "not run yet")))}</p>
+<p class="summary">{escape(redact(last["summary"] if last else "not run yet"))}</p>
 <svg class="beats" viewBox="0 0 60 20" preserveAspectRatio="none" role="img" tabindex="0"
  aria-label="last {len(seen["beats"])} results of {escape(name)}"><path class="s-OK"/><path
  class="s-WARN"/><path class="s-CRIT"/><path class="s-UNKNOWN"/><rect class="current"
@@ -96,51 +99,51 @@ def _check(name: str, entry: dict[str, Any], seen: dict[str, Any], now: float) -
  points=""/></svg><p class="scale">response time, top {top} ms</p>
 <dl class="facts"><dt>Type</dt><dd>{escape(entry["type"])}</dd><dt>Service</dt><dd>{service}</dd>
 {uptime}<dt>Changed</dt><dd class="changed">{_ago(changed, now)}</dd></dl>
-{_metrics_panel(last.get("metrics") or {})}</li>"""
+{_metrics_panel(last["metrics"] if last else {})}</li>"""
 
 
 #: A heal's outcome in words.
 HEAL_WORDS = {"succeeded": "healed", "failed": "heal failed"}
 
 
-def _heal_line(heal: dict[str, Any], now: float) -> str:
+def _heal_line(heal: HealLine, now: float) -> str:
     outcome = heal["outcome"]
     words = HEAL_WORDS.get(outcome, outcome.replace("_", " "))
-    if heal.get("recovery_s") is not None:
+    if heal["recovery_s"] is not None:
         words += f' in {heal["recovery_s"]:.1f} s'
-    if outcome == "failed" and heal.get("reason"):
+    if outcome == "failed" and heal["reason"]:
         words += f' ({heal["reason"]})'
     return f"<li>{_ago(heal['at'], now)}: {escape(redact(words))}</li>"
 
 
-def _service(name: str, entry: dict[str, Any], heals: list[dict[str, Any]], now: float) -> str:
-    used = len(entry.get("history", []))
+def _service(name: str, entry: ServiceEntry, heals: list[HealLine], now: float) -> str:
+    used = len(entry["history"])
     budget = f"{used} of {entry['restarts']} in {format_duration(entry['within'])}"
     listed = "".join(_heal_line(h, now) for h in heals) or "<li>no heal yet</li>"
     banner = ""
-    if entry.get("given_up"):
+    if entry["given_up"]:
         banner = (f'<p class="gave-up" role="alert">vigil gave up healing {escape(name)}: '
                   f'its restart budget is spent.</p>')
-    healing = "1" if entry.get("healing") else "0"
+    healing = "1" if entry["healing"] else "0"
     return f"""<li class="service" id="service-{escape(name)}" data-name="{escape(name)}"
  data-healing="{healing}">
-<h3>{escape(name)}</h3>{banner}<p>{escape(entry.get("describe", entry.get("manager", "")))}
-· <span class="svc-state">{escape(entry.get("state", "").replace("_", " "))}</span> ·
+<h3>{escape(name)}</h3>{banner}<p>{escape(entry["describe"])}
+· <span class="svc-state">{escape(entry["state"])}</span> ·
 restarts used: {budget}</p>
 <ul class="heals" aria-label="last heals of {escape(name)}">{listed}</ul>
 <button type="button" class="heal" data-service="{escape(name)}">Heal {escape(name)} now</button>
 <p class="heal-result" aria-live="polite"></p></li>"""
 
 
-def render(checks: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]],
-           seen: dict[str, dict[str, Any]], heals: dict[str, list[dict[str, Any]]]) -> str:
+def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
+           seen: dict[str, Seen], heals: dict[str, list[HealLine]]) -> str:
     now = time.time()
     host = escape(socket.gethostname())
     kinds = ("OK", "WARN", "FAILING", "PENDING")
     counts = {kind: sum(1 for e in checks.values() if category(e) == kind) for kind in kinds}
-    healing = sum(1 for e in services.values() if e.get("healing"))
-    given_up = sum(1 for e in services.values() if e.get("given_up"))
-    empty: dict[str, Any] = {"beats": [], "uptime": {}}
+    healing = sum(1 for e in services.values() if e["healing"])
+    given_up = sum(1 for e in services.values() if e["given_up"])
+    empty: Seen = {"beats": [], "uptime": {}}
     base = int(now)
     # Compact, for the script to draw the bars and charts: a page of 200 checks stays
     # small. A beat's summary is fetched when someone looks at it (/status/NAME.json).

@@ -26,6 +26,7 @@ from pathlib import Path
 from vigil._store import database, history
 from vigil._store import store as store_mod
 from vigil._store.history import Bucket, Retention
+from vigil._store.records import State
 
 KEEP = Retention(results=3600, five_min=2 * 86400, hourly=30 * 86400)
 
@@ -66,8 +67,9 @@ def main() -> int:
             store.flush()
     for name in names:
         store.check(name, {"type": "tcp", "enabled": True, "service": None,
-                           "interval_s": args.interval, "state": "OK", "failures": 0,
-                           "successes": per_check, "counts": {"runs": per_check}, "last": {
+                           "interval_s": args.interval, "state": State.OK, "failures": 0,
+                           "since": now, "successes": per_check,
+                           "counts": {"runs": per_check}, "last": {
                                "status": "OK", "summary": "127.0.0.1:5432 answered in 0.3 ms",
                                "metrics": {"latency_ms": 0.3}, "details": {},
                                "healable": True, "duration_ms": 0.45,
