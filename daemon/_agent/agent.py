@@ -18,7 +18,7 @@ import psutil
 import structlog
 
 from vigil._agent import logs, runtime
-from vigil._agent.control import ControlServer, Send
+from vigil._agent.control import ControlServer, Message, Send
 from vigil._agent.sdnotify import Notifier
 from vigil._alerts.alerter import Alerter
 from vigil._alerts.outbox import Outbox
@@ -261,7 +261,7 @@ class Agent:
             log.warning("runtime.unavailable", path=str(exc.filename or ""), error=str(exc),
                         hint="vigil status and vigil logs read the config on disk instead")
 
-    def _control(self, request: dict[str, Any], send: Send) -> dict[str, Any]:
+    def _control(self, request: Message, send: Send) -> Message:
         if request.get("command") == "silences":
             self.alerter.silences_changed()
             return {"ok": True}

@@ -22,8 +22,11 @@ MAX_REQUEST = 65536
 
 log = structlog.get_logger("vigil.control")
 
-Send = Callable[[dict[str, Any]], None]
-Handler = Callable[[dict[str, Any], Send], dict[str, Any]]
+#: One JSON line of the control protocol: a request, a step of its progress, or the
+#: answer (``done``). Free-form: each command says its own.
+Message = dict[str, Any]
+Send = Callable[[Message], None]
+Handler = Callable[[Message, Send], Message]
 
 
 class ControlServer:
@@ -74,7 +77,7 @@ class ControlServer:
                 request = json.loads(conn.makefile("rb").readline(MAX_REQUEST))
                 conn.settimeout(None)
 
-                def send(message: dict[str, Any]) -> None:
+                def send(message: Message) -> None:
                     conn.sendall(json.dumps(message, default=str).encode() + b"\n")
 
                 final = self._handle(request, send) if isinstance(request, dict) else {
@@ -91,8 +94,8 @@ class Unreachable(Exception):
     connection refused, no permission...)."""
 
 
-def request(state_dir: Path, message: dict[str, Any],
-            on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def request(state_dir: Path, message: Message,
+            on_event: Callable[[Message], None]) -> Message:
     """Ask the running daemon. Raises Unreachable when none answers (none runs, or its
     socket could not be made: see ``control.unavailable``)."""
     path = state_dir / SOCKET
@@ -105,7 +108,7 @@ def request(state_dir: Path, message: dict[str, Any],
     with sock:
         sock.sendall(json.dumps(message).encode() + b"\n")
         for line in sock.makefile("rb"):
-            answer: dict[str, Any] = json.loads(line)
+            answer: Message = json.loads(line)
             if answer.get("done"):
                 return answer
             on_event(answer)

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import structlog
 
@@ -23,7 +23,7 @@ from vigil._alerts.outbox import Outbox
 from vigil._api.alert import Alert, Silence
 from vigil._config.sections import AlertSpec
 from vigil._engine.checktable import CheckRuntime, CheckTable
-from vigil._engine.events import EventHub
+from vigil._engine.events import EventHub, Fields
 from vigil._heal.healer import Healer
 from vigil._heal.healstate import ServiceRuntime
 from vigil._kit.durations import format_duration
@@ -178,7 +178,7 @@ class Alerter:
             sender.stop()
         self.outbox.close()
 
-    def _event(self, event: str, _fields: dict[str, Any]) -> None:
+    def _event(self, event: str, _fields: Fields) -> None:
         if event != "check.result":  # a state change or a heal: decide now, not at the tick
             self.wake.set()
 

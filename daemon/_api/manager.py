@@ -10,13 +10,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NotRequired, TypedDict
 
 from vigil._kit import proc
 from vigil._kit.redact import redact
 
 #: Bytes of a command's output kept for the heal event: the end, where errors are.
 OUTPUT_TAIL = 2000
+
+
+class CommandFields(TypedDict):
+    """What a heal event says of the command it ran."""
+
+    command: str
+    exit_code: int | None
+    timed_out: bool
+    output: str
+    command_s: float
+    port: NotRequired[int]
 
 
 @dataclass
@@ -35,12 +46,15 @@ class Action:
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
 
-    def fields(self) -> dict[str, Any]:
+    def fields(self) -> CommandFields:
         """For a heal event: the command, its exit code and the tail of its output."""
-        fields = {"command": redact(" ".join(self.argv)), "exit_code": self.returncode,
-                  "timed_out": self.timed_out, "output": redact(self.output[-OUTPUT_TAIL:]),
-                  "command_s": round(self.duration_s, 3)}
-        return fields if self.port is None else {**fields, "port": self.port}
+        fields: CommandFields = {
+            "command": redact(" ".join(self.argv)), "exit_code": self.returncode,
+            "timed_out": self.timed_out, "output": redact(self.output[-OUTPUT_TAIL:]),
+            "command_s": round(self.duration_s, 3)}
+        if self.port is not None:
+            fields["port"] = self.port
+        return fields
 
 
 class ServiceManager:

@@ -10,6 +10,7 @@ import sys
 from typing import Any, TextIO
 
 from vigil._agent import runtime
+from vigil._agent.control import Message
 from vigil._cli.status import load
 from vigil._config.sections import Config
 from vigil._kit.redact import redact
@@ -34,7 +35,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
     return 0
 
 
-def heal(cfg: Config, service: str, out: TextIO = sys.stdout) -> dict[str, Any]:
+def heal(cfg: Config, service: str, out: TextIO = sys.stdout) -> Message:
     """Heal through the running daemon, or directly when none runs, showing progress."""
     from vigil._agent import control
     from vigil._cli import oneshot

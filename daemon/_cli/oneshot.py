@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
+from vigil._agent.control import Message
 from vigil._config.sections import Config
 from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer, Progress
@@ -14,7 +14,7 @@ from vigil._store.records import State
 from vigil._store.store import Store
 
 
-def heal(cfg: Config, service: str, progress: Progress) -> dict[str, Any]:
+def heal(cfg: Config, service: str, progress: Progress) -> Message:
     """The heal's outcome, as the daemon's control socket would answer it."""
     store = Store(cfg.daemon.state_dir, cfg.daemon.retention())
     saved = store.load()

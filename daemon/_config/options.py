@@ -16,14 +16,18 @@ from typing import Any
 from vigil._api.errors import ConfigError
 from vigil._kit.durations import Duration, parse_duration
 
+#: A TOML table as read, or its keys as coerced so far: free-form until the dataclass
+#: of its section (or of a plugin's options) is built from it.
+Table = dict[str, Any]
 
-def parse_options(cls: type, raw: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
+
+def parse_options(cls: type, raw: Table) -> tuple[Any, list[tuple[str, str]]]:
     """Build ``cls`` from ``raw``; returns (instance or None, [(key, message), ...])."""
     # Fields with init=False are derived in __post_init__, never set from config.
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     errors: list[tuple[str, str]] = []
-    values: dict[str, Any] = {}
+    values: Table = {}
     for key, value in raw.items():
         if key not in fields:
             errors.append((key, f"unknown option (known: {', '.join(sorted(fields)) or 'none'})"))

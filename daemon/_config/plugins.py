@@ -89,7 +89,7 @@ class Plugins:
             info.error = f"{type(exc).__name__}: {exc}"
             log.error("plugin.failed", plugin=name, origin=origin, error=info.error)
 
-    def _collect(self, hook: str, registry: dict[str, Any], base: type, listed: str) -> None:
+    def _collect(self, hook: str, registry: dict[str, type], base: type, listed: str) -> None:
         """Call one ``register`` hook of every plugin, each on its own, noting which
         plugin offered what."""
         for impl in getattr(self.manager.hook, hook).get_hookimpls():

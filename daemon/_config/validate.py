@@ -15,7 +15,7 @@ from vigil._api.alert import AlertSink
 from vigil._api.check import Check
 from vigil._api.errors import ConfigError, ConfigIssue
 from vigil._api.manager import ServiceManager
-from vigil._config.options import coerce, parse_options
+from vigil._config.options import Table, coerce, parse_options
 from vigil._config.plugins import Plugins
 from vigil._config.sections import (
     ALERT_EVENTS,
@@ -81,13 +81,13 @@ def dependency_cycles(depends: dict[str, list[str]]) -> list[tuple[str, str]]:
     return found
 
 
-def _unknown(what: str, name: str, known: dict[str, Any], plugins: Plugins) -> str:
+def _unknown(what: str, name: str, known: Table, plugins: Plugins) -> str:
     broken = "".join(f"; plugin {p.name!r} failed to load: {p.error}" for p in plugins.failed())
     return f"unknown {what} {name!r} (known: {', '.join(sorted(known))}){broken}"
 
 
 class Validator:
-    def __init__(self, source: str, text: str, data: dict[str, Any]) -> None:
+    def __init__(self, source: str, text: str, data: Table) -> None:
         self.source = source
         self.lines = key_lines(text)
         self.data = data
@@ -115,7 +115,7 @@ class Validator:
             raise ConfigError(issues=sorted(self.issues, key=lambda i: i.line or 0))
         return Config(self.source, daemon, checks, services, plugins, alerts, remediation)
 
-    def _section(self, path: tuple[str, ...]) -> dict[str, Any]:
+    def _section(self, path: tuple[str, ...]) -> Table:
         node: Any = self.data
         for part in path:
             node = node.get(part, {}) if isinstance(node, dict) else None
@@ -125,15 +125,15 @@ class Validator:
         return node
 
     def _table(
-        self, path: tuple[str, ...], spec: type, inherited: dict[str, Any],
-        extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        self, path: tuple[str, ...], spec: type, inherited: Table,
+        extra: Table | None = None,
+    ) -> Table:
         """The core keys of one section, as its dataclass ``spec`` declares them: typed,
         with defaults (``inherited`` first); ``extra`` receives the other keys. A key
         with a bad value is an issue, and gets its default so that checking goes on."""
         keys = _keys(spec)
         raw = self._section(path)
-        out: dict[str, Any] = {}
+        out: Table = {}
         for key, value in raw.items():
             if key in keys:
                 try:
@@ -175,7 +175,7 @@ class Validator:
             values["log_file"] = str(self.base / os.path.expanduser(values["log_file"]))
         return DaemonSettings(**{**values, "log_level": level, "source": self.source})
 
-    def _http(self, values: dict[str, Any]) -> None:
+    def _http(self, values: Table) -> None:
         """``http`` is host:port; a token comes from ``http_token`` or the file
         ``http_token_file``; only loopback may go without one."""
         if values["http_token_file"]:
@@ -212,7 +212,7 @@ class Validator:
         depends: dict[str, list[str]] = {}
         for name in self._section(("services",)):
             path = ("services", name)
-            options: dict[str, Any] = {}
+            options: Table = {}
             values = self._table(path, ServiceSpec, {}, extra=options)
             depends[name] = values["depends_on"]
             self._positive(path, values, ("restarts", "start_timeout", "within"))
@@ -253,7 +253,7 @@ class Validator:
         return services
 
     def _positive(
-        self, path: tuple[str, ...], values: dict[str, Any], keys: tuple[str, ...]
+        self, path: tuple[str, ...], values: Table, keys: tuple[str, ...]
     ) -> None:
         for key in keys:
             if key in values and values[key] <= 0:
@@ -261,13 +261,13 @@ class Validator:
                 values.pop(key)
 
     def _checks(
-        self, plugins: Plugins, defaults: dict[str, Any], services: dict[str, ServiceSpec]
+        self, plugins: Plugins, defaults: Table, services: dict[str, ServiceSpec]
     ) -> dict[str, CheckSpec]:
         self._positive(("defaults",), defaults, ("interval", "timeout", "fall", "rise"))
         checks = {}
         for name in self._section(("checks",)):
             path = ("checks", name)
-            options: dict[str, Any] = {}
+            options: Table = {}
             values = self._table(path, CheckSpec, defaults, extra=options)
             self._positive(path, values, ("interval", "timeout", "fall", "rise"))
             service = values.get("service")
@@ -283,7 +283,7 @@ class Validator:
         alerts = {}
         for name in self._section(("alerts",)):
             path = ("alerts", name)
-            options: dict[str, Any] = {}
+            options: Table = {}
             values = self._table(path, AlertSpec, {}, extra=options)
             self._positive(path, values, ("max_open", "timeout"))
             self._alert_rules(path, values, checks)
@@ -296,7 +296,7 @@ class Validator:
                 alerts[name] = AlertSpec(name=name, sink=sink, **values)
         return alerts
 
-    def _alert_rules(self, path: tuple[str, ...], values: dict[str, Any],
+    def _alert_rules(self, path: tuple[str, ...], values: Table,
                      checks: dict[str, CheckSpec]) -> None:
         for event in values["on"]:
             if event not in ALERT_EVENTS:
@@ -341,7 +341,7 @@ class Validator:
         return any(i.key == prefix or i.key.startswith(prefix + ".") for i in self.issues)
 
     def _instantiate(
-        self, plugins: Plugins, path: tuple[str, ...], values: dict[str, Any], raw: dict[str, Any]
+        self, plugins: Plugins, path: tuple[str, ...], values: Table, raw: Table
     ) -> Check | None:
         type_name = values.get("type")
         if type_name is None:
@@ -353,7 +353,7 @@ class Validator:
             return None
         return self._build(cls, path, raw, values["timeout"])
 
-    def _build(self, cls: type[_Plugged], path: tuple[str, ...], raw: dict[str, Any],
+    def _build(self, cls: type[_Plugged], path: tuple[str, ...], raw: Table,
                timeout: float) -> _Plugged | None:
         """A check or service manager from its section's own keys, its ``Options``
         validated first; every problem becomes an issue at the right key."""

@@ -11,15 +11,18 @@ from typing import Any
 
 #: Events a listener may fall behind by before the oldest are dropped.
 BACKLOG = 1000
+#: An event's fields, as its log line says them (``event`` names it in a listener's
+#: queue): each event has its own.
+Fields = dict[str, Any]
 
 
 class Listener:
     def __init__(self) -> None:
-        self.queue: collections.deque[dict[str, Any]] = collections.deque(maxlen=BACKLOG)
+        self.queue: collections.deque[Fields] = collections.deque(maxlen=BACKLOG)
         self.dropped = 0
         self.ready = threading.Condition()
 
-    def take(self, timeout: float) -> list[dict[str, Any]]:
+    def take(self, timeout: float) -> list[Fields]:
         """The events queued so far, waiting up to ``timeout`` for the first."""
         with self.ready:
             if not self.queue:
@@ -37,7 +40,7 @@ class EventHub:
 
     def __init__(self) -> None:
         self._listeners: set[Listener] = set()
-        self._subscribers: list[Callable[[str, dict[str, Any]], None]] = []
+        self._subscribers: list[Callable[[str, Fields], None]] = []
         self._lock = threading.Lock()
 
     @property
@@ -51,7 +54,7 @@ class EventHub:
             self._listeners.add(listener)
         return listener
 
-    def subscribe(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+    def subscribe(self, callback: Callable[[str, Fields], None]) -> None:
         """Call ``callback(event, fields)`` in the publishing thread, for every event
         but results nobody listens to: it must be quick (the alerts take note, then
         act in their own thread)."""

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from vigil._api.check import Result
-from vigil._api.manager import Action, ServiceManager
+from vigil._api.manager import Action, CommandFields, ServiceManager
 from vigil._config.sections import ServiceSpec
 from vigil._engine.events import EventHub
 from vigil._heal.healstate import HealOutcome, ServiceRuntime, describe
@@ -242,7 +242,7 @@ class Healer:
         the outcome. Never runs twice at once for one service."""
         rt = self.services[service]
         service_manager = rt.service_manager
-        fields = {"service": service, "manager": rt.manager}
+        fields = _subject(rt)
         if not rt.healing.acquire(blocking=False):
             return HealOutcome(Verdict.BUSY,
                                {"reason": "a heal of this service is already running"})
@@ -254,8 +254,7 @@ class Healer:
             rt.passed.clear()
             emit = _emitter(progress)
             try:
-                outcome = self._attempt(rt, service_manager, reason, (began, clock), emit,
-                                        fields)
+                outcome = self._attempt(rt, service_manager, reason, (began, clock), emit)
             except Exception as exc:
                 # A manager (a plugin's) that raises: a failed heal like any other, with
                 # the budget and backoff it spent; nothing escapes to the caller.
@@ -280,10 +279,10 @@ class Healer:
         return outcome
 
     def _attempt(self, rt: ServiceRuntime, service_manager: ServiceManager, reason: str,
-                 began: tuple[float, float], emit: Emit,
-                 fields: dict[str, Any]) -> HealOutcome:
+                 began: tuple[float, float], emit: Emit) -> HealOutcome:
         """Start or restart, then wait for a check to pass; ``began`` is when the heal
         began by the wall clock and by the monotonic one."""
+        fields = _subject(rt)
         try:
             running = service_manager.is_running()
         except Exception as exc:  # not known, then: restart, which starts it if down
@@ -296,7 +295,7 @@ class Healer:
         if self.events is not None:
             self.events.publish("heal.started", service=rt.spec.name, action=verb, at=began[0])
         if rt.spec.ports:
-            action = self._start_on_free_port(rt, service_manager, running, emit, fields)
+            action = self._start_on_free_port(rt, service_manager, running, emit)
             verb = "start"
         else:
             action = service_manager.start() if verb == "start" else service_manager.restart()
@@ -309,15 +308,14 @@ class Healer:
                 **_details(service_manager)))
         if not self._wake(rt.spec.name):
             rt.passed.set()  # no check to wait for
-        return self._await_pass(rt, service_manager, began[1], emit, fields, verb,
-                                action.fields())
+        return self._await_pass(rt, service_manager, began[1], emit, verb, action.fields())
 
     def _await_pass(self, rt: ServiceRuntime, service_manager: ServiceManager, began: float,
-                    emit: Emit, fields: dict[str, Any], verb: str,
-                    command: dict[str, Any]) -> HealOutcome:
+                    emit: Emit, verb: str, command: CommandFields) -> HealOutcome:
         """Wait up to start_timeout for a passing check, failing at once when the manager
         says the start failed; progress goes to the log every PROGRESS_EVERY seconds, to
         an interactive caller every second."""
+        fields = _subject(rt)
         grace = rt.spec.start_timeout
         logged = shown = -PROGRESS_EVERY
         while True:
@@ -348,10 +346,10 @@ class Healer:
             rt.stirred.wait(min(START_POLL, grace - elapsed))
 
     def _start_on_free_port(self, rt: ServiceRuntime, service_manager: ServiceManager,
-                            running: bool | None, emit: Emit,
-                            fields: dict[str, Any]) -> Action | HealOutcome:
+                            running: bool | None, emit: Emit) -> Action | HealOutcome:
         """Stop, choose a free port of the service's range (the last one chosen first),
         hand it to the manager, start; when every port is taken, the heal.failed."""
+        fields = _subject(rt)
         ports = rt.spec.ports or []
         if running is not False:
             service_manager.stop()
@@ -381,7 +379,12 @@ def _unwatch(managers: list[ServiceManager]) -> None:
                       error=f"unwatch() raised {type(exc).__name__}: {exc}")
 
 
-def _details(service_manager: ServiceManager) -> dict[str, Any]:
+def _subject(rt: ServiceRuntime) -> dict[str, str]:
+    """The fields every event of a heal starts with."""
+    return {"service": rt.spec.name, "manager": rt.manager}
+
+
+def _details(service_manager: ServiceManager) -> dict[str, dict[str, str]]:
     details = service_manager.details()
     return {"service_state": details} if details else {}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -53,7 +53,7 @@ class Bucket:
         return sum(self.counts)
 
     def add(self, counts: Iterable[int], dur_min: float, dur_avg: float, dur_max: float,
-            metrics: dict[str, Any]) -> None:
+            metrics: Mapping[str, float | list[float]]) -> None:
         """Fold in a result (counts of one) or a finer rollup row."""
         counts = list(counts)
         runs = sum(counts)

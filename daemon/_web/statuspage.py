@@ -56,7 +56,7 @@ def metric_label(name: str) -> str:
     return f"{base} ({', '.join(f'{k.strip()} {v.strip().strip(chr(34))}' for k, v in pairs)})"
 
 
-def _metrics_panel(metrics: dict[str, Any]) -> str:
+def _metrics_panel(metrics: dict[str, float]) -> str:
     """A check type's own panel: the metrics of its last result, a row each."""
     rows = "".join(f"<tr><th scope=row>{escape(metric_label(key))}</th>"
                    f"<td>{figure(value)}</td></tr>"
