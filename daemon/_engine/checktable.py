@@ -22,7 +22,6 @@ from vigil._engine.events import EventHub
 from vigil._engine.runner import Outcome, Runner
 from vigil._engine.scheduler import Scheduler
 from vigil._engine.statemachine import CheckState
-from vigil._store.history import CHECKPOINT_EVERY
 from vigil._store.records import CheckEntry, LastResult, State
 from vigil._store.store import Store
 
@@ -205,26 +204,42 @@ class CheckTable:
                 rt.deferred += 1
 
     def _finish(self, rt: CheckRuntime, outcome: Outcome) -> None:
+        """One run's outcome (on the worker's thread): counted, logged, saved, told to
+        the stream, the hooks and the healer; then the check's next pace."""
         if self.stopping.is_set():
             return
-        spec, name = rt.spec, rt.spec.name
-        result = outcome.result
-        status = result.status.name
+        self._note_problem(rt, outcome)
+        result, now = outcome.result, time.time()
+        duration_ms = round(outcome.duration_ms, 2)
+        transition, before, entry = self._count(rt, outcome, duration_ms, now)
+        self._log_result(rt, result, before, duration_ms)
+        self._tell(rt, result, duration_ms, now, transition, entry)
+        if rt.spec.service:
+            self.healer.observe(rt.spec.name, rt.spec.service, result, rt.machine.state)
+        self._pace(rt, result, self._skips(rt, now))
+
+    def _note_problem(self, rt: CheckRuntime, outcome: Outcome) -> None:
+        """A run that timed out (only the first in a row is a warning) or raised."""
         if outcome.kind == "timeout":
             level = logging.WARNING if rt.timeouts == 0 else logging.DEBUG
             rt.timeouts += 1
             if _stdlib_log.isEnabledFor(level):
-                log.log(level, "check.timeout", check=name, timeout_s=spec.timeout,
-                        summary=result.summary, in_a_row=rt.timeouts)
+                log.log(level, "check.timeout", check=rt.spec.name, timeout_s=rt.spec.timeout,
+                        summary=outcome.result.summary, in_a_row=rt.timeouts)
         else:
             rt.timeouts = 0
         if outcome.kind == "error":
-            log.error("check.error", check=name, error=outcome.error)
-        duration_ms = round(outcome.duration_ms, 2)
-        now = time.time()
+            log.error("check.error", check=rt.spec.name, error=outcome.error)
+
+    def _count(self, rt: CheckRuntime, outcome: Outcome, duration_ms: float, now: float
+               ) -> tuple[tuple[State, State] | None, str | None, CheckEntry | None]:
+        """Into the state machine and the counts: the transition it caused, the status
+        before it, and the entry to save (None when the store need not hear of it)."""
+        result = outcome.result
+        status = result.status.name
         with self._lock:
             transition = rt.machine.observe(result.status, now)
-            if transition and spec.enabled:
+            if transition and rt.spec.enabled:
                 self.states[transition[0].value] -= 1
                 self.states[transition[1].value] += 1
             rt.counts["runs"] += 1
@@ -233,16 +248,21 @@ class CheckTable:
             rt.counts[f"status.{status}"] += 1
             self.generation += 1
             before, rt.latest = rt.status(), (result, duration_ms, now)
-            # A healthy check whose result changed nothing is saved at a checkpoint, not
-            # on every run: `vigil status` reads its latest result from the history.
+            # A healthy check whose result changed nothing is saved at the store's
+            # checkpoint, not on every run: `vigil status` reads its latest result
+            # from the history.
             save = (not result.status.passing or rt.machine.state is not State.OK
-                    or before != status
-                    or self.store.retention is None or now - rt.saved >= CHECKPOINT_EVERY)
-            entry = self._entry(rt) if save else None
-            rt.saved = now if save else rt.saved
-        # What an operator reads: failures (a warning when the status is new), and passes
-        # that differ from the one before. The rest is debug, and not even built when
-        # debug is off: it is most runs.
+                    or before != status or self.store.checkpoint_due(rt.saved, now))
+            if save:
+                rt.saved = now
+            return transition, before, self._entry(rt) if save else None
+
+    def _log_result(self, rt: CheckRuntime, result: Result, before: str | None,
+                    duration_ms: float) -> None:
+        """What an operator reads: failures (a warning when the status is new), and
+        passes that differ from the one before. The rest is debug, and not even built
+        when debug is off: it is most runs."""
+        status = result.status.name
         if not result.status.passing:
             level = logging.WARNING if before != status else logging.INFO
         elif self.log_all or before != status:
@@ -250,9 +270,15 @@ class CheckTable:
         else:
             level = logging.DEBUG
         if _stdlib_log.isEnabledFor(level):
-            log.log(level, "check.result", check=name, status=status, summary=result.summary,
-                    duration_ms=duration_ms, metrics=result.metrics,
+            log.log(level, "check.result", check=rt.spec.name, status=status,
+                    summary=result.summary, duration_ms=duration_ms, metrics=result.metrics,
                     state=rt.machine.state.value)
+
+    def _tell(self, rt: CheckRuntime, result: Result, duration_ms: float, now: float,
+              transition: tuple[State, State] | None, entry: CheckEntry | None) -> None:
+        """The store, the live stream and the plugins' hooks hear of the result, and of
+        the state change it caused."""
+        name, status = rt.spec.name, result.status.name
         if entry is not None:
             self.store.check(name, entry)
         self.store.result(name, now, result.status.value, duration_ms, result.metrics,
@@ -276,9 +302,6 @@ class CheckTable:
                                 new=new.value, result=result)
         self.plugins.notify("vigil_check_result", check=name, result=result,
                             state=rt.machine.state.value)
-        if spec.service:
-            self.healer.observe(name, spec.service, result, rt.machine.state)
-        self._pace(rt, result, self._skips(rt, now))
 
     def _skips(self, rt: CheckRuntime, now: float) -> bool:
         """Count this run's deferred successors into the streak; log the streak once it

@@ -15,7 +15,7 @@ from typing import cast
 from vigil._store import database
 from vigil._store.batch import Batch
 from vigil._store.database import Unreadable
-from vigil._store.history import Retention
+from vigil._store.history import CHECKPOINT_EVERY, Retention
 from vigil._store.records import CheckEntry, DaemonInfo, HealRecord, Saved, ServiceEntry
 from vigil._store.writer import Writer
 
@@ -51,6 +51,12 @@ class Store:
                 if not database.is_damage(exc):
                     break
         return {"checks": {}, "services": {}}
+
+    def checkpoint_due(self, saved: float, now: float) -> bool:
+        """Whether a check whose entry was last saved at ``saved`` is saved again now,
+        though nothing changed: at every run without history (its latest result lives
+        nowhere else), else every CHECKPOINT_EVERY."""
+        return self.retention is None or now - saved >= CHECKPOINT_EVERY
 
     # -- recording: any thread; cheap, only queues -----------------------------------
 
