@@ -42,13 +42,23 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("-V", "--version", action="version", version=f"vigil {_version()}",
                         help="print vigil's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    as_json = "print JSON instead of text"
+    _config_commands(sub, common)
+    _state_commands(sub, common)
+    _host_commands(sub, common, scoped)
+    _export_command(sub, common)
+    return parser
 
+
+AS_JSON = "print JSON instead of text"
+
+
+def _config_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """What works from the config alone: run, check, config, plugins, init."""
     _command(sub, "run", parents=[common], help="run the daemon in the foreground")
     p = _command(sub, "check", parents=[common],
                        help="run one check once; Nagios output and exit code")
     p.add_argument("name", help="the check's name, as in [checks.NAME]")
-    p.add_argument("--json", action="store_true", help=as_json)
+    p.add_argument("--json", action="store_true", help=AS_JSON)
     p.add_argument("--heal", action="store_true",
                    help="when the check fails and guards a service, heal it and check again")
     p.add_argument("--update", action="store_true",
@@ -58,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["validate"],
                    help="validate: exit 0 when valid, else 1 listing every error")
     p = _command(sub, "plugins", parents=[common], help="list plugins and their check types")
-    p.add_argument("--json", action="store_true", help=as_json)
+    p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "init", parents=[common], help="write a starter config")
     p.add_argument("path", nargs="?", help="where to write it (default: -c FILE, or "
                                            "config.toml)")
@@ -67,18 +77,22 @@ def parser() -> argparse.ArgumentParser:
                         "FILE.bak.1, .2... when that is taken)")
     p.add_argument("--detect", action="store_true",
                    help="look for PostgreSQL, Redis and MCP servers here and configure them")
+
+
+def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """What reads or changes the daemon's state: status, history, alerts, silence, heal."""
     p = _command(sub, "status", parents=[common], help="what the running daemon sees")
-    p.add_argument("--json", action="store_true", help=as_json)
+    p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "history", parents=[common],
                        help="one check's results, state changes and uptime")
     p.add_argument("check", help="the check's name")
     p.add_argument("--since", type=_duration, default=3600.0, metavar="DURATION",
                    help="how far back (default 1h; results older than the raw window "
                         "come as rollups)")
-    p.add_argument("--json", action="store_true", help=as_json)
+    p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "alerts", parents=[common],
                        help="the open alerts, where they were sent, and the silences")
-    p.add_argument("--json", action="store_true", help=as_json)
+    p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "silence", parents=[common],
                        help="hold back a check's alerts for a while (kept across restarts)")
     p.add_argument("check", help="a check's name, or a glob: 'db*'")
@@ -89,6 +103,11 @@ def parser() -> argparse.ArgumentParser:
     p = _command(sub, "heal", parents=[common],
                        help="heal a service now and reset its restart budget")
     p.add_argument("service", help="the service's name, as in [services.NAME]")
+
+
+def _host_commands(sub: Any, common: argparse.ArgumentParser,
+                   scoped: argparse.ArgumentParser) -> None:
+    """vigil as the host runs it: installing the service, reading its log."""
     p = _command(sub, "service", parents=[common, scoped],
                        help="install vigil itself as a service")
     p.add_argument("action", choices=["install", "uninstall", "status"],
@@ -111,6 +130,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check", metavar="NAME", help="only this check's events")
     p.add_argument("--level", choices=list(logview.LEVELS), help="this level and above")
     p.add_argument("--json", action="store_true", help="the raw JSON lines")
+
+
+def _export_command(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _command(sub, "export", parents=[common],
                        help="what Prometheus needs to watch many agents: rules, config")
     p.add_argument("engine", choices=["prometheus"], help="the monitoring system")
@@ -127,7 +149,6 @@ def parser() -> argparse.ArgumentParser:
                    help="scrape and rule evaluation interval (default 15s)")
     p.add_argument("--for", dest="for_s", type=_duration, default=60.0,
                    metavar="DURATION", help="how long a rule must hold to fire (default 1m)")
-    return parser
 
 
 def _version() -> str:

@@ -56,12 +56,17 @@ class Collector:
         self.checks, self.services, self.alerts = checks, services, alerts
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import (
-            CounterMetricFamily,
-            GaugeMetricFamily,
-            InfoMetricFamily,
-            Metric,
-        )
+        from prometheus_client.core import InfoMetricFamily
+
+        yield from self._checks()
+        yield from self._services()
+        yield from self._sinks()
+        yield InfoMetricFamily("vigil_build", "vigil's version",
+                               value={"version": version(),
+                                      "python": platform.python_version()})
+
+    def _checks(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
         up = GaugeMetricFamily("vigil_check_up", "1 when the check's last result passed "
                                "(OK or WARN), 0 when it failed or has not run yet",
@@ -104,11 +109,6 @@ class Collector:
                 own.add_sample("vigil_check_metric", {"check": name, "metric": metric, **labels},
                                float(value))
         yield from (up, code, state, duration, runs, problems, own)
-        yield from self._services()
-        yield from self._sinks()
-        yield InfoMetricFamily("vigil_build", "vigil's version",
-                               value={"version": version(),
-                                      "python": platform.python_version()})
 
     def _services(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
