@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil._cli.detect import detect
+from vigil._cli.init import detect
 from vigil._config.plugins import Plugins
 
 pytestmark = pytest.mark.unit
@@ -33,7 +33,7 @@ def test_detect_collects_every_plugin_and_survives_a_broken_one(monkeypatch) -> 
 
 @pytest.mark.parametrize("service", [None, {"manager": "systemd", "unit": "x.service"}])
 def test_found_services_are_guarded_by_their_check(service) -> None:
-    from vigil._cli.detect import Findings, Found
+    from vigil._cli.init import Findings, Found
 
     text = Findings([Found("db", {"type": "tcp", "port": 1}, service, "a db")]).toml()
     data = tomllib.loads(text)

@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import ROOT, free_port, run_vigil, wait_until
 from vigil import hookspecs
-from vigil._cli.detect import detect
+from vigil._cli.init import detect
 from vigil._config import loader as _config
 from vigil._config.plugins import Plugins
 from vigil._engine.checktable import CheckTable

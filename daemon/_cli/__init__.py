@@ -1,6 +1,6 @@
-"""The ``vigil`` command: the parser and the small commands (``main``), and the
-larger ones each in its module: ``status`` (and ``logs``, with ``statusview`` and
-``logview``), ``history``, ``alerts``, ``export``, ``detect`` (for ``init --detect``)
-and ``oneshot`` (a heal with no daemon running).
+"""The ``vigil`` command: its arguments (``parser``), the small commands (``main``), and
+the larger ones each in its module: ``status`` (and ``logs``, with ``logview``),
+``history``, ``alerts`` (and ``silence``), ``heal`` (through the daemon, or here when
+none runs), ``init`` (and ``--detect``) and ``export``.
 
 May import: every other part."""

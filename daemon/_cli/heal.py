@@ -7,14 +7,19 @@ import argparse
 import logging
 import sqlite3
 import sys
-from typing import Any, TextIO
+import threading
+import time
+from typing import TYPE_CHECKING, Any, TextIO
 
 from vigil._agent import runtime
 from vigil._agent.control import Message
 from vigil._cli.status import load
 from vigil._config.sections import Config
 from vigil._kit.redact import redact
-from vigil._store.records import DaemonInfo
+from vigil._store.records import DaemonInfo, State
+
+if TYPE_CHECKING:
+    from vigil._heal.healer import Progress
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -38,7 +43,6 @@ def cmd_heal(args: argparse.Namespace) -> int:
 def heal(cfg: Config, service: str, out: TextIO = sys.stdout) -> Message:
     """Heal through the running daemon, or directly when none runs, showing progress."""
     from vigil._agent import control
-    from vigil._cli import oneshot
 
     show = _progress_printer(out)
     try:
@@ -55,7 +59,7 @@ def heal(cfg: Config, service: str, out: TextIO = sys.stdout) -> Message:
               f"healing {service} directly", file=sys.stderr)
     # The progress lines say what the heal's log lines would: not both.
     logging.getLogger("vigil.heal").setLevel(logging.CRITICAL)
-    return oneshot.heal(cfg, service, show)
+    return heal_here(cfg, service, show)
 
 
 def _daemon_of(cfg: Config) -> DaemonInfo | None:
@@ -95,3 +99,45 @@ def _progress_printer(out: TextIO) -> Any:
         out.flush()
 
     return show
+
+
+def heal_here(cfg: Config, service: str, progress: Progress) -> Message:
+    """A heal with no daemon running: the daemon's own healing code, with a small loop
+    that runs the service's checks until one passes. The outcome, as the daemon's
+    control socket would answer it."""
+    from vigil._engine.runner import Runner
+    from vigil._heal.healer import Healer
+    from vigil._store.store import Store
+
+    store = Store(cfg.daemon.state_dir, cfg.daemon.retention())
+    saved = store.load()
+    guards = [spec for spec in cfg.checks.values() if spec.service == service]
+    runner = Runner()
+    stop = threading.Event()
+
+    def poll(name: str) -> None:
+        deadline = time.monotonic() + cfg.services[name].start_timeout
+        while not stop.is_set() and time.monotonic() < deadline:
+            for spec in guards:
+                result = runner.run(spec.check, spec.timeout).result
+                healer.observe(spec.name, name, result, State.OK if result.status.passing
+                               else State.FAILING)
+                if result.status.passing:
+                    return
+            stop.wait(min(spec.fast_interval for spec in guards))
+
+    def wake(name: str) -> int:
+        if guards:
+            threading.Thread(target=poll, args=(name,), daemon=True).start()
+        return len(guards)
+
+    healer = Healer(unhealthy=lambda _name: False, wake=wake, record=store.heal)
+    healer.install(cfg.services, saved.get("services", {}), cfg.daemon.state_dir)
+    healer.reset(service)
+    try:
+        outcome = healer.heal(service, "operator asked (vigil heal)", progress=progress)
+    finally:
+        stop.set()
+    store.services({**saved.get("services", {}), **healer.snapshot()})
+    store.close()
+    return {"ok": outcome.ok, **outcome.record()}

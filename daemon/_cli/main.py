@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from vigil._api.errors import ConfigError
 from vigil._cli.alerts import cmd_alerts, cmd_silence
 from vigil._cli.heal import cmd_heal, heal
 from vigil._cli.history import cmd_history
+from vigil._cli.init import cmd_init
 from vigil._cli.parser import parser
 from vigil._cli.status import NoState, cmd_logs, cmd_status, lenient_load, load, user_scope
 from vigil._config import loader as config_mod
@@ -168,44 +168,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         line = f"{info.name:<{width}} {info.origin:<32} {'; '.join(offers) or '-'}"
         print(line + (f"\n  FAILED: {info.error}" if info.error else ""))
     return 0
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    path = Path(args.path or args.config or "config.toml")
-    if path.exists() and not args.force:
-        print(f"vigil: {path} exists; pass --force to replace it (the old file is kept "
-              f"as {_backup_name(path)})", file=sys.stderr)
-        return 1
-    if path.exists():
-        backup = _backup_name(path)
-        shutil.copy2(path, backup)
-        print(f"kept the old {path} as {backup}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = config_mod.packaged_text()
-    if args.detect:
-        from vigil._cli.detect import detect
-        from vigil._config.plugins import Plugins
-
-        logs.configure_command()
-        findings = detect(Plugins())
-        for found in findings.items:
-            print(f"found {found.name}: {found.note}")
-        if not findings.items:
-            print("found nothing to configure beyond the system check")
-        else:
-            text += "\n" + findings.toml()
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote {path}; check it with: vigil config validate -c {path}")
-    return 0
-
-
-def _backup_name(path: Path) -> Path:
-    """FILE.bak, or the first free FILE.bak.N: an earlier backup is never overwritten."""
-    candidate, n = path.with_name(f"{path.name}.bak"), 0
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.name}.bak.{n}")
-    return candidate
 
 
 def cmd_service(args: argparse.Namespace) -> int:
