@@ -27,6 +27,15 @@ from tests.helpers import (
 )
 from tests.private_systemd import PrivateSystemd
 
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The folder says what a test is: tests/unit holds the in-process ones."""
+    for item in items:
+        if UNIT in item.path.parents:
+            item.add_marker(pytest.mark.unit)
+
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:

@@ -2,8 +2,17 @@
 # The whole test suite from a fresh clone: the Debian packages the tests talk to (when
 # run as root), a virtual environment with vigil and its test tools, ruff, mypy, then pytest.
 # Extra arguments go to pytest: tests/run.sh -k config -x
+# `tests/run.sh unit [ARGS]` runs only the in-process tests (tests/unit), in seconds,
+# once a first run has made the virtual environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = unit ] && .venv/bin/python -c 'import vigil, pytest, xdist' 2>/dev/null; then
+    shift
+    .venv/bin/ruff check .
+    exec .venv/bin/python -m pytest -q -n 2 tests/unit "$@"
+fi
+[ "${1:-}" != unit ] || { shift; set -- tests/unit "$@"; }
 
 # Real components the tests use; a test whose component is missing fails and names it.
 DEBS=(monitoring-plugins-basic libplist-utils systemd util-linux postgresql-15 redis-server openssl
@@ -51,7 +60,8 @@ for python in "$HOME"/.pyenv/versions/3.*/bin/python3 $(compgen -c python3. | so
     venv=".venv-$version"
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]' \
-        && "$venv/bin/python" -m pytest -q -n 2 -m 'unit or smoke' -p no:cacheprovider \
+        && "$venv/bin/python" -m pytest -q -n 2 -p no:cacheprovider tests/unit \
+            tests/system/test_smoke.py \
         || status=1
 done
 exit $status

@@ -14,8 +14,6 @@ import pytest
 from tests.helpers import wait_until
 from vigil._engine.scheduler import IDLE, Scheduler
 
-pytestmark = pytest.mark.unit
-
 
 class Recorder:
     def __init__(self) -> None:
@@ -85,3 +83,17 @@ def test_a_run_far_behind_its_time_is_missed_and_the_rhythm_kept(rec: Recorder) 
         wait_until(lambda: len(rec.runs["a"]) >= 2, 5, "a runs on")
     finally:
         scheduler.shutdown()
+
+
+def test_the_timetable_runs_on_the_monotonic_clock(monkeypatch) -> None:
+    from vigil._engine import scheduler as _scheduler
+
+    sched = _scheduler.Scheduler(lambda _n: None, lambda _n: None)
+    sched.set_checks({"a": 10.0})
+    due = sched.earliest()
+    assert abs(due - time.monotonic()) < 2, "due times are monotonic"
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)
+    assert sched.keep_time() < -3500
+    assert sched.keep_time() == 0.0, "said once"
+    assert abs(_scheduler.wall(due) - (real() - 3600)) < 2

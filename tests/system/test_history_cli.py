@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Daemon, run_vigil, wait_until
-
-FIXTURES = str(Path(__file__).parent / "fixtures")
+from tests.helpers import FIXTURES, Daemon, run_vigil, wait_until
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import FIXTURES, call, free_port, listening, run_vigil
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
@@ -89,18 +87,3 @@ def test_a_step_of_an_hour_back_and_forward_keeps_the_rhythm(write_config, daemo
     passed = sum(r["status"] in ("OK", "WARN") for r in results)
     assert state["checks"]["up"]["uptime_24h"] == round(passed / len(results), 6)
     assert passed >= len(results) - 2, [r["summary"] for r in results]
-
-
-@pytest.mark.unit
-def test_the_timetable_runs_on_the_monotonic_clock(monkeypatch) -> None:
-    from vigil._engine import scheduler as _scheduler
-
-    sched = _scheduler.Scheduler(lambda _n: None, lambda _n: None)
-    sched.set_checks({"a": 10.0})
-    due = sched.earliest()
-    assert abs(due - time.monotonic()) < 2, "due times are monotonic"
-    real = time.time
-    monkeypatch.setattr(time, "time", lambda: real() - 3600)
-    assert sched.keep_time() < -3500
-    assert sched.keep_time() == 0.0, "said once"
-    assert abs(_scheduler.wall(due) - (real() - 3600)) < 2

@@ -18,8 +18,6 @@ from vigil._kit.perfdata import format_perfdata, parse_perfdata, split_plugin_ou
 from vigil._kit.redact import redact_value
 from vigil._store.records import State
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("250ms", 0.25), ("10s", 10), ("5m", 300), ("1h", 3600), ("2d", 172800), (7, 7),

@@ -30,7 +30,6 @@ from tests.helpers import (
     run_vigil,
     wait_until,
 )
-from vigil._config.sections import AlertSpec
 
 
 @contextlib.contextmanager
@@ -582,16 +581,3 @@ def test_a_reload_without_a_sink_drops_its_alerts_and_vigil_alerts_needs_a_datab
     dropped = d.wait_for("alert.dropped", sink="hook")[0]
     assert dropped["dropped"] == 1 and "[alerts.hook] section is gone" in dropped["reason"]
     assert run_vigil("alerts", "-c", str(config)).stdout == "no open alerts\n"
-
-
-@pytest.mark.unit
-def test_rules_pick_checks_reasons_statuses_and_resolutions() -> None:
-    spec = AlertSpec(type="webhook", checks=["db*"], services=["pg"])
-    assert spec.matches("db_port", "pg") and not spec.matches("db_port", None)
-    assert not spec.matches("cache", "pg")
-    assert spec.opens_on("gave_up", "CRIT") and spec.opens_on("failing", "UNKNOWN")
-    only = AlertSpec(type="webhook", on=["gave_up"], min_status="CRIT")
-    assert only.opens_on("gave_up", "CRIT") and not only.opens_on("heal_failed", "CRIT")
-    assert not only.opens_on("gave_up", "UNKNOWN"), "min_status CRIT leaves UNKNOWN out"
-    assert not only.resolves, "without recovered in on, no resolution"
-    assert spec.resolves and not AlertSpec(type="webhook", send_resolved=False).resolves

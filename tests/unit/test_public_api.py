@@ -6,13 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import vigil
 from tests.helpers import ROOT
 from vigil._config.plugins import BUILTIN_PLUGINS
-
-pytestmark = pytest.mark.unit
 
 PUBLIC_MODULES = {"__init__", "__main__", "hookspecs"}
 

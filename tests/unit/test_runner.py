@@ -12,8 +12,6 @@ from tests.helpers import wait_until
 from vigil import Check, Result, Status
 from vigil._engine.runner import Runner
 
-pytestmark = pytest.mark.unit
-
 
 class Probe(Check):
     """Passes, raises, returns junk, or blocks until released, as ``behaviour`` says."""

@@ -15,12 +15,12 @@ import time
 import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.helpers import (
+    FIXTURES,
     free_port,
     readline_within,
     run_vigil,
@@ -28,7 +28,6 @@ from tests.helpers import (
     wait_until,
 )
 
-FIXTURES = str(Path(__file__).parent / "fixtures")
 BAD = """
     [daemon]
     state_dir = "state"

@@ -7,15 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from vigil import Alert, AlertSink, Silence, SinkError
 from vigil._alerts.delivery import Sender
 from vigil._alerts.outbox import Outbox
 from vigil._config.sections import AlertSpec
 from vigil._store.database import set_aside
-
-pytestmark = pytest.mark.unit
 
 
 class Recording(AlertSink):

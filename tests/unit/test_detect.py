@@ -5,16 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 from vigil._cli.init import detect
 from vigil._config.plugins import Plugins
 
-pytestmark = pytest.mark.unit
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+sys.path.insert(0, FIXTURES)
 
 
 def test_detect_collects_every_plugin_and_survives_a_broken_one(monkeypatch) -> None:

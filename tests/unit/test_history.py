@@ -17,8 +17,6 @@ from vigil._store import history
 from vigil._store.history import SETTLE_S, Retention
 from vigil._store.store import Store
 
-pytestmark = pytest.mark.unit
-
 T0 = 1_700_000_000 // 3600 * 3600
 #: Two hours of one result every 5 s: the first 5 minutes CRIT, then OK.
 RUNS = [(T0 + 5 * i, 2 if i < 60 else 0, 1000 + i % 10, i % 10) for i in range(1440)]

@@ -4,21 +4,14 @@ mode, the config lookup order, SIGINT, and a disabled check."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import psutil
-import pytest
 
 from tests.helpers import ROOT, readline_within, run_vigil, wait_until
-from vigil import ConfigError
-from vigil._config import loader as _config
-from vigil._config.sections import PACKAGED
-from vigil._kit import paths as _paths
 
 
 def test_vigil_heal_exits_2_when_it_cannot_heal(write_config, tmp_path) -> None:
@@ -88,32 +81,6 @@ def test_a_disabled_check_never_runs_and_says_so(write_config, daemon, tmp_path)
     assert d.stop() == 0
 
 
-@pytest.mark.unit
-def test_config_lookup_order(tmp_path: Path, monkeypatch) -> None:
-    # As a user who is not root: -c, $VIGIL_CONFIG, ./config.toml, the platform folder,
-    # then the packaged defaults.
-    monkeypatch.setattr(_paths, "_is_root", lambda: False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.chdir(tmp_path)
-    assert _config.find_source(None) == PACKAGED
-    platform = tmp_path / "xdg" / "vigil" / "config.toml"
-    platform.parent.mkdir(parents=True)
-    platform.write_text("")
-    assert _config.find_source(None) == str(platform)
-    (tmp_path / "config.toml").write_text("")
-    assert _config.find_source(None) == "config.toml"
-    env = tmp_path / "env.toml"
-    env.write_text("")
-    monkeypatch.setenv("VIGIL_CONFIG", str(env))
-    assert _config.find_source(None) == str(env)
-    explicit = tmp_path / "explicit.toml"
-    explicit.write_text("")
-    assert _config.find_source(str(explicit)) == str(explicit)
-    os.remove(env)
-    with pytest.raises(ConfigError, match="does not exist"):
-        _config.find_source(None)  # a named file that is missing is never skipped
-
-
 def test_a_killed_test_run_takes_its_private_systemd_with_it(tmp_path) -> None:
     code = ("import time; from tests.private_systemd import PrivateSystemd\n"
             "booted = PrivateSystemd().boot()\nprint(booted.pid, flush=True)\ntime.sleep(120)\n")
@@ -126,25 +93,6 @@ def test_a_killed_test_run_takes_its_private_systemd_with_it(tmp_path) -> None:
         runner.kill()  # as a CI timeout or an operator's kill -9 would
         runner.wait()
     wait_until(lambda: not psutil.pid_exists(pid), 10, "the private systemd to die with it")
-
-
-@pytest.mark.unit
-def test_a_runtime_folder_that_cannot_be_written_is_reported(tmp_path, monkeypatch) -> None:
-    from structlog.testing import capture_logs
-
-    from vigil._agent import runtime as _runtime
-    from vigil._agent.agent import Agent
-
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
-    monkeypatch.setattr(_runtime, "runtime_dir", lambda: blocker / "vigil")
-    (tmp_path / "c.toml").write_text('[daemon]\nstate_dir = "s"\n')
-    agent = Agent(_config.load(str(tmp_path / "c.toml")))
-    with capture_logs() as logged:
-        agent._announce()
-    (event,) = [e for e in logged if e["event"] == "runtime.unavailable"]
-    assert event["log_level"] == "warning" and "config on disk" in event["hint"]
-    assert str(blocker) in event["path"]
 
 
 def test_a_bug_behind_a_page_is_a_500_with_http_error_and_no_traceback(

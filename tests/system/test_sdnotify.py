@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from tests.helpers import FIXTURES
 from vigil._agent.agent import Agent
 from vigil._agent.sdnotify import Notifier
 from vigil._config import loader as config
@@ -63,7 +64,7 @@ def test_a_live_daemon_whose_scheduler_wedges_says_so_and_stops_the_watchdog(
     sock, address = listener
     monkeypatch.setenv("NOTIFY_SOCKET", address)
     monkeypatch.setenv("WATCHDOG_USEC", "1000000")
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "fixtures"))
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
     d = daemon(write_config('[daemon]\nstate_dir = "s"\nplugins = ["misbehaving"]\n'
                             '[checks.w]\ntype = "wedge"\ninterval = "1h"\n')).start()
     assert "WATCHDOG=1" in messages(sock, "WATCHDOG=1")

@@ -22,8 +22,6 @@ from vigil._config.sections import ServiceSpec
 from vigil._heal.healer import Healer
 from vigil._store.records import HealState, State
 
-pytestmark = pytest.mark.unit
-
 CRIT = Result(Status.CRIT, "down")
 OK = Result(Status.OK, "up")
 

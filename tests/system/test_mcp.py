@@ -18,14 +18,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import answers, free_port, run_vigil, saved_pid, saved_state, wait_until
+from tests.helpers import (
+    FIXTURES,
+    answers,
+    free_port,
+    run_vigil,
+    saved_pid,
+    saved_state,
+    wait_until,
+)
 from tests.private_systemd import PrivateSystemd, unit
 from vigil import ConfigError, Status
 from vigil._api.check import Check
 from vigil._config import loader as config
 from vigil._store.records import Snapshot
 
-SERVER = str(Path(__file__).parent / "fixtures" / "mcp_memory_server.py")
+SERVER = str(Path(FIXTURES) / "mcp_memory_server.py")
 
 
 def free_range(count: int) -> list[int]:

@@ -19,6 +19,7 @@ from typing import Any, cast
 import pytest
 from structlog.testing import capture_logs
 
+from tests.helpers import FIXTURES
 from vigil import Result, Status
 from vigil._config import loader as _config
 from vigil._engine.checktable import CheckTable
@@ -30,8 +31,6 @@ from vigil._store.batch import Batch
 from vigil._store.history import CHECKPOINT_EVERY, Retention
 from vigil._store.records import CheckEntry, ServiceEntry, State
 from vigil._store.store import Store
-
-pytestmark = pytest.mark.unit
 
 KEEP = Retention(3600, 2 * 86400, 30 * 86400)
 FAILING: CheckEntry = {
@@ -213,7 +212,7 @@ def test_status_shows_the_newest_result_of_a_check_saved_at_a_checkpoint(tmp_pat
 @pytest.mark.parametrize("history_on", [True, False])
 def test_a_healthy_unchanged_check_is_saved_at_a_checkpoint(tmp_path, monkeypatch,
                                                             history_on: bool) -> None:
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fixtures"))
+    monkeypatch.syspath_prepend(FIXTURES)
     config = tmp_path / "c.toml"
     config.write_text('[daemon]\nstate_dir = "s"\nplugins = ["misbehaving"]\n'
                       f'history = {str(history_on).lower()}\n[checks.ok]\ntype = "fixed"\n')
