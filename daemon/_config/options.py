@@ -46,6 +46,9 @@ def parse_options(cls: type, raw: Table) -> tuple[Any, list[tuple[str, str]]]:
         return cls(**values), []
     except ConfigError as exc:
         return None, [(exc.key, exc.message)]
+    except Exception as exc:  # the plugin's own rule, in its own words: not a traceback
+        return None, [("", f"{cls.__name__} rejected these options: "
+                           f"{type(exc).__name__}: {exc}")]
 
 
 def coerce(hint: Any, value: Any) -> Any:

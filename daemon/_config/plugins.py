@@ -112,6 +112,18 @@ class Plugins:
                 info.error = f"{type(exc).__name__}: {exc}"
                 log.error("plugin.failed", plugin=info.name, origin=info.origin, error=info.error)
 
+    def owner(self, cls: type) -> str:
+        """The name of the plugin that registered ``cls``: a plugin's own error is
+        blamed on it, not on the config."""
+        for info in self.infos.values():
+            for listed, registry in (("check_types", self.check_types),
+                                     ("service_managers", self.service_managers),
+                                     ("alert_sinks", self.alert_sinks)):
+                names: list[str] = getattr(info, listed)
+                if any(registry.get(name) is cls for name in names):
+                    return info.name
+        return "unknown"
+
     def failed(self) -> list[PluginInfo]:
         return [info for info in self.infos.values() if info.error]
 

@@ -224,7 +224,7 @@ class Validator:
                 self.error((*path, "manager"), _unknown("manager", kind,
                                                              plugins.service_managers, plugins))
                 continue
-            service_manager = self._build(cls, path, options, values["start_timeout"])
+            service_manager = self._build(plugins, cls, path, options, values["start_timeout"])
             if values.get("ports") is not None:
                 try:
                     values["ports"] = parse_ports(values["ports"])
@@ -291,7 +291,8 @@ class Validator:
             if "type" in values and cls is None:
                 self.error((*path, "type"), _unknown("alert sink type", values["type"],
                                                      plugins.alert_sinks, plugins))
-            sink = self._build(cls, path, options, values.get("timeout", 10.0)) if cls else None
+            sink = (self._build(plugins, cls, path, options, values.get("timeout", 10.0))
+                    if cls else None)
             if sink is not None and not self._has_errors_under(path):
                 alerts[name] = AlertSpec(name=name, sink=sink, **values)
         return alerts
@@ -351,17 +352,20 @@ class Validator:
             self.error((*path, "type"),
                        _unknown("check type", type_name, plugins.check_types, plugins))
             return None
-        return self._build(cls, path, raw, values["timeout"])
+        return self._build(plugins, cls, path, raw, values["timeout"])
 
-    def _build(self, cls: type[_Plugged], path: tuple[str, ...], raw: Table,
+    def _build(self, plugins: Plugins, cls: type[_Plugged], path: tuple[str, ...], raw: Table,
                timeout: float) -> _Plugged | None:
         """A check or service manager from its section's own keys, its ``Options``
         validated first; every problem becomes an issue at the right key."""
         options: Any = raw
+        blame = f" (plugin {plugins.owner(cls)!r})"
         if cls.Options is not None:
             options, errors = parse_options(cls.Options, raw)
             for key, message in errors:
-                self.error((*path, *key.split(".")) if key else path, message)
+                # A key's error is the config's; one for the whole section, the plugin's.
+                self.error((*path, *key.split(".")) if key else path,
+                           message if key else message + blame)
             if errors:
                 return None
         try:
@@ -369,5 +373,6 @@ class Validator:
         except ConfigError as exc:
             self.error((*path, *exc.key.split(".")) if exc.key else path, exc.message)
         except Exception as exc:
-            self.error(path, f"{cls.__name__} failed to set up: {type(exc).__name__}: {exc}")
+            self.error(path, f"{cls.__name__} failed to set up: {type(exc).__name__}: {exc}"
+                       + blame)
         return None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from tests.helpers import run_vigil
+from tests.helpers import FIXTURES, run_vigil
 from vigil._config import loader as config
 
 HEAD = '[daemon]\nstate_dir = "state"\n'
-
-# (name, config body, expected key path, expected line, words the message must hold)
 
 
 def test_every_error_is_listed_at_once_by_the_command(tmp_path: Path) -> None:
@@ -50,3 +49,20 @@ def test_valid_config_passes(tmp_path: Path) -> None:
     assert cfg.checks["a"].interval == 0.25
     assert cfg.checks["a"].fall == 3
     assert cfg.daemon.state_dir == tmp_path / "state"
+
+
+def test_a_plugins_raising_options_give_no_traceback_in_any_command(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(HEAD + 'log_file = "vigil.log"\nplugins = ["misbehaving"]\n'
+                    "[checks.a]\ntype = 'picky'\nn = -1\n")
+    env = {**os.environ, "PYTHONPATH": FIXTURES}
+    for command in (["config", "validate"], ["run"], ["check", "a"]):
+        done = run_vigil(*command, "-c", str(path), env=env, timeout=30)
+        assert "Traceback" not in done.stdout + done.stderr, command
+        said = done.stdout + done.stderr
+        assert "checks.a: PickyOptions rejected these options: ValueError: n must be >= 0 " \
+               "(plugin 'misbehaving')" in said, (command, said)
+        assert done.returncode in (1, 3), command  # invalid config; UNKNOWN for `check`
+    listed = run_vigil("plugins", "-c", str(path), env=env)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    assert "picky" in listed.stdout

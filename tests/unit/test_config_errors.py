@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 from vigil._api.errors import ConfigError
 from vigil._config import loader as config
 
@@ -126,3 +127,19 @@ def test_config_error_names_file_key_and_line(tmp_path: Path, body: str, key: st
     assert issue.line == line, str(issue)
     assert words in issue.message
     assert str(issue).startswith(f"{path}:{line}: ")
+
+
+def test_a_plugin_whose_options_or_constructor_raise_is_blamed_at_the_checks_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(FIXTURES)
+    path = tmp_path / "c.toml"
+    path.write_text(HEAD + 'plugins = ["misbehaving"]\n'
+                    "[checks.a]\ntype = 'picky'\nn = -1\n[checks.b]\ntype = 'fragile'\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(str(path))
+    said = [str(issue) for issue in caught.value.issues]
+    assert said == [
+        f"{path}:4: checks.a: PickyOptions rejected these options: ValueError: n must be "
+        ">= 0 (plugin 'misbehaving')",
+        f"{path}:7: checks.b: Fragile failed to set up: KeyError: 'setting' (plugin "
+        "'misbehaving')"]
