@@ -1,7 +1,9 @@
 """Validate a check's options against the dataclass its type declares.
 
 Each field's type hint is the contract: ``str``, ``int``, ``float``, ``bool``,
-``Duration``, ``list[...]``, ``dict[str, ...]``, ``Literal[...]`` and ``X | None``.
+``Duration``, ``Path`` (relative to the config file), ``list[...]``, ``dict[str, ...]``,
+``Literal[...]``, ``X | None`` and a nested dataclass. A plugin whose ``Options`` uses
+another type fails when it registers (``unsupported``), not when a user sets it.
 A field without a default is required. A ``__post_init__`` may raise ``ConfigError``
 for rules that span fields, and fill ``field(init=False)`` fields derived from the others.
 """
@@ -9,8 +11,10 @@ for rules that span fields, and fill ``field(init=False)`` fields derived from t
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from vigil._api.errors import ConfigError
@@ -21,8 +25,14 @@ from vigil._kit.durations import Duration, parse_duration
 Table = dict[str, Any]
 
 
-def parse_options(cls: type, raw: Table) -> tuple[Any, list[tuple[str, str]]]:
-    """Build ``cls`` from ``raw``; returns (instance or None, [(key, message), ...])."""
+SUPPORTED = ("str, int, float, bool, Duration, Path, list[...], dict[str, ...], "
+             "Literal[...], X | None, a dataclass")
+
+
+def parse_options(cls: type, raw: Table, base: Path | None = None
+                  ) -> tuple[Any, list[tuple[str, str]]]:
+    """Build ``cls`` from ``raw`` (``base``: the config file's folder, for relative
+    paths); returns (instance or None, [(key, message), ...])."""
     # Fields with init=False are derived in __post_init__, never set from config.
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
@@ -33,7 +43,7 @@ def parse_options(cls: type, raw: Table) -> tuple[Any, list[tuple[str, str]]]:
             errors.append((key, f"unknown option (known: {', '.join(sorted(fields)) or 'none'})"))
             continue
         try:
-            values[key] = coerce(hints[key], value)
+            values[key] = coerce(hints[key], value, base)
         except ValueError as exc:
             errors.append((key, str(exc)))
     for name, f in fields.items():
@@ -51,7 +61,7 @@ def parse_options(cls: type, raw: Table) -> tuple[Any, list[tuple[str, str]]]:
                            f"{type(exc).__name__}: {exc}")]
 
 
-def coerce(hint: Any, value: Any) -> Any:
+def coerce(hint: Any, value: Any, base: Path | None = None) -> Any:
     """``value`` as ``hint``, or ValueError saying what was expected."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -62,7 +72,7 @@ def coerce(hint: Any, value: Any) -> Any:
         messages = []
         for choice in choices:
             try:
-                return coerce(choice, value)
+                return coerce(choice, value, base)
             except ValueError as exc:
                 messages.append(str(exc))
         raise ValueError(" or ".join(messages))
@@ -73,13 +83,18 @@ def coerce(hint: Any, value: Any) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise ValueError(f"expected a list, got {_show(value)}")
-        return [coerce(args[0], item) for item in value] if args else list(value)
+        return [coerce(args[0], item, base) for item in value] if args else list(value)
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"expected a table, got {_show(value)}")
-        return {k: coerce(args[1], v) for k, v in value.items()} if args else dict(value)
+        return ({k: coerce(args[1], v, base) for k, v in value.items()} if args
+                else dict(value))
     if hint is Duration:
         return parse_duration(value)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected a path, got {_show(value)}")
+        return (base or Path.cwd()) / os.path.expanduser(value)
     if hint is Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -90,11 +105,38 @@ def coerce(hint: Any, value: Any) -> Any:
             return value
         raise ValueError(f"expected {_NAMES[hint]}, got {_show(value)}")
     if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        instance, errors = parse_options(hint, value)
+        instance, errors = parse_options(hint, value, base)
         if errors:
             raise ValueError("; ".join(f"{k}: {m}" for k, m in errors))
         return instance
     raise ValueError(f"expected {getattr(hint, '__name__', hint)}, got {_show(value)}")
+
+
+def unsupported(cls: type) -> str | None:
+    """The first field of the dataclass ``cls`` whose type ``coerce`` cannot read, said
+    for the plugin's author; None when every one is readable."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as exc:  # a name the annotations use that cannot be found
+        return f"the types of {cls.__name__}'s fields cannot be read: {exc}"
+    for name, hint in hints.items():
+        if name in {f.name for f in dataclasses.fields(cls) if f.init} and not _readable(hint):
+            return (f"{cls.__name__}.{name} is typed {getattr(hint, '__name__', hint)}, "
+                    f"which vigil cannot read from a config file (it reads {SUPPORTED})")
+    return None
+
+
+def _readable(hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType, list):
+        return all(_readable(a) for a in args if a is not type(None))
+    if origin is dict:
+        return not args or (args[0] is str and _readable(args[1]))
+    if origin is typing.Literal:
+        return True
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return unsupported(hint) is None
+    return hint in (str, int, float, bool, Duration, Path, Any, type(None))
 
 
 _NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}

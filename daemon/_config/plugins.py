@@ -4,6 +4,7 @@ modules named in ``[daemon] plugins``, in that order."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import importlib.metadata
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from vigil import hookspecs
 from vigil._api.alert import AlertSink
 from vigil._api.check import Check
 from vigil._api.manager import ServiceManager
+from vigil._config.options import unsupported
 
 BUILTIN_PLUGINS = (
     "vigil.plugins.system",
@@ -72,6 +74,7 @@ class Plugins:
             self._load(ep.name, ep.value, f"entry point of {dist}", ep.load)
         for module in config_modules:
             self._load(module, module, "config [daemon] plugins")
+        self._reject_unknown_hooks()
         self._collect("vigil_check_types", self.check_types, Check, "check_types")
         self._collect("vigil_service_managers", self.service_managers, ServiceManager,
                       "service_managers")
@@ -88,6 +91,24 @@ class Plugins:
             # A broken plugin costs its own checks, never the daemon.
             info.error = f"{type(exc).__name__}: {exc}"
             log.error("plugin.failed", plugin=name, origin=origin, error=info.error)
+
+    def _reject_unknown_hooks(self) -> None:
+        """A hook implementation no spec names (``vigil_check_type`` for
+        ``vigil_check_types``) would never be called: its plugin fails, saying the name
+        it probably meant, rather than doing nothing in silence."""
+        known = [name for name in vars(hookspecs) if name.startswith("vigil_")]
+        for name, caller in list(vars(self.manager.hook).items()):
+            if caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                info = self.infos[impl.plugin_name]
+                guess = difflib.get_close_matches(name, known, n=1)
+                info.error = (f"unknown hook {name!r}" + (f" (did you mean {guess[0]!r}?)"
+                                                          if guess else "")
+                              + f"; the hooks are {', '.join(known)}")
+                log.error("plugin.failed", plugin=info.name, origin=info.origin,
+                          error=info.error)
+                self.manager.unregister(impl.plugin)
 
     def _collect(self, hook: str, registry: dict[str, type], base: type, listed: str) -> None:
         """Call one ``register`` hook of every plugin, each on its own, noting which
@@ -141,6 +162,8 @@ def _class_problem(cls: Any, base: type) -> str | None:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         return f"{cls!r} is not a subclass of vigil.{base.__name__}"
     options = getattr(cls, "Options", None)
-    if options is not None and not dataclasses.is_dataclass(options):
+    if options is None:
+        return None
+    if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
         return f"{cls.__name__}.Options must be a dataclass"
-    return None
+    return unsupported(options)

@@ -361,7 +361,7 @@ class Validator:
         options: Any = raw
         blame = f" (plugin {plugins.owner(cls)!r})"
         if cls.Options is not None:
-            options, errors = parse_options(cls.Options, raw)
+            options, errors = parse_options(cls.Options, raw, self.base)
             for key, message in errors:
                 # A key's error is the config's; one for the whole section, the plugin's.
                 self.error((*path, *key.split(".")) if key else path,

@@ -123,3 +123,18 @@ def test_every_hook_is_called_by_the_core_with_its_arguments(tmp_path: Path,
     for hook in hooks():
         assert hook in calls, f"the core never called {hook}"
         assert calls[hook] == sorted(getattr(manager.hook, hook).spec.argnames), hook
+
+
+def test_a_misspelled_hook_fails_its_plugin_with_the_name_it_meant(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    (tmp_path / "typo.py").write_text(
+        "from vigil import Check, hookimpl\n\n"
+        "class Nop(Check):\n    pass\n\n"
+        "@hookimpl\ndef vigil_check_type(register):\n    register('nop', Nop)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins = Plugins(["typo"])
+    error = plugins.infos["typo"].error
+    assert error is not None and error.startswith(
+        "unknown hook 'vigil_check_type' (did you mean 'vigil_check_types'?)"), error
+    assert "nop" not in plugins.check_types
+    assert not plugins.manager.is_registered(importlib.import_module("typo"))

@@ -6,12 +6,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
-from vigil import Duration, Status, parse_duration, redact
-from vigil._config.options import parse_options
+from vigil import Check, Duration, Status, parse_duration, redact
+from vigil._config.options import parse_options, unsupported
+from vigil._config.plugins import _class_problem
 from vigil._engine.statemachine import CheckState
 from vigil._kit.durations import format_duration
 from vigil._kit.perfdata import format_perfdata, parse_perfdata, split_plugin_output
@@ -150,6 +152,45 @@ def test_options_are_typed_and_checked() -> None:
     assert errors == [] and opts.every == 120 and opts.limit == 3.0
     _, errors = parse_options(_Opts, {"mode": "medium", "ports": [1, "2"], "limit": "no"})
     assert dict(errors).keys() == {"mode", "ports", "limit", "name"}
+
+
+def test_a_path_option_is_taken_relative_to_the_config_file(tmp_path: Path) -> None:
+    @dataclass
+    class Where:
+        folder: Path
+        extra: list[Path] = field(default_factory=list)
+
+    opts, errors = parse_options(Where, {"folder": "dumps", "extra": ["/srv/a", "~/b"]},
+                                 tmp_path)
+    assert errors == []
+    assert opts.folder == tmp_path / "dumps"
+    assert opts.extra == [Path("/srv/a"), Path.home() / "b"]
+    _, errors = parse_options(Where, {"folder": 3}, tmp_path)
+    assert errors == [("folder", "expected a path, got integer 3")]
+
+
+class Colour:
+    pass
+
+
+@dataclass
+class Unreadable:
+    name: str
+    colour: Colour
+    tags: set[str] = field(default_factory=set)
+
+
+def test_an_option_type_vigil_cannot_read_fails_the_plugin_not_the_user() -> None:
+    problem = unsupported(Unreadable)
+    assert problem is not None and problem.startswith(
+        "Unreadable.colour is typed Colour, which vigil cannot read from a config file "
+        "(it reads str, int, float, bool, Duration, Path,")
+    assert unsupported(_Opts) is None
+
+    class Painted(Check):
+        Options = Unreadable
+
+    assert _class_problem(Painted, Check) == problem
 
 
 def test_plugin_libraries_are_imported_only_when_used(tmp_path) -> None:
