@@ -58,7 +58,6 @@ class Command(ServiceManager):
     def __init__(self, name: str, options: CommandOptions, timeout: float = 30.0) -> None:
         super().__init__(name, options, timeout)
         self._child: subprocess.Popen[bytes] | None = None
-        self._exited: Callable[[dict[str, Any]], None] | None = None
 
     def log_path(self) -> str:
         if self.options.log:
@@ -104,29 +103,19 @@ class Command(ServiceManager):
             code = 0  # still running: the program is the service
         else:
             self.state["detached"] = code == 0
-        self._follow()
         return Action(argv, code, _tail(path),
                       duration_s=time.monotonic() - began)
 
     def watch(self, exited: Callable[[dict[str, Any]], None]) -> bool:
-        """Through a pidfd on the program's PID (Linux): not for a starter that
-        daemonized its service, whose PID vigil never learns."""
-        self._exited = exited
-        self._follow()
-        return hasattr(os, "pidfd_open")
-
-    def unwatch(self) -> None:
-        self._exited = None
-        super().unwatch()
-
-    def _follow(self) -> None:
-        """Watch the program running now, if vigil started it and watches at all."""
-        exited, pid = self._exited, self.state.get("pid")
-        super().unwatch()
-        if (exited is None or not pid or self.state.get("detached")
-                or not _alive(pid, self.state.get("create_time"))):
-            return
+        """The program running now, through a pidfd on its PID (Linux); vigil asks
+        again after every start. Not a starter that daemonized its service, whose PID
+        vigil never learns."""
+        pid = self.state.get("pid")
+        if not pid or self.state.get("detached") or not _alive(pid,
+                                                              self.state.get("create_time")):
+            return False
         self.stop_watching = watch_pid(pid, lambda: exited(self._seen(pid)))
+        return self.stop_watching is not None
 
     def _seen(self, pid: int) -> dict[str, Any]:
         child = self._child

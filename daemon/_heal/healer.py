@@ -6,7 +6,6 @@ healthy for ``backoff_reset`` ends the loop, and the next incident is healed at 
 from __future__ import annotations
 
 import collections
-import functools
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from vigil._api.manager import Action, CommandFields, ServiceManager
 from vigil._config.sections import ServiceSpec
 from vigil._engine.events import EventHub
 from vigil._heal.healstate import HealOutcome, ServiceRuntime, describe
+from vigil._heal.watching import Watching
+from vigil._heal.watching import stop as stop_watching
 from vigil._kit.ports import describe_ports, first_free, port_holders
 from vigil._store.records import HealRecord, HealState, ServiceEntry, State, Verdict
 
@@ -55,8 +56,8 @@ class Healer:
         self._wake = wake
         #: Told of every heal's outcome (service, start time, outcome), for the history.
         self._record = record
-        #: Whether to watch services (the daemon does; a one-shot `vigil heal` does not).
-        self._watch = watch
+        #: Services' watches (the daemon's; a one-shot `vigil heal` watches none).
+        self._watching = Watching(watch, self.exited)
         #: The live event stream, told of every heal's outcome.
         self.events: EventHub | None = None
         #: Saves the services' state now (the daemon's store), before a heal's outcome
@@ -78,7 +79,8 @@ class Healer:
                     manager.state = rt.service_manager.state
                 rt.spec, rt.service_manager = spec, manager
                 runtimes[name] = rt
-                self._watch_service(rt, state_dir)
+                manager.state_dir = state_dir
+                self._watching.arm(rt)
                 continue
             rt = ServiceRuntime(spec, manager, clock=self.clock)
             if name in saved:
@@ -93,30 +95,15 @@ class Healer:
                 rt.last = entry.get("last")
                 if entry.get("manager") == spec.manager:
                     rt.service_manager.state = dict(entry.get("manager_state", {}))
-            self._watch_service(rt, state_dir)
+            manager.state_dir = state_dir
+            self._watching.arm(rt)
             runtimes[name] = rt
-        _unwatch(replaced)
+        stop_watching(replaced)
         self.services = runtimes
-
-    def _watch_service(self, rt: ServiceRuntime, state_dir: Path) -> None:
-        """Start the service's watcher; one that raises is said (``watch.error``), and
-        the service's checks find its death on their interval instead."""
-        manager = rt.service_manager
-        manager.state_dir = state_dir
-        rt.watching = False
-        if not (self._watch and rt.spec.watch):
-            return
-        try:
-            rt.watching = bool(manager.watch(functools.partial(self.exited, rt.spec.name,
-                                                               manager)))
-        except Exception as exc:
-            log.error("watch.error", service=rt.spec.name, manager=rt.manager,
-                      error=f"watch() raised {type(exc).__name__}: {exc}",
-                      hint="its checks find a death on their interval instead")
 
     def close(self) -> None:
         """Stop watching the services (the daemon stops, or a new config replaces them)."""
-        _unwatch([rt.service_manager for rt in self.services.values()])
+        stop_watching([rt.service_manager for rt in self.services.values()])
 
     def exited(self, service: str, manager: ServiceManager, seen: dict[str, Any]) -> None:
         """A watcher saw ``service`` die: its checks run now and at their fast interval
@@ -125,6 +112,8 @@ class Healer:
         rt = self.services.get(service)
         if rt is None or rt.service_manager is not manager:
             return  # the manager of a config since replaced
+        # What was watched is gone: the next start is watched anew.
+        rt.watching = False
         if rt.healing.locked():
             rt.stirred.set()
             return
@@ -301,6 +290,9 @@ class Healer:
             action = service_manager.start() if verb == "start" else service_manager.restart()
         if isinstance(action, HealOutcome):  # no port to start on: nothing was run
             return action
+        # What runs now is a new process: watched from here on, its death in the wait
+        # below included.
+        self._watching.arm(rt)
         if not action.ok:
             return HealOutcome(Verdict.FAILED, dict(
                 **fields, action=verb,
@@ -368,15 +360,6 @@ class Healer:
         action = service_manager.start()
         action.port = port
         return action
-
-
-def _unwatch(managers: list[ServiceManager]) -> None:
-    for manager in managers:
-        try:
-            manager.unwatch()
-        except Exception as exc:  # a plugin's: said, and the others still stop
-            log.error("watch.error", manager=type(manager).__name__,
-                      error=f"unwatch() raised {type(exc).__name__}: {exc}")
 
 
 def _subject(rt: ServiceRuntime) -> dict[str, str]:

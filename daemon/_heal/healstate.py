@@ -65,7 +65,7 @@ class ServiceRuntime:
     #: Wakes a heal's wait: a check passed, or a watcher saw the service exit.
     stirred: threading.Event = field(default_factory=threading.Event)
     skip_reason: str | None = None
-    #: Whether a watcher reports the service's death (else only its checks tell).
+    #: Whether a watcher reports the death of what runs now (else only its checks tell).
     watching: bool = False
     #: Heals so far by outcome ("succeeded", "failed").
     heals: collections.Counter[str] = field(default_factory=collections.Counter)

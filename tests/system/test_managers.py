@@ -20,7 +20,18 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import free_port, need_program, rerun_delay, saved_pid, saved_state
+from tests.helpers import (
+    FIXTURES,
+    answers,
+    call,
+    event_time,
+    free_port,
+    need_program,
+    rerun_delay,
+    saved_pid,
+    saved_state,
+    wait_until,
+)
 from vigil._api.manager import ServiceManager
 from vigil._config import loader as config
 from vigil.service._install import LABEL, LaunchdInstaller, SystemdInstaller
@@ -407,3 +418,53 @@ def test_a_hung_manager_command_is_cut_off_at_start_timeout(fakes: Path, tmp_pat
     assert action.fields()["timed_out"] is True
     assert not [p for p in psutil.process_iter(["cmdline"])
                 if str(tmp_path / "bin" / "brew") in " ".join(p.info["cmdline"] or [])]
+
+
+def test_a_third_party_managers_watch_follows_each_new_process(write_config, daemon,
+                                                                tmp_path: Path,
+                                                                monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    port = free_port()
+    token = "t"
+    http_port = free_port()
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["thirdparty"]
+        http = "127.0.0.1:{http_port}"
+        http_token = "{token}"
+        [services.web]
+        manager = "server"
+        argv = ["{sys.executable}", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+        backoff = "0s"
+        restarts = 5
+        [checks.web]
+        type = "tcp"
+        port = {port}
+        service = "web"
+        interval = "10s"
+        fall = 1
+    """)).start()
+    d.wait_for("heal.succeeded", service="web", timeout=15)
+
+    def watching() -> bool:
+        service = json.loads(call(http_port, "/api/v1/services/web",
+                                  headers={"Authorization": f"Bearer {token}"})[2])
+        return bool(service["watching"])
+
+    for round_ in (1, 2, 3):
+        pid = saved_pid(tmp_path / "state", "web")
+        wait_until(lambda: answers(port), 10, "the server to answer")
+        assert watching(), f"round {round_}: the running process is watched"
+        killed = time.time()
+        os.kill(pid, signal.SIGKILL)
+        exited = d.wait_for("service.exited", count=round_, service="web", timeout=5)[-1]
+        assert exited["pid"] == pid
+        # Seen by its watch, not by the check (its interval is 10 s).
+        assert event_time(exited) - killed < 0.1, f"round {round_}: seen late"
+        d.wait_for("heal.succeeded", count=round_ + 1, service="web", timeout=15)
+        def new_pid(old: int = pid) -> bool:
+            return saved_pid(tmp_path / "state", "web") != old
+
+        wait_until(new_pid, 10, "the new PID saved")
+    assert d.stop() == 0
