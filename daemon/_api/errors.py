@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -24,15 +25,19 @@ class ConfigIssue:
 class ConfigError(Exception):
     """Raised by a check type for a bad option; by the loader with every issue found.
 
-    A check type raises ``ConfigError("port", "must be between 1 and 65535")``; the core
-    adds the file, the full key path (``checks.web.port``) and the line.
+    A check type raises ``ConfigError("port", "must be between 1 and 65535")``, or
+    several at once: ``ConfigError(problems=[("port", "..."), ("host", "...")])``; the
+    core adds the file, the full key path (``checks.web.port``) and the line.
     """
 
-    def __init__(self, key: str = "", message: str = "", issues: list[ConfigIssue] | None = None):
-        self.key = key
-        self.message = message
+    def __init__(self, key: str = "", message: str = "", issues: list[ConfigIssue] | None = None,
+                 problems: Iterable[tuple[str, str]] = ()) -> None:
+        #: (key, message) for each problem a plugin raised, the first as key and message.
+        self.problems = list(problems) or ([(key, message)] if key or message else [])
+        self.key, self.message = self.problems[0] if self.problems else (key, message)
         self.issues = issues or []
-        super().__init__("\n".join(map(str, self.issues)) or f"{key}: {message}")
+        super().__init__("\n".join(map(str, self.issues))
+                         or "; ".join(f"{k}: {m}" if k else m for k, m in self.problems))
 
     @property
     def count(self) -> str:

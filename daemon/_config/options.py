@@ -55,7 +55,7 @@ def parse_options(cls: type, raw: Table, base: Path | None = None
     try:
         return cls(**values), []
     except ConfigError as exc:
-        return None, [(exc.key, exc.message)]
+        return None, exc.problems
     except Exception as exc:  # the plugin's own rule, in its own words: not a traceback
         return None, [("", f"{cls.__name__} rejected these options: "
                            f"{type(exc).__name__}: {exc}")]

@@ -371,7 +371,8 @@ class Validator:
         try:
             return cls(path[-1], options, timeout=timeout)
         except ConfigError as exc:
-            self.error((*path, *exc.key.split(".")) if exc.key else path, exc.message)
+            for key, message in exc.problems:
+                self.error((*path, *key.split(".")) if key else path, message)
         except Exception as exc:
             self.error(path, f"{cls.__name__} failed to set up: {type(exc).__name__}: {exc}"
                        + blame)

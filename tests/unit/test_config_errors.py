@@ -143,3 +143,29 @@ def test_a_plugin_whose_options_or_constructor_raise_is_blamed_at_the_checks_lin
         ">= 0 (plugin 'misbehaving')",
         f"{path}:7: checks.b: Fragile failed to set up: KeyError: 'setting' (plugin "
         "'misbehaving')"]
+
+
+def test_a_plugin_can_report_several_problems_at_once(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "window.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from vigil import Check, ConfigError, hookimpl\n\n"
+        "@dataclass\nclass WindowOptions:\n    low: int\n    high: int\n\n"
+        "    def __post_init__(self) -> None:\n"
+        "        problems = []\n"
+        "        if self.low < 0:\n            problems.append(('low', 'must be >= 0'))\n"
+        "        if self.high <= self.low:\n"
+        "            problems.append(('high', 'must be above low'))\n"
+        "        if problems:\n            raise ConfigError(problems=problems)\n\n"
+        "class Window(Check):\n    Options = WindowOptions\n\n"
+        "@hookimpl\ndef vigil_check_types(register):\n    register('window', Window)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "c.toml"
+    path.write_text(HEAD + 'plugins = ["window"]\n'
+                    "[checks.w]\ntype = 'window'\nlow = -1\nhigh = -5\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(str(path))
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{path}:6: checks.w.low: must be >= 0", f"{path}:7: checks.w.high: must be above low"]
+    one = ConfigError("port", "must be between 1 and 65535")
+    assert one.problems == [("port", "must be between 1 and 65535")] and one.key == "port"
