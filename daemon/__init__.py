@@ -10,6 +10,7 @@ from vigil._api.check import Check, Result, Status
 from vigil._api.errors import ConfigError, require_module
 from vigil._api.httppost import post as http_post
 from vigil._api.httppost import request as http_request
+from vigil._api.logger import get_logger
 from vigil._api.manager import Action, ServiceManager
 from vigil._api.thresholds import StartGrace, above, worst
 from vigil._kit.atomic import replace_file
@@ -48,6 +49,7 @@ __all__ = [
     "above",
     "describe_ports",
     "format_duration",
+    "get_logger",
     "hookimpl",
     "http_post",
     "http_request",

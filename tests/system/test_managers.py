@@ -446,6 +446,9 @@ def test_a_third_party_managers_watch_follows_each_new_process(write_config, dae
         fall = 1
     """)).start()
     d.wait_for("heal.succeeded", service="web", timeout=15)
+    # The plugin's own logger writes into vigil's log, naming it.
+    started = d.wait_for("server.started")[0]
+    assert started["plugin"] == "thirdparty" and started["level"] == "info"
 
     def watching() -> bool:
         service = json.loads(call(http_port, "/api/v1/services/web",
