@@ -60,16 +60,16 @@ class _Job:
 
 class Runner:
     """Runs checks on a pool of reusable worker threads and hands each outcome to
-    ``done`` on the worker's thread. A job goes to the worker that went idle last, so
-    the workers a burst added stay idle once it is over, and retire. Checks due
-    together run one after another on the same worker rather than all at once on as
-    many threads fighting over the GIL; should every worker be busy (a check that
-    hangs) while checks wait, the reaper adds a worker within REAP_EVERY. A run that
-    overruns its timeout is reported as timed out by the reaper and abandoned: it costs
-    one worker, which returns to the pool if the run ever ends; a worker idle for
-    RETIRE_AFTER retires, so the pool follows the load down again. While a check's
-    abandoned run still hangs, its next runs report that at once instead of tying up
-    more workers."""
+    ``done`` on the worker's thread. Checks due together wait for the workers at work
+    and run one after another, rather than all at once on as many threads fighting
+    over the GIL: an idle worker is woken (the one that went idle last) only when none
+    is at work, or when none took a job for REAP_EVERY (a slow check, a hang), and a
+    new one is started when none is idle. A run's time and timeout start when a worker
+    takes it. A run that overruns its timeout is reported as timed out by the reaper
+    and abandoned: it costs one worker, which returns to the pool if the run ever ends.
+    A worker idle for RETIRE_AFTER retires (one always stays), so the pool follows the
+    load down again. While a check's abandoned run still hangs, its next runs report
+    that at once instead of tying up more workers."""
 
     def __init__(self, stopping: threading.Event | None = None) -> None:
         self._stopping = stopping or threading.Event()
@@ -112,13 +112,12 @@ class Runner:
             else:
                 self._hung.pop(name, None)
                 self._active[name] = job
-            # Checks due together wait for the workers there are: the reaper adds one
-            # only when none took a job for REAP_EVERY (all busy, or one hangs).
-            if self._idle:
-                worker = self._idle.pop()
-                worker.job = job
-                self._taken += 1
-                worker.wake.set()
+            # Checks due together wait for the workers at work: the reaper brings in
+            # another only when none took a job for REAP_EVERY (all busy, or one hangs).
+            # Handing each to an idle worker instead would wake every worker at every
+            # burst, and none would ever be idle long enough to retire.
+            if self._idle and len(self._idle) == self._alive:
+                self._hand(self._idle.pop(), job)
             elif not self._alive:
                 self._start_worker(job)
             else:
@@ -157,6 +156,9 @@ class Runner:
         job.done(outcome)
 
     def _execute(self, job: _Job) -> None:
+        # The run's time, and its timeout, start now: not when it came due, which for a
+        # check of a burst may be a while before a worker took it.
+        job.since = time.monotonic()
         if job.known is not None:
             job.ended = True
             self._report(job, job.known)
@@ -187,12 +189,22 @@ class Runner:
                         if now >= job.deadline or self._stopping.is_set()]
                 # Jobs wait, and no worker took one since the last look: all are busy.
                 if self._pending and self._taken == taken:
-                    self._start_worker(self._pending.popleft())
+                    if self._idle:
+                        self._hand(self._idle.pop(), self._pending.popleft())
+                    else:
+                        self._start_worker(self._pending.popleft())
                 taken = self._taken
             for job in late:
                 self._report(job, Outcome(
                     Result(Status.UNKNOWN, f"timed out after {job.timeout:g}s"),
                     (now - job.since) * 1000, "timeout"), hung=True)
+
+    def _hand(self, worker: _Worker, job: _Job) -> None:
+        """Wake an idle worker with ``job`` (called with the lock held): the one that
+        went idle last, so those idle longest retire."""
+        worker.job = job
+        self._taken += 1
+        worker.wake.set()
 
     def _start_worker(self, job: _Job) -> None:
         """A new worker thread for ``job`` (called with the lock held)."""
