@@ -471,3 +471,4 @@ def test_a_third_party_managers_watch_follows_each_new_process(write_config, dae
 
         wait_until(new_pid, 10, "the new PID saved")
     assert d.stop() == 0
+    os.kill(saved_pid(tmp_path / "state", "web"), signal.SIGTERM)  # it outlives vigil
