@@ -23,6 +23,7 @@ class SinkError(Exception):
 
 
 def iso(at: float) -> str:
+    """A ``time.time()`` as Alertmanager writes times: ISO 8601, UTC, ``Z``."""
     return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -54,6 +55,7 @@ class Alert:
 
     @property
     def resolved(self) -> bool:
+        """Whether this is the alert's resolution (its check is OK again)."""
         return self.status == "resolved"
 
     def labels(self) -> dict[str, str]:
@@ -66,6 +68,7 @@ class Alert:
         return {**labels, **self.extra_labels}
 
     def annotations(self) -> dict[str, str]:
+        """Prometheus-style annotations: the summary, what healing did, the notes."""
         if self.reason == "remediation":
             notes = {"summary": f"{self.summary} (on {self.host})"}
         else:
@@ -76,10 +79,12 @@ class Alert:
         return {**notes, **self.notes}
 
     def fingerprint(self) -> str:
+        """A short hash of the labels: the same alert, episode after episode."""
         labels = json.dumps(self.labels(), sort_keys=True).encode()
         return hashlib.sha256(labels).hexdigest()[:16]
 
     def title(self) -> str:
+        """``[FIRING] db on host1`` (or ``[RESOLVED] ...``): a message's first line."""
         return f"[{'RESOLVED' if self.resolved else 'FIRING'}] {self.check} on {self.host}"
 
     def text(self) -> str:
@@ -94,10 +99,12 @@ class Alert:
         return "\n".join(line for line in lines if line)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as JSON can carry it (the ``command`` sink's stdin)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
+        """The alert ``to_dict`` made; keys it does not know are left out."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

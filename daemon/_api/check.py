@@ -65,6 +65,10 @@ class Check:
         self.timeout = timeout
 
     def run(self) -> Result:
+        """Check once, and say how it went. Called on a worker thread, never two at
+        once for one check; the core times it out at ``self.timeout`` (a run that
+        overruns is reported UNKNOWN and abandoned), and an exception it raises becomes
+        an UNKNOWN result naming it."""
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
     def close(self) -> None:

@@ -44,6 +44,7 @@ class Action:
 
     @property
     def ok(self) -> bool:
+        """Whether the command exited 0 in time."""
         return self.returncode == 0 and not self.timed_out
 
     def fields(self) -> CommandFields:
@@ -80,12 +81,17 @@ class ServiceManager:
         self.stop_watching: Callable[[], None] | None = None
 
     def start(self) -> Action:
+        """Start the service (it is not running); return what the command did, or an
+        ``Action`` you build (``Action(argv, 0, "started")``) for one done in-process.
+        Its time counts against the service's ``start_timeout``."""
         raise NotImplementedError
 
     def stop(self) -> Action:
+        """Stop the service, before a start on another port."""
         raise NotImplementedError
 
     def restart(self) -> Action:
+        """Restart the service (it runs, or vigil cannot tell); as for ``start``."""
         raise NotImplementedError
 
     def is_running(self) -> bool | None:
@@ -110,7 +116,7 @@ class ServiceManager:
             self.stop_watching = None
 
     def start_failed(self) -> dict[str, Any] | None:
-        """Asked every START_POLL seconds while vigil waits for a started service's check
+        """Asked every quarter second while vigil waits for a started service's check
         to pass: what shows that the start has already failed (the program exited, the
         unit is ``failed``), as fields of the ``heal.failed`` event; None while the
         service may still come up. The heal then fails at once, not at start_timeout."""

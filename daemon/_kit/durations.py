@@ -33,6 +33,7 @@ def parse_duration(value: object) -> Duration:
 
 
 def format_duration(seconds: float) -> str:
+    """Seconds as the config writes them: ``300`` is ``5m``, ``0.25`` is ``250ms``."""
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
     for unit in ("d", "h", "m"):

@@ -29,6 +29,7 @@ def parse_ports(value: str | list[int]) -> list[int]:
 
 
 def describe_ports(ports: list[int]) -> str:
+    """``[3000, ..., 3010]`` as ``3000-3010``; ports not in one run as ``80,443``."""
     if ports == list(range(ports[0], ports[-1] + 1)) and len(ports) > 1:
         return f"{ports[0]}-{ports[-1]}"
     return ",".join(map(str, ports))

@@ -108,6 +108,8 @@ def _collect(proc: subprocess.Popen[bytes], argv: list[str], start: float, timeo
 
 
 def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to every process of the group ``pgid`` (a ``run_command`` child's,
+    or a service started in a session of its own); a group already gone is no error."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
 

@@ -31,9 +31,12 @@ class FileTail:
 
     @property
     def opened(self) -> bool:
+        """Whether the file was found and is being followed."""
         return self._file is not None
 
     def read(self) -> list[bytes]:
+        """The complete lines appended since the last call (at the first, the last
+        ``backfill`` bytes' worth), through rotation and truncation."""
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
@@ -58,6 +61,7 @@ class FileTail:
         return lines + self._drain()
 
     def close(self) -> None:
+        """Let the file go."""
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -4,6 +4,8 @@ is: they import from `vigil` only what `vigil.__all__` offers, and nothing inter
 from __future__ import annotations
 
 import ast
+import inspect
+import typing
 from pathlib import Path
 
 import vigil
@@ -61,3 +63,22 @@ def test_every_public_name_is_documented_in_the_plugin_guide() -> None:
     guide = (ROOT / "plugins" / "README.md").read_text()
     missing = [name for name in vigil.__all__ if f"`{name}`" not in guide]
     assert not missing, f"public names missing from plugins/README.md: {missing}"
+
+
+def test_every_public_name_and_method_says_what_it_does() -> None:
+    undocumented = []
+    for name in vigil.__all__:
+        obj = getattr(vigil, name)
+        if typing.get_origin(obj) is not None:  # a type alias (RegisterCheck...)
+            continue
+        if not (obj.__doc__ or "").strip():
+            undocumented.append(name)
+        if not inspect.isclass(obj):
+            continue
+        for attr, value in vars(obj).items():
+            function = value.fget if isinstance(value, property) else getattr(
+                value, "__func__", value)
+            if not attr.startswith("_") and inspect.isfunction(function) and not (
+                    function.__doc__ or "").strip():
+                undocumented.append(f"{name}.{attr}")
+    assert not undocumented, f"no docstring: {undocumented}"
