@@ -159,13 +159,14 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps([vars(i) for i in infos], indent=2))
         return 0
     width = max((len(i.name) for i in infos), default=0) + 1
+    origins = max((len(i.origin) for i in infos), default=0)
     for info in infos:
         offers = [f"check types: {', '.join(info.check_types)}"] if info.check_types else []
         if info.service_managers:
             offers.append(f"service managers: {', '.join(info.service_managers)}")
         if info.alert_sinks:
             offers.append(f"alert sinks: {', '.join(info.alert_sinks)}")
-        line = f"{info.name:<{width}} {info.origin:<32} {'; '.join(offers) or '-'}"
+        line = f"{info.name:<{width}} {info.origin:<{origins}} {'; '.join(offers) or '-'}"
         print(line + (f"\n  FAILED: {info.error}" if info.error else ""))
     return 0
 

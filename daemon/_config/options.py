@@ -25,6 +25,25 @@ from vigil._kit.durations import Duration, parse_duration
 Table = dict[str, Any]
 
 
+class ItemError(ValueError):
+    """A bad item of a list or table option: ``where`` is its place (``[1]``, ``.name``),
+    for the key path of the error (``checks.web.tags[1]``)."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+    @classmethod
+    def at(cls, where: str, exc: ValueError) -> ItemError:
+        inner = exc.where if isinstance(exc, ItemError) else ""
+        return cls(where + inner, str(exc))
+
+
+def key_of(key: str, exc: ValueError) -> str:
+    """The key an error from ``coerce`` belongs to: the item's, for a list's or table's."""
+    return key + exc.where if isinstance(exc, ItemError) else key
+
+
 SUPPORTED = ("str, int, float, bool, Duration, Path, list[...], dict[str, ...], "
              "Literal[...], X | None, a dataclass")
 
@@ -45,7 +64,7 @@ def parse_options(cls: type, raw: Table, base: Path | None = None
         try:
             values[key] = coerce(hints[key], value, base)
         except ValueError as exc:
-            errors.append((key, str(exc)))
+            errors.append((key_of(key, exc), str(exc)))
     for name, f in fields.items():
         no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if no_default and name not in raw:
@@ -83,12 +102,27 @@ def coerce(hint: Any, value: Any, base: Path | None = None) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise ValueError(f"expected a list, got {_show(value)}")
-        return [coerce(args[0], item, base) for item in value] if args else list(value)
+        if not args:
+            return list(value)
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(coerce(args[0], item, base))
+            except ValueError as exc:
+                raise ItemError.at(f"[{index}]", exc) from None
+        return items
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"expected a table, got {_show(value)}")
-        return ({k: coerce(args[1], v, base) for k, v in value.items()} if args
-                else dict(value))
+        if not args:
+            return dict(value)
+        table = {}
+        for name, item in value.items():
+            try:
+                table[name] = coerce(args[1], item, base)
+            except ValueError as exc:
+                raise ItemError.at(f".{name}", exc) from None
+        return table
     if hint is Duration:
         return parse_duration(value)
     if hint is Path:

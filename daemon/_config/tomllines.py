@@ -7,6 +7,7 @@ import re
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _NAME = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)"""
 _KEY = re.compile(rf"^\s*({_NAME}(?:\s*\.\s*{_NAME})*)\s*=")
+_INDEX = re.compile(r"(\[\d+\])+$")
 _PART = re.compile(rf"\s*({_NAME})\s*(?:\.|$)")
 
 
@@ -33,7 +34,9 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
 
 
 def locate(lines: dict[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
-    """The line of ``path``, or of its nearest ancestor that has one."""
+    """The line of ``path``, or of its nearest ancestor that has one (a list's item,
+    ``tags[1]``, is on its list's line)."""
+    path = tuple(_INDEX.sub("", part) for part in path)
     for end in range(len(path), 0, -1):
         if path[:end] in lines:
             return lines[path[:end]]

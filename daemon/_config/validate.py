@@ -15,7 +15,7 @@ from vigil._api.alert import AlertSink
 from vigil._api.check import Check
 from vigil._api.errors import ConfigError, ConfigIssue
 from vigil._api.manager import ServiceManager
-from vigil._config.options import Table, coerce, parse_options
+from vigil._config.options import Table, coerce, key_of, parse_options
 from vigil._config.plugins import Plugins
 from vigil._config.sections import (
     ALERT_EVENTS,
@@ -139,7 +139,7 @@ class Validator:
                 try:
                     out[key] = coerce(keys[key][0], value)
                 except ValueError as exc:
-                    self.error((*path, key), str(exc))
+                    self.error((*path, *key_of(key, exc).split(".")), str(exc))
             elif extra is not None:
                 extra[key] = value
             else:

@@ -82,12 +82,15 @@ def test_plugins_lists_origin_and_check_types(fixed_config) -> None:
     assert by_name["vigil.plugins.tcp"]["origin"] == "builtin"
     assert by_name["vigil.plugins.tcp"]["check_types"] == ["tcp"]
     assert by_name["misbehaving"]["origin"] == "config [daemon] plugins"
-    assert by_name["misbehaving"]["check_types"] == ["hang", "wedge", "boom", "odd", "fixed"]
+    kinds = ["picky", "fragile", "hang", "wedge", "boom", "odd", "fixed"]
+    assert by_name["misbehaving"]["check_types"] == kinds
     text = run_vigil("plugins", "-c", str(fixed_config), env=env_with_fixtures()).stdout
     line = next(line for line in text.splitlines() if line.startswith("misbehaving "))
-    assert line.endswith("check types: hang, wedge, boom, odd, fixed; service managers: flag, "
-                         "raising")
+    assert line.endswith(f"check types: {', '.join(kinds)}; service managers: flag, raising")
     assert "service managers: systemd" in text
+    # One column for what each offers, however long the origins are.
+    assert len({line.index("check types:") for line in text.splitlines()
+                if "check types:" in line}) == 1, text
 
 
 def test_plugin_that_fails_to_import_is_reported_by_name(write_config) -> None:

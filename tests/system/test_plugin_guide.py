@@ -59,6 +59,10 @@ def test_worked_example_installs_through_the_entry_point_group(tmp_path: Path) -
     plugin = next(p for p in listed if p["name"] == "backup_age")
     assert plugin["origin"] == "entry point of vigil-backup-age 0.1.0"
     assert plugin["check_types"] == ["file_age"] and plugin["error"] is None
+    text = run_vigil("plugins", "-c", str(config), env=env).stdout
+    # Its long origin keeps the column of what each plugin offers in line.
+    assert len({line.index("check types:") for line in text.splitlines()
+                if "check types:" in line}) == 1, text
 
     fresh = run_vigil("check", "nightly_backup", "-c", str(config), env=env)
     assert fresh.returncode == 0 and fresh.stdout.startswith("nightly_backup OK - "), fresh

@@ -26,6 +26,12 @@ CASES = [
     ("history tiers out of order", HEAD + "history_keep_5m = '2d'\nhistory_keep = '1d'\n",
      "daemon.history_keep", 4, "at least history_keep_5m (2d)"),
     ("plugins not a list", HEAD + "plugins = 'x'\n", "daemon.plugins", 3, "expected a list"),
+    ("a list's bad item", HEAD + "[services.db]\nmanager = 'systemd'\nunit = 'pg'\n"
+     "depends_on = ['cache', 2]\n", "services.db.depends_on[1]", 6,
+     "expected a string, got integer 2"),
+    ("a plugin option's bad item", HEAD + "[checks.a]\ntype = 'tcp'\nport = 1\n"
+     "[checks.b]\ntype = 'exec'\ncommand = ['check_dummy', 0]\n", "checks.b.command[1]", 8,
+     "expected a string, got integer 0"),
     ("bad duration", HEAD + "[checks.a]\ntype = 'system'\ninterval = 'ten seconds'\n",
      "checks.a.interval", 5, "bad duration"),
     ("negative duration", HEAD + "[checks.a]\ntype = 'system'\ntimeout = -5\n",

@@ -151,7 +151,8 @@ def test_options_are_typed_and_checked() -> None:
                                          "limit": 3})
     assert errors == [] and opts.every == 120 and opts.limit == 3.0
     _, errors = parse_options(_Opts, {"mode": "medium", "ports": [1, "2"], "limit": "no"})
-    assert dict(errors).keys() == {"mode", "ports", "limit", "name"}
+    assert dict(errors).keys() == {"mode", "ports[1]", "limit", "name"}
+    assert dict(errors)["ports[1]"] == "expected an integer, got string '2'"
 
 
 def test_a_path_option_is_taken_relative_to_the_config_file(tmp_path: Path) -> None:
