@@ -48,6 +48,14 @@ def test_worked_example_installs_through_the_entry_point_group(tmp_path: Path) -
          "--cache-dir", str(tmp_path / "mypy"), str(site / "vigil_backup_age.py")],
         capture_output=True, text=True, timeout=300)
     assert typed.returncode == 0, typed.stdout
+    # Its own tests, as the guide writes them: vigil.testing and the installed package.
+    tests = next(b for b in blocks("python") if "from vigil.testing import" in b)
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "test_backup_age.py").write_text(tests)
+    own = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "test_backup_age.py"], cwd=tmp_path / "own", env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert own.returncode == 0 and "2 passed" in own.stdout, own.stdout + own.stderr
 
     backup = tmp_path / "db.dump"
     backup.write_text("data")
