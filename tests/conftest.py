@@ -69,11 +69,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
+def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def make(config: Path, prefix: list[str] | None = None) -> Daemon:
-        d = Daemon(config, tmp_path / f"daemon{len(started)}.log", prefix)
+    def make(config: Path, prefix: list[str] | None = None,
+             command: list[str] | None = None) -> Daemon:
+        d = Daemon(config, tmp_path / f"daemon{len(started)}.log", prefix, command)
         started.append(d)
         return d
 

@@ -180,9 +180,11 @@ class Daemon:
     """``vigil run`` as a real subprocess, its JSON log read back line by line.
 
     ``prefix`` runs it inside another namespace (``nsenter ...``): signals then go to
-    vigil itself, the child of nsenter, which does not forward them."""
+    vigil itself, the child of nsenter, which does not forward them. ``command`` is the
+    vigil to run (default: this environment's console script)."""
 
-    def __init__(self, config: Path, log: Path, prefix: list[str] | None = None) -> None:
+    def __init__(self, config: Path, log: Path, prefix: list[str] | None = None,
+                 command: list[str] | None = None) -> None:
         self.config = config
         #: stdout: nothing but JSON lines (empty when the config names a log_file).
         self.log = log
@@ -191,6 +193,7 @@ class Daemon:
         #: Every log_file the config named since the start (a reload may move it).
         self.log_files: list[Path] = []
         self.prefix = prefix or []
+        self.command = command or vigil_command()
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
 
@@ -216,7 +219,7 @@ class Daemon:
     def start(self, wait_started: bool = True) -> Daemon:
         self._note_log_file()
         self.proc = subprocess.Popen(
-            [*self.prefix, *vigil_command(), "run", "-c", str(self.config)],
+            [*self.prefix, *self.command, "run", "-c", str(self.config)],
             stdout=self.log.open("ab"), stderr=self.stderr.open("ab"),
         )
         self.pid = self.proc.pid

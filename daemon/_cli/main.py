@@ -16,6 +16,7 @@ from vigil._cli.heal import cmd_heal, heal
 from vigil._cli.history import cmd_history
 from vigil._cli.init import cmd_init
 from vigil._cli.parser import parser
+from vigil._cli.scaffold import cmd_plugin
 from vigil._cli.status import NoState, cmd_logs, cmd_status, lenient_load, load, user_scope
 from vigil._config import loader as config_mod
 from vigil._config.sections import PACKAGED
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status,
                "history": cmd_history, "alerts": cmd_alerts, "silence": cmd_silence,
                "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service,
-               "export": cmd_export}[args.command]
+               "export": cmd_export, "plugin": cmd_plugin}[args.command]
     try:
         return handler(args)
     except ConfigError as exc:

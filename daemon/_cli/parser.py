@@ -69,6 +69,14 @@ def _config_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="validate: exit 0 when valid, else 1 listing every error")
     p = _command(sub, "plugins", parents=[common], help="list plugins and their check types")
     p.add_argument("--json", action="store_true", help=AS_JSON)
+    p = _command(sub, "plugin", help="write a new plugin package, ready to install and test")
+    p.add_argument("action", choices=["new"], help="new: write the package")
+    p.add_argument("name", help="the plugin's name: its check type, manager or sink type "
+                                "(module vigil_NAME, package vigil-NAME)")
+    p.add_argument("--check", action="store_true", help="with a check type (the default)")
+    p.add_argument("--manager", action="store_true", help="with a service manager")
+    p.add_argument("--sink", action="store_true", help="with an alert sink")
+    p.add_argument("--dir", metavar="FOLDER", help="where to write it (default: vigil-NAME)")
     p = _command(sub, "init", parents=[common], help="write a starter config")
     p.add_argument("path", nargs="?", help="where to write it (default: -c FILE, or "
                                            "config.toml)")
