@@ -134,6 +134,7 @@ class Clock:
     now: float
 
     def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``."""
         self.now += seconds
 
 

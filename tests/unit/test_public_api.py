@@ -9,10 +9,11 @@ import typing
 from pathlib import Path
 
 import vigil
+import vigil.testing
 from tests.helpers import ROOT
 from vigil._config.plugins import BUILTIN_PLUGINS
 
-PUBLIC_MODULES = {"__init__", "__main__", "hookspecs"}
+PUBLIC_MODULES = {"__init__", "__main__", "hookspecs", "testing"}
 
 
 def builtin_sources() -> list[Path]:
@@ -61,14 +62,16 @@ def test_internal_modules_are_marked_internal() -> None:
 
 def test_every_public_name_is_documented_in_the_plugin_guide() -> None:
     guide = (ROOT / "plugins" / "README.md").read_text()
-    missing = [name for name in vigil.__all__ if f"`{name}`" not in guide]
+    missing = [name for name in [*vigil.__all__, *vigil.testing.__all__]
+               if f"`{name}" not in guide]
     assert not missing, f"public names missing from plugins/README.md: {missing}"
 
 
 def test_every_public_name_and_method_says_what_it_does() -> None:
     undocumented = []
-    for name in vigil.__all__:
-        obj = getattr(vigil, name)
+    for module, name in [*((vigil, n) for n in vigil.__all__),
+                         *((vigil.testing, n) for n in vigil.testing.__all__)]:
+        obj = getattr(module, name)
         if typing.get_origin(obj) is not None:  # a type alias (RegisterCheck...)
             continue
         if not (obj.__doc__ or "").strip():
