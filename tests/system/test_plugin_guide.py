@@ -89,6 +89,26 @@ def test_worked_example_installs_through_the_entry_point_group(tmp_path: Path) -
     assert ":7: checks.nightly_backup.warn_age: must not be longer than max_age" in invalid.stderr
 
 
+def test_every_whole_example_passes_mypy_strict(tmp_path: Path) -> None:
+    # Each example that is a whole module, as its own file; the fragments (one method,
+    # one hook) are annotated alike but need the module around them.
+    names = {"class Always(": "always", "class FileAge(": "vigil_backup_age",
+             "from vigil.testing import": "test_backup_age", "class Docker(": "vigil_docker",
+             "class Chat(": "vigil_chat"}
+    written = []
+    for block in blocks("python"):
+        name = next((n for marker, n in names.items() if marker in block), None)
+        if name is not None:
+            (tmp_path / f"{name}.py").write_text(block)
+            written.append(str(tmp_path / f"{name}.py"))
+    assert len(written) == len(names), written
+    typed = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
+         "--cache-dir", str(tmp_path / "mypy"), *written],
+        capture_output=True, text=True, timeout=300)
+    assert typed.returncode == 0, typed.stdout
+
+
 def test_service_manager_example_registers_and_validates(tmp_path: Path) -> None:
     example = next(b for b in blocks("python") if "class Docker(ServiceManager)" in b)
     (tmp_path / "vigil_docker.py").write_text(example)
