@@ -29,9 +29,9 @@ from vigil._config.sections import Config
 from vigil._engine.checktable import CheckTable
 from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer
-from vigil._kit import proc
+from vigil._kit import memory, proc
 from vigil._kit.words import plural
-from vigil._store.records import DaemonInfo, ServiceEntry
+from vigil._store.records import DaemonInfo, ServiceEntry, State
 from vigil._store.store import Store
 from vigil._web.surface import HttpSurface
 
@@ -44,6 +44,8 @@ log = structlog.get_logger("vigil")
 TICK = 0.5
 #: How often the log gets a daemon.summary line.
 SUMMARY_EVERY = 300.0
+#: How often freed memory is handed back to the system (``memory.trim``).
+TRIM_EVERY = 60.0
 #: How long a heal's outcome waits for the state database before it is logged anyway
 #: (a full disk must not hold heals up).
 PERSIST_WAIT = 2.0
@@ -81,7 +83,7 @@ class Agent:
         #: The services' state as last handed to the store.
         self._services: dict[str, ServiceEntry] | None = None
         self._saving = threading.Lock()
-        self._summarised = time.monotonic()
+        self._summarised = self._trimmed = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -125,6 +127,9 @@ class Agent:
                 status = line
                 self.notifier.send(f"STATUS={line}")
             self._log_summary()
+            if time.monotonic() - self._trimmed >= TRIM_EVERY:
+                self._trimmed = time.monotonic()
+                memory.trim()
             pinged = self._watchdog(pinged)
         self._shutdown()
         signal.set_wakeup_fd(-1)
@@ -183,7 +188,7 @@ class Agent:
         log.info("daemon.summary", checks=len(enabled), states=dict(sorted(states.items())),
                  runs=sum(rt.counts["runs"] for rt in enabled),
                  failing=sorted(rt.spec.name for rt in enabled
-                                if rt.machine.state.value == "FAILING")[:20])
+                                if rt.machine.state is State.FAILING)[:20])
 
     def _queue_signal(self, signum: int, _frame: Any) -> None:
         self._signals.append(signum)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 import time
@@ -243,3 +244,10 @@ def test_a_check_whose_library_is_missing_is_a_config_error(tmp_path) -> None:
                           text=True, check=True)
     assert done.stdout.strip() == (f"{used}:2: checks.db.type: needs psycopg.conninfo: "
                                    "pip install 'psycopg[binary]'")
+
+
+def test_freed_memory_is_handed_back_where_libc_can() -> None:
+    from vigil._kit import memory
+
+    # glibc (Debian, Ubuntu...) has malloc_trim; musl and macOS have nothing to trim.
+    assert memory.trim() is (platform.libc_ver()[0] == "glibc")
