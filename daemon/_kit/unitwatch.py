@@ -28,6 +28,8 @@ SERVICE = "org.freedesktop.systemd1.Service"
 UP = ("active", "reloading")
 #: The wait before reconnecting, doubled after each failed attempt up to the second.
 RETRY = (1.0, 5.0)
+#: How long a connection with no unit left to watch stays open for the next.
+LINGER = 2.0
 
 Exited = Callable[[dict[str, Any]], None]
 
@@ -183,18 +185,25 @@ class UnitBus:
 
         conn.call(new_method_call(DBusAddress("/org/freedesktop/systemd1", SYSTEMD,
                                               f"{SYSTEMD}.Manager"), "Subscribe"))
-        loaded: set[str] = set()
+        loaded: dict[str, _Unit] = {}
         while True:
             with self._lock:
                 units = dict(self.units)
             if not units:
+                # vigil watches a unit anew after each start (unwatch, then watch): the
+                # list is empty for a moment. The connection waits for that, rather than
+                # close and open again.
+                if select.select([self._wake_r], [], [], LINGER)[0]:
+                    os.read(self._wake_r, 512)
+                    continue
                 return
-            for name in units.keys() - loaded:
-                self._load(conn, name, units[name], reconnected)
+            for name, unit in units.items():
+                if loaded.get(name) is not unit:  # new, or watched anew
+                    self._load(conn, name, unit, reconnected)
             if not loaded:
                 log.info("watch.connected", socket=self.socket_path, units=sorted(units))
                 self._up = True
-            loaded = set(units)
+            loaded = units
             messages, conn.early = conn.early, []
             for message in messages or conn.receive(60, self._wake_r):
                 self._on_signal(message)
