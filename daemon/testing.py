@@ -18,7 +18,7 @@ import tomli_w
 
 from vigil._api.alert import Alert, AlertSink
 from vigil._api.check import Check, Result
-from vigil._api.manager import ServiceManager
+from vigil._api.manager import Seen, ServiceManager
 from vigil._config.loader import parse
 from vigil._engine.runner import Runner
 
@@ -76,15 +76,16 @@ def run_check(check: Check, timeout: float | None = None) -> Result:
     return Runner().run(check, check.timeout if timeout is None else timeout).result
 
 
-def make_alert(check: str = "test", status: str = "firing", **fields: Any) -> Alert:
-    """An alert as the core hands sinks one; ``fields`` set any other of its fields
-    (``reason``, ``severity``, ``summary``, ``service``, ``healing``...)."""
-    values: dict[str, Any] = {"reason": "failing", "severity": "critical",
-                              "summary": f"{check} is down", "host": "testhost",
-                              "starts_at": time.time(), **fields}
-    if status == "resolved":
-        values.setdefault("ends_at", time.time())
-    return Alert(check=check, status=status, **values)
+def make_alert(check: str = "test", status: str = "firing", *, reason: str = "failing",
+               severity: str = "critical", summary: str = "", host: str = "testhost",
+               starts_at: float | None = None, **fields: Any) -> Alert:
+    """An alert as the core hands sinks one (a resolved one ends now); ``fields`` set
+    any other of its fields (``service``, ``healing``, ``attempts``...)."""
+    now = time.time()
+    fields.setdefault("ends_at", now if status == "resolved" else None)
+    return Alert(check=check, status=status, reason=reason, severity=severity,
+                 summary=summary or f"{check} is down", host=host,
+                 starts_at=now if starts_at is None else starts_at, **fields)
 
 
 def deliver(sink: AlertSink, alert: Alert) -> None:
@@ -97,16 +98,16 @@ def deliver(sink: AlertSink, alert: Alert) -> None:
 class Deaths:
     """What a manager's watch reported: each ``seen`` dict it passed to ``exited``."""
 
-    seen: list[dict[str, Any]] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
     watching: bool = False
     _told: threading.Condition = field(default_factory=threading.Condition)
 
-    def _exited(self, seen: dict[str, Any]) -> None:
+    def _exited(self, seen: Seen) -> None:
         with self._told:
             self.seen.append(dict(seen))
             self._told.notify_all()
 
-    def wait(self, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+    def wait(self, count: int = 1, timeout: float = 5.0) -> list[Seen]:
         """The reports once there are ``count``; AssertionError after ``timeout``."""
         with self._told:
             if not self._told.wait_for(lambda: len(self.seen) >= count, timeout):

@@ -19,6 +19,11 @@ from vigil._kit.redact import redact
 OUTPUT_TAIL = 2000
 
 
+#: What a watcher saw of a death, or what a failed start left (``start_failed``): fields
+#: of the event that says it, in the manager's own words.
+Seen = dict[str, Any]
+
+
 class CommandFields(TypedDict):
     """What a heal event says of the command it ran."""
 
@@ -103,7 +108,7 @@ class ServiceManager:
         (systemd: ``systemctl show``); empty when it says nothing more."""
         return {}
 
-    def watch(self, exited: Callable[[dict[str, Any]], None]) -> bool:
+    def watch(self, exited: Callable[[Seen], None]) -> bool:
         """Start telling ``exited(seen)``, from any thread, the moment the service dies
         (``seen``: what was seen, for the ``service.exited`` event); whether this manager
         can. When it cannot, vigil learns of a death from the checks, on their interval."""
@@ -115,7 +120,7 @@ class ServiceManager:
             self.stop_watching()
             self.stop_watching = None
 
-    def start_failed(self) -> dict[str, Any] | None:
+    def start_failed(self) -> Seen | None:
         """Asked every quarter second while vigil waits for a started service's check
         to pass: what shows that the start has already failed (the program exited, the
         unit is ``failed``), as fields of the ``heal.failed`` event; None while the

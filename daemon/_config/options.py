@@ -102,27 +102,11 @@ def coerce(hint: Any, value: Any, base: Path | None = None) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise ValueError(f"expected a list, got {_show(value)}")
-        if not args:
-            return list(value)
-        items = []
-        for index, item in enumerate(value):
-            try:
-                items.append(coerce(args[0], item, base))
-            except ValueError as exc:
-                raise ItemError.at(f"[{index}]", exc) from None
-        return items
+        return [_item(args, f"[{i}]", item, base) for i, item in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"expected a table, got {_show(value)}")
-        if not args:
-            return dict(value)
-        table = {}
-        for name, item in value.items():
-            try:
-                table[name] = coerce(args[1], item, base)
-            except ValueError as exc:
-                raise ItemError.at(f".{name}", exc) from None
-        return table
+        return {name: _item(args[1:], f".{name}", item, base) for name, item in value.items()}
     if hint is Duration:
         return parse_duration(value)
     if hint is Path:
@@ -144,6 +128,17 @@ def coerce(hint: Any, value: Any, base: Path | None = None) -> Any:
             raise ValueError("; ".join(f"{k}: {m}" for k, m in errors))
         return instance
     raise ValueError(f"expected {getattr(hint, '__name__', hint)}, got {_show(value)}")
+
+
+def _item(args: tuple[Any, ...], where: str, value: Any, base: Path | None) -> Any:
+    """One item of a list or table option, as its type says (any, untyped); its error
+    says where it is."""
+    if not args:
+        return value
+    try:
+        return coerce(args[0], value, base)
+    except ValueError as exc:
+        raise ItemError.at(where, exc) from None
 
 
 def unsupported(cls: type) -> str | None:

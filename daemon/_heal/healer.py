@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from vigil._api.check import Result
-from vigil._api.manager import Action, CommandFields, ServiceManager
+from vigil._api.manager import Action, CommandFields, Seen, ServiceManager
 from vigil._config.sections import ServiceSpec
 from vigil._engine.events import EventHub
 from vigil._heal.healstate import HealOutcome, ServiceRuntime, describe
@@ -105,7 +105,7 @@ class Healer:
         """Stop watching the services (the daemon stops, or a new config replaces them)."""
         stop_watching([rt.service_manager for rt in self.services.values()])
 
-    def exited(self, service: str, manager: ServiceManager, seen: dict[str, Any]) -> None:
+    def exited(self, service: str, manager: ServiceManager, seen: Seen) -> None:
         """A watcher saw ``service`` die: its checks run now and at their fast interval
         (they, not the watcher, decide its state). During a heal (vigil's own restart,
         or a start that dies) the heal's wait looks at once instead."""

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
-from vigil._api.manager import ServiceManager
+from vigil._api.manager import Seen, ServiceManager
 from vigil._heal.healstate import ServiceRuntime
 
 log = structlog.get_logger("vigil.heal")
 
-Exited = Callable[[str, ServiceManager, dict[str, Any]], None]
+Exited = Callable[[str, ServiceManager, Seen], None]
 
 
 class Watching:
