@@ -88,6 +88,7 @@ class Agent:
     # -- lifecycle -------------------------------------------------------------------
 
     def run(self) -> int:
+        memory.limit_arenas()  # before the first thread
         saved = self.store.load()
         self.checks.install(self.config, saved.get("checks", {}))
         self.healer.install(self.config.services, saved.get("services", {}), self.state_dir)

@@ -1,8 +1,9 @@
-"""Give memory Python freed back to the system. glibc keeps freed blocks in its arenas
-(one per thread that allocates, up to eight per core) and returns them only from the
-top of each heap, so a daemon whose worker threads come and go holds more and more
-pages it no longer uses; ``malloc_trim`` returns every free page. Elsewhere (musl,
-macOS), there is nothing to do."""
+"""Keep the daemon's memory from creeping. glibc gives each thread that allocates an
+arena of its own (up to eight per core) and keeps what is freed in it: a daemon whose
+threads come and go (check workers, one per HTTP request) spreads its heap over many
+arenas, each fragmented. ``limit_arenas`` caps them at the start (threads share two,
+under the GIL they seldom contend), and ``trim`` hands free pages back now and then.
+Elsewhere (musl, macOS) there is nothing to do."""
 
 from __future__ import annotations
 
@@ -11,21 +12,30 @@ import ctypes.util
 import functools
 from collections.abc import Callable
 
+#: mallopt's parameter for the most arenas glibc makes.
+M_ARENA_MAX = -8
+
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
+def _glibc(name: str) -> Callable[..., int] | None:
     try:
-        function: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+        function: Callable[..., int] = getattr(ctypes.CDLL(ctypes.util.find_library("c")),
+                                               name)
     except (OSError, AttributeError, TypeError):
         return None
     return function
 
 
+def limit_arenas(arenas: int = 2) -> bool:
+    """Let threads made from now on share ``arenas`` arenas; whether this libc can."""
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and mallopt(M_ARENA_MAX, arenas) == 1
+
+
 def trim() -> bool:
     """Return the free pages of every arena; whether this libc can."""
-    function = _malloc_trim()
-    if function is None:
+    malloc_trim = _glibc("malloc_trim")
+    if malloc_trim is None:
         return False
-    function(0)
+    malloc_trim(0)
     return True

@@ -249,5 +249,7 @@ def test_a_check_whose_library_is_missing_is_a_config_error(tmp_path) -> None:
 def test_freed_memory_is_handed_back_where_libc_can() -> None:
     from vigil._kit import memory
 
-    # glibc (Debian, Ubuntu...) has malloc_trim; musl and macOS have nothing to trim.
-    assert memory.trim() is (platform.libc_ver()[0] == "glibc")
+    # glibc (Debian, Ubuntu...) has malloc_trim and mallopt; musl and macOS have neither.
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert memory.trim() is glibc
+    assert memory.limit_arenas(16) is glibc  # glibc's own cap on two cores: no change here
