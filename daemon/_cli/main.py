@@ -15,6 +15,7 @@ from vigil._cli.alerts import cmd_alerts, cmd_silence
 from vigil._cli.heal import cmd_heal, heal
 from vigil._cli.history import cmd_history
 from vigil._cli.init import cmd_init
+from vigil._cli.maintenance import cmd_maintenance
 from vigil._cli.parser import parser
 from vigil._cli.scaffold import cmd_plugin
 from vigil._cli.status import NoState, cmd_logs, cmd_status, lenient_load, load, user_scope
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status,
                "history": cmd_history, "alerts": cmd_alerts, "silence": cmd_silence,
                "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service,
-               "export": cmd_export, "plugin": cmd_plugin}[args.command]
+               "export": cmd_export, "plugin": cmd_plugin,
+               "maintenance": cmd_maintenance}[args.command]
     try:
         return handler(args)
     except ConfigError as exc:

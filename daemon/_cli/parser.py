@@ -108,6 +108,19 @@ def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                    metavar="DURATION", help="how long (default 1h)")
     p.add_argument("--reason", default="", help="why, for `vigil alerts` and the log")
     p.add_argument("--remove", action="store_true", help="end the silence now")
+    p = _command(sub, "maintenance", parents=[common],
+                 help="hold healing and alerts back while a service or checks are worked on")
+    p.add_argument("action", choices=["start", "end", "list"],
+                   help="start or end a window, or list those in effect")
+    p.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="a service's name, or a glob of check names ('db*')")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--for", dest="for_s", type=_duration, metavar="DURATION",
+                        help="how long (required for start, unless --until-end)")
+    length.add_argument("--until-end", action="store_true",
+                        help="until `vigil maintenance end`")
+    p.add_argument("--reason", default="", help="why, for `vigil status` and the log")
+    p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "heal", parents=[common],
                        help="heal a service now and reset its restart budget")
     p.add_argument("service", help="the service's name, as in [services.NAME]")

@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE TABLE IF NOT EXISTS silences (
     pattern TEXT PRIMARY KEY, until REAL NOT NULL, reason TEXT NOT NULL,
     created REAL NOT NULL) WITHOUT ROWID;
+-- Maintenance windows: a service's name or a check glob, until when (NULL: until ended),
+-- why, since when and who opened it (an operator, a deploy, a `systemctl stop`).
+CREATE TABLE IF NOT EXISTS maintenance (
+    target TEXT PRIMARY KEY, until REAL, reason TEXT NOT NULL, since REAL NOT NULL,
+    by TEXT NOT NULL) WITHOUT ROWID;
 """
 
 log = structlog.get_logger("vigil.store")

@@ -1,0 +1,52 @@
+"""Maintenance windows in the state database: what `vigil maintenance` and the API open
+and end, what a deploy opens around its command, and what the daemon reads each tick.
+While a window covers a check, the check keeps running and its results are kept, but it
+is in MAINTENANCE: its service is not healed and it opens no alert."""
+
+from __future__ import annotations
+
+import fnmatch
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Window:
+    #: A service's name, or a glob of check names.
+    target: str
+    #: time.time() it ends at; None while it lasts until ended.
+    until: float | None
+    reason: str
+    since: float
+    #: Who opened it: "vigil maintenance", "the HTTP API", "systemctl stop", "deploy".
+    by: str
+
+    def open(self, now: float) -> bool:
+        return self.until is None or self.until > now
+
+    def covers(self, check: str, service: str | None) -> bool:
+        """Whether this window covers ``check`` (guarding ``service``)."""
+        return self.target == service or fnmatch.fnmatchcase(check, self.target)
+
+
+def windows(conn: sqlite3.Connection) -> list[Window]:
+    return [Window(*row) for row in conn.execute(
+        "SELECT target, until, reason, since, by FROM maintenance ORDER BY target")]
+
+
+def start(conn: sqlite3.Connection, window: Window) -> None:
+    """Open ``window``, in place of one on the same target."""
+    conn.execute("INSERT OR REPLACE INTO maintenance VALUES (?, ?, ?, ?, ?)",
+                 (window.target, window.until, window.reason, window.since, window.by))
+
+
+def end(conn: sqlite3.Connection, target: str) -> bool:
+    """End the window on ``target``; whether there was one."""
+    return conn.execute("DELETE FROM maintenance WHERE target = ?", (target,)).rowcount > 0
+
+
+def expire(conn: sqlite3.Connection, now: float) -> list[Window]:
+    """End the windows whose time is up; those it ended."""
+    done = [w for w in windows(conn) if not w.open(now)]
+    conn.executemany("DELETE FROM maintenance WHERE target = ?", [(w.target,) for w in done])
+    return done
