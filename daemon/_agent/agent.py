@@ -9,6 +9,7 @@ import os
 import select
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer
 from vigil._kit import memory, proc
 from vigil._kit.words import plural
+from vigil._store import database, maintenance
 from vigil._store.records import DaemonInfo, ServiceEntry, State
 from vigil._store.store import Store
 from vigil._web.surface import HttpSurface
@@ -46,6 +48,8 @@ TICK = 0.5
 SUMMARY_EVERY = 300.0
 #: How often freed memory is handed back to the system (``memory.trim``).
 TRIM_EVERY = 60.0
+#: How often the maintenance windows are read from the state database.
+MAINTENANCE_EVERY = 1.0
 #: How long a heal's outcome waits for the state database before it is logged anyway
 #: (a full disk must not hold heals up).
 PERSIST_WAIT = 2.0
@@ -68,6 +72,7 @@ class Agent:
         self.scheduler = self.checks.scheduler
         self.control = ControlServer(self.state_dir, self._control)
         self.healer.events = self.checks.events
+        self.healer.maintenance = self.checks.maintenance
         self.healer.persist = self._persist
         self.alerter = Alerter(self.checks, self.healer, Outbox(self.store.path),
                                self.checks.events)
@@ -84,6 +89,8 @@ class Agent:
         self._services: dict[str, ServiceEntry] | None = None
         self._saving = threading.Lock()
         self._summarised = self._trimmed = time.monotonic()
+        #: When the maintenance windows were last read (monotonic; 0: read them now).
+        self._maintenance_read = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -101,6 +108,7 @@ class Agent:
         self.alerter.install(self.config.alerts)
         self.alerter.start()
         self.remediator.install(self.config.remediation)
+        self._read_maintenance()  # before the first check runs: nothing it covers heals
         self.scheduler.start(self.checks.intervals())
         self.control.start()
         self.http.apply(self.config.daemon.http_address(), self.config.daemon.http_token)
@@ -124,6 +132,7 @@ class Agent:
                 self.healer.clock_stepped(step)
             self._save()
             self.remediator.tick(time.time())
+            self._read_maintenance()
             if (line := self.summary()) != status:
                 status = line
                 self.notifier.send(f"STATUS={line}")
@@ -137,6 +146,32 @@ class Agent:
         wake.close()
         written.close()
         return 0
+
+    def _read_maintenance(self) -> None:
+        """Once a second (at once after `vigil maintenance`), the windows in effect: a
+        window that began or ended is said, and the checks of one that ended run now, to
+        be judged afresh."""
+        if time.monotonic() - self._maintenance_read < MAINTENANCE_EVERY:
+            return
+        self._maintenance_read = time.monotonic()
+        try:
+            conn = database.connect_readonly(self.state_dir)
+            if conn is None:
+                return
+            with contextlib.closing(conn):
+                found = maintenance.windows(conn)
+        except sqlite3.Error:
+            return  # the writer holds it, or it was set aside: the next second
+        began, ended = self.checks.maintenance.update(found, time.time())
+        for window in began:
+            log.warning("maintenance.started", target=window.target, reason=window.reason,
+                        by=window.by, until=None if window.until is None else
+                        datetime.fromtimestamp(window.until, UTC).isoformat())
+        for window, why in ended:
+            log.info("maintenance.ended", target=window.target, why=why)
+            for name, rt in self.checks.enabled().items():
+                if window.covers(name, rt.spec.service):
+                    self.checks.run_now(name)
 
     def _take_signals(self) -> tuple[socket.socket, socket.socket]:
         """Install the signal handlers, which only queue (a handler that took a lock the
@@ -270,6 +305,9 @@ class Agent:
     def _control(self, request: Message, send: Send) -> Message:
         if request.get("command") == "silences":
             self.alerter.silences_changed()
+            return {"ok": True}
+        if request.get("command") == "maintenance":
+            self._maintenance_read = 0.0  # at the next tick, not in this thread
             return {"ok": True}
         if request.get("command") != "heal":
             return {"ok": False, "error": f"unknown command {request.get('command')!r}"}

@@ -19,6 +19,7 @@ from vigil._api.check import Result, Status
 from vigil._config.plugins import Plugins
 from vigil._config.sections import CheckSpec, Config
 from vigil._engine.events import EventHub
+from vigil._engine.maintenance import MaintenanceBook
 from vigil._engine.runner import Outcome, Runner
 from vigil._engine.scheduler import Scheduler
 from vigil._engine.statemachine import CheckState
@@ -110,6 +111,8 @@ class CheckTable:
         self.log_all = False
         #: The live stream of results and changes (GET /api/v1/events).
         self.events = EventHub()
+        #: The maintenance windows in effect (the agent reads them from the store).
+        self.maintenance = MaintenanceBook()
         #: Counts every result: what was built from the checks' state (a /health page)
         #: is still right while it has not moved.
         self.generation = 0
@@ -362,12 +365,18 @@ class CheckTable:
             self.scheduler.set_interval(rt.spec.name, rt.spec.fast_interval, now=True)
         return len(guards)
 
-    @staticmethod
-    def _entry(rt: CheckRuntime) -> CheckEntry:
+    def shown_state(self, rt: CheckRuntime) -> State:
+        """The state a check is shown in: MAINTENANCE while a window covers it, else its
+        state machine's."""
+        if self.maintenance and self.maintenance.covering(rt.spec.name, rt.spec.service):
+            return State.MAINTENANCE
+        return rt.machine.state
+
+    def _entry(self, rt: CheckRuntime) -> CheckEntry:
         """What is saved and shown of one check (called with the lock held)."""
         machine = rt.machine
         return {"type": rt.spec.type, "enabled": rt.spec.enabled, "service": rt.spec.service,
-                "interval_s": rt.spec.interval, "state": machine.state,
+                "interval_s": rt.spec.interval, "state": self.shown_state(rt),
                 "failures": machine.failures, "successes": machine.successes,
                 "since": machine.since, "last": rt.last_result(), "counts": dict(rt.counts)}
 

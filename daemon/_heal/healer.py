@@ -18,6 +18,7 @@ from vigil._api.check import Result
 from vigil._api.manager import Action, CommandFields, Seen, ServiceManager
 from vigil._config.sections import ServiceSpec
 from vigil._engine.events import EventHub
+from vigil._engine.maintenance import MaintenanceBook
 from vigil._heal.healstate import HealOutcome, ServiceRuntime, describe
 from vigil._heal.watching import Watching
 from vigil._heal.watching import stop as stop_watching
@@ -64,6 +65,9 @@ class Healer:
         #: is logged.
         self.persist: Callable[[], None] | None = None
         self.services: dict[str, ServiceRuntime] = {}
+        #: The maintenance windows in effect (the check table's): nothing they cover is
+        #: healed.
+        self.maintenance: MaintenanceBook | None = None
 
     def install(self, services: dict[str, ServiceSpec], saved: dict[str, ServiceEntry],
                 state_dir: Path) -> None:
@@ -165,6 +169,9 @@ class Healer:
             self._consider(rt, check, result)
 
     def _consider(self, rt: ServiceRuntime, check: str, result: Result) -> None:
+        window = self.maintenance.covering(check, rt.spec.name) if self.maintenance else None
+        if window is not None:
+            return self._skip(rt, check, "maintenance", window=window.target, by=window.by)
         if not rt.spec.heal:
             return self._skip(rt, check, "report-only service (heal = false)")
         if not result.healable:

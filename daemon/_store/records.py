@@ -16,6 +16,9 @@ class State(enum.StrEnum):
     PENDING = "PENDING"
     OK = "OK"
     FAILING = "FAILING"
+    #: Under a maintenance window: its results are kept, nothing is healed or alerted.
+    #: Only ever shown: the state machine goes on counting beneath it.
+    MAINTENANCE = "MAINTENANCE"
 
 
 class HealState(enum.StrEnum):
