@@ -42,6 +42,10 @@ TICK = 1.0
 DROPS_REPORTED_EVERY = 60.0
 
 
+#: How long an open-ended maintenance window's silence lasts at a sink (ten years).
+OPEN_ENDED = 10 * 365 * 86400.0
+
+
 class SinkStats(TypedDict):
     """One alert sink's figures, for /metrics."""
 
@@ -215,6 +219,8 @@ class Alerter:
             if rt is None or not spec.matches(check, rt.spec.service) or _recovered(rt):
                 self._resolve(spec, alert, now)
         for name, rt in failing.items():
+            if self.checks.maintenance.covering(name, rt.spec.service):
+                continue  # worked on: nothing opens
             for spec in self.specs.values():
                 if (spec.name, name) not in self.open and spec.matches(name, rt.spec.service):
                     reason = self._reason(spec, rt)
@@ -294,10 +300,23 @@ class Alerter:
     # -- silences --------------------------------------------------------------------
 
     def _silence_list(self) -> list[Silence]:
-        return list(self.silences.values())
+        """The silences, and a silence for each check under maintenance: its news is
+        held back as a silence holds it (and mirrored to Alertmanager as one)."""
+        held = list(self.silences.values())
+        book = self.checks.maintenance
+        if book:
+            for name, rt in self.checks.enabled().items():
+                window = book.covering(name, rt.spec.service)
+                if window is not None:
+                    # Open-ended: a far end a sink can still write (Alertmanager's).
+                    held.append(Silence(name, window.since + OPEN_ENDED if window.until is None
+                                        else window.until,
+                                        f"maintenance: {window.reason or window.by}",
+                                        window.since))
+        return held
 
     def silenced(self, check: str, now: float) -> bool:
-        return any(s.covers(check, now) for s in list(self.silences.values()))
+        return any(s.covers(check, now) for s in self._silence_list())
 
     def _refresh_silences(self, now: float) -> None:
         expired = {p for p, s in self.silences.items() if s.until <= now}

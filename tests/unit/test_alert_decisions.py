@@ -21,6 +21,7 @@ from vigil._config.sections import AlertSpec
 from vigil._engine.checktable import CheckTable
 from vigil._engine.runner import Outcome, Runner
 from vigil._heal.healer import Healer
+from vigil._store.maintenance import Window
 from vigil._store.store import Store
 
 
@@ -199,3 +200,15 @@ def test_past_max_open_alerts_are_dropped_and_said(world) -> None:
         assert w.decide() == {("team", "a"): "failing"}
     dropped = [e for e in logs if e["event"] == "alert.dropped"]
     assert dropped and dropped[0]["dropped"] == 1 and dropped[0]["open"] == 1
+
+
+def test_a_check_under_maintenance_opens_nothing_and_its_news_is_held(world) -> None:
+    w = world(SINKS)
+    w.table.maintenance.update([Window("db*", time.time() + 60, "upgrade", time.time(),
+                                       "vigil maintenance")], time.time())
+    w.result("db", Status.CRIT)
+    assert w.decide() == {}, "worked on: nothing opens"
+    held = w.alerter._silence_list()
+    assert [(s.pattern, s.reason) for s in held] == [("db", "maintenance: upgrade")]
+    w.table.maintenance.update([], time.time())
+    assert w.decide() == {("all", "db"): "failing", ("databases", "db"): "failing"}
