@@ -14,7 +14,8 @@ JOB = "vigil"
 
 #: (name, expression, severity, summary, description); ``for`` is the caller's.
 RULES = [
-    ("VigilCheckFailing", 'vigil_check_state{state="FAILING"} == 1', "warning",
+    ("VigilCheckFailing", 'vigil_check_state{state="FAILING"} == 1 unless on(instance, check) '
+     'vigil_check_maintenance == 1', "warning",
      "{{ $labels.check }} is FAILING on {{ $labels.instance }}",
      "vigil confirmed the check failing (fall results in a row); its own alerts say what "
      "healing tried."),

@@ -5,6 +5,7 @@ and the badges. Every answer is a :class:`Reply`; the event stream is a ``Stream
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hmac
 import json
 import re
@@ -21,8 +22,9 @@ from vigil._alerts.alerter import SinkStats
 from vigil._engine.checktable import CheckTable
 from vigil._engine.events import EventHub
 from vigil._heal.healer import Healer
+from vigil._kit.durations import parse_duration
 from vigil._kit.redact import redact
-from vigil._store import database
+from vigil._store import database, maintenance
 from vigil._store.records import CheckHistory, State
 from vigil._web import badge, metrics, statusdata, statuspage
 
@@ -117,6 +119,9 @@ class WebApi:
             ("GET", r"/api/v1/services", self.service_list, READ, False),
             ("GET", rf"/api/v1/services/{name}", self.service_page, READ, False),
             ("GET", r"/api/v1/alerts", self.alert_list, READ, False),
+            ("GET", r"/api/v1/maintenance", self.maintenance_list, READ, False),
+            ("POST", rf"/api/v1/maintenance/{name}", self.maintenance_start, ACTION, False),
+            ("DELETE", rf"/api/v1/maintenance/{name}", self.maintenance_end, ACTION, False),
             ("POST", rf"/api/v1/checks/{name}/run", self.run_check, ACTION, False),
             ("POST", rf"/api/v1/services/{name}/heal", self.heal, ACTION, False))]
 
@@ -274,6 +279,41 @@ class WebApi:
         return _json(200, self._read(lambda conn: outbox.as_json(
             *outbox.listing(conn, time.time())), outbox.as_json([], [])))
 
+    def maintenance_list(self, _request: Request) -> Reply:
+        now, none = time.time(), list[maintenance.Window]()
+        found = self._read(maintenance.windows, none)
+        return _json(200, {"maintenance": [vars(w) for w in found if w.open(now)]})
+
+    def maintenance_start(self, request: Request, target: str) -> Reply:
+        """POST /api/v1/maintenance/TARGET?for=30m&reason=...: as `vigil maintenance
+        start` (``until_end`` instead of ``for`` for a window until ended)."""
+        length, reason = request.args.get("for", [""])[0], request.args.get("reason", [""])[0]
+        if not length and "until_end" not in request.args:
+            return _error(400, "say how long: ?for=30m, or ?until_end for a window that lasts "
+                               "until DELETE")
+        try:
+            until = float(parse_duration(length)) + time.time() if length else None
+        except ValueError as exc:
+            return _error(400, f"for: {exc}")
+        known = self.checks.runtimes
+        if target not in self.healer.services and not any(
+                fnmatch.fnmatchcase(name, target) for name in known):
+            return _error(404, f"{target!r} is neither a service nor a glob matching a check")
+        window = maintenance.Window(target, until, reason, time.time(), "the HTTP API")
+        self._write(lambda conn: maintenance.start(conn, window))
+        return _json(200, {"maintenance": vars(window)})
+
+    def maintenance_end(self, _request: Request, target: str) -> Reply:
+        if not self._write(lambda conn: maintenance.end(conn, target)):
+            return _error(404, f"no maintenance of {target!r}")
+        return _json(200, {"ended": target})
+
+    def _write(self, change: Callable[[sqlite3.Connection], T]) -> T:
+        """``change`` committed to the state database (the daemon reads it within a
+        second)."""
+        with contextlib.closing(database.open_database(self.state_dir / database.DB)) as conn:
+            return change(conn)  # autocommit
+
     def run_check(self, _request: Request, name: str) -> Reply:
         if not self.checks.run_now(name):
             return _error(404, f"no enabled check named {name!r}")
@@ -306,6 +346,8 @@ class WebApi:
 def _health_status(state: State, status: str | None) -> str:
     if state == State.FAILING:
         return "fail"
+    if state == State.MAINTENANCE:
+        return "warn"  # worked on, not failed
     return "warn" if status in ("WARN", "CRIT", "UNKNOWN") or status is None else "pass"
 
 

@@ -79,6 +79,9 @@ class Collector:
                                      "took", labels=["check"], unit="seconds")
         runs = CounterMetricFamily("vigil_check_runs", "Runs by the status of their result",
                                    labels=["check", "status"])
+        worked_on = GaugeMetricFamily("vigil_check_maintenance", "1 while a maintenance "
+                                      "window covers the check: not healed, not alerted",
+                                      labels=["check"])
         problems = CounterMetricFamily("vigil_check_problems", "Runs that timed out or raised, "
                                        "and runs skipped or missed", labels=["check", "problem"])
         # One family for every check's own metrics: their label names differ.
@@ -94,6 +97,7 @@ class Collector:
                 duration.add_metric([name], float(last["duration_ms"] or 0) / 1000)
             for kind in State:
                 state.add_metric([name, kind], 1.0 if entry["state"] == kind else 0.0)
+            worked_on.add_metric([name], 1.0 if entry["state"] == State.MAINTENANCE else 0.0)
             counts = entry["counts"]
             for each in STATUS_CODES:
                 runs.add_metric([name, each], counts.get(f"status.{each}", 0))
@@ -108,7 +112,7 @@ class Collector:
                           for k, v in labels.items()}
                 own.add_sample("vigil_check_metric", {"check": name, "metric": metric, **labels},
                                float(value))
-        yield from (up, code, state, duration, runs, problems, own)
+        yield from (up, code, state, worked_on, duration, runs, problems, own)
 
     def _services(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
