@@ -23,7 +23,7 @@ class Batch:
     #: Names of the configured checks: rows of any other check are dropped.
     retain: set[str] | None = None
     retention: Retention | None = None
-    results: list[tuple[str, float, int, float, dict[str, float], str]] = field(
+    results: list[tuple[str, float, int, float, dict[str, float], str, bool]] = field(
         default_factory=list)
     transitions: list[tuple[str, float, str, str, int, str]] = field(default_factory=list)
     heals: list[tuple[str, float, HealRecord]] = field(default_factory=list)

@@ -23,7 +23,8 @@ from vigil._store.records import CheckEntry, CheckHistory, DaemonInfo, LastResul
 DB = "state.db"
 #: The JSON state file of earlier versions, migrated once and kept as ``.bak``.
 LEGACY = "state.json"
-SCHEMA = 1
+#: 2: results say whether they came under maintenance (``maint``).
+SCHEMA = 2
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -31,9 +32,11 @@ CREATE TABLE IF NOT EXISTS checks (name TEXT PRIMARY KEY, data TEXT NOT NULL) WI
 CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 -- Clustered by time: a write appends, a window is one range.
+-- maint: the result came under a maintenance window (kept, but out of the uptime).
 CREATE TABLE IF NOT EXISTS results (
     at INTEGER NOT NULL, check_id INTEGER NOT NULL, status INTEGER NOT NULL,
     duration_us INTEGER NOT NULL, metrics TEXT, summary TEXT,
+    maint INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (at, check_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollups (
     check_id INTEGER NOT NULL, step INTEGER NOT NULL, start INTEGER NOT NULL,
@@ -68,6 +71,13 @@ CREATE TABLE IF NOT EXISTS maintenance (
 log = structlog.get_logger("vigil.store")
 
 
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a database of an older schema up to this one (its data kept)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
+    if "maint" not in columns:  # schema 1
+        conn.execute("ALTER TABLE results ADD COLUMN maint INTEGER NOT NULL DEFAULT 0")
+
+
 class Unreadable(Exception):
     """The database is not one, or is damaged: it is set aside, never written over."""
 
@@ -98,10 +108,10 @@ def open_database(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.executescript(SCHEMA_SQL)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
-        elif int(row[0]) > SCHEMA:
+        if row is not None and int(row[0]) > SCHEMA:
             raise Unreadable(f"written by a newer vigil (schema {row[0]})")
+        _upgrade(conn)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
     except sqlite3.DatabaseError as exc:
         conn.close()
         if is_damage(exc):

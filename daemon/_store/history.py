@@ -129,7 +129,7 @@ def _finer(conn: sqlite3.Connection, index: int, since: int, until: int
     if index == 0:
         for check_id, at_ms, status, dur, metrics in conn.execute(
                 "SELECT check_id, at, status, duration_us, metrics FROM results "
-                "WHERE at >= ? AND at < ?", (since * 1000, until * 1000)):
+                "WHERE at >= ? AND at < ? AND maint = 0", (since * 1000, until * 1000)):
             counts = [0, 0, 0, 0]
             counts[status] = 1
             yield check_id, at_ms / 1000, tuple(counts), dur, dur, dur, metrics
@@ -169,8 +169,10 @@ def uptime(conn: sqlite3.Connection, ids: list[int], since: float, now: float,
             totals[check_id][0] += passed or 0
             totals[check_id][1] += runs or 0
 
+    # A result under maintenance counts neither as up nor as down: it is out.
     add(f"SELECT check_id, sum(status <= 1), count(*) FROM results WHERE check_id IN "
-        f"({marker}) AND at >= ? GROUP BY check_id", max(since, marks[0]) * 1000)
+        f"({marker}) AND at >= ? AND maint = 0 GROUP BY check_id",
+        max(since, marks[0]) * 1000)
     rollup = (f"SELECT check_id, sum(ok + warn), sum(ok + warn + crit + unknown) FROM rollups "
               f"WHERE check_id IN ({marker}) AND step = ? AND start >= ? AND start < ? "
               "GROUP BY check_id")

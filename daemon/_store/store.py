@@ -80,10 +80,13 @@ class Store:
             self._pending.retention = self.retention = retention
 
     def result(self, name: str, at: float, status: int, duration_ms: float,
-               metrics: dict[str, float], summary: str) -> None:
+               metrics: dict[str, float], summary: str, maintenance: bool = False) -> None:
+        """One result; ``maintenance``: it came under a maintenance window (kept, but
+        not counted in the uptime)."""
         if self.retention is not None:
             with self._lock:
-                self._pending.results.append((name, at, status, duration_ms, metrics, summary))
+                self._pending.results.append((name, at, status, duration_ms, metrics, summary,
+                                              maintenance))
 
     def transition(self, name: str, at: float, old: str, new: str, status: int,
                    summary: str) -> None:

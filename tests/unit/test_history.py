@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from vigil._store import history
+from vigil._store import database, history
 from vigil._store.history import SETTLE_S, Retention
 from vigil._store.store import Store
 
@@ -36,7 +36,7 @@ def db(tmp_path: Path) -> sqlite3.Connection:
 
 
 def add(conn: sqlite3.Connection, runs: list[tuple[int, int, int, int]], check: int = 1) -> None:
-    conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, NULL)",
+    conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, NULL, 0)",
                      [(at * 1000, check, status, dur, json.dumps({"latency_ms": metric}))
                       for at, status, dur, metric in runs])
 
@@ -92,6 +92,38 @@ def test_uptime_comes_from_the_finest_tier_that_covers_the_window(db) -> None:
     # The last hour: 5-minute buckets, then the raw results.
     assert history.uptime(db, [1], T0 + 3600, now, KEEP) == {1: (725, 725)}
     assert history.uptime(db, [], T0, now, KEEP) == {}
+
+
+def test_results_under_maintenance_are_kept_but_out_of_the_uptime(db) -> None:
+    db.execute("DELETE FROM results")
+    # Ten minutes: 5 of them OK, then 5 of CRIT under maintenance.
+    add(db, [(T0 + 5 * i, 0, 1000, 1) for i in range(60)])
+    db.executemany("INSERT INTO results VALUES (?, 1, 2, 1000, NULL, NULL, 1)",
+                   [((T0 + 300 + 5 * i) * 1000,) for i in range(60)])
+    now = T0 + 600 + SETTLE_S
+    assert history.uptime(db, [1], T0, now, KEEP) == {1: (60, 60)}, "raw: out"
+    history.roll_up(db, now)
+    assert [r[:5] for r in rows(db, 300)] == [(T0, 60, 0, 0, 0)], "never rolled up"
+    assert history.uptime(db, [1], T0, now, KEEP) == {1: (60, 60)}, "rolled up: out"
+    assert len(history.results(db, 1, T0)) == 120, "kept, as every result is"
+
+
+def test_a_schema_1_database_gets_the_maintenance_column(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                      "INSERT INTO meta VALUES ('schema', '1');"
+                      "CREATE TABLE results (at INTEGER NOT NULL, check_id INTEGER NOT NULL, "
+                      "status INTEGER NOT NULL, duration_us INTEGER NOT NULL, metrics TEXT, "
+                      "summary TEXT, PRIMARY KEY (at, check_id)) WITHOUT ROWID;"
+                      "INSERT INTO results VALUES (1000, 1, 0, 5, NULL, 'up');")
+    old.commit()
+    old.close()
+    conn = database.open_database(path)
+    assert conn.execute("SELECT status, summary, maint FROM results").fetchall() == [
+        (0, "up", 0)]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (
+        str(database.SCHEMA),)
 
 
 def test_rollups_show_coarse_buckets_only_where_fine_ones_are_gone(db) -> None:
