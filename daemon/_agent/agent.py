@@ -157,12 +157,19 @@ class Agent:
         try:
             conn = database.connect_readonly(self.state_dir)
             if conn is None:
-                return
-            with contextlib.closing(conn):
-                found = maintenance.windows(conn)
+                found = []
+            else:
+                with contextlib.closing(conn):
+                    found = maintenance.windows(conn)
         except sqlite3.Error:
             return  # the writer holds it, or it was set aside: the next second
-        began, ended = self.checks.maintenance.update(found, time.time())
+        now = time.time()
+        found += [maintenance.Window(target, opened + spec.duration, spec.reason, opened,
+                                     f"schedule {spec.name}")
+                  for spec in self.config.schedules.values()
+                  if (opened := spec.opened(now)) is not None
+                  for target in [*spec.services, *spec.checks]]
+        began, ended = self.checks.maintenance.update(found, now)
         for window in began:
             log.warning("maintenance.started", target=window.target, reason=window.reason,
                         by=window.by, until=None if window.until is None else

@@ -6,7 +6,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from vigil._api.alert import AlertSink
 from vigil._api.check import Check, Status
@@ -198,6 +200,44 @@ class RemediationSpec:
         return any(fnmatch.fnmatchcase(check, pattern) for pattern in self.checks)
 
 
+@dataclass(kw_only=True)
+class ScheduleSpec:
+    """A ``[maintenance.NAME]`` section: a maintenance window that opens on a schedule
+    (the weekly backup, the nightly vacuum) and lasts ``duration``."""
+
+    #: Five cron fields: minute hour day-of-month month day-of-week.
+    schedule: str
+    duration: Duration
+    services: list[str] = field(default_factory=list)
+    #: Globs of check names.
+    checks: list[str] = field(default_factory=list)
+    timezone: str = "UTC"
+    reason: str = ""
+    name: str = field(default="", metadata=NOT_A_KEY)
+    #: The schedule, as APScheduler's CronTrigger.
+    trigger: Any = field(default=None, metadata=NOT_A_KEY)
+
+    def opened(self, now: float) -> float | None:
+        """When the window open at ``now`` opened (time.time()); None when none is."""
+        # A window open at ``now`` opened after ``now - duration`` (the end is not in it).
+        start = datetime.fromtimestamp(now - self.duration + 0.001, UTC)
+        fire = self.trigger.get_next_fire_time(None, start)
+        return None if fire is None or fire.timestamp() > now else fire.timestamp()
+
+
+def cron(schedule: str, timezone: str) -> Any:
+    """APScheduler's CronTrigger for five cron fields; ValueError saying what is wrong."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(schedule.split()) != 5:
+        raise ValueError(f"expected five cron fields (minute hour day month weekday), "
+                         f"got {schedule!r}")
+    try:
+        return CronTrigger.from_crontab(schedule, timezone=timezone)
+    except (ValueError, LookupError) as exc:
+        raise ValueError(f"{schedule!r} in {timezone}: {exc}") from None
+
+
 @dataclass
 class Config:
     source: str
@@ -207,3 +247,24 @@ class Config:
     plugins: Plugins
     alerts: dict[str, AlertSpec] = field(default_factory=dict)
     remediation: RemediationSpec | None = None
+    schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
+
+
+def dependency_cycles(depends: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Each service where a ``depends_on`` cycle closes, with the cycle: ``a -> b -> a``."""
+    done: set[str] = set()
+    found: list[tuple[str, str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            found.append((name, " -> ".join([*trail[trail.index(name):], name])))
+            return
+        if name in done or name not in depends:
+            return
+        for dep in depends[name]:
+            visit(dep, [*trail, name])
+        done.add(name)
+
+    for name in depends:
+        visit(name, [])
+    return found

@@ -30,7 +30,10 @@ from vigil._config.sections import (
     DaemonSettings,
     Defaults,
     RemediationSpec,
+    ScheduleSpec,
     ServiceSpec,
+    cron,
+    dependency_cycles,
 )
 from vigil._config.tomllines import key_lines, locate
 from vigil._kit.durations import format_duration, parse_duration
@@ -61,26 +64,6 @@ def _key_fields(cls: type) -> list[tuple[str, Any, dataclasses.Field[Any]]]:
             for f in dataclasses.fields(cls) if f.metadata.get("key", True)]
 
 
-def dependency_cycles(depends: dict[str, list[str]]) -> list[tuple[str, str]]:
-    """Each service where a ``depends_on`` cycle closes, with the cycle: ``a -> b -> a``."""
-    done: set[str] = set()
-    found: list[tuple[str, str]] = []
-
-    def visit(name: str, trail: list[str]) -> None:
-        if name in trail:
-            found.append((name, " -> ".join([*trail[trail.index(name):], name])))
-            return
-        if name in done or name not in depends:
-            return
-        for dep in depends[name]:
-            visit(dep, [*trail, name])
-        done.add(name)
-
-    for name in depends:
-        visit(name, [])
-    return found
-
-
 def _unknown(what: str, name: str, known: Table, plugins: Plugins) -> str:
     broken = "".join(f"; plugin {p.name!r} failed to load: {p.error}" for p in plugins.failed())
     return f"unknown {what} {name!r} (known: {', '.join(sorted(known))}){broken}"
@@ -100,7 +83,8 @@ class Validator:
         )
 
     def run(self) -> Config:
-        known = ("daemon", "defaults", "services", "checks", "alerts", "remediation")
+        known = ("daemon", "defaults", "services", "checks", "alerts", "remediation",
+                 "maintenance")
         for key in self.data.keys() - set(known):
             self.error((key,), f"unknown section (known: {', '.join(known)})")
         daemon = self.daemon()
@@ -110,10 +94,13 @@ class Validator:
         checks = self._checks(plugins, defaults, services)
         alerts = self._alerts(plugins, checks)
         remediation = self._remediation() if "remediation" in self.data else None
+        schedules = {name: spec for name in self._section(("maintenance",))
+                     if (spec := self._schedule(name, services, checks)) is not None}
         if self.issues:
             # In the order of the file: a reader fixes them top to bottom.
             raise ConfigError(issues=sorted(self.issues, key=lambda i: i.line or 0))
-        return Config(self.source, daemon, checks, services, plugins, alerts, remediation)
+        return Config(self.source, daemon, checks, services, plugins, alerts, remediation,
+                      schedules)
 
     def _section(self, path: tuple[str, ...]) -> Table:
         node: Any = self.data
@@ -336,6 +323,22 @@ class Validator:
                 self.error((*path, "when"), f"unknown trigger {item!r} (known: gave_up, "
                                             "crit, failing:DURATION such as failing:1h)")
         return RemediationSpec(**values)
+
+    def _schedule(self, name: str, services: dict[str, ServiceSpec],
+                  checks: dict[str, CheckSpec]) -> ScheduleSpec | None:
+        """A ``[maintenance.NAME]`` window that opens on a cron schedule."""
+        path = ("maintenance", name)
+        values = self._table(path, ScheduleSpec, {})
+        for service in values.get("services", []):
+            if service not in services:
+                self.error((*path, "services"), f"no service named {service!r}")
+        if not values.get("services") and not values.get("checks"):
+            self.error(path, "name what it covers: services = [...] or checks = [...]")
+        try:
+            values["trigger"] = cron(values.get("schedule", ""), values.get("timezone", "UTC"))
+        except ValueError as exc:
+            self.error((*path, "schedule"), str(exc))
+        return None if self._has_errors_under(path) else ScheduleSpec(name=name, **values)
 
     def _has_errors_under(self, path: tuple[str, ...]) -> bool:
         prefix = ".".join(path)

@@ -3,6 +3,7 @@ back, shows its checks in MAINTENANCE, and when it ends the checks are judged af
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tests.helpers import FIXTURES, run_vigil, saved_state, wait_until
@@ -42,4 +43,26 @@ def test_a_window_holds_heals_back_and_its_end_lets_them_go(write_config, daemon
     assert not d.events("heal.started")
     d.wait_for("maintenance.ended", target="app", why="expired", timeout=10)
     d.wait_for("heal.succeeded", service="app", timeout=10)
+    assert d.stop() == 0
+
+
+def test_a_scheduled_window_is_opened_by_its_cron(write_config, daemon) -> None:
+
+
+    # Every minute, for 55 s: started now unless in the minute's last seconds.
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+    d = daemon(write_config("""
+        [daemon]
+        state_dir = "state"
+        [checks.disk]
+        type = "system"
+        [maintenance.nightly]
+        schedule = "* * * * *"
+        duration = "55s"
+        checks = ["disk*"]
+        reason = "the backup"
+    """)).start()
+    window = d.wait_for("maintenance.started", target="disk*")[0]
+    assert window["by"] == "schedule nightly" and window["reason"] == "the backup"
     assert d.stop() == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -175,3 +177,40 @@ def test_a_plugin_can_report_several_problems_at_once(tmp_path: Path,
         f"{path}:6: checks.w.low: must be >= 0", f"{path}:7: checks.w.high: must be above low"]
     one = ConfigError("port", "must be between 1 and 65535")
     assert one.problems == [("port", "must be between 1 and 65535")] and one.key == "port"
+
+
+def test_a_scheduled_window_opens_on_its_cron_and_lasts_its_duration(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(HEAD + "[services.db]\nmanager = 'systemd'\nunit = 'pg'\n"
+                    "[maintenance.vacuum]\nschedule = '30 3 * * *'\nduration = '20m'\n"
+                    "services = ['db']\ntimezone = 'Europe/Paris'\nreason = 'nightly vacuum'\n")
+    spec = config.load(str(path)).schedules["vacuum"]
+    opens = datetime(2026, 12, 2, 3, 30, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+    assert spec.opened(opens - 1) is None
+    assert spec.opened(opens) == opens and spec.opened(opens + 1199) == opens
+    assert spec.opened(opens + 1200) is None, "twenty minutes, then closed"
+    assert spec.opened(opens + 86400 + 60) == opens + 86400, "again the next night"
+
+
+@pytest.mark.parametrize(("body", "key", "words"), [
+    ("schedule = '30 3 * *'\nduration = '1h'\nservices = ['db']\n", "schedule",
+     "expected five cron fields"),
+    ("schedule = '30 25 * * *'\nduration = '1h'\nservices = ['db']\n", "schedule",
+     "'30 25 * * *' in UTC"),
+    ("schedule = '30 3 * * *'\nduration = '1h'\nservices = ['db']\ntimezone = 'Mars/Base'\n",
+     "schedule", "Mars/Base"),
+    ("schedule = '30 3 * * *'\nduration = '1h'\nservices = ['dv']\n", "services",
+     "no service named 'dv'"),
+    ("schedule = '30 3 * * *'\nduration = '1h'\n", "", "name what it covers"),
+    ("schedule = '30 3 * * *'\nservices = ['db']\n", "duration", "is required"),
+])
+def test_a_bad_scheduled_window_is_named_at_its_key(tmp_path: Path, body: str, key: str,
+                                                    words: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(HEAD + "[services.db]\nmanager = 'systemd'\nunit = 'pg'\n"
+                    "[maintenance.w]\n" + body)
+    with pytest.raises(ConfigError) as caught:
+        config.load(str(path))
+    issue = next(i for i in caught.value.issues if i.key.startswith("maintenance.w"))
+    assert issue.key == ".".join(filter(None, ["maintenance.w", key])), issue
+    assert words in issue.message, issue
