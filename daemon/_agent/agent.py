@@ -28,6 +28,7 @@ from vigil._api.errors import ConfigError
 from vigil._config import loader as config_mod
 from vigil._config.sections import Config
 from vigil._engine.checktable import CheckTable
+from vigil._engine.gate import Gate
 from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer
 from vigil._kit import memory, proc
@@ -50,6 +51,8 @@ SUMMARY_EVERY = 300.0
 TRIM_EVERY = 60.0
 #: How often the maintenance windows are read from the state database.
 MAINTENANCE_EVERY = 1.0
+#: How often `vigil wait` runs the checks it waits for.
+WAIT_RERUN = 1.0
 #: How long a heal's outcome waits for the state database before it is logged anyway
 #: (a full disk must not hold heals up).
 PERSIST_WAIT = 2.0
@@ -313,6 +316,8 @@ class Agent:
         if request.get("command") == "silences":
             self.alerter.silences_changed()
             return {"ok": True}
+        if request.get("command") == "wait":
+            return self._wait(request, send)
         if request.get("command") == "maintenance":
             self._maintenance_read = 0.0  # at the next tick, not in this thread
             return {"ok": True}
@@ -325,6 +330,37 @@ class Agent:
         outcome = self.healer.requested(service, "vigil heal",
                                         progress=lambda event, **f: send({"event": event, **f}))
         return {"ok": outcome.ok, **outcome.record()}
+
+    def _wait(self, request: Message, send: Send) -> Message:
+        """`vigil wait`: run the named checks now and every WAIT_RERUN until each has
+        passed for ``stable`` seconds in a row, or ``timeout`` passed; each result goes
+        back as it comes."""
+        names = [n for n in request.get("checks", []) if n in self.checks.enabled()]
+        gate = Gate(names, float(request.get("stable", 10.0)))
+        deadline = time.monotonic() + float(request.get("timeout", 300.0))
+        listener = self.checks.events.listen()
+        try:
+            rerun = 0.0
+            while not gate.healthy(time.time()) and time.monotonic() < deadline:
+                if time.monotonic() - rerun >= WAIT_RERUN:
+                    rerun = time.monotonic()
+                    for name in names:
+                        self.checks.run_now(name)
+                for event in listener.take(0.25):
+                    if event.get("event") == "check.result" and event["check"] in names:
+                        gate.saw(event["check"], event["status"], event["summary"],
+                                 event["at"])
+                        send({"event": "wait.result", **{k: event[k] for k in (
+                            "check", "status", "summary")},
+                              "stable_s": round(gate.stable_for(event["check"], time.time()),
+                                                1)})
+        finally:
+            self.checks.events.forget(listener)
+        now = time.time()
+        return {"ok": gate.healthy(now), "checks": {
+            name: {"status": s.status, "summary": s.summary,
+                   "stable_s": round(gate.stable_for(name, now), 1)}
+            for name, s in gate.standing.items()}}
 
     # -- state -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from vigil._cli.maintenance import cmd_maintenance
 from vigil._cli.parser import parser
 from vigil._cli.scaffold import cmd_plugin
 from vigil._cli.status import NoState, cmd_logs, cmd_status, lenient_load, load, user_scope
+from vigil._cli.wait import cmd_wait
 from vigil._config import loader as config_mod
 from vigil._config.sections import PACKAGED
 from vigil._engine.runner import Runner
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                "history": cmd_history, "alerts": cmd_alerts, "silence": cmd_silence,
                "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service,
                "export": cmd_export, "plugin": cmd_plugin,
-               "maintenance": cmd_maintenance}[args.command]
+               "maintenance": cmd_maintenance, "wait": cmd_wait}[args.command]
     try:
         return handler(args)
     except ConfigError as exc:

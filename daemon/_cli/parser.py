@@ -121,6 +121,16 @@ def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                         help="until `vigil maintenance end`")
     p.add_argument("--reason", default="", help="why, for `vigil status` and the log")
     p.add_argument("--json", action="store_true", help=AS_JSON)
+    p = _command(sub, "wait", parents=[common],
+                 help="wait until checks pass, steadily: the deploy gate (exit 0, 1 at the "
+                      "timeout, 3 when nothing matches)")
+    p.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="a service (its checks), or a glob of check names; default all")
+    p.add_argument("--timeout", type=_duration, default=300.0, metavar="DURATION",
+                   help="give up after this long (default 5m)")
+    p.add_argument("--stable", type=_duration, default=10.0, metavar="DURATION",
+                   help="how long each must pass in a row (default 10s)")
+    p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "heal", parents=[common],
                        help="heal a service now and reset its restart budget")
     p.add_argument("service", help="the service's name, as in [services.NAME]")

@@ -1,0 +1,111 @@
+"""``vigil wait [TARGET...]``: the deploy gate. Runs the matching checks now, and again
+each second, until every one has passed for ``--stable`` in a row: exit 0; 1 at the
+timeout, naming what still fails; 3 when nothing matches. Through the running daemon
+when there is one (it runs the checks and streams their results), else by itself."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from vigil._agent import control
+from vigil._agent.control import Message
+from vigil._cli.status import load
+from vigil._config.sections import Config
+from vigil._engine.gate import Gate
+from vigil._engine.runner import Runner
+from vigil._kit.redact import redact
+
+SPINNER = "|/-\\"
+
+
+def matching(cfg: Config, targets: list[str]) -> list[str]:
+    """The enabled checks the targets name: a service's guards, or a glob's matches;
+    every enabled check without targets."""
+    enabled = sorted(name for name, spec in cfg.checks.items() if spec.enabled)
+    if not targets:
+        return enabled
+    return [name for name in enabled
+            if any(cfg.checks[name].service == t or fnmatch.fnmatchcase(name, t)
+                   for t in targets)]
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    names = matching(cfg, args.targets)
+    if not names:
+        print(f"vigil: no check matches {' '.join(args.targets) or 'anything'} (checks: "
+              f"{', '.join(sorted(cfg.checks)) or 'none'})", file=sys.stderr)
+        return 3
+    board = Board(names, sys.stdout if not args.json else None)
+    request = {"command": "wait", "checks": names, "timeout": args.timeout,
+               "stable": args.stable}
+    try:
+        answer = control.request(cfg.daemon.state_dir, request, board.show)
+    except control.Unreachable:
+        answer = wait_here(cfg, names, args.timeout, args.stable, board.show)
+    board.close()
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif answer.get("ok"):
+        print(f"healthy: {len(names)} check(s) passed for {args.stable:g}s in a row")
+    else:
+        for name, standing in answer.get("checks", {}).items():
+            if standing["stable_s"] < args.stable:
+                print(f"not healthy after {args.timeout:g}s: {name} {standing['status']} - "
+                      f"{redact(standing['summary'])}", file=sys.stderr)
+    return 0 if answer.get("ok") else 1
+
+
+def wait_here(cfg: Config, names: list[str], timeout: float, stable: float,
+              show: Callable[[Message], None]) -> Message:
+    """No daemon runs: run the checks here, each second, as it would."""
+    gate, runner = Gate(names, stable), Runner()
+    deadline = time.monotonic() + timeout
+    while not gate.healthy(time.time()) and time.monotonic() < deadline:
+        began = time.monotonic()
+        for name in names:
+            spec = cfg.checks[name]
+            result = runner.run(spec.check, spec.timeout).result
+            gate.saw(name, result.status.name, result.summary, time.time())
+            show({"event": "wait.result", "check": name, "status": result.status.name,
+                  "summary": result.summary,
+                  "stable_s": round(gate.stable_for(name, time.time()), 1)})
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+    now = time.time()
+    return {"ok": gate.healthy(now), "checks": {
+        name: {"status": s.status, "summary": s.summary,
+               "stable_s": round(gate.stable_for(name, now), 1)}
+        for name, s in gate.standing.items()}}
+
+
+class Board:
+    """Progress: on a terminal one line per check, redrawn in place; else a line per
+    result; nothing for --json."""
+
+    def __init__(self, names: list[str], out: TextIO | None) -> None:
+        self.lines = {name: f"  {name}: not run yet" for name in names}
+        self.out, self.live, self.turn = out, bool(out and out.isatty()), 0
+
+    def show(self, event: Message) -> None:
+        if self.out is None or event.get("event") != "wait.result":
+            return
+        self.turn += 1
+        line = (f"{event['check']}: {event['status']} ({event['stable_s']:g}s) - "
+                f"{redact(str(event['summary']))[:80]}")
+        if not self.live:
+            print(line, file=self.out, flush=True)
+            return
+        self.lines[event["check"]] = f"{SPINNER[self.turn % 4]} {line}"
+        self.out.write("\x1b[s" + "\n".join(f"\x1b[2K{text}" for text in self.lines.values())
+                       + "\x1b[u")
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.live and self.out is not None:
+            self.out.write("\n" * len(self.lines))
