@@ -12,6 +12,7 @@ from vigil._agent import logs
 from vigil._api.check import Result, Status
 from vigil._api.errors import ConfigError
 from vigil._cli.alerts import cmd_alerts, cmd_silence
+from vigil._cli.deploy import cmd_deploy
 from vigil._cli.heal import cmd_heal, heal
 from vigil._cli.history import cmd_history
 from vigil._cli.init import cmd_init
@@ -32,13 +33,19 @@ EXIT_INVALID_CONFIG = 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    # `vigil deploy app -- ./release.sh --flag`: what follows -- is the deploy's argv,
+    # options and all, never vigil's.
+    cut = words.index("--") if "--" in words and "deploy" in words else len(words)
+    args = parser().parse_args(words[:cut])
+    args.argv = words[cut + 1:]
     handler = {"run": cmd_run, "check": cmd_check, "config": cmd_validate,
                "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status,
                "history": cmd_history, "alerts": cmd_alerts, "silence": cmd_silence,
                "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service,
                "export": cmd_export, "plugin": cmd_plugin,
-               "maintenance": cmd_maintenance, "wait": cmd_wait}[args.command]
+               "maintenance": cmd_maintenance, "wait": cmd_wait,
+               "deploy": cmd_deploy}[args.command]
     try:
         return handler(args)
     except ConfigError as exc:

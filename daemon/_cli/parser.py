@@ -131,6 +131,18 @@ def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--stable", type=_duration, default=10.0, metavar="DURATION",
                    help="how long each must pass in a row (default 10s)")
     p.add_argument("--json", action="store_true", help=AS_JSON)
+    p = _command(sub, "deploy", parents=[common],
+                 help="run a change under maintenance, then wait until healthy; roll back "
+                      "when not")
+    p.add_argument("services", nargs="+", metavar="SERVICE", help="the services it changes")
+    p.add_argument("--timeout", type=_duration, default=300.0, metavar="DURATION",
+                   help="for the command, and again for the wait (default 5m)")
+    p.add_argument("--stable", type=_duration, default=10.0, metavar="DURATION",
+                   help="how long each check must pass in a row (default 10s)")
+    p.add_argument("--rollback", metavar="COMMAND",
+                   help="run when the command fails or the services are not healthy in time "
+                        "(split as a shell would split it, never run by one)")
+    p.epilog = "The command that deploys follows --: vigil deploy app -- ./release.sh v2"
     p = _command(sub, "heal", parents=[common],
                        help="heal a service now and reset its restart budget")
     p.add_argument("service", help="the service's name, as in [services.NAME]")

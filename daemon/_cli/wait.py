@@ -43,13 +43,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
               f"{', '.join(sorted(cfg.checks)) or 'none'})", file=sys.stderr)
         return 3
     board = Board(names, sys.stdout if not args.json else None)
-    request = {"command": "wait", "checks": names, "timeout": args.timeout,
-               "stable": args.stable}
-    try:
-        answer = control.request(cfg.daemon.state_dir, request, board.show)
-    except control.Unreachable:
-        answer = wait_here(cfg, names, args.timeout, args.stable, board.show)
-    board.close()
+    answer = gate(cfg, names, args.timeout, args.stable, board)
     if args.json:
         print(json.dumps(answer, indent=2))
     elif answer.get("ok"):
@@ -60,6 +54,18 @@ def cmd_wait(args: argparse.Namespace) -> int:
                 print(f"not healthy after {args.timeout:g}s: {name} {standing['status']} - "
                       f"{redact(standing['summary'])}", file=sys.stderr)
     return 0 if answer.get("ok") else 1
+
+
+def gate(cfg: Config, names: list[str], timeout: float, stable: float, board: Board
+         ) -> Message:
+    """Wait for ``names`` through the running daemon, or here when none answers."""
+    request = {"command": "wait", "checks": names, "timeout": timeout, "stable": stable}
+    try:
+        answer = control.request(cfg.daemon.state_dir, request, board.show)
+    except control.Unreachable:
+        answer = wait_here(cfg, names, timeout, stable, board.show)
+    board.close()
+    return answer
 
 
 def wait_here(cfg: Config, names: list[str], timeout: float, stable: float,

@@ -103,7 +103,9 @@ def _check(name: str, entry: CheckEntry, seen: Seen, now: float) -> str:
 
 
 #: A heal's outcome in words.
-HEAL_WORDS = {"succeeded": "healed", "failed": "heal failed"}
+HEAL_WORDS = {"succeeded": "healed", "failed": "heal failed",
+              "deploy.healthy": "deployed, healthy", "deploy.rolled_back": "deploy rolled back",
+              "deploy.failed": "deploy failed"}
 
 
 def _heal_line(heal: HealLine, now: float) -> str:

@@ -58,7 +58,10 @@ def test_the_page_names_metrics_and_budgets_in_words() -> None:
     heals: dict[str, list[HealLine]] = {"db": [{"at": 2.0, "outcome": "failed", "recovery_s": None,
                      "reason": "start command failed"},
                     {"at": 1.0, "outcome": "succeeded", "recovery_s": 0.42, "reason": None}]}
+    heals["db"].insert(0, {"at": 3.0, "outcome": "deploy.healthy", "recovery_s": 6.1,
+                           "reason": "deploy"})
     html = render({}, services, {}, heals)
+    assert "deployed, healthy in 6.1 s" in html
     assert "restarts used: 2 of 3 in 10m" in html
     assert "heal failed (start command failed)" in html and "healed in 0.4 s" in html
     assert "heal.succeeded" not in html.split("<script>")[0]

@@ -1,0 +1,120 @@
+"""``vigil deploy SERVICE... -- COMMAND...``: maintenance around a change, then the deploy
+gate. Opens maintenance on the services (no heal, no alert while the command works),
+runs the command (an argv, never a shell; its output streamed), ends the maintenance,
+waits until their checks pass steadily (`vigil wait`), and when the command fails or the
+wait times out runs ``--rollback`` and waits again. Each step is a log line, and the
+outcome a line of each service's history (the status page shows it)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shlex
+import sqlite3
+import subprocess
+import sys
+import time
+
+import structlog
+
+from vigil._agent import control, logs
+from vigil._cli.status import load
+from vigil._cli.wait import Board, gate, matching
+from vigil._config.sections import Config
+from vigil._store import database, maintenance
+
+log = structlog.get_logger("vigil.deploy")
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    unknown = [s for s in args.services if s not in cfg.services]
+    if unknown:
+        print(f"vigil: no service named {', '.join(map(repr, unknown))} (services: "
+              f"{', '.join(sorted(cfg.services)) or 'none'})", file=sys.stderr)
+        return 2
+    if not args.argv:
+        print("vigil: name the command after --: vigil deploy app -- ./release.sh",
+              file=sys.stderr)
+        return 2
+    # Its steps are what the operator (or the pipeline's log) reads: JSON lines, or
+    # pretty ones on a terminal.
+    logs.configure("info", stream=sys.stderr)
+    try:
+        cfg.daemon.state_dir.mkdir(parents=True, exist_ok=True)
+        database.open_database(cfg.daemon.state_dir / database.DB).close()
+    except (sqlite3.Error, database.Unreadable, OSError) as exc:
+        print(f"vigil: cannot write {cfg.daemon.state_dir / database.DB}: {exc}",
+              file=sys.stderr)
+        return 3
+    names = matching(cfg, args.services)
+    began = time.time()
+    log.info("deploy.started", services=args.services, command=shlex.join(args.argv))
+    _window(cfg, args.services, "start", began)
+    code = _run(args.argv, args.timeout)
+    _window(cfg, args.services, "end", began)
+    log.info("deploy.command_done", exit_code=code)
+    healthy = code == 0 and _healthy(cfg, names, args)
+    if healthy:
+        took = round(time.time() - began, 1)
+        log.info("deploy.healthy", services=args.services, took_s=took)
+        _record(cfg, args.services, began, "deploy.healthy", took)
+        return 0
+    if args.rollback:
+        log.warning("deploy.rolling_back", command=args.rollback,
+                    reason="the command failed" if code else "not healthy in time")
+        _window(cfg, args.services, "start", began)
+        back = _run(shlex.split(args.rollback), args.timeout)
+        _window(cfg, args.services, "end", began)
+        recovered = back == 0 and _healthy(cfg, names, args)
+        log.error("deploy.rolled_back", exit_code=back, healthy=recovered)
+        _record(cfg, args.services, began, "deploy.rolled_back", None)
+        return 1
+    log.error("deploy.failed", exit_code=code, reason="the command failed" if code else
+              "not healthy in time")
+    _record(cfg, args.services, began, "deploy.failed", None)
+    return 1
+
+
+def _run(argv: list[str], timeout: float) -> int:
+    """The command, its output streamed to ours; its exit code (124 at the timeout)."""
+    try:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        log.error("deploy.command_failed", error=f"cannot run {argv[0]}: {exc}")
+        return 127
+    try:
+        return child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        return 124
+
+
+def _healthy(cfg: Config, names: list[str], args: argparse.Namespace) -> bool:
+    return bool(gate(cfg, names, args.timeout, args.stable, Board(names, sys.stdout)).get("ok"))
+
+
+def _window(cfg: Config, services: list[str], action: str, since: float) -> None:
+    """Open (until ended) or end the deploy's maintenance of ``services``."""
+    with contextlib.closing(database.open_database(cfg.daemon.state_dir / database.DB)) as conn:
+        for service in services:
+            if action == "start":
+                maintenance.start(conn, maintenance.Window(service, None, "deploy", since,
+                                                           "vigil deploy"))
+            else:
+                maintenance.end(conn, service)
+    with contextlib.suppress(control.Unreachable):
+        control.request(cfg.daemon.state_dir, {"command": "maintenance"}, lambda _e: None)
+
+
+def _record(cfg: Config, services: list[str], began: float, outcome: str,
+            took: float | None) -> None:
+    """A line of each service's history: what the status page lists with its heals."""
+    with contextlib.suppress(sqlite3.Error, database.Unreadable, OSError), contextlib.closing(
+            database.open_database(cfg.daemon.state_dir / database.DB)) as conn:
+        for service in services:
+            conn.execute("INSERT INTO heals VALUES (?, ?, ?, ?)",
+                         (int(began * 1000), service, outcome,
+                          database.compact({"outcome": outcome, "recovery_s": took,
+                                            "reason": "deploy"})))
