@@ -53,8 +53,15 @@ class Systemd(ServiceManager):
         return dict(line.split("=", 1) for line in action.output.splitlines() if "=" in line)
 
     def watch(self, exited: Callable[[dict[str, Any]], None]) -> bool:
-        """Over systemd's private D-Bus socket: for root, or for the user's own manager."""
-        self.stop_watching = watch_unit(self.options.unit, self.options.user, exited)
+        """Over systemd's private D-Bus socket: for root, or for the user's own manager.
+        A unit that left the active state with the result ``success`` was stopped
+        through systemd (`systemctl stop`, a stop job) or ended by itself, not killed nor
+        failed (``signal``, ``exit-code``...): ``deliberate``."""
+
+        def seen(fields: dict[str, Any]) -> None:
+            exited({**fields, "deliberate": fields.get("result") == "success"})
+
+        self.stop_watching = watch_unit(self.options.unit, self.options.user, seen)
         return self.stop_watching is not None
 
     def start_failed(self) -> dict[str, Any] | None:

@@ -9,7 +9,6 @@ import os
 import select
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import structlog
 from vigil._agent import logs, runtime
 from vigil._agent.control import ControlServer, Message, Send
 from vigil._agent.sdnotify import Notifier
+from vigil._agent.windows import Windows
 from vigil._alerts.alerter import Alerter
 from vigil._alerts.outbox import Outbox
 from vigil._alerts.remediation import Remediator
@@ -33,7 +33,6 @@ from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer
 from vigil._kit import memory, proc
 from vigil._kit.words import plural
-from vigil._store import database, maintenance
 from vigil._store.records import DaemonInfo, ServiceEntry, State
 from vigil._store.store import Store
 from vigil._web.surface import HttpSurface
@@ -49,8 +48,6 @@ TICK = 0.5
 SUMMARY_EVERY = 300.0
 #: How often freed memory is handed back to the system (``memory.trim``).
 TRIM_EVERY = 60.0
-#: How often the maintenance windows are read from the state database.
-MAINTENANCE_EVERY = 1.0
 #: How often `vigil wait` runs the checks it waits for.
 WAIT_RERUN = 1.0
 #: How long a heal's outcome waits for the state database before it is logged anyway
@@ -76,6 +73,8 @@ class Agent:
         self.control = ControlServer(self.state_dir, self._control)
         self.healer.events = self.checks.events
         self.healer.maintenance = self.checks.maintenance
+        self.windows = Windows(self.state_dir, self.checks)
+        self.healer.hold, self.healer.release = self.windows.hold, self.windows.release
         self.healer.persist = self._persist
         self.alerter = Alerter(self.checks, self.healer, Outbox(self.store.path),
                                self.checks.events)
@@ -92,8 +91,6 @@ class Agent:
         self._services: dict[str, ServiceEntry] | None = None
         self._saving = threading.Lock()
         self._summarised = self._trimmed = time.monotonic()
-        #: When the maintenance windows were last read (monotonic; 0: read them now).
-        self._maintenance_read = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -111,7 +108,8 @@ class Agent:
         self.alerter.install(self.config.alerts)
         self.alerter.start()
         self.remediator.install(self.config.remediation)
-        self._read_maintenance()  # before the first check runs: nothing it covers heals
+        self.windows.schedules = self.config.schedules
+        self.windows.tick()  # before the first check runs: nothing it covers heals
         self.scheduler.start(self.checks.intervals())
         self.control.start()
         self.http.apply(self.config.daemon.http_address(), self.config.daemon.http_token)
@@ -135,7 +133,7 @@ class Agent:
                 self.healer.clock_stepped(step)
             self._save()
             self.remediator.tick(time.time())
-            self._read_maintenance()
+            self.windows.tick()
             if (line := self.summary()) != status:
                 status = line
                 self.notifier.send(f"STATUS={line}")
@@ -149,39 +147,6 @@ class Agent:
         wake.close()
         written.close()
         return 0
-
-    def _read_maintenance(self) -> None:
-        """Once a second (at once after `vigil maintenance`), the windows in effect: a
-        window that began or ended is said, and the checks of one that ended run now, to
-        be judged afresh."""
-        if time.monotonic() - self._maintenance_read < MAINTENANCE_EVERY:
-            return
-        self._maintenance_read = time.monotonic()
-        try:
-            conn = database.connect_readonly(self.state_dir)
-            if conn is None:
-                found = []
-            else:
-                with contextlib.closing(conn):
-                    found = maintenance.windows(conn)
-        except sqlite3.Error:
-            return  # the writer holds it, or it was set aside: the next second
-        now = time.time()
-        found += [maintenance.Window(target, opened + spec.duration, spec.reason, opened,
-                                     f"schedule {spec.name}")
-                  for spec in self.config.schedules.values()
-                  if (opened := spec.opened(now)) is not None
-                  for target in [*spec.services, *spec.checks]]
-        began, ended = self.checks.maintenance.update(found, now)
-        for window in began:
-            log.warning("maintenance.started", target=window.target, reason=window.reason,
-                        by=window.by, until=None if window.until is None else
-                        datetime.fromtimestamp(window.until, UTC).isoformat())
-        for window, why in ended:
-            log.info("maintenance.ended", target=window.target, why=why)
-            for name, rt in self.checks.enabled().items():
-                if window.covers(name, rt.spec.service):
-                    self.checks.run_now(name)
 
     def _take_signals(self) -> tuple[socket.socket, socket.socket]:
         """Install the signal handlers, which only queue (a handler that took a lock the
@@ -285,6 +250,7 @@ class Agent:
         self.remediator.install(new.remediation)
         self.http.apply(new.daemon.http_address(), new.daemon.http_token)
         self.config = new
+        self.windows.schedules, self.windows.read_at = new.schedules, 0.0
         self.scheduler.set_checks(self.checks.intervals())
         names = set(self.checks.runtimes)
         log.info("config.reloaded", config=new.source, checks=len(names),
@@ -319,7 +285,7 @@ class Agent:
         if request.get("command") == "wait":
             return self._wait(request, send)
         if request.get("command") == "maintenance":
-            self._maintenance_read = 0.0  # at the next tick, not in this thread
+            self.windows.read_at = 0.0  # at the next tick, not in this thread
             return {"ok": True}
         if request.get("command") != "heal":
             return {"ok": False, "error": f"unknown command {request.get('command')!r}"}

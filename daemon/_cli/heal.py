@@ -19,7 +19,7 @@ from vigil._kit.redact import redact
 from vigil._store.records import DaemonInfo, State
 
 if TYPE_CHECKING:
-    from vigil._heal.healer import Progress
+    from vigil._heal.healstate import Progress
 
 
 def cmd_heal(args: argparse.Namespace) -> int:

@@ -125,6 +125,9 @@ class ServiceSpec:
     #: Watch the service (systemd over D-Bus, a command's process by pidfd) and re-run
     #: its checks the moment it dies; false: its checks find out on their interval.
     watch: bool = True
+    #: A service stopped on purpose (`systemctl stop`: its manager says so) is left
+    #: stopped, under maintenance until it runs again; false: healed whatever the cause.
+    respect_stops: bool = True
     #: Ports the service may be started on, preferred first (None: vigil picks none).
     ports: list[int] | None = field(default=None, metadata={"type": str | list[int] | None})
     name: str = field(default="", metadata=NOT_A_KEY)

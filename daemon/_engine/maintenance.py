@@ -25,6 +25,15 @@ class MaintenanceBook:
                  for t, w in before.items() if t not in current]
         return began, ended
 
+    def add(self, window: Window) -> None:
+        """A window opened in this process (a deliberate stop): in effect at once."""
+        with self._lock:
+            self._windows = {**self._windows, window.target: window}
+
+    def remove(self, target: str) -> None:
+        with self._lock:
+            self._windows = {t: w for t, w in self._windows.items() if t != target}
+
     def covering(self, check: str, service: str | None) -> Window | None:
         """The window that covers ``check`` (guarding ``service``), if any."""
         with self._lock:

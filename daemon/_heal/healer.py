@@ -19,10 +19,11 @@ from vigil._api.manager import Action, CommandFields, Seen, ServiceManager
 from vigil._config.sections import ServiceSpec
 from vigil._engine.events import EventHub
 from vigil._engine.maintenance import MaintenanceBook
-from vigil._heal.healstate import HealOutcome, ServiceRuntime, describe
+from vigil._heal.healstate import Emit, HealOutcome, Progress, ServiceRuntime, describe, emitter
 from vigil._heal.watching import Watching
 from vigil._heal.watching import stop as stop_watching
 from vigil._kit.ports import describe_ports, first_free, port_holders
+from vigil._store.maintenance import Window
 from vigil._store.records import HealRecord, HealState, ServiceEntry, State, Verdict
 
 log = structlog.get_logger("vigil.heal")
@@ -33,10 +34,8 @@ PROGRESS_EVERY = 5.0
 #: when a watcher reports the service's exit).
 START_POLL = 0.25
 
-Progress = Callable[..., None]
-#: Says one of a heal's events: to the log at ``level`` (none: not logged) and to an
-#: interactive caller.
-Emit = Callable[..., None]
+#: Who opened the window of a service stopped on purpose.
+STOPPED_BY = "a deliberate stop"
 
 
 class Healer:
@@ -68,6 +67,9 @@ class Healer:
         #: The maintenance windows in effect (the check table's): nothing they cover is
         #: healed.
         self.maintenance: MaintenanceBook | None = None
+        #: Open and end a maintenance window (the daemon's: saved, and in effect at once).
+        self.hold: Callable[[Window], None] | None = None
+        self.release: Callable[[str, str], None] | None = None
 
     def install(self, services: dict[str, ServiceSpec], saved: dict[str, ServiceEntry],
                 state_dir: Path) -> None:
@@ -122,6 +124,11 @@ class Healer:
             rt.stirred.set()
             return
         log.warning("service.exited", service=service, manager=rt.manager, **seen)
+        if seen.get("deliberate") and rt.spec.respect_stops and self.hold is not None:
+            # Someone stopped it: left stopped, until it runs again.
+            self.hold(Window(service, None, "stopped on purpose", self.clock(),
+                             STOPPED_BY))
+            return
         self._wake(service)
 
     def clock_stepped(self, step: float) -> None:
@@ -152,6 +159,9 @@ class Healer:
         if result.status.passing:
             rt.passed.set()
             rt.stirred.set()
+            held = self.maintenance.of_service(service) if self.maintenance else None
+            if held is not None and held.by == STOPPED_BY and self.release is not None:
+                self.release(service, "it runs again")
             # Said once per failure of the service: another check that passes while this
             # one still fails must not make it be said again. (Asked only when there is
             # something to forget: this runs for every passing result.)
@@ -248,7 +258,7 @@ class Healer:
             rt.history.append(began)
             rt.streak += 1
             rt.passed.clear()
-            emit = _emitter(progress)
+            emit = emitter(progress)
             try:
                 outcome = self._attempt(rt, service_manager, reason, (began, clock), emit)
             except Exception as exc:
@@ -377,13 +387,3 @@ def _subject(rt: ServiceRuntime) -> dict[str, str]:
 def _details(service_manager: ServiceManager) -> dict[str, dict[str, str]]:
     details = service_manager.details()
     return {"service_state": details} if details else {}
-
-
-def _emitter(progress: Progress | None) -> Emit:
-    def emit(event: str, level: Callable[..., Any] | None, **fields: Any) -> None:
-        if level is not None:
-            level(event, **fields)
-        if progress is not None:
-            progress(event, **fields)
-
-    return emit

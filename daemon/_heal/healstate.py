@@ -14,6 +14,12 @@ from vigil._api.manager import ServiceManager
 from vigil._config.sections import ServiceSpec
 from vigil._store.records import HealRecord, HealState, ServiceEntry, Verdict
 
+#: Told of a heal's progress (`vigil heal` prints it): the event and its fields.
+Progress = Callable[..., None]
+#: Says one of a heal's events: to the log at ``level`` (none: not logged) and to an
+#: interactive caller.
+Emit = Callable[..., None]
+
 
 @dataclass
 class HealOutcome:
@@ -111,3 +117,13 @@ class ServiceRuntime:
                 "heals": dict(self.heals), "restarts": self.spec.restarts,
                 "within": self.spec.within,
                 "manager_state": self.service_manager.state}
+
+
+def emitter(progress: Progress | None) -> Emit:
+    def emit(event: str, level: Callable[..., Any] | None, **fields: Any) -> None:
+        if level is not None:
+            level(event, **fields)
+        if progress is not None:
+            progress(event, **fields)
+
+    return emit

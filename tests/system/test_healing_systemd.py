@@ -18,6 +18,7 @@ from tests.helpers import (
     output_problems,
     rerun_delay,
     run_vigil,
+    saved_state,
     vigil_command,
     wait_until,
 )
@@ -405,4 +406,46 @@ def test_a_user_unit_is_watched_over_the_user_managers_private_socket(
     healed = d.wait_for("heal.succeeded", service="uweb", timeout=20)[0]
     assert "systemctl --user start vigil-uweb.service" in healed["command"], healed
     assert answers(port)
+    assert d.stop() == 0
+
+
+def test_a_unit_stopped_on_purpose_is_left_stopped_and_a_killed_one_healed(
+        systemd: PrivateSystemd, write_config, daemon, tmp_path):
+    port = start_web_unit(systemd)
+    config = write_config(f"""
+        [daemon]
+        state_dir = "{tmp_path}/state"
+        [services.web]
+        manager = "systemd"
+        unit = "vigil-web.service"
+        backoff = "0s"
+        [checks.web]
+        type = "tcp"
+        port = {port}
+        service = "web"
+        interval = "1s"
+        fall = 1
+    """)
+    d = daemon(config, prefix=systemd.prefix()).start()
+    d.wait_for("watch.connected", units=["vigil-web.service"])
+    d.wait_for("check.state_changed", check="web", to="OK")
+
+    systemd.run("systemctl", "stop", "vigil-web.service")
+    exited = d.wait_for("service.exited", service="web")[0]
+    assert exited["deliberate"] is True and exited["result"] == "success", str(exited)
+    held = d.wait_for("maintenance.started", target="web")[0]
+    assert held["by"] == "a deliberate stop"
+    d.wait_for("heal.skipped", service="web", reason="maintenance", timeout=10)
+    wait_until(lambda: saved_state(tmp_path / "state")["checks"]["web"]["state"]
+               == "MAINTENANCE", 10, "the check shown in MAINTENANCE")
+    assert not d.events("heal.started") and not answers(port)
+
+    systemd.run("systemctl", "start", "vigil-web.service")  # by someone: watched again
+    d.wait_for("maintenance.ended", target="web", why="it runs again", timeout=15)
+
+    systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-web.service")
+    killed = d.wait_for("service.exited", count=2, service="web")[-1]
+    assert killed["deliberate"] is False and killed["result"] == "signal"
+    d.wait_for("heal.succeeded", service="web", timeout=15)
+    wait_until(lambda: answers(port), 10, "healed as before")
     assert d.stop() == 0

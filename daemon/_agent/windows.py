@@ -1,0 +1,97 @@
+"""The daemon's maintenance windows: those `vigil maintenance`, the API and `vigil
+deploy` write to the state database, those the config schedules, and those the healer
+opens for a service stopped on purpose. Read once a second (at once when asked); a
+window that began or ended is said, and the checks of one that ended run at once, to be
+judged afresh."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from vigil._config.sections import ScheduleSpec
+from vigil._engine.checktable import CheckTable
+from vigil._store import database, maintenance
+from vigil._store.maintenance import Window
+
+log = structlog.get_logger("vigil")
+
+#: How often the windows are read from the state database.
+READ_EVERY = 1.0
+
+
+class Windows:
+    def __init__(self, state_dir: Path, checks: CheckTable) -> None:
+        self.state_dir = state_dir
+        self.checks = checks
+        self.schedules: dict[str, ScheduleSpec] = {}
+        #: monotonic time of the last read; 0: read at the next tick.
+        self.read_at = 0.0
+        #: Held while the windows are read or changed: a read under way must not undo a
+        #: window the healer just opened.
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        if time.monotonic() - self.read_at < READ_EVERY:
+            return
+        self.read_at = time.monotonic()
+        with self._lock:
+            self._adopt()
+
+    def _adopt(self) -> None:
+        try:
+            conn = database.connect_readonly(self.state_dir)
+            found = [] if conn is None else _windows(conn)
+        except sqlite3.Error:
+            return  # the writer holds it, or it was set aside: the next second
+        now = time.time()
+        found += [Window(target, opened + spec.duration, spec.reason, opened,
+                         f"schedule {spec.name}")
+                  for spec in self.schedules.values()
+                  if (opened := spec.opened(now)) is not None
+                  for target in [*spec.services, *spec.checks]]
+        began, ended = self.checks.maintenance.update(found, now)
+        for window in began:
+            log.warning("maintenance.started", target=window.target, reason=window.reason,
+                        by=window.by, until=None if window.until is None else
+                        datetime.fromtimestamp(window.until, UTC).isoformat())
+        for window, why in ended:
+            log.info("maintenance.ended", target=window.target, why=why)
+            for name, rt in self.checks.enabled().items():
+                if window.covers(name, rt.spec.service):
+                    self.checks.run_now(name)
+
+    def hold(self, window: Window) -> None:
+        """The healer's: a service stopped on purpose is under maintenance, at once and
+        across a restart of vigil."""
+        with self._lock:
+            self._change(lambda conn: maintenance.start(conn, window))
+            self.checks.maintenance.add(window)
+        log.warning("maintenance.started", target=window.target, reason=window.reason,
+                    by=window.by, until=None)
+
+    def release(self, target: str, why: str) -> None:
+        with self._lock:
+            self._change(lambda conn: maintenance.end(conn, target))
+            self.checks.maintenance.remove(target)
+        log.info("maintenance.ended", target=target, why=why)
+
+    def _change(self, change: Callable[[sqlite3.Connection], object]) -> None:
+        try:
+            with contextlib.closing(database.open_database(self.state_dir / database.DB)) as c:
+                change(c)
+        except (sqlite3.Error, database.Unreadable, OSError) as exc:
+            log.error("maintenance.unsaved", error=str(exc),
+                      hint="in effect until vigil restarts, not after")
+
+
+def _windows(conn: sqlite3.Connection) -> list[Window]:
+    with contextlib.closing(conn):
+        return maintenance.windows(conn)
