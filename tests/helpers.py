@@ -510,3 +510,46 @@ def listening(port: int) -> Iterator[None]:
     finally:
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
+
+
+@contextlib.contextmanager
+def alertmanager(folder: Path, hook: str) -> Iterator[int]:
+    """Debian's Alertmanager on a free loopback port, routing every alert to ``hook``
+    at once (no waiting to group) and never repeating one on its own."""
+    binary = shutil.which("prometheus-alertmanager")
+    assert binary, "install the Debian package prometheus-alertmanager"
+    port = free_port()
+    config = folder / "alertmanager.yml"
+    config.write_text(f"""
+route:
+  receiver: hook
+  group_by: [alertname, check]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 24h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {hook}
+        send_resolved: true
+""")
+    server = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.path={folder / 'am'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: answers(port), 20, "Alertmanager to listen")
+        yield port
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+
+def am_alerts(port: int) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/alerts", timeout=5) as got:
+        return list(json.load(got))
+
+
+def am_silences(port: int) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/silences", timeout=5) as got:
+        return list(json.load(got))

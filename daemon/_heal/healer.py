@@ -162,6 +162,7 @@ class Healer:
             held = self.maintenance.of_service(service) if self.maintenance else None
             if held is not None and held.by == STOPPED_BY and self.release is not None:
                 self.release(service, "it runs again")
+                self._watching.arm(rt)  # what someone started is watched from now
             # Said once per failure of the service: another check that passes while this
             # one still fails must not make it be said again. (Asked only when there is
             # something to forget: this runs for every passing result.)

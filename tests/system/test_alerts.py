@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -22,7 +20,9 @@ import pytest
 
 from tests.helpers import (
     Receiver,
-    answers,
+    alertmanager,
+    am_alerts,
+    am_silences,
     call,
     event_time,
     free_port,
@@ -30,39 +30,6 @@ from tests.helpers import (
     run_vigil,
     wait_until,
 )
-
-
-@contextlib.contextmanager
-def alertmanager(folder: Path, hook: str) -> Iterator[int]:
-    """Debian's Alertmanager on a free loopback port, routing every alert to ``hook``
-    at once (no waiting to group) and never repeating one on its own."""
-    binary = shutil.which("prometheus-alertmanager")
-    assert binary, "install the Debian package prometheus-alertmanager"
-    port = free_port()
-    config = folder / "alertmanager.yml"
-    config.write_text(f"""
-route:
-  receiver: hook
-  group_by: [alertname, check]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 24h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: {hook}
-        send_resolved: true
-""")
-    server = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.path={folder / 'am'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: answers(port), 20, "Alertmanager to listen")
-        yield port
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
 
 
 def tcp(name: str, port: int | None = None, **keys: Any) -> str:
@@ -172,16 +139,6 @@ def test_alertmanager_gets_one_firing_alert_and_its_resolution_across_a_restart(
         resolved = receiver.at("/direct")[-1]["alerts"][0]
         assert resolved["endsAt"] > resolved["startsAt"]
         assert "s3cret-token" not in again.log.read_text() + d.log.read_text()
-
-
-def am_alerts(port: int) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/alerts", timeout=5) as got:
-        return list(json.load(got))
-
-
-def am_silences(port: int) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/silences", timeout=5) as got:
-        return list(json.load(got))
 
 
 def test_a_flap_never_lets_the_old_episodes_resolution_resolve_the_new_one(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import psutil
 
 from tests.helpers import (
+    alertmanager,
+    am_alerts,
     answers,
     free_port,
     log_problems,
@@ -410,8 +413,16 @@ def test_a_user_unit_is_watched_over_the_user_managers_private_socket(
 
 
 def test_a_unit_stopped_on_purpose_is_left_stopped_and_a_killed_one_healed(
-        systemd: PrivateSystemd, write_config, daemon, tmp_path):
+        systemd: PrivateSystemd, write_config, daemon, tmp_path, receiver):
     port = start_web_unit(systemd)
+    with contextlib.ExitStack() as stack:
+        am = stack.enter_context(alertmanager(tmp_path, receiver.url("/am")))
+        left_stopped(systemd, write_config, daemon, tmp_path, port, am)
+
+
+def left_stopped(systemd: PrivateSystemd, write_config, daemon, tmp_path: Path, port: int,
+                 am: int) -> None:
+    # after_heal off: a FAILING check alerts at once, unless under maintenance.
     config = write_config(f"""
         [daemon]
         state_dir = "{tmp_path}/state"
@@ -425,6 +436,10 @@ def test_a_unit_stopped_on_purpose_is_left_stopped_and_a_killed_one_healed(
         service = "web"
         interval = "1s"
         fall = 1
+        [alerts.am]
+        type = "alertmanager"
+        url = "http://127.0.0.1:{am}"
+        after_heal = false
     """)
     d = daemon(config, prefix=systemd.prefix()).start()
     d.wait_for("watch.connected", units=["vigil-web.service"])
@@ -439,9 +454,16 @@ def test_a_unit_stopped_on_purpose_is_left_stopped_and_a_killed_one_healed(
     wait_until(lambda: saved_state(tmp_path / "state")["checks"]["web"]["state"]
                == "MAINTENANCE", 10, "the check shown in MAINTENANCE")
     assert not d.events("heal.started") and not answers(port)
+    # Three more failing runs under maintenance, time for the alerter to look: nothing
+    # reached Alertmanager.
+    runs = len(d.events("check.result", check="web"))
+    d.wait_for("check.result", count=runs + 3, check="web", timeout=10)
+    assert not d.events("alert.opened") and not am_alerts(am)
 
     systemd.run("systemctl", "start", "vigil-web.service")  # by someone: watched again
     d.wait_for("maintenance.ended", target="web", why="it runs again", timeout=15)
+    wait_until(lambda: saved_state(tmp_path / "state")["services"]["web"]["watching"], 10,
+               "the unit watched again")
 
     systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-web.service")
     killed = d.wait_for("service.exited", count=2, service="web")[-1]
