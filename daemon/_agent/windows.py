@@ -58,6 +58,8 @@ class Windows:
                   if (opened := spec.opened(now)) is not None
                   for target in [*spec.services, *spec.checks]]
         began, ended = self.checks.maintenance.update(found, now)
+        if began or ended:  # the status page takes its state anew
+            self.checks.events.publish("maintenance.changed")
         for window in began:
             log.warning("maintenance.started", target=window.target, reason=window.reason,
                         by=window.by, until=None if window.until is None else
@@ -74,6 +76,7 @@ class Windows:
         with self._lock:
             self._change(lambda conn: maintenance.start(conn, window))
             self.checks.maintenance.add(window)
+        self.checks.events.publish("maintenance.changed")
         log.warning("maintenance.started", target=window.target, reason=window.reason,
                     by=window.by, until=None)
 
@@ -81,6 +84,7 @@ class Windows:
         with self._lock:
             self._change(lambda conn: maintenance.end(conn, target))
             self.checks.maintenance.remove(target)
+        self.checks.events.publish("maintenance.changed")
         log.info("maintenance.ended", target=target, why=why)
 
     def _change(self, change: Callable[[sqlite3.Connection], object]) -> None:

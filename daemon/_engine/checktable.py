@@ -281,15 +281,15 @@ class CheckTable:
               transition: tuple[State, State] | None, entry: CheckEntry | None) -> None:
         """The store, the live stream and the plugins' hooks hear of the result, and of
         the state change it caused."""
-        name, status = rt.spec.name, result.status.name
+        name, status, shown = rt.spec.name, result.status.name, self.shown_state(rt)
         if entry is not None:
             self.store.check(name, entry)
         self.store.result(name, now, result.status.value, duration_ms, result.metrics,
-                          result.summary, self.shown_state(rt) is State.MAINTENANCE)
+                          result.summary, shown is State.MAINTENANCE)
         if self.events.listening:
             self.events.publish("check.result", check=name, status=status,
                                 summary=result.summary, duration_ms=duration_ms,
-                                metrics=result.metrics, state=rt.machine.state.value, at=now)
+                                metrics=result.metrics, state=shown.value, at=now)
         assert self.plugins is not None
         if transition:
             old, new = transition
@@ -300,7 +300,7 @@ class CheckTable:
                                   result.summary)
             self.events.publish("check.state_changed", check=name,
                                 **{"from": old.value, "to": new.value}, status=status,
-                                summary=result.summary, at=now)
+                                summary=result.summary, shown=shown.value, at=now)
             self.plugins.notify("vigil_state_changed", check=name, old=old.value,
                                 new=new.value, result=result)
         self.plugins.notify("vigil_check_result", check=name, result=result,
@@ -375,10 +375,16 @@ class CheckTable:
     def _entry(self, rt: CheckRuntime) -> CheckEntry:
         """What is saved and shown of one check (called with the lock held)."""
         machine = rt.machine
-        return {"type": rt.spec.type, "enabled": rt.spec.enabled, "service": rt.spec.service,
-                "interval_s": rt.spec.interval, "state": self.shown_state(rt),
-                "failures": machine.failures, "successes": machine.successes,
-                "since": machine.since, "last": rt.last_result(), "counts": dict(rt.counts)}
+        entry: CheckEntry = {
+            "type": rt.spec.type, "enabled": rt.spec.enabled, "service": rt.spec.service,
+            "interval_s": rt.spec.interval, "state": machine.state,
+            "failures": machine.failures, "successes": machine.successes,
+            "since": machine.since, "last": rt.last_result(), "counts": dict(rt.counts)}
+        window = self.maintenance.covering(rt.spec.name, rt.spec.service) if (
+            self.maintenance) else None
+        if window is not None:
+            entry["state"], entry["maintenance"] = State.MAINTENANCE, window.held()
+        return entry
 
 
 def _close(rt: CheckRuntime) -> None:

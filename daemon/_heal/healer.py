@@ -143,7 +143,11 @@ class Healer:
                 rt.held_since += step
 
     def snapshot(self) -> dict[str, ServiceEntry]:
-        return {name: rt.entry() for name, rt in self.services.items()}
+        entries = {name: rt.entry() for name, rt in self.services.items()}
+        for name, entry in entries.items():
+            if self.maintenance and (window := self.maintenance.of_service(name)):
+                entry["maintenance"] = window.held()
+        return entries
 
     def healing(self, service: str) -> bool:
         rt = self.services.get(service)

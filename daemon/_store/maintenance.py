@@ -9,6 +9,8 @@ import fnmatch
 import sqlite3
 from dataclasses import dataclass
 
+from vigil._store.records import Held
+
 
 @dataclass(frozen=True)
 class Window:
@@ -23,6 +25,10 @@ class Window:
 
     def open(self, now: float) -> bool:
         return self.until is None or self.until > now
+
+    def held(self) -> Held:
+        return {"target": self.target, "until": self.until, "reason": self.reason,
+                "by": self.by}
 
     def covers(self, check: str, service: str | None) -> bool:
         """Whether this window covers ``check`` (guarding ``service``)."""

@@ -53,6 +53,16 @@ class LastResult(TypedDict):
     at: str
 
 
+class Held(TypedDict):
+    """The maintenance window a check or service is under, as the page and API show it."""
+
+    target: str
+    #: time.time(); None: until ended.
+    until: float | None
+    reason: str
+    by: str
+
+
 class MachineState(TypedDict):
     """A check's state machine as saved (``CheckState``)."""
 
@@ -75,6 +85,8 @@ class CheckEntry(MachineState):
     counts: dict[str, int]
     #: Share of passing runs over 24 hours, where history is kept (status, the API).
     uptime_24h: NotRequired[float | None]
+    #: The maintenance window it is under, while it is.
+    maintenance: NotRequired[Held]
 
 
 class HealRecord(TypedDict, total=False):
@@ -117,6 +129,8 @@ class ServiceEntry(TypedDict):
     within: float
     #: What the manager keeps of the service (its PID, its port): the manager's own.
     manager_state: dict[str, Any]
+    #: The maintenance window it is under, while it is.
+    maintenance: NotRequired[Held]
 
 
 class DaemonInfo(TypedDict, total=False):

@@ -113,10 +113,10 @@ function bind() {
 }
 
 function setState(el, state) {
-  el.classList.remove("st-OK", "st-FAILING", "st-PENDING");
+  el.classList.remove("st-OK", "st-FAILING", "st-PENDING", "st-MAINTENANCE");
   el.classList.add("st-" + state);
   el.dataset.state = state;
-  const mark = { OK: "✓", FAILING: "✕", PENDING: "…" }[state] || "";
+  const mark = { OK: "✓", FAILING: "✕", PENDING: "…", MAINTENANCE: "⏸" }[state] || "";
   el.querySelector(".state").textContent = mark + " " + state;
 }
 
@@ -128,7 +128,7 @@ function category(el) {
 
 function recount() {
   const cards = [...document.querySelectorAll(".check")];
-  for (const kind of ["OK", "WARN", "FAILING", "PENDING"]) {
+  for (const kind of ["OK", "WARN", "FAILING", "PENDING", "MAINTENANCE"]) {
     document.querySelector(`[data-count="${kind}"]`).textContent =
       cards.filter((c) => category(c) === kind).length;
   }
@@ -193,7 +193,7 @@ function applyResults() {
 function onChange(e) {
   const el = card(e.check);
   if (!el) return;
-  setState(el, e.to);
+  setState(el, e.shown || e.to);
   el.querySelector(".changed").textContent = "just now";
   recount();
   filter();
@@ -226,7 +226,8 @@ function dispatch(kind, e) {
   if (pending) pending.push([kind, e]);
   else if (kind === "check.result") onResult(e);
   else if (kind === "check.state_changed") onChange(e);
-  else if (kind === "config.reloaded") refresh();
+  // A new set of checks, or a maintenance window that began or ended: the page anew.
+  else if (kind === "config.reloaded" || kind === "maintenance.changed") refresh();
   else onHeal(kind, e);
 }
 
@@ -256,6 +257,7 @@ function follow() {
   source.onopen = () => { live.textContent = "live"; live.classList.add("on"); refresh(); };
   source.onerror = () => { live.textContent = "reconnecting…"; live.classList.remove("on"); };
   for (const kind of ["check.result", "check.state_changed", "config.reloaded",
+                      "maintenance.changed",
                       "heal.started", "heal.succeeded", "heal.failed"]) {
     source.addEventListener(kind, (m) => dispatch(kind, JSON.parse(m.data)));
   }

@@ -13,10 +13,11 @@ from typing import Any
 
 from vigil._kit.durations import format_duration
 from vigil._kit.redact import redact
-from vigil._store.records import CheckEntry, ServiceEntry, State
+from vigil._store.records import CheckEntry, Held, ServiceEntry, State
 from vigil._web.statusdata import HealLine, Seen
 
-STATE_MARK = {State.OK: "✓", State.FAILING: "✕", State.PENDING: "…"}
+STATE_MARK = {State.OK: "✓", State.FAILING: "✕", State.PENDING: "…",
+              State.MAINTENANCE: "⏸"}
 #: The chart's size in SVG units (the script draws in it).
 CHART_W, CHART_H = 120, 28
 
@@ -89,6 +90,7 @@ def _check(name: str, entry: CheckEntry, seen: Seen, now: float) -> str:
  data-state="{state}" data-status="{escape(status)}"><div class="head"><h3>{escape(name)}</h3>
 <span class="state">{STATE_MARK.get(state, "")} {state}</span>
 <span class="status s-{escape(status)}">{escape(status)}</span></div>
+{_held(entry.get("maintenance"), now)}
 <p class="summary">{escape(redact(last["summary"] if last else "not run yet"))}</p>
 <svg class="beats" viewBox="0 0 60 20" preserveAspectRatio="none" role="img" tabindex="0"
  aria-label="last {len(seen["beats"])} results of {escape(name)}"><path class="s-OK"/><path
@@ -106,6 +108,17 @@ def _check(name: str, entry: CheckEntry, seen: Seen, now: float) -> str:
 HEAL_WORDS = {"succeeded": "healed", "failed": "heal failed",
               "deploy.healthy": "deployed, healthy", "deploy.rolled_back": "deploy rolled back",
               "deploy.failed": "deploy failed"}
+
+
+def _held(held: Held | None, now: float) -> str:
+    """The banner of what is under maintenance: until when, why, by whom."""
+    if held is None:
+        return ""
+    until = "until ended" if held["until"] is None else (
+        "for " + format_duration(max(1, round(held["until"] - now))) + " more")
+    why = f": {held['reason']}" if held["reason"] else ""
+    return (f'<p class="maintenance" role="status">Under maintenance {until} '
+            f'(by {escape(held["by"])}){escape(why)}</p>')
 
 
 def _heal_line(heal: HealLine, now: float) -> str:
@@ -129,7 +142,7 @@ def _service(name: str, entry: ServiceEntry, heals: list[HealLine], now: float) 
     healing = "1" if entry["healing"] else "0"
     return f"""<li class="service" id="service-{escape(name)}" data-name="{escape(name)}"
  data-healing="{healing}">
-<h3>{escape(name)}</h3>{banner}<p>{escape(entry["describe"])}
+<h3>{escape(name)}</h3>{banner}{_held(entry.get("maintenance"), now)}<p>{escape(entry["describe"])}
 · <span class="svc-state">{escape(entry["state"])}</span> ·
 restarts used: {budget}</p>
 <ul class="heals" aria-label="last heals of {escape(name)}">{listed}</ul>
@@ -141,7 +154,7 @@ def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
            seen: dict[str, Seen], heals: dict[str, list[HealLine]]) -> str:
     now = time.time()
     host = escape(socket.gethostname())
-    kinds = ("OK", "WARN", "FAILING", "PENDING")
+    kinds = ("OK", "WARN", "FAILING", "PENDING", "MAINTENANCE")
     counts = {kind: sum(1 for e in checks.values() if category(e) == kind) for kind in kinds}
     healing = sum(1 for e in services.values() if e["healing"])
     given_up = sum(1 for e in services.values() if e["given_up"])
@@ -169,6 +182,7 @@ def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
  data-count="OK">{counts["OK"]}</span> OK · <span data-count="WARN">{counts["WARN"]}</span>
  WARN · <span data-count="FAILING">{counts["FAILING"]}</span> FAILING · <span
  data-count="PENDING">{counts["PENDING"]}</span> pending · <span
+ data-count="MAINTENANCE">{counts["MAINTENANCE"]}</span> in maintenance · <span
  data-count="healing">{healing}</span> healing · <span
  data-count="gave-up">{given_up}</span> gave up</p>
 <p id="live" class="live">connecting…</p></header><main>

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from vigil._store.records import CheckEntry, HealState, LastResult, ServiceEntry, State
+from vigil._store.records import CheckEntry, HealState, Held, LastResult, ServiceEntry, State
 from vigil._web.statusdata import HealLine, Seen
 
 
@@ -65,3 +65,14 @@ def test_the_page_names_metrics_and_budgets_in_words() -> None:
     assert "restarts used: 2 of 3 in 10m" in html
     assert "heal failed (start command failed)" in html and "healed in 0.4 s" in html
     assert "heal.succeeded" not in html.split("<script>")[0]
+
+
+def test_a_check_and_a_service_under_maintenance_say_so() -> None:
+    from vigil._web.statuspage import render
+
+    held: Held = {"target": "db", "until": None, "reason": "upgrade to 16",
+                  "by": "vigil maintenance"}
+    checks = {"db": check_entry(state=State.MAINTENANCE, maintenance=held)}
+    html = render(checks, {"db": service_entry(maintenance=held)}, {}, {})
+    assert html.count("Under maintenance until ended (by vigil maintenance): upgrade to 16") == 2
+    assert 'data-count="MAINTENANCE">1</span> in maintenance' in html
