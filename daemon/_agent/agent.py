@@ -96,14 +96,7 @@ class Agent:
 
     def run(self) -> int:
         memory.limit_arenas()  # before the first thread
-        saved = self.store.load()
-        self.checks.install(self.config, saved.get("checks", {}))
-        self.healer.install(self.config.services, saved.get("services", {}), self.state_dir)
-        self.store.daemon({**self.identity, "config": self.config.source})
-        self._save()
-        self.store.start()
-        # `vigil status` finds every check (with its restored state) once started.
-        self.store.flush()
+        self._restore()
         wake, written = self._take_signals()
         self.alerter.install(self.config.alerts)
         self.alerter.start()
@@ -147,6 +140,17 @@ class Agent:
         wake.close()
         written.close()
         return 0
+
+    def _restore(self) -> None:
+        """The checks and services as the state database left them, saved back at once:
+        `vigil status` finds every check (with its restored state) once started."""
+        saved = self.store.load()
+        self.checks.install(self.config, saved.get("checks", {}))
+        self.healer.install(self.config.services, saved.get("services", {}), self.state_dir)
+        self.store.daemon({**self.identity, "config": self.config.source})
+        self._save()
+        self.store.start()
+        self.store.flush()
 
     def _take_signals(self) -> tuple[socket.socket, socket.socket]:
         """Install the signal handlers, which only queue (a handler that took a lock the

@@ -88,7 +88,7 @@ def _config_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    """What reads or changes the daemon's state: status, history, alerts, silence, heal."""
+    """What reads or changes the daemon's state: status, history, alerts, silence."""
     p = _command(sub, "status", parents=[common], help="what the running daemon sees")
     p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "history", parents=[common],
@@ -108,6 +108,11 @@ def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                    metavar="DURATION", help="how long (default 1h)")
     p.add_argument("--reason", default="", help="why, for `vigil alerts` and the log")
     p.add_argument("--remove", action="store_true", help="end the silence now")
+    _operator_commands(sub, common)
+
+
+def _operator_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """What an operator runs around a change: maintenance, the gate, a deploy, a heal."""
     p = _command(sub, "maintenance", parents=[common],
                  help="hold healing and alerts back while a service or checks are worked on")
     p.add_argument("action", choices=["start", "end", "list"],
