@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vigil._agent import logs
 from vigil._api.check import Result, Status
 from vigil._api.errors import ConfigError
-from vigil._cli.alerts import cmd_alerts, cmd_silence
-from vigil._cli.deploy import cmd_deploy
-from vigil._cli.heal import cmd_heal, heal
-from vigil._cli.history import cmd_history
-from vigil._cli.init import cmd_init
-from vigil._cli.maintenance import cmd_maintenance
 from vigil._cli.parser import parser
-from vigil._cli.scaffold import cmd_plugin
-from vigil._cli.status import NoState, cmd_logs, cmd_status, lenient_load, load, user_scope
-from vigil._cli.wait import cmd_wait
+from vigil._cli.status import NoState, lenient_load, load, user_scope
 from vigil._config import loader as config_mod
 from vigil._config.sections import PACKAGED
 from vigil._engine.runner import Runner
@@ -31,6 +25,20 @@ from vigil._kit.words import plural
 
 EXIT_INVALID_CONFIG = 1
 
+#: Each command's function and the module that holds it, imported when the command
+#: runs: `vigil run` carries none of the other commands' modules (its memory is measured).
+COMMANDS = {
+    "run": ("main", "cmd_run"), "check": ("main", "cmd_check"),
+    "config": ("main", "cmd_validate"), "plugins": ("main", "cmd_plugins"),
+    "service": ("main", "cmd_service"), "export": ("main", "cmd_export"),
+    "init": ("init", "cmd_init"), "status": ("status", "cmd_status"),
+    "logs": ("status", "cmd_logs"), "history": ("history", "cmd_history"),
+    "alerts": ("alerts", "cmd_alerts"), "silence": ("alerts", "cmd_silence"),
+    "heal": ("heal", "cmd_heal"), "plugin": ("scaffold", "cmd_plugin"),
+    "maintenance": ("maintenance", "cmd_maintenance"), "wait": ("wait", "cmd_wait"),
+    "deploy": ("deploy", "cmd_deploy"),
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
@@ -39,13 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     cut = words.index("--") if "--" in words and "deploy" in words else len(words)
     args = parser().parse_args(words[:cut])
     args.argv = words[cut + 1:]
-    handler = {"run": cmd_run, "check": cmd_check, "config": cmd_validate,
-               "plugins": cmd_plugins, "init": cmd_init, "status": cmd_status,
-               "history": cmd_history, "alerts": cmd_alerts, "silence": cmd_silence,
-               "logs": cmd_logs, "heal": cmd_heal, "service": cmd_service,
-               "export": cmd_export, "plugin": cmd_plugin,
-               "maintenance": cmd_maintenance, "wait": cmd_wait,
-               "deploy": cmd_deploy}[args.command]
+    module, function = COMMANDS[args.command]
+    handler: Callable[[argparse.Namespace], int] = getattr(
+        importlib.import_module(f"vigil._cli.{module}"), function)
     try:
         return handler(args)
     except ConfigError as exc:
@@ -123,6 +127,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     outcome = Runner().run(spec.check, spec.timeout)
     if args.heal and spec.service and not outcome.result.status.passing:
         if outcome.result.healable:
+            from vigil._cli.heal import heal
+
             heal(cfg, spec.service, sys.stderr)  # stdout keeps its one Nagios line
             outcome = Runner().run(spec.check, spec.timeout)
         else:

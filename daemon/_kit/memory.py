@@ -8,7 +8,6 @@ Elsewhere (musl, macOS) there is nothing to do."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 from collections.abc import Callable
 
@@ -18,10 +17,11 @@ M_ARENA_MAX = -8
 
 @functools.cache
 def _glibc(name: str) -> Callable[..., int] | None:
+    # The process's own symbols, libc's among them: no ctypes.util (a megabyte of
+    # imports) to find libc's file.
     try:
-        function: Callable[..., int] = getattr(ctypes.CDLL(ctypes.util.find_library("c")),
-                                               name)
-    except (OSError, AttributeError, TypeError):
+        function: Callable[..., int] = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
         return None
     return function
 

@@ -138,3 +138,16 @@ def test_a_misspelled_hook_fails_its_plugin_with_the_name_it_meant(tmp_path: Pat
         "unknown hook 'vigil_check_type' (did you mean 'vigil_check_types'?)"), error
     assert "nop" not in plugins.check_types
     assert not plugins.manager.is_registered(importlib.import_module("typo"))
+
+
+def test_every_command_of_the_parser_has_its_function() -> None:
+    import argparse
+
+    from vigil._cli.main import COMMANDS
+    from vigil._cli.parser import parser
+
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS)
+    for command, (module, function) in COMMANDS.items():
+        found = getattr(importlib.import_module(f"vigil._cli.{module}"), function, None)
+        assert callable(found), f"{command}: vigil._cli.{module}.{function}"
