@@ -90,7 +90,10 @@ class Agent:
         #: The services' state as last handed to the store.
         self._services: dict[str, ServiceEntry] | None = None
         self._saving = threading.Lock()
-        self._summarised = self._trimmed = time.monotonic()
+        self._summarised = time.monotonic()
+        #: When freed memory was last handed back: at the first tick, what starting up
+        #: left (the config's parsing, the plugins' loading), then every TRIM_EVERY.
+        self._trimmed = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
 

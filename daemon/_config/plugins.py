@@ -4,7 +4,6 @@ modules named in ``[daemon] plugins``, in that order."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 import importlib.metadata
 from collections.abc import Iterable
@@ -101,6 +100,8 @@ class Plugins:
             if caller.has_spec():
                 continue
             for impl in caller.get_hookimpls():
+                import difflib  # only for a misspelled hook: most daemons never need it
+
                 info = self.infos[impl.plugin_name]
                 guess = difflib.get_close_matches(name, known, n=1)
                 info.error = (f"unknown hook {name!r}" + (f" (did you mean {guess[0]!r}?)"
