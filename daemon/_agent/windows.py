@@ -2,7 +2,9 @@
 deploy` write to the state database, those the config schedules, and those the healer
 opens for a service stopped on purpose. Read once a second (at once when asked); a
 window that began or ended is said, and the checks of one that ended run at once, to be
-judged afresh."""
+judged afresh. The database is read at the start and when a window was written there
+(`vigil maintenance` and `vigil deploy` say so over the control socket, the API on the
+event stream): a connection a second would cost the daemon memory for nothing."""
 
 from __future__ import annotations
 
@@ -32,26 +34,37 @@ class Windows:
         self.state_dir = state_dir
         self.checks = checks
         self.schedules: dict[str, ScheduleSpec] = {}
-        #: monotonic time of the last read; 0: read at the next tick.
+        #: monotonic time of the last look; 0: read the database at the next tick.
         self.read_at = 0.0
+        #: The windows the database held at the last read.
+        self._stored: list[Window] = []
+        checks.events.subscribe(self._heard)
         #: Held while the windows are read or changed: a read under way must not undo a
         #: window the healer just opened.
         self._lock = threading.Lock()
 
     def tick(self) -> None:
-        if time.monotonic() - self.read_at < READ_EVERY:
+        asked = self.read_at == 0.0
+        if not asked and time.monotonic() - self.read_at < READ_EVERY:
             return
         self.read_at = time.monotonic()
         with self._lock:
-            self._adopt()
+            self._adopt(read=asked)
 
-    def _adopt(self) -> None:
-        try:
-            conn = database.connect_readonly(self.state_dir)
-            found = [] if conn is None else _windows(conn)
-        except sqlite3.Error:
-            return  # the writer holds it, or it was set aside: the next second
+    def _heard(self, event: str, _fields: object) -> None:
+        if event == "maintenance.written":
+            self.read_at = 0.0
+
+    def _adopt(self, read: bool) -> None:
+        if read:
+            try:
+                conn = database.connect_readonly(self.state_dir)
+                self._stored = [] if conn is None else _windows(conn)
+            except sqlite3.Error:
+                self.read_at = 0.0  # the writer holds it, or it was set aside: again
+                return
         now = time.time()
+        found = [*self._stored]
         found += [Window(target, opened + spec.duration, spec.reason, opened,
                          f"schedule {spec.name}")
                   for spec in self.schedules.values()
@@ -75,6 +88,7 @@ class Windows:
         across a restart of vigil."""
         with self._lock:
             self._change(lambda conn: maintenance.start(conn, window))
+            self._stored = [*(w for w in self._stored if w.target != window.target), window]
             self.checks.maintenance.add(window)
         self.checks.events.publish("maintenance.changed")
         log.warning("maintenance.started", target=window.target, reason=window.reason,
@@ -83,6 +97,7 @@ class Windows:
     def release(self, target: str, why: str) -> None:
         with self._lock:
             self._change(lambda conn: maintenance.end(conn, target))
+            self._stored = [w for w in self._stored if w.target != target]
             self.checks.maintenance.remove(target)
         self.checks.events.publish("maintenance.changed")
         log.info("maintenance.ended", target=target, why=why)

@@ -309,10 +309,11 @@ class WebApi:
         return _json(200, {"ended": target})
 
     def _write(self, change: Callable[[sqlite3.Connection], T]) -> T:
-        """``change`` committed to the state database (the daemon reads it within a
-        second)."""
+        """``change`` committed to the state database, and the daemon told."""
         with contextlib.closing(database.open_database(self.state_dir / database.DB)) as conn:
-            return change(conn)  # autocommit
+            done = change(conn)  # autocommit
+        self.hub.publish("maintenance.written")
+        return done
 
     def run_check(self, _request: Request, name: str) -> Reply:
         if not self.checks.run_now(name):
