@@ -470,4 +470,14 @@ def left_stopped(systemd: PrivateSystemd, write_config, daemon, tmp_path: Path, 
     assert killed["deliberate"] is False and killed["result"] == "signal"
     d.wait_for("heal.succeeded", service="web", timeout=15)
     wait_until(lambda: answers(port), 10, "healed as before")
+
+    # A window an operator opens: a kill under it is not healed, until it expires.
+    opened = run_vigil("maintenance", "start", "web", "--for", "3s", "-c", str(config))
+    assert opened.returncode == 0, opened.stderr
+    d.wait_for("maintenance.started", target="web", by="vigil maintenance")
+    systemd.run("systemctl", "kill", "-s", "KILL", "--kill-whom=main", "vigil-web.service")
+    d.wait_for("heal.skipped", count=2, service="web", reason="maintenance", timeout=10)
+    assert len(d.events("heal.succeeded", service="web")) == 1, "not healed under it"
+    d.wait_for("maintenance.ended", target="web", why="expired", timeout=10)
+    d.wait_for("heal.succeeded", count=2, service="web", timeout=15)
     assert d.stop() == 0
