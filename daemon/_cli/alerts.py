@@ -4,20 +4,22 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fnmatch
 import json
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
 
-from vigil._agent import control
 from vigil._alerts import outbox
 from vigil._api.alert import Silence
-from vigil._cli.status import read_database, running_config, running_settings
+from vigil._cli.status import (
+    read_database,
+    running_config,
+    running_settings,
+    tell_daemon,
+    write_database,
+)
 from vigil._kit.durations import format_duration
-from vigil._store import database
 
 
 def _when(at: float | None) -> str:
@@ -57,26 +59,15 @@ def cmd_silence(args: argparse.Namespace) -> int:
         print(f"vigil: no check matches {pattern!r} (checks: {', '.join(sorted(cfg.checks))})",
               file=sys.stderr)
         return 1
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        conn = database.open_database(settings.state_dir / database.DB)
-    except (sqlite3.Error, database.Unreadable, OSError) as exc:
-        print(f"vigil: cannot write {settings.state_dir / database.DB}: {exc}",
-              file=sys.stderr)
-        return 3
     now = time.time()
-    with contextlib.closing(conn):
-        if args.remove:
-            if not outbox.unsilence(conn, pattern):
-                print(f"vigil: no silence for {pattern!r}", file=sys.stderr)
-                return 1
-        else:
-            outbox.silence(conn, Silence(pattern, now + args.for_s, args.reason, now))
-    try:
-        control.request(settings.state_dir, {"command": "silences"}, lambda _e: None)
-        news = "the running daemon"
-    except control.Unreachable:
-        news = "the daemon when it starts"
+    if args.remove:
+        if not write_database(settings.state_dir, lambda c: outbox.unsilence(c, pattern)):
+            print(f"vigil: no silence for {pattern!r}", file=sys.stderr)
+            return 1
+    else:
+        write_database(settings.state_dir, lambda c: outbox.silence(
+            c, Silence(pattern, now + args.for_s, args.reason, now)))
+    news = tell_daemon(settings.state_dir, "silences")
     if args.remove:
         print(f"{pattern}: silence removed; {news} sends what it held back")
     else:

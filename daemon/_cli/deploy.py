@@ -17,8 +17,8 @@ import time
 
 import structlog
 
-from vigil._agent import control, logs
-from vigil._cli.status import load
+from vigil._agent import logs
+from vigil._cli.status import NoState, load, tell_daemon, write_database
 from vigil._cli.wait import Board, gate, matching
 from vigil._config.sections import Config
 from vigil._store import database, maintenance
@@ -40,13 +40,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     # Its steps are what the operator (or the pipeline's log) reads: JSON lines, or
     # pretty ones on a terminal.
     logs.configure("info", stream=sys.stderr)
-    try:
-        cfg.daemon.state_dir.mkdir(parents=True, exist_ok=True)
-        database.open_database(cfg.daemon.state_dir / database.DB).close()
-    except (sqlite3.Error, database.Unreadable, OSError) as exc:
-        print(f"vigil: cannot write {cfg.daemon.state_dir / database.DB}: {exc}",
-              file=sys.stderr)
-        return 3
+    write_database(cfg.daemon.state_dir, lambda _conn: None)  # before changing anything
     names = matching(cfg, args.services)
     began = time.time()
     log.info("deploy.started", services=args.services, command=shlex.join(args.argv))
@@ -97,24 +91,27 @@ def _healthy(cfg: Config, names: list[str], args: argparse.Namespace) -> bool:
 
 def _window(cfg: Config, services: list[str], action: str, since: float) -> None:
     """Open (until ended) or end the deploy's maintenance of ``services``."""
-    with contextlib.closing(database.open_database(cfg.daemon.state_dir / database.DB)) as conn:
+
+    def change(conn: sqlite3.Connection) -> None:
         for service in services:
             if action == "start":
                 maintenance.start(conn, maintenance.Window(service, None, "deploy", since,
                                                            "vigil deploy"))
             else:
                 maintenance.end(conn, service)
-    with contextlib.suppress(control.Unreachable):
-        control.request(cfg.daemon.state_dir, {"command": "maintenance"}, lambda _e: None)
+
+    write_database(cfg.daemon.state_dir, change)
+    tell_daemon(cfg.daemon.state_dir, "maintenance")
 
 
 def _record(cfg: Config, services: list[str], began: float, outcome: str,
             took: float | None) -> None:
     """A line of each service's history: what the status page lists with its heals."""
-    with contextlib.suppress(sqlite3.Error, database.Unreadable, OSError), contextlib.closing(
-            database.open_database(cfg.daemon.state_dir / database.DB)) as conn:
-        for service in services:
-            conn.execute("INSERT INTO heals VALUES (?, ?, ?, ?)",
-                         (int(began * 1000), service, outcome,
-                          database.compact({"outcome": outcome, "recovery_s": took,
-                                            "reason": "deploy"})))
+    def insert(conn: sqlite3.Connection) -> None:
+        conn.executemany("INSERT INTO heals VALUES (?, ?, ?, ?)", [
+            (int(began * 1000), service, outcome, database.compact(
+                {"outcome": outcome, "recovery_s": took, "reason": "deploy"}))
+            for service in services])
+
+    with contextlib.suppress(NoState, sqlite3.Error):  # the deploy's outcome stands anyway
+        write_database(cfg.daemon.state_dir, insert)

@@ -4,7 +4,6 @@ database (with or without a daemon running) for the daemon to honour, as silence
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fnmatch
 import json
 import sqlite3
@@ -12,10 +11,15 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from vigil._agent import control
-from vigil._cli.status import read_database, running_config, running_settings
+from vigil._cli.status import (
+    read_database,
+    running_config,
+    running_settings,
+    tell_daemon,
+    write_database,
+)
 from vigil._kit.durations import format_duration
-from vigil._store import database, maintenance
+from vigil._store import maintenance
 from vigil._store.maintenance import Window
 
 
@@ -44,28 +48,25 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
                   f"matching a check (services: {', '.join(sorted(cfg.services)) or 'none'})",
                   file=sys.stderr)
             return 1
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        conn = database.open_database(settings.state_dir / database.DB)
-    except (sqlite3.Error, database.Unreadable, OSError) as exc:
-        print(f"vigil: cannot write {settings.state_dir / database.DB}: {exc}",
-              file=sys.stderr)
-        return 3
     now = time.time()
     until = None if args.action == "end" or args.until_end else now + args.for_s
-    with contextlib.closing(conn):
-        for target in args.targets:
+
+    targets: list[str] = args.targets
+
+    def change(conn: sqlite3.Connection) -> str | None:
+        """The target that had no window to end, if one had not."""
+        for target in targets:
             if args.action == "start":
                 maintenance.start(conn, Window(target, until, args.reason, now,
                                                "vigil maintenance"))
             elif not maintenance.end(conn, target):
-                print(f"vigil: no maintenance of {target!r}", file=sys.stderr)
-                return 1
-    try:
-        control.request(settings.state_dir, {"command": "maintenance"}, lambda _e: None)
-        news = "the running daemon"
-    except control.Unreachable:
-        news = "the daemon when it starts"
+                return target
+        return None
+
+    if (missing := write_database(settings.state_dir, change)) is not None:
+        print(f"vigil: no maintenance of {missing!r}", file=sys.stderr)
+        return 1
+    news = tell_daemon(settings.state_dir, "maintenance")
     for target in args.targets:
         if args.action == "start":
             length = "" if until is None else f" for {format_duration(args.for_s)},"

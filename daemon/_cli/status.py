@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from vigil._agent import logs, runtime
+from vigil._agent import control, logs, runtime
 from vigil._api.errors import ConfigError
 from vigil._cli import logview
 from vigil._config import loader as config_mod
@@ -85,6 +85,28 @@ def read_database(settings: DaemonSettings,
             return read(conn)
     except sqlite3.Error as exc:
         raise NoState(f"cannot read {settings.state_dir / database.DB}: {exc}") from None
+
+
+def write_database(state_dir: Path, write: Callable[[sqlite3.Connection], T]) -> T:
+    """``write(connection)`` on the state database, made if need be; NoState (exit 3)
+    when it cannot be written."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        conn = database.open_database(state_dir / database.DB)
+    except (sqlite3.Error, database.Unreadable, OSError) as exc:
+        raise NoState(f"cannot write {state_dir / database.DB}: {exc}") from None
+    with contextlib.closing(conn):
+        return write(conn)
+
+
+def tell_daemon(state_dir: Path, command: str) -> str:
+    """Ask the running daemon to look at what a command wrote; who will act on it, in
+    words."""
+    try:
+        control.request(state_dir, {"command": command}, lambda _e: None)
+    except control.Unreachable:
+        return "the daemon when it starts"
+    return "the running daemon"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from vigil._config import loader as _config
 from vigil._engine.checktable import CheckTable
 from vigil._engine.runner import Outcome, Runner
 from vigil._heal.healer import Healer
+from vigil._store.maintenance import Window
 from vigil._store.store import Store
 from vigil._web.api import Reply, Stream, WebApi
 from vigil._web.metrics import parse_metric
@@ -163,3 +164,15 @@ def test_maintenance_is_listed_opened_and_ended_over_the_api(web) -> None:
     assert [(w["target"], w["reason"]) for w in listed] == [("db", "upgrade")]
     assert get(api, "/api/v1/maintenance/db", "DELETE", TOKEN).status == 200
     assert get(api, "/api/v1/maintenance/db", "DELETE", TOKEN).status == 404
+
+
+def test_a_failing_check_under_maintenance_fails_neither_probe(web) -> None:
+    api = web()
+    assert get(api, "/readyz").status == 503 and get(api, "/health").status == 503
+    api.checks.maintenance.update([Window("db", None, "upgrade", time.time(), "a test")],
+                                  time.time())
+    api.checks._finish(api.checks.runtimes["db"], Outcome(Result(Status.CRIT, "down"), 1.0))
+    ready = get(api, "/readyz", query="verbose")
+    assert ready.status == 200 and b"[+]db ok" in ready.body
+    health = json.loads(get(api, "/health", query="x").body)
+    assert health["checks"]["db"][0]["status"] == "warn" and health["status"] == "warn"
