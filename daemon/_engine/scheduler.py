@@ -25,9 +25,10 @@ from datetime import UTC, datetime
 import structlog
 from apscheduler.events import EVENT_JOB_ERROR, JobEvent, JobExecutionEvent
 from apscheduler.executors.debug import DebugExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+
+from vigil._engine.aps import BackgroundScheduler
 
 log = structlog.get_logger("vigil.scheduler")
 

@@ -5,6 +5,8 @@ reported missed instead of run."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -97,3 +99,24 @@ def test_the_timetable_runs_on_the_monotonic_clock(monkeypatch) -> None:
     assert sched.keep_time() < -3500
     assert sched.keep_time() == 0.0, "said once"
     assert abs(_scheduler.wall(due) - (real() - 3600)) < 2
+
+
+def test_the_scheduler_leaves_apschedulers_pool_executors_unloaded_until_asked_for() -> None:
+    """APScheduler's pool module would load multiprocessing (half a megabyte) for a
+    default executor vigil never takes; whoever asks for the pool later gets the real
+    one, and so does a scheduler built without executors."""
+    probe = (
+        "import sys\n"
+        "import vigil._engine.scheduler\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('multiprocessing', "
+        "'concurrent.futures.process', 'apscheduler.executors.pool'))))\n"
+        "from apscheduler.executors.pool import ProcessPoolExecutor, ThreadPoolExecutor\n"
+        "from apscheduler.schedulers.background import BackgroundScheduler\n"
+        "s = BackgroundScheduler()\n"
+        "s.start(paused=True)\n"
+        "print(type(s._lookup_executor('default')) is ThreadPoolExecutor,"
+        " ProcessPoolExecutor.__module__)\n"
+        "s.shutdown(wait=False)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.splitlines()
+    assert out == ["[]", "True apscheduler.executors.pool"]
