@@ -8,7 +8,6 @@ One small JSON file per config file, in the runtime folder (``/run/vigil`` for r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import cast
 import psutil
 
 from vigil._kit import atomic
+from vigil._kit.digest import sha256_hex
 from vigil._kit.paths import runtime_dir
 from vigil._store.records import DaemonInfo
 
@@ -24,7 +24,7 @@ from vigil._store.records import DaemonInfo
 def _entry(source: str) -> Path:
     # One daemon per config file: key on the file's absolute path.
     key = source if source.startswith("<") else str(Path(source).resolve())
-    return runtime_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    return runtime_dir() / f"{sha256_hex(key, 16)}.json"
 
 
 def announce(source: str, identity: DaemonInfo, state_dir: Path, log_file: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from vigil._config.sections import RemediationSpec
 from vigil._engine.checktable import CheckRuntime, CheckTable
 from vigil._heal.healer import Healer
 from vigil._kit.atomic import replace_file
+from vigil._kit.digest import sha256_hex
 from vigil._kit.durations import format_duration
 from vigil._kit.redact import redact
 from vigil._store.records import HealRecord, State
@@ -45,7 +45,7 @@ class Problem:
 
 @functools.lru_cache(maxsize=4096)
 def fingerprint(subject: str) -> str:
-    return hashlib.sha256(subject.encode()).hexdigest()[:12]
+    return sha256_hex(subject, 12)
 
 
 def _when(at: float) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+
+from vigil._kit.digest import sha256_hex
 
 #: The ``alertname`` label of the alerts vigil sends: a failing check's, and a
 #: remediation item's.
@@ -81,7 +82,7 @@ class Alert:
     def fingerprint(self) -> str:
         """A short hash of the labels: the same alert, episode after episode."""
         labels = json.dumps(self.labels(), sort_keys=True).encode()
-        return hashlib.sha256(labels).hexdigest()[:16]
+        return sha256_hex(labels, 16)
 
     def title(self) -> str:
         """``[FIRING] db on host1`` (or ``[RESOLVED] ...``): a message's first line."""

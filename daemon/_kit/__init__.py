@@ -1,7 +1,8 @@
 """The kit: what any part may use and that knows nothing of vigil's model. Running
 commands without a shell (``proc``), atomic files (``atomic``), masking secrets
 (``redact``), ports and who holds them (``ports``), following a file (``tail``), the
-pidfd and systemd D-Bus watchers (``pidwatch``, ``unitwatch``), platform folders
+pidfd and systemd D-Bus watchers (``pidwatch``, ``unitwatch``), SHA-256 names without
+OpenSSL (``digest``), platform folders
 (``paths``), durations, counts in words and Nagios perfdata.
 
 May import: the standard library and third-party libraries only."""

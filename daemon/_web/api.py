@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import hmac
 import json
 import re
 import sqlite3
@@ -22,6 +21,7 @@ from vigil._alerts.alerter import SinkStats
 from vigil._engine.checktable import CheckTable
 from vigil._engine.events import EventHub
 from vigil._heal.healer import Healer
+from vigil._kit.digest import same_secret
 from vigil._kit.durations import parse_duration
 from vigil._kit.redact import redact
 from vigil._store import database, maintenance
@@ -159,7 +159,7 @@ class WebApi:
         if not self.token:
             return _error(403, "set [daemon] http_token to allow actions") if action else None
         scheme, _, given = authorization.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+        if scheme.lower() == "bearer" and same_secret(given.strip().encode(),
                                                               self.token.encode()):
             return None
         reply = _error(401, "the bearer token is wrong" if authorization else
