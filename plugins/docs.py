@@ -4,7 +4,6 @@ the Markdown's relative links, anchors and required sections."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +78,10 @@ class Docs(Check):
         cached = self._hashes.get(rel)
         if cached and cached[:2] == (stat.st_mtime_ns, stat.st_size):
             return cached[2]
+        # Imported here, as the seed's clients are: hashlib sets up OpenSSL (half a
+        # megabyte resident), which a daemon without a docs check need not carry.
+        import hashlib
+
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         self._hashes[rel] = (stat.st_mtime_ns, stat.st_size, digest)
         return digest

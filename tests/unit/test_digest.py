@@ -25,8 +25,11 @@ def test_same_secret_agrees_with_hmac(given: bytes) -> None:
     assert same_secret(given, b"token") == hmac.compare_digest(given, b"token")
 
 
-def test_the_daemon_does_not_load_openssls_hashlib() -> None:
-    probe = ("import sys, vigil._agent.agent, vigil._web.http\n"
+def test_the_daemon_and_its_built_in_plugins_do_not_load_openssls_hashlib() -> None:
+    probe = ("import importlib, sys, vigil._agent.agent, vigil._web.http\n"
+             "from vigil._config.plugins import BUILTIN_PLUGINS\n"
+             "for name in BUILTIN_PLUGINS:\n"
+             "    importlib.import_module(name)\n"
              "print([m for m in ('hashlib', 'hmac', '_hashlib') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, check=True).stdout
