@@ -39,6 +39,9 @@ class Result:
     #: False when restarting the service would not help (bad password, missing
     #: extension, bad request): the failure is reported, never healed.
     healable: bool = True
+    #: Events this run saw for the first time, by kind (``{"total": 12, "good": 11}``):
+    #: summed exactly in the history, they are what an ``events`` objective counts.
+    counts: dict[str, int] = field(default_factory=dict)
     #: Nagios perfdata exactly as a plugin wrote it (labels, thresholds, min, max):
     #: ``vigil check`` prints it instead of perfdata made from ``metrics``.
     perfdata: str = ""

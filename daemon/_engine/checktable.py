@@ -285,7 +285,7 @@ class CheckTable:
         if entry is not None:
             self.store.check(name, entry)
         self.store.result(name, now, result.status.value, duration_ms, result.metrics,
-                          result.summary, shown is State.MAINTENANCE)
+                          result.summary, shown is State.MAINTENANCE, result.counts)
         if self.events.listening:
             self.events.publish("check.result", check=name, status=status,
                                 summary=result.summary, duration_ms=duration_ms,

@@ -4,12 +4,26 @@ put back: shared by the store (which fills it) and the writer (which commits it)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from vigil._store.history import Retention
 from vigil._store.records import CheckEntry, DaemonInfo, HealRecord, ServiceEntry
 
 #: Results kept in memory while writes fail; the oldest go first beyond this.
 MAX_PENDING = 100_000
+
+
+class PendingResult(NamedTuple):
+    name: str
+    at: float
+    status: int
+    duration_ms: float
+    metrics: dict[str, float]
+    summary: str
+    #: It came under a maintenance window: kept, but out of the uptime and objectives.
+    maint: bool
+    #: Events the run counted (``Result.counts``), summed exactly in the rollups.
+    counts: dict[str, int]
 
 
 @dataclass
@@ -23,8 +37,7 @@ class Batch:
     #: Names of the configured checks: rows of any other check are dropped.
     retain: set[str] | None = None
     retention: Retention | None = None
-    results: list[tuple[str, float, int, float, dict[str, float], str, bool]] = field(
-        default_factory=list)
+    results: list[PendingResult] = field(default_factory=list)
     transitions: list[tuple[str, float, str, str, int, str]] = field(default_factory=list)
     heals: list[tuple[str, float, HealRecord]] = field(default_factory=list)
 

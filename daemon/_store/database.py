@@ -24,7 +24,10 @@ DB = "state.db"
 #: The JSON state file of earlier versions, migrated once and kept as ``.bak``.
 LEGACY = "state.json"
 #: 2: results say whether they came under maintenance (``maint``).
-SCHEMA = 2
+#: 3: what the objectives count: results' and rollups' ``counts`` (a plugin's event
+#: counts; a rollup's durations on the latency ladder), rollups' ``minutes`` (with a
+#: run) and ``bad_minutes`` (with a failing run).
+SCHEMA = 3
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -36,12 +39,13 @@ CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNI
 CREATE TABLE IF NOT EXISTS results (
     at INTEGER NOT NULL, check_id INTEGER NOT NULL, status INTEGER NOT NULL,
     duration_us INTEGER NOT NULL, metrics TEXT, summary TEXT,
-    maint INTEGER NOT NULL DEFAULT 0,
+    maint INTEGER NOT NULL DEFAULT 0, counts TEXT,
     PRIMARY KEY (at, check_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollups (
     check_id INTEGER NOT NULL, step INTEGER NOT NULL, start INTEGER NOT NULL,
     ok INTEGER NOT NULL, warn INTEGER NOT NULL, crit INTEGER NOT NULL, unknown INTEGER NOT NULL,
     dur_min INTEGER NOT NULL, dur_avg INTEGER NOT NULL, dur_max INTEGER NOT NULL, metrics TEXT,
+    minutes INTEGER NOT NULL DEFAULT 0, bad_minutes INTEGER NOT NULL DEFAULT 0, counts TEXT,
     PRIMARY KEY (check_id, step, start)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transitions (
     at INTEGER NOT NULL, check_id INTEGER NOT NULL, old TEXT NOT NULL, new TEXT NOT NULL,
@@ -73,9 +77,14 @@ log = structlog.get_logger("vigil.store")
 
 def _upgrade(conn: sqlite3.Connection) -> None:
     """Bring a database of an older schema up to this one (its data kept)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
-    if "maint" not in columns:  # schema 1
-        conn.execute("ALTER TABLE results ADD COLUMN maint INTEGER NOT NULL DEFAULT 0")
+    added = {"results": ("maint INTEGER NOT NULL DEFAULT 0", "counts TEXT"),  # 1, 2
+             "rollups": ("minutes INTEGER NOT NULL DEFAULT 0",  # 2
+                         "bad_minutes INTEGER NOT NULL DEFAULT 0", "counts TEXT")}
+    for table, columns in added.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 class Unreadable(Exception):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -37,6 +38,23 @@ class Retention:
         return self.five_min if step == STEPS[0] else self.hourly
 
 
+#: The latency ladder (ms): a rollup counts its runs' durations into these slots (each
+#: the smallest boundary at or above the duration, ``+`` past the last), so that a
+#: latency objective's threshold, one of them, counts exactly from the rollups.
+LADDER_MS: Final = (1, 2, 5, 10, 20, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750,
+                    1000, 1500, 2000, 2500, 3000, 4000, 5000, 7500, 10000, 15000, 20000,
+                    30000, 60000)
+
+
+def slot(duration_ms: float) -> str:
+    """The latency ladder's key for a duration: ``d100`` holds runs over 75 and at most
+    100 ms."""
+    for bound in LADDER_MS:
+        if duration_ms <= bound:
+            return f"d{bound}"
+    return "d+"
+
+
 @dataclass
 class Bucket:
     """One check's results over one step: what a rollup row holds."""
@@ -47,6 +65,13 @@ class Bucket:
     dur_max: float = 0.0
     #: metric -> [min, weighted sum, max, weight]
     metrics: dict[str, list[float]] = field(default_factory=dict)
+    #: Minutes with a run, and with a failing run: the objectives' time slices.
+    minutes: int = 0
+    bad_minutes: int = 0
+    #: Exact sums: runs per latency slot (``d100``), and the events a check counted.
+    tallies: Counter[str] = field(default_factory=Counter)
+    #: (The first tier's, while it is made.) minute -> whether a run in it failed.
+    _seen: dict[int, bool] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def runs(self) -> int:
@@ -70,16 +95,49 @@ class Bucket:
             seen[1] += avg * runs
             seen[3] += runs
 
+    def add_result(self, at: float, status: int, duration_us: float,
+                   metrics: Mapping[str, float], tallies: Mapping[str, int]) -> None:
+        counts = [0, 0, 0, 0]
+        counts[status] = 1
+        self.add(counts, duration_us, duration_us, duration_us, metrics)
+        minute = int(at // 60)
+        self._seen[minute] = self._seen.get(minute, False) or status > 1
+        self.tallies[slot(duration_us / 1000)] += 1
+        self.tallies.update(tallies)
+
+    def add_rollup(self, counts: Iterable[int], dmin: float, davg: float, dmax: float,
+                   metrics: Mapping[str, float | list[float]], minutes: int, bad: int,
+                   tallies: Mapping[str, int]) -> None:
+        self.add(counts, dmin, davg, dmax, metrics)
+        self.minutes += minutes
+        self.bad_minutes += bad
+        self.tallies.update(tallies)
+
     def row(self, check_id: int, step: int, start: int) -> tuple[Any, ...]:
         metrics = {name: [_round(low), _round(total / weight), _round(high)]
                    for name, (low, total, high, weight) in self.metrics.items() if weight}
+        minutes = self.minutes + len(self._seen)
+        bad = self.bad_minutes + sum(self._seen.values())
         return (check_id, step, start, *self.counts, round(self.dur_min),
                 round(self.dur_sum / self.runs), round(self.dur_max),
-                json.dumps(metrics, separators=(",", ":")) if metrics else None)
+                json.dumps(metrics, separators=(",", ":")) if metrics else None,
+                minutes, bad, _tallies(self.tallies))
+
+
+def _tallies(tallies: Counter[str]) -> str | None:
+    kept = {key: count for key, count in sorted(tallies.items()) if count}
+    return json.dumps(kept, separators=(",", ":")) if kept else None
 
 
 def _round(value: float) -> float:
     return float(f"{value:.4g}")
+
+
+#: A rollup row as ``Bucket.row`` makes it.
+INSERT_ROLLUP: Final = (
+    "INSERT OR REPLACE INTO rollups (check_id, step, start, ok, warn, crit, unknown, "
+    "dur_min, dur_avg, dur_max, metrics, minutes, bad_minutes, counts) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 def roll_up(conn: sqlite3.Connection, now: float) -> int:
@@ -92,17 +150,42 @@ def roll_up(conn: sqlite3.Connection, now: float) -> int:
         until = int((now - SETTLE_S) // step * step)
         if until <= done:
             continue
-        buckets: dict[tuple[int, int], Bucket] = {}
-        for check_id, at, counts, dmin, davg, dmax, metrics in _finer(conn, index, done, until):
-            start = int(at // step * step)
-            buckets.setdefault((check_id, start), Bucket()).add(
-                counts, dmin, davg, dmax, json.loads(metrics) if metrics else {})
-        conn.executemany(
-            "INSERT OR REPLACE INTO rollups VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (bucket.row(check_id, step, start) for (check_id, start), bucket in buckets.items()))
+        made = _from_results if index == 0 else _from_rollups
+        buckets = made(conn, step, done, until)
+        conn.executemany(INSERT_ROLLUP, (bucket.row(check_id, step, start)
+                                         for (check_id, start), bucket in buckets.items()))
         conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(until), f"rolled_{step}"))
         written += len(buckets)
     return written
+
+
+Buckets = dict[tuple[int, int], Bucket]
+
+
+def _from_results(conn: sqlite3.Connection, step: int, since: int, until: int) -> Buckets:
+    """The first tier's buckets between two times (s), made from the raw results."""
+    buckets: Buckets = {}
+    for check_id, at_ms, status, dur, metrics, tallies in conn.execute(
+            "SELECT check_id, at, status, duration_us, metrics, counts FROM results "
+            "WHERE at >= ? AND at < ? AND maint = 0", (since * 1000, until * 1000)):
+        start = int(at_ms // 1000 // step * step)
+        buckets.setdefault((check_id, start), Bucket()).add_result(
+            at_ms / 1000, status, dur, _json(metrics), _json(tallies))
+    return buckets
+
+
+def _from_rollups(conn: sqlite3.Connection, step: int, since: int, until: int) -> Buckets:
+    """A coarser tier's buckets, made from the tier before it."""
+    buckets: Buckets = {}
+    for check_id, at, *counts, dmin, davg, dmax, metrics, minutes, bad, tallies in (
+            conn.execute(
+                "SELECT check_id, start, ok, warn, crit, unknown, dur_min, dur_avg, dur_max, "
+                "metrics, minutes, bad_minutes, counts FROM rollups WHERE check_id IN "
+                "(SELECT id FROM names) AND step = ? AND start >= ? AND start < ?",
+                (STEPS[STEPS.index(step) - 1], since, until))):
+        buckets.setdefault((check_id, int(at // step * step)), Bucket()).add_rollup(
+            counts, dmin, davg, dmax, _json(metrics), minutes, bad, _json(tallies))
+    return buckets
 
 
 def _rolled(conn: sqlite3.Connection, step: int) -> int | None:
@@ -122,23 +205,8 @@ def _mark(conn: sqlite3.Connection, step: int, now: float) -> int:
     return start
 
 
-def _finer(conn: sqlite3.Connection, index: int, since: int, until: int
-           ) -> Iterator[tuple[int, float, tuple[int, ...], float, float, float, str | None]]:
-    """What tier ``index`` is made of, between two times (s): raw results for the first
-    tier (as rollups of one), the tier before it for the others."""
-    if index == 0:
-        for check_id, at_ms, status, dur, metrics in conn.execute(
-                "SELECT check_id, at, status, duration_us, metrics FROM results "
-                "WHERE at >= ? AND at < ? AND maint = 0", (since * 1000, until * 1000)):
-            counts = [0, 0, 0, 0]
-            counts[status] = 1
-            yield check_id, at_ms / 1000, tuple(counts), dur, dur, dur, metrics
-        return
-    for check_id, start, *counts, dmin, davg, dmax, metrics in conn.execute(
-            "SELECT check_id, start, ok, warn, crit, unknown, dur_min, dur_avg, dur_max, "
-            "metrics FROM rollups WHERE check_id IN (SELECT id FROM names) AND step = ? "
-            "AND start >= ? AND start < ?", (STEPS[index - 1], since, until)):
-        yield check_id, start, tuple(counts), dmin, davg, dmax, metrics
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text else {}
 
 
 def prune(conn: sqlite3.Connection, now: float, keep: Retention) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import cast
 
 from vigil._store import database
-from vigil._store.batch import Batch
+from vigil._store.batch import Batch, PendingResult
 from vigil._store.database import Unreadable
 from vigil._store.history import CHECKPOINT_EVERY, Retention
 from vigil._store.records import CheckEntry, DaemonInfo, HealRecord, Saved, ServiceEntry
@@ -80,13 +80,14 @@ class Store:
             self._pending.retention = self.retention = retention
 
     def result(self, name: str, at: float, status: int, duration_ms: float,
-               metrics: dict[str, float], summary: str, maintenance: bool = False) -> None:
+               metrics: dict[str, float], summary: str, maintenance: bool = False,
+               counts: dict[str, int] | None = None) -> None:
         """One result; ``maintenance``: it came under a maintenance window (kept, but
-        not counted in the uptime)."""
+        not counted in the uptime); ``counts``: the events it counted."""
         if self.retention is not None:
             with self._lock:
-                self._pending.results.append((name, at, status, duration_ms, metrics, summary,
-                                              maintenance))
+                self._pending.results.append(PendingResult(
+                    name, at, status, duration_ms, metrics, summary, maintenance, counts or {}))
 
     def transition(self, name: str, at: float, old: str, new: str, status: int,
                    summary: str) -> None:

@@ -182,13 +182,14 @@ class Writer:
                          (compact(batch.daemon),))
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('updated', ?)", (str(time.time()),))
         rows = []
-        for name, at, status, duration_ms, metrics, summary, maint in batch.results:
+        for name, at, status, duration_ms, metrics, summary, maint, counts in batch.results:
             check_id = self._id(conn, name)
             said = None if self._summaries.get(check_id) == summary else summary
             self._summaries[check_id] = summary
             rows.append((int(at * 1000), check_id, status, int(duration_ms * 1000),
-                         compact(metrics) if metrics else None, said, int(maint)))
-        conn.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                         compact(metrics) if metrics else None, said, int(maint),
+                         compact(counts) if counts else None))
+        conn.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.executemany("INSERT INTO transitions VALUES (?, ?, ?, ?, ?, ?)",
                          [(int(at * 1000), self._id(conn, name), old, new, status, summary)
                           for name, at, old, new, status, summary in batch.transitions])

@@ -25,21 +25,18 @@ from pathlib import Path
 
 from vigil._store import database, history
 from vigil._store import store as store_mod
-from vigil._store.history import Bucket, Retention
+from vigil._store.history import INSERT_ROLLUP, Bucket, Retention
 from vigil._store.records import State
 
 KEEP = Retention(results=3600, five_min=2 * 86400, hourly=30 * 86400)
 
 
-def bucket(rng: random.Random, runs: int) -> Bucket:
+def bucket(rng: random.Random, runs: int, every: float) -> Bucket:
     made = Bucket()
-    for _ in range(runs):
+    for run in range(runs):
         latency = rng.uniform(0.1, 2.0)
         status = 0 if rng.random() > 0.001 else 2
-        counts = [0, 0, 0, 0]
-        counts[status] = 1
-        duration_us = latency * 1000 + 150
-        made.add(counts, duration_us, duration_us, duration_us, {"latency_ms": latency})
+        made.add_result(run * every, status, latency * 1000 + 150, {"latency_ms": latency}, {})
     return made
 
 
@@ -77,15 +74,15 @@ def main() -> int:
     store.close()
     conn = sqlite3.connect(folder / database.DB, isolation_level=None)
     ids = dict(conn.execute("SELECT name, id FROM names"))
-    five = bucket(rng, int(300 / args.interval))
-    hourly = bucket(rng, int(3600 / args.interval))
+    five = bucket(rng, int(300 / args.interval), args.interval)
+    hourly = bucket(rng, int(3600 / args.interval), args.interval)
     hour0 = int(now // 3600 * 3600) - 3600
     conn.execute("BEGIN")
     for check_id in ids.values():
-        conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                         [five.row(check_id, 300, hour0 - k * 300) for k in range(1, 2 * 288)])
-        conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                         [hourly.row(check_id, 3600, hour0 - k * 3600) for k in range(1, 720)])
+        conn.executemany(INSERT_ROLLUP, [five.row(check_id, 300, hour0 - k * 300)
+                                         for k in range(1, 2 * 288)])
+        conn.executemany(INSERT_ROLLUP, [hourly.row(check_id, 3600, hour0 - k * 3600)
+                                         for k in range(1, 720)])
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_300', ?)", (str(hour0),))
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_3600', ?)", (str(hour0),))
     conn.execute("COMMIT")

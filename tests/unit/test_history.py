@@ -36,7 +36,8 @@ def db(tmp_path: Path) -> sqlite3.Connection:
 
 
 def add(conn: sqlite3.Connection, runs: list[tuple[int, int, int, int]], check: int = 1) -> None:
-    conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, NULL, 0)",
+    conn.executemany("INSERT INTO results (at, check_id, status, duration_us, metrics) "
+                     "VALUES (?, ?, ?, ?, ?)",
                      [(at * 1000, check, status, dur, json.dumps({"latency_ms": metric}))
                       for at, status, dur, metric in runs])
 
@@ -98,7 +99,8 @@ def test_results_under_maintenance_are_kept_but_out_of_the_uptime(db) -> None:
     db.execute("DELETE FROM results")
     # Ten minutes: 5 of them OK, then 5 of CRIT under maintenance.
     add(db, [(T0 + 5 * i, 0, 1000, 1) for i in range(60)])
-    db.executemany("INSERT INTO results VALUES (?, 1, 2, 1000, NULL, NULL, 1)",
+    db.executemany("INSERT INTO results (at, check_id, status, duration_us, maint) "
+                   "VALUES (?, 1, 2, 1000, 1)",
                    [((T0 + 300 + 5 * i) * 1000,) for i in range(60)])
     now = T0 + 600 + SETTLE_S
     assert history.uptime(db, [1], T0, now, KEEP) == {1: (60, 60)}, "raw: out"
@@ -158,3 +160,29 @@ def test_history_shows_each_result_once_and_says_a_repeated_summary(db, monkeypa
     recent = database.history_of(db, "a", now - 60)
     assert recent is not None and recent["rollups"] == [] and len(recent["results"]) == 10
     assert {r["summary"] for r in recent["results"]} == {"fine"}
+
+
+def test_rollups_keep_exact_minutes_latency_slots_and_counted_events(db) -> None:
+    """What the objectives read: minutes with a run and with a failing one, each run's
+    duration on the latency ladder, and a check's event counts, summed exactly."""
+    db.executemany("INSERT INTO results (at, check_id, status, duration_us, counts) "
+                   "VALUES (?, 2, ?, ?, ?)",
+                   [((T0 + 20 * i) * 1000, 2 if i == 4 else 0, 90_000 if i % 3 else 120_000,
+                     json.dumps({"total": 3, "good": 2 + (i % 2)})) for i in range(360)])
+    history.roll_up(db, T0 + 7200 + SETTLE_S)
+    five = db.execute("SELECT minutes, bad_minutes, counts FROM rollups WHERE check_id = 2 "
+                      "AND step = 300 ORDER BY start").fetchall()
+    assert len(five) == 24
+    assert five[0][:2] == (5, 1)  # the failing run at 80 s: minute 1 of the first bucket
+    assert json.loads(five[0][2]) == {"d100": 10, "d150": 5, "good": 37, "total": 45}
+    hourly = db.execute("SELECT ok, crit, minutes, bad_minutes, counts FROM rollups "
+                        "WHERE check_id = 2 AND step = 3600 ORDER BY start").fetchall()
+    assert [r[:4] for r in hourly] == [(179, 1, 60, 1), (180, 0, 60, 0)]
+    assert json.loads(hourly[1][4]) == {"d100": 120, "d150": 60, "good": 450, "total": 540}
+
+
+@pytest.mark.parametrize(("duration_ms", "key"), [
+    (0.2, "d1"), (1, "d1"), (1.01, "d2"), (100, "d100"), (100.5, "d150"), (60_000, "d60000"),
+    (60_001, "d+")])
+def test_a_duration_falls_in_the_ladders_smallest_slot_at_or_above_it(duration_ms, key) -> None:
+    assert history.slot(duration_ms) == key

@@ -27,7 +27,7 @@ from vigil._engine.runner import Outcome, Runner
 from vigil._heal.healer import Healer
 from vigil._store import batch as batch_module
 from vigil._store import database, history
-from vigil._store.batch import Batch
+from vigil._store.batch import Batch, PendingResult
 from vigil._store.history import CHECKPOINT_EVERY, Retention
 from vigil._store.records import CheckEntry, ServiceEntry, State
 from vigil._store.store import Store
@@ -290,7 +290,9 @@ def test_a_reader_counts_results_not_yet_rolled_up(tmp_path: Path) -> None:
 
 def test_results_queued_while_writes_fail_are_bounded(monkeypatch) -> None:
     monkeypatch.setattr(batch_module, "MAX_PENDING", 3)
-    older = Batch(results=[("a", float(i), 0, 1.0, {}, "", False) for i in range(3)])
-    newer = Batch(results=[("a", float(i), 0, 1.0, {}, "", False) for i in range(3, 5)])
+    older = Batch(results=[PendingResult("a", float(i), 0, 1.0, {}, "", False, {})
+                           for i in range(3)])
+    newer = Batch(results=[PendingResult("a", float(i), 0, 1.0, {}, "", False, {})
+                           for i in range(3, 5)])
     assert newer.merge_older(older) == 2
     assert [r[1] for r in newer.results] == [2.0, 3.0, 4.0]  # the oldest went first
