@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vigil._api.alert import AlertSink
 from vigil._api.check import Check, Status
@@ -241,6 +241,43 @@ def cron(schedule: str, timezone: str) -> Any:
         raise ValueError(f"{schedule!r} in {timezone}: {exc}") from None
 
 
+@dataclass(kw_only=True)
+class SloSpec:
+    """A ``[slos.NAME]`` section: a service level objective over the checks' history,
+    the share of good runs (or fast runs, or good events) a rolling window must keep."""
+
+    #: "99.9%": the share of good runs (or events) the window must keep.
+    objective: str | float
+    #: Globs of the checks it covers; or ``check``, one check.
+    checks: list[str] = field(default_factory=list)
+    check: str = ""
+    #: Rolling: the last this long.
+    window: Duration = Duration(30 * 86400)
+    #: availability: passing runs (OK or WARN); latency: runs at most ``threshold``;
+    #: events: good events of an ``events`` check (under ``threshold`` when set).
+    sli: Literal["availability", "latency", "events"] = "availability"
+    #: occurrences: each run counts; timeslices: each minute of each check counts, good
+    #: when every run in it passed.
+    budgeting: Literal["occurrences", "timeslices"] = "occurrences"
+    threshold: Duration | None = None
+    #: events: only this group (the events check's ``group_by`` value).
+    group: str | None = None
+    description: str = ""
+    name: str = field(default="", metadata=NOT_A_KEY)
+    #: The objective as a fraction (0.999), and the checks covered (resolved at load).
+    target: float = field(default=0.0, metadata=NOT_A_KEY)
+    covers: list[str] = field(default_factory=list, metadata=NOT_A_KEY)
+
+    @property
+    def budget(self) -> float:
+        """The error budget: the share of the window that may be bad."""
+        return 1.0 - self.target
+
+    @property
+    def threshold_ms(self) -> int | None:
+        return None if self.threshold is None else round(self.threshold * 1000)
+
+
 @dataclass
 class Config:
     source: str
@@ -251,6 +288,7 @@ class Config:
     alerts: dict[str, AlertSpec] = field(default_factory=dict)
     remediation: RemediationSpec | None = None
     schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
+    slos: dict[str, SloSpec] = field(default_factory=dict)
 
 
 def dependency_cycles(depends: dict[str, list[str]]) -> list[tuple[str, str]]:

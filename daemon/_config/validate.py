@@ -15,6 +15,7 @@ from vigil._api.alert import AlertSink
 from vigil._api.check import Check
 from vigil._api.errors import ConfigError, ConfigIssue
 from vigil._api.manager import ServiceManager
+from vigil._config import slos
 from vigil._config.options import Table, coerce, key_of, parse_options
 from vigil._config.plugins import Plugins
 from vigil._config.sections import (
@@ -32,12 +33,14 @@ from vigil._config.sections import (
     RemediationSpec,
     ScheduleSpec,
     ServiceSpec,
+    SloSpec,
     cron,
     dependency_cycles,
 )
 from vigil._config.tomllines import key_lines, locate
 from vigil._kit.durations import format_duration, parse_duration
 from vigil._kit.ports import parse_ports
+from vigil._store.history import Retention
 
 _Plugged = TypeVar("_Plugged", bound=Check | ServiceManager | AlertSink)
 
@@ -84,7 +87,7 @@ class Validator:
 
     def run(self) -> Config:
         known = ("daemon", "defaults", "services", "checks", "alerts", "remediation",
-                 "maintenance")
+                 "maintenance", "slos")
         for key in self.data.keys() - set(known):
             self.error((key,), f"unknown section (known: {', '.join(known)})")
         daemon = self.daemon()
@@ -96,11 +99,13 @@ class Validator:
         remediation = self._remediation() if "remediation" in self.data else None
         schedules = {name: spec for name in self._section(("maintenance",))
                      if (spec := self._schedule(name, services, checks)) is not None}
+        objectives = {name: slo for name in self._section(("slos",))
+                      if (slo := self._slo(name, checks, daemon.retention())) is not None}
         if self.issues:
             # In the order of the file: a reader fixes them top to bottom.
             raise ConfigError(issues=sorted(self.issues, key=lambda i: i.line or 0))
         return Config(self.source, daemon, checks, services, plugins, alerts, remediation,
-                      schedules)
+                      schedules, objectives)
 
     def _section(self, path: tuple[str, ...]) -> Table:
         node: Any = self.data
@@ -339,6 +344,14 @@ class Validator:
         except ValueError as exc:
             self.error((*path, "schedule"), str(exc))
         return None if self._has_errors_under(path) else ScheduleSpec(name=name, **values)
+
+    def _slo(self, name: str, checks: dict[str, CheckSpec],
+             keep: Retention | None) -> SloSpec | None:
+        path = ("slos", name)
+        values = self._table(path, SloSpec, {})
+        for key, message in slos.problems(values, checks, keep.hourly if keep else None):
+            self.error((*path, key), message)
+        return None if self._has_errors_under(path) else SloSpec(name=name, **values)
 
     def _has_errors_under(self, path: tuple[str, ...]) -> bool:
         prefix = ".".join(path)
