@@ -10,6 +10,7 @@ from vigil._api.check import Check, Result, Status
 from vigil._api.errors import ConfigError, require_module
 from vigil._api.httppost import post as http_post
 from vigil._api.httppost import request as http_request
+from vigil._api.ladder import LATENCY_LADDER_MS, latency_slot
 from vigil._api.logger import get_logger
 from vigil._api.manager import Action, ServiceManager
 from vigil._api.thresholds import StartGrace, above, worst
@@ -28,6 +29,7 @@ from vigil.hookspecs import Detected, RegisterCheck, RegisterManager, RegisterSi
 # Everything a plugin may use: the built-in plugins use nothing else (a test holds them
 # to it), and the modules behind these names (``vigil._*``) are internal.
 __all__ = [
+    "LATENCY_LADDER_MS",
     "Action",
     "Alert",
     "AlertSink",
@@ -55,6 +57,7 @@ __all__ = [
     "http_request",
     "iso",
     "kill_process_group",
+    "latency_slot",
     "listeners_named",
     "parse_duration",
     "parse_ports",

@@ -23,6 +23,7 @@ from vigil import (
     above,
     format_duration,
     hookimpl,
+    latency_slot,
     plural,
     worst,
 )
@@ -122,6 +123,10 @@ class Events(Check):
         #: Per time step: the stats of all events, and of each group.
         self.buckets: dict[int, tuple[Stats, dict[str, Stats]]] = {}
         self.malformed = 0
+        #: The events this run read, for the history (what an events objective counts):
+        #: ``total``, ``good`` and good ones per latency slot (``good_d100``), each also
+        #: per group (``total/GROUP``).
+        self.counts: collections.Counter[str] = collections.Counter()
 
     def run(self) -> Result:
         if not self.tail.opened and not self.tail.path.exists():
@@ -134,7 +139,9 @@ class Events(Check):
         horizon = int((now - self.options.window - self.options.baseline) // self.step)
         for key in [k for k in self.buckets if k < horizon]:
             del self.buckets[key]
-        return self._judge(now)
+        result = self._judge(now)
+        result.counts, self.counts = dict(self.counts), collections.Counter()
+        return result
 
     def close(self) -> None:
         self.tail.close()
@@ -163,9 +170,22 @@ class Events(Check):
         error = str(event.get(opts.error_field) or "") if opts.error_field and failed else None
         overall, groups = self.buckets.setdefault(int(at // self.step), (Stats(), {}))
         overall.add(failed, latency, error)
-        if opts.group_by:
-            group = str(event.get(opts.group_by, "none"))
+        group = str(event.get(opts.group_by, "none")) if opts.group_by else None
+        if group is not None:
             groups.setdefault(group, Stats()).add(failed, latency, error)
+        if not backfill:  # what was there before vigil looked is no news of this run
+            self._count(failed, latency, group)
+
+    def _count(self, failed: bool, latency: float | None, group: str | None) -> None:
+        kinds = ["total"]
+        if not failed:
+            kinds.append("good")
+            if latency is not None:
+                kinds.append(f"good_{latency_slot(latency)}")
+        for kind in kinds:
+            self.counts[kind] += 1
+            if group is not None:
+                self.counts[f"{kind}/{group}"] += 1
 
     def _time(self, event: dict[str, Any]) -> float | None:
         names = [self.options.time_field] if self.options.time_field else TIME_FIELDS

@@ -7,9 +7,9 @@ import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
+from vigil._api.ladder import LATENCY_LADDER_MS as LADDER_MS
 from vigil._config.sections import CheckSpec
 from vigil._kit.durations import format_duration
-from vigil._store.history import LADDER_MS
 
 #: The longest window a burn alert looks back over: an objective's window is at least
 #: this long, or its slowest alert would look past it.

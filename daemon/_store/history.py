@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from vigil._api.ladder import latency_slot as slot
 from vigil._store.records import Newest, ResultRow, RollupRow, TransitionRow
 
 #: Rollup steps in seconds, finest first: each is made from the one before it (raw
@@ -36,23 +37,6 @@ class Retention:
 
     def of(self, step: int) -> float:
         return self.five_min if step == STEPS[0] else self.hourly
-
-
-#: The latency ladder (ms): a rollup counts its runs' durations into these slots (each
-#: the smallest boundary at or above the duration, ``+`` past the last), so that a
-#: latency objective's threshold, one of them, counts exactly from the rollups.
-LADDER_MS: Final = (1, 2, 5, 10, 20, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750,
-                    1000, 1500, 2000, 2500, 3000, 4000, 5000, 7500, 10000, 15000, 20000,
-                    30000, 60000)
-
-
-def slot(duration_ms: float) -> str:
-    """The latency ladder's key for a duration: ``d100`` holds runs over 75 and at most
-    100 ms."""
-    for bound in LADDER_MS:
-        if duration_ms <= bound:
-            return f"d{bound}"
-    return "d+"
 
 
 @dataclass
