@@ -172,7 +172,7 @@ def _from_rollups(conn: sqlite3.Connection, step: int, since: int, until: int) -
     return buckets
 
 
-def _rolled(conn: sqlite3.Connection, step: int) -> int | None:
+def rolled(conn: sqlite3.Connection, step: int) -> int | None:
     """How far tier ``step`` is rolled up (a time in seconds); None before it ever was."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"rolled_{step}",)).fetchone()
     return None if row is None else int(row[0])
@@ -181,9 +181,9 @@ def _rolled(conn: sqlite3.Connection, step: int) -> int | None:
 def _mark(conn: sqlite3.Connection, step: int, now: float) -> int:
     """(The writer's.) How far tier ``step`` is rolled up; a new database starts rolling
     at the bucket it is made in."""
-    rolled = _rolled(conn, step)
-    if rolled is not None:
-        return rolled
+    done = rolled(conn, step)
+    if done is not None:
+        return done
     start = int(now // step * step)
     conn.execute("INSERT INTO meta VALUES (?, ?)", (f"rolled_{step}", str(start)))
     return start
@@ -212,7 +212,7 @@ def uptime(conn: sqlite3.Connection, ids: list[int], since: float, now: float,
     rollups before that, hourly ones where the 5-minute ones are gone."""
     # Read only: commands read through a read-only connection. Nothing rolled up yet
     # means every result is still raw.
-    marks = [_rolled(conn, step) or 0 for step in STEPS]
+    marks = [rolled(conn, step) or 0 for step in STEPS]
     totals = {check_id: [0, 0] for check_id in ids}
     marker = ",".join("?" * len(ids))
 

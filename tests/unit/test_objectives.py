@@ -1,0 +1,151 @@
+"""Objectives in-process, on histories written through the store and rolled up by the
+history's own code: the SLI, the budget left and every burn rate equal a plain recount
+of the raw rows over the same window, and the workbook's page and ticket conditions
+fire where its table says."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from vigil._config.sections import SloSpec
+from vigil._kit.durations import Duration
+from vigil._slo.burn import CONDITIONS, WINDOWS, status
+from vigil._slo.objectives import Objectives, Report
+from vigil._store import history
+from vigil._store.history import STEPS, Retention
+from vigil._store.store import Store
+
+DAY = 86400
+#: An hour boundary: every window starts on a bucket's edge, so the recount is exact.
+NOW = 1_700_000_000 // 3600 * 3600
+KEEP = Retention(results=3600, five_min=2 * DAY, hourly=30 * DAY)
+
+
+def slo(**keys: object) -> SloSpec:
+    spec = SloSpec(name="s", objective="99.9%", covers=["c0"], target=0.999)
+    for key, value in keys.items():
+        setattr(spec, key, value)
+    return spec
+
+
+def every(seconds: float, days: float, until: float = NOW) -> list[float]:
+    """Run times every ``seconds`` over ``days`` up to ``until``."""
+    return [until - days * DAY + i * seconds for i in range(int(days * DAY / seconds))]
+
+
+def write(tmp_path: Path, checks: int, times: list[float], status_of,
+          duration_of=lambda i: 5.0, counts_of=lambda i: None) -> sqlite3.Connection:
+    """A result of each check at each time up to NOW, through the store's writer, then
+    rolled up as the writer rolls them. ``status_of(n, at)``: ``n`` counts the runs of
+    all checks in the order they came."""
+    store = Store(tmp_path, KEEP)
+    store.load()
+    conn = store.writer.connect()
+    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                     [(f"rolled_{step}", str(int(times[0]))) for step in STEPS])
+    for c in range(checks):
+        for i, at in enumerate(times):
+            store.result(f"c{c}", at + c * 0.001, status_of(i * checks + c, at),
+                         duration_of(i), {}, "", counts=counts_of(i))
+        store.writer._commit(store._take())
+    history.roll_up(conn, NOW)
+    return conn
+
+
+def recount(conn: sqlite3.Connection, since: float, good: str) -> tuple[int, int]:
+    return conn.execute(f"SELECT sum({good}), count(*) FROM results WHERE at >= ? AND at < ? "
+                        "AND maint = 0", (since * 1000, NOW * 1000)).fetchone()
+
+
+def report(conn: sqlite3.Connection, spec: SloSpec) -> Report:
+    [found] = Objectives({"s": spec}, KEEP).evaluate(conn, NOW)
+    return found
+
+
+def test_a_month_with_a_40_minute_outage_recounts_exactly(tmp_path: Path) -> None:
+    outage = (NOW - 10 * DAY, NOW - 10 * DAY + 2400)
+    conn = write(tmp_path, 1, every(60, 30), lambda i, at: 2 if outage[0] <= at < outage[1] else 0)
+    found = report(conn, slo())
+    good, total = recount(conn, NOW - 30 * DAY, "status <= 1")
+    assert (found.good, found.total) == (good, total) == (43200 - 40, 43200)
+    assert found.sli == pytest.approx(1 - 40 / 43200)
+    # 43.2 minutes of budget, 40 spent.
+    assert found.budget_remaining == pytest.approx(1 - 40 / 43.2)
+    assert found.burn_rate == {name: 0.0 for name in WINDOWS}
+    assert found.status == "ok"
+
+
+@pytest.mark.parametrize(("rate", "expected", "firing"), [
+    (0.03, "page", ["page 1h/5m", "page 6h/30m", "ticket 1d/2h", "ticket 3d/6h"]),
+    (0.01, "page", ["page 6h/30m", "ticket 1d/2h", "ticket 3d/6h"]),
+    (0.004, "ticket", ["ticket 1d/2h", "ticket 3d/6h"]),
+    (0.0015, "ticket", ["ticket 3d/6h"]),
+    (0.0005, "ok", []),
+])
+def test_a_steady_error_rate_burns_and_fires_as_the_workbook_says(
+        tmp_path: Path, rate: float, expected: str, firing: list[str]) -> None:
+    """Errors spread evenly (each window holds its share, give or take one) over three
+    days of five checks, every 20 s in the last six hours and every 2 minutes before:
+    burn = rate / 0.1%."""
+    times = every(120, 2.75, NOW - 6 * 3600) + every(20, 0.25)
+    conn = write(tmp_path, 5, times, lambda i, at: 2 if int((i + 1) * rate) > int(i * rate)
+                 else 0)
+    found = report(conn, slo(covers=[f"c{c}" for c in range(5)]))
+    for name, seconds in WINDOWS.items():
+        good, total = recount(conn, NOW - seconds, "status <= 1")
+        assert found.burn_rate[name] == pytest.approx((total - good) / total / 0.001)
+    assert found.status == expected
+    assert found.as_json()["firing"] == firing
+
+
+def test_a_latency_regression_counts_runs_over_the_threshold(tmp_path: Path) -> None:
+    """Runs take 40 ms, then 180 ms for the last two hours: at 100 ms they are bad."""
+    slow_from = (3 * DAY - 2 * 3600) // 30
+    conn = write(tmp_path, 1, every(30, 3), lambda i, at: 0,
+                 lambda i: 180.0 if i >= slow_from else 40.0)
+    found = report(conn, slo(sli="latency", threshold=Duration(0.1)))
+    for name, seconds in WINDOWS.items():
+        good, total = recount(conn, NOW - seconds, "duration_us <= 100000")
+        assert found.burn_rate[name] == pytest.approx((total - good) / total / 0.001), name
+    good, total = recount(conn, NOW - 30 * DAY, "duration_us <= 100000")
+    assert (found.good, found.total) == (good, total) == (8640 - 240, 8640)
+    assert found.status == "page"
+
+
+def test_timeslices_count_minutes_with_a_failing_run(tmp_path: Path) -> None:
+    """One failing run in each of 30 minutes: 30 bad minutes, however many runs pass."""
+    conn = write(tmp_path, 1, every(10, 3), lambda i, at: 2 if i % 6 == 0 and i < 180 else 0)
+    found = report(conn, slo(budgeting="timeslices"))
+    assert (found.good, found.total) == (3 * 1440 - 30, 3 * 1440)
+    occurrences = report(conn, slo())
+    assert occurrences.total - occurrences.good == 30 and occurrences.total == 3 * 8640
+
+
+@pytest.mark.parametrize("window_days", [30, 28, 7])
+def test_the_factors_scale_with_the_window(window_days: int) -> None:
+    window = window_days * DAY
+    factors = [round(c.factor(window), 3) for c in CONDITIONS]
+    assert factors == [round(f * window_days / 30, 3) for f in (14.4, 6, 3, 1)]
+    calm = {name: 0.0 for name in WINDOWS}
+    assert status(calm, window) == ("ok", [])
+    # Over the long window but not the short one: it has stopped; no alert.
+    assert status({**calm, "1h": 100.0}, window) == ("ok", [])
+
+
+def test_an_events_objective_counts_a_groups_good_events_under_the_threshold(
+        tmp_path: Path) -> None:
+    """Each run saw 10 events of group "a" (9 good: 6 within 100 ms) and 5 of "b" (all
+    bad): the group's share, and the share under the threshold, recount exactly."""
+    counts = {"total": 15, "good": 9, "good_d50": 2, "good_d100": 4, "good_d150": 3,
+              "total/a": 10, "good/a": 9, "good_d50/a": 2, "good_d100/a": 4,
+              "good_d150/a": 3, "total/b": 5}
+    conn = write(tmp_path, 1, every(60, 3), lambda i, at: 0, counts_of=lambda i: counts)
+    runs = 3 * 1440
+    assert (report(conn, slo(sli="events")).good, report(conn, slo(sli="events")).total) == (
+        9 * runs, 15 * runs)
+    grouped = report(conn, slo(sli="events", group="a", threshold=Duration(0.1)))
+    assert (grouped.good, grouped.total) == (6 * runs, 10 * runs)
+    assert grouped.burn_rate["5m"] == pytest.approx(0.4 / 0.001)
