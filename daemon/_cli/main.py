@@ -36,7 +36,7 @@ COMMANDS = {
     "alerts": ("alerts", "cmd_alerts"), "silence": ("alerts", "cmd_silence"),
     "heal": ("heal", "cmd_heal"), "plugin": ("scaffold", "cmd_plugin"),
     "maintenance": ("maintenance", "cmd_maintenance"), "wait": ("wait", "cmd_wait"),
-    "deploy": ("deploy", "cmd_deploy"),
+    "deploy": ("deploy", "cmd_deploy"), "slo": ("slo", "cmd_slo"),
 }
 
 

@@ -98,6 +98,11 @@ def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="how far back (default 1h; results older than the raw window "
                         "come as rollups)")
     p.add_argument("--json", action="store_true", help=AS_JSON)
+    p = _command(sub, "slo", parents=[common],
+                 help="each objective's SLI, error budget left, burn rates and status "
+                      "(exit 0 ok, 1 ticket, 2 page)")
+    p.add_argument("name", nargs="?", help="one objective (default: all)")
+    p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "alerts", parents=[common],
                        help="the open alerts, where they were sent, and the silences")
     p.add_argument("--json", action="store_true", help=AS_JSON)

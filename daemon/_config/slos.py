@@ -21,7 +21,8 @@ def parse_objective(value: object) -> float:
     fraction: float | None = None
     if isinstance(value, str) and value.strip().endswith("%"):
         try:
-            fraction = float(value.strip()[:-1]) / 100
+            # Rounded: 99.9 / 100 is 0.9990000000000001 in binary.
+            fraction = round(float(value.strip()[:-1]) / 100, 12)
         except ValueError:
             fraction = None
     elif isinstance(value, int | float) and not isinstance(value, bool) and value < 1:

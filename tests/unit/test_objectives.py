@@ -5,7 +5,11 @@ fire where its table says."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +41,8 @@ def every(seconds: float, days: float, until: float = NOW) -> list[float]:
 
 
 def write(tmp_path: Path, checks: int, times: list[float], status_of,
-          duration_of=lambda i: 5.0, counts_of=lambda i: None) -> sqlite3.Connection:
+          duration_of=lambda i: 5.0, counts_of=lambda i: None, now: float = NOW
+          ) -> sqlite3.Connection:
     """A result of each check at each time up to NOW, through the store's writer, then
     rolled up as the writer rolls them. ``status_of(n, at)``: ``n`` counts the runs of
     all checks in the order they came."""
@@ -51,7 +56,7 @@ def write(tmp_path: Path, checks: int, times: list[float], status_of,
             store.result(f"c{c}", at + c * 0.001, status_of(i * checks + c, at),
                          duration_of(i), {}, "", counts=counts_of(i))
         store.writer._commit(store._take())
-    history.roll_up(conn, NOW)
+    history.roll_up(conn, now)
     return conn
 
 
@@ -149,3 +154,36 @@ def test_an_events_objective_counts_a_groups_good_events_under_the_threshold(
     grouped = report(conn, slo(sli="events", group="a", threshold=Duration(0.1)))
     assert (grouped.good, grouped.total) == (6 * runs, 10 * runs)
     assert grouped.burn_rate["5m"] == pytest.approx(0.4 / 0.001)
+
+
+def test_vigil_slo_reports_each_objective_and_exits_with_the_worst(tmp_path: Path) -> None:
+    """c0 has failed for the last half hour (a page), c1 never (ok)."""
+    now = time.time() // 300 * 300
+    write(tmp_path, 2, every(60, 3, now),
+          lambda n, at: 2 if n % 2 == 0 and at >= now - 1800 else 0, now=now)
+    config = tmp_path / "vigil.toml"
+    config.write_text(f"""[daemon]\nstate_dir = "{tmp_path}"\nhttp = ""\n
+[checks.c0]\ntype = "tcp"\nhost = "127.0.0.1"\nport = 9\n
+[checks.c1]\ntype = "tcp"\nhost = "127.0.0.1"\nport = 9\n
+[slos.db]\nobjective = "99.9%"\ncheck = "c0"\n
+[slos.cache]\nobjective = "99%"\ncheck = "c1"\nsli = "latency"\nthreshold = "100ms"\n""")
+
+    def vigil(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vigil", "slo", "-c", str(config), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    done = vigil("--json")
+    assert done.returncode == 2, done.stderr
+    found = {s["name"]: s for s in json.loads(done.stdout)["slos"]}
+    assert found["db"]["status"] == "page" and found["cache"]["status"] == "ok"
+    assert found["db"]["objective"] == 0.999 and found["db"]["burn_rate"]["1h"] > 14.4
+    assert found["db"]["good"] + 30 == found["db"]["total"] == 3 * 1440
+    assert found["db"]["budget_remaining"] < 1.0
+    assert set(found["db"]["burn_rate"]) == {"5m", "30m", "1h", "2h", "6h", "1d", "3d"}
+    assert found["cache"]["sli"] == 1.0 and found["cache"]["budget_remaining"] == 1.0
+    text = vigil("db")
+    assert text.returncode == 2 and text.stdout.startswith("db: PAGE  objective 99.9% over 30d")
+    assert "page: burning over 14.4x over 1h and 5m" in text.stdout
+    assert vigil("cache").returncode == 0
+    missing = vigil("nope")
+    assert missing.returncode == 64 and "objectives: cache, db" in missing.stderr
