@@ -49,7 +49,7 @@ def _json(report: Report) -> dict[str, object]:
 
 def _line(report: Report) -> str:
     sli = "no runs yet" if report.sli is None else f"{report.sli * 100:.3f}%"
-    left = (f", {format_duration(round(report.seconds_left))} left at the 1h burn"
+    left = (f", about {_roughly(report.seconds_left)} left at the 1h burn"
             if report.seconds_left is not None else "")
     burns = "  ".join(f"{name} {report.burn_rate[name]:.2f}" for name in WINDOWS)
     firing = "".join(f"\n    {c.severity}: burning over {c.factor(report.window):g}x over "
@@ -58,3 +58,11 @@ def _line(report: Report) -> str:
             f"over {format_duration(report.window)}, SLI {sli} ({report.good}/{report.total})"
             f"\n    budget left {report.budget_remaining * 100:.1f}%{left}"
             f"\n    burn rate  {burns}{firing}")
+
+
+def _roughly(seconds: float) -> str:
+    """A time left in its largest whole unit: ``26m``, not ``1586s``."""
+    for unit in (86400, 3600, 60):
+        if seconds >= 2 * unit:
+            return format_duration(round(seconds / unit) * unit)
+    return format_duration(round(seconds))

@@ -42,3 +42,17 @@ def test_the_worked_alert_compliance_dspy_and_remediation_configs_are_valid(tmp_
                       '[checks.redis]\ntype = "system"\n' + "\n".join(wanted))
     done = run_vigil("config", "validate", "-c", str(config))
     assert done.returncode == 0, done.stderr
+
+
+def test_the_objectives_worked_configs_are_valid(tmp_path) -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Objectives"):text.index("## State and history")]
+    [block] = re.findall(r"```toml\n(.*?)```", section, re.S)
+    assert block.count("[slos.") == 3, "the seed's availability, latency and DSPy objectives"
+    dspy = re.search(r"```toml\n(\[checks\.dspy\].*?)```", text, re.S)
+    assert dspy is not None
+    config = tmp_path / "config.toml"
+    config.write_text('[daemon]\nstate_dir = "state"\n[checks.db]\ntype = "system"\n'
+                      '[checks.mcp]\ntype = "system"\n' + dspy.group(1) + block)
+    done = run_vigil("config", "validate", "-c", str(config))
+    assert done.returncode == 0, done.stderr
