@@ -32,6 +32,7 @@ from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer
 from vigil._kit import memory, proc
 from vigil._kit.words import plural
+from vigil._slo.watch import SloWatch
 from vigil._store.records import DaemonInfo, ServiceEntry, State
 from vigil._store.store import Store
 from vigil._web.surface import HttpSurface
@@ -78,6 +79,8 @@ class Agent:
         self.alerter = Alerter(self.checks, self.healer, Outbox(self.store.path),
                                self.checks.events)
         self.remediator = Remediator(self.checks, self.healer, self.alerter.remediation)
+        self.objectives = SloWatch(self.state_dir, self.checks.events)
+        self.alerter.burns.watch = self.objectives
         self.http = HttpSurface(self._web_api)
         self.notifier = Notifier()
         self._signals: collections.deque[int] = collections.deque()
@@ -103,6 +106,7 @@ class Agent:
         self.alerter.install(self.config.alerts)
         self.alerter.start()
         self.remediator.install(self.config.remediation)
+        self.objectives.install(self.config.slos, self.config.daemon.retention())
         self.windows.schedules = self.config.schedules
         self.windows.tick()  # before the first check runs: nothing it covers heals
         self.scheduler.start(self.checks.intervals())
@@ -128,6 +132,7 @@ class Agent:
                 self.healer.clock_stepped(step)
             self._save()
             self.remediator.tick(time.time())
+            self.objectives.tick(time.time())
             self.windows.tick()
             if (line := self.summary()) != status:
                 status = line
@@ -222,6 +227,7 @@ class Agent:
 
     def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1", "STATUS=stopping")
+        self.objectives.close()
         self.control.stop()
         self.http.close()
         self.scheduler.shutdown()
@@ -254,6 +260,7 @@ class Agent:
         self.healer.install(new.services, {}, self.state_dir)
         self.alerter.install(new.alerts)
         self.remediator.install(new.remediation)
+        self.objectives.install(new.slos, new.daemon.retention())
         self.http.apply(new.daemon.http_address(), new.daemon.http_token)
         self.config = new
         self.windows.schedules, self.windows.read_at = new.schedules, 0.0
@@ -272,7 +279,7 @@ class Agent:
 
         return WebApi(self.checks, self.healer, self.checks.events, self.state_dir,
                       self.config.daemon.http_token, lambda: self.scheduler.last_progress,
-                      self.alerter.stats)
+                      self.alerter.stats, lambda: list(self.objectives.reports.values()))
 
     def _announce(self) -> None:
         """Tell `vigil status` and `vigil logs` what this daemon runs with, whatever the

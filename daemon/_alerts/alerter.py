@@ -18,6 +18,8 @@ from typing import TypedDict
 import structlog
 
 from vigil._alerts.backlogfile import Item
+from vigil._alerts.burns import KEY as BURN_KEY
+from vigil._alerts.burns import BurnAlerts
 from vigil._alerts.delivery import Sender
 from vigil._alerts.outbox import Outbox
 from vigil._api.alert import Alert, Silence
@@ -78,6 +80,8 @@ class Alerter:
         self._started = False
         #: Held while deciding and while a reload swaps the sinks.
         self._lock = threading.Lock()
+        #: The objectives' burn alerts.
+        self.burns = BurnAlerts(outbox, self.host)
         events.subscribe(self._event)
 
     def install(self, alerts: dict[str, AlertSpec]) -> None:
@@ -130,8 +134,9 @@ class Alerter:
                         reason=f"its [alerts.{sink}] section is gone")
         for row in rows:
             if (row.sink in self.specs and row.status == "firing"
-                    and not row.check.startswith(REMEDIATION_KEY)):
+                    and not row.check.startswith((REMEDIATION_KEY, BURN_KEY))):
                 self.open.setdefault((row.sink, row.check), row.alert)
+        self.burns.reconcile(rows, self.specs)
         self._reconciled = True
 
     def remediation(self, subject: str, item_id: str, item: Item, recovered: bool) -> None:
@@ -209,6 +214,7 @@ class Alerter:
         if not self._reconciled:
             self._reconcile()
         self._refresh_silences(now)
+        self.burns.decide(self.specs, self.senders, now, self._drop)
         if not self.open and not self.checks.states[State.FAILING.value]:
             return  # the common case, whatever the number of checks: nothing to look at
         enabled = self.checks.enabled()

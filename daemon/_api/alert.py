@@ -12,10 +12,11 @@ from typing import Any, ClassVar
 
 from vigil._kit.digest import sha256_hex
 
-#: The ``alertname`` label of the alerts vigil sends: a failing check's, and a
-#: remediation item's.
+#: The ``alertname`` label of the alerts vigil sends: a failing check's, a remediation
+#: item's, and an objective's burning error budget (its ``check`` is the objective).
 ALERTNAME = "VigilCheckFailing"
 REMEDIATION = "VigilRemediation"
+BURN = "VigilErrorBudgetBurn"
 
 
 class SinkError(Exception):
@@ -31,12 +32,14 @@ def iso(at: float) -> str:
 @dataclass
 class Alert:
     """One check's alert. ``status`` is "firing" or "resolved"; ``reason`` what opened
-    it: "failing", "heal_failed" or "gave_up"."""
+    it: "failing", "heal_failed" or "gave_up"; "remediation" for a backlog item, and
+    "burn" for an objective's error budget burning (``check`` is then the objective's
+    name, and ``severity`` "page" or "ticket")."""
 
     check: str
     status: str
     reason: str
-    #: "critical" for a CRIT result, "warning" for UNKNOWN.
+    #: "critical" for a CRIT result, "warning" for UNKNOWN; "page" or "ticket" for a burn.
     severity: str
     summary: str
     host: str
@@ -61,6 +64,10 @@ class Alert:
 
     def labels(self) -> dict[str, str]:
         """Prometheus-style labels: what identifies the alert to Alertmanager."""
+        if self.reason == "burn":
+            labels = {"alertname": BURN, "slo": self.check, "host": self.host,
+                      "severity": self.severity, "reason": self.reason}
+            return {**labels, **self.extra_labels}
         name = REMEDIATION if self.reason == "remediation" else ALERTNAME
         labels = {"alertname": name, "check": self.check, "host": self.host,
                   "severity": self.severity, "reason": self.reason}
@@ -70,7 +77,7 @@ class Alert:
 
     def annotations(self) -> dict[str, str]:
         """Prometheus-style annotations: the summary, what healing did, the notes."""
-        if self.reason == "remediation":
+        if self.reason in ("remediation", "burn"):
             notes = {"summary": f"{self.summary} (on {self.host})"}
         else:
             notes = {"summary": f"{self.check} is failing on {self.host}: {self.summary}"}
@@ -86,7 +93,9 @@ class Alert:
 
     def title(self) -> str:
         """``[FIRING] db on host1`` (or ``[RESOLVED] ...``): a message's first line."""
-        return f"[{'RESOLVED' if self.resolved else 'FIRING'}] {self.check} on {self.host}"
+        what = (f"error budget of {self.check} ({self.severity})" if self.reason == "burn"
+                else self.check)
+        return f"[{'RESOLVED' if self.resolved else 'FIRING'}] {what} on {self.host}"
 
     def text(self) -> str:
         """A few lines for a human: chat sinks send this."""

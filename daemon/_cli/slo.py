@@ -34,17 +34,10 @@ def cmd_slo(args: argparse.Namespace) -> int:
     reports = read_database(settings, lambda conn: Objectives(slos, keep).evaluate(
         conn, time.time()))
     if args.json:
-        print(json.dumps({"slos": [_json(r) for r in reports]}, indent=2))
+        print(json.dumps({"slos": [r.as_json() for r in reports]}, indent=2))
     else:
         print("\n".join(_line(r) for r in reports))
     return max(STATUSES.index(r.status) for r in reports)
-
-
-def _json(report: Report) -> dict[str, object]:
-    found = report.as_json()
-    return {key: found[key] for key in ("name", "objective", "sli", "good", "total",
-                                        "budget_remaining", "burn_rate", "status",
-                                        "seconds_left", "firing", "checks")}
 
 
 def _line(report: Report) -> str:

@@ -138,9 +138,9 @@ class ServiceSpec:
 
 
 #: What an ``[alerts.NAME]`` section's ``on`` may list: a check failing, a heal failing,
-#: healing giving up (these open an alert), the check recovering (its resolution), and a
-#: remediation item written into the backlog.
-ALERT_EVENTS = ("failing", "heal_failed", "gave_up", "recovered", "remediation")
+#: healing giving up (these open an alert), the check recovering (its resolution), a
+#: remediation item written into the backlog, and an objective's error budget burning.
+ALERT_EVENTS = ("failing", "heal_failed", "gave_up", "recovered", "remediation", "burn")
 #: ``min_status`` from the mildest: WARN passes, so it never makes a check FAILING.
 ALERT_STATUSES = ("UNKNOWN", "CRIT")
 

@@ -24,6 +24,7 @@ from vigil._heal.healer import Healer
 from vigil._kit.digest import same_secret
 from vigil._kit.durations import parse_duration
 from vigil._kit.redact import redact
+from vigil._slo.objectives import Report
 from vigil._store import database, maintenance
 from vigil._store.records import CheckHistory, State
 from vigil._web import badge, metrics, statusdata, statuspage
@@ -89,10 +90,13 @@ class Route:
 class WebApi:
     def __init__(self, checks: CheckTable, healer: Healer, hub: EventHub, state_dir: Path,
                  token: str, progress: Callable[[], float],
-                 alerts: Callable[[], dict[str, SinkStats]] = dict) -> None:
+                 alerts: Callable[[], dict[str, SinkStats]] = dict,
+                 slos: Callable[[], list[Report]] = list) -> None:
         self.checks = checks
         #: Each alert sink's figures (``Alerter.stats``).
         self.alerts = alerts
+        #: The objectives' last reports (``SloWatch.reports``).
+        self.slos = slos
         self.healer = healer
         self.hub = hub
         self.state_dir = state_dir
@@ -117,6 +121,7 @@ class WebApi:
             ("GET", r"/api/v1/checks", self.check_list, READ, False),
             ("GET", rf"/api/v1/checks/{name}", self.check_page, READ, False),
             ("GET", r"/api/v1/services", self.service_list, READ, False),
+            ("GET", r"/api/v1/slos", self.slo_list, READ, False),
             ("GET", rf"/api/v1/services/{name}", self.service_page, READ, False),
             ("GET", r"/api/v1/alerts", self.alert_list, READ, False),
             ("GET", r"/api/v1/maintenance", self.maintenance_list, READ, False),
@@ -249,7 +254,8 @@ class WebApi:
 
     def metrics(self, request: Request) -> Reply:
         content_type, body = metrics.render(self.checks.view(), self.healer.snapshot(),
-                                            self.alerts(), request.headers.get("Accept", ""))
+                                            self.alerts(), self.slos(),
+                                            request.headers.get("Accept", ""))
         return Reply(200, body, content_type)
 
     def check_list(self, _request: Request) -> Reply:
@@ -265,6 +271,11 @@ class WebApi:
         if entry is None:
             return _error(404, f"no check named {name!r}")
         return _json(200, {**entry, "name": name, "history": self._history(name)})
+
+    def slo_list(self, _request: Request) -> Reply:
+        """The objectives as ``vigil slo --json`` shows them, as last counted."""
+        return _json(200, {"slos": [r.as_json() for r in sorted(self.slos(),
+                                                                  key=lambda r: r.name)]})
 
     def service_list(self, _request: Request) -> Reply:
         return _json(200, {"services": self.healer.snapshot()})

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vigil._alerts.alerter import SinkStats
+from vigil._slo.objectives import Report
 from vigil._store.records import CheckEntry, ServiceEntry, State
 
 STATUS_CODES = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
@@ -52,8 +53,8 @@ class Collector:
     the check table, the healer and the alerter describe them."""
 
     def __init__(self, checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
-                 alerts: dict[str, SinkStats]) -> None:
-        self.checks, self.services, self.alerts = checks, services, alerts
+                 alerts: dict[str, SinkStats], slos: list[Report]) -> None:
+        self.checks, self.services, self.alerts, self.slos = checks, services, alerts, slos
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import InfoMetricFamily
@@ -61,6 +62,7 @@ class Collector:
         yield from self._checks()
         yield from self._services()
         yield from self._sinks()
+        yield from self._slos()
         yield InfoMetricFamily("vigil_build", "vigil's version",
                                value={"version": version(),
                                       "python": platform.python_version()})
@@ -149,14 +151,39 @@ class Collector:
         yield from (opened, up, deliveries)
 
 
+    def _slos(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        objective = GaugeMetricFamily("vigil_slo_objective", "The objective: the share of "
+                                      "good runs (or events) its window must keep",
+                                      labels=["slo"])
+        sli = GaugeMetricFamily("vigil_slo_sli", "The share of good runs (or events) over "
+                                "the objective's window", labels=["slo"])
+        left = GaugeMetricFamily("vigil_slo_error_budget_remaining", "The share of the error "
+                                 "budget left over the window (negative when overspent)",
+                                 labels=["slo"])
+        burn = GaugeMetricFamily("vigil_slo_burn_rate", "How fast the error budget burns over "
+                                 "each window (1: exactly the budget over the objective's "
+                                 "window)", labels=["slo", "window"])
+        for report in sorted(self.slos, key=lambda r: r.name):
+            objective.add_metric([report.name], report.objective)
+            if report.sli is not None:
+                sli.add_metric([report.name], report.sli)
+            left.add_metric([report.name], report.budget_remaining)
+            for window, rate in report.burn_rate.items():
+                burn.add_metric([report.name, window], rate)
+        yield from (objective, sli, left, burn)
+
+
 def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
-           alerts: dict[str, SinkStats], accept: str) -> tuple[str, bytes]:
+           alerts: dict[str, SinkStats], slos: list[Report], accept: str
+           ) -> tuple[str, bytes]:
     """(content type, body): OpenMetrics when the scraper asks for it, else Prometheus
     text."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector(checks, services, alerts))
+    registry.register(Collector(checks, services, alerts, slos))
     encoder, content_type = choose_encoder(accept)
     return content_type, encoder(registry)

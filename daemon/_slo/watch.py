@@ -1,0 +1,81 @@
+"""The daemon's objectives: evaluated every ``EVALUATE_EVERY`` on the main loop from a
+read-only connection to the state database, the last reports kept for /metrics, the API
+and the status page. A change of status is logged (``slo.burning``, ``slo.recovered``,
+``slo.exhausted`` when the budget is spent) and published on the hub, where the alerts
+open and resolve their burn alerts."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from pathlib import Path
+
+import structlog
+
+from vigil._config.sections import SloSpec
+from vigil._engine.events import EventHub
+from vigil._slo.objectives import Objectives, Report
+from vigil._store import database
+from vigil._store.history import Retention
+
+log = structlog.get_logger("vigil.slo")
+
+#: How often the objectives are counted again.
+EVALUATE_EVERY = 30.0
+
+
+class SloWatch:
+    def __init__(self, state_dir: Path, events: EventHub) -> None:
+        self.state_dir = state_dir
+        self.events = events
+        self.reports: dict[str, Report] = {}
+        self._objectives: Objectives | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._due = 0.0
+
+    def install(self, slos: dict[str, SloSpec], keep: Retention | None) -> None:
+        """Adopt a config's objectives (none without history); counted at the next tick.
+        An objective that stays keeps its last report, so a reload logs no change."""
+        self._objectives = Objectives(slos, keep) if slos and keep is not None else None
+        self.reports = {name: r for name, r in self.reports.items() if name in slos}
+        self._due = 0.0
+
+    def tick(self, now: float) -> None:
+        if self._objectives is None or time.monotonic() < self._due:
+            return
+        self._due = time.monotonic() + EVALUATE_EVERY
+        try:
+            if self._conn is None:
+                self._conn = database.connect_readonly(self.state_dir)
+                if self._conn is None:
+                    return  # nothing written yet
+            reports = self._objectives.evaluate(self._conn, now)
+        except sqlite3.Error as exc:
+            log.error("slo.failed", error=str(exc), retry_in_s=EVALUATE_EVERY)
+            self.close()
+            return
+        for report in reports:
+            self._compare(self.reports.get(report.name), report)
+            self.reports[report.name] = report
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    def _compare(self, old: Report | None, new: Report) -> None:
+        was = old.status if old is not None else "ok"
+        fields = {"slo": new.name, "status": new.status,
+                  "budget_remaining": round(new.budget_remaining, 4),
+                  "burn_rate": {k: round(v, 2) for k, v in new.burn_rate.items()}}
+        if new.status != was:
+            if new.status == "ok":
+                log.info("slo.recovered", was=was, **fields)
+            else:
+                log.warning("slo.burning", was=was, firing=new.as_json()["firing"], **fields)
+            self.events.publish("slo.changed", **fields)
+        spent = old.budget_remaining <= 0 if old is not None else False
+        if new.budget_remaining <= 0 < new.total and not spent:
+            log.error("slo.exhausted", **fields)
