@@ -106,7 +106,8 @@ class Agent:
         self.alerter.install(self.config.alerts)
         self.alerter.start()
         self.remediator.install(self.config.remediation)
-        self.objectives.install(self.config.slos, self.config.daemon.retention())
+        self.objectives.install(self.config.slos, self.config.daemon.retention(),
+                                self.config.daemon.slo_interval)
         self.windows.schedules = self.config.schedules
         self.windows.tick()  # before the first check runs: nothing it covers heals
         self.scheduler.start(self.checks.intervals())
@@ -260,7 +261,7 @@ class Agent:
         self.healer.install(new.services, {}, self.state_dir)
         self.alerter.install(new.alerts)
         self.remediator.install(new.remediation)
-        self.objectives.install(new.slos, new.daemon.retention())
+        self.objectives.install(new.slos, new.daemon.retention(), new.daemon.slo_interval)
         self.http.apply(new.daemon.http_address(), new.daemon.http_token)
         self.config = new
         self.windows.schedules, self.windows.read_at = new.schedules, 0.0

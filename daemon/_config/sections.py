@@ -46,6 +46,8 @@ class DaemonSettings:
     history_keep: Duration = Duration(30 * 86400)
     history_keep_5m: Duration = Duration(2 * 86400)
     history_keep_results: Duration = Duration(3600)
+    #: How often the objectives (``[slos.NAME]``) are counted again.
+    slo_interval: Duration = Duration(30)
     #: The HTTP surface (health, metrics, API): "host:port", "" for none.
     http: str = "127.0.0.1:8787"
     #: A bearer token for the API's actions (and, when set, for every endpoint but the

@@ -160,6 +160,8 @@ class Validator:
                 self.error(("daemon", key), f"must be at least {shorter} "
                                             f"({format_duration(values[shorter])})")
             shorter = key
+        if values["slo_interval"] < 1:
+            self.error(("daemon", "slo_interval"), "must be at least 1s")
         self._http(values)
         # Relative paths are taken relative to the config file.
         values["state_dir"] = self.base / os.path.expanduser(values["state_dir"])

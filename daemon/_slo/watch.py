@@ -1,4 +1,4 @@
-"""The daemon's objectives: evaluated every ``EVALUATE_EVERY`` on the main loop from a
+"""The daemon's objectives: counted every ``[daemon] slo_interval`` on the main loop from a
 read-only connection to the state database, the last reports kept for /metrics, the API
 and the status page. A change of status is logged (``slo.burning``, ``slo.recovered``,
 ``slo.exhausted`` when the budget is spent) and published on the hub, where the alerts
@@ -21,10 +21,6 @@ from vigil._store.history import Retention
 
 log = structlog.get_logger("vigil.slo")
 
-#: How often the objectives are counted again.
-EVALUATE_EVERY = 30.0
-
-
 class SloWatch:
     def __init__(self, state_dir: Path, events: EventHub) -> None:
         self.state_dir = state_dir
@@ -33,18 +29,20 @@ class SloWatch:
         self._objectives: Objectives | None = None
         self._conn: sqlite3.Connection | None = None
         self._due = 0.0
+        self.interval = 30.0
 
-    def install(self, slos: dict[str, SloSpec], keep: Retention | None) -> None:
+    def install(self, slos: dict[str, SloSpec], keep: Retention | None,
+                interval: float = 30.0) -> None:
         """Adopt a config's objectives (none without history); counted at the next tick.
         An objective that stays keeps its last report, so a reload logs no change."""
         self._objectives = Objectives(slos, keep) if slos and keep is not None else None
         self.reports = {name: r for name, r in self.reports.items() if name in slos}
-        self._due = 0.0
+        self._due, self.interval = 0.0, interval
 
     def tick(self, now: float) -> None:
         if self._objectives is None or time.monotonic() < self._due:
             return
-        self._due = time.monotonic() + EVALUATE_EVERY
+        self._due = time.monotonic() + self.interval
         try:
             if self._conn is None:
                 self._conn = database.connect_readonly(self.state_dir)
@@ -52,7 +50,7 @@ class SloWatch:
                     return  # nothing written yet
             reports = self._objectives.evaluate(self._conn, now)
         except sqlite3.Error as exc:
-            log.error("slo.failed", error=str(exc), retry_in_s=EVALUATE_EVERY)
+            log.error("slo.failed", error=str(exc), retry_in_s=self.interval)
             self.close()
             return
         for report in reports:
