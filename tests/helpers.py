@@ -553,3 +553,36 @@ def am_alerts(port: int) -> list[dict[str, Any]]:
 def am_silences(port: int) -> list[dict[str, Any]]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/silences", timeout=5) as got:
         return list(json.load(got))
+
+
+def run_times(seconds: float, days: float, until: float) -> list[float]:
+    """Times every ``seconds`` over the ``days`` before ``until``."""
+    return [until - days * 86400 + i * seconds for i in range(int(days * 86400 / seconds))]
+
+
+def write_history(folder: Path, checks: int, times: list[float],
+                  status_of: Callable[[int, float], int], now: float,
+                  duration_of: Callable[[int], float] = lambda i: 5.0,
+                  counts_of: Callable[[int], dict[str, int] | None] = lambda i: None,
+                  ) -> sqlite3.Connection:
+    """A history in the state database in ``folder``: a result of checks ``c0``,
+    ``c1``... at each time, written through the store's writer, then rolled up at
+    ``now`` as the writer rolls them; the writer's connection. ``status_of(n, at)``
+    gives each result's status code, ``n`` counting the runs of all checks in the order
+    they came."""
+    from vigil._store import history
+    from vigil._store.store import Store
+
+    store = Store(folder, history.Retention(3600, 2 * 86400, 30 * 86400))
+    store.load()
+    conn = store.writer.connect()
+    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                     [(f"rolled_{step}", str(int(times[0] // step * step)))
+                      for step in history.STEPS])
+    for c in range(checks):
+        for i, at in enumerate(times):
+            store.result(f"c{c}", at + c * 0.001, status_of(i * checks + c, at),
+                         duration_of(i), {}, "", counts=counts_of(i))
+        store.writer._commit(store._take())
+    history.roll_up(conn, now)
+    return conn

@@ -1,14 +1,19 @@
 """``vigil export prometheus``: what a Prometheus server needs to watch many hosts'
 agents: a scrape config for their ``/metrics`` and alerting rules on vigil's metrics
-(a check FAILING, healing given up, heals failing, an agent down)."""
+(a check FAILING, healing given up, heals failing, an agent down), and the config's
+objectives as recording and alerting rules (Sloth's names), so that a fleet's Prometheus
+counts what each agent counts."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
+from vigil._config.sections import SloSpec
 from vigil._kit.durations import format_duration
+from vigil._slo.burn import CONDITIONS, WINDOWS
 
 JOB = "vigil"
 
@@ -40,7 +45,7 @@ def _quoted(text: str) -> str:
     return json.dumps(text)
 
 
-def rules(for_s: float) -> str:
+def rules(for_s: float, slos: dict[str, SloSpec]) -> str:
     lines = ["groups:", f"  - name: {JOB}", "    rules:"]
     for name, expr, severity, summary, description in RULES:
         lines += [f"      - alert: {name}", f"        expr: {_quoted(expr)}",
@@ -48,7 +53,72 @@ def rules(for_s: float) -> str:
                   "        labels:", f"          severity: {severity}",
                   "        annotations:", f"          summary: {_quoted(summary)}",
                   f"          description: {_quoted(description)}"]
+    for spec in slos.values():
+        lines += _slo_rules(spec)
     return "\n".join(lines) + "\n"
+
+
+def _selector(spec: SloSpec, extra: str = "") -> str:
+    # A PromQL string holds the regex: its backslashes are doubled once more.
+    names = "|".join(re.escape(name) for name in spec.covers).replace("\\", "\\\\")
+    return f'{{check=~"{names}"{extra}}}'
+
+
+def _error_ratio(spec: SloSpec, window: str) -> str | None:
+    """The share of bad runs over ``window`` per agent; None for an SLI only the agent
+    counts (events, time slices)."""
+    def rate(metric: str, extra: str = "") -> str:
+        return f"sum by (instance) (rate({metric}{_selector(spec, extra)}[{window}]))"
+
+    total = rate("vigil_check_runs_total")
+    if spec.sli == "availability" and spec.budgeting == "occurrences":
+        bad = rate("vigil_check_runs_total", ', status=~"CRIT|UNKNOWN"')
+        return f"{bad} / {total}"
+    if spec.sli == "latency" and spec.threshold is not None:
+        within = rate("vigil_check_runs_within_total", f', le="{spec.threshold:g}"')
+        return f"({total} - {within}) / {total}"
+    return None
+
+
+def _slo_rules(spec: SloSpec) -> list[str]:
+    """An objective's group: the error ratio over each burn window, the period's from
+    the 5-minute one (as Sloth does), the objective's metadata, and the page and ticket
+    alerts of the workbook's table, scaled to its window."""
+    if _error_ratio(spec, "5m") is None:
+        return [f"  # {spec.name} ({spec.sli}, {spec.budgeting}) is counted by the agent "
+                "only: alert on its vigil_slo_burn_rate"]
+    group = [f"  - name: {JOB}-slo-{spec.name}", "    rules:"]
+    label = f"          slo: {_quoted(spec.name)}"
+    days = f"{spec.window / 86400:g}d"
+    records = {f"slo:sli_error:ratio_rate{w}": _error_ratio(spec, w) for w in WINDOWS}
+    ratio5m = f'slo:sli_error:ratio_rate5m{{slo="{spec.name}"}}'
+    # The period's ratio from the 5-minute one, unless a burn window is the period.
+    records.setdefault(f"slo:sli_error:ratio_rate{days}",
+                       f"sum_over_time({ratio5m}[{days}]) / count_over_time({ratio5m}[{days}])")
+    records.update({
+        "slo:objective:ratio": f"vector({spec.target})",
+        "slo:error_budget:ratio": f"vector({spec.budget:.12g})",
+        "slo:time_period:days": f"vector({spec.window / 86400:g})",
+        "slo:period_error_budget_remaining:ratio":
+            f'1 - slo:sli_error:ratio_rate{days}{{slo="{spec.name}"}} / {spec.budget:.12g}'})
+    for record, expr in records.items():
+        group += [f"      - record: {record}", f"        expr: {_quoted(str(expr))}",
+                  "        labels:", label]
+    for severity in ("page", "ticket"):
+        either = " or ".join(
+            f'(slo:sli_error:ratio_rate{c.long}{{slo="{spec.name}"}} > {limit:.6g} and '
+            f'slo:sli_error:ratio_rate{c.short}{{slo="{spec.name}"}} > {limit:.6g})'
+            for c in CONDITIONS if c.severity == severity
+            for limit in [c.factor(spec.window) * spec.budget])
+        group += ["      - alert: VigilErrorBudgetBurn", f"        expr: {_quoted(either)}",
+                  "        labels:", label, f"          severity: {severity}",
+                  "        annotations:",
+                  "          summary: " + _quoted(f"{spec.name} is burning its error budget "
+                                                  "on {{ $labels.instance }}"),
+                  "          description: " + _quoted(
+                      f"The objective is {spec.target * 100:g}% over {days}; `vigil slo "
+                      f"{spec.name}` there shows the burn rates.")]
+    return group
 
 
 def config(targets: list[str], rules_file: str, token_file: str | None,
@@ -64,9 +134,10 @@ def config(targets: list[str], rules_file: str, token_file: str | None,
     return "\n".join(lines) + "\n"
 
 
-def cmd_export(args: argparse.Namespace, default_target: str | None) -> int:
+def cmd_export(args: argparse.Namespace, default_target: str | None,
+               slos: dict[str, SloSpec]) -> int:
     if args.what == "rules":
-        print(rules(args.for_s), end="")
+        print(rules(args.for_s, slos), end="")
         return 0
     targets = args.target or ([default_target] if default_target else [])
     if not targets:

@@ -65,11 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from vigil._cli import export
 
-    target = None
-    if args.what == "config" and not args.target:
-        address = load(args).daemon.http_address()
-        target = f"{address[0]}:{address[1]}" if address else None
-    return export.cmd_export(args, target)
+    cfg = load(args)
+    address = cfg.daemon.http_address()
+    target = f"{address[0]}:{address[1]}" if address and not args.target else None
+    return export.cmd_export(args, target, cfg.slos)
 
 
 def _print_issues(exc: ConfigError) -> None:

@@ -16,6 +16,7 @@ from typing import Protocol
 import structlog
 
 from vigil._api.check import Result, Status
+from vigil._api.ladder import latency_slot
 from vigil._config.plugins import Plugins
 from vigil._config.sections import CheckSpec, Config
 from vigil._engine.events import EventHub
@@ -249,6 +250,9 @@ class CheckTable:
             if outcome.kind != "ok":  # a problem (timeout, error); the statuses count runs
                 rt.counts[outcome.kind] += 1
             rt.counts[f"status.{status}"] += 1
+            # On the history's latency ladder: what a latency objective counts, and what
+            # /metrics exports for the fleet's Prometheus to count the same.
+            rt.counts[f"duration.{latency_slot(duration_ms)}"] += 1
             self.generation += 1
             before, rt.latest = rt.status(), (result, duration_ms, now)
             # A healthy check whose result changed nothing is saved at the store's

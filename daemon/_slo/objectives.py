@@ -30,6 +30,9 @@ class Report:
     window: float
     checks: list[str]
     firing: list[Condition] = field(default_factory=list)
+    #: What counts as good: the objective's ``sli``, and its ``threshold`` (ms).
+    kind: str = "availability"
+    threshold_ms: int | None = None
 
     @property
     def seconds_left(self) -> float | None:
@@ -80,6 +83,6 @@ class Objectives:
             reports.append(Report(
                 spec.name, spec.target, good / total if total else None, good, total,
                 1.0 - burn_rate(good, total, spec.budget), burn, verdict, spec.window,
-                list(spec.covers), firing))
+                list(spec.covers), firing, spec.sli, spec.threshold_ms))
         tally.forget_unused()
         return reports

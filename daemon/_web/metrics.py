@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vigil._alerts.alerter import SinkStats
+from vigil._api.ladder import LATENCY_LADDER_MS
 from vigil._slo.objectives import Report
 from vigil._store.records import CheckEntry, ServiceEntry, State
 
@@ -152,7 +153,7 @@ class Collector:
 
 
     def _slos(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         objective = GaugeMetricFamily("vigil_slo_objective", "The objective: the share of "
                                       "good runs (or events) its window must keep",
@@ -165,6 +166,10 @@ class Collector:
         burn = GaugeMetricFamily("vigil_slo_burn_rate", "How fast the error budget burns over "
                                  "each window (1: exactly the budget over the objective's "
                                  "window)", labels=["slo", "window"])
+        within = CounterMetricFamily("vigil_check_runs_within", "Runs that took at most "
+                                     "le seconds, for each latency objective's checks and "
+                                     "threshold", labels=["check", "le"])
+        pairs: set[tuple[str, int]] = set()
         for report in sorted(self.slos, key=lambda r: r.name):
             objective.add_metric([report.name], report.objective)
             if report.sli is not None:
@@ -172,7 +177,15 @@ class Collector:
             left.add_metric([report.name], report.budget_remaining)
             for window, rate in report.burn_rate.items():
                 burn.add_metric([report.name, window], rate)
-        yield from (objective, sli, left, burn)
+            if report.kind == "latency" and report.threshold_ms is not None:
+                pairs.update((check, report.threshold_ms) for check in report.checks)
+        for check, threshold in sorted(pairs):
+            if (entry := self.checks.get(check)) is not None:
+                counts = entry["counts"]
+                within.add_metric([check, f"{threshold / 1000:g}"], sum(
+                    counts.get(f"duration.d{bound}", 0) for bound in LATENCY_LADDER_MS
+                    if bound <= threshold))
+        yield from (objective, sli, left, burn, within)
 
 
 def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],

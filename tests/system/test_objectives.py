@@ -5,6 +5,7 @@ the server is back; /metrics and /api/v1/slos say the same as `vigil slo`."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -12,7 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.helpers import alertmanager, free_port, run_vigil, wait_until
+from tests.helpers import (
+    alertmanager,
+    free_port,
+    run_times,
+    run_vigil,
+    wait_until,
+    write_history,
+)
+from vigil._config.loader import load
+from vigil._slo.objectives import Objectives
+from vigil._store.history import Retention
 
 
 @contextmanager
@@ -89,3 +100,63 @@ def test_a_burning_objective_pages_through_alertmanager_and_resolves(
                        "the webhook sink's resolution")
         assert pages(receiver.at("/direct")) == ["firing", "resolved"]
         assert d.events("alert.resolved", sink="direct", reason="burn")
+
+
+def test_exported_slo_rules_page_in_promtool_where_vigil_pages(write_config, tmp_path) -> None:
+    """Two hours of one run a second, all passing, then an hour with half of them CRIT:
+    promtool's Prometheus pages (and opens a ticket) at the end, and not before; vigil,
+    counting the same runs from its history, pages too."""
+    promtool = shutil.which("promtool")
+    assert promtool, "install the Debian package prometheus (it has promtool)"
+    config = write_config("""
+        [checks.c0]
+        type = "tcp"
+        port = 9
+        [slos.db]
+        check = "c0"
+        objective = "99.9%"
+    """)
+    exported = run_vigil("export", "prometheus", "rules", "-c", str(config))
+    assert exported.returncode == 0, exported.stderr
+    rules = tmp_path / "rules.yml"
+    rules.write_text(exported.stdout)
+    checked = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True,
+                             text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    def series(status: str, values: str) -> dict[str, str]:
+        return {"series": f'vigil_check_runs_total{{check="c0",status="{status}",'
+                          f'instance="agent"}}', "values": values}
+
+    def burn(severity: str) -> dict[str, Any]:
+        return {"exp_labels": {"slo": "db", "severity": severity, "instance": "agent"},
+                "exp_annotations": {
+                    "summary": "db is burning its error budget on agent",
+                    "description": "The objective is 99.9% over 30d; `vigil slo db` there "
+                                   "shows the burn rates."}}
+
+    test = {"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [series("OK", "0+60x120 7200+30x60"),
+                         series("CRIT", "0+0x120 0+30x60"),
+                         series("WARN", "0+0x180"), series("UNKNOWN", "0+0x180")],
+        "alert_rule_test": [
+            {"eval_time": "2h", "alertname": "VigilErrorBudgetBurn", "exp_alerts": []},
+            {"eval_time": "3h", "alertname": "VigilErrorBudgetBurn",
+             "exp_alerts": [burn("page"), burn("ticket")]}]}]}
+    tests = tmp_path / "tests.yml"
+    tests.write_text(json.dumps(test))  # JSON is YAML
+    tested = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True,
+                            text=True, timeout=60)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+    # The same runs, through vigil's own history.
+    now = 1_700_000_000 // 3600 * 3600
+    times = run_times(1, 3 / 24, now)
+    conn = write_history(tmp_path / "state", 1, times,
+                         lambda n, at: 2 if at >= now - 3600 and n % 2 else 0, now)
+    [report] = Objectives(load(str(config)).slos, Retention(3600, 2 * 86400, 30 * 86400)
+                          ).evaluate(conn, now)
+    assert report.status == "page"
+    assert [f"{c.severity} {c.long}/{c.short}" for c in report.firing] == [
+        "page 1h/5m", "page 6h/30m", "ticket 1d/2h", "ticket 3d/6h"]

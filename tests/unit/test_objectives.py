@@ -10,17 +10,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_times, write_history
 from vigil._config.sections import SloSpec
 from vigil._kit.durations import Duration
 from vigil._slo.burn import CONDITIONS, WINDOWS, status
 from vigil._slo.objectives import Objectives, Report
-from vigil._store import history
-from vigil._store.history import STEPS, Retention
-from vigil._store.store import Store
+from vigil._store.history import Retention
 
 DAY = 86400
 #: An hour boundary: every window starts on a bucket's edge, so the recount is exact.
@@ -36,28 +36,14 @@ def slo(**keys: object) -> SloSpec:
 
 
 def every(seconds: float, days: float, until: float = NOW) -> list[float]:
-    """Run times every ``seconds`` over ``days`` up to ``until``."""
-    return [until - days * DAY + i * seconds for i in range(int(days * DAY / seconds))]
+    return run_times(seconds, days, until)
 
 
-def write(tmp_path: Path, checks: int, times: list[float], status_of,
-          duration_of=lambda i: 5.0, counts_of=lambda i: None, now: float = NOW
-          ) -> sqlite3.Connection:
-    """A result of each check at each time up to NOW, through the store's writer, then
-    rolled up as the writer rolls them. ``status_of(n, at)``: ``n`` counts the runs of
-    all checks in the order they came."""
-    store = Store(tmp_path, KEEP)
-    store.load()
-    conn = store.writer.connect()
-    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                     [(f"rolled_{step}", str(int(times[0]))) for step in STEPS])
-    for c in range(checks):
-        for i, at in enumerate(times):
-            store.result(f"c{c}", at + c * 0.001, status_of(i * checks + c, at),
-                         duration_of(i), {}, "", counts=counts_of(i))
-        store.writer._commit(store._take())
-    history.roll_up(conn, now)
-    return conn
+def write(tmp_path: Path, checks: int, times: list[float], status_of: Callable[[int, float], int],
+          duration_of: Callable[[int], float] = lambda i: 5.0,
+          counts_of: Callable[[int], dict[str, int] | None] = lambda i: None,
+          now: float = NOW) -> sqlite3.Connection:
+    return write_history(tmp_path, checks, times, status_of, now, duration_of, counts_of)
 
 
 def recount(conn: sqlite3.Connection, since: float, good: str) -> tuple[int, int]:
@@ -158,7 +144,7 @@ def test_an_events_objective_counts_a_groups_good_events_under_the_threshold(
 
 def test_vigil_slo_reports_each_objective_and_exits_with_the_worst(tmp_path: Path) -> None:
     """c0 has failed for the last half hour (a page), c1 never (ok)."""
-    now = time.time() // 300 * 300
+    now = time.time()  # the CLI counts a moment later: its 5m window holds the last runs
     write(tmp_path, 2, every(60, 3, now),
           lambda n, at: 2 if n % 2 == 0 and at >= now - 1800 else 0, now=now)
     config = tmp_path / "vigil.toml"
