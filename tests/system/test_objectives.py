@@ -61,6 +61,11 @@ def test_a_burning_objective_pages_through_alertmanager_and_resolves(
             [slos.web_availability]
             check = "web"
             objective = "94%"
+            [slos.web_latency]
+            check = "web"
+            objective = "90%"
+            sli = "latency"
+            threshold = "2500ms"
             [alerts.team]
             type = "alertmanager"
             url = "http://127.0.0.1:{am}"
@@ -89,9 +94,14 @@ def test_a_burning_objective_pages_through_alertmanager_and_resolves(
             text = got.read().decode()
         assert 'vigil_slo_objective{slo="web_availability"} 0.94' in text
         assert 'vigil_slo_burn_rate{slo="web_availability",window="5m"}' in text
+        # A refused connection is quick: every run so far was within 2.5 s.
+        runs = sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith('vigil_check_runs_total{check="web"'))
+        assert f'vigil_check_runs_within_total{{check="web",le="2.5"}} {runs}' in text
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/v1/slos", timeout=5) as got:
-            [api] = json.load(got)["slos"]
-        assert api["name"] == "web_availability" and api["status"] == "page"
+            api = {s["name"]: s for s in json.load(got)["slos"]}
+        assert api["web_availability"]["status"] == "page"
+        assert api["web_latency"]["status"] == "ok" and api["web_latency"]["sli"] == 1.0
 
         with web_server(port):
             wait_until(lambda: "resolved" in pages(receiver.at("/am")), 90,
