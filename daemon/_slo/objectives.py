@@ -33,6 +33,8 @@ class Report:
     #: What counts as good: the objective's ``sli``, and its ``threshold`` (ms).
     kind: str = "availability"
     threshold_ms: int | None = None
+    #: The same, as the history counts it (for the burn-down chart).
+    rule: Sli = field(default_factory=lambda: Sli("availability"))
 
     @property
     def seconds_left(self) -> float | None:
@@ -45,6 +47,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         found = asdict(self)
+        del found["rule"]
         found["firing"] = [f"{c.severity} {c.long}/{c.short}" for c in self.firing]
         found["seconds_left"] = self.seconds_left
         return found
@@ -52,6 +55,22 @@ class Report:
 
 def sli_of(spec: SloSpec) -> Sli:
     return Sli(spec.sli, spec.budgeting == "timeslices", spec.threshold_ms, spec.group)
+
+
+def burndown(conn: sqlite3.Connection, report: Report, now: float
+             ) -> list[tuple[float, float]]:
+    """The error budget left over the window, point by point: at each rolled-up
+    bucket, what the bad runs up to it left of the whole window's budget (1.0 at the
+    window's start, about ``budget_remaining`` at its end, below 0 when overspent)."""
+    ids = tuple(i for name in report.checks if (i := check_id(conn, name)) is not None)
+    allowed = (1.0 - report.objective) * report.total
+    if not ids or allowed <= 0:
+        return []
+    bad, points = 0, [(now - report.window, 1.0)]
+    for start, good, total in Tally(conn).buckets(ids, report.rule, now - report.window):
+        bad += total - good
+        points.append((float(start), 1.0 - bad / allowed))
+    return points
 
 
 class Objectives:
@@ -83,6 +102,6 @@ class Objectives:
             reports.append(Report(
                 spec.name, spec.target, good / total if total else None, good, total,
                 1.0 - burn_rate(good, total, spec.budget), burn, verdict, spec.window,
-                list(spec.covers), firing, spec.sli, spec.threshold_ms))
+                list(spec.covers), firing, spec.sli, spec.threshold_ms, sli))
         tally.forget_unused()
         return reports

@@ -120,6 +120,24 @@ class Tally:
             good, total = good + part[0], total + part[1]
         return good, total
 
+    def buckets(self, ids: tuple[int, ...], sli: Sli, since: float
+                ) -> list[tuple[int, int, int]]:
+        """(start, good, total) of each rolled-up bucket since ``since``, oldest first:
+        hourly ones, then 5-minute ones past the hourly tier's mark (for a chart)."""
+        five, hour = self.marks()
+        found: dict[int, list[int]] = {}
+        for step, start, end in ((STEPS[1], since, hour), (STEPS[0], max(since, hour), five)):
+            marker = ",".join("?" * len(ids))
+            for at, *counts, minutes, bad, tallies in self.conn.execute(
+                    f"SELECT start, ok, warn, crit, unknown, minutes, bad_minutes, counts "
+                    f"FROM rollups WHERE check_id IN ({marker}) AND step = ? AND start >= ? "
+                    f"AND start < ?", (*ids, step, start, end)):
+                good, total = sli.rollup(counts, minutes, bad,
+                                         json.loads(tallies) if tallies else {})
+                seen = found.setdefault(at, [0, 0])
+                seen[0], seen[1] = seen[0] + good, seen[1] + total
+        return [(at, good, total) for at, (good, total) in sorted(found.items())]
+
     def forget_unused(self) -> None:
         """Drop the parts the last round of counts did not use: the windows moved on."""
         self._known = {k: v for k, v in self._known.items() if k in self._used}

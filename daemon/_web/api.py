@@ -24,7 +24,7 @@ from vigil._heal.healer import Healer
 from vigil._kit.digest import same_secret
 from vigil._kit.durations import parse_duration
 from vigil._kit.redact import redact
-from vigil._slo.objectives import Report
+from vigil._slo.objectives import Report, burndown
 from vigil._store import database, maintenance
 from vigil._store.records import CheckHistory, State
 from vigil._web import badge, metrics, statusdata, statuspage
@@ -228,7 +228,11 @@ class WebApi:
             {}, {})
         seen, heals = self._read(
             lambda conn: (statusdata.gather(conn, checks), statusdata.heals(conn)), nothing)
-        page = statuspage.render(checks, services, seen, heals)
+        slos, now = self.slos(), time.time()
+        none: dict[str, list[tuple[float, float]]] = {}
+        burndowns = self._read(lambda conn: {r.name: burndown(conn, r, now) for r in slos},
+                               none)
+        page = statuspage.render(checks, services, seen, heals, slos, burndowns)
         return Reply(200, page.encode(), "text/html; charset=utf-8",
                      {"Cache-Control": "no-store", "Content-Security-Policy":
                       "default-src 'none'; style-src 'unsafe-inline'; script-src "

@@ -13,7 +13,9 @@ from typing import Any
 
 from vigil._kit.durations import format_duration
 from vigil._kit.redact import redact
+from vigil._slo.objectives import Report
 from vigil._store.records import CheckEntry, Held, ServiceEntry, State
+from vigil._web import slopanel
 from vigil._web.statusdata import HealLine, Seen
 
 STATE_MARK = {State.OK: "✓", State.FAILING: "✕", State.PENDING: "…",
@@ -76,7 +78,7 @@ def category(entry: CheckEntry) -> str:
     return str(entry["state"])
 
 
-def _check(name: str, entry: CheckEntry, seen: Seen, now: float) -> str:
+def _check(name: str, entry: CheckEntry, seen: Seen, now: float, feeds: list[str]) -> str:
     last = entry["last"]
     state, status = entry["state"], last["status"] if last else "-"
     slowest = max((b["duration_ms"] for b in seen["beats"]), default=0)
@@ -86,6 +88,7 @@ def _check(name: str, entry: CheckEntry, seen: Seen, now: float) -> str:
     service = escape(entry["service"] or "none (not healed)")
     # A check still PENDING has not changed yet.
     changed = entry["since"] if state != State.PENDING else None
+    objectives = (f"<dt>Objectives</dt><dd>{escape(', '.join(feeds))}</dd>" if feeds else "")
     return f"""<li class="check st-{state}" id="check-{escape(name)}" data-name="{escape(name)}"
  data-state="{state}" data-status="{escape(status)}"><div class="head"><h3>{escape(name)}</h3>
 <span class="state">{STATE_MARK.get(state, "")} {state}</span>
@@ -100,7 +103,7 @@ def _check(name: str, entry: CheckEntry, seen: Seen, now: float) -> str:
  aria-label="response time of the last results, up to {top} ms"><polyline
  points=""/></svg><p class="scale">response time, top {top} ms</p>
 <dl class="facts"><dt>Type</dt><dd>{escape(entry["type"])}</dd><dt>Service</dt><dd>{service}</dd>
-{uptime}<dt>Changed</dt><dd class="changed">{_ago(changed, now)}</dd></dl>
+{uptime}<dt>Changed</dt><dd class="changed">{_ago(changed, now)}</dd>{objectives}</dl>
 {_metrics_panel(last["metrics"] if last else {})}</li>"""
 
 
@@ -151,7 +154,9 @@ restarts used: {budget}</p>
 
 
 def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
-           seen: dict[str, Seen], heals: dict[str, list[HealLine]]) -> str:
+           seen: dict[str, Seen], heals: dict[str, list[HealLine]],
+           slos: list[Report] | None = None,
+           burndowns: dict[str, list[tuple[float, float]]] | None = None) -> str:
     now = time.time()
     host = escape(socket.gethostname())
     kinds = ("OK", "WARN", "FAILING", "PENDING", "MAINTENANCE")
@@ -167,7 +172,9 @@ def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
         "s": "".join(b["status"][0] for b in beats),
         "d": [round(b["duration_ms"], 1) for b in beats]}
         for name in checks for beats in [seen.get(name, empty)["beats"]]}}
-    cards = "".join(_check(n, e, seen.get(n, empty), now) for n, e in sorted(checks.items()))
+    fed = slopanel.feeds(slos or [])
+    cards = "".join(_check(n, e, seen.get(n, empty), now, fed.get(n, []))
+                    for n, e in sorted(checks.items()))
     service_cards = "".join(_service(n, e, heals.get(n, []), now)
                             for n, e in sorted(services.items()))
     options = "".join(f'<option value="{s}">{s}</option>' for s in kinds)
@@ -190,7 +197,8 @@ def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
 <label class="token">Token for actions <input id="token" type="password"
  autocomplete="off"></label><ul class="services"
  id="services-list">{service_cards or no_services}</ul>
-</section><section aria-labelledby="checks-h"><h2 id="checks-h">Checks</h2>
+</section>{slopanel.render(slos or [], burndowns or {}, now)}<section
+ aria-labelledby="checks-h"><h2 id="checks-h">Checks</h2>
 <form class="filters" role="search" onsubmit="return false"><label>Name <input
  id="filter-name" type="search"></label> <label>State <select id="filter-state"><option
  value="">all</option>{options}</select></label></form>

@@ -100,6 +100,10 @@ def test_a_burning_objective_pages_through_alertmanager_and_resolves(
         assert f'vigil_check_runs_within_total{{check="web",le="2.5"}} {runs}' in text
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/v1/slos", timeout=5) as got:
             api = {s["name"]: s for s in json.load(got)["slos"]}
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/status", timeout=5) as got:
+            page = got.read().decode()
+        assert 'id="slo-web_availability"' in page and 'class="status sl-page"' in page
+        assert "<dt>Objectives</dt><dd>web_availability, web_latency</dd>" in page
         assert api["web_availability"]["status"] == "page"
         assert api["web_latency"]["status"] == "ok" and api["web_latency"]["sli"] == 1.0
 

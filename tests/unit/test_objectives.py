@@ -6,6 +6,7 @@ fire where its table says."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -19,8 +20,9 @@ from tests.helpers import run_times, write_history
 from vigil._config.sections import SloSpec
 from vigil._kit.durations import Duration
 from vigil._slo.burn import CONDITIONS, WINDOWS, status
-from vigil._slo.objectives import Objectives, Report
+from vigil._slo.objectives import Objectives, Report, burndown
 from vigil._store.history import Retention
+from vigil._web import slopanel
 
 DAY = 86400
 #: An hour boundary: every window starts on a bucket's edge, so the recount is exact.
@@ -173,3 +175,25 @@ def test_vigil_slo_reports_each_objective_and_exits_with_the_worst(tmp_path: Pat
     assert vigil("cache").returncode == 0
     missing = vigil("nope")
     assert missing.returncode == 64 and "objectives: cache, db" in missing.stderr
+
+
+def test_the_burn_down_falls_from_the_whole_budget_to_what_is_left(tmp_path: Path) -> None:
+    outage = (NOW - 10 * DAY, NOW - 10 * DAY + 2400)
+    conn = write(tmp_path, 1, every(60, 30), lambda i, at: 2 if outage[0] <= at < outage[1]
+                 else 0)
+    found = report(conn, slo())
+    points = burndown(conn, found, NOW)
+    lefts = [left for _, left in points]
+    assert lefts[0] == 1.0 and lefts == sorted(lefts, reverse=True)
+    assert lefts[-1] == pytest.approx(found.budget_remaining)
+    # It falls at the outage, and only there.
+    fell = [at for (at, left), (_, before) in zip(points[1:], points, strict=False)
+            if left < before]
+    assert fell and all(outage[0] - 3600 <= at < outage[1] for at in fell)
+    page = slopanel.render([found], {"s": points}, NOW)
+    assert 'id="slo-s"' in page and "error budget left: 7.4%" in page
+    assert 'width="7.4"' in page  # the gauge
+    drawn = re.search(r'class="chart burndown".*?points="([^"]*)"', page, re.S)
+    assert drawn is not None and len(drawn.group(1).split()) > 10
+    assert slopanel.feeds([found]) == {"c0": ["s"]}
+    assert slopanel.render([], {}, NOW) == ""
