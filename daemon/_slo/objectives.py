@@ -61,7 +61,7 @@ def burndown(conn: sqlite3.Connection, report: Report, now: float
              ) -> list[tuple[float, float]]:
     """The error budget left over the window, point by point: at each rolled-up
     bucket, what the bad runs up to it left of the whole window's budget (1.0 at the
-    window's start, about ``budget_remaining`` at its end, below 0 when overspent)."""
+    window's start, ``budget_remaining`` now, below 0 when overspent)."""
     ids = tuple(i for name in report.checks if (i := check_id(conn, name)) is not None)
     allowed = (1.0 - report.objective) * report.total
     if not ids or allowed <= 0:
@@ -70,7 +70,8 @@ def burndown(conn: sqlite3.Connection, report: Report, now: float
     for start, good, total in Tally(conn).buckets(ids, report.rule, now - report.window):
         bad += total - good
         points.append((float(start), 1.0 - bad / allowed))
-    return points
+    # What is not rolled up yet, the last few minutes, is in the report's own count.
+    return [*points, (now, report.budget_remaining)]
 
 
 class Objectives:

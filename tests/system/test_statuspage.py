@@ -57,6 +57,10 @@ def stack(write_config, tmp_path: Path) -> tuple[Path, int]:
         state_dir = "state"
         http = "127.0.0.1:{port}"
         http_token = "{TOKEN}"
+        slo_interval = "1s"
+        [slos.web_up]
+        check = "web"
+        objective = "99.9%"
         [services.web]
         manager = "command"
         start = ["{sys.executable}", "-m", "http.server", "{web}", "--bind", "127.0.0.1"]
@@ -96,6 +100,10 @@ def test_the_page_follows_a_death_and_a_heal_live(write_config, daemon, tmp_path
     page.wait_for_selector("#live.on", timeout=5000)
     names = page.locator(".check h3").all_text_contents()
     assert sorted(names) == ["broken", "system", "web"]
+    # The objective's panel, and the card of the check that feeds it.
+    expect(page.locator("#slo-web_up .gauge")).to_be_visible()
+    expect(page.locator("#slo-web_up .burndown")).to_be_visible()
+    expect(page.locator("#check-web .facts")).to_contain_text("web_up")
     web = page.locator("#check-web")
     expect(web).to_have_attribute("data-state", "OK", timeout=10000)
 
