@@ -133,7 +133,6 @@ class Agent:
                 self.healer.clock_stepped(step)
             self._save()
             self.remediator.tick(time.time())
-            self.objectives.tick(time.time())
             self.windows.tick()
             if (line := self.summary()) != status:
                 status = line

@@ -5,6 +5,7 @@ A rolled-up part is counted once and remembered until the window moves past it."
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -13,6 +14,9 @@ from typing import Any
 
 from vigil._api.ladder import LATENCY_LADDER_MS
 from vigil._store.history import STEPS, Retention, rolled
+
+#: A raw result as counted: (check id, at ms, status, duration us, counts JSON).
+RawRow = tuple[int, int, int, int, str | None]
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,12 @@ class Sli:
                 else tallies.get(self._key("good"), 0))
         return good, tallies.get(self._key("total"), 0)
 
-    def results(self, rows: Iterable[tuple[int, int, int, int, str | None]]) -> tuple[int, int]:
+    @property
+    def tallied(self) -> bool:
+        """Whether it reads the rollups' counts (a latency slot, a check's events)."""
+        return self.kind != "availability"
+
+    def results(self, rows: Iterable[RawRow]) -> tuple[int, int]:
         """(good, total) of raw results: (check_id, at ms, status, duration us, counts)."""
         good = total = 0
         minutes: dict[tuple[int, int], bool] = {}
@@ -70,6 +79,13 @@ class Sli:
 
 #: A window's part: ("raw" or a rollup step, from, until), times in seconds.
 Segment = tuple[str | int, float, float]
+#: Rolled-up parts are cut at these (per step), so that the whole ones in the middle of
+#: a window stay the same from one count to the next and are counted once.
+CHUNK = {STEPS[0]: 3600, STEPS[1]: 86400}
+
+
+def _up(at: float, step: int) -> int:
+    return int(-(-at // step) * step)
 
 
 def segments(since: float, now: float, marks: tuple[int, int], keep: Retention
@@ -81,24 +97,35 @@ def segments(since: float, now: float, marks: tuple[int, int], keep: Retention
     if since >= five:
         return [("raw", since, now)]
     parts: list[Segment] = [("raw", five, now)]
-    edge = -(-since // STEPS[0]) * STEPS[0]
+    edge = _up(since, STEPS[0])
     if since >= now - keep.results and edge > since:
         parts.append(("raw", since, min(edge, five)))
     five_from = since if since >= now - keep.five_min else max(since, hour)
     if five_from < five:
-        parts.append((STEPS[0], max(edge, five_from), five))
+        parts += _chunks(STEPS[0], max(edge, _up(five_from, STEPS[0])), five)
     if five_from > since:
-        parts.append((STEPS[1], since, five_from))
+        parts += _chunks(STEPS[1], _up(since, STEPS[1]), five_from)
     return parts
 
 
+def _chunks(step: int, start: float, end: float) -> list[Segment]:
+    """``[start, end)`` of tier ``step``, cut at its chunk's boundaries."""
+    size = CHUNK[step]
+    cuts = [start, *range(_up(start, size), int(end), size), end]
+    return [(step, a, b) for a, b in itertools.pairwise(cuts) if b > a]
+
+
 class Tally:
-    """Counts objectives' windows on one (read) connection, remembering rolled-up parts."""
+    """Counts objectives' windows on one (read) connection: the raw results of each edge
+    read once per round of counts (for every objective), rolled-up parts remembered
+    until no window uses them."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._known: dict[tuple[Any, ...], tuple[int, int]] = {}
         self._used: set[tuple[Any, ...]] = set()
+        #: (from, until) -> check id -> its raw results there, for this round.
+        self._raw: dict[tuple[float, float], dict[int, list[RawRow]]] = {}
 
     def marks(self) -> tuple[int, int]:
         """How far each tier is rolled up: what the window's parts are cut at."""
@@ -110,7 +137,8 @@ class Tally:
         good = total = 0
         for source, start, end in segments(since, now, marks, keep):
             if source == "raw":
-                part = sli.results(self._results(ids, start, end))
+                rows = self._results(start, end)
+                part = sli.results(row for i in ids for row in rows.get(i, ()))
             else:
                 key = (ids, sli, source, start, end)
                 self._used.add(key)
@@ -139,17 +167,21 @@ class Tally:
         return [(at, good, total) for at, (good, total) in sorted(found.items())]
 
     def forget_unused(self) -> None:
-        """Drop the parts the last round of counts did not use: the windows moved on."""
+        """End a round of counts: drop its raw results, and the parts it did not use
+        (the windows moved on)."""
         self._known = {k: v for k, v in self._known.items() if k in self._used}
         self._used = set()
+        self._raw = {}
 
-    def _results(self, ids: tuple[int, ...], start: float, end: float
-                 ) -> list[tuple[int, int, int, int, str | None]]:
-        marker = ",".join("?" * len(ids))
-        return self.conn.execute(
-            f"SELECT check_id, at, status, duration_us, counts FROM results WHERE at >= ? "
-            f"AND at < ? AND maint = 0 AND check_id IN ({marker})",
-            (int(start * 1000), int(end * 1000), *ids)).fetchall()
+    def _results(self, start: float, end: float) -> dict[int, list[RawRow]]:
+        found = self._raw.get((start, end))
+        if found is None:
+            found = self._raw[(start, end)] = {}
+            for row in self.conn.execute(
+                    "SELECT check_id, at, status, duration_us, counts FROM results WHERE "
+                    "at >= ? AND at < ? AND maint = 0", (int(start * 1000), int(end * 1000))):
+                found.setdefault(row[0], []).append(row)
+        return found
 
     def _rollups(self, ids: tuple[int, ...], sli: Sli, step: int, start: float, end: float
                  ) -> tuple[int, int]:
@@ -159,6 +191,7 @@ class Tally:
                 f"SELECT ok, warn, crit, unknown, minutes, bad_minutes, counts FROM rollups "
                 f"WHERE check_id IN ({marker}) AND step = ? AND start >= ? AND start < ?",
                 (*ids, step, start, end)):
-            part = sli.rollup(counts, minutes, bad, json.loads(tallies) if tallies else {})
+            part = sli.rollup(counts, minutes, bad,
+                              json.loads(tallies) if tallies and sli.tallied else {})
             good, total = good + part[0], total + part[1]
         return good, total

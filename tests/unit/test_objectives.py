@@ -5,6 +5,7 @@ fire where its table says."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sqlite3
@@ -21,6 +22,7 @@ from vigil._config.sections import SloSpec
 from vigil._kit.durations import Duration
 from vigil._slo.burn import CONDITIONS, WINDOWS, status
 from vigil._slo.objectives import Objectives, Report, burndown
+from vigil._store import tally
 from vigil._store.history import Retention
 from vigil._web import slopanel
 
@@ -197,3 +199,27 @@ def test_the_burn_down_falls_from_the_whole_budget_to_what_is_left(tmp_path: Pat
     assert drawn is not None and len(drawn.group(1).split()) > 10
     assert slopanel.feeds([found]) == {"c0": ["s"]}
     assert slopanel.render([], {}, NOW) == ""
+
+
+@pytest.mark.parametrize("offset", [0, 1, 299, 301, 3599, 7777, 86399])
+@pytest.mark.parametrize("seconds", [*list(WINDOWS.values()), 30 * DAY])
+def test_a_windows_parts_tile_it_from_its_first_whole_bucket(offset: int, seconds: int) -> None:
+    """Raw results after the last rollup and at a short window's start, whole buckets
+    between (cut at hours and days so that they are counted once): no gap, no overlap."""
+    now = NOW + offset
+    marks = ((now - 10) // 300 * 300, (now - 10) // 3600 * 3600)
+    since = now - seconds
+    parts = sorted(tally.segments(since, now, marks, KEEP), key=lambda p: p[1])
+    ends = [(start, end) for _, start, end in parts]
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ends)), parts
+    assert ends[-1][1] == now
+    first = parts[0]
+    if since >= now - KEEP.results or first[0] == "raw":
+        assert first[1] == since
+    else:  # from the first whole bucket of the tier it starts in
+        assert since <= first[1] < since + int(first[0])
+    for source, start, end in parts:
+        if source != "raw":
+            assert start % source == 0 and end % source == 0
+            chunk = tally.CHUNK[source]
+            assert start // chunk == (end - 1) // chunk, "one chunk at most"
