@@ -219,7 +219,7 @@ def test_a_windows_parts_tile_it_from_its_first_whole_bucket(offset: int, second
     else:  # from the first whole bucket of the tier it starts in
         assert since <= first[1] < since + int(first[0])
     for source, start, end in parts:
-        if source != "raw":
+        if isinstance(source, int):
             assert start % source == 0 and end % source == 0
             chunk = tally.CHUNK[source]
             assert start // chunk == (end - 1) // chunk, "one chunk at most"
