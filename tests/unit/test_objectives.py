@@ -223,3 +223,49 @@ def test_a_windows_parts_tile_it_from_its_first_whole_bucket(offset: int, second
             assert start % source == 0 and end % source == 0
             chunk = tally.CHUNK[source]
             assert start // chunk == (end - 1) // chunk, "one chunk at most"
+
+
+def test_the_events_check_counts_each_runs_new_events_for_events_objectives(
+        tmp_path: Path) -> None:
+    """What was in the file before the first run is not news; what came after is, by
+    group and latency slot, the good ones alone in the slots."""
+    from vigil.testing import make_check, run_check
+
+    path = tmp_path / "validations.jsonl"
+    path.write_text(json.dumps({"ts": time.time(), "signature": "QA", "ok": False}) + "\n")
+    check = make_check("events", {"path": str(path), "group_by": "signature",
+                                  "ok_field": "ok", "latency_field": "latency_ms"})
+    assert run_check(check).counts == {}
+    with path.open("a") as events:
+        for ok, latency, signature in [(True, 40, "QA"), (True, 120, "QA"), (False, 30, "QA"),
+                                       (True, 80, "Sum")]:
+            events.write(json.dumps({"ts": time.time(), "signature": signature, "ok": ok,
+                                     "latency_ms": latency}) + "\n")
+    assert run_check(check).counts == {
+        "total": 4, "good": 3, "good_d50": 1, "good_d150": 1, "good_d100": 1,
+        "total/QA": 3, "good/QA": 2, "good_d50/QA": 1, "good_d150/QA": 1,
+        "total/Sum": 1, "good/Sum": 1, "good_d100/Sum": 1}
+    assert run_check(check).counts == {}
+
+
+def test_a_change_of_status_is_logged_and_published(tmp_path: Path) -> None:
+    """Failing for the last half hour of three days: burning (a page) and the budget
+    spent; the same history counted again says nothing new; a recovery says so."""
+    from structlog.testing import capture_logs
+
+    from vigil._engine.events import EventHub
+    from vigil._slo.watch import SloWatch
+
+    write(tmp_path, 1, every(60, 3), lambda n, at: 2 if at >= NOW - 1800 else 0)
+    hub, heard = EventHub(), []
+    hub.subscribe(lambda event, fields: heard.append((event, fields["status"])))
+    watch = SloWatch(tmp_path, hub)
+    watch._objectives = Objectives({"s": slo()}, KEEP)
+    with capture_logs() as logs:
+        watch.count(NOW)
+        watch.count(NOW)
+        watch.count(NOW + 6 * 3600)  # no run since: nothing burns over the short windows
+    watch.close()
+    assert [(e["event"], e.get("status")) for e in logs] == [
+        ("slo.burning", "page"), ("slo.exhausted", "page"), ("slo.recovered", "ok")]
+    assert heard == [("slo.changed", "page"), ("slo.changed", "ok")]
