@@ -7,6 +7,7 @@ severity fires: the short window fell back."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -15,8 +16,10 @@ from vigil._alerts.outbox import Outbox, Row
 from vigil._api.alert import Alert
 from vigil._config.sections import AlertSpec
 from vigil._kit.durations import format_duration
-from vigil._slo.objectives import Report
-from vigil._slo.watch import SloWatch
+
+if TYPE_CHECKING:
+    from vigil._slo.objectives import Report
+    from vigil._slo.watch import SloWatch
 
 log = structlog.get_logger("vigil.alerts")
 

@@ -15,7 +15,6 @@ from vigil._api.alert import AlertSink
 from vigil._api.check import Check
 from vigil._api.errors import ConfigError, ConfigIssue
 from vigil._api.manager import ServiceManager
-from vigil._config import slos
 from vigil._config.options import Table, coerce, key_of, parse_options
 from vigil._config.plugins import Plugins
 from vigil._config.sections import (
@@ -349,6 +348,8 @@ class Validator:
 
     def _slo(self, name: str, checks: dict[str, CheckSpec],
              keep: Retention | None) -> SloSpec | None:
+        from vigil._config import slos
+
         path = ("slos", name)
         values = self._table(path, SloSpec, {})
         for key, message in slos.problems(values, checks, keep.hourly if keep else None):

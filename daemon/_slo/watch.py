@@ -11,14 +11,17 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from vigil._config.sections import SloSpec
 from vigil._engine.events import EventHub
-from vigil._slo.objectives import Objectives, Report
 from vigil._store import database
 from vigil._store.history import Retention
+
+if TYPE_CHECKING:
+    from vigil._slo.objectives import Objectives, Report
 
 log = structlog.get_logger("vigil.slo")
 
@@ -45,6 +48,9 @@ class SloWatch:
                 interval: float = 30.0) -> None:
         """Adopt a config's objectives (none without history), counted at once. An
         objective that stays keeps its last report, so a reload logs no change."""
+        # Imported with the first objective: a daemon without one does not carry them.
+        from vigil._slo.objectives import Objectives
+
         with self._lock:
             self._objectives = Objectives(slos, keep) if slos and keep is not None else None
             self.reports = {name: r for name, r in self.reports.items() if name in slos}

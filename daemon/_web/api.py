@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
 
 from vigil._alerts import outbox
@@ -24,10 +24,12 @@ from vigil._heal.healer import Healer
 from vigil._kit.digest import same_secret
 from vigil._kit.durations import parse_duration
 from vigil._kit.redact import redact
-from vigil._slo.objectives import Report, burndown
 from vigil._store import database, maintenance
 from vigil._store.records import CheckHistory, State
 from vigil._web import badge, metrics, statusdata, statuspage
+
+if TYPE_CHECKING:
+    from vigil._slo.objectives import Report
 
 #: The scheduler's heartbeat runs every second: this long without one is wedged.
 WEDGED_AFTER = 3.0
@@ -228,6 +230,8 @@ class WebApi:
             {}, {})
         seen, heals = self._read(
             lambda conn: (statusdata.gather(conn, checks), statusdata.heals(conn)), nothing)
+        from vigil._slo.objectives import burndown
+
         slos, now = self.slos(), time.time()
         none: dict[str, list[tuple[float, float]]] = {}
         burndowns = self._read(lambda conn: {r.name: burndown(conn, r, now) for r in slos},

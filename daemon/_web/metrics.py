@@ -8,12 +8,14 @@ import importlib.metadata
 import platform
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vigil._alerts.alerter import SinkStats
 from vigil._api.ladder import LATENCY_LADDER_MS
-from vigil._slo.objectives import Report
 from vigil._store.records import CheckEntry, ServiceEntry, State
+
+if TYPE_CHECKING:
+    from vigil._slo.objectives import Report
 
 STATUS_CODES = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
 #: What a run can come to besides a result: counted per check.

@@ -5,9 +5,12 @@ the page's other charts are shapes in SVG), and the burn rates."""
 from __future__ import annotations
 
 from html import escape
+from typing import TYPE_CHECKING
 
 from vigil._kit.durations import format_duration
-from vigil._slo.objectives import Report
+
+if TYPE_CHECKING:
+    from vigil._slo.objectives import Report
 
 #: The burn-down chart's size in SVG units.
 CHART_W, CHART_H = 120, 28

@@ -9,14 +9,16 @@ import json
 import socket
 import time
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vigil._kit.durations import format_duration
 from vigil._kit.redact import redact
-from vigil._slo.objectives import Report
 from vigil._store.records import CheckEntry, Held, ServiceEntry, State
 from vigil._web import slopanel
 from vigil._web.statusdata import HealLine, Seen
+
+if TYPE_CHECKING:
+    from vigil._slo.objectives import Report
 
 STATE_MARK = {State.OK: "✓", State.FAILING: "✕", State.PENDING: "…",
               State.MAINTENANCE: "⏸"}
