@@ -329,7 +329,7 @@ class CheckTable:
                                "for the one before to end")
         return bool(deferred)
 
-    def missed(self, name: str) -> None:
+    def missed(self, name: str, late_s: float) -> None:
         """A run that came too late (a frozen host): the next keeps the check's rhythm."""
         rt = self.runtimes.get(name)
         if rt is None:
@@ -338,7 +338,7 @@ class CheckTable:
             rt.counts["missed"] += 1
             self.store.check(name, self._entry(rt))
         log.warning("check.missed", check=name, reason="ran too late",
-                    missed=rt.counts["missed"])
+                    late_s=round(late_s, 1), missed=rt.counts["missed"])
 
     def _pace(self, rt: CheckRuntime, result: Result, deferred: bool) -> None:
         """Fast confirmation (HAProxy's fastinter): after a first failure, re-run at the

@@ -66,7 +66,7 @@ class _Earliest(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 has no type
 
 class Scheduler:
     """Calls ``run(name)`` for each check on its interval, on the scheduler's own thread
-    (so ``run`` only starts the check and returns), and ``missed(name)`` for a
+    (so ``run`` only starts the check and returns), and ``missed(name, late_s)`` for a
     run that came later than half its interval (at least 1 s): the next one keeps the
     check's rhythm.
 
@@ -75,7 +75,8 @@ class Scheduler:
     once per check. The spread is deterministic, so each keeps a steady rhythm.
     """
 
-    def __init__(self, run: Callable[[str], None], missed: Callable[[str], None]) -> None:
+    def __init__(self, run: Callable[[str], None],
+                 missed: Callable[[str, float], None]) -> None:
         self._run = run
         self._missed = missed
         self._aps: BackgroundScheduler | None = None
@@ -202,7 +203,7 @@ class Scheduler:
 
     def _dispatch(self) -> None:
         now = time.monotonic()
-        started: list[tuple[str, bool]] = []
+        started: list[tuple[str, float]] = []
         with self._lock:
             while self._due and self._due[0][0] <= now:
                 due, number, name = heapq.heappop(self._due)
@@ -211,11 +212,11 @@ class Scheduler:
                 interval = self._pace[name]
                 # The next run keeps the rhythm, skipping what a frozen host missed.
                 self._put(name, due + interval * (int((now - due) // interval) + 1))
-                started.append((name, now - due > max(1, int(interval / 2))))
-        for name, missed in started:
+                started.append((name, now - due))
+        for name, late in started:
             try:
-                if missed:
-                    self._missed(name)
+                if late > max(1, int(self._pace.get(name, 0) / 2)):
+                    self._missed(name, late)
                 else:
                     self._run(name)
             except Exception as exc:

@@ -71,9 +71,10 @@ def test_a_step_of_an_hour_back_and_forward_keeps_the_rhythm(write_config, daemo
         assert 3 <= len(times) <= 8, f"{phase}: {len(times)} results in 5 s"
         assert max(gaps) < 3 * INTERVAL, f"{phase}: gaps {gaps}"
     assert set(back_probes + forward_probes) == {200}, "/livez stayed 200"
-    # libfaketime slows every clock read (a run may overlap the next: check.skipped), but
-    # no run came an hour late or early.
-    assert not d.events("check.missed")
+    # libfaketime slows every clock read (a run may overlap the next: check.skipped, and
+    # on a loaded machine one may come a second late: check.missed), but no run came an
+    # hour late or early.
+    assert all(e["late_s"] < 60 for e in d.events("check.missed")), d.events("check.missed")
     assert d.stop() == 0
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LD_PRELOAD", "FAKE"))}

@@ -28,7 +28,7 @@ class Recorder:
         self.block.wait()
         self.runs[name].append(time.monotonic())
 
-    def miss(self, name: str) -> None:
+    def miss(self, name: str, _late_s: float) -> None:
         self.lost.append((name, "missed"))
 
 
@@ -90,7 +90,7 @@ def test_a_run_far_behind_its_time_is_missed_and_the_rhythm_kept(rec: Recorder) 
 def test_the_timetable_runs_on_the_monotonic_clock(monkeypatch) -> None:
     from vigil._engine import scheduler as _scheduler
 
-    sched = _scheduler.Scheduler(lambda _n: None, lambda _n: None)
+    sched = _scheduler.Scheduler(lambda _n: None, lambda _n, _late: None)
     sched.set_checks({"a": 10.0})
     due = sched.earliest()
     assert abs(due - time.monotonic()) < 2, "due times are monotonic"
