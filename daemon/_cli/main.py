@@ -37,6 +37,7 @@ COMMANDS = {
     "heal": ("heal", "cmd_heal"), "plugin": ("scaffold", "cmd_plugin"),
     "maintenance": ("maintenance", "cmd_maintenance"), "wait": ("wait", "cmd_wait"),
     "deploy": ("deploy", "cmd_deploy"), "slo": ("slo", "cmd_slo"),
+    "anomalies": ("anomalies", "cmd_anomalies"),
 }
 
 

@@ -103,6 +103,10 @@ def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                       "(exit 0 ok, 1 ticket, 2 page)")
     p.add_argument("name", nargs="?", help="one objective (default: all)")
     p.add_argument("--json", action="store_true", help=AS_JSON)
+    p = _command(sub, "anomalies", help="the anomaly detector's verdict on a CSV of "
+                                        "timestamp,value rows (try it before turning it on)")
+    p.add_argument("file", help="the CSV file")
+    p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "alerts", parents=[common],
                        help="the open alerts, where they were sent, and the silences")
     p.add_argument("--json", action="store_true", help=AS_JSON)

@@ -1,0 +1,100 @@
+"""The anomaly detector and `vigil anomalies`: a value is scored against what came
+before it alone, with the seasonality the data has; a CSV is read as an operator writes
+it, and its mistakes are named by line."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vigil._baseline.detector import WARMUP, Detector
+
+T0 = 1_767_225_600  # a Thursday, midnight UTC
+STEP = 300
+
+
+def daily(index: int, rng: random.Random) -> float:
+    hour = (index * STEP / 3600) % 24
+    return 20 * (1 + math.exp(-((hour - 14) / 4) ** 2)) * math.exp(rng.gauss(0, 0.1))
+
+
+def test_nothing_is_scored_while_warming_up_and_a_spike_is_found() -> None:
+    rng, detector = random.Random(1), Detector()
+    verdicts = [detector.feed(T0 + i * STEP, daily(i, rng)) for i in range(3 * 288)]
+    assert verdicts[:WARMUP] == [None] * WARMUP and all(verdicts[WARMUP:])
+    spike = detector.feed(T0 + 3 * 86400, 5 * daily(3 * 288, rng))
+    assert spike is not None and spike.anomalous and spike.score > 10
+    assert spike.low < spike.usual < spike.high and spike.season == "day"
+
+
+def test_the_daily_cycle_is_learnt_so_the_afternoon_peak_is_no_anomaly() -> None:
+    """Twice as slow at 2 p.m. as at night, every day: after two days the peak is usual,
+    and a night as slow as an afternoon is not."""
+    rng, detector = random.Random(2), Detector()
+    for i in range(4 * 288):
+        detector.feed(T0 + i * STEP, daily(i, rng))
+    peak = detector.feed(T0 + 4 * 86400 + 14 * 3600, 40)
+    night = detector.feed(T0 + 4 * 86400 + 14 * 3600 + 12 * 3600, 40)
+    assert peak is not None and not peak.anomalous
+    assert night is not None and night.anomalous
+
+
+def test_the_week_is_used_once_a_slot_was_seen_a_week_before() -> None:
+    detector = Detector()
+    for i in range(8 * 288):
+        detector.feed(T0 + i * STEP, 20.0)
+    found = detector.feed(T0 + 8 * 86400, 20.0)
+    assert found is not None and found.season == "week"
+
+
+def csv_file(tmp_path: Path, rows: list[str]) -> Path:
+    path = tmp_path / "series.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def anomalies(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vigil", "anomalies", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_vigil_anomalies_lists_the_windows_with_the_times_as_written(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    stamps = [datetime.fromtimestamp(T0 + i * STEP, UTC) for i in range(3 * 288)]
+    values = [daily(i, rng) for i in range(len(stamps))]
+    for i in (700, 701, 702):
+        values[i] *= 6
+    rows = ["timestamp,value"] + [
+        f"{t.isoformat() if i % 2 else t.strftime('%Y-%m-%d %H:%M:%S')},{v:.3f}"
+        for i, (t, v) in enumerate(zip(stamps, values, strict=True))]
+    done = anomalies(str(csv_file(tmp_path, rows)), "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["points"] == len(stamps)
+    index = {row.split(",")[0]: i - 1 for i, row in enumerate(rows)}
+    windows = [(index[w["start"]], index[w["end"]], w["score"]) for w in found["anomalies"]]
+    # The three slow windows, from the first to the last, times as written: the rows
+    # alternate between ISO 8601 and a space, and a window names them as they are.
+    assert (700, 702) in [(start, end) for start, end, _ in windows], windows
+    [window] = [w for w in found["anomalies"] if index[w["start"]] == 700]
+    assert window["start"] == stamps[700].strftime("%Y-%m-%d %H:%M:%S")
+    assert window["score"] > 10
+    # Before two days the daily cycle is not known (its afternoons may be news); after,
+    # only the planted windows are.
+    assert [(a, b) for a, b, _ in windows if a >= 2 * 288] == [(700, 702)], windows
+    text = anomalies(str(csv_file(tmp_path, rows)))
+    assert text.stdout.startswith(f"{len(stamps)} points, ")
+
+
+def test_vigil_anomalies_names_a_bad_line_and_a_missing_file(tmp_path: Path) -> None:
+    bad = anomalies(str(csv_file(tmp_path, ["timestamp,value", "2026-01-01 00:00:00,1",
+                                            "2026-01-01 00:05:00,fast"])))
+    assert bad.returncode == 2 and "series.csv:3: expected an ISO 8601 time and a number" \
+        in bad.stderr and "Traceback" not in bad.stderr
+    missing = anomalies(str(tmp_path / "nope.csv"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
