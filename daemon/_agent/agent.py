@@ -25,6 +25,7 @@ from vigil._alerts.alerter import Alerter
 from vigil._alerts.outbox import Outbox
 from vigil._alerts.remediation import Remediator
 from vigil._api.errors import ConfigError
+from vigil._baseline.watch import Baselines
 from vigil._config import loader as config_mod
 from vigil._config.sections import Config
 from vigil._engine.checktable import CheckTable
@@ -80,6 +81,8 @@ class Agent:
                                self.checks.events)
         self.remediator = Remediator(self.checks, self.healer, self.alerter.remediation)
         self.objectives = SloWatch(self.state_dir, self.checks.events)
+        self.baselines = Baselines(self.state_dir)
+        self.checks.baselines = self.baselines
         self.alerter.burns.watch = self.objectives
         self.http = HttpSurface(self._web_api)
         self.notifier = Notifier()
@@ -108,6 +111,7 @@ class Agent:
         self.remediator.install(self.config.remediation)
         self.objectives.install(self.config.slos, self.config.daemon.retention(),
                                 self.config.daemon.slo_interval)
+        self._watch_baselines(self.config)
         self.windows.schedules = self.config.schedules
         self.windows.tick()  # before the first check runs: nothing it covers heals
         self.scheduler.start(self.checks.intervals())
@@ -228,6 +232,7 @@ class Agent:
     def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1", "STATUS=stopping")
         self.objectives.close()
+        self.baselines.close()
         self.control.stop()
         self.http.close()
         self.scheduler.shutdown()
@@ -261,6 +266,7 @@ class Agent:
         self.alerter.install(new.alerts)
         self.remediator.install(new.remediation)
         self.objectives.install(new.slos, new.daemon.retention(), new.daemon.slo_interval)
+        self._watch_baselines(new)
         self.http.apply(new.daemon.http_address(), new.daemon.http_token)
         self.config = new
         self.windows.schedules, self.windows.read_at = new.schedules, 0.0
@@ -273,13 +279,18 @@ class Agent:
         self._announce()
         self.notifier.send("READY=1", f"STATUS={self.summary()}")
 
+    def _watch_baselines(self, config: Config) -> None:
+        self.baselines.install({name: spec.spec for name, spec in self.checks.runtimes.items()
+                                if spec.spec.enabled}, config.daemon.baseline_window)
+
     def _web_api(self) -> WebApi:
         """The endpoints, made (and their modules imported) once HTTP is on."""
         from vigil._web.api import WebApi
 
         return WebApi(self.checks, self.healer, self.checks.events, self.state_dir,
                       self.config.daemon.http_token, lambda: self.scheduler.last_progress,
-                      self.alerter.stats, lambda: list(self.objectives.reports.values()))
+                      self.alerter.stats, lambda: list(self.objectives.reports.values()),
+                      self.baselines.snapshot)
 
     def _announce(self) -> None:
         """Tell `vigil status` and `vigil logs` what this daemon runs with, whatever the

@@ -48,6 +48,8 @@ class DaemonSettings:
     history_keep_results: Duration = Duration(3600)
     #: How often the objectives (``[slos.NAME]``) are counted again.
     slo_interval: Duration = Duration(30)
+    #: The windows a baseline scores (``baseline`` on a check): each one's mean.
+    baseline_window: Duration = Duration(300)
     #: The HTTP surface (health, metrics, API): "host:port", "" for none.
     http: str = "127.0.0.1:8787"
     #: A bearer token for the API's actions (and, when set, for every endpoint but the
@@ -84,6 +86,13 @@ class Defaults:
     timeout: Duration = Duration(10)
     fall: int = 3
     rise: int = 2
+    #: Series whose usual values vigil learns, and whose anomalies it reports:
+    #: "duration" (the run's) and names of the check's metrics.
+    baseline: list[str] = field(default_factory=list)
+    #: "info": an anomaly is shown, logged and exported; "warn": the check is also WARN
+    #: while a series has been anomalous for ``anomaly_for`` (WARN never heals).
+    anomaly: Literal["info", "warn"] = "info"
+    anomaly_for: Duration = Duration(900)
 
 
 @dataclass(kw_only=True)

@@ -161,6 +161,8 @@ class Validator:
             shorter = key
         if values["slo_interval"] < 1:
             self.error(("daemon", "slo_interval"), "must be at least 1s")
+        if values["baseline_window"] < 10:
+            self.error(("daemon", "baseline_window"), "must be at least 10s")
         self._http(values)
         # Relative paths are taken relative to the config file.
         values["state_dir"] = self.base / os.path.expanduser(values["state_dir"])

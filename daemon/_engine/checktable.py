@@ -91,6 +91,14 @@ class Healing(Protocol):
     def healing(self, service: str) -> bool: ...
 
 
+class Watching(Protocol):
+    """What the check table needs of the baselines: they see each run of a check with a
+    ``baseline`` (held: under maintenance), and may turn its result into a WARN."""
+
+    def observe(self, spec: CheckSpec, outcome: Outcome, now: float, held: bool
+                ) -> Outcome: ...
+
+
 class CheckTable:
     """Runs each check on its schedule (through the scheduler it owns), keeps its state,
     tells the observer hooks, the healer and the store, and re-paces it while a failure
@@ -104,6 +112,8 @@ class CheckTable:
         self.store = store
         self.scheduler = Scheduler(self.run, self.missed)
         self.plugins: Plugins | None = None
+        #: The baselines (``_baseline``), when the agent has them.
+        self.baselines: Watching | None = None
         self.runtimes: dict[str, CheckRuntime] = {}
         #: How many enabled checks are in each state, kept as they change: the main loop
         #: reads it twice a second, whatever the number of checks.
@@ -213,7 +223,11 @@ class CheckTable:
         if self.stopping.is_set():
             return
         self._note_problem(rt, outcome)
-        result, now = outcome.result, time.time()
+        now = time.time()
+        if self.baselines is not None and rt.spec.baseline:
+            outcome = self.baselines.observe(rt.spec, outcome, now,
+                                             self.shown_state(rt) is State.MAINTENANCE)
+        result = outcome.result
         duration_ms = round(outcome.duration_ms, 2)
         transition, before, entry = self._count(rt, outcome, duration_ms, now)
         self._log_result(rt, result, before, duration_ms)

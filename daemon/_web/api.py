@@ -29,6 +29,7 @@ from vigil._store.records import CheckHistory, State
 from vigil._web import badge, metrics, statusdata, statuspage
 
 if TYPE_CHECKING:
+    from vigil._baseline.detector import Score
     from vigil._slo.objectives import Report
 
 #: The scheduler's heartbeat runs every second: this long without one is wedged.
@@ -93,12 +94,15 @@ class WebApi:
     def __init__(self, checks: CheckTable, healer: Healer, hub: EventHub, state_dir: Path,
                  token: str, progress: Callable[[], float],
                  alerts: Callable[[], dict[str, SinkStats]] = dict,
-                 slos: Callable[[], list[Report]] = list) -> None:
+                 slos: Callable[[], list[Report]] = list,
+                 anomalies: Callable[[], dict[str, dict[str, Score]]] = dict) -> None:
         self.checks = checks
         #: Each alert sink's figures (``Alerter.stats``).
         self.alerts = alerts
         #: The objectives' last reports (``SloWatch.reports``).
         self.slos = slos
+        #: Each watched series' last verdict (``Baselines.snapshot``).
+        self.anomalies = anomalies
         self.healer = healer
         self.hub = hub
         self.state_dir = state_dir
@@ -262,7 +266,7 @@ class WebApi:
 
     def metrics(self, request: Request) -> Reply:
         content_type, body = metrics.render(self.checks.view(), self.healer.snapshot(),
-                                            self.alerts(), self.slos(),
+                                            self.alerts(), self.slos(), self.anomalies(),
                                             request.headers.get("Accept", ""))
         return Reply(200, body, content_type)
 

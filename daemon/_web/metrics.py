@@ -15,6 +15,7 @@ from vigil._api.ladder import LATENCY_LADDER_MS
 from vigil._store.records import CheckEntry, ServiceEntry, State
 
 if TYPE_CHECKING:
+    from vigil._baseline.detector import Score
     from vigil._slo.objectives import Report
 
 STATUS_CODES = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
@@ -56,8 +57,10 @@ class Collector:
     the check table, the healer and the alerter describe them."""
 
     def __init__(self, checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
-                 alerts: dict[str, SinkStats], slos: list[Report]) -> None:
+                 alerts: dict[str, SinkStats], slos: list[Report],
+                 anomalies: dict[str, dict[str, Score]]) -> None:
         self.checks, self.services, self.alerts, self.slos = checks, services, alerts, slos
+        self.anomalies = anomalies
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import InfoMetricFamily
@@ -66,6 +69,7 @@ class Collector:
         yield from self._services()
         yield from self._sinks()
         yield from self._slos()
+        yield from self._anomalies()
         yield InfoMetricFamily("vigil_build", "vigil's version",
                                value={"version": version(),
                                       "python": platform.python_version()})
@@ -190,15 +194,30 @@ class Collector:
         yield from (objective, sli, left, burn, within)
 
 
+    def _anomalies(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        score = GaugeMetricFamily("vigil_check_anomaly_score", "How far the last window of "
+                                  "a watched series lay from its usual value, in units of "
+                                  "its noise", labels=["check", "series"])
+        flagged = GaugeMetricFamily("vigil_check_anomalous", "1 while the series is "
+                                    "anomalous", labels=["check", "series"])
+        for check, series in sorted(self.anomalies.items()):
+            for name, verdict in sorted(series.items()):
+                score.add_metric([check, name], verdict.score)
+                flagged.add_metric([check, name], 1.0 if verdict.anomalous else 0.0)
+        yield from (score, flagged)
+
+
 def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
-           alerts: dict[str, SinkStats], slos: list[Report], accept: str
-           ) -> tuple[str, bytes]:
+           alerts: dict[str, SinkStats], slos: list[Report],
+           anomalies: dict[str, dict[str, Score]], accept: str) -> tuple[str, bytes]:
     """(content type, body): OpenMetrics when the scraper asks for it, else Prometheus
     text."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector(checks, services, alerts, slos))
+    registry.register(Collector(checks, services, alerts, slos, anomalies))
     encoder, content_type = choose_encoder(accept)
     return content_type, encoder(registry)

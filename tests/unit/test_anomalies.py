@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from vigil._baseline.detector import WARMUP, Detector
 
@@ -98,3 +99,65 @@ def test_vigil_anomalies_names_a_bad_line_and_a_missing_file(tmp_path: Path) -> 
         in bad.stderr and "Traceback" not in bad.stderr
     missing = anomalies(str(tmp_path / "nope.csv"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def watched_check(tmp_path: Path, anomaly: str = "info") -> Any:
+    from vigil._config.loader import parse
+
+    config = parse(str(tmp_path / "vigil.toml"), f"""
+[daemon]
+state_dir = "{tmp_path}"
+baseline_window = "10s"
+[checks.web]
+type = "tcp"
+host = "127.0.0.1"
+port = 9
+baseline = ["duration", "latency_ms"]
+anomaly = "{anomaly}"
+anomaly_for = "30s"
+""")
+    return config.checks["web"]
+
+
+def test_a_check_s_windows_are_scored_when_they_close_and_warn_once_it_lasts(
+        tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from vigil._api.check import Result, Status
+    from vigil._baseline.watch import Baselines
+    from vigil._engine.runner import Outcome
+
+    spec = watched_check(tmp_path, "warn")
+    baselines = Baselines(tmp_path)
+    baselines.window = 10.0
+    baselines._checks = {}
+    baselines.install({"web": spec}, 10.0)
+    rng, now = random.Random(4), float(T0)
+
+    def run(duration: float, status: Status = Status.OK) -> Outcome:
+        nonlocal now
+        now += 2.5
+        found = baselines.observe(spec, Outcome(Result(status, "up", {"latency_ms": duration}),
+                                                duration), now, held=False)
+        baselines.close_windows(now)
+        return found
+
+    with capture_logs() as logs:
+        for _ in range(4 * 40):
+            run(50 * math.exp(rng.gauss(0, 0.05)))
+        assert not [e for e in logs if e["event"] == "check.anomaly"]
+        slow = [run(250.0) for _ in range(24)]  # a minute: anomalous, WARN after 30 s
+        ended = [run(50.0) for _ in range(24)]
+        failed = run(900.0, Status.CRIT)  # a failing run is not a window's value
+    baselines.close()
+    anomalies = [e for e in logs if e["event"] == "check.anomaly"]
+    assert {e["series"] for e in anomalies} == {"duration", "latency_ms"}
+    first = anomalies[0]
+    assert first["value"] > 150 and 40 < first["usual"] < 60 and first["score"] >= 5.5
+    assert [e["series"] for e in logs if e["event"] == "check.anomaly_ended"]
+    statuses = [o.result.status for o in slow]
+    assert statuses[0] is Status.OK and statuses[-1] is Status.WARN
+    assert "(anomalous: duration 250, usually" in slow[-1].result.summary
+    assert ended[-1].result.status is Status.OK and failed.result.status is Status.CRIT
+    snapshot = baselines.snapshot()["web"]
+    assert set(snapshot) == {"duration", "latency_ms"} and not snapshot["duration"].anomalous

@@ -1,0 +1,205 @@
+"""The daemon's baselines: each watched series of a check (``baseline`` on it) is the
+mean of its passing runs over each ``[daemon] baseline_window``, scored by its detector
+when the window closes. A detector first learns the series' history from the state
+database's rollups; an anomaly that begins or ends is logged (``check.anomaly``,
+``check.anomaly_ended``), and with ``anomaly = "warn"`` a passing result says WARN once a
+series has been anomalous for ``anomaly_for``. Windows close on the baselines' own
+thread (there is none without a baseline)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from vigil._api.check import Status
+from vigil._baseline.detector import Detector, Score
+from vigil._config.sections import CheckSpec
+from vigil._engine.runner import Outcome
+from vigil._store import database, history
+
+log = structlog.get_logger("vigil.baseline")
+
+#: How far back a new detector learns from the rollups.
+LEARN_FROM = 28 * 86400
+
+
+@dataclass
+class Series:
+    """One watched series: its open window, its detector and its last verdict."""
+
+    detector: Detector | None = None
+    window: int = 0
+    total: float = 0.0
+    runs: int = 0
+    last: Score | None = None
+    value: float = 0.0
+    #: When its current anomaly began (time.time()); None while it is usual.
+    since: float | None = None
+
+
+@dataclass
+class Watched:
+    spec: CheckSpec
+    series: dict[str, Series] = field(default_factory=dict)
+
+
+class Baselines:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.window = 300.0
+        self._checks: dict[str, Watched] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def install(self, checks: dict[str, CheckSpec], window: float) -> None:
+        """Adopt a config's checks; a series that stays keeps what it learnt."""
+        with self._lock:
+            if window != self.window:
+                self._checks = {}
+            self.window = window
+            kept = {}
+            for name, spec in checks.items():
+                if not spec.baseline:
+                    continue
+                old = self._checks.get(name)
+                kept[name] = Watched(spec, {s: old.series[s] if old and s in old.series
+                                            else Series() for s in spec.baseline})
+            self._checks = kept
+        if kept and self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="baselines", daemon=True)
+            self._thread.start()
+
+    def observe(self, spec: CheckSpec, outcome: Outcome, now: float, held: bool) -> Outcome:
+        """A run of a watched check (on its worker): a passing one counts into its
+        windows; with ``anomaly = "warn"``, a passing result is WARN while a series has
+        been anomalous long enough."""
+        result = outcome.result
+        with self._lock:
+            watched = self._checks.get(spec.name)
+            if watched is None or held or not result.status.passing:
+                return outcome
+            window = int(now // self.window)
+            for name, series in watched.series.items():
+                value = outcome.duration_ms if name == "duration" else result.metrics.get(name)
+                if not isinstance(value, int | float):
+                    continue
+                if series.window != window:
+                    if series.runs:  # the thread has not closed it yet: close it now
+                        self._close(spec, name, series, now)
+                    series.window, series.total, series.runs = window, 0.0, 0
+                series.total += value
+                series.runs += 1
+            lasting = [(name, s) for name, s in watched.series.items()
+                       if s.since is not None and now - s.since >= spec.anomaly_for]
+        if spec.anomaly != "warn" or not lasting or result.status is not Status.OK:
+            return outcome
+        said = "; ".join(f"{name} {_figure(s.value)}, usually {_figure(s.last.usual)}"
+                         for name, s in lasting if s.last is not None)
+        return dataclasses.replace(outcome, result=dataclasses.replace(
+            result, status=Status.WARN, summary=f"{result.summary} (anomalous: {said})"))
+
+    def snapshot(self) -> dict[str, dict[str, Score]]:
+        """Each watched series' last verdict, by check, for /metrics and the page."""
+        with self._lock:
+            return {name: {s: series.last for s, series in w.series.items()
+                           if series.last is not None}
+                    for name, w in self._checks.items()}
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            self.close_windows(time.time())
+
+    def close_windows(self, now: float) -> None:
+        """Score every window that has ended (with a run in it)."""
+        current = int(now // self.window)
+        with self._lock:
+            for watched in self._checks.values():
+                for key, series in watched.series.items():
+                    if series.runs and series.window < current:
+                        self._close(watched.spec, key, series, now)
+
+    def _close(self, spec: CheckSpec, key: str, series: Series, now: float) -> None:
+        """Score the series' window (its runs' mean), and forget the runs."""
+        if series.detector is None:
+            series.detector = self._learnt(spec.name, key, series.window * self.window)
+        value = series.total / series.runs
+        series.runs = 0
+        verdict = series.detector.feed((series.window + 1) * self.window, value)
+        if verdict is not None:
+            self._judge(spec, key, series, verdict, value, now)
+
+    def _judge(self, spec: CheckSpec, key: str, series: Series, verdict: Score,
+               value: float, now: float) -> None:
+        series.last, series.value = verdict, value
+        fields = {"check": spec.name, "series": key, "value": round(value, 3),
+                  "usual": round(verdict.usual, 3), "low": round(verdict.low, 3),
+                  "high": round(verdict.high, 3), "score": verdict.score,
+                  "season": verdict.season}
+        if verdict.anomalous and series.since is None:
+            series.since = now
+            log.warning("check.anomaly", level_set=spec.anomaly, **fields)
+        elif not verdict.anomalous and series.since is not None:
+            log.info("check.anomaly_ended", lasted_s=round(now - series.since, 1), **fields)
+            series.since = None
+
+    def _learnt(self, check: str, series: str, before: float) -> Detector:
+        """A detector that has learnt the series from the rollups before ``before``."""
+        detector = Detector()
+        try:
+            if self._conn is None:
+                self._conn = database.connect_readonly(self.state_dir)
+            if self._conn is None:
+                return detector
+            check_id = history.check_id(self._conn, check)
+            if check_id is None:
+                return detector
+            for end, value in _history(self._conn, check_id, series, before):
+                detector.feed(end, value)
+        except sqlite3.Error as exc:
+            log.warning("baseline.unlearnt", check=check, series=series, error=str(exc))
+        return detector
+
+
+def _history(conn: sqlite3.Connection, check_id: int, series: str, before: float
+             ) -> list[tuple[float, float]]:
+    """(end, mean) of the series in each rolled-up bucket of the four weeks before
+    ``before``: hourly buckets until the 5-minute ones begin, then those."""
+    five, hour = history.STEPS
+    since = before - LEARN_FROM
+    fine = conn.execute("SELECT min(start) FROM rollups WHERE check_id = ? AND step = ? AND "
+                        "start >= ?", (check_id, five, since)).fetchone()[0]
+    fine = before if fine is None else fine
+    rows = conn.execute(
+        "SELECT start, step, dur_avg, metrics FROM rollups WHERE check_id = ? AND ("
+        "(step = ? AND start >= ? AND start + step <= ?) OR "
+        "(step = ? AND start >= ? AND start + step <= ?)) ORDER BY start",
+        (check_id, hour, since, fine, five, fine, before))
+    found = []
+    for start, step, dur_avg, metrics in rows:
+        value = dur_avg / 1000 if series == "duration" else (
+            json.loads(metrics).get(series, [None, None])[1] if metrics else None)
+        if isinstance(value, int | float):
+            found.append((float(start + step), float(value)))
+    return found
+
+
+def _figure(value: float) -> str:
+    return f"{value:.3g}"
