@@ -240,7 +240,8 @@ class WebApi:
         none: dict[str, list[tuple[float, float]]] = {}
         burndowns = self._read(lambda conn: {r.name: burndown(conn, r, now) for r in slos},
                                none)
-        page = statuspage.render(checks, services, seen, heals, slos, burndowns)
+        page = statuspage.render(checks, services, seen, heals, slos, burndowns,
+                                 self.anomalies())
         return Reply(200, page.encode(), "text/html; charset=utf-8",
                      {"Cache-Control": "no-store", "Content-Security-Policy":
                       "default-src 'none'; style-src 'unsafe-inline'; script-src "

@@ -80,7 +80,14 @@ function ms(value) { return value >= 100 ? value.toFixed(0) : value.toFixed(1); 
 function redrawChart(el, list) {
   const durations = list.map((b) => b[2]);
   if (durations.length < 2) return;
-  const top = Math.max(...durations, 0) || 1;
+  // The usual band of the response time (its baseline), shaded behind the line.
+  const low = parseFloat(el.dataset.low), high = parseFloat(el.dataset.high);
+  const top = Math.max(...durations, high || 0, 0) || 1;
+  if (high) {
+    const band = el.querySelector(".band");
+    band.setAttribute("y", (26 - high / top * 24).toFixed(1));
+    band.setAttribute("height", ((high - low) / top * 24).toFixed(1));
+  }
   const step = 120 / (BEATS - 1), offset = (BEATS - durations.length) * step;
   el.querySelector("polyline").setAttribute("points", durations.map((d, i) =>
     (offset + i * step).toFixed(1) + "," + (26 - d / top * 24).toFixed(1)).join(" "));

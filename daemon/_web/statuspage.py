@@ -18,6 +18,7 @@ from vigil._web import slopanel
 from vigil._web.statusdata import HealLine, Seen
 
 if TYPE_CHECKING:
+    from vigil._baseline.detector import Score
     from vigil._slo.objectives import Report
 
 STATE_MARK = {State.OK: "✓", State.FAILING: "✕", State.PENDING: "…",
@@ -80,7 +81,19 @@ def category(entry: CheckEntry) -> str:
     return str(entry["state"])
 
 
-def _check(name: str, entry: CheckEntry, seen: Seen, now: float, feeds: list[str]) -> str:
+def _unusual(verdicts: dict[str, Score]) -> tuple[str, str]:
+    """(the chart's band attributes, the lines naming anomalous series) of a check."""
+    band = verdicts.get("duration")
+    attributes = (f' data-low="{band.low:.3f}" data-high="{band.high:.3f}"'
+                  if band is not None else "")
+    lines = "".join(f'<p class="anomaly" role="status">Unusual {escape(series)}: score '
+                    f'{verdict.score:g}, usually {figure(verdict.usual)}</p>'
+                    for series, verdict in sorted(verdicts.items()) if verdict.anomalous)
+    return attributes, lines
+
+
+def _check(name: str, entry: CheckEntry, seen: Seen, now: float, feeds: list[str],
+           verdicts: dict[str, Score]) -> str:
     last = entry["last"]
     state, status = entry["state"], last["status"] if last else "-"
     slowest = max((b["duration_ms"] for b in seen["beats"]), default=0)
@@ -91,19 +104,21 @@ def _check(name: str, entry: CheckEntry, seen: Seen, now: float, feeds: list[str
     # A check still PENDING has not changed yet.
     changed = entry["since"] if state != State.PENDING else None
     objectives = (f"<dt>Objectives</dt><dd>{escape(', '.join(feeds))}</dd>" if feeds else "")
+    band, unusual = _unusual(verdicts)
     return f"""<li class="check st-{state}" id="check-{escape(name)}" data-name="{escape(name)}"
  data-state="{state}" data-status="{escape(status)}"><div class="head"><h3>{escape(name)}</h3>
 <span class="state">{STATE_MARK.get(state, "")} {state}</span>
 <span class="status s-{escape(status)}">{escape(status)}</span></div>
-{_held(entry.get("maintenance"), now)}
+{_held(entry.get("maintenance"), now)}{unusual}
 <p class="summary">{escape(redact(last["summary"] if last else "not run yet"))}</p>
 <svg class="beats" viewBox="0 0 60 20" preserveAspectRatio="none" role="img" tabindex="0"
  aria-label="last {len(seen["beats"])} results of {escape(name)}"><path class="s-OK"/><path
  class="s-WARN"/><path class="s-CRIT"/><path class="s-UNKNOWN"/><rect class="current"
  y="0" width="1" height="20"/></svg><p class="beat-info" aria-live="polite"></p>
 <svg class="chart" viewBox="0 0 {CHART_W} {CHART_H}" preserveAspectRatio="none" role="img"
- aria-label="response time of the last results, up to {top} ms"><polyline
- points=""/></svg><p class="scale">response time, top {top} ms</p>
+ aria-label="response time of the last results, up to {top} ms"{band}><rect class="band"
+ x="0" width="{CHART_W}" y="0" height="0"/><polyline points=""/></svg><p
+ class="scale">response time, top {top} ms</p>
 <dl class="facts"><dt>Type</dt><dd>{escape(entry["type"])}</dd><dt>Service</dt><dd>{service}</dd>
 {uptime}<dt>Changed</dt><dd class="changed">{_ago(changed, now)}</dd>{objectives}</dl>
 {_metrics_panel(last["metrics"] if last else {})}</li>"""
@@ -158,7 +173,8 @@ restarts used: {budget}</p>
 def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
            seen: dict[str, Seen], heals: dict[str, list[HealLine]],
            slos: list[Report] | None = None,
-           burndowns: dict[str, list[tuple[float, float]]] | None = None) -> str:
+           burndowns: dict[str, list[tuple[float, float]]] | None = None,
+           anomalies: dict[str, dict[str, Score]] | None = None) -> str:
     now = time.time()
     host = escape(socket.gethostname())
     kinds = ("OK", "WARN", "FAILING", "PENDING", "MAINTENANCE")
@@ -175,8 +191,8 @@ def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
         "d": [round(b["duration_ms"], 1) for b in beats]}
         for name in checks for beats in [seen.get(name, empty)["beats"]]}}
     fed = slopanel.feeds(slos or [])
-    cards = "".join(_check(n, e, seen.get(n, empty), now, fed.get(n, []))
-                    for n, e in sorted(checks.items()))
+    cards = "".join(_check(n, e, seen.get(n, empty), now, fed.get(n, []),
+                           (anomalies or {}).get(n, {})) for n, e in sorted(checks.items()))
     service_cards = "".join(_service(n, e, heals.get(n, []), now)
                             for n, e in sorted(services.items()))
     options = "".join(f'<option value="{s}">{s}</option>' for s in kinds)

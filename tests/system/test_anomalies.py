@@ -1,0 +1,95 @@
+"""Baselines in a real daemon: an HTTP server whose answers take five times as long for
+a while, after a baseline learnt from the history already in the state database: the
+anomaly is logged, flagged on /metrics and on the page, and cleared once it is over."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.helpers import free_port, run_times, write_history
+
+#: The server's usual delay (s), and the check's usual duration around it (ms).
+DELAY, USUAL_MS = 0.04, 42.0
+
+
+@contextmanager
+def slow_server(port: int) -> Iterator[dict[str, float]]:
+    """An HTTP server on ``port`` that waits ``switch["delay"]`` seconds before it
+    answers; change the delay while it runs."""
+    switch = {"delay": DELAY}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            time.sleep(switch["delay"])
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield switch
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def metric(http: int, name: str) -> float | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as got:
+        for line in got.read().decode().splitlines():
+            if line.startswith(name):
+                return float(line.split()[-1])
+    return None
+
+
+def test_five_times_slower_is_an_anomaly_until_it_is_over(write_config, daemon,
+                                                           tmp_path) -> None:
+    port, http = free_port(), free_port()
+    now = time.time()
+    rng = random.Random(28)
+    # Three days of the usual, as the daemon would have kept them (c0 is the check).
+    write_history(tmp_path / "state", 1, run_times(300, 3, now), lambda n, at: 0, now,
+                  lambda i: USUAL_MS * math.exp(rng.gauss(0, 0.08))).close()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{http}"
+        baseline_window = "10s"
+        [checks.c0]
+        type = "http"
+        url = "http://127.0.0.1:{port}/"
+        interval = "1s"
+        baseline = ["duration"]
+    """)
+    flagged = 'vigil_check_anomalous{check="c0",series="duration"}'
+    with slow_server(port) as switch:
+        d = daemon(config).start()
+        d.wait_for("check.result", count=25, check="c0", timeout=40)  # two windows or so
+        assert not d.events("check.anomaly")
+        assert metric(http, flagged) == 0.0
+
+        switch["delay"] = DELAY * 5
+        [found] = d.wait_for("check.anomaly", check="c0", series="duration", timeout=40)
+        assert found["value"] > 1.5 * USUAL_MS and 30 < found["usual"] < 60  # may be half slow
+        assert found["score"] >= 5.5 and found["season"] == "day"
+        assert metric(http, flagged) == 1.0
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/status", timeout=5) as got:
+            page = got.read().decode()
+        assert "Unusual duration: score" in page and 'data-high="' in page
+
+        switch["delay"] = DELAY
+        [ended] = d.wait_for("check.anomaly_ended", check="c0", series="duration",
+                             timeout=60)
+        assert ended["value"] < 2 * USUAL_MS
+        assert metric(http, flagged) == 0.0
