@@ -26,7 +26,7 @@ def slow_server(port: int) -> Iterator[dict[str, float]]:
     switch = {"delay": DELAY}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        def do_GET(self) -> None:
             time.sleep(switch["delay"])
             self.send_response(200)
             self.send_header("Content-Length", "2")
