@@ -46,7 +46,7 @@ def test_the_worked_alert_compliance_dspy_and_remediation_configs_are_valid(tmp_
 
 def test_the_objectives_worked_configs_are_valid(tmp_path) -> None:
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Objectives"):text.index("## State and history")]
+    section = text[text.index("## Objectives"):text.index("## Baselines and anomalies")]
     [block] = re.findall(r"```toml\n(.*?)```", section, re.S)
     assert block.count("[slos.") == 3, "the seed's availability, latency and DSPy objectives"
     dspy = re.search(r"```toml\n(\[checks\.dspy\].*?)```", text, re.S)
@@ -54,5 +54,15 @@ def test_the_objectives_worked_configs_are_valid(tmp_path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[daemon]\nstate_dir = "state"\n[checks.db]\ntype = "system"\n'
                       '[checks.mcp]\ntype = "system"\n' + dspy.group(1) + block)
+    done = run_vigil("config", "validate", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_baselines_worked_config_is_valid(tmp_path) -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Baselines and anomalies"):text.index("## State and history")]
+    [block] = re.findall(r"```toml\n(.*?)```", section, re.S)
+    config = tmp_path / "config.toml"
+    config.write_text('[daemon]\nstate_dir = "state"\n' + block)
     done = run_vigil("config", "validate", "-c", str(config))
     assert done.returncode == 0, done.stderr
