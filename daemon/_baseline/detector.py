@@ -13,8 +13,8 @@ and that of the recent residuals' moving average (a shift or a drift too small f
 window but kept up), each in units of the noise they should show. What is learnt is
 winsorised, so an anomaly moves the baseline only slowly.
 
-The state is small and fixed: a level and a count per hour of the week (float32 and a
-byte), the offset, the scale and the moving average."""
+The state is small and fixed: a level and a count per hour of the week (two bytes and
+one), the offset, the scale and the moving averages: about a kilobyte a series."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ RECENT_RATES = (0.2, 0.05)
 #: The noise is taken to be at least this (log units: 2%): a flat series does not make
 #: every wobble an anomaly.
 MIN_SCALE = 0.02
+MILLI = 1000
 #: Gaussian noise's standard deviation from its mean absolute deviation.
 MAD_TO_SD = math.sqrt(math.pi / 2)
 
@@ -60,10 +61,11 @@ def _floor_log(value: float) -> float:
     return math.log(max(value, 1e-9))
 
 
-@dataclass
+@dataclass(slots=True)
 class Detector:
     threshold: float = THRESHOLD
-    levels: array[float] = field(default_factory=lambda: array("f", [0.0] * 168))
+    #: Log levels in thousandths (int16: log 1e-9 to 1e9 fits, to 0.1%).
+    levels: array[int] = field(default_factory=lambda: array("h", [0] * 168))
     counts: bytearray = field(default_factory=lambda: bytearray(168))
     first: float | None = None
     seen: int = 0
@@ -103,7 +105,7 @@ class Detector:
     def _level(self, at: float, slot: int) -> tuple[str, float | None]:
         span = at - (self.first or at)
         if span >= WEEK and self.counts[slot] >= WEEK_SLOT_SEEN:
-            return "week", self.levels[slot]
+            return "week", self.levels[slot] / MILLI
         if span >= 2 * DAY:
             pooled = self._pooled(range(slot % 24, 168, 24))
             if pooled is not None:
@@ -114,7 +116,7 @@ class Detector:
         weight = sum(self.counts[s] for s in slots)
         if not weight:
             return None
-        return sum(self.levels[s] * self.counts[s] for s in slots) / weight
+        return sum(self.levels[s] * self.counts[s] for s in slots) / weight / MILLI
 
     def _learn(self, slot: int, y: float, residual: float, sd: float,
                verdict: Score | None) -> None:
@@ -127,9 +129,10 @@ class Detector:
         if verdict is None or not verdict.anomalous or verdict.season == "overall":
             self.scale += max(1 / self.seen, SCALE_RATE) * (abs(clipped) - self.scale)
         count = self.counts[slot]
-        own = self.levels[slot] if count else y - self.offset
+        own = self.levels[slot] / MILLI if count else y - self.offset
         target = y - self.offset
         if warm:
             target = own + max(-3 * sd, min(3 * sd, target - own))
-        self.levels[slot] = own + max(1 / (count + 1), SLOT_RATE) * (target - own)
+        level = own + max(1 / (count + 1), SLOT_RATE) * (target - own)
+        self.levels[slot] = max(-32767, min(32767, round(level * MILLI)))
         self.counts[slot] = min(255, count + 1)

@@ -31,7 +31,7 @@ log = structlog.get_logger("vigil.baseline")
 LEARN_FROM = 28 * 86400
 
 
-@dataclass
+@dataclass(slots=True)
 class Series:
     """One watched series: its open window, its detector and its last verdict."""
 
@@ -60,6 +60,8 @@ class Baselines:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
+        #: The window whose end was last looked for: windows end once each.
+        self._closed = 0
 
     def install(self, checks: dict[str, CheckSpec], window: float) -> None:
         """Adopt a config's checks; a series that stays keeps what it learnt."""
@@ -130,7 +132,10 @@ class Baselines:
     def close_windows(self, now: float) -> None:
         """Score every window that has ended (with a run in it)."""
         current = int(now // self.window)
+        if current == self._closed:
+            return
         with self._lock:
+            self._closed = current
             for watched in self._checks.values():
                 for key, series in watched.series.items():
                     if series.runs and series.window < current:
