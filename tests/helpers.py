@@ -586,3 +586,34 @@ def write_history(folder: Path, checks: int, times: list[float],
         store.writer._commit(store._take())
     history.roll_up(conn, now)
     return conn
+
+
+@contextlib.contextmanager
+def slow_http(port: int, delay: float) -> Iterator[dict[str, float]]:
+    """An HTTP server on ``port`` that waits ``switch["delay"]`` seconds before each
+    answer, and answers 500 to every ``switch["fail_every"]``-th request (0: never);
+    change either while it runs."""
+    switch = {"delay": delay, "fail_every": 0, "served": 0}
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(switch["delay"])
+            with lock:
+                switch["served"] += 1
+                fail = switch["fail_every"] and switch["served"] % switch["fail_every"] == 0
+            self.send_response(500 if fail else 200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield switch
+    finally:
+        server.shutdown()
+        server.server_close()

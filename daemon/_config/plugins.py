@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = (
     "vigil.plugins.events",
     "vigil.plugins.docs",
     "vigil.plugins.backlog",
+    "vigil.plugins.load",
     "vigil.plugins.alertmanager",
     "vigil.plugins.webhook",
     "vigil.plugins.alert_command",

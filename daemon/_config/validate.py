@@ -270,9 +270,21 @@ class Validator:
                 known = ", ".join(services) or "none declared"
                 self.error((*path, "service"), f"no service named {service!r} (known: {known})")
             check = self._instantiate(plugins, path, values, options)
+            if check is not None:
+                self._bounded(path, check, values)
             if check is not None and not self._has_errors_under(path):
                 checks[name] = CheckSpec(name=name, check=check, **values)
         return checks
+
+    def _bounded(self, path: tuple[str, ...], check: Check, values: Table) -> None:
+        """A check that loads its service runs no more often than its type allows."""
+        floor = type(check).min_interval
+        interval = values.get("interval", floor)
+        if interval < floor and not getattr(check.options, "allow_frequent", False):
+            self.error((*path, "interval"), f"{format_duration(interval)} is more often than a "
+                       f"{values.get('type')} check may run ({format_duration(floor)} at "
+                       "least: it loads a real service); set allow_frequent = true to run "
+                       "it more often")
 
     def _alerts(self, plugins: Plugins, checks: dict[str, CheckSpec]) -> dict[str, AlertSpec]:
         alerts = {}

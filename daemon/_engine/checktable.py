@@ -207,7 +207,7 @@ class CheckTable:
         """Start a run of ``name`` (the scheduler's job: it returns at once, the check
         runs on a worker thread and ``_finish`` takes its outcome there)."""
         rt = self.runtimes.get(name)
-        if rt is None or self.stopping.is_set():
+        if rt is None or self.stopping.is_set() or self._holds_off(rt):
             return
         if not self.runner.submit(rt.spec.check, rt.spec.timeout,
                                   functools.partial(self._finish, rt)):
@@ -216,6 +216,15 @@ class CheckTable:
             with self._lock:
                 rt.counts["skipped"] += 1
                 rt.deferred += 1
+
+    def _holds_off(self, rt: CheckRuntime) -> bool:
+        """A check that loads its service (``min_interval``) does not run while the
+        service is being healed or is under maintenance."""
+        service = rt.spec.service
+        if not type(rt.spec.check).min_interval or service is None:
+            return False
+        return (self.healer.healing(service)
+                or self.maintenance.covering(rt.spec.name, service) is not None)
 
     def _finish(self, rt: CheckRuntime, outcome: Outcome) -> None:
         """One run's outcome (on the worker's thread): counted, logged, saved, told to

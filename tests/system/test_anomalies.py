@@ -6,43 +6,13 @@ from __future__ import annotations
 
 import math
 import random
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.helpers import free_port, run_times, write_history
+from tests.helpers import free_port, run_times, slow_http, write_history
 
 #: The server's usual delay (s), and the check's usual duration around it (ms).
 DELAY, USUAL_MS = 0.04, 42.0
-
-
-@contextmanager
-def slow_server(port: int) -> Iterator[dict[str, float]]:
-    """An HTTP server on ``port`` that waits ``switch["delay"]`` seconds before it
-    answers; change the delay while it runs."""
-    switch = {"delay": DELAY}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            time.sleep(switch["delay"])
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield switch
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def metric(http: int, name: str) -> float | None:
@@ -73,7 +43,7 @@ def test_five_times_slower_is_an_anomaly_until_it_is_over(write_config, daemon,
         baseline = ["duration"]
     """)
     flagged = 'vigil_check_anomalous{check="c0",series="duration"}'
-    with slow_server(port) as switch:
+    with slow_http(port, DELAY) as switch:
         d = daemon(config).start()
         d.wait_for("check.result", count=25, check="c0", timeout=40)  # two windows or so
         assert not d.events("check.anomaly")

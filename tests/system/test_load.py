@@ -1,0 +1,118 @@
+"""Load probes against real servers: Python's HTTP server with a delay switch, and the
+test MCP memory server built with the official SDK. The figures are right within what
+the slow server injects, a failing share is counted, and the bounds hold."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import FIXTURES, free_port, listening, run_vigil, slow_http, wait_until
+from vigil import Status
+from vigil.testing import make_check, run_check
+
+
+def test_an_http_load_test_measures_a_slow_server_and_counts_its_failures() -> None:
+    port = free_port()
+    with slow_http(port, 0.05) as switch:
+        check = make_check("load", {"url": f"http://127.0.0.1:{port}/", "requests": 20,
+                                    "concurrency": 4, "p95_warn": "1s", "allow_frequent": True},
+                           timeout=30)
+        found = run_check(check)
+        assert found.status is Status.OK, found.summary
+        m = found.metrics
+        assert m["requests"] == 20 and m["success_rate_pct"] == 100
+        assert 50 <= m["latency_p50_ms"] <= m["latency_p95_ms"] <= m["latency_p99_ms"]
+        assert m["latency_mean_ms"] >= 50
+        # Four at a time, each 50 ms at least: at most 80 a second.
+        assert 0 < m["requests_per_s"] <= 80
+        assert switch["served"] == 20
+
+        switch["fail_every"] = 4  # a quarter fail
+        failing = run_check(check)
+        assert failing.metrics["success_rate_pct"] == 75
+        assert failing.metrics['errors{kind="http_500"}'] == 5
+        assert failing.status is Status.CRIT  # under success_crit (90%)
+        assert "75.0% succeeded" in failing.summary and "http_500 x5" in failing.summary
+
+
+def test_an_mcp_load_test_calls_the_tool_concurrently_and_times_it(tmp_path: Path) -> None:
+    port = free_port()
+    knobs = tmp_path / "knobs.json"
+    knobs.write_text(json.dumps({"tool_delay_ms": 50}))
+    server = subprocess.Popen([sys.executable, str(Path(FIXTURES) / "mcp_memory_server.py"),
+                               "--port", str(port), "--knobs", str(knobs)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        check = make_check("load", {
+            "mcp_url": f"http://127.0.0.1:{port}/mcp", "tool": "rehydrate_memory",
+            "arguments": {"session_id": "s1"}, "requests": 12, "concurrency": 3,
+            "allow_frequent": True}, timeout=30)
+        wait_until(lambda: run_check(check).metrics["success_rate_pct"] == 100, 30,
+                   "the MCP server to answer")
+        found = run_check(check)
+        m = found.metrics
+        assert found.status is Status.OK, found.summary
+        assert m["requests"] == 12 and 50 <= m["latency_p50_ms"] <= m["latency_p99_ms"]
+        assert 0 < m["requests_per_s"] <= 3 / 0.05
+    finally:
+        server.terminate()
+        server.wait(10)
+    down = run_check(check)  # nobody answers now: every call failed, and said why
+    assert down.status is Status.CRIT and down.metrics["success_rate_pct"] == 0
+
+
+def test_a_load_check_runs_at_most_every_five_minutes_unless_allowed(tmp_path: Path) -> None:
+    config = tmp_path / "vigil.toml"
+    section = '[checks.load]\ntype = "load"\nurl = "http://127.0.0.1:9/"\ninterval = "1m"\n'
+    config.write_text(section)
+    done = run_vigil("config", "validate", "-c", str(config))
+    assert done.returncode != 0
+    assert "vigil.toml:4: checks.load.interval: 1m is more often than a load check may run " \
+           "(5m at least: it loads a real service); set allow_frequent = true" in done.stderr
+    config.write_text(section + "allow_frequent = true\n")
+    assert run_vigil("config", "validate", "-c", str(config)).returncode == 0
+    config.write_text('[checks.load]\ntype = "load"\nurl = "http://127.0.0.1:9/"\n'
+                      'mcp_url = "http://127.0.0.1:9/mcp"\n')
+    both = run_vigil("config", "validate", "-c", str(config))
+    assert "set url (HTTP) or mcp_url (an MCP server), one of them" in both.stderr
+
+
+def test_a_load_check_holds_off_while_its_service_is_under_maintenance(
+        write_config, daemon) -> None:
+    port, sentinel = free_port(), free_port()
+    with slow_http(port, 0.0) as switch, listening(sentinel):
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state"
+            [services.web]
+            manager = "command"
+            start = ["{sys.executable}", "-c", "import time; time.sleep(3600)"]
+            [checks.load]
+            type = "load"
+            url = "http://127.0.0.1:{port}/"
+            service = "web"
+            requests = 2
+            concurrency = 1
+            interval = "500ms"
+            allow_frequent = true
+            [checks.beat]
+            type = "tcp"
+            port = {sentinel}
+            interval = "300ms"
+        """)
+        d = daemon(config).start()
+        d.wait_for("check.result", count=2, check="load")
+        done = run_vigil("maintenance", "start", "web", "--for", "1h", "-c", str(config))
+        assert done.returncode == 0, done.stderr
+        d.wait_for("maintenance.started", target="web")
+        # One run may have begun before the window: let it end, then count.
+        seen = len(d.events("check.result", check="beat"))
+        d.wait_for("check.result", count=seen + 3, check="beat")
+        served = switch["served"]
+        d.wait_for("check.result", count=seen + 10, check="beat")  # 3 s: 6 load runs due
+        assert switch["served"] == served, "no load test while its service is worked on"
+        assert run_vigil("maintenance", "end", "web", "-c", str(config)).returncode == 0
+        wait_until(lambda: switch["served"] > served, 10, "the load test to run again")
