@@ -66,3 +66,14 @@ def test_the_baselines_worked_config_is_valid(tmp_path) -> None:
     config.write_text('[daemon]\nstate_dir = "state"\n' + block)
     done = run_vigil("config", "validate", "-c", str(config))
     assert done.returncode == 0, done.stderr
+
+
+def test_the_load_probe_example_is_valid(tmp_path) -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Load probes"):text.index("### Redis")]
+    [block] = re.findall(r"```toml\n(.*?)```", section, re.S)
+    config = tmp_path / "config.toml"
+    config.write_text('[daemon]\nstate_dir = "state"\n[services.mcp]\nmanager = "command"\n'
+                      'start = ["true"]\n' + block)
+    done = run_vigil("config", "validate", "-c", str(config))
+    assert done.returncode == 0, done.stderr
