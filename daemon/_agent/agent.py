@@ -81,7 +81,7 @@ class Agent:
                                self.checks.events)
         self.remediator = Remediator(self.checks, self.healer, self.alerter.remediation)
         self.objectives = SloWatch(self.state_dir, self.checks.events)
-        self.baselines = Baselines(self.state_dir)
+        self.baselines = Baselines(self.state_dir, self.store)
         self.checks.baselines = self.baselines
         self.alerter.burns.watch = self.objectives
         self.http = HttpSurface(self._web_api)

@@ -24,6 +24,7 @@ from vigil._baseline.detector import Detector, Score
 from vigil._config.sections import CheckSpec
 from vigil._engine.runner import Outcome
 from vigil._store import database, history
+from vigil._store.store import Store
 
 log = structlog.get_logger("vigil.baseline")
 
@@ -41,6 +42,9 @@ class Series:
     runs: int = 0
     last: Score | None = None
     value: float = 0.0
+    #: Its current anomaly: the value it began with, and its highest-scored window.
+    began: float = 0.0
+    peak: Score | None = None
     #: When its current anomaly began (time.time()); None while it is usual.
     since: float | None = None
 
@@ -52,8 +56,10 @@ class Watched:
 
 
 class Baselines:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, store: Store | None = None) -> None:
         self.state_dir = state_dir
+        #: Where anomalies are kept, for `vigil history --anomalies`.
+        self.store = store
         self.window = 300.0
         self._checks: dict[str, Watched] = {}
         self._lock = threading.Lock()
@@ -159,11 +165,20 @@ class Baselines:
                   "high": round(verdict.high, 3), "score": verdict.score,
                   "season": verdict.season}
         if verdict.anomalous and series.since is None:
-            series.since = now
+            series.since, series.began, series.peak = now, value, verdict
             log.warning("check.anomaly", level_set=spec.anomaly, **fields)
         elif not verdict.anomalous and series.since is not None:
             log.info("check.anomaly_ended", lasted_s=round(now - series.since, 1), **fields)
-            series.since = None
+        if series.since is None:
+            return
+        if verdict.score > (series.peak.score if series.peak else 0):
+            series.peak = verdict
+        if self.store is not None and series.peak is not None:
+            self.store.anomaly(spec.name, key, series.since,
+                               None if verdict.anomalous else now, series.peak.score,
+                               series.began, series.peak.usual)
+        if not verdict.anomalous:
+            series.since = series.peak = None
 
     def _learnt(self, check: str, series: str, before: float) -> Detector:
         """A detector that has learnt the series from the rollups before ``before``."""

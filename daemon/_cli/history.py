@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
 
 from vigil._cli.status import read_database, running_settings
+from vigil._config.sections import DaemonSettings
 from vigil._store import database, history
-from vigil._store.records import CheckHistory
+from vigil._store.records import AnomalyRow, CheckHistory
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     settings = running_settings(args)
+    if args.anomalies:
+        return _anomalies(args, settings)
     found = read_database(settings, lambda conn: database.history_of(
-        conn, args.check, time.time() - args.since))
+        conn, args.check, time.time() - (3600.0 if args.since is None else args.since)))
     if found is None:
         print(f"vigil: no history of a check named {args.check!r} in "
               f"{settings.state_dir / database.DB} (is `history = false`, or has it not run "
@@ -27,6 +31,31 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps(found, indent=2))
     else:
         print(_render(found), end="")
+    return 0
+
+
+def _anomalies(args: argparse.Namespace, settings: DaemonSettings) -> int:
+    """``--anomalies``: the check's anomalies since ``--since`` (30 days unless given)."""
+    since = time.time() - (30 * 86400 if args.since is None else args.since)
+
+    def read(conn: sqlite3.Connection) -> list[AnomalyRow] | None:
+        check_id = history.check_id(conn, args.check)
+        return None if check_id is None else history.anomalies(conn, check_id, since)
+
+    found = read_database(settings, read)
+    if found is None:
+        print(f"vigil: no history of a check named {args.check!r} in "
+              f"{settings.state_dir / database.DB}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"check": args.check, "anomalies": found}, indent=2))
+        return 0
+    print(f"{args.check}: {len(found)} anomal{'ies' if len(found) != 1 else 'y'} since "
+          f"{_when(since)} UTC")
+    for row in found:
+        end = "ongoing" if row["end"] is None else _when(row["end"])
+        print(f"  {_when(row['start'])} .. {end}  {row['series']}: {row['value']:.4g}, "
+              f"usually {row['usual']:.4g} (score {row['score']:g})")
     return 0
 
 

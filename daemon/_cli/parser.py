@@ -94,9 +94,11 @@ def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _command(sub, "history", parents=[common],
                        help="one check's results, state changes and uptime")
     p.add_argument("check", help="the check's name")
-    p.add_argument("--since", type=_duration, default=3600.0, metavar="DURATION",
-                   help="how far back (default 1h; results older than the raw window "
-                        "come as rollups)")
+    p.add_argument("--since", type=_duration, default=None, metavar="DURATION",
+                   help="how far back (default 1h, 30d with --anomalies; results older "
+                        "than the raw window come as rollups)")
+    p.add_argument("--anomalies", action="store_true",
+                   help="list the check's anomalies (a series with a baseline) instead")
     p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "slo", parents=[common],
                  help="each objective's SLI, error budget left, burn rates and status "

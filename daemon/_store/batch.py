@@ -40,11 +40,14 @@ class Batch:
     results: list[PendingResult] = field(default_factory=list)
     transitions: list[tuple[str, float, str, str, int, str]] = field(default_factory=list)
     heals: list[tuple[str, float, HealRecord]] = field(default_factory=list)
+    #: (check, series, start, end or None, score, value, usual): the latest word wins.
+    anomalies: list[tuple[str, str, float, float | None, float, float, float]] = field(
+        default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.checks or self.services is not None or self.daemon is not None
                     or self.retain is not None or self.results or self.transitions
-                    or self.heals)
+                    or self.heals or self.anomalies)
 
     def merge_older(self, older: Batch) -> int:
         """Put back a batch that failed to commit, under what was queued since; how many
@@ -56,6 +59,7 @@ class Batch:
         self.results = older.results + self.results
         self.transitions = older.transitions + self.transitions
         self.heals = older.heals + self.heals
+        self.anomalies = older.anomalies + self.anomalies
         dropped = max(0, len(self.results) - MAX_PENDING)
         del self.results[:dropped]
         return dropped

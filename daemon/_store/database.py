@@ -27,7 +27,8 @@ LEGACY = "state.json"
 #: 3: what the objectives count: results' and rollups' ``counts`` (a plugin's event
 #: counts; a rollup's durations on the latency ladder), rollups' ``minutes`` (with a
 #: run) and ``bad_minutes`` (with a failing run).
-SCHEMA = 3
+#: 4: anomalies, a row per anomaly of a watched series (``baseline`` on a check).
+SCHEMA = 4
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -54,6 +55,13 @@ CREATE INDEX IF NOT EXISTS transitions_by_check ON transitions (check_id, at);
 CREATE TABLE IF NOT EXISTS heals (
     at INTEGER NOT NULL, service TEXT NOT NULL, outcome TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS heals_by_service ON heals (service, at);
+-- An anomaly of a check's series: from its first anomalous window (start) to the first
+-- usual one after it (end; NULL while it lasts), its highest score, the value it began
+-- with and what was usual then.
+CREATE TABLE IF NOT EXISTS anomalies (
+    check_id INTEGER NOT NULL, series TEXT NOT NULL, start REAL NOT NULL, end REAL,
+    score REAL NOT NULL, value REAL NOT NULL, usual REAL NOT NULL,
+    PRIMARY KEY (check_id, series, start)) WITHOUT ROWID;
 -- The alert outbox: a row per sink and incident (check, and when it began) while its
 -- alert lasts. A row is written before its notification is sent (pending = 1) and
 -- marked when the sink took it.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from vigil._api.ladder import latency_slot as slot
-from vigil._store.records import Newest, ResultRow, RollupRow, TransitionRow
+from vigil._store.records import AnomalyRow, Newest, ResultRow, RollupRow, TransitionRow
 
 #: Rollup steps in seconds, finest first: each is made from the one before it (raw
 #: results for the first).
@@ -201,6 +201,7 @@ def prune(conn: sqlite3.Connection, now: float, keep: Retention) -> None:
     for step in STEPS:
         conn.execute("DELETE FROM rollups WHERE check_id IN (SELECT id FROM names) "
                      "AND step = ? AND start < ?", (step, now - keep.of(step)))
+    conn.execute("DELETE FROM anomalies WHERE end < ?", (now - keep.hourly,))
     for table in ("transitions", "heals"):
         conn.execute(f"DELETE FROM {table} WHERE at < ?", (int((now - keep.hourly) * 1000),))
 
@@ -300,6 +301,15 @@ def _rollup_rows(conn: sqlite3.Connection, check: int, step: int, since: float,
                      "dur_max_ms": dmax / 1000,
                      "metrics": json.loads(metrics) if metrics else {}})
     return rows
+
+
+def anomalies(conn: sqlite3.Connection, check: int, since: float) -> list[AnomalyRow]:
+    """The check's anomalies that lasted into ``since`` or began after, oldest first."""
+    return [{"series": series, "start": start, "end": end, "score": score, "value": value,
+             "usual": usual}
+            for series, start, end, score, value, usual in conn.execute(
+                "SELECT series, start, end, score, value, usual FROM anomalies WHERE "
+                "check_id = ? AND (end IS NULL OR end >= ?) ORDER BY start", (check, since))]
 
 
 def transitions(conn: sqlite3.Connection, check: int, since: float) -> list[TransitionRow]:

@@ -206,3 +206,15 @@ class CheckHistory(TypedDict):
     rollups: list[RollupRow]
     results: list[ResultRow]
     transitions: list[TransitionRow]
+
+
+class AnomalyRow(TypedDict):
+    """An anomaly of a check's series, as ``vigil history --anomalies`` lists it."""
+
+    series: str
+    start: float
+    #: None while it lasts.
+    end: float | None
+    score: float
+    value: float
+    usual: float

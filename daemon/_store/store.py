@@ -100,6 +100,14 @@ class Store:
             with self._lock:
                 self._pending.heals.append((service, at, outcome))
 
+    def anomaly(self, check: str, series: str, start: float, end: float | None, score: float,
+                value: float, usual: float) -> None:
+        """An anomaly of a watched series, begun (``end`` None) or ended."""
+        if self.retention is not None:
+            with self._lock:
+                self._pending.anomalies.append((check, series, start, end, score, value,
+                                                usual))
+
     def _take(self) -> Batch:
         with self._lock:
             batch, self._pending = self._pending, Batch()

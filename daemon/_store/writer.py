@@ -193,6 +193,8 @@ class Writer:
         conn.executemany("INSERT INTO transitions VALUES (?, ?, ?, ?, ?, ?)",
                          [(int(at * 1000), self._id(conn, name), old, new, status, summary)
                           for name, at, old, new, status, summary in batch.transitions])
+        conn.executemany("INSERT OR REPLACE INTO anomalies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [(self._id(conn, check), *rest) for check, *rest in batch.anomalies])
         conn.executemany("INSERT INTO heals VALUES (?, ?, ?, ?)",
                          [(int(at * 1000), service, outcome.get("outcome", ""),
                            compact(outcome)) for service, at, outcome in batch.heals])

@@ -4,12 +4,13 @@ anomaly is logged, flagged on /metrics and on the page, and cleared once it is o
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
 import urllib.request
 
-from tests.helpers import free_port, run_times, slow_http, write_history
+from tests.helpers import free_port, run_times, run_vigil, slow_http, write_history
 
 #: The server's usual delay (s), and the check's usual duration around it (ms).
 DELAY, USUAL_MS = 0.04, 42.0
@@ -63,3 +64,12 @@ def test_five_times_slower_is_an_anomaly_until_it_is_over(write_config, daemon,
                              timeout=60)
         assert ended["value"] < 2 * USUAL_MS
         assert metric(http, flagged) == 0.0
+        assert d.stop() == 0
+
+    listed = run_vigil("history", "c0", "--anomalies", "--json", "-c", str(config))
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)["anomalies"]
+    assert row["series"] == "duration" and row["end"] is not None
+    assert row["start"] <= row["end"] and row["score"] >= 5.5 and 30 < row["usual"] < 60
+    text = run_vigil("history", "c0", "--anomalies", "-c", str(config)).stdout
+    assert text.startswith("c0: 1 anomaly since") and "duration: " in text
