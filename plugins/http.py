@@ -69,7 +69,9 @@ class Http(Check):
         if problems:
             return Result(Status.CRIT, f"{url}: " + "; ".join(problems), metrics)
         status = above(latency_ms, opts.warn_ms, opts.crit_ms)
-        return Result(status, f"HTTP {code} from {url} in {latency_ms:.0f} ms", metrics)
+        limit = opts.warn_ms or opts.crit_ms
+        return Result(status, f"HTTP {code} from {url} in {latency_ms:.0f} ms", metrics,
+                      thresholds={"latency_ms": limit} if limit else {})
 
 
 def _with_basic_auth(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:

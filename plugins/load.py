@@ -169,7 +169,9 @@ def judge(calls: list[Call], elapsed: float, opts: LoadOptions, target: str) -> 
         summary += f", p50 {metrics['latency_p50_ms']:.0f} ms, p95 {p95:.0f} ms"
     if errors:
         summary += "; errors: " + ", ".join(f"{k} x{n}" for k, n in errors.most_common())
-    return Result(worst(statuses), summary, metrics)
+    limit = _ms(opts.p95_warn or opts.p95_crit)
+    return Result(worst(statuses), summary, metrics,
+                  thresholds={"latency_p95_ms": limit} if limit else {})
 
 
 def _percentile(ordered: list[float], q: float) -> float:

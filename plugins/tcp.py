@@ -39,8 +39,10 @@ class Tcp(Check):
         except OSError as exc:
             return Result(Status.CRIT, f"cannot connect to {where}: {exc.strerror or exc}")
         status = above(latency_ms, self.options.warn_ms, self.options.crit_ms)
+        limit = self.options.warn_ms or self.options.crit_ms
         return Result(status, f"{where} answered in {latency_ms:.1f} ms",
-                      {"latency_ms": round(latency_ms, 3)})
+                      {"latency_ms": round(latency_ms, 3)},
+                      thresholds={"latency_ms": limit} if limit else {})
 
 
 def _connect(host: str, port: int, timeout: float) -> socket.socket:

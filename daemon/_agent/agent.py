@@ -290,7 +290,7 @@ class Agent:
         return WebApi(self.checks, self.healer, self.checks.events, self.state_dir,
                       self.config.daemon.http_token, lambda: self.scheduler.last_progress,
                       self.alerter.stats, lambda: list(self.objectives.reports.values()),
-                      self.baselines.snapshot)
+                      self.baselines.snapshot, self.baselines.forecasts)
 
     def _announce(self) -> None:
         """Tell `vigil status` and `vigil logs` what this daemon runs with, whatever the

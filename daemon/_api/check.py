@@ -39,6 +39,9 @@ class Result:
     #: False when restarting the service would not help (bad password, missing
     #: extension, bad request): the failure is reported, never healed.
     healable: bool = True
+    #: The value at which a metric turns the check WARN (CRIT when it has no WARN):
+    #: what a forecast (``forecast`` on a check) watches the metric's trend toward.
+    thresholds: dict[str, float] = field(default_factory=dict)
     #: Events this run saw for the first time, by kind (``{"total": 12, "good": 11}``):
     #: summed exactly in the history, they are what an ``events`` objective counts.
     counts: dict[str, int] = field(default_factory=dict)

@@ -102,6 +102,11 @@ class Detector:
         self._learn(slot, y, residual, sd, verdict)
         return verdict
 
+    def usual_log(self, at: float) -> float | None:
+        """The log level usual at ``at`` (its hour's, as scored now), without the
+        offset; None before anything was learnt."""
+        return self._level(at, int(at // HOUR) % 168)[1]
+
     def _level(self, at: float, slot: int) -> tuple[str, float | None]:
         span = at - (self.first or at)
         if span >= WEEK and self.counts[slot] >= WEEK_SLOT_SEEN:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -21,6 +22,7 @@ import structlog
 
 from vigil._api.check import Status
 from vigil._baseline.detector import Detector, Score
+from vigil._baseline.forecast import Trend
 from vigil._config.sections import CheckSpec
 from vigil._engine.runner import Outcome
 from vigil._store import database, history
@@ -47,6 +49,11 @@ class Series:
     peak: Score | None = None
     #: When its current anomaly began (time.time()); None while it is usual.
     since: float | None = None
+    #: With ``forecast``: the check type's threshold for it (from its last result), its
+    #: trend, and in how many seconds it will pass the threshold (None: not within).
+    threshold: float | None = None
+    trend: Trend | None = None
+    passes_in: float | None = None
 
 
 @dataclass
@@ -107,14 +114,26 @@ class Baselines:
                     series.window, series.total, series.runs = window, 0.0, 0
                 series.total += value
                 series.runs += 1
-            lasting = [(name, s) for name, s in watched.series.items()
-                       if s.since is not None and now - s.since >= spec.anomaly_for]
-        if spec.anomaly != "warn" or not lasting or result.status is not Status.OK:
+                series.threshold = result.thresholds.get(name, series.threshold)
+            said = [f"{name} {_figure(s.value)}, usually {_figure(s.last.usual)}"
+                    for name, s in watched.series.items() if spec.anomaly == "warn"
+                    and s.since is not None and now - s.since >= spec.anomaly_for and s.last]
+            coming = [f"{name} will pass {_figure(s.threshold or 0)} in about "
+                      f"{_roughly(s.passes_in)}" for name, s in watched.series.items()
+                      if s.passes_in is not None]
+        if not (said or coming) or result.status is not Status.OK:
             return outcome
-        said = "; ".join(f"{name} {_figure(s.value)}, usually {_figure(s.last.usual)}"
-                         for name, s in lasting if s.last is not None)
+        words = "; ".join(([f"anomalous: {'; '.join(said)}"] if said else []) + coming)
         return dataclasses.replace(outcome, result=dataclasses.replace(
-            result, status=Status.WARN, summary=f"{result.summary} (anomalous: {said})"))
+            result, status=Status.WARN, summary=f"{result.summary} ({words})"))
+
+    def forecasts(self) -> dict[str, dict[str, float]]:
+        """In how many seconds each forecast series will pass its threshold, by check
+        (only those that will, within their ``forecast``)."""
+        with self._lock:
+            return {name: found for name, w in self._checks.items()
+                    if (found := {s: series.passes_in for s, series in w.series.items()
+                                  if series.passes_in is not None})}
 
     def snapshot(self) -> dict[str, dict[str, Score]]:
         """Each watched series' last verdict, by check, for /metrics and the page."""
@@ -153,9 +172,25 @@ class Baselines:
             series.detector = self._learnt(spec.name, key, series.window * self.window)
         value = series.total / series.runs
         series.runs = 0
-        verdict = series.detector.feed((series.window + 1) * self.window, value)
+        end = (series.window + 1) * self.window
+        verdict = series.detector.feed(end, value)
         if verdict is not None:
             self._judge(spec, key, series, verdict, value, now)
+        if spec.forecast:
+            self._forecast(spec, series, end, value)
+
+    def _forecast(self, spec: CheckSpec, series: Series, end: float, value: float) -> None:
+        """Carry the series' trend forward: in how long it passes its threshold."""
+        detector = series.detector
+        assert detector is not None
+        usual = detector.usual_log(end)
+        if usual is None:
+            return
+        if series.trend is None:
+            series.trend = Trend(int(spec.forecast_window / self.window))
+        series.trend.add(end, math.log(max(value, 1e-9)) - usual)
+        series.passes_in = None if series.threshold is None else series.trend.crossing(
+            end, series.threshold, spec.forecast, self.window, detector.usual_log)
 
     def _judge(self, spec: CheckSpec, key: str, series: Series, verdict: Score,
                value: float, now: float) -> None:
@@ -223,3 +258,8 @@ def _history(conn: sqlite3.Connection, check_id: int, series: str, before: float
 
 def _figure(value: float) -> str:
     return f"{value:.3g}"
+
+
+def _roughly(seconds: float) -> str:
+    """``6 h``, ``40 min``: how far off, as a person says it."""
+    return f"{seconds / 3600:.0f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"

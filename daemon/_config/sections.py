@@ -93,6 +93,10 @@ class Defaults:
     #: while a series has been anomalous for ``anomaly_for`` (WARN never heals).
     anomaly: Literal["info", "warn"] = "info"
     anomaly_for: Duration = Duration(900)
+    #: WARN when a watched series' trend will pass its threshold (the check type's) within
+    #: this long; 0: no forecast. The trend is a line through ``forecast_window``.
+    forecast: Duration = Duration(0)
+    forecast_window: Duration = Duration(6 * 3600)
 
 
 @dataclass(kw_only=True)

@@ -95,14 +95,15 @@ class WebApi:
                  token: str, progress: Callable[[], float],
                  alerts: Callable[[], dict[str, SinkStats]] = dict,
                  slos: Callable[[], list[Report]] = list,
-                 anomalies: Callable[[], dict[str, dict[str, Score]]] = dict) -> None:
+                 anomalies: Callable[[], dict[str, dict[str, Score]]] = dict,
+                 forecasts: Callable[[], dict[str, dict[str, float]]] = dict) -> None:
         self.checks = checks
         #: Each alert sink's figures (``Alerter.stats``).
         self.alerts = alerts
         #: The objectives' last reports (``SloWatch.reports``).
         self.slos = slos
-        #: Each watched series' last verdict (``Baselines.snapshot``).
-        self.anomalies = anomalies
+        #: Each watched series' last verdict and forecast (``Baselines``).
+        self.anomalies, self.forecasts = anomalies, forecasts
         self.healer = healer
         self.hub = hub
         self.state_dir = state_dir
@@ -268,6 +269,7 @@ class WebApi:
     def metrics(self, request: Request) -> Reply:
         content_type, body = metrics.render(self.checks.view(), self.healer.snapshot(),
                                             self.alerts(), self.slos(), self.anomalies(),
+                                            self.forecasts(),
                                             request.headers.get("Accept", ""))
         return Reply(200, body, content_type)
 

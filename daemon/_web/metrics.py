@@ -58,9 +58,10 @@ class Collector:
 
     def __init__(self, checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
                  alerts: dict[str, SinkStats], slos: list[Report],
-                 anomalies: dict[str, dict[str, Score]]) -> None:
+                 anomalies: dict[str, dict[str, Score]],
+                 forecasts: dict[str, dict[str, float]]) -> None:
         self.checks, self.services, self.alerts, self.slos = checks, services, alerts, slos
-        self.anomalies = anomalies
+        self.anomalies, self.forecasts = anomalies, forecasts
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import InfoMetricFamily
@@ -202,22 +203,29 @@ class Collector:
                                   "its noise", labels=["check", "series"])
         flagged = GaugeMetricFamily("vigil_check_anomalous", "1 while the series is "
                                     "anomalous", labels=["check", "series"])
+        passes = GaugeMetricFamily("vigil_check_forecast_seconds", "In how long a watched "
+                                   "series' trend will pass its threshold (only those that "
+                                   "will, within their forecast)", labels=["check", "series"])
         for check, series in sorted(self.anomalies.items()):
             for name, verdict in sorted(series.items()):
                 score.add_metric([check, name], verdict.score)
                 flagged.add_metric([check, name], 1.0 if verdict.anomalous else 0.0)
-        yield from (score, flagged)
+        for check, seconds in sorted(self.forecasts.items()):
+            for name, value in sorted(seconds.items()):
+                passes.add_metric([check, name], value)
+        yield from (score, flagged, passes)
 
 
 def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
            alerts: dict[str, SinkStats], slos: list[Report],
-           anomalies: dict[str, dict[str, Score]], accept: str) -> tuple[str, bytes]:
+           anomalies: dict[str, dict[str, Score]], forecasts: dict[str, dict[str, float]],
+           accept: str) -> tuple[str, bytes]:
     """(content type, body): OpenMetrics when the scraper asks for it, else Prometheus
     text."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector(checks, services, alerts, slos, anomalies))
+    registry.register(Collector(checks, services, alerts, slos, anomalies, forecasts))
     encoder, content_type = choose_encoder(accept)
     return content_type, encoder(registry)

@@ -161,3 +161,50 @@ def test_a_check_s_windows_are_scored_when_they_close_and_warn_once_it_lasts(
     assert ended[-1].result.status is Status.OK and failed.result.status is Status.CRIT
     snapshot = baselines.snapshot()["web"]
     assert set(snapshot) == {"duration", "latency_ms"} and not snapshot["duration"].anomalous
+
+
+def test_a_rising_trend_is_forecast_to_pass_its_threshold_and_warns() -> None:
+    """Latency climbing 10 ms an hour from 40 ms, against a 100 ms threshold: passing it
+    is forecast about six hours ahead, the result says so, and the forecast shrinks as
+    it comes closer."""
+    from vigil._api.check import Result, Status
+    from vigil._baseline.watch import Baselines
+    from vigil._config.loader import parse
+    from vigil._engine.runner import Outcome
+
+    spec = parse("<test>", """
+[daemon]
+state_dir = "/nonexistent"
+[checks.web]
+type = "tcp"
+host = "127.0.0.1"
+port = 9
+baseline = ["latency_ms"]
+forecast = "12h"
+forecast_window = "3h"
+""").checks["web"]
+    baselines = Baselines(Path("/nonexistent"))
+    baselines.install({"web": spec}, 300.0)
+    baselines._stop.set()
+    now, seen = float(T0), []
+    for step in range(36 * 12):  # a day and a half flat at 40 ms, then the climb
+        now += 300
+        climb = max(0.0, (step - 30 * 12) / 12) * 10
+        outcome = baselines.observe(spec, Outcome(Result(
+            Status.OK, "up", {"latency_ms": 40 + climb}, thresholds={"latency_ms": 100.0}),
+            1.0), now, held=False)
+        baselines.close_windows(now + 1)
+        seen.append((climb, baselines.forecasts().get("web", {}).get("latency_ms"), outcome))
+    flat = [f for climb, f, _ in seen if climb == 0]
+    assert all(f is None for f in flat[-12:]), "a flat series passes nothing"
+    climbing = [(climb, f, o) for climb, f, o in seen if climb >= 20]
+    for climb, passes_in, outcome in climbing:
+        # A line through log values (a trend in proportion, as latency grows) runs a
+        # little ahead of the straight climb: within a half of its answer.
+        expected = (100 - 40 - climb) / 10 * 3600
+        assert passes_in is not None and abs(passes_in - expected) <= expected / 2 + 600, \
+            (climb, passes_in, expected)
+        assert outcome.result.status is Status.WARN
+        assert "(latency_ms will pass 100 in about" in outcome.result.summary
+    forecasts = [f for _, f, _ in climbing]
+    assert forecasts[-1] < forecasts[0] / 2, "closer as it comes"
