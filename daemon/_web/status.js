@@ -12,13 +12,18 @@ function card(name) { return document.getElementById("check-" + name); }
 // summary is null until the check's bar is looked at (then fetched) or came live.
 let beats = {};
 let fetched = {};
+// Each check's anomalies as [start, end] (end Infinity while on): their beats are marked.
+let unusual = {};
 
 function load(doc) {
   const page = JSON.parse(doc.getElementById("vigil-data").textContent);
   beats = {};
   fetched = {};
+  unusual = {};
   for (const [name, c] of Object.entries(page.checks)) {
     beats[name] = c.t.map((t, i) => [page.base + t / 10, STATUS[c.s[i]], c.d[i], null]);
+    unusual[name] = (c.a || []).map(([a, b]) =>
+      [page.base + a / 10, b === null ? Infinity : page.base + b / 10]);
   }
 }
 
@@ -77,7 +82,7 @@ function drawBar(bar, name) {
 
 function ms(value) { return value >= 100 ? value.toFixed(0) : value.toFixed(1); }
 
-function redrawChart(el, list) {
+function redrawChart(el, list, spans) {
   const durations = list.map((b) => b[2]);
   if (durations.length < 2) return;
   // The usual band of the response time (its baseline), shaded behind the line.
@@ -89,6 +94,11 @@ function redrawChart(el, list) {
     band.setAttribute("height", ((high - low) / top * 24).toFixed(1));
   }
   const step = 120 / (BEATS - 1), offset = (BEATS - durations.length) * step;
+  // A result inside an anomaly: its place on the chart is marked.
+  el.querySelector(".marks").innerHTML = list.map((b, i) =>
+    (spans || []).some(([a, z]) => b[0] >= a && b[0] <= z) ?
+      '<rect x="' + (offset + (i - 0.5) * step).toFixed(1) + '" y="0" width="' +
+      step.toFixed(1) + '" height="28"/>' : "").join("");
   el.querySelector("polyline").setAttribute("points", durations.map((d, i) =>
     (offset + i * step).toFixed(1) + "," + (26 - d / top * 24).toFixed(1)).join(" "));
   el.setAttribute("aria-label", "response time of the last results, up to " + ms(top) + " ms");
@@ -101,7 +111,7 @@ function bind() {
     const bar = el.querySelector(".beats");
     beats[name] = beats[name] || [];
     drawBar(bar, name);
-    redrawChart(el.querySelector(".chart"), beats[name]);
+    redrawChart(el.querySelector(".chart"), beats[name], unusual[name]);
     bar.addEventListener("mousemove", (e) => {
       const count = beats[name].length;
       const i = Math.floor(e.offsetX / bar.clientWidth * BEATS) - (BEATS - count);
@@ -192,7 +202,7 @@ function applyResults() {
   }
   for (const name of dirty) {
     drawBar(card(name).querySelector(".beats"), name);
-    redrawChart(card(name).querySelector(".chart"), beats[name]);
+    redrawChart(card(name).querySelector(".chart"), beats[name], unusual[name]);
   }
   if (changed) { recount(); filter(); }
 }

@@ -34,6 +34,8 @@ class Seen(TypedDict):
 
     beats: list[Beat]
     uptime: dict[str, float | None]
+    #: Its anomalies of the last day: (start, end; None while it lasts).
+    anomalies: list[tuple[float, float | None]]
 
 
 class HealLine(TypedDict):
@@ -52,7 +54,8 @@ def gather(conn: sqlite3.Connection, checks: dict[str, CheckEntry]) -> dict[str,
     ids = {name: id_ for name, id_ in conn.execute("SELECT name, id FROM names")
            if name in checks}
     names = {id_: name for name, id_ in ids.items()}
-    found: dict[str, Seen] = {name: {"beats": [], "uptime": {}} for name in checks}
+    found: dict[str, Seen] = {name: {"beats": [], "uptime": {}, "anomalies": []}
+                              for name in checks}
     # Newest first, until each check has its bar (or enough rows were read for all).
     missing, budget = set(ids.values()), BEATS * max(1, len(ids)) * 3
     rows = conn.execute("SELECT at, check_id, status, duration_us, summary FROM results "
@@ -72,8 +75,13 @@ def gather(conn: sqlite3.Connection, checks: dict[str, CheckEntry]) -> dict[str,
     for entry in found.values():
         entry["beats"].reverse()
         _carry_summaries(entry["beats"])
+    now = time.time()
+    for check_id, start, end in conn.execute(
+            "SELECT check_id, start, end FROM anomalies WHERE end IS NULL OR end >= ? "
+            "ORDER BY start", (now - 86400,)):
+        if check_id in names:
+            found[names[check_id]]["anomalies"].append((start, end))
     if (retention := retention_of(conn)) is not None and ids:
-        now = time.time()
         for label, seconds in UPTIME_WINDOWS.items():
             counts = history.uptime(conn, list(ids.values()), now - seconds, now, retention)
             for check_id, (passed, runs) in counts.items():

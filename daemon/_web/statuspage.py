@@ -117,7 +117,8 @@ def _check(name: str, entry: CheckEntry, seen: Seen, now: float, feeds: list[str
  y="0" width="1" height="20"/></svg><p class="beat-info" aria-live="polite"></p>
 <svg class="chart" viewBox="0 0 {CHART_W} {CHART_H}" preserveAspectRatio="none" role="img"
  aria-label="response time of the last results, up to {top} ms"{band}><rect class="band"
- x="0" width="{CHART_W}" y="0" height="0"/><polyline points=""/></svg><p
+ x="0" width="{CHART_W}" y="0" height="0"/><g class="marks"></g><polyline
+ points=""/></svg><p
  class="scale">response time, top {top} ms</p>
 <dl class="facts"><dt>Type</dt><dd>{escape(entry["type"])}</dd><dt>Service</dt><dd>{service}</dd>
 {uptime}<dt>Changed</dt><dd class="changed">{_ago(changed, now)}</dd>{objectives}</dl>
@@ -181,14 +182,17 @@ def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
     counts = {kind: sum(1 for e in checks.values() if category(e) == kind) for kind in kinds}
     healing = sum(1 for e in services.values() if e["healing"])
     given_up = sum(1 for e in services.values() if e["given_up"])
-    empty: Seen = {"beats": [], "uptime": {}}
+    empty: Seen = {"beats": [], "uptime": {}, "anomalies": []}
     base = int(now)
     # Compact, for the script to draw the bars and charts: a page of 200 checks stays
     # small. A beat's summary is fetched when someone looks at it (/status/NAME.json).
     data = {"base": base, "checks": {name: {
         "t": [round((b["at"] - base) * 10) for b in beats],  # tenths of a second
         "s": "".join(b["status"][0] for b in beats),
-        "d": [round(b["duration_ms"], 1) for b in beats]}
+        "d": [round(b["duration_ms"], 1) for b in beats],
+        # Anomalies, to mark the windows they span (an end of null: still on).
+        "a": [[round((start - base) * 10), None if end is None else round((end - base) * 10)]
+              for start, end in seen.get(name, empty)["anomalies"]]}
         for name in checks for beats in [seen.get(name, empty)["beats"]]}}
     fed = slopanel.feeds(slos or [])
     cards = "".join(_check(n, e, seen.get(n, empty), now, fed.get(n, []),

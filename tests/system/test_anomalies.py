@@ -10,7 +10,14 @@ import random
 import time
 import urllib.request
 
-from tests.helpers import free_port, run_times, run_vigil, slow_http, write_history
+from tests.helpers import (
+    free_port,
+    run_times,
+    run_vigil,
+    slow_http,
+    wait_until,
+    write_history,
+)
 
 #: The server's usual delay (s), and the check's usual duration around it (ms).
 DELAY, USUAL_MS = 0.04, 42.0
@@ -64,6 +71,19 @@ def test_five_times_slower_is_an_anomaly_until_it_is_over(write_config, daemon,
                              timeout=60)
         assert ended["value"] < 2 * USUAL_MS
         assert metric(http, flagged) == 0.0
+        # The page's data marks the windows the anomaly spanned (its script shades
+        # the results inside it on the chart).
+        def marked() -> list[list[int | None]]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/status", timeout=5) as got:
+                page = got.read().decode()
+            data = page.split('id="vigil-data" type="application/json">')[1]
+            return json.loads(data.split("</script>")[0])["checks"]["c0"]["a"]
+
+        # Saved by the store's writer within a second or so.
+        wait_until(lambda: [span[1] is not None for span in marked()] == [True], 10,
+                   "the ended anomaly on the page")
+        [[start, end]] = marked()
+        assert end is not None and start < end
         assert d.stop() == 0
 
     listed = run_vigil("history", "c0", "--anomalies", "--json", "-c", str(config))
