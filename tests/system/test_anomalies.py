@@ -83,7 +83,7 @@ def test_five_times_slower_is_an_anomaly_until_it_is_over(write_config, daemon,
         wait_until(lambda: [span[1] is not None for span in marked()] == [True], 10,
                    "the ended anomaly on the page")
         [[start, end]] = marked()
-        assert end is not None and start < end
+        assert start is not None and end is not None and start < end
         assert d.stop() == 0
 
     listed = run_vigil("history", "c0", "--anomalies", "--json", "-c", str(config))
