@@ -37,7 +37,7 @@ def test_the_page_of_200_checks_stays_under_a_megabyte() -> None:
     seen: dict[str, Seen] = {
         name: {"beats": [{"at": 1.8e9 + i, "status": "OK", "duration_ms": 0.4 + i / 7,
                           "summary": f"{summary} #{i}"} for i in range(60)],
-               "uptime": {"24h": 0.9999, "7d": 0.999, "30d": 0.99}}
+               "uptime": {"24h": 0.9999, "7d": 0.999, "30d": 0.99}, "anomalies": []}
         for name in checks}
     services = {"db": service_entry()}
     page = render(checks, services, seen, {}).encode()
