@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.helpers import ROOT, run_vigil
+from vigil._config.plugins import BUILTIN_PLUGINS
 
 PUBLIC = "from vigil import hookimpl, Check, Result, Status; print(Check.__module__)"
 
@@ -39,7 +40,7 @@ def test_python_daemon_beside_vigil_breaks_nothing(tmp_path: Path) -> None:
     assert python(PUBLIC, tmp_path).returncode == 0
     listed = run_vigil("plugins", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert len([p for p in json.loads(listed.stdout) if p["origin"] == "builtin"]) == 20
+    assert len([p for p in json.loads(listed.stdout) if p["origin"] == "builtin"]) == len(BUILTIN_PLUGINS)
 
 
 def test_a_wheel_install_maps_the_folders_onto_vigil(tmp_path: Path) -> None:
