@@ -40,7 +40,8 @@ def test_python_daemon_beside_vigil_breaks_nothing(tmp_path: Path) -> None:
     assert python(PUBLIC, tmp_path).returncode == 0
     listed = run_vigil("plugins", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert len([p for p in json.loads(listed.stdout) if p["origin"] == "builtin"]) == len(BUILTIN_PLUGINS)
+    builtin = [p for p in json.loads(listed.stdout) if p["origin"] == "builtin"]
+    assert len(builtin) == len(BUILTIN_PLUGINS)
 
 
 def test_a_wheel_install_maps_the_folders_onto_vigil(tmp_path: Path) -> None:
