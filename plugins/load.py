@@ -8,7 +8,6 @@ vigil does not run it while its service is being healed or is under maintenance.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -154,7 +153,7 @@ def judge(calls: list[Call], elapsed: float, opts: LoadOptions, target: str) -> 
         "requests": float(len(calls)), "success_rate_pct": round(success, 2),
         "requests_per_s": round(len(calls) / elapsed, 2) if elapsed else 0.0}
     if good:
-        metrics["latency_mean_ms"] = round(statistics.fmean(good), 2)
+        metrics["latency_mean_ms"] = round(sum(good) / len(good), 2)
         for q in (50, 95, 99):
             metrics[f"latency_p{q}_ms"] = round(_percentile(good, q), 2)
     for kind, count in errors.items():

@@ -25,7 +25,6 @@ from vigil._alerts.alerter import Alerter
 from vigil._alerts.outbox import Outbox
 from vigil._alerts.remediation import Remediator
 from vigil._api.errors import ConfigError
-from vigil._baseline.watch import Baselines
 from vigil._config import loader as config_mod
 from vigil._config.sections import Config
 from vigil._engine.checktable import CheckTable
@@ -39,6 +38,7 @@ from vigil._store.store import Store
 from vigil._web.surface import HttpSurface
 
 if TYPE_CHECKING:
+    from vigil._baseline.watch import Baselines
     from vigil._web.api import WebApi
 
 log = structlog.get_logger("vigil")
@@ -81,8 +81,9 @@ class Agent:
                                self.checks.events)
         self.remediator = Remediator(self.checks, self.healer, self.alerter.remediation)
         self.objectives = SloWatch(self.state_dir, self.checks.events)
-        self.baselines = Baselines(self.state_dir, self.store)
-        self.checks.baselines = self.baselines
+        #: Made with the first check that has a baseline: a daemon without one does not
+        #: carry their modules.
+        self.baselines: Baselines | None = None
         self.alerter.burns.watch = self.objectives
         self.http = HttpSurface(self._web_api)
         self.notifier = Notifier()
@@ -232,7 +233,8 @@ class Agent:
     def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1", "STATUS=stopping")
         self.objectives.close()
-        self.baselines.close()
+        if self.baselines is not None:
+            self.baselines.close()
         self.control.stop()
         self.http.close()
         self.scheduler.shutdown()
@@ -280,8 +282,14 @@ class Agent:
         self.notifier.send("READY=1", f"STATUS={self.summary()}")
 
     def _watch_baselines(self, config: Config) -> None:
-        self.baselines.install({name: spec.spec for name, spec in self.checks.runtimes.items()
-                                if spec.spec.enabled}, config.daemon.baseline_window)
+        checks = {name: rt.spec for name, rt in self.checks.runtimes.items()
+                  if rt.spec.enabled}
+        if self.baselines is None and any(spec.baseline for spec in checks.values()):
+            from vigil._baseline.watch import Baselines
+
+            self.baselines = self.checks.baselines = Baselines(self.state_dir, self.store)
+        if self.baselines is not None:
+            self.baselines.install(checks, config.daemon.baseline_window)
 
     def _web_api(self) -> WebApi:
         """The endpoints, made (and their modules imported) once HTTP is on."""
@@ -290,7 +298,8 @@ class Agent:
         return WebApi(self.checks, self.healer, self.checks.events, self.state_dir,
                       self.config.daemon.http_token, lambda: self.scheduler.last_progress,
                       self.alerter.stats, lambda: list(self.objectives.reports.values()),
-                      self.baselines.snapshot, self.baselines.forecasts)
+                      lambda: self.baselines.snapshot() if self.baselines else {},
+                      lambda: self.baselines.forecasts() if self.baselines else {})
 
     def _announce(self) -> None:
         """Tell `vigil status` and `vigil logs` what this daemon runs with, whatever the

@@ -48,11 +48,14 @@ class SloWatch:
                 interval: float = 30.0) -> None:
         """Adopt a config's objectives (none without history), counted at once. An
         objective that stays keeps its last report, so a reload logs no change."""
-        # Imported with the first objective: a daemon without one does not carry them.
-        from vigil._slo.objectives import Objectives
+        objectives = None
+        if slos and keep is not None:
+            # Imported with the first objective: a daemon without one does not carry them.
+            from vigil._slo.objectives import Objectives
 
+            objectives = Objectives(slos, keep)
         with self._lock:
-            self._objectives = Objectives(slos, keep) if slos and keep is not None else None
+            self._objectives = objectives
             self.reports = {name: r for name, r in self.reports.items() if name in slos}
             self.interval = interval
         if self._objectives is not None and self._thread is None:
