@@ -3,6 +3,7 @@ objective (a run, or an event, at most so many milliseconds) counts exactly from
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Final
 
 #: The ladder's boundaries (ms); a latency objective's threshold is one of them.
@@ -11,10 +12,11 @@ LATENCY_LADDER_MS: Final = (
     2500, 3000, 4000, 5000, 7500, 10000, 15000, 20000, 30000, 60000)
 
 
+#: Each slot's key, and ``d+`` past the last: made once, looked up on every run.
+_KEYS: Final = (*(f"d{bound}" for bound in LATENCY_LADDER_MS), "d+")
+
+
 def latency_slot(duration_ms: float) -> str:
     """The ladder's key for a duration: the smallest boundary at or above it (``d100``
     holds what took over 75 and at most 100 ms), ``d+`` past the last."""
-    for bound in LATENCY_LADDER_MS:
-        if duration_ms <= bound:
-            return f"d{bound}"
-    return "d+"
+    return _KEYS[bisect_left(LATENCY_LADDER_MS, duration_ms)]

@@ -16,7 +16,7 @@ from typing import Protocol
 import structlog
 
 from vigil._api.check import Result, Status
-from vigil._api.ladder import latency_slot
+from vigil._api.ladder import LATENCY_LADDER_MS, latency_slot
 from vigil._config.plugins import Plugins
 from vigil._config.sections import CheckSpec, Config
 from vigil._engine.events import EventHub
@@ -28,6 +28,9 @@ from vigil._store.records import CheckEntry, LastResult, State
 from vigil._store.store import Store
 
 log = structlog.get_logger("vigil")
+#: A run's count key on the latency ladder, by its slot: made once, not on every run.
+DURATION_KEYS = {key: f"duration.{key}" for key in
+                 (*(f"d{bound}" for bound in LATENCY_LADDER_MS), "d+")}
 _stdlib_log = logging.getLogger("vigil")
 
 #: A check whose runs keep overrunning its interval says so this often while it lasts.
@@ -275,7 +278,7 @@ class CheckTable:
             rt.counts[f"status.{status}"] += 1
             # On the history's latency ladder: what a latency objective counts, and what
             # /metrics exports for the fleet's Prometheus to count the same.
-            rt.counts[f"duration.{latency_slot(duration_ms)}"] += 1
+            rt.counts[DURATION_KEYS[latency_slot(duration_ms)]] += 1
             self.generation += 1
             before, rt.latest = rt.status(), (result, duration_ms, now)
             # A healthy check whose result changed nothing is saved at the store's
