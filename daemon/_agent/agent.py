@@ -238,8 +238,9 @@ class Agent:
         self.control.stop()
         self.http.close()
         self.scheduler.shutdown()
-        # Listed before their processes are stopped: what was still running at the stop.
-        still_running = self.runner.hung()
+        # Listed before their processes are stopped: what still ran at the stop (and did
+        # not end within half a second: a run under way is no hang).
+        still_running = self.runner.hung(grace=0.5)
         self.healer.close()
         self.alerter.close()
         proc.stop_all()

@@ -89,11 +89,19 @@ class Runner:
         self._lock = threading.Lock()
         self._reaper: threading.Thread | None = None
 
-    def hung(self) -> list[str]:
-        """The checks whose run has not ended: running now, or abandoned and still hanging."""
-        with self._lock:
-            jobs = [*self._hung.values(), *self._active.values()]
-        return sorted({job.check.name for job in jobs if not job.ended})
+    def hung(self, grace: float = 0.0) -> list[str]:
+        """The checks whose run has not ended: abandoned at their timeout and still
+        hanging, or running now and not ended within ``grace`` seconds (a run that ends
+        in it was merely under way: a stop came in the middle of it)."""
+        until = time.monotonic() + grace
+        while True:
+            with self._lock:
+                jobs = [*self._hung.values(), *self._active.values()]
+                busy = any(not job.ended and job.check.name not in self._hung
+                           for job in self._active.values())
+            if not busy or time.monotonic() >= until:
+                return sorted({job.check.name for job in jobs if not job.ended})
+            time.sleep(0.02)
 
     def submit(self, check: Check, timeout: float, done: Done) -> bool:
         """Start a run of ``check``; its outcome goes to ``done``. False (and nothing

@@ -157,3 +157,14 @@ def test_after_a_burst_a_steady_trickle_keeps_one_worker_busy_and_the_rest_retir
     finally:
         stop.set()
         feeder.join()
+
+
+def test_a_run_under_way_at_a_stop_is_no_hang_if_it_ends_within_the_grace() -> None:
+    runner, stuck, busy = Runner(), Probe("stuck", "block"), Probe("busy", "block")
+    runner.run(stuck, 0.1)  # abandoned at its timeout: hung
+    runner.submit(busy, 5, lambda _outcome: None)
+    wait_until(lambda: busy.threads, 5, "the busy run to start")
+    threading.Timer(0.1, busy.release.set).start()
+    assert runner.hung(grace=1.0) == ["stuck"]
+    assert runner.hung() == ["stuck"]
+    stuck.release.set()
