@@ -40,6 +40,26 @@ def bucket(rng: random.Random, runs: int, every: float) -> Bucket:
     return made
 
 
+def fill_rollups(conn: sqlite3.Connection, rng: random.Random, interval: float,
+                 now: float) -> None:
+    """Every check's rollups of the month before the last hour, as the default retention
+    keeps them (5-minute buckets for 2 days, hourly ones for 30), made by the history
+    module's own code from one bucket's worth of results each; the tiers marked rolled."""
+    ids = dict(conn.execute("SELECT name, id FROM names"))
+    five = bucket(rng, int(300 / interval), interval)
+    hourly = bucket(rng, int(3600 / interval), interval)
+    hour0 = int(now // 3600 * 3600) - 3600
+    conn.execute("BEGIN")
+    for check_id in ids.values():
+        conn.executemany(INSERT_ROLLUP, [five.row(check_id, 300, hour0 - k * 300)
+                                         for k in range(1, 2 * 288)])
+        conn.executemany(INSERT_ROLLUP, [hourly.row(check_id, 3600, hour0 - k * 3600)
+                                         for k in range(1, 720)])
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_300', ?)", (str(hour0),))
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_3600', ?)", (str(hour0),))
+    conn.execute("COMMIT")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", type=int, default=1000)
@@ -74,18 +94,7 @@ def main() -> int:
     store.close()
     conn = sqlite3.connect(folder / database.DB, isolation_level=None)
     ids = dict(conn.execute("SELECT name, id FROM names"))
-    five = bucket(rng, int(300 / args.interval), args.interval)
-    hourly = bucket(rng, int(3600 / args.interval), args.interval)
-    hour0 = int(now // 3600 * 3600) - 3600
-    conn.execute("BEGIN")
-    for check_id in ids.values():
-        conn.executemany(INSERT_ROLLUP, [five.row(check_id, 300, hour0 - k * 300)
-                                         for k in range(1, 2 * 288)])
-        conn.executemany(INSERT_ROLLUP, [hourly.row(check_id, 3600, hour0 - k * 3600)
-                                         for k in range(1, 720)])
-    conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_300', ?)", (str(hour0),))
-    conn.execute("INSERT OR REPLACE INTO meta VALUES ('rolled_3600', ?)", (str(hour0),))
-    conn.execute("COMMIT")
+    fill_rollups(conn, rng, args.interval, now)
     conn.execute("BEGIN IMMEDIATE")
     history.roll_up(conn, now)
     history.prune(conn, now, KEEP)

@@ -23,13 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks.history import KEEP, bucket
+from tests.benchmarks.history import KEEP, fill_rollups
 from vigil._config.sections import SloSpec
 from vigil._kit.durations import Duration
 from vigil._slo.objectives import Objectives
 from vigil._store import database, history
 from vigil._store import store as store_mod
-from vigil._store.history import INSERT_ROLLUP
 
 INTERVAL = 30.0
 
@@ -44,19 +43,7 @@ def fill(folder: Path, names: list[str], now: float, rng: random.Random) -> stor
                          {}, "answered")
         store.flush()
     conn = sqlite3.connect(folder / database.DB, isolation_level=None)
-    ids = dict(conn.execute("SELECT name, id FROM names"))
-    five = bucket(rng, int(300 / INTERVAL), INTERVAL)
-    hourly = bucket(rng, int(3600 / INTERVAL), INTERVAL)
-    hour0 = int(now // 3600 * 3600) - 3600
-    conn.execute("BEGIN")
-    for check_id in ids.values():
-        conn.executemany(INSERT_ROLLUP, [five.row(check_id, 300, hour0 - k * 300)
-                                         for k in range(1, 2 * 288)])
-        conn.executemany(INSERT_ROLLUP, [hourly.row(check_id, 3600, hour0 - k * 3600)
-                                         for k in range(1, 720)])
-    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                     [("rolled_300", str(hour0)), ("rolled_3600", str(hour0))])
-    conn.execute("COMMIT")
+    fill_rollups(conn, rng, INTERVAL, now)
     conn.close()
     return store
 

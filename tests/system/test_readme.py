@@ -31,49 +31,45 @@ def test_every_log_event_vigil_emits_is_in_the_readme_table() -> None:
     assert not missing, f"log events missing from README.md's Logs table: {missing}"
 
 
+def toml_block(start: str, end: str) -> str:
+    """The one TOML block of the README between two headings."""
+    text = (ROOT / "README.md").read_text()
+    [block] = re.findall(r"```toml\n(.*?)```", text[text.index(start):text.index(end)], re.S)
+    return block
+
+
+def assert_valid(tmp_path, text: str) -> None:
+    """``vigil config validate`` takes ``text`` (a [daemon] with a state folder first)."""
+    config = tmp_path / "config.toml"
+    config.write_text('[daemon]\nstate_dir = "state"\n' + text)
+    done = run_vigil("config", "validate", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_worked_alert_compliance_dspy_and_remediation_configs_are_valid(tmp_path) -> None:
     blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     wanted = [b for b in blocks if "[checks.safety]" in b or "[checks.dspy]" in b
               or "[remediation]" in b or "[alerts.team]" in b]
     assert len(wanted) == 4, "the compliance, DSPy, remediation and alerts examples"
-    config = tmp_path / "config.toml"
     # The checks the alerts example names.
-    config.write_text('[daemon]\nstate_dir = "state"\n[checks.db_port]\ntype = "system"\n'
-                      '[checks.redis]\ntype = "system"\n' + "\n".join(wanted))
-    done = run_vigil("config", "validate", "-c", str(config))
-    assert done.returncode == 0, done.stderr
+    assert_valid(tmp_path, '[checks.db_port]\ntype = "system"\n[checks.redis]\n'
+                           'type = "system"\n' + "\n".join(wanted))
 
 
 def test_the_objectives_worked_configs_are_valid(tmp_path) -> None:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Objectives"):text.index("## Baselines and anomalies")]
-    [block] = re.findall(r"```toml\n(.*?)```", section, re.S)
+    block = toml_block("## Objectives", "## Baselines and anomalies")
     assert block.count("[slos.") == 3, "the seed's availability, latency and DSPy objectives"
-    dspy = re.search(r"```toml\n(\[checks\.dspy\].*?)```", text, re.S)
+    dspy = re.search(r"```toml\n(\[checks\.dspy\].*?)```", (ROOT / "README.md").read_text(),
+                     re.S)
     assert dspy is not None
-    config = tmp_path / "config.toml"
-    config.write_text('[daemon]\nstate_dir = "state"\n[checks.db]\ntype = "system"\n'
-                      '[checks.mcp]\ntype = "system"\n' + dspy.group(1) + block)
-    done = run_vigil("config", "validate", "-c", str(config))
-    assert done.returncode == 0, done.stderr
+    assert_valid(tmp_path, '[checks.db]\ntype = "system"\n[checks.mcp]\ntype = "system"\n'
+                 + dspy.group(1) + block)
 
 
 def test_the_baselines_worked_config_is_valid(tmp_path) -> None:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Baselines and anomalies"):text.index("## State and history")]
-    [block] = re.findall(r"```toml\n(.*?)```", section, re.S)
-    config = tmp_path / "config.toml"
-    config.write_text('[daemon]\nstate_dir = "state"\n' + block)
-    done = run_vigil("config", "validate", "-c", str(config))
-    assert done.returncode == 0, done.stderr
+    assert_valid(tmp_path, toml_block("## Baselines and anomalies", "## State and history"))
 
 
 def test_the_load_probe_example_is_valid(tmp_path) -> None:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Load probes"):text.index("### Redis")]
-    [block] = re.findall(r"```toml\n(.*?)```", section, re.S)
-    config = tmp_path / "config.toml"
-    config.write_text('[daemon]\nstate_dir = "state"\n[services.mcp]\nmanager = "command"\n'
-                      'start = ["true"]\n' + block)
-    done = run_vigil("config", "validate", "-c", str(config))
-    assert done.returncode == 0, done.stderr
+    assert_valid(tmp_path, '[services.mcp]\nmanager = "command"\nstart = ["true"]\n'
+                 + toml_block("### Load probes", "### Redis"))
