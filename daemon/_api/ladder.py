@@ -13,10 +13,10 @@ LATENCY_LADDER_MS: Final = (
 
 
 #: Each slot's key, and ``d+`` past the last: made once, looked up on every run.
-_KEYS: Final = (*(f"d{bound}" for bound in LATENCY_LADDER_MS), "d+")
+SLOTS: Final = (*(f"d{bound}" for bound in LATENCY_LADDER_MS), "d+")
 
 
 def latency_slot(duration_ms: float) -> str:
     """The ladder's key for a duration: the smallest boundary at or above it (``d100``
     holds what took over 75 and at most 100 ms), ``d+`` past the last."""
-    return _KEYS[bisect_left(LATENCY_LADDER_MS, duration_ms)]
+    return SLOTS[bisect_left(LATENCY_LADDER_MS, duration_ms)]

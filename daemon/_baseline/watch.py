@@ -42,6 +42,8 @@ class Series:
     window: int = 0
     total: float = 0.0
     runs: int = 0
+    #: A window a run moved past before the thread closed it: (window, total, runs).
+    pending: tuple[int, float, int] | None = None
     last: Score | None = None
     value: float = 0.0
     #: Its current anomaly: the value it began with, and its highest-scored window.
@@ -109,8 +111,8 @@ class Baselines:
                 if not isinstance(value, int | float):
                     continue
                 if series.window != window:
-                    if series.runs:  # the thread has not closed it yet: close it now
-                        self._close(spec, name, series, now)
+                    if series.runs:  # not closed yet: the thread scores it, not this worker
+                        series.pending = (series.window, series.total, series.runs)
                     series.window, series.total, series.runs = window, 0.0, 0
                 series.total += value
                 series.runs += 1
@@ -155,24 +157,37 @@ class Baselines:
             self.close_windows(time.time())
 
     def close_windows(self, now: float) -> None:
-        """Score every window that has ended (with a run in it)."""
+        """Score every window that has ended (with a run in it). A new detector learns
+        from the state database first, outside the lock: the checks' workers, which
+        take it for every run, never wait for that read."""
         current = int(now // self.window)
         if current == self._closed:
             return
+        ended: list[tuple[CheckSpec, str, Series, tuple[int, float, int]]] = []
         with self._lock:
             self._closed = current
             for watched in self._checks.values():
                 for key, series in watched.series.items():
+                    if series.pending is not None:
+                        ended.append((watched.spec, key, series, series.pending))
+                        series.pending = None
                     if series.runs and series.window < current:
-                        self._close(watched.spec, key, series, now)
+                        ended.append((watched.spec, key, series,
+                                      (series.window, series.total, series.runs)))
+                        series.runs = 0
+        for spec, key, series, window in ended:
+            if series.detector is None:  # only this thread feeds detectors
+                series.detector = self._learnt(spec.name, key, window[0] * self.window)
+            with self._lock:
+                self._close(spec, key, series, window, now)
 
-    def _close(self, spec: CheckSpec, key: str, series: Series, now: float) -> None:
-        """Score the series' window (its runs' mean), and forget the runs."""
-        if series.detector is None:
-            series.detector = self._learnt(spec.name, key, series.window * self.window)
-        value = series.total / series.runs
-        series.runs = 0
-        end = (series.window + 1) * self.window
+    def _close(self, spec: CheckSpec, key: str, series: Series,
+               window: tuple[int, float, int], now: float) -> None:
+        """Score a window of the series (its runs' mean)."""
+        number, total, runs = window
+        assert series.detector is not None
+        value = total / runs
+        end = (number + 1) * self.window
         verdict = series.detector.feed(end, value)
         if verdict is not None:
             self._judge(spec, key, series, verdict, value, now)

@@ -16,7 +16,7 @@ from typing import Protocol
 import structlog
 
 from vigil._api.check import Result, Status
-from vigil._api.ladder import LATENCY_LADDER_MS, latency_slot
+from vigil._api.ladder import SLOTS, latency_slot
 from vigil._config.plugins import Plugins
 from vigil._config.sections import CheckSpec, Config
 from vigil._engine.events import EventHub
@@ -29,8 +29,7 @@ from vigil._store.store import Store
 
 log = structlog.get_logger("vigil")
 #: A run's count key on the latency ladder, by its slot: made once, not on every run.
-DURATION_KEYS = {key: f"duration.{key}" for key in
-                 (*(f"d{bound}" for bound in LATENCY_LADDER_MS), "d+")}
+DURATION_KEYS = {slot: f"duration.{slot}" for slot in SLOTS}
 _stdlib_log = logging.getLogger("vigil")
 
 #: A check whose runs keep overrunning its interval says so this often while it lasts.

@@ -77,20 +77,24 @@ class SloWatch:
             self._wake.wait(self.interval)
 
     def count(self, now: float) -> None:
-        """Count every objective now; log and publish what changed."""
-        with self._lock:
-            if self._objectives is None:
-                return
-            try:
+        """Count every objective now (on this thread, without the lock: a reload on the
+        main loop never waits for a count); log and publish what changed."""
+        objectives = self._objectives
+        if objectives is None:
+            return
+        try:
+            if self._conn is None:
+                self._conn = database.connect_readonly(self.state_dir)
                 if self._conn is None:
-                    self._conn = database.connect_readonly(self.state_dir)
-                    if self._conn is None:
-                        return  # nothing written yet
-                reports = self._objectives.evaluate(self._conn, now)
-            except sqlite3.Error as exc:
-                log.error("slo.failed", error=str(exc), retry_in_s=self.interval)
-                self._disconnect()
-                return
+                    return  # nothing written yet
+            reports = objectives.evaluate(self._conn, now)
+        except sqlite3.Error as exc:
+            log.error("slo.failed", error=str(exc), retry_in_s=self.interval)
+            self._disconnect()
+            return
+        with self._lock:
+            if objectives is not self._objectives:
+                return  # reloaded meanwhile: the new objectives are counted next
             for report in reports:
                 self._compare(self.reports.get(report.name), report)
             self.reports = {report.name: report for report in reports}
