@@ -208,3 +208,11 @@ forecast_window = "3h"
         assert "(latency_ms will pass 100 in about" in outcome.result.summary
     forecasts = [f for _, f, _ in climbing if f is not None]
     assert forecasts[-1] < forecasts[0] / 2, "closer as it comes"
+    # As /metrics says it.
+    from vigil._web import metrics
+
+    _, body = metrics.render({}, {}, {}, [], baselines.snapshot(), baselines.forecasts(), "")
+    text = body.decode()
+    assert f'vigil_check_forecast_seconds{{check="web",series="latency_ms"}} ' \
+           f'{forecasts[-1]}' in text
+    assert 'vigil_check_anomalous{check="web",series="latency_ms"}' in text
