@@ -66,7 +66,7 @@ class Agent:
         self.stopping = threading.Event()
         self.runner = Runner(self.stopping)
         # The healer asks the check table about guards; the table tells the healer results.
-        self.healer = Healer(lambda service: self.checks.unhealthy(service),
+        self.healer = Healer(lambda service: self.checks.failing(service),
                              lambda service: self.checks.wake(service), self.store.heal,
                              watch=True)
         self.checks = CheckTable(self.runner, self.healer, self.stopping, self.store)

@@ -15,8 +15,10 @@ from typing import Any, ClassVar, NotRequired, TypedDict
 from vigil._kit import proc
 from vigil._kit.redact import redact
 
-#: Bytes of a command's output kept for the heal event: the end, where errors are.
+#: Bytes of a command's output kept for a failed heal's event: the end, where errors are.
 OUTPUT_TAIL = 2000
+#: ... and for a heal that worked: a few last lines, not the service's access log.
+BRIEF_TAIL = 300
 
 
 #: What a watcher saw of a death, or what a failed start left (``start_failed``): fields
@@ -52,11 +54,12 @@ class Action:
         """Whether the command exited 0 in time."""
         return self.returncode == 0 and not self.timed_out
 
-    def fields(self) -> CommandFields:
-        """For a heal event: the command, its exit code and the tail of its output."""
+    def fields(self, tail: int = OUTPUT_TAIL) -> CommandFields:
+        """For a heal event: the command, its exit code and the last ``tail`` characters
+        of its output."""
         fields: CommandFields = {
             "command": redact(" ".join(self.argv)), "exit_code": self.returncode,
-            "timed_out": self.timed_out, "output": redact(self.output[-OUTPUT_TAIL:]),
+            "timed_out": self.timed_out, "output": redact(self.output[-tail:]),
             "command_s": round(self.duration_s, 3)}
         if self.port is not None:
             fields["port"] = self.port

@@ -103,35 +103,40 @@ def _progress_printer(out: TextIO) -> Any:
 
 def heal_here(cfg: Config, service: str, progress: Progress) -> Message:
     """A heal with no daemon running: the daemon's own healing code, with a small loop
-    that runs the service's checks until one passes. The outcome, as the daemon's
-    control socket would answer it."""
+    that runs the service's checks until every one has passed. The outcome, as the
+    daemon's control socket would answer it."""
     from vigil._engine.runner import Runner
     from vigil._heal.healer import Healer
     from vigil._store.store import Store
 
     store = Store(cfg.daemon.state_dir, cfg.daemon.retention())
     saved = store.load()
-    guards = [spec for spec in cfg.checks.values() if spec.service == service]
+    guards = [spec for spec in cfg.checks.values()
+              if spec.service == service and spec.enabled]
     runner = Runner()
     stop = threading.Event()
+    #: The guards whose latest run here failed (none ran before the heal).
+    failing: set[str] = set()
 
     def poll(name: str) -> None:
         deadline = time.monotonic() + cfg.services[name].start_timeout
         while not stop.is_set() and time.monotonic() < deadline:
             for spec in guards:
                 result = runner.run(spec.check, spec.timeout).result
-                healer.observe(spec.name, name, result, State.OK if result.status.passing
-                               else State.FAILING)
-                if result.status.passing:
-                    return
+                passing = result.status.passing
+                (failing.discard if passing else failing.add)(spec.name)
+                healer.observe(spec.name, name, result,
+                               State.OK if passing else State.FAILING)
+            if healer.services[name].passed.is_set():
+                return
             stop.wait(min(spec.fast_interval for spec in guards))
 
-    def wake(name: str) -> int:
+    def wake(name: str) -> list[str]:
         if guards:
             threading.Thread(target=poll, args=(name,), daemon=True).start()
-        return len(guards)
+        return [spec.name for spec in guards]
 
-    healer = Healer(unhealthy=lambda _name: False, wake=wake, record=store.heal)
+    healer = Healer(failing=lambda _name: frozenset(failing), wake=wake, record=store.heal)
     healer.install(cfg.services, saved.get("services", {}), cfg.daemon.state_dir)
     healer.reset(service)
     try:

@@ -50,6 +50,8 @@ class CheckRuntime:
     saved: float = 0.0
     #: Runs that came due while the one before still ran: each waits for its end.
     deferred: int = 0
+    #: A run was asked for now while this one ran: it follows at once.
+    again: bool = False
     #: Deferred runs in the current streak of overrunning runs, and when it began or
     #: was last reported (time.time()): one check.skipped per streak.
     skip_streak: int = 0
@@ -211,13 +213,24 @@ class CheckTable:
         rt = self.runtimes.get(name)
         if rt is None or self.stopping.is_set() or self._holds_off(rt):
             return
-        if not self.runner.submit(rt.spec.check, rt.spec.timeout,
-                                  functools.partial(self._finish, rt)):
-            # The previous run still runs: this one follows a pace after it ends, and the
-            # streak is logged once, with its count, instead of once per tick.
-            with self._lock:
-                rt.counts["skipped"] += 1
-                rt.deferred += 1
+        finish = functools.partial(self._finish, rt)
+        if self.runner.submit(rt.spec.check, rt.spec.timeout, finish):
+            return
+        lasted = self.runner.running_for(name)
+        if lasted is None:  # it ended just now
+            self.runner.submit(rt.spec.check, rt.spec.timeout, finish)
+            return
+        with self._lock:
+            if lasted < (self.scheduler.pace(name) or rt.spec.interval):
+                # Asked for now (a heal's wake, `vigil wait`) while a quick run ends:
+                # no overrun; it follows that run at once.
+                rt.again = True
+                return
+            # The previous run outlasted the interval: this one follows a pace after it
+            # ends, and the streak is logged once, with its count, instead of once per
+            # tick.
+            rt.counts["skipped"] += 1
+            rt.deferred += 1
 
     def _holds_off(self, rt: CheckRuntime) -> bool:
         """A check that loads its service (``min_interval``) does not run while the
@@ -374,25 +387,27 @@ class CheckTable:
         healing = spec.service is not None and self.healer.healing(spec.service)
         fast = not result.status.passing and (rt.machine.state is not State.FAILING or healing)
         wanted = spec.fast_interval if fast else spec.interval
-        if deferred or self.scheduler.pace(spec.name) != wanted:
-            self.scheduler.set_interval(spec.name, wanted)
+        with self._lock:
+            again, rt.again = rt.again, False
+        if again or deferred or self.scheduler.pace(spec.name) != wanted:
+            self.scheduler.set_interval(spec.name, wanted, now=again)
 
     # -- services --------------------------------------------------------------------
 
     def _guards(self, service: str) -> list[CheckRuntime]:
         return [rt for rt in self.enabled().values() if rt.spec.service == service]
 
-    def unhealthy(self, service: str) -> bool:
-        """Whether a check guarding ``service`` has just failed (or never ran)."""
-        return any(rt.failing_now for rt in self._guards(service))
+    def failing(self, service: str) -> frozenset[str]:
+        """The checks guarding ``service`` whose latest result failed (or that never ran)."""
+        return frozenset(rt.spec.name for rt in self._guards(service) if rt.failing_now)
 
-    def wake(self, service: str) -> int:
-        """Right after a heal command: run the service's checks now, then fast; how many
+    def wake(self, service: str) -> list[str]:
+        """Right after a heal command: run the service's checks now, then fast; the checks
         it woke."""
         guards = self._guards(service)
         for rt in guards:
             self.scheduler.set_interval(rt.spec.name, rt.spec.fast_interval, now=True)
-        return len(guards)
+        return [rt.spec.name for rt in guards]
 
     def shown_state(self, rt: CheckRuntime) -> State:
         """The state a check is shown in: MAINTENANCE while a window covers it, else its

@@ -150,6 +150,12 @@ class Runner:
         finished.wait()
         return box[0]
 
+    def running_for(self, name: str) -> float | None:
+        """How long the run of check ``name`` under way has lasted; None when none is."""
+        with self._lock:
+            job = self._active.get(name)
+            return None if job is None else time.monotonic() - job.since
+
     def _report(self, job: _Job, outcome: Outcome, hung: bool = False) -> None:
         """Hand ``outcome`` to the job's callback, unless the job was reported already
         (a run that ends after the reaper gave up on it)."""

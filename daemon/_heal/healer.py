@@ -8,14 +8,14 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from vigil._api.check import Result
-from vigil._api.manager import Action, CommandFields, Seen, ServiceManager
+from vigil._api.manager import BRIEF_TAIL, Action, Seen, ServiceManager
 from vigil._config.sections import ServiceSpec
 from vigil._engine.events import EventHub
 from vigil._engine.maintenance import MaintenanceBook
@@ -41,16 +41,18 @@ STOPPED_BY = "a deliberate stop"
 class Healer:
     """Decides when to heal and runs heals, one thread per heal.
 
-    ``unhealthy(service)`` tells whether any check guarding a service has just failed;
+    ``failing(service)`` names the checks guarding a service whose latest result failed
+    (or that never ran): the service is unhealthy while it names any.
     ``wake(service)`` asks the scheduler to re-run the service's checks now and at
-    their fast interval until one passes, and returns how many it woke: a service that
+    their fast interval until they pass, and returns the checks it woke: a service that
     no check guards is healed once its manager's command succeeds.
     """
 
-    def __init__(self, unhealthy: Callable[[str], bool], wake: Callable[[str], int],
+    def __init__(self, failing: Callable[[str], Collection[str]],
+                 wake: Callable[[str], Collection[str]],
                  record: Callable[[str, float, HealRecord], None] | None = None,
                  watch: bool = False, clock: Callable[[], float] = time.time) -> None:
-        self._unhealthy = unhealthy
+        self._failing = failing
         #: The wall clock (a test's own): when heals began, the budget, the backoff.
         self.clock = clock
         self._wake = wake
@@ -161,8 +163,8 @@ class Healer:
         if rt is None:
             return
         if result.status.passing:
-            rt.passed.set()
-            rt.stirred.set()
+            if rt.healing.locked():
+                self._passed(rt, check)
             held = self.maintenance.of_service(service) if self.maintenance else None
             if held is not None and held.by == STOPPED_BY and self.release is not None:
                 self.release(service, "it runs again")
@@ -170,18 +172,29 @@ class Healer:
             # Said once per failure of the service: another check that passes while this
             # one still fails must not make it be said again. (Asked only when there is
             # something to forget: this runs for every passing result.)
-            if rt.skip_reason is not None and not self._unhealthy(service):
+            if rt.skip_reason is not None and not self._failing(service):
                 rt.skip_reason = None
-            if state is State.OK and rt.given_up:
-                # Healthy again: a fresh budget, as if an operator had asked.
+            if state is State.OK and rt.given_up and not self._failing(service):
+                # Healthy again, every guard of it: a fresh budget, as if an operator had
+                # asked. One passing guard of a crash-looping service is no recovery.
                 self.reset(service)
                 log.info("heal.resumed", service=service, manager=rt.manager,
-                         reason=f"check {check} passes again")
+                         reason=f"check {check} passes again, and every check of "
+                                f"{service} with it")
             return
         rt.settle()
         rt.held_since = None  # the heal did not hold this long: the loop goes on
         if state is State.FAILING:
             self._consider(rt, check, result)
+
+    def _passed(self, rt: ServiceRuntime, check: str) -> None:
+        """A guard passed during a heal: the heal holds once every check that was failing
+        when it began has passed since, and no guard fails now."""
+        with rt.awaiting_lock:
+            rt.awaiting.discard(check)
+            if not rt.awaiting and not self._failing(rt.spec.name):
+                rt.passed.set()
+        rt.stirred.set()
 
     def _consider(self, rt: ServiceRuntime, check: str, result: Result) -> None:
         window = self.maintenance.covering(check, rt.spec.name) if self.maintenance else None
@@ -224,7 +237,7 @@ class Healer:
         for dep in self.services[service].spec.depends_on:
             if dep in seen or dep not in self.services:
                 continue
-            if self.healing(dep) or self._unhealthy(dep):
+            if self.healing(dep) or self._failing(dep):
                 return dep
             deeper = self.failing_dependency(dep, seen | {service})
             if deeper:
@@ -249,8 +262,8 @@ class Healer:
         return self.heal(service, f"operator asked ({by})", progress)
 
     def heal(self, service: str, reason: str, progress: Progress | None = None) -> HealOutcome:
-        """Start or restart ``service`` and wait for one of its checks to pass; returns
-        the outcome. Never runs twice at once for one service."""
+        """Start or restart ``service`` and wait for the checks that were failing to pass;
+        returns the outcome. Never runs twice at once for one service."""
         rt = self.services[service]
         service_manager = rt.service_manager
         fields = _subject(rt)
@@ -263,6 +276,8 @@ class Healer:
             rt.history.append(began)
             rt.streak += 1
             rt.passed.clear()
+            with rt.awaiting_lock:
+                rt.awaiting = set(self._failing(service))
             emit = emitter(progress)
             try:
                 outcome = self._attempt(rt, service_manager, reason, (began, clock), emit)
@@ -320,16 +335,20 @@ class Healer:
                 **fields, action=verb,
                 reason=f"{verb} command failed", **action.fields(),
                 **_details(service_manager)))
-        if not self._wake(rt.spec.name):
-            rt.passed.set()  # no check to wait for
-        return self._await_pass(rt, service_manager, began[1], emit, verb, action.fields())
+        woken = self._wake(rt.spec.name)
+        with rt.awaiting_lock:
+            if not rt.awaiting:  # an operator's heal of a healthy service: all must pass
+                rt.awaiting = set(woken)
+            if not woken:
+                rt.passed.set()  # no check to wait for
+        return self._await_pass(rt, service_manager, began[1], emit, verb, action)
 
     def _await_pass(self, rt: ServiceRuntime, service_manager: ServiceManager, began: float,
-                    emit: Emit, verb: str, command: CommandFields) -> HealOutcome:
-        """Wait up to start_timeout for a passing check, failing at once when the manager
+                    emit: Emit, verb: str, action: Action) -> HealOutcome:
+        """Wait up to start_timeout for the awaited checks to pass, failing at once when the manager
         says the start failed; progress goes to the log every PROGRESS_EVERY seconds, to
         an interactive caller every second."""
-        fields = _subject(rt)
+        fields, command = _subject(rt), action.fields()
         grace = rt.spec.start_timeout
         logged = shown = -PROGRESS_EVERY
         while True:
@@ -338,7 +357,7 @@ class Healer:
             if rt.passed.is_set():
                 return HealOutcome(Verdict.SUCCEEDED, dict(
                     **fields, action=verb,
-                    recovery_s=round(elapsed, 3), **command))
+                    recovery_s=round(elapsed, 3), **action.fields(tail=BRIEF_TAIL)))
             died = service_manager.start_failed()
             if died is not None:
                 return HealOutcome(Verdict.FAILED, dict(
@@ -349,8 +368,8 @@ class Healer:
             if elapsed >= grace:
                 return HealOutcome(Verdict.FAILED, dict(
                     **fields, action=verb,
-                    reason=f"no check of {rt.spec.name} passed within {grace:g}s "
-                           f"(start_timeout) after {command['command']}",
+                    reason=f"{_awaited(rt)} of {rt.spec.name} did not pass within "
+                           f"{grace:g}s (start_timeout) after {command['command']}",
                     elapsed_s=round(elapsed, 1), **command, **_details(service_manager)))
             if elapsed - shown >= 1:
                 loud = elapsed - logged >= PROGRESS_EVERY
@@ -387,6 +406,14 @@ class Healer:
 def _subject(rt: ServiceRuntime) -> dict[str, str]:
     """The fields every event of a heal starts with."""
     return {"service": rt.spec.name, "manager": rt.manager}
+
+
+def _awaited(rt: ServiceRuntime) -> str:
+    """The checks a heal still waits for, for its failure's reason."""
+    with rt.awaiting_lock:
+        names = sorted(rt.awaiting)
+    return (f"check{'s' if len(names) > 1 else ''} {', '.join(names)}" if names
+            else "a check")
 
 
 def _details(service_manager: ServiceManager) -> dict[str, dict[str, str]]:

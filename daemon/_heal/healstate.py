@@ -67,7 +67,12 @@ class ServiceRuntime:
     held_since: float | None = None
     last: HealRecord | None = None
     healing: threading.Lock = field(default_factory=threading.Lock)
+    #: Set when a heal's wait is over: every check in ``awaiting`` has passed since.
     passed: threading.Event = field(default_factory=threading.Event)
+    #: The checks a heal waits for: those failing when it began (all of the service's
+    #: when none was), each removed when it passes.
+    awaiting: set[str] = field(default_factory=set)
+    awaiting_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Wakes a heal's wait: a check passed, or a watcher saw the service exit.
     stirred: threading.Event = field(default_factory=threading.Event)
     skip_reason: str | None = None

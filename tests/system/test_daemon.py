@@ -242,6 +242,30 @@ def test_skipped_and_missed_runs_are_logged_counted_and_library_logs_are_json(
     assert counts["steady"]["counts"]["missed"] == 1
 
 
+def test_a_run_asked_for_during_a_quick_run_follows_it_at_once(with_fixtures, daemon,
+                                                               tmp_path) -> None:
+    # A heal's wake, SIGUSR1 or `vigil wait` asking for a run while a run shorter than the
+    # interval is under way: no overrun, so no check.skipped; the run comes right after.
+    runs = tmp_path / "runs"
+    d = daemon(with_fixtures(f"""
+        [checks.quick]
+        type = "fixed"
+        interval = "1h"
+        sleep_s = 1.0
+        runs_file = "{runs}"
+    """)).start()
+    d.wait_for("check.result", check="quick")
+    d.signal(signal.SIGUSR1)
+    wait_until(lambda: runs.read_text().count("run") == 2, 10, "the run SIGUSR1 asked for")
+    d.signal(signal.SIGUSR1)  # while that run sleeps
+    wait_until(lambda: runs.read_text().count("run") == 3, 10,
+               "a run right after the one under way (not an interval later)")
+    d.wait_for("daemon.run_all", count=2)
+    d.signal(signal.SIGUSR1)  # a sentinel: the third run has ended, its successor begins
+    wait_until(lambda: runs.read_text().count("run") == 4, 10, "the sentinel's run")
+    assert not d.events("check.skipped")
+
+
 def test_state_transitions_status_and_restart_continuity(write_config, daemon, tmp_path,
                                                           monkeypatch) -> None:
     flag = tmp_path / "status"

@@ -120,7 +120,7 @@ def test_never_two_heals_of_one_service_at_once(tmp_path: Path) -> None:
     cfg = config.load(str(tmp_path / "c.toml"))
     slow = Slow()
     cfg.services["slow"].make_manager = lambda: slow
-    healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0)
+    healer = Healer(failing=lambda _s: (), wake=lambda _s: [])
     healer.install(cfg.services, {}, tmp_path)
     first: list[HealOutcome] = []
     worker = threading.Thread(target=lambda: first.append(healer.heal("slow", "test")))
@@ -188,6 +188,58 @@ def test_separate_incidents_heal_at_once_while_a_crash_loop_backs_off(write_conf
     assert len(starts) == 3 and gaps[1] > gaps[0] + 0.3, f"no growing backoff: {gaps}"
     time.sleep(1)
     assert len(d.events("heal.gave_up", service="loop")) == 1
+
+
+@pytest.mark.parametrize("passing", [1, 2])
+def test_a_guard_that_passes_never_ends_a_crash_loops_budget(write_config, daemon, tmp_path,
+                                                             passing: int) -> None:
+    # The check that asked for the heal never passes; the service's other checks always
+    # do. Their passes neither make a heal succeed nor resume a given-up service.
+    never, fine = tmp_path / "never", tmp_path / "fine"
+    never.write_text("CRIT")
+    fine.write_text("OK")
+    guards = "".join(f"""
+        [checks.fine{n}]
+        type = "fixed"
+        status_file = "{fine}"
+        service = "svc"
+        interval = "200ms"
+    """ for n in range(passing))
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [services.svc]
+        manager = "flag"
+        status_file = "{tmp_path / 'elsewhere'}"
+        start_timeout = "500ms"
+        restarts = 3
+        within = "10m"
+        backoff = "100ms"
+        [checks.broken]
+        type = "fixed"
+        status_file = "{never}"
+        service = "svc"
+        interval = "200ms"
+        fall = 2
+        {guards}
+    """)).start()
+    gave_up = d.wait_for("heal.gave_up", service="svc", timeout=30)[0]
+    assert gave_up["check"] == "broken"
+    # Ten more failures of the broken check: as many passes of the others, each of which
+    # once resumed the service with a fresh budget.
+    seen = len(d.events("check.result", check="broken"))
+    d.wait_for("check.result", count=seen + 10, check="broken")
+    assert len(d.events("heal.started", service="svc")) == 3
+    failed = d.events("heal.failed", service="svc")
+    assert len(failed) == 3 and not d.events("heal.succeeded")
+    assert all(f["reason"].startswith("check broken of svc did not pass within 0.5s")
+               for f in failed), failed
+    assert len(d.events("heal.gave_up")) == 1 and not d.events("heal.resumed")
+
+    never.write_text("OK")  # now every guard passes: healthy, so healing resumes
+    resumed = d.wait_for("heal.resumed", service="svc")[0]
+    assert resumed["reason"].endswith("and every check of svc with it")
 
 
 def test_budget_and_given_up_mark_survive_a_daemon_restart(write_config, daemon,

@@ -194,6 +194,33 @@ def test_daemon_heals_a_command_service(write_config, daemon, tmp_path: Path,
     assert not gone(survivor)  # the daemon fixture reaps it
 
 
+def test_a_heal_that_worked_carries_a_short_tail_of_the_output(write_config, daemon) -> None:
+    # A service that talks a lot as it starts (an access log, a banner): a heal that
+    # worked says its last words, not kilobytes of them.
+    port = free_port()
+    chatter = ("import http.server, sys\n"
+               "for n in range(200): print(f'request {n} served', flush=True)\n"
+               "print('ready at last', flush=True)\n"
+               f"http.server.test(http.server.SimpleHTTPRequestHandler, port={port}, "
+               "bind='127.0.0.1')\n")
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [services.web]
+        manager = "command"
+        start = ["{sys.executable}", "-c", {json.dumps(chatter)}]
+        [checks.web]
+        type = "tcp"
+        port = {port}
+        service = "web"
+        interval = "500ms"
+        fall = 1
+    """)).start()
+    succeeded = d.wait_for("heal.succeeded", service="web", timeout=15)[0]
+    assert "ready at last" in succeeded["output"], succeeded
+    assert len(succeeded["output"]) <= 300 and "request 0 served" not in succeeded["output"]
+
+
 def test_a_start_that_exits_fails_the_heal_at_once_with_its_output(write_config, daemon,
                                                                    tmp_path: Path) -> None:
     # Runs a second (long past the starter's settle time), says why and exits 2.
@@ -390,7 +417,7 @@ def test_launchd_job_gets_the_chosen_port_in_its_environment(fakes: Path, tmp_pa
                     f'plist = "{plist}"\nport_variable = "MCP_PORT"\nports = [{port}]\n')
     cfg = config.load(str(path))
     load_job(tmp_path)  # loaded and running: stopped first
-    healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0)
+    healer = Healer(failing=lambda _s: (), wake=lambda _s: [])
     healer.install(cfg.services, {}, tmp_path)
     outcome = healer.heal("memory", "test")
     assert outcome.ok and outcome.fields["port"] == port

@@ -51,7 +51,7 @@ class World:
         self.store = Store(tmp_path / "s", None)
         self.store.load()
         self.table: CheckTable
-        self.healer = Healer(lambda s: self.table.unhealthy(s), lambda s: 1)
+        self.healer = Healer(lambda s: self.table.failing(s), lambda s: ["guard"])
         self.healer.install(self.cfg.services, {}, tmp_path)
         self.table = CheckTable(Runner(self.stopping), self.healer, self.stopping, self.store)
         self.table.install(self.cfg, {})

@@ -104,7 +104,7 @@ def test_every_hook_is_called_by_the_core_with_its_arguments(tmp_path: Path,
     cfg = _config.load(str(config))
     detect(cfg.plugins)
     stopping = threading.Event()
-    healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0)
+    healer = Healer(failing=lambda _s: (), wake=lambda _s: [])
     table = CheckTable(Runner(stopping), healer, stopping, Store(tmp_path))
     table.install(cfg, {})
     table.scheduler.start({})  # pacing needs a running scheduler; no job of its own

@@ -58,8 +58,8 @@ class Policy:
         self.failing: set[str] = set()
         #: The wall clock the policy reads: moved by the test, never slept for.
         self.now = 1_800_000_000.0
-        self.healer = Healer(unhealthy=lambda s: s in self.failing, wake=lambda _s: 0,
-                             clock=lambda: self.now)
+        self.healer = Healer(failing=lambda s: {"guard"} if s in self.failing else (),
+                             wake=lambda _s: [], clock=lambda: self.now)
         specs = {name: ServiceSpec(manager="fake", name=name,
                                    make_manager=functools.partial(Fake, name),
                                    **{"backoff": Duration(0), **keys})
@@ -224,7 +224,7 @@ def raising(tmp_path: Path, broken: str) -> Any:
 
 @pytest.mark.parametrize("broken", ["restart", "start", "start_failed"])
 def test_a_manager_that_raises_is_a_failed_heal_with_its_budget_spent(tmp_path, broken) -> None:
-    healer = Healer(unhealthy=lambda _s: True, wake=lambda _s: 1)
+    healer = Healer(failing=lambda _s: {"guard"}, wake=lambda _s: ["guard"])
     spec = ServiceSpec(manager="raising", name="svc", backoff=Duration(5),
                        start_timeout=Duration(1), make_manager=raising(tmp_path, broken))
     healer.install({"svc": spec}, {}, tmp_path)
@@ -241,7 +241,7 @@ def test_a_manager_that_raises_is_a_failed_heal_with_its_budget_spent(tmp_path, 
 
 @pytest.mark.parametrize("broken", ["is_running", "describe"])
 def test_a_manager_whose_questions_raise_still_heals(tmp_path, broken) -> None:
-    healer = Healer(unhealthy=lambda _s: True, wake=lambda _s: 0, watch=True)
+    healer = Healer(failing=lambda _s: {"guard"}, wake=lambda _s: [], watch=True)
     spec = ServiceSpec(manager="raising", name="svc", make_manager=raising(tmp_path, broken))
     healer.install({"svc": spec}, {}, tmp_path)
     assert healer.heal("svc", "test").ok
@@ -251,7 +251,7 @@ def test_a_manager_whose_questions_raise_still_heals(tmp_path, broken) -> None:
 
 @pytest.mark.parametrize("broken", ["watch", "unwatch"])
 def test_a_watch_that_raises_is_said_and_the_service_is_polled(tmp_path, broken) -> None:
-    healer = Healer(unhealthy=lambda _s: False, wake=lambda _s: 0, watch=True)
+    healer = Healer(failing=lambda _s: (), wake=lambda _s: [], watch=True)
     spec = ServiceSpec(manager="raising", name="svc", make_manager=raising(tmp_path, broken))
     with capture_logs() as logs:
         healer.install({"svc": spec}, {}, tmp_path)
@@ -273,7 +273,7 @@ def test_a_reload_during_a_heal_keeps_what_the_heal_found(tmp_path) -> None:
 
     spec = ServiceSpec(manager="slow", name="svc", backoff=Duration(30),
                        make_manager=functools.partial(Slow, "svc"))
-    healer = Healer(unhealthy=lambda _s: True, wake=lambda _s: 1)
+    healer = Healer(failing=lambda _s: {"guard"}, wake=lambda _s: ["guard"])
     healer.install({"svc": spec}, {}, tmp_path)
     heal = threading.Thread(target=healer.heal, args=("svc", "test"))
     heal.start()
@@ -299,7 +299,7 @@ class Slow(Fake):
 def test_a_verbs_own_time_counts_against_start_timeout(tmp_path) -> None:
     # What the guide says to authors: start_timeout runs from the heal's start, the
     # verb's run included; a guard that never passes fails the heal at once after it.
-    healer = Healer(unhealthy=lambda _s: True, wake=lambda _s: 1)
+    healer = Healer(failing=lambda _s: {"guard"}, wake=lambda _s: ["guard"])
     healer.install({"db": ServiceSpec(manager="slow", name="db",
                                       make_manager=functools.partial(Slow, "db"),
                                       start_timeout=Duration(0.3))}, {}, tmp_path)

@@ -220,7 +220,7 @@ def test_a_healthy_unchanged_check_is_saved_at_a_checkpoint(tmp_path, monkeypatc
     store = Store(tmp_path / "s", KEEP if history_on else None)
     store.load()
     stopping = threading.Event()
-    table = CheckTable(Runner(stopping), Healer(lambda _s: False, lambda _s: 0), stopping, store)
+    table = CheckTable(Runner(stopping), Healer(lambda _s: (), lambda _s: []), stopping, store)
     table.install(cfg, {})
     table.scheduler.start({})
     try:

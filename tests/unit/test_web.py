@@ -59,7 +59,7 @@ def web(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..
     stopping = threading.Event()
     store = Store(tmp_path / "s", None)
     store.load()
-    healer = Healer(lambda _s: False, lambda _s: 0)
+    healer = Healer(lambda _s: (), lambda _s: [])
     table = CheckTable(Runner(stopping), healer, stopping, store)
     table.install(cfg, {})
     table.scheduler.start({})
