@@ -273,7 +273,8 @@ class Alerter:
                       severity="critical" if last and last["status"] == "CRIT" else "warning",
                       summary=redact(last["summary"] if last else ""), host=self.host,
                       starts_at=rt.machine.since, service=rt.spec.service,
-                      healing=healing, attempts=attempts, extra_labels=dict(spec.labels))
+                      healing=healing, attempts=attempts, extra_labels=dict(spec.labels),
+                      opened_at=now)
         self.outbox.open(sink, alert)
         self.open[(sink, alert.check)] = alert
         log.warning("alert.opened", sink=sink, check=alert.check, reason=reason,
@@ -292,7 +293,8 @@ class Alerter:
         else:
             self.outbox.forget(spec.name, alert.check)
         log.info("alert.resolved", sink=spec.name, check=alert.check,
-                 sends_resolution=spec.resolves, lasted_s=round(now - alert.starts_at, 1))
+                 sends_resolution=spec.resolves, lasted_s=round(alert.lasted(now), 1),
+                 failing_s=round(now - alert.starts_at, 1))
 
     def _drop(self, spec: AlertSpec, now: float) -> None:
         """An alert past ``max_open``: counted, and said at most once a minute."""

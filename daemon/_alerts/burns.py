@@ -63,7 +63,8 @@ class BurnAlerts:
                 continue
             alert = Alert(check=report.name, status="firing", reason="burn",
                           severity=severity, summary=_summary(report, severity),
-                          host=self.host, starts_at=now, extra_labels=dict(spec.labels),
+                          host=self.host, starts_at=now, opened_at=now,
+                          extra_labels=dict(spec.labels),
                           notes=_notes(report))
             self.outbox.open(sink, alert, key)
             self.open[(sink, key)] = alert
@@ -82,7 +83,7 @@ class BurnAlerts:
             self.outbox.forget(sink, key)
         log.info("alert.resolved", sink=sink, check=alert.check, reason="burn",
                  sends_resolution=spec is not None and spec.send_resolved,
-                 lasted_s=round(now - alert.starts_at, 1))
+                 lasted_s=round(alert.lasted(now), 1))
 
 
 def _summary(report: Report, severity: str) -> str:

@@ -56,11 +56,18 @@ class Alert:
     reminder: int = 0
     #: More annotations: a remediation item's acceptance criteria and where to look.
     notes: dict[str, str] = field(default_factory=dict)
+    #: When vigil opened the alert (time.time()): later than ``starts_at``, when the
+    #: failure began, by however long healing was given first.
+    opened_at: float | None = None
 
     @property
     def resolved(self) -> bool:
         """Whether this is the alert's resolution (its check is OK again)."""
         return self.status == "resolved"
+
+    def lasted(self, now: float) -> float:
+        """Seconds the alert has been open."""
+        return now - (self.opened_at if self.opened_at is not None else self.starts_at)
 
     def labels(self) -> dict[str, str]:
         """Prometheus-style labels: what identifies the alert to Alertmanager."""

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import (
+    FIXTURES,
     Receiver,
     alertmanager,
     am_alerts,
@@ -304,6 +305,39 @@ def test_after_heal_a_healed_kill_sends_nothing_and_a_crash_loop_sends_one_alert
     assert alert["env"]["VIGIL_ALERT_SERVICE"] == "loop"
     assert "gave up after 3 heals within 10m" in alert["env"]["VIGIL_ALERT_HEALING"]
     assert not d.events("alert.opened", check="web")
+
+
+def test_a_resolved_alert_says_how_long_it_was_open_not_how_long_healing_took(
+        write_config, daemon, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    # The alert opens only when the heal has failed, two seconds into the failure; it
+    # resolves at once after: open for a moment, failing for longer.
+    never = tmp_path / "never"
+    never.write_text("CRIT")
+    d = daemon(write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [services.svc]
+        manager = "flag"
+        status_file = "{tmp_path / 'elsewhere'}"
+        start_timeout = "2s"
+        [checks.guard]
+        type = "fixed"
+        status_file = "{never}"
+        service = "svc"
+        interval = "200ms"
+        fall = 1
+        [alerts.page]
+        type = "command"
+        command = ["true"]
+    """)).start()
+    opened = d.wait_for("alert.opened", check="guard", timeout=20)[0]
+    never.write_text("OK")
+    resolved = d.wait_for("alert.resolved", check="guard")[0]
+    open_for = event_time(resolved) - event_time(opened)
+    assert resolved["lasted_s"] <= round(open_for, 1) + 0.1, (resolved, open_for)
+    assert resolved["failing_s"] >= resolved["lasted_s"] + 1.9, resolved
 
 
 def test_a_receiver_down_for_10s_gets_the_alert_once_and_a_killed_daemon_delivers_it(
