@@ -387,7 +387,11 @@ def kill_and_restart(config: Path, make: Callable[[Path], Daemon], kills: int,
     FAILING, then ``kills`` times: restart it, SIGKILL it at a random moment up to 1.5 s
     later, and read what `vigil status --json` finds."""
     first = make(config).start()
-    wait_until(lambda: _failing(config) == 30, 15, "30 FAILING checks saved")
+    # Saved, not only seen: `vigil status` asks the running daemon.
+    saved = config.parent / "state"
+    wait_until(lambda: sum(entry["state"] == "FAILING" for entry in
+                           saved_state(saved)["checks"].values()) == 30,
+               15, "30 FAILING checks saved")
     first.signal(signal.SIGKILL)
     report = KillReport()
     for _ in range(kills):

@@ -16,7 +16,7 @@ fi
 
 # Real components the tests use; a test whose component is missing fails and names it.
 DEBS=(monitoring-plugins-basic libplist-utils systemd util-linux postgresql-15 redis-server openssl
-      prometheus prometheus-alertmanager chromium)
+      prometheus prometheus-alertmanager chromium faketime)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()

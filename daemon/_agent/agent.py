@@ -33,7 +33,8 @@ from vigil._heal.healer import Healer
 from vigil._kit import memory, proc
 from vigil._kit.words import plural
 from vigil._slo.watch import SloWatch
-from vigil._store.records import DaemonInfo, ServiceEntry, State
+from vigil._store.database import SCHEMA
+from vigil._store.records import DaemonInfo, ServiceEntry, Snapshot, State
 from vigil._store.store import Store
 from vigil._web.surface import HttpSurface
 
@@ -313,16 +314,19 @@ class Agent:
                         hint="vigil status and vigil logs read the config on disk instead")
 
     def _control(self, request: Message, send: Send) -> Message:
-        if request.get("command") == "silences":
+        command = request.get("command")
+        if command == "status":
+            return {"ok": True, "state": self._status()}
+        if command == "silences":
             self.alerter.silences_changed()
             return {"ok": True}
-        if request.get("command") == "wait":
+        if command == "wait":
             return self._wait(request, send)
-        if request.get("command") == "maintenance":
-            self.windows.read_at = 0.0  # at the next tick, not in this thread
+        if command == "maintenance":
+            self.windows.refresh()
             return {"ok": True}
-        if request.get("command") != "heal":
-            return {"ok": False, "error": f"unknown command {request.get('command')!r}"}
+        if command != "heal":
+            return {"ok": False, "error": f"unknown command {command!r}"}
         service = str(request.get("service"))
         if service not in self.healer.services:
             known = ", ".join(self.healer.services) or "none"
@@ -330,6 +334,14 @@ class Agent:
         outcome = self.healer.requested(service, "vigil heal",
                                         progress=lambda event, **f: send({"event": event, **f}))
         return {"ok": outcome.ok, **outcome.record()}
+
+    def _status(self) -> Snapshot:
+        """`vigil status`: every check and service as this daemon sees them now (the
+        state database is written only when something changes)."""
+        info: DaemonInfo = {**self.identity, "config": self.config.source,
+                            "updated": datetime.now(UTC).isoformat()}
+        return {"schema": SCHEMA, "daemon": info, "checks": self.checks.view(),
+                "services": self.healer.snapshot()}
 
     def _wait(self, request: Message, send: Send) -> Message:
         """`vigil wait`: run the named checks now and every WAIT_RERUN until each has

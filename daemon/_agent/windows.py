@@ -51,6 +51,13 @@ class Windows:
         with self._lock:
             self._adopt(read=asked)
 
+    def refresh(self) -> None:
+        """Read the database's windows now (`vigil maintenance` wrote one): a `vigil
+        status` right after shows it in effect."""
+        with self._lock:
+            self.read_at = time.monotonic()
+            self._adopt(read=True)
+
     def _heard(self, event: str, _fields: object) -> None:
         if event == "maintenance.written":
             self.read_at = 0.0

@@ -112,29 +112,61 @@ def tell_daemon(state_dir: Path, command: str) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     settings = running_settings(args)
     path = settings.state_dir / database.DB
+    live = ask_daemon(settings.state_dir)
     try:
-        state = database.read_state_at(settings.state_dir)
+        state = live if live is not None else database.read_state_at(settings.state_dir)
+        if live is not None:
+            _add_uptime(settings.state_dir, live)
     except (sqlite3.Error, OSError, ValueError) as exc:
         print(f"vigil: cannot read {path}: {exc}", file=sys.stderr)
         return 3
-    running = state is not None and runtime.daemon_alive(state.get("daemon", {}))
+    running = live is not None or (
+        state is not None and runtime.daemon_alive(state.get("daemon", {})))
+    source = "daemon" if live is not None else "database"
     if args.json:
-        print(json.dumps({"running": running, "state_file": str(path), **(state or {})},
-                         indent=2, default=str))
+        print(json.dumps({"running": running, "source": source, "state_file": str(path),
+                          **(state or {})}, indent=2, default=str))
         return 0 if running else 3
     if state is None:
         print(f"vigil is not running: no state in {settings.state_dir}")
         return 3
     info = state.get("daemon", {})
-    if running:
+    if live is not None:
         print(f"vigil is running (pid {info.get('pid')}, since {info.get('started')}, "
               f"config {info.get('config')})")
+    elif running:
+        # Its control socket did not answer (see control.unavailable in its log).
+        print(f"vigil is running (pid {info.get('pid')}) but does not answer on its control "
+              f"socket; as it last wrote its state, {info.get('updated', 'at an unknown time')}")
     elif info.get("updated"):
-        print(f"vigil is not running; last state written {info['updated']}")
+        print(f"vigil is not running; as it last wrote its state, {info['updated']}")
     else:
-        print("vigil is not running")
+        print("vigil is not running; from the state database")
     print(render(state), end="")
     return 0 if running else 3
+
+
+def ask_daemon(state_dir: Path) -> Snapshot | None:
+    """What the running daemon sees now, over its control socket; None when none
+    answers."""
+    try:
+        answer = control.request(state_dir, {"command": "status"}, lambda _e: None)
+    except (control.Unreachable, OSError, ValueError):
+        return None
+    state: Snapshot | None = answer.get("state") if answer.get("ok") else None
+    return state
+
+
+def _add_uptime(state_dir: Path, state: Snapshot) -> None:
+    """Each check's uptime over 24 hours, from the history (the daemon keeps none in
+    memory)."""
+    conn = database.connect_readonly(state_dir)
+    if conn is None:
+        return
+    with contextlib.closing(conn):
+        uptimes = database.uptime_24h(conn, list(state["checks"]))
+    for name, entry in state["checks"].items():
+        entry["uptime_24h"] = uptimes.get(name)
 
 
 def user_scope(args: argparse.Namespace) -> bool:

@@ -9,10 +9,20 @@ import select
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import FIXTURES, ROOT, readline_within, run_vigil, vigil_command
+from tests.helpers import (
+    FIXTURES,
+    ROOT,
+    free_port,
+    listening,
+    readline_within,
+    run_vigil,
+    vigil_command,
+    wait_until,
+)
 
 
 def env_with_fixtures() -> dict[str, str]:
@@ -176,6 +186,66 @@ def test_status_without_a_daemon(write_config) -> None:
     done = run_vigil("status", "-c", str(path))
     assert done.returncode == 3
     assert "vigil is not running" in done.stdout
+
+
+def test_status_says_what_the_running_daemon_sees_now(write_config, daemon, tmp_path,
+                                                      monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    # Nothing that a check's run writes happens here (an hour's interval): what status
+    # shows comes from the daemon, which the state database lags.
+    taken, spare = free_port(), free_port()
+    starts = tmp_path / "starts"
+    slow_start = ("import pathlib, sys, time, http.server\n"
+                  f"pathlib.Path({str(starts)!r}).write_text('started')\n"
+                  "time.sleep(3)\n"
+                  "http.server.test(http.server.SimpleHTTPRequestHandler, "
+                  "port=int(sys.argv[1]), bind='127.0.0.1')\n")
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [services.app]
+        manager = "command"
+        start = ["{sys.executable}", "-c", {json.dumps(slow_start)}, "{{port}}"]
+        ports = [{taken}, {spare}]
+        start_timeout = "20s"
+        [checks.web]
+        type = "fixed"
+        interval = "1h"
+        [checks.app]
+        type = "tcp"
+        port = {spare}
+        service = "app"
+        interval = "1h"
+        fast_interval = "250ms"
+        fall = 1
+    """)
+
+    def status() -> dict[str, Any]:
+        done = run_vigil("status", "--json", "-c", str(config))
+        assert done.returncode == 0, done.stdout + done.stderr
+        answer: dict[str, Any] = json.loads(done.stdout)
+        assert answer["source"] == "daemon", answer
+        return answer
+
+    with listening(taken):
+        d = daemon(config).start()
+        wait_until(starts.exists, 15, "the heal's start on the spare port")
+        during = status()["services"]["app"]
+        assert during["healing"] and during["manager_state"]["port"] == spare, during
+        d.wait_for("heal.succeeded", service="app", timeout=20)
+    assert status()["checks"]["web"]["state"] == "OK"
+    held = run_vigil("maintenance", "start", "web", "--for", "10m", "-c", str(config))
+    assert held.returncode == 0, held.stderr
+    assert status()["checks"]["web"]["state"] == "MAINTENANCE"
+    text = run_vigil("status", "-c", str(config)).stdout
+    assert next(line for line in text.splitlines() if line.startswith("web ")).split()[1] == (
+        "MAINTENANCE")
+    run_vigil("maintenance", "end", "web", "-c", str(config))
+    assert status()["checks"]["web"]["state"] == "OK"
+    d.stop()
+    after = json.loads(run_vigil("status", "--json", "-c", str(config)).stdout)
+    assert after["source"] == "database" and not after["running"]
 
 
 def test_logs_filters_pretty_raw_and_follows(write_config, tmp_path: Path) -> None:
