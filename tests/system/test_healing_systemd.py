@@ -462,6 +462,9 @@ def left_stopped(systemd: PrivateSystemd, write_config, daemon, tmp_path: Path, 
 
     systemd.run("systemctl", "start", "vigil-web.service")  # by someone: watched again
     d.wait_for("maintenance.ended", target="web", why="it runs again", timeout=15)
+    # What the daemon sees now, not what the state database last held.
+    now = json.loads(run_vigil("status", "--json", "-c", str(config)).stdout)
+    assert now["source"] == "daemon" and now["checks"]["web"]["state"] != "MAINTENANCE", now
     wait_until(lambda: saved_state(tmp_path / "state")["services"]["web"]["watching"], 10,
                "the unit watched again")
 
