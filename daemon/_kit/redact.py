@@ -7,14 +7,19 @@ from typing import Any
 
 MASK = "***"
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s:/@]*):[^\s@/]*@")
+#: A key that names a secret, as a word or inside one (``access_token``, ``PGPASSWORD``,
+#: ``X-Api-Key``, ``client_secret``), then ``=`` or ``:`` and its value; an
+#: ``Authorization`` header's scheme (``Bearer``) stays, its credentials go.
 _KEY_VALUE = re.compile(
-    r"""(?i)\b(password|passwd|pwd|token|secret|api_?key|auth)(\s*[=:]\s*)('[^']*'|"[^"]*"|[^\s,;&]+)"""
+    r"""(?i)\b([\w.-]*(?:password|passwd|pwd|token|secret|api[_-]?key|credential)[\w.-]*"""
+    r"""|[\w.-]*auth(?:orization|entication)?)"""
+    r"""(\s*[=:]\s*)((?:bearer|basic|token|digest)\s+)?('[^']*'|"[^"]*"|[^\s,;&]+)"""
 )
-SECRET_KEYS = re.compile(r"(?i)(password|passwd|secret|token|api_?key)")
+SECRET_KEYS = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key|credential|authorization)")
 #: What each pattern needs to find anything: most text has none of it, and a plain
 #: substring test is a hundred times cheaper than the search (a /health page is 20 KB).
 _URL_HINTS = ("://",)
-_KEY_HINTS = ("pass", "pwd", "token", "secret", "api", "auth")
+_KEY_HINTS = ("pass", "pwd", "token", "secret", "api", "auth", "credential")
 
 
 def redact(text: str) -> str:
@@ -23,7 +28,7 @@ def redact(text: str) -> str:
         text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
     lowered = text.lower()
     if any(hint in lowered for hint in _KEY_HINTS):
-        text = _KEY_VALUE.sub(rf"\1\2{MASK}", text)
+        text = _KEY_VALUE.sub(rf"\1\2\3{MASK}", text)
     return text
 
 

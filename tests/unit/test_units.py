@@ -126,10 +126,24 @@ def test_metrics_that_differ_only_by_unit_get_their_own_labels() -> None:
     ("host=db password=s3cret dbname=x", "s3cret"),
     ("token: abc.def.ghi", "abc.def.ghi"),
     ("PASSWORD='quoted pass'", "quoted pass"),
+    ("GET /cb?access_token=tok123&x=1", "tok123"),
+    ("db_password=pw1 host=db", "pw1"),
+    ("PGPASSWORD=pw2 psql -h db", "pw2"),
+    ("client_secret=cs3", "cs3"),
+    ("Authorization: Bearer eyJhbGciOi.abc", "eyJhbGciOi.abc"),
+    ("X-Api-Key: k-123", "k-123"),
+    ("api-key=k456", "k456"),
+    ("x-auth-token: t789", "t789"),
 ])
 def test_redaction(text: str, secret: str) -> None:
     assert secret not in redact(text)
     assert "***" in redact(text)
+
+
+def test_redaction_leaves_words_that_only_look_like_keys() -> None:
+    text = "author: Ann, tokens left=3, authority ok"
+    assert redact(text) == text
+    assert redact("Authorization: Bearer abc") == "Authorization: Bearer ***"
 
 
 def test_redact_value_masks_secret_keys_in_nested_data() -> None:
