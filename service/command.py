@@ -66,6 +66,13 @@ class Command(ServiceManager):
             return str(self.state_dir / f"{self.name}.out")
         return os.devnull
 
+    def _open_log(self, path: str) -> int:
+        """The program's output file, for appending: readable by vigil's user alone (and
+        its group when the state folder is theirs too), never through a symlink."""
+        group = self.state_dir is not None and bool(self.state_dir.stat().st_mode & 0o050)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                       | os.O_CLOEXEC, 0o640 if group else 0o600)
+
     def argv(self) -> list[str]:
         """The start command, with ``{port}`` replaced by the port vigil chose."""
         port = str(self.state.get("port", ""))
@@ -86,7 +93,7 @@ class Command(ServiceManager):
         path = self.log_path()
         began = time.monotonic()
         argv = self.argv()
-        with open(path, "ab") as out:
+        with os.fdopen(self._open_log(path), "ab") as out:
             try:
                 child = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=out,

@@ -264,7 +264,8 @@ class Agent:
                         running=str(self.state_dir), wanted=str(new.daemon.state_dir),
                         reason="the state folder changes only at restart")
         self.notifier.send("RELOADING=1")
-        logs.configure(new.daemon.log_level, new.daemon.log_file)
+        logs.configure(new.daemon.log_level, new.daemon.log_file,
+                       group=new.daemon.group_read)
         self.checks.install(new, {})
         self.healer.install(new.services, {}, self.state_dir)
         self.alerter.install(new.alerts)

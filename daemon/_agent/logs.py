@@ -3,14 +3,17 @@ routed through the same formatter, one JSON object per line."""
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
+import os
 import sys
 from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from vigil._kit.private import open_append
 from vigil._kit.redact import redact_value
 
 # APScheduler logs every job start and finish at INFO; our check.result says it better.
@@ -70,18 +73,31 @@ def hold() -> None:
     _install(logging.handlers.MemoryHandler(10_000, flushLevel=logging.CRITICAL + 1), "info")
 
 
+class PrivateFileHandler(logging.handlers.WatchedFileHandler):
+    """Appends to a file only its owner (and, with ``group``, the owner's group) may
+    read, never through a symlink; reopened after logrotate moves it away."""
+
+    def __init__(self, path: str, group: bool = False) -> None:
+        self.group = group
+        super().__init__(path, encoding="utf-8")
+
+    def _open(self) -> io.TextIOWrapper:
+        return os.fdopen(open_append(self.baseFilename, self.group), "a",
+                         encoding=self.encoding, errors=self.errors)
+
+
 def configure(level: str = "info", log_file: str = "-", stream: TextIO | None = None,
-              pretty: bool | None = None, plain: bool = False) -> None:
-    """JSON lines to ``log_file`` (``-`` is stdout); pretty lines on a terminal; with
-    ``plain``, one sentence a line. What :func:`hold` kept is written there first."""
+              pretty: bool | None = None, plain: bool = False, group: bool = False) -> None:
+    """JSON lines to ``log_file`` (``-`` is stdout; a file is 0600, 0640 with ``group``);
+    pretty lines on a terminal; with ``plain``, one sentence a line. What :func:`hold`
+    kept is written there first."""
     if log_file == "-":
         out = stream or sys.stdout
         handler: logging.Handler = logging.StreamHandler(out)
         if pretty is None:
             pretty = out.isatty()
     else:
-        # WatchedFileHandler reopens the file after logrotate moves it.
-        handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+        handler = PrivateFileHandler(log_file, group)
         pretty = bool(pretty)
     renderer: list[Any] = [_order, structlog.processors.JSONRenderer()]
     if plain:

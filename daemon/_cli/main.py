@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import sys
@@ -20,6 +21,7 @@ from vigil._config.sections import PACKAGED
 from vigil._engine.runner import Runner
 from vigil._kit import paths
 from vigil._kit.perfdata import format_perfdata
+from vigil._kit.private import private_dir
 from vigil._kit.redact import redact
 from vigil._kit.words import plural
 
@@ -90,11 +92,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         logs.configure("info", stream=sys.stderr)
         raise
     try:
-        logs.configure(cfg.daemon.log_level, cfg.daemon.log_file)
+        # Before the log: a log_file inside the state folder needs it.
+        private_dir(cfg.daemon.state_dir, cfg.daemon.group_read)
     except OSError as exc:
         logs.configure("info", stream=sys.stderr)
-        print(f"vigil: cannot open log file {cfg.daemon.log_file}: {exc.strerror}",
+        print(f"vigil: cannot use state_dir {cfg.daemon.state_dir}: {exc.strerror or exc}",
               file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    try:
+        logs.configure(cfg.daemon.log_level, cfg.daemon.log_file, group=cfg.daemon.group_read)
+    except OSError as exc:
+        logs.configure("info", stream=sys.stderr)
+        why = ("it is a symlink, which vigil does not follow" if exc.errno == errno.ELOOP
+               else exc.strerror)
+        print(f"vigil: cannot open log file {cfg.daemon.log_file}: {why}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     try:
         return Agent(cfg, args.config).run()

@@ -22,6 +22,7 @@ from vigil._api.errors import ConfigError
 from vigil._cli import logview
 from vigil._config import loader as config_mod
 from vigil._config.sections import Config, DaemonSettings
+from vigil._kit.private import private_dir
 from vigil._kit.redact import redact
 from vigil._store import database
 from vigil._store.records import CheckEntry, HealRecord, ServiceEntry, Snapshot
@@ -91,7 +92,7 @@ def write_database(state_dir: Path, write: Callable[[sqlite3.Connection], T]) ->
     """``write(connection)`` on the state database, made if need be; NoState (exit 3)
     when it cannot be written."""
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)
         conn = database.open_database(state_dir / database.DB)
     except (sqlite3.Error, database.Unreadable, OSError) as exc:
         raise NoState(f"cannot write {state_dir / database.DB}: {exc}") from None

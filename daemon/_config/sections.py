@@ -56,6 +56,9 @@ class DaemonSettings:
     #: probes); or the file holding it, read at start and at reload.
     http_token: str = field(default="", repr=False)
     http_token_file: str = ""
+    #: Whether the owner's group may read the state folder's files and the logs (0750
+    #: and 0640); else only the user vigil runs as (0700, 0600).
+    group_read: bool = False
     #: The config file these came from, or PACKAGED.
     source: str = field(default=PACKAGED, metadata=NOT_A_KEY)
 

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import cast
 
+from vigil._kit.private import private_dir
 from vigil._store import database
 from vigil._store.batch import Batch, PendingResult
 from vigil._store.database import Unreadable
@@ -34,7 +35,7 @@ class Store:
         """Open (or make) the database and read the saved state: ``{"checks": {...},
         "services": {...}}``. An unreadable database is set aside first; one that cannot
         be opened at all (a full disk) gives empty state, and the writer keeps trying."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         for leftover in self.dir.glob(f".{database.LEGACY}.*.tmp"):
             leftover.unlink(missing_ok=True)
         for _ in range(2):  # a second time only after a damaged file was set aside
