@@ -20,7 +20,14 @@ class Slack(AlertSink):
 
     def send(self, alert: Alert) -> None:
         icon = ":white_check_mark:" if alert.resolved else ":rotating_light:"
-        http_post(self.options.url, {"text": f"{icon} {alert.text()}"}, timeout=self.timeout)
+        http_post(self.options.url, {"text": f"{icon} {escape(alert.text())}"},
+                  timeout=self.timeout)
+
+
+def escape(text: str) -> str:
+    """Slack's own escaping: a check's words stay words, never a ``<!channel>`` that
+    notifies everyone nor a ``<https://...|link>``."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @hookimpl

@@ -133,7 +133,10 @@ class Alert:
                   "attempts": str(len(self.attempts)), "starts_at": iso(self.starts_at),
                   "ends_at": iso(self.ends_at) if self.ends_at is not None else "",
                   "fingerprint": self.fingerprint()}
-        return {f"VIGIL_ALERT_{key.upper()}": value for key, value in values.items()}
+        # The environment cannot carry a NUL: shown as an escape, or the alert would never
+        # be delivered.
+        return {f"VIGIL_ALERT_{key.upper()}": value.replace("\0", "\\x00")
+                for key, value in values.items()}
 
 
 @dataclass

@@ -20,6 +20,7 @@ from vigil._cli.status import (
     write_database,
 )
 from vigil._kit.durations import format_duration
+from vigil._kit.visible import shown
 
 
 def _when(at: float | None) -> str:
@@ -42,9 +43,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if row.pending and any(s.covers(row.check, now) for s in silences):
             delivery = "silenced"
         print(f"{row.sink}  {row.check}  {row.status.upper()} since {_when(alert.starts_at)}"
-              f"  ({alert.reason}; {delivery}; last sent {_when(row.sent)})")
+              f"  ({alert.reason}; {shown(delivery)}; last sent {_when(row.sent)})")
         if alert.healing:
-            print(f"    healing: {alert.healing}")
+            print(f"    healing: {shown(alert.healing)}")
     for entry in silences:
         print(f"silenced: {entry.pattern} until {_when(entry.until)}"
               + (f" ({entry.reason})" if entry.reason else ""))

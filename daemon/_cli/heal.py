@@ -15,7 +15,7 @@ from vigil._agent import runtime
 from vigil._agent.control import Message
 from vigil._cli.status import load
 from vigil._config.sections import Config
-from vigil._kit.redact import redact
+from vigil._kit.visible import shown
 from vigil._store.records import DaemonInfo, State
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def _progress_printer(out: TextIO) -> Any:
             reason = f"check passes after {fields['recovery_s']:.1f}s"
         elif event == "heal.failed" and (said := str(fields.get("output") or "").strip()):
             reason = f"{reason}: {said.splitlines()[-1][:200]}"  # the command's last words
-        text = f"{event} {service} {detail} {redact(str(reason))}".rstrip()
+        text = f"{event} {service} {detail} {shown(str(reason))}".rstrip()
         out.write(f"\r\033[K{text}\n" if live else f"{text}\n")
         out.flush()
 

@@ -13,6 +13,8 @@ from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from vigil._kit.visible import visible
+
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _COLOURS = {"warning": "\033[33m", "error": "\033[31m", "critical": "\033[31m"}
 _HEAD = ("timestamp", "level", "event", "check", "status", "summary")
@@ -110,6 +112,7 @@ def pretty(record: dict[str, Any], colour: bool) -> str:
         head += f" {record['status']}"
     if record.get("summary"):
         head += f" - {record['summary']}"
+    head = visible(head)  # a check's words, on a terminal
     rest = " ".join(f"{k}={json.dumps(v)}" for k, v in record.items()
                     if k not in _HEAD and k != "metrics")
     text = f"{head}  {rest}" if rest else head

@@ -23,6 +23,7 @@ from vigil._kit import paths
 from vigil._kit.perfdata import format_perfdata
 from vigil._kit.private import private_dir
 from vigil._kit.redact import redact
+from vigil._kit.visible import visible
 from vigil._kit.words import plural
 
 EXIT_INVALID_CONFIG = 1
@@ -173,7 +174,8 @@ def _emit_check(args: argparse.Namespace, name: str, result: Result,
                           "duration_ms": round(duration_ms, 2)}, default=str))
     else:
         perf = result.perfdata or format_perfdata(result.metrics)
-        print(f"{name} {status.name} - {summary}" + (f" | {perf}" if perf else ""))
+        line = f"{name} {status.name} - {summary}" + (f" | {perf}" if perf else "")
+        print(visible(line))
     return int(status)
 
 

@@ -23,7 +23,7 @@ from vigil._cli import logview
 from vigil._config import loader as config_mod
 from vigil._config.sections import Config, DaemonSettings
 from vigil._kit.private import private_dir
-from vigil._kit.redact import redact
+from vigil._kit.visible import shown
 from vigil._store import database
 from vigil._store.records import CheckEntry, HealRecord, ServiceEntry, Snapshot
 
@@ -237,7 +237,7 @@ def _check_rows(checks: dict[str, CheckEntry]) -> list[tuple[str, ...]]:
         up = entry.get("uptime_24h")
         rows.append((name, state, last["status"] if last else "-", age,
                      "-" if up is None else f"{up * 100:.2f}%",
-                     entry.get("service") or "-", redact(last["summary"] if last else "")))
+                     entry.get("service") or "-", shown(last["summary"] if last else "")))
     return rows
 
 
@@ -254,7 +254,7 @@ def _service_rows(services: dict[str, ServiceEntry]) -> list[tuple[str, ...]]:
         rows.append((name, entry.get("describe", entry.get("manager", "?")),
                      f"{len(entry.get('history', []))} of {entry.get('restarts', '?')}", state,
                      "yes" if entry.get("watching") else "no (polled)", str(port or "-"),
-                     redact(outcome)))
+                     shown(outcome)))
     return rows
 
 

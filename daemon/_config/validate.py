@@ -71,6 +71,9 @@ def _unknown(what: str, name: str, known: Table, plugins: Plugins) -> str:
     return f"unknown {what} {name!r} (known: {', '.join(sorted(known))}){broken}"
 
 
+#: The shortest token that guards an address other hosts reach.
+MIN_TOKEN = 16
+
 class Validator:
     def __init__(self, source: str, text: str, data: Table) -> None:
         self.source = source
@@ -178,6 +181,7 @@ class Validator:
                 self.error(("daemon", "http_token_file"), "set http_token or http_token_file, "
                                                           "not both")
             path = self.base / os.path.expanduser(values["http_token_file"])
+            values["http_token_file"] = str(path)  # the daemon looks at its mode
             try:
                 values["http_token"] = path.read_text().strip()
             except OSError as exc:
@@ -187,6 +191,9 @@ class Validator:
                 if not values["http_token"]:
                     self.error(("daemon", "http_token_file"), f"{path} is empty: write the "
                                                               "token into it")
+        token_key = "http_token_file" if values["http_token_file"] else "http_token"
+        if any(c.isspace() for c in values["http_token"]):
+            self.error(("daemon", token_key), "a token has no spaces or line breaks in it")
         if not values["http"]:
             return
         host, _, port = values["http"].rpartition(":")
@@ -201,6 +208,10 @@ class Validator:
         if not loopback and not values["http_token"]:
             self.error(("daemon", "http"), f"{host} is reachable from other hosts: set "
                                            "http_token or http_token_file first")
+        elif not loopback and len(values["http_token"]) < MIN_TOKEN:
+            self.error(("daemon", token_key),
+                       f"{host} is reachable from other hosts: a token of at least "
+                       f"{MIN_TOKEN} characters guards it (`openssl rand -hex 16` makes one)")
 
     def _services(self, plugins: Plugins) -> dict[str, ServiceSpec]:
         services = {}

@@ -1,0 +1,25 @@
+"""Text that checks and services wrote, shown on a terminal: its control characters
+(C0 but tab, DEL, C1) made visible as ``\\xNN``, so that a check's output cannot recolour
+or erase the screen, retitle the terminal or write its clipboard (OSC 52). A line of a
+table or a log gets its newlines shown too."""
+
+from __future__ import annotations
+
+from vigil._kit.redact import redact
+
+_CONTROLS = [*range(0x00, 0x20), *range(0x7F, 0xA0)]
+#: Keeps newlines and tabs: text shown as it was written, lines and all.
+_LINES = {c: f"\\x{c:02x}" for c in _CONTROLS if c not in (0x09, 0x0A)}
+#: Keeps only tabs: text that must stay on its one line.
+_ONE_LINE = {c: f"\\x{c:02x}" for c in _CONTROLS if c != 0x09}
+
+
+def visible(text: str, one_line: bool = True) -> str:
+    """``text`` with its control characters shown as escapes."""
+    return text.translate(_ONE_LINE if one_line else _LINES)
+
+
+def shown(text: str, one_line: bool = True) -> str:
+    """What a command prints of a check's or a service's words: secrets masked, control
+    characters made visible."""
+    return visible(redact(text), one_line)
