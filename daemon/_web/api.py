@@ -71,6 +71,34 @@ def _error(status: int, message: str) -> Reply:
 OPEN, READ, ACTION = "open", "read", "action"
 
 
+#: A name in a path: a check's, a service's, a maintenance window's target.
+NAME = r"([^/]+)"
+#: Every route: its method, its path (whole; its groups follow the request in the
+#: handler's arguments), the WebApi method that answers, who may use it, and whether its
+#: page is kept (``Route.kept``). The HTTP server serves every method named here.
+ROUTES = (
+    ("GET", r"/livez", "livez", OPEN, False),
+    ("GET", r"/readyz", "readyz", OPEN, True),
+    ("GET", r"/health", "health", OPEN, True),
+    ("GET", rf"/badge/{NAME}\.svg", "badge", OPEN, False),
+    ("GET", r"/", "home", OPEN, False),
+    ("GET", r"/status", "status_page", OPEN, False),
+    ("GET", rf"/status/{NAME}\.json", "beats", OPEN, False),
+    ("GET", r"/api/v1/events", "events", OPEN, False),
+    ("GET", r"/metrics", "metrics", READ, False),
+    ("GET", r"/api/v1/checks", "check_list", READ, False),
+    ("GET", rf"/api/v1/checks/{NAME}", "check_page", READ, False),
+    ("GET", r"/api/v1/services", "service_list", READ, False),
+    ("GET", r"/api/v1/slos", "slo_list", READ, False),
+    ("GET", rf"/api/v1/services/{NAME}", "service_page", READ, False),
+    ("GET", r"/api/v1/alerts", "alert_list", READ, False),
+    ("GET", r"/api/v1/maintenance", "maintenance_list", READ, False),
+    ("POST", rf"/api/v1/maintenance/{NAME}", "maintenance_start", ACTION, False),
+    ("DELETE", rf"/api/v1/maintenance/{NAME}", "maintenance_end", ACTION, False),
+    ("POST", rf"/api/v1/checks/{NAME}/run", "run_check", ACTION, False),
+    ("POST", rf"/api/v1/services/{NAME}/heal", "heal", ACTION, False))
+
+
 @dataclass(frozen=True)
 class Request:
     path: str
@@ -113,29 +141,8 @@ class WebApi:
         #: Probe pages as last built, with the check table's generation they show: a
         #: load balancer polling many times a second gets them without a rebuild.
         self._built: dict[str, tuple[int, Reply | Stream]] = {}
-        name = r"([^/]+)"
-        self.routes = [Route(method, re.compile(pattern), handler, access, kept) for
-                       method, pattern, handler, access, kept in (
-            ("GET", r"/livez", self.livez, OPEN, False),
-            ("GET", r"/readyz", self.readyz, OPEN, True),
-            ("GET", r"/health", self.health, OPEN, True),
-            ("GET", rf"/badge/{name}\.svg", self.badge, OPEN, False),
-            ("GET", r"/", self.home, OPEN, False),
-            ("GET", r"/status", self.status_page, OPEN, False),
-            ("GET", rf"/status/{name}\.json", self.beats, OPEN, False),
-            ("GET", r"/api/v1/events", self.events, OPEN, False),
-            ("GET", r"/metrics", self.metrics, READ, False),
-            ("GET", r"/api/v1/checks", self.check_list, READ, False),
-            ("GET", rf"/api/v1/checks/{name}", self.check_page, READ, False),
-            ("GET", r"/api/v1/services", self.service_list, READ, False),
-            ("GET", r"/api/v1/slos", self.slo_list, READ, False),
-            ("GET", rf"/api/v1/services/{name}", self.service_page, READ, False),
-            ("GET", r"/api/v1/alerts", self.alert_list, READ, False),
-            ("GET", r"/api/v1/maintenance", self.maintenance_list, READ, False),
-            ("POST", rf"/api/v1/maintenance/{name}", self.maintenance_start, ACTION, False),
-            ("DELETE", rf"/api/v1/maintenance/{name}", self.maintenance_end, ACTION, False),
-            ("POST", rf"/api/v1/checks/{name}/run", self.run_check, ACTION, False),
-            ("POST", rf"/api/v1/services/{name}/heal", self.heal, ACTION, False))]
+        self.routes = [Route(method, re.compile(pattern), getattr(self, handler), access, kept)
+                       for method, pattern, handler, access, kept in ROUTES]
 
     def answer(self, method: str, path: str, query: str,
                headers: Mapping[str, str]) -> Reply | Stream:
@@ -382,8 +389,8 @@ def _missing(path: str) -> str:
     if path.startswith("/api/") and not path.startswith("/api/v1/"):
         return "the API is under /api/v1/"
     if path.startswith("/api/v1/"):
-        return ("no such resource (the actions are POST checks/NAME/run and "
-                "services/NAME/heal)")
+        return ("no such resource (the actions are POST checks/NAME/run, POST "
+                "services/NAME/heal, and POST and DELETE maintenance/TARGET)")
     return f"no such page: {path}"
 
 

@@ -172,6 +172,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
     def _serve(self, method: str) -> None:
         problem = self._drain_body()
         self.server.read_by(self.connection, None)  # all in: the answer may take its time
