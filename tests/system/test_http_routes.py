@@ -1,9 +1,12 @@
 """The HTTP server of a real daemon, route by route: every method the route table
-declares is served."""
+declares is served, and a request that stalls is answered 408."""
 
 from __future__ import annotations
 
 import http.client
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,44 @@ def test_every_method_of_every_route_is_served(served) -> None:
     assert status == 405
     status, headers, _ = call(port, "/api/v1/checks", "DELETE", AUTH)
     assert status == 405 and headers["Allow"] == "GET"
+
+
+def answer_to(port: int, request: bytes) -> tuple[bytes, float]:
+    """What the daemon sends back to ``request`` (sent at once, then nothing more) before
+    it closes, and how long that took."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        began = time.monotonic()
+        conn.sendall(request)
+        got = b""
+        while chunk := conn.recv(4096):
+            got += chunk
+        return got, time.monotonic() - began
+
+
+def test_a_request_that_stalls_is_answered_408(served) -> None:
+    from vigil._web.http import IDLE_S, SOCKET_TIMEOUT_S
+
+    d, port = served
+    stalls = {
+        "head": b"GET /livez HTTP/1.1\r\nHost: x\r\n",
+        "body": (f"POST /api/v1/services/svc/heal HTTP/1.1\r\nHost: x\r\n"
+                 f"Authorization: Bearer {TOKEN}\r\nContent-Length: 10\r\n\r\n{{}}"
+                 ).encode(),
+        "nothing": b"",
+    }
+    with ThreadPoolExecutor(len(stalls)) as pool:
+        got = dict(zip(stalls, pool.map(lambda r: answer_to(port, r), stalls.values()),
+                       strict=True))
+    for kind in ("head", "body"):
+        answer, took = got[kind]
+        assert answer == b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n" \
+                         b"Connection: close\r\n\r\n", (kind, answer)
+        assert IDLE_S <= took < SOCKET_TIMEOUT_S, (kind, took)
+    # A connection that never began a request (a client's kept-alive one) gets no 408,
+    # which the client would take for the answer to its next request.
+    assert got["nothing"][0] == b""
+    # What a cut-off request asked for is not done: the one heal is the one asked whole.
+    assert call(port, "/api/v1/services/svc/heal", "POST", AUTH)[0] == 200
+    d.wait_for("heal.requested", service="svc")
+    assert len(d.events("heal.requested")) == 1
+    assert not d.problems()
