@@ -1,9 +1,11 @@
 """The HTTP server of a real daemon, route by route: every method the route table
-declares is served, and a request that stalls is answered 408."""
+declares is served, a request that stalls is answered 408, and /metrics says what each
+state means."""
 
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -123,3 +125,15 @@ def test_a_request_that_stalls_is_answered_408(served) -> None:
     d.wait_for("heal.requested", service="svc")
     assert len(d.events("heal.requested")) == 1
     assert not d.problems()
+
+
+def test_the_help_of_the_state_metric_names_every_state(served) -> None:
+    from vigil._store.records import State
+
+    _, port = served
+    status, _, body = call(port, "/metrics", headers=AUTH)
+    assert status == 200
+    help_line = re.search(r"^# HELP vigil_check_state (.*)$", body.decode(), re.M)
+    assert help_line is not None
+    for state in State:
+        assert state.value in help_line[1], (state, help_line[1])
