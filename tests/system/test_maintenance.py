@@ -3,8 +3,10 @@ back, shows its checks in MAINTENANCE, and when it ends the checks are judged af
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import FIXTURES, run_vigil, saved_state, wait_until
 
@@ -66,3 +68,39 @@ def test_a_scheduled_window_is_opened_by_its_cron(write_config, daemon) -> None:
     window = d.wait_for("maintenance.started", target="disk*")[0]
     assert window["by"] == "schedule nightly" and window["reason"] == "the backup"
     assert d.stop() == 0
+
+
+def test_history_marks_the_results_taken_under_maintenance(write_config, daemon,
+                                                           tmp_path: Path,
+                                                           monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    config = write_config("""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.disk]
+        type = "fixed"
+        interval = "200ms"
+    """)
+    d = daemon(config).start()
+    d.wait_for("check.result", check="disk", count=2)
+    assert run_vigil("maintenance", "start", "disk", "--for", "1s", "-c",
+                     str(config)).returncode == 0
+    d.wait_for("maintenance.ended", target="disk", why="expired", timeout=10)
+    after = len(d.events("check.result", check="disk"))
+    d.wait_for("check.result", check="disk", count=after + 2)
+
+    def results() -> list[dict[str, Any]]:
+        done = run_vigil("history", "disk", "--json", "-c", str(config))
+        return json.loads(done.stdout)["results"] if done.returncode == 0 else []
+
+    def held() -> list[bool]:
+        return [r["maintenance"] for r in results()]
+
+    # Before, under and after the window, in the history once the writer committed it.
+    wait_until(lambda: held() and held()[0] is False and True in held()
+               and held()[-1] is False, 10, "results before, under and after the window")
+    assert d.stop() == 0  # the history holds still: the text shows what the JSON did
+    text = run_vigil("history", "disk", "-c", str(config)).stdout.splitlines()
+    lines = [line for line in text if " ms  " in line]  # a result's line
+    assert [("(maintenance) told to be OK" in line) for line in lines] == held()
