@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -241,6 +241,12 @@ class ScheduleSpec:
         start = datetime.fromtimestamp(now - self.duration + 0.001, UTC)
         fire = self.trigger.get_next_fire_time(None, start)
         return None if fire is None or fire.timestamp() > now else fire.timestamp()
+
+    def next_start(self, now: float) -> float | None:
+        """When the next window opens after ``now`` (time.time()); None when none will."""
+        fire = self.trigger.get_next_fire_time(None, datetime.fromtimestamp(now, UTC)
+                                               + timedelta(microseconds=1))
+        return None if fire is None else float(fire.timestamp())
 
 
 def cron(schedule: str, timezone: str) -> Any:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 from vigil._alerts import outbox
 from vigil._alerts.alerter import SinkStats
+from vigil._engine import maintenance as scheduled
 from vigil._engine.checktable import CheckTable
 from vigil._engine.events import EventHub
 from vigil._heal.healer import Healer
@@ -313,9 +314,14 @@ class WebApi:
             *outbox.listing(conn, time.time())), outbox.as_json([], [])))
 
     def maintenance_list(self, _request: Request) -> Reply:
-        now, none = time.time(), list[maintenance.Window]()
-        found = self._read(maintenance.windows, none)
-        return _json(200, {"maintenance": [vars(w) for w in found if w.open(now)]})
+        """As `vigil maintenance list --json`: the windows in force, and every scheduled
+        window (in force or not, and when it next opens)."""
+        now, none = time.time(), (list[maintenance.Window](), dict[str, float]())
+        found, ends = self._read(lambda conn: (maintenance.windows(conn),
+                                               maintenance.schedule_ends(conn)), none)
+        plans = scheduled.listing(self.checks.maintenance.schedules.values(), ends, now)
+        return _json(200, {"maintenance": [vars(w) for w in found if w.open(now)],
+                           "scheduled": plans})
 
     def maintenance_start(self, request: Request, target: str) -> Reply:
         """POST /api/v1/maintenance/TARGET?for=30m&reason=...: as `vigil maintenance
@@ -325,20 +331,27 @@ class WebApi:
             return _error(400, "say how long: ?for=30m, or ?until_end for a window that lasts "
                                "until DELETE")
         try:
-            until = float(parse_duration(length)) + time.time() if length else None
+            seconds = float(parse_duration(length)) if length else None
         except ValueError as exc:
             return _error(400, f"for: {exc}")
+        if seconds is not None and seconds <= 0:
+            return _error(400, f"for: must be longer than 0s, got {length!r}")
         known = self.checks.runtimes
         if target not in self.healer.services and not any(
                 fnmatch.fnmatchcase(name, target) for name in known):
             return _error(404, f"{target!r} is neither a service nor a glob matching a check")
-        window = maintenance.Window(target, until, reason, time.time(), "the HTTP API")
+        now = time.time()
+        window = maintenance.Window(target, None if seconds is None else now + seconds,
+                                    reason, now, "the HTTP API")
         self._write(lambda conn: maintenance.start(conn, window))
         return _json(200, {"maintenance": vars(window)})
 
     def maintenance_end(self, _request: Request, target: str) -> Reply:
-        if not self._write(lambda conn: maintenance.end(conn, target)):
-            return _error(404, f"no maintenance of {target!r}")
+        """DELETE /api/v1/maintenance/NAME: as `vigil maintenance end NAME`, the window on
+        that target and the scheduled window of that name in force."""
+        schedules = self.checks.maintenance.schedules
+        if not self._write(lambda conn: scheduled.end(conn, target, schedules, time.time())):
+            return _error(404, f"no maintenance of {target!r} in force")
         return _json(200, {"ended": target})
 
     def _write(self, change: Callable[[sqlite3.Connection], T]) -> T:
