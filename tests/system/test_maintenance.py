@@ -5,6 +5,7 @@ API open, list and end them, scheduled ones too; the history marks what they hel
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,6 +254,41 @@ def test_list_takes_targets_and_start_says_what_is_wrong(write_config, daemon,
     assert "no maintenance of 'nope' in force" in done.stderr
     d.wait_for("maintenance.ended", target="app", why="ended")
     assert d.stop() == 0
+
+
+def test_a_scheduled_window_or_a_service_key_that_cannot_work_is_a_config_error(
+        tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(textwrap.dedent("""\
+        [daemon]
+        state_dir = "state"
+        [services.db]
+        manager = "systemd"
+        unit = "pg"
+        respect_stops = false
+        [services.app]
+        manager = "command"
+        start = ["true"]
+        respect_stops = true
+        [checks.disk]
+        type = "system"
+        [maintenance.nightly]
+        schedule = "30 3 * * *"
+        timezone = "Mars/Base"
+        duration = "0s"
+        checks = ["disk", "dsk*"]
+    """))
+    done = run_vigil("config", "validate", "-c", str(path))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    for expected in (f"{path}:10: services.app.respect_stops: the command manager cannot "
+                     "tell a stop from a crash, so every exit is healed; respect_stops "
+                     "applies to systemd services only",
+                     f"{path}:15: maintenance.nightly.timezone: unknown time zone 'Mars/Base'",
+                     f"{path}:16: maintenance.nightly.duration: must be greater than zero",
+                     f"{path}:17: maintenance.nightly.checks: 'dsk*' matches no check "
+                     "(checks: disk)"):
+        assert expected in done.stderr, done.stderr
+    assert "4 errors" in done.stderr and "services.db" not in done.stderr
 
 
 def test_history_marks_the_results_taken_under_maintenance(write_config, daemon,
