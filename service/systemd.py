@@ -24,6 +24,8 @@ class SystemdOptions:
 class Systemd(ServiceManager):
     Options = SystemdOptions
     options: SystemdOptions
+    #: A unit's result says whether it was stopped or died (``watch``).
+    tells_stops = True
 
     def systemctl(self, *args: str) -> list[str]:
         return ["systemctl", *(["--user"] if self.options.user else []), *args]

@@ -1,6 +1,7 @@
 """The daemon's maintenance windows: those `vigil maintenance`, the API and `vigil
-deploy` write to the state database, those the config schedules, and those the healer
-opens for a service stopped on purpose. Read once a second (at once when asked); a
+deploy` write to the state database, those the config schedules (but for an occurrence
+ended early, which the database records), and those the healer opens for a service
+stopped on purpose. Read once a second (at once when asked); a
 window that began or ended is said, and the checks of one that ended run at once, to be
 judged afresh. The database is read at the start and when a window was written there
 (`vigil maintenance` and `vigil deploy` say so over the control socket, the API on the
@@ -19,6 +20,7 @@ from pathlib import Path
 import structlog
 
 from vigil._config.sections import ScheduleSpec
+from vigil._engine import maintenance as scheduled
 from vigil._engine.checktable import CheckTable
 from vigil._store import database, maintenance
 from vigil._store.maintenance import Window
@@ -33,15 +35,25 @@ class Windows:
     def __init__(self, state_dir: Path, checks: CheckTable) -> None:
         self.state_dir = state_dir
         self.checks = checks
-        self.schedules: dict[str, ScheduleSpec] = {}
         #: monotonic time of the last look; 0: read the database at the next tick.
         self.read_at = 0.0
-        #: The windows the database held at the last read.
+        #: The windows the database held at the last read, and the scheduled windows
+        #: ended early (``maintenance.schedule_ends``).
         self._stored: list[Window] = []
+        self._ends: dict[str, float] = {}
         checks.events.subscribe(self._heard)
         #: Held while the windows are read or changed: a read under way must not undo a
         #: window the healer just opened.
         self._lock = threading.Lock()
+
+    @property
+    def schedules(self) -> dict[str, ScheduleSpec]:
+        """The config's ``[maintenance.NAME]`` windows (the API lists and ends them too)."""
+        return self.checks.maintenance.schedules
+
+    @schedules.setter
+    def schedules(self, specs: dict[str, ScheduleSpec]) -> None:
+        self.checks.maintenance.schedules = specs
 
     def tick(self) -> None:
         asked = self.read_at == 0.0
@@ -66,17 +78,13 @@ class Windows:
         if read:
             try:
                 conn = database.connect_readonly(self.state_dir)
-                self._stored = [] if conn is None else _windows(conn)
+                self._stored, self._ends = ([], {}) if conn is None else _read(conn)
             except sqlite3.Error:
                 self.read_at = 0.0  # the writer holds it, or it was set aside: again
                 return
         now = time.time()
-        found = [*self._stored]
-        found += [Window(target, opened + spec.duration, spec.reason, opened,
-                         f"schedule {spec.name}")
-                  for spec in self.schedules.values()
-                  if (opened := spec.opened(now)) is not None
-                  for target in [*spec.services, *spec.checks]]
+        found = [*self._stored,
+                 *scheduled.windows(self.schedules.values(), self._ends, now)]
         began, ended = self.checks.maintenance.update(found, now)
         if began or ended:  # the status page takes its state anew
             self.checks.events.publish("maintenance.changed")
@@ -104,8 +112,10 @@ class Windows:
     def release(self, target: str, why: str) -> None:
         with self._lock:
             self._change(lambda conn: maintenance.end(conn, target))
+            for window in self._stored:
+                if window.target == target:
+                    self.checks.maintenance.remove(window)
             self._stored = [w for w in self._stored if w.target != target]
-            self.checks.maintenance.remove(target)
         self.checks.events.publish("maintenance.changed")
         log.info("maintenance.ended", target=target, why=why)
 
@@ -118,6 +128,6 @@ class Windows:
                       hint="in effect until vigil restarts, not after")
 
 
-def _windows(conn: sqlite3.Connection) -> list[Window]:
+def _read(conn: sqlite3.Connection) -> tuple[list[Window], dict[str, float]]:
     with contextlib.closing(conn):
-        return maintenance.windows(conn)
+        return maintenance.windows(conn), maintenance.schedule_ends(conn)

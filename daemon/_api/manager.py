@@ -77,6 +77,11 @@ class ServiceManager:
     """
 
     Options: ClassVar[type | None] = None
+    #: Whether :meth:`watch` tells a stop from a death: ``"deliberate": True`` in what it
+    #: reports of a service stopped on purpose (systemd says so; a process's exit does
+    #: not). The service's ``respect_stops`` applies only then: elsewhere it is a config
+    #: error, since every exit is healed.
+    tells_stops: ClassVar[bool] = False
 
     def __init__(self, name: str, options: Any, timeout: float = 30.0) -> None:
         self.name = name

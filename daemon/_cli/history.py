@@ -75,8 +75,9 @@ def _render(found: CheckHistory) -> str:
                        f"{row['runs']} runs: {counts}; {row['dur_avg_ms']:.1f} ms avg "
                        f"({row['dur_min_ms']:.1f}-{row['dur_max_ms']:.1f})"))
     for result in found["results"]:
+        held = "(maintenance) " if result["maintenance"] else ""
         events.append((result["at"], f"{_when(result['at'])}  {result['status']:<7} "
-                       f"{result['duration_ms']:>8.1f} ms  {result['summary'] or ''}"))
+                       f"{result['duration_ms']:>8.1f} ms  {held}{result['summary'] or ''}"))
     for change in found["transitions"]:
         events.append((change["at"], f"{_when(change['at'])}  state {change['from']} -> "
                        f"{change['to']}  ({change['status']}: {change['summary']})"))

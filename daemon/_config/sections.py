@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -245,18 +245,36 @@ class ScheduleSpec:
         fire = self.trigger.get_next_fire_time(None, start)
         return None if fire is None or fire.timestamp() > now else fire.timestamp()
 
+    def next_start(self, now: float) -> float | None:
+        """When the next window opens after ``now`` (time.time()); None when none will."""
+        fire = self.trigger.get_next_fire_time(None, datetime.fromtimestamp(now, UTC)
+                                               + timedelta(microseconds=1))
+        return None if fire is None else float(fire.timestamp())
 
-def cron(schedule: str, timezone: str) -> Any:
-    """APScheduler's CronTrigger for five cron fields; ValueError saying what is wrong."""
+
+def time_zone(name: str) -> Any:
+    """The time zone ``name``, as APScheduler takes it; ValueError saying what is wrong."""
+    from apscheduler.util import astimezone
+
+    try:
+        return astimezone(name)
+    except (ValueError, LookupError):  # a ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as "
+                         "\"Europe/Paris\", or \"UTC\")") from None
+
+
+def cron(schedule: str, zone: Any) -> Any:
+    """APScheduler's CronTrigger for five cron fields in ``zone`` (``time_zone``'s);
+    ValueError saying what is wrong."""
     from apscheduler.triggers.cron import CronTrigger
 
     if len(schedule.split()) != 5:
         raise ValueError(f"expected five cron fields (minute hour day month weekday), "
                          f"got {schedule!r}")
     try:
-        return CronTrigger.from_crontab(schedule, timezone=timezone)
-    except (ValueError, LookupError) as exc:
-        raise ValueError(f"{schedule!r} in {timezone}: {exc}") from None
+        return CronTrigger.from_crontab(schedule, timezone=zone)
+    except ValueError as exc:
+        raise ValueError(f"{schedule!r}: {exc}") from None
 
 
 @dataclass(kw_only=True)

@@ -4,6 +4,7 @@ file, the key path and the line."""
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import functools
 import ipaddress
 import os
@@ -35,6 +36,7 @@ from vigil._config.sections import (
     SloSpec,
     cron,
     dependency_cycles,
+    time_zone,
 )
 from vigil._config.tomllines import key_lines, locate
 from vigil._kit.durations import format_duration, parse_duration
@@ -100,7 +102,7 @@ class Validator:
         alerts = self._alerts(plugins, checks)
         remediation = self._remediation() if "remediation" in self.data else None
         schedules = {name: spec for name in self._section(("maintenance",))
-                     if (spec := self._schedule(name, services, checks)) is not None}
+                     if (spec := self._schedule(name, services)) is not None}
         objectives = {name: slo for name in self._section(("slos",))
                       if (slo := self._slo(name, checks, daemon.retention())) is not None}
         if self.issues:
@@ -231,6 +233,12 @@ class Validator:
                                                              plugins.service_managers, plugins))
                 continue
             service_manager = self._build(plugins, cls, path, options, values["start_timeout"])
+            if ("respect_stops" in self._section(path) and service_manager is not None
+                    and not service_manager.tells_stops):
+                telling = sorted(k for k, c in plugins.service_managers.items() if c.tells_stops)
+                self.error((*path, "respect_stops"), f"the {kind} manager cannot tell a stop "
+                           "from a crash, so every exit is healed; respect_stops applies to "
+                           f"{' and '.join(telling) or 'no'} services only")
             if values.get("ports") is not None:
                 try:
                     values["ports"] = parse_ports(values["ports"])
@@ -355,18 +363,30 @@ class Validator:
                                             "crit, failing:DURATION such as failing:1h)")
         return RemediationSpec(**values)
 
-    def _schedule(self, name: str, services: dict[str, ServiceSpec],
-                  checks: dict[str, CheckSpec]) -> ScheduleSpec | None:
+    def _schedule(self, name: str, services: dict[str, ServiceSpec]) -> ScheduleSpec | None:
         """A ``[maintenance.NAME]`` window that opens on a cron schedule."""
         path = ("maintenance", name)
         values = self._table(path, ScheduleSpec, {})
+        self._positive(path, values, ("duration",))
         for service in values.get("services", []):
             if service not in services:
                 self.error((*path, "services"), f"no service named {service!r}")
+        # Every check the file declares, those with mistakes of their own too: a glob
+        # that matches one of them is no mistake of this window's.
+        declared = sorted(self._section(("checks",)))
+        for glob in values.get("checks", []):
+            if not any(fnmatch.fnmatchcase(check, glob) for check in declared):
+                self.error((*path, "checks"), f"{glob!r} matches no check (checks: "
+                                              f"{', '.join(declared) or 'none declared'})")
         if not values.get("services") and not values.get("checks"):
             self.error(path, "name what it covers: services = [...] or checks = [...]")
+        zone = "UTC"
         try:
-            values["trigger"] = cron(values.get("schedule", ""), values.get("timezone", "UTC"))
+            zone = time_zone(values.get("timezone", "UTC"))
+        except ValueError as exc:
+            self.error((*path, "timezone"), str(exc))
+        try:
+            values["trigger"] = cron(values.get("schedule", ""), zone)
         except ValueError as exc:
             self.error((*path, "schedule"), str(exc))
         return None if self._has_errors_under(path) else ScheduleSpec(name=name, **values)

@@ -78,6 +78,10 @@ CREATE TABLE IF NOT EXISTS silences (
 CREATE TABLE IF NOT EXISTS maintenance (
     target TEXT PRIMARY KEY, until REAL, reason TEXT NOT NULL, since REAL NOT NULL,
     by TEXT NOT NULL) WITHOUT ROWID;
+-- A scheduled window ([maintenance.NAME]) ended before its time: its occurrence that
+-- opened at `opened` is over; the next one opens as scheduled.
+CREATE TABLE IF NOT EXISTS schedule_ends (
+    name TEXT PRIMARY KEY, opened REAL NOT NULL) WITHOUT ROWID;
 """
 
 log = structlog.get_logger("vigil.store")

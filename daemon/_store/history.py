@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from vigil._api.ladder import latency_slot as slot
-from vigil._store.records import AnomalyRow, Newest, ResultRow, RollupRow, TransitionRow
+from vigil._store.records import AnomalyRow, KeptResult, Newest, RollupRow, TransitionRow
 
 #: Rollup steps in seconds, finest first: each is made from the one before it (raw
 #: results for the first).
@@ -261,20 +261,21 @@ def check_id(conn: sqlite3.Connection, name: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def results(conn: sqlite3.Connection, check: int, since: float) -> list[ResultRow]:
+def results(conn: sqlite3.Connection, check: int, since: float) -> list[KeptResult]:
     """Every result kept since ``since``, oldest first; a summary that did not change
     from the result before is carried forward (from before ``since`` for the first)."""
     row = conn.execute("SELECT summary FROM results WHERE check_id = ? AND at < ? AND "
                        "summary IS NOT NULL ORDER BY at DESC LIMIT 1",
                        (check, int(since * 1000))).fetchone()
-    rows: list[ResultRow] = []
+    rows: list[KeptResult] = []
     summary = row[0] if row else None
-    for at, status, dur, metrics, said in conn.execute(
-            "SELECT at, status, duration_us, metrics, summary FROM results "
+    for at, status, dur, metrics, said, maint in conn.execute(
+            "SELECT at, status, duration_us, metrics, summary, maint FROM results "
             "WHERE at >= ? AND check_id = ? ORDER BY at", (int(since * 1000), check)):
         summary = said if said is not None else summary
         rows.append({"at": at / 1000, "status": STATUSES[status], "duration_ms": dur / 1000,
-                     "metrics": json.loads(metrics) if metrics else {}, "summary": summary})
+                     "metrics": json.loads(metrics) if metrics else {}, "summary": summary,
+                     "maintenance": bool(maint)})
     return rows
 
 

@@ -1,5 +1,6 @@
 """Maintenance windows in the state database: what `vigil maintenance` and the API open
-and end, what a deploy opens around its command, and what the daemon reads each tick.
+and end, what a deploy opens around its command, the scheduled windows ended before
+their time, and what the daemon reads each tick.
 While a window covers a check, the check keeps running and its results are kept, but it
 is in MAINTENANCE: its service is not healed and it opens no alert."""
 
@@ -51,8 +52,15 @@ def end(conn: sqlite3.Connection, target: str) -> bool:
     return conn.execute("DELETE FROM maintenance WHERE target = ?", (target,)).rowcount > 0
 
 
-def expire(conn: sqlite3.Connection, now: float) -> list[Window]:
-    """End the windows whose time is up; those it ended."""
-    done = [w for w in windows(conn) if not w.open(now)]
-    conn.executemany("DELETE FROM maintenance WHERE target = ?", [(w.target,) for w in done])
-    return done
+def schedule_ends(conn: sqlite3.Connection) -> dict[str, float]:
+    """Each scheduled window ended early: its name -> when the occurrence ended opened."""
+    # A database of an earlier vigil, read before a daemon of this one opened it, has
+    # no such table yet: no schedule was ended there.
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schedule_ends'").fetchone():
+        return {}
+    return dict(conn.execute("SELECT name, opened FROM schedule_ends"))
+
+
+def end_schedule(conn: sqlite3.Connection, name: str, opened: float) -> None:
+    """End the occurrence of the scheduled window ``name`` that opened at ``opened``."""
+    conn.execute("INSERT OR REPLACE INTO schedule_ends VALUES (?, ?)", (name, opened))

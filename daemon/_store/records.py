@@ -172,6 +172,13 @@ class ResultRow(TypedDict):
     summary: str | None
 
 
+class KeptResult(ResultRow):
+    """A result as the history keeps it (`vigil history`, the API)."""
+
+    #: It came under a maintenance window: kept, but out of the uptime and objectives.
+    maintenance: bool
+
+
 class Newest(ResultRow):
     """A check's newest result, with when its summary was last said."""
 
@@ -204,7 +211,7 @@ class CheckHistory(TypedDict):
     since: float
     uptime: dict[str, float | None]
     rollups: list[RollupRow]
-    results: list[ResultRow]
+    results: list[KeptResult]
     transitions: list[TransitionRow]
 
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 from vigil._alerts import outbox
 from vigil._alerts.alerter import SinkStats
+from vigil._engine import maintenance as scheduled
 from vigil._engine.checktable import CheckTable
 from vigil._engine.events import EventHub
 from vigil._heal.healer import Healer
@@ -71,6 +72,34 @@ def _error(status: int, message: str) -> Reply:
 OPEN, READ, ACTION = "open", "read", "action"
 
 
+#: A name in a path: a check's, a service's, a maintenance window's target.
+NAME = r"([^/]+)"
+#: Every route: its method, its path (whole; its groups follow the request in the
+#: handler's arguments), the WebApi method that answers, who may use it, and whether its
+#: page is kept (``Route.kept``). The HTTP server serves every method named here.
+ROUTES = (
+    ("GET", r"/livez", "livez", OPEN, False),
+    ("GET", r"/readyz", "readyz", OPEN, True),
+    ("GET", r"/health", "health", OPEN, True),
+    ("GET", rf"/badge/{NAME}\.svg", "badge", OPEN, False),
+    ("GET", r"/", "home", OPEN, False),
+    ("GET", r"/status", "status_page", OPEN, False),
+    ("GET", rf"/status/{NAME}\.json", "beats", OPEN, False),
+    ("GET", r"/api/v1/events", "events", OPEN, False),
+    ("GET", r"/metrics", "metrics", READ, False),
+    ("GET", r"/api/v1/checks", "check_list", READ, False),
+    ("GET", rf"/api/v1/checks/{NAME}", "check_page", READ, False),
+    ("GET", r"/api/v1/services", "service_list", READ, False),
+    ("GET", r"/api/v1/slos", "slo_list", READ, False),
+    ("GET", rf"/api/v1/services/{NAME}", "service_page", READ, False),
+    ("GET", r"/api/v1/alerts", "alert_list", READ, False),
+    ("GET", r"/api/v1/maintenance", "maintenance_list", READ, False),
+    ("POST", rf"/api/v1/maintenance/{NAME}", "maintenance_start", ACTION, False),
+    ("DELETE", rf"/api/v1/maintenance/{NAME}", "maintenance_end", ACTION, False),
+    ("POST", rf"/api/v1/checks/{NAME}/run", "run_check", ACTION, False),
+    ("POST", rf"/api/v1/services/{NAME}/heal", "heal", ACTION, False))
+
+
 @dataclass(frozen=True)
 class Request:
     path: str
@@ -113,29 +142,8 @@ class WebApi:
         #: Probe pages as last built, with the check table's generation they show: a
         #: load balancer polling many times a second gets them without a rebuild.
         self._built: dict[str, tuple[int, Reply | Stream]] = {}
-        name = r"([^/]+)"
-        self.routes = [Route(method, re.compile(pattern), handler, access, kept) for
-                       method, pattern, handler, access, kept in (
-            ("GET", r"/livez", self.livez, OPEN, False),
-            ("GET", r"/readyz", self.readyz, OPEN, True),
-            ("GET", r"/health", self.health, OPEN, True),
-            ("GET", rf"/badge/{name}\.svg", self.badge, OPEN, False),
-            ("GET", r"/", self.home, OPEN, False),
-            ("GET", r"/status", self.status_page, OPEN, False),
-            ("GET", rf"/status/{name}\.json", self.beats, OPEN, False),
-            ("GET", r"/api/v1/events", self.events, OPEN, False),
-            ("GET", r"/metrics", self.metrics, READ, False),
-            ("GET", r"/api/v1/checks", self.check_list, READ, False),
-            ("GET", rf"/api/v1/checks/{name}", self.check_page, READ, False),
-            ("GET", r"/api/v1/services", self.service_list, READ, False),
-            ("GET", r"/api/v1/slos", self.slo_list, READ, False),
-            ("GET", rf"/api/v1/services/{name}", self.service_page, READ, False),
-            ("GET", r"/api/v1/alerts", self.alert_list, READ, False),
-            ("GET", r"/api/v1/maintenance", self.maintenance_list, READ, False),
-            ("POST", rf"/api/v1/maintenance/{name}", self.maintenance_start, ACTION, False),
-            ("DELETE", rf"/api/v1/maintenance/{name}", self.maintenance_end, ACTION, False),
-            ("POST", rf"/api/v1/checks/{name}/run", self.run_check, ACTION, False),
-            ("POST", rf"/api/v1/services/{name}/heal", self.heal, ACTION, False))]
+        self.routes = [Route(method, re.compile(pattern), getattr(self, handler), access, kept)
+                       for method, pattern, handler, access, kept in ROUTES]
 
     def answer(self, method: str, path: str, query: str,
                headers: Mapping[str, str]) -> Reply | Stream:
@@ -306,9 +314,14 @@ class WebApi:
             *outbox.listing(conn, time.time())), outbox.as_json([], [])))
 
     def maintenance_list(self, _request: Request) -> Reply:
-        now, none = time.time(), list[maintenance.Window]()
-        found = self._read(maintenance.windows, none)
-        return _json(200, {"maintenance": [vars(w) for w in found if w.open(now)]})
+        """As `vigil maintenance list --json`: the windows in force, and every scheduled
+        window (in force or not, and when it next opens)."""
+        now, none = time.time(), (list[maintenance.Window](), dict[str, float]())
+        found, ends = self._read(lambda conn: (maintenance.windows(conn),
+                                               maintenance.schedule_ends(conn)), none)
+        plans = scheduled.listing(self.checks.maintenance.schedules.values(), ends, now)
+        return _json(200, {"maintenance": [vars(w) for w in found if w.open(now)],
+                           "scheduled": plans})
 
     def maintenance_start(self, request: Request, target: str) -> Reply:
         """POST /api/v1/maintenance/TARGET?for=30m&reason=...: as `vigil maintenance
@@ -318,20 +331,27 @@ class WebApi:
             return _error(400, "say how long: ?for=30m, or ?until_end for a window that lasts "
                                "until DELETE")
         try:
-            until = float(parse_duration(length)) + time.time() if length else None
+            seconds = float(parse_duration(length)) if length else None
         except ValueError as exc:
             return _error(400, f"for: {exc}")
+        if seconds is not None and seconds <= 0:
+            return _error(400, f"for: must be longer than 0s, got {length!r}")
         known = self.checks.runtimes
         if target not in self.healer.services and not any(
                 fnmatch.fnmatchcase(name, target) for name in known):
             return _error(404, f"{target!r} is neither a service nor a glob matching a check")
-        window = maintenance.Window(target, until, reason, time.time(), "the HTTP API")
+        now = time.time()
+        window = maintenance.Window(target, None if seconds is None else now + seconds,
+                                    reason, now, "the HTTP API")
         self._write(lambda conn: maintenance.start(conn, window))
         return _json(200, {"maintenance": vars(window)})
 
     def maintenance_end(self, _request: Request, target: str) -> Reply:
-        if not self._write(lambda conn: maintenance.end(conn, target)):
-            return _error(404, f"no maintenance of {target!r}")
+        """DELETE /api/v1/maintenance/NAME: as `vigil maintenance end NAME`, the window on
+        that target and the scheduled window of that name in force."""
+        schedules = self.checks.maintenance.schedules
+        if not self._write(lambda conn: scheduled.end(conn, target, schedules, time.time())):
+            return _error(404, f"no maintenance of {target!r} in force")
         return _json(200, {"ended": target})
 
     def _write(self, change: Callable[[sqlite3.Connection], T]) -> T:
@@ -382,8 +402,8 @@ def _missing(path: str) -> str:
     if path.startswith("/api/") and not path.startswith("/api/v1/"):
         return "the API is under /api/v1/"
     if path.startswith("/api/v1/"):
-        return ("no such resource (the actions are POST checks/NAME/run and "
-                "services/NAME/heal)")
+        return ("no such resource (the actions are POST checks/NAME/run, POST "
+                "services/NAME/heal, and POST and DELETE maintenance/TARGET)")
     return f"no such page: {path}"
 
 

@@ -1,7 +1,8 @@
 """The HTTP server: the standard library's threaded server on a thread of its own, made
 safe to expose. A client gets one thread, at most MAX_CONNECTIONS at once (more are
 refused with 429; event streams have a budget of their own), IDLE_S to send each
-request, however slowly it trickles in (a slowloris is cut off with 408), header lines
+request from its first byte, however slowly it trickles in or however long it stalls
+(either is cut off with 408; a connection that sends nothing is closed), header lines
 of 64 KiB and 100 headers at most (http.server's own limits), a body of MAX_BODY. Every
 request the parser rejects is answered with a 4xx; nothing is ever served from disk."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import io
 import json
 import socket
 import threading
@@ -29,6 +31,10 @@ MAX_CONNECTIONS = 64
 #: probe never waits behind streams.
 MAX_STREAMS = 64
 IDLE_S = 10.0
+#: The socket's own timeout, past IDLE_S: a request that stalls is cut off with a 408 at
+#: its deadline (which the serving loop looks at every half second), before the socket
+#: would give up on it without a word.
+SOCKET_TIMEOUT_S = IDLE_S + 2.0
 MAX_BODY = 64 * 1024
 #: The longest request line, as http.server itself reads it.
 MAX_LINE = 65536
@@ -135,8 +141,10 @@ class Server(http.server.ThreadingHTTPServer):
 class Handler(http.server.BaseHTTPRequestHandler):
     server: Server
     raw_requestline: bytes
+    #: socket.makefile's, buffered (rbufsize): it can peek.
+    rfile: io.BufferedReader
     protocol_version = "HTTP/1.1"
-    timeout = IDLE_S
+    timeout = SOCKET_TIMEOUT_S
     # Headers and body go out in two writes: with Nagle's algorithm the second waits for
     # the client's delayed ACK of the first, 40 ms on every keep-alive request.
     disable_nagle_algorithm = True
@@ -145,6 +153,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return "vigil"
 
     def handle_one_request(self) -> None:
+        # A request's time starts with its first byte. A connection that sends none (a
+        # client's kept-alive one, between requests) is closed without a word: a 408
+        # there would be read as the answer to the next request the client sends.
+        try:
+            if not self.rfile.peek(1):
+                self.close_connection = True
+                return
+        except TimeoutError:
+            self.close_connection = True
+            return
         self.server.read_by(self.connection, time.monotonic() + IDLE_S)
         try:
             super().handle_one_request()
@@ -172,9 +190,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
     def _serve(self, method: str) -> None:
         problem = self._drain_body()
         self.server.read_by(self.connection, None)  # all in: the answer may take its time
+        if self.connection in self.server.cut:
+            # Cut off (408) before all of it came: what did come is not acted on.
+            self.close_connection = True
+            return
         if problem is not None:
             self._send(problem)
             return

@@ -83,8 +83,10 @@ class Collector:
                                labels=["check", "type", "service"])
         code = GaugeMetricFamily("vigil_check_status_code", "Nagios code of the last result: "
                                  "0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN", labels=["check"])
-        state = GaugeMetricFamily("vigil_check_state", "1 for the check's state: PENDING, OK "
-                                  "or FAILING (rise and fall applied)", labels=["check", "state"])
+        state = GaugeMetricFamily("vigil_check_state", "1 for the check's state, one of "
+                                  f"{', '.join(State)} (rise and fall applied; MAINTENANCE "
+                                  "while a maintenance window covers it)",
+                                  labels=["check", "state"])
         duration = GaugeMetricFamily("vigil_check_duration_seconds", "How long the last run "
                                      "took", labels=["check"], unit="seconds")
         runs = CounterMetricFamily("vigil_check_runs", "Runs by the status of their result",

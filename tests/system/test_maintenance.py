@@ -1,12 +1,19 @@
-"""Maintenance windows (issue 26, in progress): a window on a service holds its heals
-back, shows its checks in MAINTENANCE, and when it ends the checks are judged afresh."""
+"""Maintenance windows: a window on a service holds its heals back, shows its checks in
+MAINTENANCE, and when it ends the checks are judged afresh; `vigil maintenance` and the
+API open, list and end them, scheduled ones too; the history marks what they held."""
 
 from __future__ import annotations
 
+import json
+import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from tests.helpers import FIXTURES, run_vigil, saved_state, wait_until
+import pytest
+
+from tests.helpers import FIXTURES, call, free_port, run_vigil, saved_state, wait_until
 
 
 def test_a_window_holds_heals_back_and_its_end_lets_them_go(write_config, daemon,
@@ -66,3 +73,255 @@ def test_a_scheduled_window_is_opened_by_its_cron(write_config, daemon) -> None:
     window = d.wait_for("maintenance.started", target="disk*")[0]
     assert window["by"] == "schedule nightly" and window["reason"] == "the backup"
     assert d.stop() == 0
+
+
+TOKEN = "t0ken-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def served_config(write_config, tmp_path: Path, extra: str = "") -> tuple[Path, int]:
+    """A config with HTTP on a free port: a service `app` (its flag says OK) guarded by
+    the check `app`, and a check `disk`; ``extra`` sections after them."""
+    flag = tmp_path / "flag"
+    flag.write_text("OK")
+    port = free_port()
+    return write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        http = "127.0.0.1:{port}"
+        http_token = "{TOKEN}"
+        [services.app]
+        manager = "flag"
+        status_file = "{flag}"
+        [checks.app]
+        type = "fixed"
+        status_file = "{flag}"
+        service = "app"
+        interval = "1s"
+        [checks.disk]
+        type = "fixed"
+        interval = "1s"
+        {extra}
+    """), port
+
+
+def api(port: int, path: str, method: str = "GET") -> tuple[int, Any]:
+    status, _, body = call(port, path, method, AUTH)
+    return status, json.loads(body)
+
+
+def this_minute() -> str:
+    """A cron schedule that fired at the start of this minute (UTC), and fires next
+    tomorrow: with a duration of minutes, a window in force whatever the second."""
+    now = datetime.now(UTC)
+    return f"{now.minute} {now.hour} * * *"
+
+
+def test_the_api_opens_lists_and_ends_a_window(write_config, daemon, tmp_path: Path,
+                                               monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    config, port = served_config(write_config, tmp_path)
+    d = daemon(config).start()
+    d.wait_for("http.listening")
+    assert api(port, "/api/v1/maintenance") == (200, {"maintenance": [], "scheduled": []})
+    assert call(port, "/api/v1/maintenance/app?for=5m", "POST")[0] == 401
+    assert api(port, "/api/v1/maintenance/app", "POST")[0] == 400, "how long?"
+    status, said = api(port, "/api/v1/maintenance/app?for=0s", "POST")
+    assert status == 400 and "longer than 0s" in said["error"]
+    assert api(port, "/api/v1/maintenance/nope?for=5m", "POST")[0] == 404
+    assert api(port, "/api/v1/maintenance")[1]["maintenance"] == [], "nothing stored"
+
+    status, said = api(port, "/api/v1/maintenance/app?for=5m&reason=upgrade", "POST")
+    window = said["maintenance"]
+    assert status == 200 and window["by"] == "the HTTP API"
+    assert window["until"] == pytest.approx(window["since"] + 300)
+    d.wait_for("maintenance.started", target="app", by="the HTTP API", reason="upgrade")
+    listed = api(port, "/api/v1/maintenance")[1]["maintenance"]
+    assert [(w["target"], w["reason"]) for w in listed] == [("app", "upgrade")]
+    assert api(port, "/api/v1/maintenance/app", "DELETE") == (200, {"ended": "app"})
+    d.wait_for("maintenance.ended", target="app", why="ended")
+    status, said = api(port, "/api/v1/maintenance/app", "DELETE")
+    assert status == 404 and said["error"] == "no maintenance of 'app' in force"
+    assert d.stop() == 0
+
+
+def test_a_scheduled_window_is_listed_and_ended_by_its_name(write_config, daemon,
+                                                            tmp_path: Path,
+                                                            monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    schedule = this_minute()
+    config, port = served_config(write_config, tmp_path, f"""
+        [maintenance.nightly]
+        schedule = "{schedule}"
+        duration = "10m"
+        checks = ["disk*"]
+        reason = "the backup"
+        [maintenance.vacuum]
+        schedule = "{schedule}"
+        duration = "10m"
+        services = ["app"]
+    """)
+    d = daemon(config).start()
+    d.wait_for("maintenance.started", target="disk*", by="schedule nightly")
+    d.wait_for("maintenance.started", target="app", by="schedule vacuum")
+
+    listed = run_vigil("maintenance", "list", "--json", "-c", str(config))
+    assert listed.returncode == 0, listed.stderr
+    nightly, vacuum = json.loads(listed.stdout)["scheduled"]
+    assert (nightly["name"], nightly["checks"], nightly["reason"]) == (
+        "nightly", ["disk*"], "the backup")
+    assert nightly["until"] == nightly["since"] + 600 and nightly["since"] <= time.time()
+    assert nightly["next_start"] == nightly["since"] + 86400
+    assert vacuum["services"] == ["app"]
+    assert api(port, "/api/v1/maintenance")[1]["scheduled"] == [nightly, vacuum]
+    text = run_vigil("maintenance", "list", "-c", str(config)).stdout
+    assert "scheduled nightly (disk*)  in force since " in text and "(the backup)" in text
+    wait_until(lambda: api(port, "/api/v1/checks/disk")[1]["state"] == "MAINTENANCE", 10,
+               "disk in maintenance")
+
+    # A check the window holds is not what `end` takes: it says which window holds it.
+    wrong = run_vigil("maintenance", "end", "disk", "-c", str(config))
+    assert wrong.returncode == 1 and "ended" not in wrong.stdout
+    assert "no maintenance of 'disk' in force; the scheduled window 'nightly' holds it" \
+        in wrong.stderr
+    ended = run_vigil("maintenance", "end", "nightly", "-c", str(config))
+    assert ended.returncode == 0, ended.stderr
+    assert ended.stdout.startswith("nightly: maintenance ended; the running daemon")
+    d.wait_for("maintenance.ended", target="disk*", why="ended")
+    wait_until(lambda: api(port, "/api/v1/checks/disk")[1]["state"] == "OK", 10,
+               "disk out of maintenance")
+    again = run_vigil("maintenance", "end", "nightly", "-c", str(config))
+    assert again.returncode == 1 and again.stdout == ""
+    assert "no maintenance of 'nightly' in force" in again.stderr
+    nightly = json.loads(run_vigil("maintenance", "list", "--json", "-c",
+                                   str(config)).stdout)["scheduled"][0]
+    assert nightly["since"] is None and nightly["until"] is None
+    assert "scheduled nightly (disk*)  not in force; next " in run_vigil(
+        "maintenance", "list", "-c", str(config)).stdout
+
+    # The API ends the other one, once.
+    assert api(port, "/api/v1/maintenance/vacuum", "DELETE") == (200, {"ended": "vacuum"})
+    d.wait_for("maintenance.ended", target="app", why="ended")
+    assert api(port, "/api/v1/maintenance/vacuum", "DELETE")[0] == 404
+    # Ended for the rest of this occurrence, across a restart of the daemon too.
+    assert d.stop() == 0
+    d = daemon(config).start()
+    d.wait_for("check.result", check="disk", count=2)
+    assert not d.events("maintenance.started")
+    assert d.stop() == 0
+
+
+def test_list_takes_targets_and_start_says_what_is_wrong(write_config, daemon,
+                                                         tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    config, _ = served_config(write_config, tmp_path, f"""
+        [maintenance.nightly]
+        schedule = "{this_minute()}"
+        duration = "10m"
+        checks = ["disk*"]
+    """)
+    d = daemon(config).start()
+    for target in ("app", "di*"):
+        done = run_vigil("maintenance", "start", target, "--for", "5m", "-c", str(config))
+        assert done.returncode == 0, done.stderr
+    d.wait_for("maintenance.started", target="di*")
+
+    def listed(*targets: str) -> tuple[list[str], list[str]]:
+        done = run_vigil("maintenance", "list", *targets, "--json", "-c", str(config))
+        found = json.loads(done.stdout)
+        return ([w["target"] for w in found["maintenance"]],
+                [s["name"] for s in found["scheduled"]])
+
+    assert listed() == (["app", "di*"], ["nightly"])
+    assert listed("app") == (["app"], [])
+    assert listed("disk") == (["di*"], ["nightly"]), "the windows that hold the check"
+    assert listed("nightly") == ([], ["nightly"])
+    assert listed("nope") == ([], [])
+    assert run_vigil("maintenance", "list", "nope", "-c", str(config)).stdout == \
+        "no maintenance in force on nope\n"
+
+    for wrong in (["nosuch", "--for", "5m"], ["app", "--for", "0s"], ["app"]):
+        done = run_vigil("maintenance", "start", *wrong, "-c", str(config))
+        assert done.returncode == 2, (wrong, done.stderr)
+        assert "Traceback" not in done.stderr and done.stdout == ""
+    assert "--for must be longer than 0s" in run_vigil(
+        "maintenance", "start", "app", "--for", "0s", "-c", str(config)).stderr
+    # Two targets, one in force: the one is ended and said; the other is an error.
+    done = run_vigil("maintenance", "end", "app", "nope", "-c", str(config))
+    assert done.returncode == 1
+    assert done.stdout.startswith("app: maintenance ended")
+    assert "no maintenance of 'nope' in force" in done.stderr
+    d.wait_for("maintenance.ended", target="app", why="ended")
+    assert d.stop() == 0
+
+
+def test_a_scheduled_window_or_a_service_key_that_cannot_work_is_a_config_error(
+        tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(textwrap.dedent("""\
+        [daemon]
+        state_dir = "state"
+        [services.db]
+        manager = "systemd"
+        unit = "pg"
+        respect_stops = false
+        [services.app]
+        manager = "command"
+        start = ["true"]
+        respect_stops = true
+        [checks.disk]
+        type = "system"
+        [maintenance.nightly]
+        schedule = "30 3 * * *"
+        timezone = "Mars/Base"
+        duration = "0s"
+        checks = ["disk", "dsk*"]
+    """))
+    done = run_vigil("config", "validate", "-c", str(path))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    for expected in (f"{path}:10: services.app.respect_stops: the command manager cannot "
+                     "tell a stop from a crash, so every exit is healed; respect_stops "
+                     "applies to systemd services only",
+                     f"{path}:15: maintenance.nightly.timezone: unknown time zone 'Mars/Base'",
+                     f"{path}:16: maintenance.nightly.duration: must be greater than zero",
+                     f"{path}:17: maintenance.nightly.checks: 'dsk*' matches no check "
+                     "(checks: disk)"):
+        assert expected in done.stderr, done.stderr
+    assert "4 errors" in done.stderr and "services.db" not in done.stderr
+
+
+def test_history_marks_the_results_taken_under_maintenance(write_config, daemon,
+                                                           tmp_path: Path,
+                                                           monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    config = write_config("""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.disk]
+        type = "fixed"
+        interval = "200ms"
+    """)
+    d = daemon(config).start()
+    d.wait_for("check.result", check="disk", count=2)
+    assert run_vigil("maintenance", "start", "disk", "--for", "1s", "-c",
+                     str(config)).returncode == 0
+    d.wait_for("maintenance.ended", target="disk", why="expired", timeout=10)
+    after = len(d.events("check.result", check="disk"))
+    d.wait_for("check.result", check="disk", count=after + 2)
+
+    def results() -> list[dict[str, Any]]:
+        done = run_vigil("history", "disk", "--json", "-c", str(config))
+        return json.loads(done.stdout)["results"] if done.returncode == 0 else []
+
+    def held() -> list[bool]:
+        return [r["maintenance"] for r in results()]
+
+    # Before, under and after the window, in the history once the writer committed it.
+    wait_until(lambda: held() and held()[0] is False and True in held()
+               and held()[-1] is False, 10, "results before, under and after the window")
+    assert d.stop() == 0  # the history holds still: the text shows what the JSON did
+    text = run_vigil("history", "disk", "-c", str(config)).stdout.splitlines()
+    lines = [line for line in text if " ms  " in line]  # a result's line
+    assert [("(maintenance) told to be OK" in line) for line in lines] == held()

@@ -150,22 +150,6 @@ def test_a_probe_page_is_kept_until_a_result_moves_the_table(web) -> None:
         "fail", "one pass is not rise (2): still FAILING"
 
 
-def test_maintenance_is_listed_opened_and_ended_over_the_api(web) -> None:
-    api = web()
-    assert json.loads(get(api, "/api/v1/maintenance", token=TOKEN).body) == {
-        "maintenance": []}
-    assert get(api, "/api/v1/maintenance/db", "POST").status == 401
-    assert get(api, "/api/v1/maintenance/db", "POST", TOKEN).status == 400, "how long?"
-    assert get(api, "/api/v1/maintenance/nope", "POST", TOKEN, "for=5m").status == 404
-    opened = get(api, "/api/v1/maintenance/db", "POST", TOKEN, "for=5m&reason=upgrade")
-    window = json.loads(opened.body)["maintenance"]
-    assert opened.status == 200 and window["by"] == "the HTTP API"
-    listed = json.loads(get(api, "/api/v1/maintenance", token=TOKEN).body)["maintenance"]
-    assert [(w["target"], w["reason"]) for w in listed] == [("db", "upgrade")]
-    assert get(api, "/api/v1/maintenance/db", "DELETE", TOKEN).status == 200
-    assert get(api, "/api/v1/maintenance/db", "DELETE", TOKEN).status == 404
-
-
 def test_a_failing_check_under_maintenance_fails_neither_probe(web) -> None:
     api = web()
     assert get(api, "/readyz").status == 503 and get(api, "/health").status == 503
