@@ -118,7 +118,7 @@ class Agent:
         self.windows.tick()  # before the first check runs: nothing it covers heals
         self.scheduler.start(self.checks.intervals())
         self.control.start()
-        self.http.apply(self.config.daemon.http_address(), self.config.daemon.http_token)
+        self._serve(self.config)
         log.info("daemon.started", pid=os.getpid(), config=self.config.source,
                  state_dir=str(self.state_dir), checks=len(self.checks.enabled()),
                  services=len(self.config.services), plugins=sorted(self.config.plugins.infos),
@@ -272,7 +272,7 @@ class Agent:
         self.remediator.install(new.remediation)
         self.objectives.install(new.slos, new.daemon.retention(), new.daemon.slo_interval)
         self._watch_baselines(new)
-        self.http.apply(new.daemon.http_address(), new.daemon.http_token)
+        self._serve(new)
         self.config = new
         self.windows.schedules, self.windows.read_at = new.schedules, 0.0
         self.scheduler.set_checks(self.checks.intervals())
@@ -294,12 +294,23 @@ class Agent:
         if self.baselines is not None:
             self.baselines.install(checks, config.daemon.baseline_window)
 
+    def _serve(self, config: Config) -> None:
+        """The HTTP surface as ``config`` wants it (the web modules only when it is on)."""
+        address = config.daemon.http_address()
+        if address is None and self.http.api is None:
+            self.http.apply(None, None)
+            return
+        from vigil._web.access import access_of
+
+        self.http.apply(address, access_of(config.daemon))
+
     def _web_api(self) -> WebApi:
         """The endpoints, made (and their modules imported) once HTTP is on."""
+        from vigil._web.access import access_of
         from vigil._web.api import WebApi
 
         return WebApi(self.checks, self.healer, self.checks.events, self.state_dir,
-                      self.config.daemon.http_token, lambda: self.scheduler.last_progress,
+                      access_of(self.config.daemon), lambda: self.scheduler.last_progress,
                       self.alerter.stats, lambda: list(self.objectives.reports.values()),
                       lambda: self.baselines.snapshot() if self.baselines else {},
                       lambda: self.baselines.forecasts() if self.baselines else {})

@@ -56,6 +56,14 @@ class DaemonSettings:
     #: probes); or the file holding it, read at start and at reload.
     http_token: str = field(default="", repr=False)
     http_token_file: str = ""
+    #: With a token set, the status page (its data, stream, /health and the badges)
+    #: stays open to anyone who reaches the address.
+    public_status: bool = False
+    #: Host names the HTTP surface answers to besides IP literals, localhost and the
+    #: host of ``http`` (exact, or globs: "*.lan"); any other gets 421.
+    allowed_hosts: list[str] = field(default_factory=list)
+    #: Whether other sites' pages may show the badges (else only vigil's own page).
+    cross_origin_badges: bool = False
     #: Whether the owner's group may read the state folder's files and the logs (0750
     #: and 0640); else only the user vigil runs as (0700, 0600).
     group_read: bool = False

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from vigil._alerts import outbox
 from vigil._alerts.alerter import SinkStats
@@ -22,12 +22,12 @@ from vigil._engine import maintenance as scheduled
 from vigil._engine.checktable import CheckTable
 from vigil._engine.events import EventHub
 from vigil._heal.healer import Healer
-from vigil._kit.digest import same_secret
 from vigil._kit.durations import parse_duration
-from vigil._kit.redact import redact
+from vigil._kit.redact import redact, redact_value
 from vigil._store import database, maintenance
 from vigil._store.records import CheckHistory, State
 from vigil._web import badge, metrics, statusdata, statuspage
+from vigil._web.access import Access, Guesses, host_allowed, host_name, token_matches
 
 if TYPE_CHECKING:
     from vigil._baseline.detector import Score
@@ -57,19 +57,22 @@ class Stream:
 
 
 def _json(status: int, data: Any, content_type: str = JSON, masked: bool = False) -> Reply:
-    """Summaries and outputs may quote a DSN or a token: masked as in the log, unless
-    the page ``masked`` them itself (a hot page, where masking all of it costs most)."""
-    text = json.dumps(data)
-    return Reply(status, ((text if masked else redact(text)) + "\n").encode(), content_type)
+    """Summaries and outputs may quote a DSN or a token: each value masked as in the log
+    before the JSON is made (masking the text would break its quoting), unless the page
+    ``masked`` them itself (a hot page, where masking all of it costs most)."""
+    text = json.dumps(data if masked else redact_value(data))
+    return Reply(status, (text + "\n").encode(), content_type)
 
 
 def _error(status: int, message: str) -> Reply:
     return _json(status, {"error": message})
 
 
-#: Who may use a route: anyone (the probes, the badges, the status page and its stream),
-#: a reader (anyone without a token set, else the token's holder), the token's holder.
-OPEN, READ, ACTION = "open", "read", "action"
+#: Who may use a route: anyone (the probes); the status page's viewers (anyone without a
+#: token set or with ``public_status``, else the token's holder: the page, its data, its
+#: stream, /health and the badges); a reader (anyone without a token set, else the
+#: token's holder); the token's holder.
+OPEN, PAGE, READ, ACTION = "open", "page", "read", "action"
 
 
 #: A name in a path: a check's, a service's, a maintenance window's target.
@@ -80,12 +83,12 @@ NAME = r"([^/]+)"
 ROUTES = (
     ("GET", r"/livez", "livez", OPEN, False),
     ("GET", r"/readyz", "readyz", OPEN, True),
-    ("GET", r"/health", "health", OPEN, True),
-    ("GET", rf"/badge/{NAME}\.svg", "badge", OPEN, False),
+    ("GET", r"/health", "health", PAGE, True),
+    ("GET", rf"/badge/{NAME}\.svg", "badge", PAGE, False),
     ("GET", r"/", "home", OPEN, False),
-    ("GET", r"/status", "status_page", OPEN, False),
-    ("GET", rf"/status/{NAME}\.json", "beats", OPEN, False),
-    ("GET", r"/api/v1/events", "events", OPEN, False),
+    ("GET", r"/status", "status_page", PAGE, False),
+    ("GET", rf"/status/{NAME}\.json", "beats", PAGE, False),
+    ("GET", r"/api/v1/events", "events", PAGE, False),
     ("GET", r"/metrics", "metrics", READ, False),
     ("GET", r"/api/v1/checks", "check_list", READ, False),
     ("GET", rf"/api/v1/checks/{NAME}", "check_page", READ, False),
@@ -121,7 +124,7 @@ class Route:
 
 class WebApi:
     def __init__(self, checks: CheckTable, healer: Healer, hub: EventHub, state_dir: Path,
-                 token: str, progress: Callable[[], float],
+                 access: Access, progress: Callable[[], float],
                  alerts: Callable[[], dict[str, SinkStats]] = dict,
                  slos: Callable[[], list[Report]] = list,
                  anomalies: Callable[[], dict[str, dict[str, Score]]] = dict,
@@ -136,7 +139,8 @@ class WebApi:
         self.healer = healer
         self.hub = hub
         self.state_dir = state_dir
-        self.token = token
+        self.access = access
+        self._guesses = Guesses()
         #: monotonic time of the scheduler's last heartbeat.
         self.progress = progress
         #: Probe pages as last built, with the check table's generation they show: a
@@ -146,8 +150,12 @@ class WebApi:
                        for method, pattern, handler, access, kept in ROUTES]
 
     def answer(self, method: str, path: str, query: str,
-               headers: Mapping[str, str]) -> Reply | Stream:
-        """The reply to one request (no endpoint reads a body)."""
+               headers: Mapping[str, str], client: str = "") -> Reply | Stream:
+        """The reply to one request (no endpoint reads a body) from address ``client``."""
+        if not host_allowed(self.access, headers.get("Host")):
+            return _error(421, f"this server does not answer to the host name "
+                               f"{host_name(headers.get('Host', ''))!r}: name it in "
+                               "[daemon] allowed_hosts")
         found = [(route, match) for route in self.routes
                  if (match := route.pattern.fullmatch(path))]
         if not found:
@@ -157,14 +165,19 @@ class WebApi:
         if chosen is None:
             return _not_allowed(", ".join(sorted({route.method for route, _ in found})))
         route, match = chosen
-        if route.access != OPEN:
-            refused = self._allowed(headers.get("Authorization", ""), route.access == ACTION)
+        args = parse_qs(query, keep_blank_values=True)
+        # /readyz?verbose says what fails, as the status page does.
+        access = PAGE if route.access == OPEN and "verbose" in args else route.access
+        if access != OPEN:
+            refused = self._allowed(headers.get("Authorization", ""), access, client)
             if refused is not None:
                 return refused
-        request = Request(path, parse_qs(query, keep_blank_values=True), headers)
+        request = Request(path, args, headers)
+        # A name is matched as sent, then decoded: `my%20check`, `a%2Fb`.
+        names = [unquote(group) for group in match.groups()]
         if route.kept and not query:
-            return self._kept(path, lambda: route.handler(request, *match.groups()))
-        return route.handler(request, *match.groups())
+            return self._kept(path, lambda: route.handler(request, *names))
+        return route.handler(request, *names)
 
     def _kept(self, page: str, build: Callable[[], Reply | Stream]) -> Reply | Stream:
         generation = self.checks.generation
@@ -173,18 +186,31 @@ class WebApi:
             kept = self._built[page] = (generation, build())
         return kept[1]
 
-    def _allowed(self, authorization: str, action: bool) -> Reply | None:
+    def _allowed(self, authorization: str, access: str, client: str) -> Reply | None:
         """None when the request may go on: actions always need the token; with a token
-        set, so does everything but the probes and badges."""
-        if not self.token:
-            return _error(403, "set [daemon] http_token to allow actions") if action else None
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() == "bearer" and same_secret(given.strip().encode(),
-                                                              self.token.encode()):
+        set, so does everything but the probes (and the page, with public_status). A
+        client that sent GUESSES wrong tokens in a minute waits before the next is read."""
+        token = self.access.token
+        if not token:
+            if access == ACTION:
+                return _error(403, "set [daemon] http_token to allow actions")
             return None
-        reply = _error(401, "the bearer token is wrong" if authorization else
-                       "a bearer token is required: Authorization: Bearer TOKEN")
-        reply.headers["WWW-Authenticate"] = 'Bearer realm="vigil"'
+        if access == PAGE and self.access.public_status:
+            return None
+        if wait := self._guesses.wait_for(client):
+            return Reply(429, b"too many wrong tokens: wait\n",
+                         headers={"Retry-After": str(int(wait) + 1)})
+        if token_matches(self.access, authorization):
+            return None
+        if authorization:
+            self._guesses.wrong(client)
+        reply = _error(401, "the token is wrong" if authorization else
+                       "a token is required: send it as a bearer token in the "
+                       "Authorization header (or log in with it as the password)")
+        # A browser asks its user for a login on the page's routes; an API client is
+        # told the scheme it speaks.
+        reply.headers["WWW-Authenticate"] = ('Basic realm="vigil", charset="UTF-8"'
+                                             if access == PAGE else 'Bearer realm="vigil"')
         return reply
 
     # -- probes ----------------------------------------------------------------------
@@ -269,8 +295,12 @@ class WebApi:
             return _error(404, f"no check named {name!r}")
         last = entry["last"]
         svg = badge.render(name, entry["state"], last["status"] if last else None)
+        # Another site's page could read a check's state from the badge's size: shown
+        # there only when the operator says so.
+        policy = "cross-origin" if self.access.cross_origin_badges else "same-origin"
         return Reply(200, svg.encode(), "image/svg+xml",
-                     {"Cache-Control": "no-cache, max-age=0"})
+                     {"Cache-Control": "no-cache, max-age=0",
+                      "Cross-Origin-Resource-Policy": policy})
 
     # -- /metrics and /api/v1 ---------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """The HTTP server: the standard library's threaded server on a thread of its own, made
-safe to expose. A client gets one thread, at most MAX_CONNECTIONS at once (more are
-refused with 429; event streams have a budget of their own), IDLE_S to send each
+safe to expose. A client gets one thread, at most MAX_CONNECTIONS at once, PER_CLIENT
+from one address; past those, PROBE_RESERVE more serve only the probes, each sent within
+PROBE_HEAD_S (more are refused with 429). Event streams have a budget of their own, the
+oldest giving way to a new one when it is spent. IDLE_S to send each
 request from its first byte, however slowly it trickles in or however long it stalls
 (either is cut off with 408; a connection that sends nothing is closed), header lines
 of 64 KiB and 100 headers at most (http.server's own limits), a body of MAX_BODY. Every
@@ -8,6 +10,7 @@ request the parser rejects is answered with a 4xx; nothing is ever served from d
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import http.server
 import io
@@ -21,12 +24,19 @@ from urllib.parse import urlsplit
 import structlog
 
 from vigil._engine.events import EventHub
-from vigil._kit.redact import redact
+from vigil._kit.redact import redact, redact_value
 from vigil._web.api import Reply, Stream, WebApi
 
 log = structlog.get_logger("vigil.http")
 
 MAX_CONNECTIONS = 64
+#: Connections one address may hold of MAX_CONNECTIONS.
+PER_CLIENT = 48
+#: Connections kept for the probes, so that slow or idle clients holding every other
+#: one never fail a health check; a request on one must come whole within PROBE_HEAD_S.
+PROBE_RESERVE = 8
+PROBE_HEAD_S = 2.0
+PROBES = frozenset({"/livez", "/readyz", "/health"})
 #: Event streams (status page tabs) held open at once, apart from the connections: a
 #: probe never waits behind streams.
 MAX_STREAMS = 64
@@ -57,9 +67,14 @@ class Server(http.server.ThreadingHTTPServer):
         self.api = api
         self.stopping = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._reserve = threading.BoundedSemaphore(PROBE_RESERVE)
+        #: Connections on a probe's slot; connections held per client address.
+        self.probing: set[socket.socket] = set()
+        self._per_client: collections.Counter[str] = collections.Counter()
         self._streams = threading.BoundedSemaphore(MAX_STREAMS)
-        #: Connections that became event streams: they hold a stream's slot instead.
-        self._streaming: set[socket.socket] = set()
+        #: Connections that became event streams, oldest first: they hold a stream's
+        #: slot instead.
+        self._streaming: dict[socket.socket, None] = {}
         #: Connections whose request is still being read, with the time it must be in by.
         self.reading: dict[socket.socket, float] = {}
         #: Connections cut off for reading too slowly: answered 408, nothing more.
@@ -67,11 +82,22 @@ class Server(http.server.ThreadingHTTPServer):
         self._reading_lock = threading.Lock()
 
     def become_stream(self, conn: socket.socket) -> bool:
-        """Move ``conn`` from the connections' budget to the streams'; False when every
-        stream slot is taken."""
-        if not self._streams.acquire(blocking=False):
+        """Move ``conn`` from the connections' budget to the streams'. When every stream
+        slot is taken, the oldest stream is ended for it (a tab long closed, or a client
+        that holds streams it never reads; a live page reconnects by itself); False when
+        none is freed in time."""
+        if conn in self.probing:
             return False
-        self._streaming.add(conn)
+        if not self._streams.acquire(blocking=False):
+            with self._reading_lock:
+                oldest = next(iter(self._streaming), None)
+            if oldest is not None:
+                with contextlib.suppress(OSError):
+                    oldest.shutdown(socket.SHUT_RDWR)
+            if not self._streams.acquire(timeout=2.0):
+                return False
+        with self._reading_lock:
+            self._streaming[conn] = None
         self._slots.release()
         return True
 
@@ -100,23 +126,42 @@ class Server(http.server.ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RD)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            # Refused at once: a flood of connections must not become a flood of threads.
-            with contextlib.suppress(OSError):
-                request.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n"
-                                b"Connection: close\r\nRetry-After: 1\r\n\r\n")
-            self.shutdown_request(request)
-            return
+        client = str(client_address[0])
+        with self._reading_lock:
+            mine = self._per_client[client] < PER_CLIENT and self._slots.acquire(
+                blocking=False)
+            if mine:
+                self._per_client[client] += 1
+        if not mine:
+            if not self._reserve.acquire(blocking=False):
+                # Refused at once: a flood of connections must not become a flood of
+                # threads.
+                with contextlib.suppress(OSError):
+                    request.sendall(b"HTTP/1.1 429 Too Many Requests\r\n"
+                                    b"Content-Length: 0\r\nConnection: close\r\n"
+                                    b"Retry-After: 1\r\n\r\n")
+                self.shutdown_request(request)
+                return
+            self.probing.add(request)
         super().process_request(request, client_address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
+            client = str(client_address[0])
             with self._reading_lock:
                 self.cut.discard(request)
-            if request in self._streaming:
-                self._streaming.discard(request)
+                streamed = self._streaming.pop(request, False) is None
+                probe = request in self.probing
+                self.probing.discard(request)
+                if not probe:
+                    self._per_client[client] -= 1
+                    if self._per_client[client] <= 0:
+                        del self._per_client[client]
+            if probe:
+                self._reserve.release()
+            elif streamed:
                 self._streams.release()
             else:
                 self._slots.release()
@@ -163,7 +208,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except TimeoutError:
             self.close_connection = True
             return
-        self.server.read_by(self.connection, time.monotonic() + IDLE_S)
+        probe = self.connection in self.server.probing
+        self.server.read_by(self.connection,
+                            time.monotonic() + (PROBE_HEAD_S if probe else IDLE_S))
         try:
             super().handle_one_request()
         finally:
@@ -207,10 +254,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not url.path.startswith("/"):
             self._send(Reply(400, b"bad request target\n"))
             return
+        if self.connection in self.server.probing:
+            # A slot kept for the probes: one request, and only a probe's.
+            self.close_connection = True
+            if url.path not in PROBES:
+                self._send(Reply(429, b"busy: only the probes are answered now\n",
+                                 headers={"Retry-After": "1"}))
+                return
         headers = {name.title(): value for name, value in self.headers.items()}
         try:
             reply = self.server.api.answer("GET" if method == "HEAD" else method, url.path,
-                                           url.query, headers)
+                                           url.query, headers, self.client_address[0])
         except Exception as exc:  # a bug of ours: said in the log, not to the client
             log.error("http.error", path=url.path, error=f"{type(exc).__name__}: {exc}")
             reply = Reply(500, b"internal error; see vigil's log\n")
@@ -225,10 +279,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
             return Reply(411, b"send a Content-Length, not a chunked body\n")
-        length = self.headers.get("Content-Length", "0").strip()
-        if not length.isdigit():
+        lengths = self.headers.get_all("Content-Length") or ["0"]
+        length = lengths[0].strip()
+        # One length, in ASCII digits (str.isdigit takes ٣ and ³): a request smuggled
+        # past a proxy that read another length is refused.
+        if len(lengths) > 1 or not (length.isascii() and length.isdigit()):
             self.close_connection = True
-            return Reply(400, b"bad Content-Length\n")
+            return Reply(400, b"bad Content-Length: one, in digits\n")
         if int(length) > MAX_BODY:
             self.close_connection = True
             return Reply(413, f"a body of at most {MAX_BODY} bytes\n".encode())
@@ -236,8 +293,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if body.strip():
             try:
                 json.loads(body)
-            except ValueError:
-                return Reply(400, b"a body, when there is one, must be JSON\n")
+            except (ValueError, RecursionError):
+                return Reply(400, b"a body, when there is one, must be JSON (nested at "
+                                  b"most a few hundred deep)\n")
         return None
 
     def _send(self, reply: Reply, head: bool = False) -> None:
@@ -248,6 +306,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
         self.send_header("X-Content-Type-Options", "nosniff")
+        if "Cross-Origin-Resource-Policy" not in reply.headers:
+            # No other site's page may embed what vigil answers (a badge may say so).
+            self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         for name, value in reply.headers.items():
             self.send_header(name, value)
         if self.close_connection:
@@ -275,7 +336,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             while not self.server.stopping.is_set():
                 events = listener.take(KEEPALIVE_S)
                 for event in events:
-                    data = redact(json.dumps(event, separators=(",", ":")))
+                    data = json.dumps(redact_value(event), separators=(",", ":"))
                     self.wfile.write(f"event: {event['event']}\ndata: {data}\n\n".encode())
                 if not events:
                     self.wfile.write(b": keep-alive\n\n")
@@ -298,8 +359,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(Reply(code, body, "application/json"), head=self.command == "HEAD")
 
     def log_message(self, format: str, *args: Any) -> None:
-        # Every request at debug: the default would write to stderr.
-        log.debug("http.request", client=self.client_address[0], said=format % args)
+        # Every request at debug (the default would write to stderr), its query string
+        # masked as the rest of the log: a token may ride in it.
+        log.debug("http.request", client=self.client_address[0], said=redact(format % args))
 
 
 def start(address: tuple[str, int], api: WebApi) -> Server | None:

@@ -12,7 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from vigil._kit.durations import format_duration
-from vigil._kit.redact import redact
+from vigil._kit.redact import redact, redact_value
 from vigil._store.records import CheckEntry, Held, ServiceEntry, State
 from vigil._web import slopanel
 from vigil._web.statusdata import HealLine, Seen
@@ -231,4 +231,7 @@ def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
 
 def _safe_json(data: Any) -> str:
     """JSON inside a script element: nothing in it may close the element."""
-    return redact(json.dumps(data, separators=(",", ":"))).replace("</", "<\\/")
+    # Masked value by value (masking the text could break its quoting); every "<"
+    # escaped, so that no check's name or words (``</script>``, ``<!--``) ends the
+    # script or puts the HTML parser into another state.
+    return json.dumps(redact_value(data), separators=(",", ":")).replace("<", "\\u003c")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vigil._web.access import Access
     from vigil._web.api import WebApi
 
 
@@ -23,11 +24,13 @@ class HttpSurface:
         self.server: Any = None
         self.address: tuple[str, int] | None = None
 
-    def apply(self, address: tuple[str, int] | None, token: str) -> None:
+    def apply(self, address: tuple[str, int] | None, access: Access | None) -> None:
+        """Serve at ``address`` (None: no HTTP) to whom ``access`` says (None only with
+        no address and no endpoints made yet)."""
         if self.api is None and address is not None:
             self.api = self.make_api()
-        if self.api is not None:
-            self.api.token = token
+        if self.api is not None and access is not None:
+            self.api.access = access
         if address == self.address and (self.server is not None or address is None):
             return
         self.close()
