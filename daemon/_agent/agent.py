@@ -291,6 +291,8 @@ class Agent:
             self.baselines = self.checks.baselines = Baselines(self.state_dir, self.store)
         if self.baselines is not None:
             self.baselines.install(checks, config.daemon.baseline_window)
+        else:  # nothing watched: no word of an earlier daemon's baselines stays
+            self.store.baselines({})
 
     def _web_api(self) -> WebApi:
         """The endpoints, made (and their modules imported) once HTTP is on."""

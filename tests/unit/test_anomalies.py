@@ -207,7 +207,9 @@ def test_a_check_s_windows_are_scored_when_they_close_and_warn_once_it_lasts(
     assert "(anomalous: duration 250, usually" in slow[-1].result.summary
     assert ended[-1].result.status is Status.OK and failed.result.status is Status.CRIT
     snapshot = baselines.snapshot()["web"]
-    assert set(snapshot) == {"duration", "latency_ms"} and not snapshot["duration"].anomalous
+    assert set(snapshot) == {"duration", "latency_ms"}
+    last = snapshot["duration"].last
+    assert last is not None and not last.anomalous and not snapshot["duration"].learning
 
 
 def test_a_rising_trend_is_forecast_to_pass_its_threshold_and_warns() -> None:
@@ -263,3 +265,40 @@ forecast_window = "3h"
     assert f'vigil_check_forecast_seconds{{check="web",series="latency_ms"}} ' \
            f'{forecasts[-1]}' in text
     assert 'vigil_check_anomalous{check="web",series="latency_ms"}' in text
+
+
+def test_the_metrics_a_check_type_declares_are_those_its_runs_carry(tmp_path: Path) -> None:
+    """What a baseline may name (``Check.metrics``) is what the runs of the built-in types
+    that run here without a server really carry: a declaration that drifts from the code
+    would refuse a config that names a real metric."""
+    import fnmatch
+    import http.server
+    import os
+    import threading
+
+    from vigil.testing import make_check, run_check
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    pidfile = tmp_path / "me.pid"
+    pidfile.write_text(str(os.getpid()))
+    backlog = tmp_path / "backlog.md"
+    backlog.write_text("| id | title | status | started |\n|---|---|---|---|\n"
+                       "| 1 | a | in progress | 2026-01-01 |\n")
+    try:
+        runs: list[tuple[str, dict[str, Any]]] = [
+            ("tcp", {"port": port}), ("http", {"url": f"http://127.0.0.1:{port}/"}),
+            ("system", {"disks": ["/", str(tmp_path)]}),
+            ("process", {"match": "pytest"}), ("process", {"pidfile": str(pidfile)}),
+            ("backlog", {"path": str(backlog)})]
+        for kind, options in runs:
+            check = make_check(kind, options)
+            declared = type(check).metrics
+            carried = run_check(check).metrics
+            assert declared is not None and carried, kind
+            assert [m for m in carried if not any(
+                fnmatch.fnmatchcase(m, p) for p in declared)] == [], kind
+    finally:
+        server.shutdown()
+        server.server_close()
