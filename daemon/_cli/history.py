@@ -63,7 +63,7 @@ def _anomalies(args: argparse.Namespace, settings: DaemonSettings) -> int:
                           "anomalies": rows}, indent=2))
         return 0
     if learnt == {}:
-        print(f"{args.check}: no baseline: the running daemon watches none of its series "
+        print(f"{args.check}: no baseline: the daemon watches none of its series "
               f"(set baseline = [\"duration\"] in [checks.{args.check}])")
     for series, windows in sorted((learnt or {}).items()):
         if windows < WARMUP:
