@@ -82,6 +82,7 @@ class Backlog(Check):
     #: What it finds is for people to act on: /readyz fails on it only with
     #: ``readiness = true``.
     readiness = False
+    metrics = ("items", "items_in_progress", "items_stale", "avg_days_in_progress", "oldest_days")
 
     def run(self) -> Result:
         opts = self.options

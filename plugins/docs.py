@@ -55,6 +55,8 @@ class Docs(Check):
     #: What it finds is for people to act on: /readyz fails on it only with
     #: ``readiness = true``.
     readiness = False
+    metrics = ("files", "missing", "modified", "not_in_the_manifest", "broken_links",
+               "missing_sections")
 
     def __init__(self, name: str, options: DocsOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)

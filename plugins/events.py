@@ -115,6 +115,7 @@ class Events(Check):
     #: What it finds is for people to act on: /readyz fails on it only with
     #: ``readiness = true``.
     readiness = False
+    metrics = ("malformed_lines", "events*", "failures*", "failure_rate_pct*", "latency_p*_ms*")
 
     def __init__(self, name: str, options: Any, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)

@@ -40,6 +40,7 @@ class HttpOptions:
 class Http(Check):
     Options = HttpOptions
     options: HttpOptions
+    metrics = ("latency_ms", "status_code")
 
     def run(self) -> Result:
         # urllib costs the daemon ~2 MB: import it only when an HTTP check runs.

@@ -71,6 +71,8 @@ class Load(Check):
     Options = LoadOptions
     options: LoadOptions
     min_interval: ClassVar[float] = 300.0
+    metrics = ("requests", "success_rate_pct", "requests_per_s", "latency_mean_ms",
+               "latency_p*_ms", "errors{*}")
 
     def run(self) -> Result:
         opts = self.options

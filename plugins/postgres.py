@@ -78,6 +78,9 @@ class PostgresOptions:
 class Postgres(Check):
     Options = PostgresOptions
     options: PostgresOptions
+    metrics = ("connect_ms", "query_ms", "server_version_num", "connections", "max_connections",
+               "connections_pct", "database_size_bytes", "in_recovery", "query_*_ms",
+               "query_*_value")
 
     def __init__(self, name: str, options: PostgresOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)

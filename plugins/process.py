@@ -37,6 +37,7 @@ class ProcessOptions:
 class Process(Check):
     Options = ProcessOptions
     options: ProcessOptions
+    metrics = ("count", "rss_bytes", "uptime_s")
 
     def run(self) -> Result:
         if self.options.pidfile:

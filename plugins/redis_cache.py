@@ -61,6 +61,9 @@ class Counters:
 class Redis(Check):
     Options = RedisOptions
     options: RedisOptions
+    metrics = ("ping_ms", "used_memory_bytes", "evicted_keys", "rejected_connections",
+               "connected_clients", "keys", "is_master", "hit_rate_pct", "memory_pct",
+               "master_link_up")
 
     def __init__(self, name: str, options: RedisOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)

@@ -50,6 +50,8 @@ class SystemOptions:
 class System(Check):
     Options = SystemOptions
     options: SystemOptions
+    metrics = ("cpu_pct", "memory_pct", "disk_*_pct", "disk_*_full_in_seconds",
+               "memory_full_in_seconds", "load1", "load5", "load15", "load1_per_core")
 
     def __init__(self, name: str, options: SystemOptions, timeout: float = 10.0) -> None:
         super().__init__(name, options, timeout)

@@ -25,6 +25,7 @@ class TcpOptions:
 class Tcp(Check):
     Options = TcpOptions
     options: TcpOptions
+    metrics = ("latency_ms",)
 
     def run(self) -> Result:
         where = f"{self.options.host}:{self.options.port}"

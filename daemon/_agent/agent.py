@@ -293,6 +293,8 @@ class Agent:
             self.baselines = self.checks.baselines = Baselines(self.state_dir, self.store)
         if self.baselines is not None:
             self.baselines.install(checks, config.daemon.baseline_window)
+        else:  # nothing watched: no word of an earlier daemon's baselines stays
+            self.store.baselines({})
 
     def _serve(self, config: Config) -> None:
         """The HTTP surface as ``config`` wants it (the web modules only when it is on)."""

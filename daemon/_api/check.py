@@ -67,6 +67,11 @@ class Check:
     #: than this unless its options say ``allow_frequent = true``, and it does not run
     #: while its service is being healed or is under maintenance.
     min_interval: ClassVar[float] = 0.0
+    #: The metrics its results carry, as names or globs (``"query_*_ms"``) for those named
+    #: at run time: a ``baseline`` naming another is a config error. None: only a run
+    #: can tell (an exec check's perfdata); a series missing from a passing run is then
+    #: logged (``baseline.skipped``).
+    metrics: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, name: str, options: Any, timeout: float = 10.0) -> None:
         self.name = name

@@ -3,8 +3,11 @@ mean of its passing runs over each ``[daemon] baseline_window``, scored by its d
 when the window closes. A detector first learns the series' history from the state
 database's rollups; an anomaly that begins or ends is logged (``check.anomaly``,
 ``check.anomaly_ended``), and with ``anomaly = "warn"`` a passing result says WARN once a
-series has been anomalous for ``anomaly_for``. Windows close on the baselines' own
-thread (there is none without a baseline)."""
+series has been anomalous for ``anomaly_for``. A series says nothing until its detector
+has learnt ``WARMUP`` windows: how many it has is shown (``snapshot``) and kept in the
+state database for ``vigil history --anomalies``. A series a passing run does not carry,
+or whose window's mean is not above zero, is skipped and said once (``baseline.skipped``).
+Windows close on the baselines' own thread (there is none without a baseline)."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from pathlib import Path
 import structlog
 
 from vigil._api.check import Status
-from vigil._baseline.detector import Detector, Score
+from vigil._baseline.detector import WARMUP, Detector, Score
 from vigil._baseline.forecast import Trend
 from vigil._config.sections import CheckSpec
 from vigil._engine.runner import Outcome
@@ -56,6 +59,23 @@ class Series:
     threshold: float | None = None
     trend: Trend | None = None
     passes_in: float | None = None
+    #: Said to be skipped (``baseline.skipped``): it is said once.
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    """What the page and /metrics show of a watched series: the windows its baseline has
+    learnt, and its last verdict (None until a window was scored)."""
+
+    windows: int
+    last: Score | None
+    #: The windows a baseline learns before it scores one.
+    needed: int = WARMUP
+
+    @property
+    def learning(self) -> bool:
+        return self.windows < self.needed
 
 
 @dataclass
@@ -77,6 +97,9 @@ class Baselines:
         self._conn: sqlite3.Connection | None = None
         #: The window whose end was last looked for: windows end once each.
         self._closed = 0
+        #: A series was added that has no detector yet: the thread makes it at once (it
+        #: reads the history), so that what it has learnt shows before a window closes.
+        self._unlearnt = False
 
     def install(self, checks: dict[str, CheckSpec], window: float) -> None:
         """Adopt a config's checks; a series that stays keeps what it learnt."""
@@ -92,6 +115,8 @@ class Baselines:
                 kept[name] = Watched(spec, {s: old.series[s] if old and s in old.series
                                             else Series() for s in spec.baseline})
             self._checks = kept
+            self._unlearnt = True
+        self._publish()
         if kept and self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="baselines", daemon=True)
             self._thread.start()
@@ -101,6 +126,7 @@ class Baselines:
         windows; with ``anomaly = "warn"``, a passing result is WARN while a series has
         been anomalous long enough."""
         result = outcome.result
+        missing: list[str] = []
         with self._lock:
             watched = self._checks.get(spec.name)
             if watched is None or held or not result.status.passing:
@@ -109,6 +135,9 @@ class Baselines:
             for name, series in watched.series.items():
                 value = outcome.duration_ms if name == "duration" else result.metrics.get(name)
                 if not isinstance(value, int | float):
+                    if not series.skipped:
+                        series.skipped = True
+                        missing.append(name)
                     continue
                 if series.window != window:
                     if series.runs:  # not closed yet: the thread scores it, not this worker
@@ -123,6 +152,10 @@ class Baselines:
             coming = [f"{name} will pass {_figure(s.threshold or 0)} in about "
                       f"{_roughly(s.passes_in)}" for name, s in watched.series.items()
                       if s.passes_in is not None]
+        for name in missing:
+            log.warning("baseline.skipped", check=spec.name, series=name,
+                        reason="not among the metrics of a passing run",
+                        metrics=sorted(result.metrics))
         if not (said or coming) or result.status is not Status.OK:
             return outcome
         words = "; ".join(([f"anomalous: {'; '.join(said)}"] if said else []) + coming)
@@ -137,12 +170,21 @@ class Baselines:
                     if (found := {s: series.passes_in for s, series in w.series.items()
                                   if series.passes_in is not None})}
 
-    def snapshot(self) -> dict[str, dict[str, Score]]:
-        """Each watched series' last verdict, by check, for /metrics and the page."""
+    def snapshot(self) -> dict[str, dict[str, SeriesView]]:
+        """Each watched series' windows learnt and last verdict, by check, for /metrics
+        and the page."""
         with self._lock:
-            return {name: {s: series.last for s, series in w.series.items()
-                           if series.last is not None}
+            return {name: {s: SeriesView(_windows(series), series.last)
+                           for s, series in w.series.items()}
                     for name, w in self._checks.items()}
+
+    def _publish(self) -> None:
+        """Hand the windows each series has learnt to the state database."""
+        if self.store is not None:
+            with self._lock:
+                learnt = {name: {s: _windows(series) for s, series in w.series.items()}
+                          for name, w in self._checks.items()}
+            self.store.baselines(learnt)
 
     def close(self) -> None:
         self._stop.set()
@@ -161,6 +203,8 @@ class Baselines:
         from the state database first, outside the lock: the checks' workers, which
         take it for every run, never wait for that read."""
         current = int(now // self.window)
+        if self._unlearnt:
+            self._learn_new(current)
         if current == self._closed:
             return
         ended: list[tuple[CheckSpec, str, Series, tuple[int, float, int]]] = []
@@ -180,6 +224,20 @@ class Baselines:
                 series.detector = self._learnt(spec.name, key, window[0] * self.window)
             with self._lock:
                 self._close(spec, key, series, window, now)
+        if ended:
+            self._publish()
+
+    def _learn_new(self, current: int) -> None:
+        """Make the detectors of new series from the history before the current window
+        (outside the lock, as in ``close_windows``)."""
+        with self._lock:
+            self._unlearnt = False
+            new = [(w.spec.name, key, series) for w in self._checks.values()
+                   for key, series in w.series.items() if series.detector is None]
+        for check, key, series in new:
+            series.detector = self._learnt(check, key, current * self.window)
+        if new:
+            self._publish()
 
     def _close(self, spec: CheckSpec, key: str, series: Series,
                window: tuple[int, float, int], now: float) -> None:
@@ -187,6 +245,12 @@ class Baselines:
         number, total, runs = window
         assert series.detector is not None
         value = total / runs
+        if value <= 0:  # a baseline compares ratios: log space has no zero
+            if not series.skipped:
+                series.skipped = True
+                log.warning("baseline.skipped", check=spec.name, series=key,
+                            reason="a window's mean is not above zero", value=value)
+            return
         end = (number + 1) * self.window
         verdict = series.detector.feed(end, value)
         if verdict is not None:
@@ -266,9 +330,13 @@ def _history(conn: sqlite3.Connection, check_id: int, series: str, before: float
     for start, step, dur_avg, metrics in rows:
         value = dur_avg / 1000 if series == "duration" else (
             json.loads(metrics).get(series, [None, None])[1] if metrics else None)
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and value > 0:  # as a live window: above zero
             found.append((float(start + step), float(value)))
     return found
+
+
+def _windows(series: Series) -> int:
+    return series.detector.seen if series.detector is not None else 0
 
 
 def _figure(value: float) -> str:

@@ -1,18 +1,25 @@
 """``vigil anomalies FILE``: the daemon's anomaly detector, with its defaults, over a CSV
 of ``timestamp,value`` rows (a header line allowed; ISO 8601 or ``YYYY-MM-DD HH:MM:SS``
-times, UTC unless they say otherwise; any regular step): the anomalous windows, each
-from its first anomalous point to its last, with the highest score in it."""
+times, UTC unless they say otherwise, or Unix times; any regular step; in any order, for
+they are sorted by time): the anomalous windows, each from its first anomalous point to
+its last, with the highest score in it. The values must be above zero: the detector
+compares ratios (log space)."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from vigil._baseline.detector import Detector
+
+#: A Unix time this large is in milliseconds (as vigil's state database keeps them):
+#: in seconds it would be past the year 5000.
+MILLISECONDS_FROM = 1e11
 
 
 class BadRow(ValueError):
@@ -20,27 +27,56 @@ class BadRow(ValueError):
 
 
 def read_series(path: Path) -> list[tuple[str, float, float]]:
-    """(time as written, time.time(), value) of each row; BadRow naming the line."""
+    """(time as written, time.time(), value) of each row, oldest first; BadRow naming
+    the file and line."""
     rows: list[tuple[str, float, float]] = []
+    first = True
     with path.open(newline="", encoding="utf-8") as lines:
         for number, row in enumerate(csv.reader(lines), 1):
             if not row or not "".join(row).strip():
                 continue
             if len(row) != 2:
                 raise BadRow(f"{path}:{number}: expected timestamp,value, got {row!r}")
-            written, value = row[0].strip(), row[1].strip()
-            try:
-                at = datetime.fromisoformat(written)
-                number_value = float(value)
-            except ValueError:
-                if number == 1 and not rows:
-                    continue  # a header line
-                raise BadRow(f"{path}:{number}: expected an ISO 8601 time and a number, got "
-                             f"{written!r}, {value!r}") from None
-            if at.tzinfo is None:
-                at = at.replace(tzinfo=UTC)
-            rows.append((written, at.timestamp(), number_value))
+            written, text = row[0].strip(), row[1].strip()
+            value, at = _number(text), _time(written)
+            if first and value is None:
+                first = False
+                continue  # a header line: its value is no number
+            first = False
+            if at is None or value is None:
+                raise BadRow(f"{path}:{number}: expected an ISO 8601 or Unix time and a "
+                             f"number, got {written!r}, {text!r}")
+            if not value > 0 or math.isinf(value):
+                raise BadRow(f"{path}:{number}: {text!r} is not a number above zero: the "
+                             "detector compares ratios, in log space (a count that may be "
+                             "zero: add 1 to each)")
+            rows.append((written, at, value))
+    if not rows:
+        raise BadRow(f"{path}: no timestamp,value rows in it")
+    # Newest first (an `ORDER BY at DESC` export) or shuffled: the detector reads a series
+    # from its start.
+    rows.sort(key=lambda row: row[1])
     return rows
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _time(written: str) -> float | None:
+    """time.time() of a timestamp: ISO 8601 (UTC unless it says), or Unix seconds or
+    milliseconds."""
+    unix = _number(written)
+    if unix is not None and math.isfinite(unix):
+        return unix / 1000 if abs(unix) >= MILLISECONDS_FROM else unix
+    try:
+        at = datetime.fromisoformat(written)
+    except ValueError:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 def detect(rows: list[tuple[str, float, float]]) -> list[dict[str, object]]:
@@ -69,7 +105,14 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"vigil: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    except (BadRow, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        print(f"vigil: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+              file=sys.stderr)
+        return 2
+    except csv.Error as exc:
+        print(f"vigil: {path}: not CSV: {exc}", file=sys.stderr)
+        return 2
+    except BadRow as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 2
     found = detect(rows)

@@ -135,10 +135,15 @@ def config(targets: list[str], rules_file: str, token_file: str | None,
 
 
 def cmd_export(args: argparse.Namespace, default_target: str | None,
-               slos: dict[str, SloSpec]) -> int:
+               slos: dict[str, SloSpec], token_set: bool) -> int:
+    """``token_set``: this config's agent wants a token (``http_token``) on /metrics."""
     if args.what == "rules":
         print(rules(args.for_s, slos), end="")
         return 0
+    if token_set and not args.token_file:
+        print("vigil: warning: this config sets http_token, so its /metrics answers 401 "
+              "without it: give Prometheus the token with --token-file FILE (a file that "
+              "holds it)", file=sys.stderr)
     targets = args.target or ([default_target] if default_target else [])
     if not targets:
         print("vigil: name the agents to scrape with --target HOST:PORT (this config "

@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from vigil._baseline.detector import WARMUP
 from vigil._cli.status import read_database, running_settings
 from vigil._config.sections import DaemonSettings
 from vigil._store import database, history
@@ -35,24 +36,42 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def _anomalies(args: argparse.Namespace, settings: DaemonSettings) -> int:
-    """``--anomalies``: the check's anomalies since ``--since`` (30 days unless given)."""
+    """``--anomalies``: the check's anomalies since ``--since`` (30 days unless given),
+    after what its baselines have learnt (or that it has none)."""
     since = time.time() - (30 * 86400 if args.since is None else args.since)
 
-    def read(conn: sqlite3.Connection) -> list[AnomalyRow] | None:
+    def read(conn: sqlite3.Connection
+             ) -> tuple[list[AnomalyRow], dict[str, dict[str, int]] | None] | None:
         check_id = history.check_id(conn, args.check)
-        return None if check_id is None else history.anomalies(conn, check_id, since)
+        if check_id is None:
+            return None
+        return history.anomalies(conn, check_id, since), history.baselines(conn)
 
     found = read_database(settings, read)
     if found is None:
         print(f"vigil: no history of a check named {args.check!r} in "
               f"{settings.state_dir / database.DB}", file=sys.stderr)
         return 1
+    rows, watched = found
+    # None: no daemon has said what it watches (an older one); else this check's series.
+    learnt = None if watched is None else watched.get(args.check, {})
     if args.json:
-        print(json.dumps({"check": args.check, "anomalies": found}, indent=2))
+        baseline = None if not learnt else {
+            series: {"windows": windows, "learning": windows < WARMUP}
+            for series, windows in learnt.items()}
+        print(json.dumps({"check": args.check, "baseline": baseline, "warmup": WARMUP,
+                          "anomalies": rows}, indent=2))
         return 0
-    print(f"{args.check}: {len(found)} anomal{'ies' if len(found) != 1 else 'y'} since "
+    if learnt == {}:
+        print(f"{args.check}: no baseline: the daemon watches none of its series "
+              f"(set baseline = [\"duration\"] in [checks.{args.check}])")
+    for series, windows in sorted((learnt or {}).items()):
+        if windows < WARMUP:
+            print(f"{args.check}: {series} learning: {windows} of {WARMUP} windows (no "
+                  "anomaly is found before)")
+    print(f"{args.check}: {len(rows)} anomal{'ies' if len(rows) != 1 else 'y'} since "
           f"{_when(since)} UTC")
-    for row in found:
+    for row in rows:
         end = "ongoing" if row["end"] is None else _when(row["end"])
         print(f"  {_when(row['start'])} .. {end}  {row['series']}: {row['value']:.4g}, "
               f"usually {row['usual']:.4g} (score {row['score']:g})")

@@ -72,7 +72,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     cfg = load(args)
     address = cfg.daemon.http_address()
     target = f"{address[0]}:{address[1]}" if address and not args.target else None
-    return export.cmd_export(args, target, cfg.slos)
+    return export.cmd_export(args, target, cfg.slos, bool(cfg.daemon.http_token))
 
 
 def _print_issues(exc: ConfigError) -> None:

@@ -69,7 +69,8 @@ def _config_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="validate: exit 0 when valid, else 1 listing every error")
     p = _command(sub, "plugins", parents=[common], help="list plugins and their check types")
     p.add_argument("--json", action="store_true", help=AS_JSON)
-    p = _command(sub, "plugin", help="write a new plugin package, ready to install and test")
+    p = _command(sub, "plugin", parents=[common],
+                 help="write a new plugin package, ready to install and test")
     p.add_argument("action", choices=["new"], help="new: write the package")
     p.add_argument("name", help="the plugin's name: its check type, manager or sink type "
                                 "(module vigil_NAME, package vigil-NAME)")
@@ -105,8 +106,9 @@ def _state_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                       "(exit 0 ok, 1 ticket, 2 page)")
     p.add_argument("name", nargs="?", help="one objective (default: all)")
     p.add_argument("--json", action="store_true", help=AS_JSON)
-    p = _command(sub, "anomalies", help="the anomaly detector's verdict on a CSV of "
-                                        "timestamp,value rows (try it before turning it on)")
+    p = _command(sub, "anomalies", parents=[common],
+                 help="the anomaly detector's verdict on a CSV of timestamp,value rows (try "
+                      "it before turning it on)")
     p.add_argument("file", help="the CSV file")
     p.add_argument("--json", action="store_true", help=AS_JSON)
     p = _command(sub, "alerts", parents=[common],
@@ -198,7 +200,7 @@ def _export_command(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["rules", "config"],
                    help="rules: alerting rules on vigil's metrics; config: a scrape config "
                         "that loads them")
-    p.add_argument("--target", action="append", metavar="HOST:PORT",
+    p.add_argument("--target", action="append", metavar="HOST:PORT", type=_target,
                    help="an agent to scrape (repeatable; default: this config's http)")
     p.add_argument("--rules", default="vigil-rules.yml", metavar="FILE",
                    help="the rules file the config loads (default vigil-rules.yml)")
@@ -217,6 +219,15 @@ def _version() -> str:
         return version("vigil-daemon")
     except PackageNotFoundError:
         return "unknown (not installed)"
+
+
+def _target(text: str) -> str:
+    """An agent's address as Prometheus scrapes it: HOST:PORT."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT (like web1:8787, or [::1]:8787)")
+    return text
 
 
 def _duration(text: str) -> float:

@@ -25,7 +25,7 @@ requires-python = ">=3.11"
 dependencies = ["vigil-daemon"]
 
 [project.optional-dependencies]
-test = ["pytest"]
+test = ["pytest", "mypy"]
 
 [project.entry-points.vigil]
 {name} = "{module}"
@@ -201,22 +201,27 @@ def test_the_sink_writes_each_alert(tmp_path: Path) -> None:
 README = """\
 # vigil-{dist}
 
-A [vigil](https://github.com/) plugin: {what}.
+A plugin for vigil, the self-healing health-check agent (the `vigil-daemon` package):
+{what}.
 
-Install it beside vigil (`pip install .`), then configure what it offers:
+Install it beside vigil (`pip install .` in vigil's environment), then configure what it
+offers:
 
 ```toml
 {config}```
 
-`vigil plugins` lists it (`{name}`, from its entry point). Its tests use
-`vigil.testing`:
+`vigil plugins` lists it (`{name}`, from its entry point). Its tests use `vigil.testing`,
+and it type-checks as vigil's own plugins do:
 
 ```
 pip install -e '.[test]'
 pytest
+mypy --strict {module}.py
 ```
 
-Type-check it as vigil's own plugins are: `mypy --strict {module}.py`.
+mypy sees vigil when vigil is installed from a package, or from a checkout in
+setuptools' strict editable mode (`pip install --config-settings editable_mode=strict -e
+/path/to/vigil`): a plain `pip install -e` of vigil hides it from type checkers.
 """
 
 CONFIG = {
@@ -319,5 +324,5 @@ def cmd_plugin(args: argparse.Namespace) -> int:
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_text(text, encoding="utf-8")
     print(f"wrote {folder}/ ({', '.join(parts)}): cd {folder}; pip install -e '.[test]'; "
-          "pytest")
+          f"pytest; mypy --strict vigil_{name}.py")
     return 0

@@ -279,6 +279,8 @@ class Validator:
     ) -> dict[str, CheckSpec]:
         self._positive(("defaults",), defaults, ("interval", "timeout", "fall", "rise"))
         checks = {}
+        #: Each series [defaults] baseline names: whether some check has it.
+        inherited: dict[str, bool] = {}
         for name in self._section(("checks",)):
             path = ("checks", name)
             options: Table = {}
@@ -291,9 +293,35 @@ class Validator:
             check = self._instantiate(plugins, path, values, options)
             if check is not None:
                 self._bounded(path, check, values)
+                self._series(path, check, values, inherited)
             if check is not None and not self._has_errors_under(path):
                 checks[name] = CheckSpec(name=name, check=check, **values)
+        for series, somewhere in inherited.items():
+            if not somewhere:
+                self.error(("defaults", "baseline"), f"no check has a series {series!r} "
+                                                     "(duration, or a metric of its type)")
         return checks
+
+    def _series(self, path: tuple[str, ...], check: Check, values: Table,
+                inherited: dict[str, bool]) -> None:
+        """A baseline watches the run's duration and metrics the check type says it
+        carries: one named in the check's own section that it does not is an error; one
+        from [defaults] is watched where it is carried (``inherited`` notes where)."""
+        declared = type(check).metrics
+        own = "baseline" in self._section(path)
+        watched = []
+        for series in values["baseline"]:
+            carried = series == "duration" or declared is None or any(
+                fnmatch.fnmatchcase(series, pattern) for pattern in declared)
+            if own and not carried:
+                self.error((*path, "baseline"), f"no series {series!r} in a "
+                           f"{values['type']} check (its series: "
+                           f"{', '.join(('duration', *(declared or ())))})")
+            elif not own:
+                inherited[series] = inherited.get(series, False) or carried
+            if carried:
+                watched.append(series)
+        values["baseline"] = watched
 
     def _bounded(self, path: tuple[str, ...], check: Check, values: Table) -> None:
         """A check that loads its service runs no more often than its type allows."""

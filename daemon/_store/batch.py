@@ -34,6 +34,8 @@ class Batch:
     checks: dict[str, CheckEntry] = field(default_factory=dict)
     services: dict[str, ServiceEntry] | None = None
     daemon: DaemonInfo | None = None
+    #: The windows each watched series' baseline has learnt, by check.
+    baselines: dict[str, dict[str, int]] | None = None
     #: Names of the configured checks: rows of any other check are dropped.
     retain: set[str] | None = None
     retention: Retention | None = None
@@ -46,14 +48,14 @@ class Batch:
 
     def __bool__(self) -> bool:
         return bool(self.checks or self.services is not None or self.daemon is not None
-                    or self.retain is not None or self.results or self.transitions
-                    or self.heals or self.anomalies)
+                    or self.baselines is not None or self.retain is not None or self.results
+                    or self.transitions or self.heals or self.anomalies)
 
     def merge_older(self, older: Batch) -> int:
         """Put back a batch that failed to commit, under what was queued since; how many
         results were dropped to keep memory bounded."""
         self.checks = {**older.checks, **self.checks}
-        for name in ("services", "daemon", "retain", "retention"):
+        for name in ("services", "daemon", "baselines", "retain", "retention"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(older, name))
         self.results = older.results + self.results

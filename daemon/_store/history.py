@@ -313,6 +313,13 @@ def anomalies(conn: sqlite3.Connection, check: int, since: float) -> list[Anomal
                 "check_id = ? AND (end IS NULL OR end >= ?) ORDER BY start", (check, since))]
 
 
+def baselines(conn: sqlite3.Connection) -> dict[str, dict[str, int]] | None:
+    """The windows each watched series' baseline has learnt, by check, as the daemon
+    last said; None when no daemon has said (an older vigil wrote the database)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'baselines'").fetchone()
+    return None if row is None else dict(json.loads(row[0]))
+
+
 def transitions(conn: sqlite3.Connection, check: int, since: float) -> list[TransitionRow]:
     return [{"at": at / 1000, "from": old, "to": new, "status": STATUSES[status],
              "summary": summary}

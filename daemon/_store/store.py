@@ -73,6 +73,12 @@ class Store:
         with self._lock:
             self._pending.daemon = info
 
+    def baselines(self, learnt: dict[str, dict[str, int]]) -> None:
+        """The windows each watched series' baseline has learnt, by check: all of them,
+        the latest word wins."""
+        with self._lock:
+            self._pending.baselines = learnt
+
     def retain(self, names: set[str], retention: Retention | None) -> None:
         """The configured checks (state rows of others are dropped) and how long history
         is kept (None: no history)."""

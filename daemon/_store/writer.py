@@ -180,6 +180,9 @@ class Writer:
         if batch.daemon is not None:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('daemon', ?)",
                          (compact(batch.daemon),))
+        if batch.baselines is not None:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('baselines', ?)",
+                         (compact(batch.baselines),))
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('updated', ?)", (str(time.time()),))
         rows = []
         for name, at, status, duration_ms, metrics, summary, maint, counts in batch.results:

@@ -30,7 +30,7 @@ from vigil._web import badge, metrics, statusdata, statuspage
 from vigil._web.access import Access, Guesses, host_allowed, host_name, token_matches
 
 if TYPE_CHECKING:
-    from vigil._baseline.detector import Score
+    from vigil._baseline.watch import SeriesView
     from vigil._slo.objectives import Report
 
 #: The scheduler's heartbeat runs every second: this long without one is wedged.
@@ -127,7 +127,7 @@ class WebApi:
                  access: Access, progress: Callable[[], float],
                  alerts: Callable[[], dict[str, SinkStats]] = dict,
                  slos: Callable[[], list[Report]] = list,
-                 anomalies: Callable[[], dict[str, dict[str, Score]]] = dict,
+                 anomalies: Callable[[], dict[str, dict[str, SeriesView]]] = dict,
                  forecasts: Callable[[], dict[str, dict[str, float]]] = dict) -> None:
         self.checks = checks
         #: Each alert sink's figures (``Alerter.stats``).

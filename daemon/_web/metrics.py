@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from vigil._alerts.alerter import SinkStats
 from vigil._api.ladder import LATENCY_LADDER_MS
+from vigil._baseline.detector import WARMUP
 from vigil._store.records import CheckEntry, ServiceEntry, State
 
 if TYPE_CHECKING:
-    from vigil._baseline.detector import Score
+    from vigil._baseline.watch import SeriesView
     from vigil._slo.objectives import Report
 
 STATUS_CODES = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
@@ -58,7 +59,7 @@ class Collector:
 
     def __init__(self, checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
                  alerts: dict[str, SinkStats], slos: list[Report],
-                 anomalies: dict[str, dict[str, Score]],
+                 anomalies: dict[str, dict[str, SeriesView]],
                  forecasts: dict[str, dict[str, float]]) -> None:
         self.checks, self.services, self.alerts, self.slos = checks, services, alerts, slos
         self.anomalies, self.forecasts = anomalies, forecasts
@@ -208,19 +209,27 @@ class Collector:
         passes = GaugeMetricFamily("vigil_check_forecast_seconds", "In how long a watched "
                                    "series' trend will pass its threshold (only those that "
                                    "will, within their forecast)", labels=["check", "series"])
+        windows = GaugeMetricFamily("vigil_check_baseline_windows", "The windows a watched "
+                                    "series' baseline has learnt", labels=["check", "series"])
+        learning = GaugeMetricFamily("vigil_check_baseline_learning", "1 while the baseline "
+                                     f"has learnt fewer than {WARMUP} windows: the series "
+                                     "has no anomaly score yet", labels=["check", "series"])
         for check, series in sorted(self.anomalies.items()):
-            for name, verdict in sorted(series.items()):
-                score.add_metric([check, name], verdict.score)
-                flagged.add_metric([check, name], 1.0 if verdict.anomalous else 0.0)
+            for name, view in sorted(series.items()):
+                windows.add_metric([check, name], view.windows)
+                learning.add_metric([check, name], 1.0 if view.learning else 0.0)
+                if view.last is not None:
+                    score.add_metric([check, name], view.last.score)
+                    flagged.add_metric([check, name], 1.0 if view.last.anomalous else 0.0)
         for check, seconds in sorted(self.forecasts.items()):
             for name, value in sorted(seconds.items()):
                 passes.add_metric([check, name], value)
-        yield from (score, flagged, passes)
+        yield from (score, flagged, passes, windows, learning)
 
 
 def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
            alerts: dict[str, SinkStats], slos: list[Report],
-           anomalies: dict[str, dict[str, Score]], forecasts: dict[str, dict[str, float]],
+           anomalies: dict[str, dict[str, SeriesView]], forecasts: dict[str, dict[str, float]],
            accept: str) -> tuple[str, bytes]:
     """(content type, body): OpenMetrics when the scraper asks for it, else Prometheus
     text."""

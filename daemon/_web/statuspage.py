@@ -18,7 +18,7 @@ from vigil._web import slopanel
 from vigil._web.statusdata import HealLine, Seen
 
 if TYPE_CHECKING:
-    from vigil._baseline.detector import Score
+    from vigil._baseline.watch import SeriesView
     from vigil._slo.objectives import Report
 
 STATE_MARK = {State.OK: "✓", State.FAILING: "✕", State.PENDING: "…",
@@ -81,19 +81,24 @@ def category(entry: CheckEntry) -> str:
     return str(entry["state"])
 
 
-def _unusual(verdicts: dict[str, Score]) -> tuple[str, str]:
-    """(the chart's band attributes, the lines naming anomalous series) of a check."""
+def _unusual(watched: dict[str, SeriesView]) -> tuple[str, str]:
+    """(the chart's band attributes, the lines naming anomalous series and those whose
+    baseline is still learning) of a check."""
+    verdicts = {series: view.last for series, view in watched.items() if view.last}
     band = verdicts.get("duration")
     attributes = (f' data-low="{band.low:.3f}" data-high="{band.high:.3f}"'
                   if band is not None else "")
     lines = "".join(f'<p class="anomaly" role="status">Unusual {escape(series)}: score '
                     f'{verdict.score:g}, usually {figure(verdict.usual)}</p>'
                     for series, verdict in sorted(verdicts.items()) if verdict.anomalous)
+    lines += "".join(f'<p class="learning">Learning what is usual for {escape(series)}: '
+                     f'{view.windows} of {view.needed} windows (no anomaly is found before)</p>'
+                     for series, view in sorted(watched.items()) if view.learning)
     return attributes, lines
 
 
 def _check(name: str, entry: CheckEntry, seen: Seen, now: float, feeds: list[str],
-           verdicts: dict[str, Score]) -> str:
+           watched: dict[str, SeriesView]) -> str:
     last = entry["last"]
     state, status = entry["state"], last["status"] if last else "-"
     slowest = max((b["duration_ms"] for b in seen["beats"]), default=0)
@@ -104,7 +109,7 @@ def _check(name: str, entry: CheckEntry, seen: Seen, now: float, feeds: list[str
     # A check still PENDING has not changed yet.
     changed = entry["since"] if state != State.PENDING else None
     objectives = (f"<dt>Objectives</dt><dd>{escape(', '.join(feeds))}</dd>" if feeds else "")
-    band, unusual = _unusual(verdicts)
+    band, unusual = _unusual(watched)
     return f"""<li class="check st-{state}" id="check-{escape(name)}" data-name="{escape(name)}"
  data-state="{state}" data-status="{escape(status)}"><div class="head"><h3>{escape(name)}</h3>
 <span class="state">{STATE_MARK.get(state, "")} {state}</span>
@@ -175,7 +180,7 @@ def render(checks: dict[str, CheckEntry], services: dict[str, ServiceEntry],
            seen: dict[str, Seen], heals: dict[str, list[HealLine]],
            slos: list[Report] | None = None,
            burndowns: dict[str, list[tuple[float, float]]] | None = None,
-           anomalies: dict[str, dict[str, Score]] | None = None) -> str:
+           anomalies: dict[str, dict[str, SeriesView]] | None = None) -> str:
     now = time.time()
     host = escape(socket.gethostname())
     kinds = ("OK", "WARN", "FAILING", "PENDING", "MAINTENANCE")

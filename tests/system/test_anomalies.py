@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
+import sys
 import time
 import urllib.request
 
@@ -93,3 +95,123 @@ def test_five_times_slower_is_an_anomaly_until_it_is_over(write_config, daemon,
     assert row["start"] <= row["end"] and row["score"] >= 5.5 and 30 < row["usual"] < 60
     text = run_vigil("history", "c0", "--anomalies", "-c", str(config)).stdout
     assert text.startswith("c0: 1 anomaly since") and "duration: " in text
+
+
+def page_of(http: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/status", timeout=5) as got:
+        return str(got.read().decode())
+
+
+def test_a_new_baseline_says_it_is_learning_and_a_check_without_one_says_so(
+        write_config, daemon) -> None:
+    """No history: the baseline learns its first 24 windows before it scores one, and
+    /metrics, the page and `vigil history --anomalies` say how far it is."""
+    http = free_port()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{http}"
+        baseline_window = "10s"
+        [checks.c0]
+        type = "tcp"
+        port = {http}
+        interval = "1s"
+        baseline = ["duration", "latency_ms"]
+        [checks.c1]
+        type = "tcp"
+        port = {http}
+        interval = "1s"
+    """)
+    d = daemon(config).start()
+    windows = 'vigil_check_baseline_windows{check="c0",series="duration"}'
+    wait_until(lambda: (metric(http, windows) or 0) >= 1, 30, "a window learnt")
+    assert metric(http, 'vigil_check_baseline_learning{check="c0",series="latency_ms"}') == 1.0
+    assert metric(http, 'vigil_check_anomaly_score{check="c0"') is None  # nothing scored
+    assert metric(http, 'vigil_check_baseline_windows{check="c1"') is None
+    assert re.search(r"Learning what is usual for duration: [1-9] of 24 windows", page_of(http))
+
+    def said() -> str:
+        return run_vigil("history", "c0", "--anomalies", "-c", str(config)).stdout
+
+    wait_until(lambda: re.search(r"c0: duration learning: [1-9] of 24 windows", said()),
+               10, "the windows learnt in the state database")
+    listed = json.loads(run_vigil("history", "c0", "--anomalies", "--json", "-c",
+                                  str(config)).stdout)
+    assert listed["warmup"] == 24 and set(listed["baseline"]) == {"duration", "latency_ms"}
+    assert listed["baseline"]["duration"]["learning"] is True
+    assert listed["baseline"]["duration"]["windows"] >= 1
+
+    plain = run_vigil("history", "c1", "--anomalies", "-c", str(config))
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.startswith("c1: no baseline: "), plain.stdout
+    assert json.loads(run_vigil("history", "c1", "--anomalies", "--json", "-c",
+                                str(config)).stdout)["baseline"] is None
+    assert d.stop() == 0
+
+
+def test_a_baseline_watches_only_series_the_check_has(write_config, daemon) -> None:
+    """A series its check type does not carry is a config error at its line; one from
+    [defaults] is watched where it is carried; a type that cannot say (exec) is told at
+    its first passing run."""
+    http = free_port()
+    bad = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        [checks.web]
+        type = "http"
+        url = "http://127.0.0.1:{http}/"
+        baseline = ["duration", "nosuchmetric"]
+    """, name="bad.toml")
+    done = run_vigil("config", "validate", "-c", str(bad))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert (f"{bad}:9: checks.web.baseline: no series 'nosuchmetric' in a http check (its "
+            "series: duration, latency_ms, status_code)") in done.stderr, done.stderr
+    refused = run_vigil("run", "-c", str(bad), timeout=30)
+    assert refused.returncode == 1 and "checks.web.baseline" in refused.stderr
+    nowhere = write_config("""
+        [daemon]
+        state_dir = "state"
+        [defaults]
+        baseline = ["latency_ms", "nosuch"]
+        [checks.host]
+        type = "system"
+        [checks.port]
+        type = "tcp"
+        port = 9
+    """, name="nowhere.toml")
+    done = run_vigil("config", "validate", "-c", str(nowhere))
+    assert done.returncode == 1
+    assert f"{nowhere}:7: defaults.baseline: no check has a series 'nosuch'" in done.stderr
+    assert "'latency_ms'" not in done.stderr, "latency_ms is a tcp check's, at least"
+
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{http}"
+        [defaults]
+        baseline = ["latency_ms"]
+        [checks.port]
+        type = "tcp"
+        port = {http}
+        interval = "1s"
+        [checks.host]
+        type = "system"
+        interval = "1s"
+        [checks.script]
+        type = "exec"
+        command = ["{sys.executable}", "-c", "print('fine | lat=3ms')"]
+        interval = "1s"
+        baseline = ["lat_ms", "latency"]
+    """)
+    d = daemon(config).start()
+    [skipped] = d.wait_for("baseline.skipped", check="script", timeout=20)
+    assert skipped["series"] == "latency" and skipped["metrics"] == ["lat_ms"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as got:
+        exported = got.read().decode()
+    watched = set(re.findall(r'vigil_check_baseline_windows\{check="(\w+)",series="(\w+)"\}',
+                             exported))
+    assert watched == {("port", "latency_ms"), ("script", "lat_ms"),
+                       ("script", "latency")}
+    d.wait_for("check.result", count=3, check="script")
+    assert len(d.events("baseline.skipped")) == 1, "said once"
+    assert d.stop() == 0

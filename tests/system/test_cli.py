@@ -323,3 +323,23 @@ def test_logs_to_stdout_without_journalctl_says_what_to_set(write_config, tmp_pa
     done = run_vigil("logs", "-c", str(path), env={**os.environ, "PATH": str(bare)})
     assert done.returncode == 1 and "no journalctl here" in done.stderr
     assert "[daemon] log_file" in done.stderr
+
+
+def test_every_command_takes_c_before_or_after_it(tmp_path: Path, write_config) -> None:
+    """The README promises `-c FILE` for every command: a command that reads no config
+    (anomalies, plugin new) takes it too, rather than failing as a usage error."""
+    import argparse
+
+    from vigil._cli.parser import parser
+
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert [name for name, sub in commands.choices.items()
+            if "-c" not in sub._option_string_actions] == []
+    config = write_config('[daemon]\nstate_dir = "state"\n')
+    series = tmp_path / "series.csv"
+    series.write_text("2026-01-01 00:00:00,1\n")
+    for args in (["anomalies", str(series), "-c", str(config)],
+                 ["-c", str(config), "anomalies", str(series)],
+                 ["plugin", "new", "demo", "--dir", str(tmp_path / "demo"), "-c", str(config)]):
+        done = run_vigil(*args)
+        assert done.returncode == 0, (args, done.stderr)

@@ -97,3 +97,23 @@ def test_exported_rules_and_config_pass_promtool_and_fire_for_a_failing_check(
         assert labels["VigilCheckFailing"]["check"] == "db"
         assert labels["VigilHealingGaveUp"]["service"] == "db"
         assert labels["VigilAlertSinkDown"]["sink"] == "hook"
+
+
+def test_export_config_warns_of_a_token_it_does_not_pass_and_refuses_a_bad_target(
+        write_config, tmp_path) -> None:
+    config = write_config('[daemon]\nstate_dir = "state"\nhttp = "127.0.0.1:8787"\n'
+                          'http_token = "s3cret"\n')
+    bare = run_vigil("export", "prometheus", "config", "-c", str(config))
+    assert bare.returncode == 0 and "127.0.0.1:8787" in bare.stdout
+    assert "warning: this config sets http_token" in bare.stderr
+    assert "--token-file" in bare.stderr and "s3cret" not in bare.stderr + bare.stdout
+    token = tmp_path / "vigil.token"
+    token.write_text("s3cret\n")
+    given = run_vigil("export", "prometheus", "config", "--token-file", str(token), "-c",
+                      str(config))
+    assert given.returncode == 0 and given.stderr == ""
+    assert "credentials_file" in given.stdout
+    for target in ("nocolon", "web1:", "web1:http", "web1:70000", ":8787"):
+        bad = run_vigil("export", "prometheus", "config", "--target", target, "-c", str(config))
+        assert bad.returncode == 2 and "is not HOST:PORT" in bad.stderr, (target, bad.stderr)
+        assert "Traceback" not in bad.stderr and bad.stdout == ""

@@ -1,11 +1,15 @@
-"""`vigil plugin new`: the package it writes installs into a fresh virtual environment
-beside vigil, passes its own tests as written, and works in a daemon: its check, its
-service manager (each death seen by its watch) and its alert sink."""
+"""`vigil plugin new`: the plugin guide's two lines, run as written in a fresh virtual
+environment where vigil was installed as the README's quick start installs it: the
+package installs, passes its own tests and `mypy --strict`, and works in a daemon: its
+check, its service manager (each death seen by its watch) and its alert sink."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,43 +17,64 @@ import sysconfig
 import time
 from pathlib import Path
 
-from tests.helpers import answers, event_time, free_port, run_vigil, saved_pid, wait_until
+from tests.helpers import ROOT, answers, event_time, free_port, saved_pid, wait_until
+
+#: What a checkout holds that vigil's install does not read.
+NOT_BUILT = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests", "docs")
 
 
 def fresh_venv(folder: Path) -> Path:
-    """A new virtual environment that sees this one's packages (vigil, pytest) through a
-    .pth file, as a plugin's own environment sees an installed vigil: its python."""
+    """A new virtual environment that sees this one's packages (vigil's dependencies,
+    pip, pytest, mypy) on a plain path, so that not this one's vigil (an editable install,
+    which its own .pth file adds): its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True,
                    timeout=60)
     python = folder / "bin" / "python"
     site = subprocess.run([str(python), "-c", "import sysconfig; "
                            "print(sysconfig.get_paths()['purelib'])"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    # A site directory, not a plain path: its own .pth files (vigil's editable install's)
-    # are read too.
-    beside = sysconfig.get_paths()["purelib"]
-    Path(site, "vigil_beside.pth").write_text(f"import site; site.addsitedir({beside!r})\n")
+    Path(site, "beside.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return python
+
+
+def run_as_written(python: Path, line: str, cwd: Path) -> Path:
+    """One line of the guide, in the fresh environment (`pip`, `pytest`, `mypy` and
+    `vigil` are its python's modules): each command joined by && must succeed; the
+    folder a `cd` leaves it in."""
+    for command in line.split(" && "):
+        argv = shlex.split(command)
+        if argv[0] == "cd":
+            cwd = cwd / argv[1]
+            continue
+        done = subprocess.run([str(python), "-m", *argv], cwd=cwd, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
+    return cwd
 
 
 def test_a_new_plugin_installs_passes_its_tests_and_works_in_a_daemon(
         tmp_path: Path, write_config, daemon) -> None:
-    made = run_vigil("plugin", "new", "backups", "--check", "--manager", "--sink",
-                     cwd=tmp_path)
-    assert made.returncode == 0, made.stderr
-    package = tmp_path / "vigil-backups"
-    assert sorted(p.name for p in package.iterdir()) == [
-        "README.md", "pyproject.toml", "tests", "vigil_backups.py"]
     python = fresh_venv(tmp_path / "venv")
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--prefix", str(tmp_path / "venv"), str(package)],
-        capture_output=True, text=True, timeout=300)
-    assert install.returncode == 0, install.stderr
-    own = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                         cwd=package, capture_output=True, text=True, timeout=120)
-    assert own.returncode == 0 and "4 passed" in own.stdout, own.stdout + own.stderr
-    again = run_vigil("plugin", "new", "backups", cwd=tmp_path)
+    # vigil, from a copy of this checkout, with the README's own install command.
+    [install] = re.findall(r"\.venv/bin/pip (install [^&]*-e \.) &&",
+                           (ROOT / "README.md").read_text())
+    checkout = tmp_path / "vigil"
+    shutil.copytree(ROOT, checkout, ignore=NOT_BUILT)
+    run_as_written(python, f"pip {install}", checkout)
+    guide = (ROOT / "plugins" / "README.md").read_text()
+    [steps] = re.findall(r"## A plugin in one command\n\n```\n(.*?)```", guide, re.S)
+    make, build = steps.splitlines()
+    assert make.startswith("vigil plugin new backups ") and build.startswith("cd vigil-")
+    run_as_written(python, make, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "vigil-backups").iterdir()) == [
+        "README.md", "pyproject.toml", "tests", "vigil_backups.py"]
+    package = run_as_written(python, build, tmp_path)
+    readme = (package / "README.md").read_text()
+    # The package's own README says the same steps, and links to nothing bare.
+    assert "```\npip install -e '.[test]'\npytest\nmypy --strict vigil_backups.py\n```" in readme
+    assert not re.search(r"\]\(https?://[^/)]+/?\)", readme), readme
+    again = subprocess.run([str(python), "-m", "vigil", "plugin", "new", "backups"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and "exists" in again.stderr
 
     port = free_port()

@@ -64,41 +64,88 @@ def anomalies(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def test_vigil_anomalies_lists_the_windows_with_the_times_as_written(tmp_path: Path) -> None:
+def planted(written: Any = None) -> tuple[list[str], list[datetime]]:
+    """Three days of a daily cycle with three windows six times slower (700-702): the
+    rows (a header first) and their times. ``written(index, time)`` writes a time; by
+    default the rows alternate between ISO 8601 and a space."""
     rng = random.Random(3)
     stamps = [datetime.fromtimestamp(T0 + i * STEP, UTC) for i in range(3 * 288)]
     values = [daily(i, rng) for i in range(len(stamps))]
     for i in (700, 701, 702):
         values[i] *= 6
-    rows = ["timestamp,value"] + [
-        f"{t.isoformat() if i % 2 else t.strftime('%Y-%m-%d %H:%M:%S')},{v:.3f}"
-        for i, (t, v) in enumerate(zip(stamps, values, strict=True))]
+    write = written or (lambda i, t: t.isoformat() if i % 2 else t.strftime("%Y-%m-%d %H:%M:%S"))
+    return ["timestamp,value"] + [f"{write(i, t)},{v:.3f}" for i, (t, v) in enumerate(
+        zip(stamps, values, strict=True))], stamps
+
+
+def windows_of(rows: list[str], found: dict[str, Any]) -> list[tuple[int, int]]:
+    """Each anomalous window as (first, last) indexes of the planted series."""
+    index = {row.split(",")[0]: i - 1 for i, row in enumerate(rows)}
+    return [(index[w["start"]], index[w["end"]]) for w in found["anomalies"]]
+
+
+def test_vigil_anomalies_lists_the_windows_with_the_times_as_written(tmp_path: Path) -> None:
+    rows, stamps = planted()
     done = anomalies(str(csv_file(tmp_path, rows)), "--json")
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert found["points"] == len(stamps)
-    index = {row.split(",")[0]: i - 1 for i, row in enumerate(rows)}
-    windows = [(index[w["start"]], index[w["end"]], w["score"]) for w in found["anomalies"]]
+    windows = windows_of(rows, found)
     # The three slow windows, from the first to the last, times as written: the rows
     # alternate between ISO 8601 and a space, and a window names them as they are.
-    assert (700, 702) in [(start, end) for start, end, _ in windows], windows
-    [window] = [w for w in found["anomalies"] if index[w["start"]] == 700]
+    assert (700, 702) in windows, windows
+    [window] = [w for w in found["anomalies"] if w["start"] == rows[701].split(",")[0]]
     assert window["start"] == stamps[700].strftime("%Y-%m-%d %H:%M:%S")
     assert window["score"] > 10
     # Before two days the daily cycle is not known (its afternoons may be news); after,
     # only the planted windows are.
-    assert [(a, b) for a, b, _ in windows if a >= 2 * 288] == [(700, 702)], windows
+    assert [(a, b) for a, b in windows if a >= 2 * 288] == [(700, 702)], windows
     text = anomalies(str(csv_file(tmp_path, rows)))
     assert text.stdout.startswith(f"{len(stamps)} points, ")
+
+
+def test_a_newest_first_file_is_read_in_time_order(tmp_path: Path) -> None:
+    """An `ORDER BY at DESC` export (the README's own query): the same windows as the
+    file in time order, each starting before it ends."""
+    rows, _ = planted()
+    ordered = json.loads(anomalies(str(csv_file(tmp_path, rows)), "--json").stdout)
+    newest_first = anomalies(str(csv_file(tmp_path, [rows[0], *reversed(rows[1:])])),
+                             "--json")
+    assert newest_first.returncode == 0, newest_first.stderr
+    assert json.loads(newest_first.stdout) == ordered
+    assert all(a <= b for a, b in windows_of(rows, ordered))
+
+
+def test_unix_times_are_read_from_the_first_row_in_seconds_or_milliseconds(
+        tmp_path: Path) -> None:
+    rows, _ = planted()
+    expected = windows_of(rows, json.loads(anomalies(str(csv_file(tmp_path, rows)),
+                                                     "--json").stdout))
+    for scale in (1, 1000):
+        unix, _ = planted(lambda i, t, scale=scale: str(int(t.timestamp() * scale)))
+        done = anomalies(str(csv_file(tmp_path, unix[1:])), "--json")  # no header
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout)
+        assert found["points"] == len(unix) - 1, "the first row is a row, not a header"
+        assert windows_of(unix, found) == expected
 
 
 def test_vigil_anomalies_names_a_bad_line_and_a_missing_file(tmp_path: Path) -> None:
     bad = anomalies(str(csv_file(tmp_path, ["timestamp,value", "2026-01-01 00:00:00,1",
                                             "2026-01-01 00:05:00,fast"])))
-    assert bad.returncode == 2 and "series.csv:3: expected an ISO 8601 time and a number" \
-        in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "series.csv:3: expected an ISO 8601 or Unix time and a number" in bad.stderr
     missing = anomalies(str(tmp_path / "nope.csv"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+    for rows, line in [([], None), (["timestamp,value", ""], None),
+                       (["2026-01-01 00:00:00,3", "2026-01-01 00:05:00,0"], 2),
+                       (["timestamp,value", "2026-01-01 00:00:00,-2"], 2),
+                       (["2026-01-01 00:00:00,nan"], 1), (["2026-01-01 00:00:00,inf"], 1)]:
+        done = anomalies(str(csv_file(tmp_path, rows)))
+        where = "series.csv:" if line is None else f"series.csv:{line}: "
+        assert done.returncode == 2 and where in done.stderr, (rows, done)
+        assert ("no timestamp,value rows" if line is None else "above zero") in done.stderr
+        assert "Traceback" not in done.stderr and not done.stdout
 
 
 def watched_check(tmp_path: Path, anomaly: str = "info") -> Any:
@@ -160,7 +207,9 @@ def test_a_check_s_windows_are_scored_when_they_close_and_warn_once_it_lasts(
     assert "(anomalous: duration 250, usually" in slow[-1].result.summary
     assert ended[-1].result.status is Status.OK and failed.result.status is Status.CRIT
     snapshot = baselines.snapshot()["web"]
-    assert set(snapshot) == {"duration", "latency_ms"} and not snapshot["duration"].anomalous
+    assert set(snapshot) == {"duration", "latency_ms"}
+    last = snapshot["duration"].last
+    assert last is not None and not last.anomalous and not snapshot["duration"].learning
 
 
 def test_a_rising_trend_is_forecast_to_pass_its_threshold_and_warns() -> None:
@@ -216,3 +265,40 @@ forecast_window = "3h"
     assert f'vigil_check_forecast_seconds{{check="web",series="latency_ms"}} ' \
            f'{forecasts[-1]}' in text
     assert 'vigil_check_anomalous{check="web",series="latency_ms"}' in text
+
+
+def test_the_metrics_a_check_type_declares_are_those_its_runs_carry(tmp_path: Path) -> None:
+    """What a baseline may name (``Check.metrics``) is what the runs of the built-in types
+    that run here without a server really carry: a declaration that drifts from the code
+    would refuse a config that names a real metric."""
+    import fnmatch
+    import http.server
+    import os
+    import threading
+
+    from vigil.testing import make_check, run_check
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    pidfile = tmp_path / "me.pid"
+    pidfile.write_text(str(os.getpid()))
+    backlog = tmp_path / "backlog.md"
+    backlog.write_text("| id | title | status | started |\n|---|---|---|---|\n"
+                       "| 1 | a | in progress | 2026-01-01 |\n")
+    try:
+        runs: list[tuple[str, dict[str, Any]]] = [
+            ("tcp", {"port": port}), ("http", {"url": f"http://127.0.0.1:{port}/"}),
+            ("system", {"disks": ["/", str(tmp_path)]}),
+            ("process", {"match": "pytest"}), ("process", {"pidfile": str(pidfile)}),
+            ("backlog", {"path": str(backlog)})]
+        for kind, options in runs:
+            check = make_check(kind, options)
+            declared = type(check).metrics
+            carried = run_check(check).metrics
+            assert declared is not None and carried, kind
+            assert [m for m in carried if not any(
+                fnmatch.fnmatchcase(m, p) for p in declared)] == [], kind
+    finally:
+        server.shutdown()
+        server.server_close()
