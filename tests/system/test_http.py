@@ -84,29 +84,33 @@ def test_probes_say_what_a_load_balancer_and_kubernetes_need(served) -> None:
     assert call(port, "/livez")[0] == 200
     status, headers, body = call(port, "/readyz")
     assert (status, body) == (503, b"failed\n")
-    status, _, body = call(port, "/readyz?verbose")
+    # What fails, and why, is the token's to read (the page's, like /health and the
+    # badges); the probes' verdicts are anyone's.
+    assert call(port, "/readyz?verbose")[0] == 401
+    status, _, body = call(port, "/readyz?verbose", headers=AUTH)
     lines = body.decode().splitlines()
     assert "[-]bad failed: told to be CRIT" in lines and "[+]good ok" in lines
     assert lines[-1] == "readyz check failed"
     assert call(port, "/readyz?exclude=bad")[:1] == (200,)
-    status, headers, body = call(port, "/health")
+    assert call(port, "/health")[0] == 401
+    status, headers, body = call(port, "/health", headers=AUTH)
     assert status == 503 and headers["Content-Type"] == "application/health+json"
     health = json.loads(body)
     assert health["status"] == "fail"
     assert health["checks"]["bad"][0]["status"] == "fail"
     assert health["checks"]["good"][0] | {"observedValue": {"value_ms": 1.5}} == \
         health["checks"]["good"][0] and health["checks"]["good"][0]["status"] == "pass"
-    status, headers, body = call(port, "/badge/good.svg")
+    status, headers, body = call(port, "/badge/good.svg", headers=AUTH)
     assert status == 200 and headers["Content-Type"] == "image/svg+xml"
     assert b"good: ok" in body and b"<svg" in body
-    assert b"bad: failing" in call(port, "/badge/bad.svg")[2]
-    assert call(port, "/badge/nope.svg")[0] == 404
+    assert b"bad: failing" in call(port, "/badge/bad.svg", headers=AUTH)[2]
+    assert call(port, "/badge/nope.svg", headers=AUTH)[0] == 404
     # HEAD says the same without a body; the probes need no token.
     assert call(port, "/livez", "HEAD")[::2] == (200, b"")
 
     flag.write_text("OK")
     wait_until(lambda: call(port, "/readyz")[0] == 200, 10, "ready once bad passes")
-    status, _, body = call(port, "/health")
+    status, _, body = call(port, "/health", headers=AUTH)
     assert status == 200 and json.loads(body)["status"] == "pass"
     d.stop()
 

@@ -36,12 +36,16 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    # With http_token set, the page asks for a login: the token is its password (its
+    # data and event stream then ride on the same login).
+    context = browser.new_context(viewport={"width": 1200, "height": 900},
+                                  http_credentials={"username": "me", "password": TOKEN})
+    page = context.new_page()
     page.problems = []  # console errors and uncaught exceptions
     page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: page.problems.append(str(e)))
     yield page
-    page.close()
+    context.close()
 
 
 def stack(write_config, tmp_path: Path) -> tuple[Path, int]:
