@@ -5,6 +5,7 @@ the slow server injects, a failing share is counted, and the bounds hold."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,31 @@ def test_an_http_load_test_measures_a_slow_server_and_counts_its_failures() -> N
         assert failing.metrics['errors{kind="http_500"}'] == 5
         assert failing.status is Status.CRIT  # under success_crit (90%)
         assert "75.0% succeeded" in failing.summary and "http_500 x5" in failing.summary
+
+
+def test_vigil_check_gives_a_load_tests_figures_in_their_nagios_units(write_config) -> None:
+    """A rate has no unit in perfdata (``s`` would make it a time), the times are in ms,
+    the shares in %, and a count by kind keeps its label."""
+    port = free_port()
+    with slow_http(port, 0.0) as switch:
+        switch["fail_every"] = 4
+        config = write_config(f"""
+            [checks.load]
+            type = "load"
+            url = "http://127.0.0.1:{port}/"
+            requests = 8
+            concurrency = 2
+            interval = "5m"
+        """)
+        done = run_vigil("check", "load", "-c", str(config))
+    assert done.returncode == 2, done.stdout + done.stderr
+    perfdata = done.stdout.strip().partition(" | ")[2]
+    items = [re.fullmatch(r"(.+)=[\d.]+([a-zA-Z%]*)", item) for item in perfdata.split()]
+    units = {m.group(1): m.group(2) for m in items if m is not None}
+    assert len(units) == len(items), perfdata
+    assert units == {"requests": "", "success_rate": "%", "requests_per_s": "",
+                     "latency_mean": "ms", "latency_p50": "ms", "latency_p95": "ms",
+                     "latency_p99": "ms", "'errors{kind=\"http_500\"}'": ""}, perfdata
 
 
 def test_an_mcp_load_test_calls_the_tool_concurrently_and_times_it(tmp_path: Path) -> None:
