@@ -27,10 +27,13 @@ def cmd_slo(args: argparse.Namespace) -> int:
             return 64
         slos = {args.name: slos[args.name]}
     keep = settings.retention()
-    if keep is None or not slos:
-        print(f"vigil: no objectives in {cfg.source} (add [slos.NAME]; see the README's "
-              "Objectives)", file=sys.stderr)
-        return 64
+    if keep is None or not slos:  # none to burn: a script reads an empty list
+        if args.json:
+            print(json.dumps({"slos": []}))
+        else:
+            print(f"no objectives in {cfg.source} (add [slos.NAME]; see the README's "
+                  "Objectives)")
+        return 0
     reports = read_database(settings, lambda conn: Objectives(slos, keep).evaluate(
         conn, time.time()))
     if args.json:

@@ -174,3 +174,13 @@ def test_exported_slo_rules_page_in_promtool_where_vigil_pages(write_config, tmp
     assert report.status == "page"
     assert [f"{c.severity} {c.long}/{c.short}" for c in report.firing] == [
         "page 1h/5m", "page 6h/30m", "ticket 1d/2h", "ticket 3d/6h"]
+
+
+def test_vigil_slo_without_objectives_says_so_and_json_gives_an_empty_list(
+        write_config) -> None:
+    config = write_config('[daemon]\nstate_dir = "state"\n[checks.db]\ntype = "tcp"\n'
+                          'port = 9\n')
+    done = run_vigil("slo", "--json", "-c", str(config))
+    assert (done.returncode, json.loads(done.stdout)) == (0, {"slos": []}), done.stderr
+    text = run_vigil("slo", "-c", str(config))
+    assert text.returncode == 0 and text.stdout.startswith("no objectives in "), text.stderr
