@@ -275,9 +275,11 @@ class CheckTable:
             if outcome.kind != "ok":  # a problem (timeout, error); the statuses count runs
                 rt.counts[outcome.kind] += 1
             rt.counts[f"status.{status}"] += 1
-            # On the history's latency ladder: what a latency objective counts, and what
-            # /metrics exports for the fleet's Prometheus to count the same.
-            rt.counts[DURATION_KEYS[latency_slot(duration_ms)]] += 1
+            # A passing run on the history's latency ladder: what a latency objective
+            # counts good, and what /metrics exports for the fleet's Prometheus to count
+            # the same (a refused connection is quick, and no good).
+            if result.status.passing:
+                rt.counts[DURATION_KEYS[latency_slot(duration_ms)]] += 1
             self.generation += 1
             before, rt.latest = rt.status(), (result, duration_ms, now)
             # A healthy check whose result changed nothing is saved at the store's

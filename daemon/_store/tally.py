@@ -37,7 +37,7 @@ class Sli:
         runs = list(counts)
         if self.kind == "availability":
             return (minutes - bad, minutes) if self.timeslices else (runs[0] + runs[1], sum(runs))
-        if self.kind == "latency":
+        if self.kind == "latency":  # the passing runs' durations are tallied
             return self._under(tallies, "d"), sum(runs)
         good = (self._under(tallies, "good_d") if self.threshold_ms is not None
                 else tallies.get(self._key("good"), 0))
@@ -58,8 +58,9 @@ class Sli:
                 minutes[key] = minutes.get(key, False) or status > 1
             elif self.kind == "availability":
                 good, total = good + (status <= 1), total + 1
-            elif self.kind == "latency":
-                good += self.threshold_ms is not None and duration_us <= self.threshold_ms * 1000
+            elif self.kind == "latency":  # a failed run is no good however quick it was
+                good += (status <= 1 and self.threshold_ms is not None
+                         and duration_us <= self.threshold_ms * 1000)
                 total += 1
             else:
                 more = self.rollup((), 0, 0, json.loads(counts) if counts else {})

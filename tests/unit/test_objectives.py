@@ -110,6 +110,18 @@ def test_a_latency_regression_counts_runs_over_the_threshold(tmp_path: Path) -> 
     assert found.status == "page"
 
 
+def test_a_failed_run_is_never_good_for_latency_however_quick(tmp_path: Path) -> None:
+    """A refused connection fails in 5 ms: under the threshold, and bad all the same,
+    in the raw results and in the rollups alike."""
+    conn = write(tmp_path, 1, every(30, 3), lambda i, at: 2 if i % 10 == 0 else 0)
+    found = report(conn, slo(sli="latency", threshold=Duration(0.1)))
+    good, total = recount(conn, NOW - 30 * DAY, "status <= 1 AND duration_us <= 100000")
+    assert (found.good, found.total) == (good, total) == (8640 - 864, 8640)
+    for name, seconds in WINDOWS.items():
+        good, total = recount(conn, NOW - seconds, "status <= 1")
+        assert found.burn_rate[name] == pytest.approx((total - good) / total / 0.001), name
+
+
 def test_timeslices_count_minutes_with_a_failing_run(tmp_path: Path) -> None:
     """One failing run in each of 30 minutes: 30 bad minutes, however many runs pass."""
     conn = write(tmp_path, 1, every(10, 3), lambda i, at: 2 if i % 6 == 0 and i < 180 else 0)
