@@ -293,6 +293,9 @@ class SloSpec:
     #: The objective as a fraction (0.999), and the checks covered (resolved at load).
     target: float = field(default=0.0, metadata=NOT_A_KEY)
     covers: list[str] = field(default_factory=list, metadata=NOT_A_KEY)
+    #: The runs a second those checks make at their intervals: what a window holds when
+    #: they ran all along (0: not known; every window then holds enough).
+    runs_per_s: float = field(default=0.0, metadata=NOT_A_KEY)
 
     @property
     def budget(self) -> float:
