@@ -28,6 +28,7 @@ from vigil._api.errors import ConfigError
 from vigil._config import loader as config_mod
 from vigil._config.sections import Config
 from vigil._engine.checktable import CheckTable
+from vigil._engine.gate import Gate
 from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer
 from vigil._kit import memory, proc
@@ -335,8 +336,6 @@ class Agent:
         """`vigil wait`: run the named checks now and every WAIT_RERUN until each has
         passed for ``stable`` seconds in a row, or ``timeout`` passed; each result goes
         back as it comes, and once why a check asked to run does not (``held``)."""
-        from vigil._engine.gate import Gate  # only for `vigil wait`
-
         names = [n for n in request.get("checks", []) if n in self.checks.enabled()]
         gate = Gate(names, float(request.get("stable", 10.0)))
         deadline = time.monotonic() + float(request.get("timeout", 300.0))
