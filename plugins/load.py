@@ -3,8 +3,9 @@
 success rate, requests per second, mean and p50/p95/p99 response times, errors by kind.
 
 It loads a real service, so it is bounded: at most ``concurrency`` calls in flight and
-``requests`` in all, an interval of 5 minutes at least unless ``allow_frequent``, and
-vigil does not run it while its service is being healed or is under maintenance."""
+``requests`` in all, 5 minutes at least between two runs (its interval, its fast
+interval, and whoever asks) unless ``allow_frequent``, and vigil does not run it while
+its service is being healed or is under maintenance."""
 
 from __future__ import annotations
 

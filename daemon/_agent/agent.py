@@ -28,6 +28,7 @@ from vigil._api.errors import ConfigError
 from vigil._config import loader as config_mod
 from vigil._config.sections import Config
 from vigil._engine.checktable import CheckTable
+from vigil._engine.gate import Gate
 from vigil._engine.runner import Runner
 from vigil._heal.healer import Healer
 from vigil._kit import memory, proc
@@ -360,9 +361,7 @@ class Agent:
     def _wait(self, request: Message, send: Send) -> Message:
         """`vigil wait`: run the named checks now and every WAIT_RERUN until each has
         passed for ``stable`` seconds in a row, or ``timeout`` passed; each result goes
-        back as it comes."""
-        from vigil._engine.gate import Gate  # only for `vigil wait`
-
+        back as it comes, and once why a check asked to run does not (``held``)."""
         names = [n for n in request.get("checks", []) if n in self.checks.enabled()]
         gate = Gate(names, float(request.get("stable", 10.0)))
         deadline = time.monotonic() + float(request.get("timeout", 300.0))
@@ -374,6 +373,9 @@ class Agent:
                     rerun = time.monotonic()
                     for name in names:
                         self.checks.run_now(name)
+                        if gate.hold(name, self.checks.held(name)):  # said once
+                            send({"event": "wait.held", "check": name,
+                                  "reason": gate.standing[name].held})
                 for event in listener.take(0.25):
                     if event.get("event") == "check.result" and event["check"] in names:
                         gate.saw(event["check"], event["status"], event["summary"],
@@ -384,11 +386,7 @@ class Agent:
                                                 1)})
         finally:
             self.checks.events.forget(listener)
-        now = time.time()
-        return {"ok": gate.healthy(now), "checks": {
-            name: {"status": s.status, "summary": s.summary,
-                   "stable_s": round(gate.stable_for(name, now), 1)}
-            for name, s in gate.standing.items()}}
+        return gate.answer(time.time())
 
     # -- state -----------------------------------------------------------------------
 

@@ -214,7 +214,7 @@ class Alerter:
         if not self._reconciled:
             self._reconcile()
         self._refresh_silences(now)
-        self.burns.decide(self.specs, self.senders, now, self._drop)
+        self.burns.decide(self.specs, self.senders, now, self._drop, self._maintained)
         if not self.open and not self.checks.states[State.FAILING.value]:
             return  # the common case, whatever the number of checks: nothing to look at
         enabled = self.checks.enabled()
@@ -232,6 +232,11 @@ class Alerter:
                     reason = self._reason(spec, rt)
                     if reason is not None:
                         self._open(spec, rt, reason, now)
+
+    def _maintained(self, check: str) -> bool:
+        rt = self.checks.runtimes.get(check)
+        return rt is not None and self.checks.maintenance.covering(
+            check, rt.spec.service) is not None
 
     def _reason(self, spec: AlertSpec, rt: CheckRuntime) -> str | None:
         """Why ``rt``'s check alerts at this sink now ("failing", "heal_failed",

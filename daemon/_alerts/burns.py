@@ -2,7 +2,8 @@
 workbook's table, ``VigilErrorBudgetBurn`` fires at each sink that takes burns (``on``
 lists ``"burn"``, and its ``checks`` match a check the objective covers), one alert per
 severity (``page``, ``ticket``), as Sloth makes them. It resolves when no condition of its
-severity fires: the short window fell back."""
+severity fires: the short window fell back. None opens while every check the objective
+covers is under maintenance (no alert while it is worked on)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,10 @@ class BurnAlerts:
                      and row.status == "firing"}
 
     def decide(self, specs: dict[str, AlertSpec], senders: dict[str, Sender],
-               now: float, drop: Callable[[AlertSpec, float], None]) -> None:
+               now: float, drop: Callable[[AlertSpec, float], None],
+               maintained: Callable[[str], bool]) -> None:
+        """Open and resolve burn alerts as the objectives' last reports say;
+        ``maintained(check)``: whether a check is under maintenance."""
         reports = self.watch.reports if self.watch is not None else {}
         wanted: dict[tuple[str, str], tuple[AlertSpec, Report, str]] = {}
         for report in reports.values():
@@ -56,7 +60,7 @@ class BurnAlerts:
             if (sink, key) not in wanted or sink not in specs:
                 self._resolve(specs.get(sink), sink, key, alert, now, senders)
         for (sink, key), (spec, report, severity) in wanted.items():
-            if (sink, key) in self.open:
+            if (sink, key) in self.open or all(map(maintained, report.checks)):
                 continue
             if sum(k[0] == sink for k in self.open) >= spec.max_open:
                 drop(spec, now)
@@ -92,12 +96,11 @@ def _summary(report: Report, severity: str) -> str:
                       f"{report.burn_rate[c.short]:.1f}x over {c.short} (over "
                       f"{c.factor(report.window):g}x)" for c in fired)
     return (f"{report.name} is burning its error budget ({report.objective * 100:g}% over "
-            f"{format_duration(report.window)}): {rates}; "
-            f"{report.budget_remaining * 100:.1f}% of the budget left")
+            f"{format_duration(report.window)}): {rates}; budget {report.budget_left()}")
 
 
 def _notes(report: Report) -> dict[str, str]:
-    return {"budget_remaining": f"{report.budget_remaining * 100:.1f}%",
+    return {"budget_remaining": report.budget_left(),
             "burn_rates": ", ".join(f"{name} {rate:.2f}"
                                     for name, rate in report.burn_rate.items()),
             "checks": ", ".join(report.checks)}

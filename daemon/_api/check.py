@@ -63,9 +63,11 @@ class Check:
     #: Whether a FAILING check of this type fails ``/readyz`` unless its section says
     #: otherwise (``readiness``): false for what says nothing of serving (a backlog).
     readiness: ClassVar[bool] = True
-    #: A check that loads its service (a load test): its ``interval`` may not be shorter
-    #: than this unless its options say ``allow_frequent = true``, and it does not run
-    #: while its service is being healed or is under maintenance.
+    #: A check that loads its service (a load test): its ``interval`` and
+    #: ``fast_interval`` may not be shorter than this, nor may a run begin sooner than
+    #: this after the last whoever asks, unless its options say ``allow_frequent =
+    #: true``; and it does not run while its service is being healed or is under
+    #: maintenance.
     min_interval: ClassVar[float] = 0.0
     #: The metrics its results carry, as names or globs (``"query_*_ms"``) for those named
     #: at run time: a ``baseline`` naming another is a config error. None: only a run

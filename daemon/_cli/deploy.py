@@ -21,6 +21,7 @@ from vigil._agent import logs
 from vigil._cli.status import NoState, load, tell_daemon, write_database
 from vigil._cli.wait import Board, gate, matching
 from vigil._config.sections import Config
+from vigil._kit.durations import format_duration
 from vigil._store import database, maintenance
 
 log = structlog.get_logger("vigil.deploy")
@@ -45,9 +46,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     began = time.time()
     log.info("deploy.started", services=args.services, command=shlex.join(args.argv))
     _window(cfg, args.services, "start", began)
-    code = _run(args.argv, args.timeout)
+    code, failure = _run(args.argv, args.timeout)
     _window(cfg, args.services, "end", began)
-    log.info("deploy.command_done", exit_code=code)
+    log.info("deploy.command_done", exit_code=code, **({"reason": failure} if failure else {}))
     healthy = code == 0 and _healthy(cfg, names, args)
     if healthy:
         took = round(time.time() - began, 1)
@@ -56,33 +57,35 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return 0
     if args.rollback:
         log.warning("deploy.rolling_back", command=args.rollback,
-                    reason="the command failed" if code else "not healthy in time")
+                    reason=failure or "not healthy in time")
         _window(cfg, args.services, "start", began)
-        back = _run(shlex.split(args.rollback), args.timeout)
+        back, failed_back = _run(shlex.split(args.rollback), args.timeout)
         _window(cfg, args.services, "end", began)
         recovered = back == 0 and _healthy(cfg, names, args)
-        log.error("deploy.rolled_back", exit_code=back, healthy=recovered)
+        log.error("deploy.rolled_back", exit_code=back, healthy=recovered,
+                  **({"reason": f"the rollback: {failed_back}"} if failed_back else {}))
         _record(cfg, args.services, began, "deploy.rolled_back", None)
         return 1
-    log.error("deploy.failed", exit_code=code, reason="the command failed" if code else
-              "not healthy in time")
+    log.error("deploy.failed", exit_code=code, reason=failure or "not healthy in time")
     _record(cfg, args.services, began, "deploy.failed", None)
     return 1
 
 
-def _run(argv: list[str], timeout: float) -> int:
-    """The command, its output streamed to ours; its exit code (124 at the timeout)."""
+def _run(argv: list[str], timeout: float) -> tuple[int, str]:
+    """The command, its output streamed to ours: its exit code (124 when it was killed
+    at the timeout), and why it failed ("" when it did not)."""
     try:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     except OSError as exc:
         log.error("deploy.command_failed", error=f"cannot run {argv[0]}: {exc}")
-        return 127
+        return 127, f"the command could not run: {exc}"
     try:
-        return child.wait(timeout)
+        code = child.wait(timeout)
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
-        return 124
+        return 124, f"the command timed out after {format_duration(timeout)} (--timeout)"
+    return code, f"the command failed (exit code {code})" if code else ""
 
 
 def _healthy(cfg: Config, names: list[str], args: argparse.Namespace) -> bool:

@@ -27,10 +27,13 @@ def cmd_slo(args: argparse.Namespace) -> int:
             return 64
         slos = {args.name: slos[args.name]}
     keep = settings.retention()
-    if keep is None or not slos:
-        print(f"vigil: no objectives in {cfg.source} (add [slos.NAME]; see the README's "
-              "Objectives)", file=sys.stderr)
-        return 64
+    if keep is None or not slos:  # none to burn: a script reads an empty list
+        if args.json:
+            print(json.dumps({"slos": []}))
+        else:
+            print(f"no objectives in {cfg.source} (add [slos.NAME]; see the README's "
+                  "Objectives)")
+        return 0
     reports = read_database(settings, lambda conn: Objectives(slos, keep).evaluate(
         conn, time.time()))
     if args.json:
@@ -46,11 +49,16 @@ def _line(report: Report) -> str:
             if report.seconds_left is not None else "")
     burns = "  ".join(f"{name} {report.burn_rate[name]:.2f}" for name in WINDOWS)
     firing = "".join(f"\n    {c.severity}: burning over {c.factor(report.window):g}x over "
-                     f"{c.long} and {c.short}" for c in report.firing)
+                     f"{c.long} and {c.short}{note}"
+                     for conditions, note in ((report.firing, ""),
+                                              (report.held, ", held back: too little data"))
+                     for c in conditions)
+    scarce = report.too_little_data
     return (f"{report.name}: {report.status.upper()}  objective {report.objective * 100:g}% "
             f"over {format_duration(report.window)}, SLI {sli} ({report.good}/{report.total})"
-            f"\n    budget left {report.budget_remaining * 100:.1f}%{left}"
-            f"\n    burn rate  {burns}{firing}")
+            f"\n    budget {report.budget_left()}{left}"
+            f"\n    burn rate  {burns}{firing}"
+            + (f"\n    too little data: {scarce}" if scarce else ""))
 
 
 def _roughly(seconds: float) -> str:

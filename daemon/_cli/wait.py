@@ -1,13 +1,16 @@
 """``vigil wait [TARGET...]``: the deploy gate. Runs the matching checks now, and again
 each second, until every one has passed for ``--stable`` in a row: exit 0; 1 at the
-timeout, naming what still fails; 3 when nothing matches. Through the running daemon
-when there is one (it runs the checks and streams their results), else by itself."""
+timeout, naming what still fails (or why a check did not run: under maintenance, or
+paced by its floor); 3 when nothing matches. Through the running daemon when there is
+one (it runs the checks and streams their results), else by itself."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -16,10 +19,12 @@ from typing import TextIO
 from vigil._agent import control
 from vigil._agent.control import Message
 from vigil._cli.status import load
-from vigil._config.sections import Config
-from vigil._engine.gate import Gate
+from vigil._config.sections import CheckSpec, Config
+from vigil._engine.gate import Gate, maintained, paced
 from vigil._engine.runner import Runner
 from vigil._kit.redact import redact
+from vigil._store import database, maintenance
+from vigil._store.maintenance import Window
 
 SPINNER = "|/-\\"
 
@@ -51,9 +56,18 @@ def cmd_wait(args: argparse.Namespace) -> int:
     else:
         for name, standing in answer.get("checks", {}).items():
             if standing["stable_s"] < args.stable:
-                print(f"not healthy after {args.timeout:g}s: {name} {standing['status']} - "
-                      f"{redact(standing['summary'])}", file=sys.stderr)
+                print(f"not healthy after {args.timeout:g}s: {name} {_why(standing)}",
+                      file=sys.stderr)
     return 0 if answer.get("ok") else 1
+
+
+def _why(standing: Message) -> str:
+    """A check's last result, and why the run asked for did not come."""
+    held = standing.get("held") or ""
+    if standing["status"] == "not run yet" and held:
+        return f"waits: {held}"
+    said = f"{standing['status']} - {redact(standing['summary'])}"
+    return f"{said}; it waits: {held}" if held else said
 
 
 def gate(cfg: Config, names: list[str], timeout: float, stable: float, board: Board
@@ -70,24 +84,52 @@ def gate(cfg: Config, names: list[str], timeout: float, stable: float, board: Bo
 
 def wait_here(cfg: Config, names: list[str], timeout: float, stable: float,
               show: Callable[[Message], None]) -> Message:
-    """No daemon runs: run the checks here, each second, as it would."""
+    """No daemon runs: run the checks here, each second, as it would (a check that loads
+    its service no sooner than its floor, and not while its service is under
+    maintenance)."""
     gate, runner = Gate(names, stable), Runner()
+    windows = _windows(cfg)
+    began: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     while not gate.healthy(time.time()) and time.monotonic() < deadline:
-        began = time.monotonic()
+        turn = time.monotonic()
         for name in names:
             spec = cfg.checks[name]
+            why = _held(spec, windows, began.get(name))
+            if why is not None:
+                if gate.hold(name, why):
+                    show({"event": "wait.held", "check": name, "reason": why})
+                continue
+            began[name] = time.monotonic()
             result = runner.run(spec.check, spec.timeout).result
             gate.saw(name, result.status.name, result.summary, time.time())
             show({"event": "wait.result", "check": name, "status": result.status.name,
                   "summary": result.summary,
                   "stable_s": round(gate.stable_for(name, time.time()), 1)})
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
-    now = time.time()
-    return {"ok": gate.healthy(now), "checks": {
-        name: {"status": s.status, "summary": s.summary,
-               "stable_s": round(gate.stable_for(name, now), 1)}
-        for name, s in gate.standing.items()}}
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - turn)))
+    return gate.answer(time.time())
+
+
+def _windows(cfg: Config) -> list[Window]:
+    """The maintenance windows open now, from the state database (none without it)."""
+    with contextlib.suppress(sqlite3.Error):
+        conn = database.connect_readonly(cfg.daemon.state_dir)
+        if conn is not None:
+            with contextlib.closing(conn):
+                return [w for w in maintenance.windows(conn) if w.open(time.time())]
+    return []
+
+
+def _held(spec: CheckSpec, windows: list[Window], began: float | None) -> str | None:
+    """Why ``spec`` does not run here now, as the daemon would hold it."""
+    service = spec.service
+    if type(spec.check).min_interval and service is not None:
+        window = next((w for w in windows if w.covers(spec.name, service)), None)
+        if window is not None:
+            return maintained(window)
+    if began is not None and (wait := began + spec.floor - time.monotonic()) > 0:
+        return paced(spec.floor, time.time() + wait)
+    return None
 
 
 class Board:
@@ -99,11 +141,14 @@ class Board:
         self.out, self.live, self.turn = out, bool(out and out.isatty()), 0
 
     def show(self, event: Message) -> None:
-        if self.out is None or event.get("event") != "wait.result":
+        if self.out is None or event.get("event") not in ("wait.result", "wait.held"):
             return
         self.turn += 1
-        line = (f"{event['check']}: {event['status']} ({event['stable_s']:g}s) - "
-                f"{redact(str(event['summary']))[:80]}")
+        if event["event"] == "wait.held":
+            line = f"{event['check']}: waits - {event['reason']}"
+        else:
+            line = (f"{event['check']}: {event['status']} ({event['stable_s']:g}s) - "
+                    f"{redact(str(event['summary']))[:80]}")
         if not self.live:
             print(line, file=self.out, flush=True)
             return

@@ -125,9 +125,20 @@ class CheckSpec(Defaults):
     name: str = field(default="", metadata=NOT_A_KEY)
     check: Check = field(default=None, metadata=NOT_A_KEY)  # type: ignore[assignment]
 
+    #: The least time between the starts of two runs, whoever asks for them (its pace,
+    #: SIGUSR1, `vigil wait`, the API): for a check that loads its service, its type's
+    #: ``min_interval``, or with ``allow_frequent`` the quickest pace it is configured
+    #: for; 0 for any other check.
+    floor: float = field(default=0.0, init=False, metadata=NOT_A_KEY)
+
     def __post_init__(self) -> None:
+        bounded = self.check is not None and type(self.check).min_interval > 0
+        frequent = bounded and getattr(self.check.options, "allow_frequent", False)
+        least = type(self.check).min_interval if bounded and not frequent else 0.0
         if not self.fast_interval:
-            self.fast_interval = Duration(self.interval / 4)
+            # A quarter of the interval, never sooner than its type lets it run.
+            self.fast_interval = Duration(max(self.interval / 4, least))
+        self.floor = min(self.interval, self.fast_interval) if frequent else least
 
     @property
     def gates_readiness(self) -> bool:
@@ -311,6 +322,9 @@ class SloSpec:
     #: The objective as a fraction (0.999), and the checks covered (resolved at load).
     target: float = field(default=0.0, metadata=NOT_A_KEY)
     covers: list[str] = field(default_factory=list, metadata=NOT_A_KEY)
+    #: The runs a second those checks make at their intervals: what a window holds when
+    #: they ran all along (0: not known; every window then holds enough).
+    runs_per_s: float = field(default=0.0, metadata=NOT_A_KEY)
 
     @property
     def budget(self) -> float:

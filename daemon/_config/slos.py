@@ -34,8 +34,8 @@ def parse_objective(value: object) -> float:
 
 def problems(values: dict[str, Any], checks: Mapping[str, CheckSpec], keep: float | None,
              ) -> list[tuple[str, str]]:
-    """What is wrong with an objective's keys: (key, message) pairs. Fills in ``target``
-    and ``covers`` in ``values`` as it goes."""
+    """What is wrong with an objective's keys: (key, message) pairs. Fills in ``target``,
+    ``covers`` and ``runs_per_s`` in ``values`` as it goes."""
     found: list[tuple[str, str]] = []
     try:
         values["target"] = parse_objective(values.get("objective"))
@@ -45,6 +45,7 @@ def problems(values: dict[str, Any], checks: Mapping[str, CheckSpec], keep: floa
     patterns = values.get("checks") or ([values["check"]] if values.get("check") else [])
     covers = sorted(n for n in checks if any(fnmatch.fnmatchcase(n, p) for p in patterns))
     values["covers"] = covers
+    values["runs_per_s"] = sum(1 / checks[n].interval for n in covers if checks[n].enabled)
     if values.get("checks") and values.get("check"):
         found.append(("check", "set check or checks, not both"))
     elif not patterns:

@@ -324,14 +324,18 @@ class Validator:
         values["baseline"] = watched
 
     def _bounded(self, path: tuple[str, ...], check: Check, values: Table) -> None:
-        """A check that loads its service runs no more often than its type allows."""
+        """A check that loads its service runs no more often than its type allows: at
+        its interval, and at its fast interval (after a failure, during a heal)."""
         floor = type(check).min_interval
-        interval = values.get("interval", floor)
-        if interval < floor and not getattr(check.options, "allow_frequent", False):
-            self.error((*path, "interval"), f"{format_duration(interval)} is more often than a "
-                       f"{values.get('type')} check may run ({format_duration(floor)} at "
-                       "least: it loads a real service); set allow_frequent = true to run "
-                       "it more often")
+        if not floor or getattr(check.options, "allow_frequent", False):
+            return
+        for key in ("interval", "fast_interval"):
+            every = values.get(key) or floor  # no fast_interval: the floor at least
+            if every < floor:
+                self.error((*path, key), f"{format_duration(every)} is more often than a "
+                           f"{values.get('type')} check may run ({format_duration(floor)} "
+                           "at least: it loads a real service); set allow_frequent = true "
+                           "to run it more often")
 
     def _alerts(self, plugins: Plugins, checks: dict[str, CheckSpec]) -> dict[str, AlertSpec]:
         alerts = {}

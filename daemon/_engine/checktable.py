@@ -19,6 +19,7 @@ from vigil._api.check import Result, Status
 from vigil._api.ladder import SLOTS, latency_slot
 from vigil._config.plugins import Plugins
 from vigil._config.sections import CheckSpec, Config
+from vigil._engine import gate
 from vigil._engine.events import EventHub
 from vigil._engine.maintenance import MaintenanceBook
 from vigil._engine.runner import Outcome, Runner
@@ -58,6 +59,9 @@ class CheckRuntime:
     skip_since: float = 0.0
     #: Timed-out runs in a row: only the first is a warning.
     timeouts: int = 0
+    #: time.monotonic() the last run began (None before any): a check with a floor
+    #: (``CheckSpec.floor``) begins none sooner than that after it.
+    began: float | None = None
 
     def status(self) -> str | None:
         """The latest result's status name; None before any result."""
@@ -143,7 +147,8 @@ class CheckTable:
                 old = self.runtimes.get(name)
                 if old and old.spec.type == spec.type:
                     machine.restore(old.machine.to_dict())
-                    runtimes[name] = CheckRuntime(spec, machine, old.last_result(), old.counts)
+                    runtimes[name] = CheckRuntime(spec, machine, old.last_result(), old.counts,
+                                                  began=old.began)
                     continue
                 entry = saved.get(name)
                 if entry is None:
@@ -154,7 +159,8 @@ class CheckTable:
                 # "ok" was once counted for every run that ended by itself: dropped.
                 counts = {k: v for k, v in entry.get("counts", {}).items() if k != "ok"}
                 runtimes[name] = CheckRuntime(spec, machine, entry.get("last"),
-                                              collections.Counter(counts))
+                                              collections.Counter(counts),
+                                              began=_began(spec, entry.get("last")))
             for name, rt in self.runtimes.items():
                 if runtimes.get(name, rt).spec.check is not rt.spec.check:
                     _close(rt)
@@ -211,14 +217,22 @@ class CheckTable:
         """Start a run of ``name`` (the scheduler's job: it returns at once, the check
         runs on a worker thread and ``_finish`` takes its outcome there)."""
         rt = self.runtimes.get(name)
-        if rt is None or self.stopping.is_set() or self._holds_off(rt):
+        if rt is None or self.stopping.is_set() or self._hold(rt) is not None:
             return
+        if (wait := self._too_soon(rt)) > 0:
+            # Whoever asked (its pace, SIGUSR1, `vigil wait`, the API), a check that
+            # loads its service begins no sooner than its floor after the last run.
+            self.scheduler.postpone(name, wait)
+            return
+        began = time.monotonic()
         finish = functools.partial(self._finish, rt)
         if self.runner.submit(rt.spec.check, rt.spec.timeout, finish):
+            rt.began = began
             return
         lasted = self.runner.running_for(name)
         if lasted is None:  # it ended just now
-            self.runner.submit(rt.spec.check, rt.spec.timeout, finish)
+            if self.runner.submit(rt.spec.check, rt.spec.timeout, finish):
+                rt.began = began
             return
         with self._lock:
             if lasted < (self.scheduler.pace(name) or rt.spec.interval):
@@ -232,14 +246,32 @@ class CheckTable:
             rt.counts["skipped"] += 1
             rt.deferred += 1
 
-    def _holds_off(self, rt: CheckRuntime) -> bool:
-        """A check that loads its service (``min_interval``) does not run while the
-        service is being healed or is under maintenance."""
+    def _too_soon(self, rt: CheckRuntime) -> float:
+        """How long before ``rt`` may begin a run (its floor); 0 when it may now."""
+        if rt.began is None or not rt.spec.floor:
+            return 0.0
+        return rt.began + rt.spec.floor - time.monotonic()
+
+    def _hold(self, rt: CheckRuntime) -> str | None:
+        """Why a check that loads its service (``min_interval``) does not run now: the
+        service is being healed or is under maintenance; None when it runs."""
         service = rt.spec.service
         if not type(rt.spec.check).min_interval or service is None:
-            return False
-        return (self.healer.healing(service)
-                or self.maintenance.covering(rt.spec.name, service) is not None)
+            return None
+        if (window := self.maintenance.covering(rt.spec.name, service)) is not None:
+            return gate.maintained(window)
+        return gate.HEALING if self.healer.healing(service) else None
+
+    def held(self, name: str) -> str | None:
+        """Why ``name``, asked to run now, does not (`vigil wait` says it): its service
+        is worked on, or its floor paces it; None when it runs."""
+        rt = self.runtimes.get(name)
+        if rt is None:
+            return None
+        if (why := self._hold(rt)) is not None:
+            return why
+        wait = self._too_soon(rt)
+        return gate.paced(rt.spec.floor, time.time() + wait) if wait > 0 else None
 
     def _finish(self, rt: CheckRuntime, outcome: Outcome) -> None:
         """One run's outcome (on the worker's thread): counted, logged, saved, told to
@@ -288,9 +320,11 @@ class CheckTable:
             if outcome.kind != "ok":  # a problem (timeout, error); the statuses count runs
                 rt.counts[outcome.kind] += 1
             rt.counts[f"status.{status}"] += 1
-            # On the history's latency ladder: what a latency objective counts, and what
-            # /metrics exports for the fleet's Prometheus to count the same.
-            rt.counts[DURATION_KEYS[latency_slot(duration_ms)]] += 1
+            # A passing run on the history's latency ladder: what a latency objective
+            # counts good, and what /metrics exports for the fleet's Prometheus to count
+            # the same (a refused connection is quick, and no good).
+            if result.status.passing:
+                rt.counts[DURATION_KEYS[latency_slot(duration_ms)]] += 1
             self.generation += 1
             before, rt.latest = rt.status(), (result, duration_ms, now)
             # A healthy check whose result changed nothing is saved at the store's
@@ -429,6 +463,15 @@ class CheckTable:
         if window is not None:
             entry["state"], entry["maintenance"] = State.MAINTENANCE, window.held()
         return entry
+
+
+def _began(spec: CheckSpec, last: LastResult | None) -> float | None:
+    """When (time.monotonic()) a check with a floor last began, by its saved result: a
+    restarted daemon keeps the floor too."""
+    if not spec.floor or not last:
+        return None
+    ago = time.time() - datetime.fromisoformat(last["at"]).timestamp()
+    return time.monotonic() - max(0.0, ago)
 
 
 def _close(rt: CheckRuntime) -> None:

@@ -167,6 +167,14 @@ class Scheduler:
             self._put(name, time.monotonic() + (0 if now else interval))
         self._wake()
 
+    def postpone(self, name: str, delay: float) -> None:
+        """Run ``name`` no sooner than ``delay`` seconds from now, then on its rhythm."""
+        with self._lock:
+            if name not in self._intervals:
+                return
+            self._put(name, time.monotonic() + delay)
+        self._wake()
+
     def earliest(self) -> float:
         """The monotonic time the next check is due (IDLE from now when none is)."""
         with self._lock:

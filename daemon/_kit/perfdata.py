@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# metric-name suffix -> Nagios unit of measure
-_SUFFIX_UOM = {"_ms": "ms", "_us": "us", "_s": "s", "_pct": "%", "_bytes": "B", "_count": "c"}
+# metric-name suffix -> Nagios unit of measure. A rate (``requests_per_s``) has none:
+# Nagios has no unit for "per second", and ``s`` would call it a time. ``c`` is Nagios'
+# continuous counter.
+_SUFFIX_UOM = {"_per_s": "", "_ms": "ms", "_us": "us", "_seconds": "s", "_s": "s", "_pct": "%",
+               "_bytes": "B", "_count": "c"}
 _UOM_SCALE = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _ITEM = re.compile(r"""('(?:[^']|'')+'|[^\s=']+)=([-+]?[\d.]+(?:[eE][-+]?\d+)?)([a-zA-Z%]*)(\S*)""")
 
@@ -33,9 +36,12 @@ def format_perfdata(metrics: dict[str, float]) -> str:
 
 
 def _split_unit(name: str) -> tuple[str, str]:
+    """(label, unit): the unit comes off the name, before any labels it ends with
+    (``latency_p95_ms{group="QA"}`` is ``latency_p95{group="QA"}`` in ms)."""
+    base, brace, labels = name.partition("{")
     for suffix, unit in _SUFFIX_UOM.items():
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)], unit
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return (base[: -len(suffix)] + brace + labels, unit) if unit else (name, "")
     return name, ""
 
 

@@ -1,6 +1,7 @@
 """Multi-window, multi-burn-rate alerting, as the SRE workbook gives it for 30 days and
 Sloth scales it to any window: an alert fires while the burn rate is over its factor
-over both a long window (it is real) and a short one (it is still going on)."""
+over both a long window (it is real) and a short one (it is still going on), once both
+hold enough data to mean it (two failed runs of a new daemon are no burn)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ class Condition:
         14.4 for a page over 1 h of a 30-day window."""
         return self.budget_share * window / WINDOWS[self.long]
 
-    def fires(self, burn: dict[str, float], window: float) -> bool:
+    def burns(self, burn: dict[str, float], window: float) -> bool:
+        """Whether both its windows burn over its factor."""
         factor = self.factor(window)
         return burn[self.long] > factor and burn[self.short] > factor
+
+    def __str__(self) -> str:
+        return f"{self.severity} {self.long}/{self.short}"
 
 
 #: The workbook's table: 2% of the budget in an hour or 5% in six pages; 10% in a day
@@ -48,8 +53,11 @@ def burn_rate(good: int, total: int, budget: float) -> float:
     return (total - good) / total / budget if total else 0.0
 
 
-def status(burn: dict[str, float], window: float) -> tuple[str, list[Condition]]:
-    """``page``, ``ticket`` or ``ok``, and the conditions that fire."""
-    firing = [c for c in CONDITIONS if c.fires(burn, window)]
+def status(burn: dict[str, float], window: float, lacking: frozenset[str] = frozenset()
+           ) -> tuple[str, list[Condition], list[Condition]]:
+    """``page``, ``ticket`` or ``ok``; the conditions that fire; and those that burn but
+    are held back, a window of theirs ``lacking`` data."""
+    burning = [c for c in CONDITIONS if c.burns(burn, window)]
+    firing = [c for c in burning if not {c.long, c.short} & lacking]
     worst = max((STATUSES.index(c.severity) for c in firing), default=0)
-    return STATUSES[worst], firing
+    return STATUSES[worst], firing, [c for c in burning if c not in firing]

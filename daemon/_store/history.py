@@ -52,7 +52,8 @@ class Bucket:
     #: Minutes with a run, and with a failing run: the objectives' time slices.
     minutes: int = 0
     bad_minutes: int = 0
-    #: Exact sums: runs per latency slot (``d100``), and the events a check counted.
+    #: Exact sums: passing runs per latency slot (``d100``), and the events a check
+    #: counted.
     tallies: Counter[str] = field(default_factory=Counter)
     #: (The first tier's, while it is made.) minute -> whether a run in it failed.
     _seen: dict[int, bool] = field(default_factory=dict, init=False, repr=False)
@@ -86,7 +87,8 @@ class Bucket:
         self.add(counts, duration_us, duration_us, duration_us, metrics)
         minute = int(at // 60)
         self._seen[minute] = self._seen.get(minute, False) or status > 1
-        self.tallies[slot(duration_us / 1000)] += 1
+        if status <= 1:  # what a latency objective counts good: a refused call is quick
+            self.tallies[slot(duration_us / 1000)] += 1
         self.tallies.update(tallies)
 
     def add_rollup(self, counts: Iterable[int], dmin: float, davg: float, dmax: float,

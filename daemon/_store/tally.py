@@ -1,7 +1,8 @@
-"""Good and total over a window, as an objective counts them, from the history's tiers:
-the rollups where they cover the window, the raw results only at its edges (since the
-last rollup, and before the first whole bucket while raw results of it are still kept).
-A rolled-up part is counted once and remembered until the window moves past it."""
+"""Good and total over a window, as an objective counts them, and the runs they come
+from (how much data the window holds), from the history's tiers: the rollups where they
+cover the window, the raw results only at its edges (since the last rollup, and before
+the first whole bucket while raw results of it are still kept). A rolled-up part is
+counted once and remembered until the window moves past it."""
 
 from __future__ import annotations
 
@@ -32,41 +33,45 @@ class Sli:
     group: str | None = None
 
     def rollup(self, counts: Iterable[int], minutes: int, bad: int, tallies: dict[str, int]
-               ) -> tuple[int, int]:
-        """(good, total) of one rollup row."""
+               ) -> tuple[int, int, int]:
+        """(good, total, runs) of one rollup row."""
         runs = list(counts)
         if self.kind == "availability":
-            return (minutes - bad, minutes) if self.timeslices else (runs[0] + runs[1], sum(runs))
-        if self.kind == "latency":
-            return self._under(tallies, "d"), sum(runs)
+            return ((minutes - bad, minutes, sum(runs)) if self.timeslices
+                    else (runs[0] + runs[1], sum(runs), sum(runs)))
+        if self.kind == "latency":  # the passing runs' durations are tallied
+            return self._under(tallies, "d"), sum(runs), sum(runs)
         good = (self._under(tallies, "good_d") if self.threshold_ms is not None
                 else tallies.get(self._key("good"), 0))
-        return good, tallies.get(self._key("total"), 0)
+        return good, tallies.get(self._key("total"), 0), sum(runs)
 
     @property
     def tallied(self) -> bool:
         """Whether it reads the rollups' counts (a latency slot, a check's events)."""
         return self.kind != "availability"
 
-    def results(self, rows: Iterable[RawRow]) -> tuple[int, int]:
-        """(good, total) of raw results: (check_id, at ms, status, duration us, counts)."""
-        good = total = 0
+    def results(self, rows: Iterable[RawRow]) -> tuple[int, int, int]:
+        """(good, total, runs) of raw results: (check_id, at ms, status, duration us,
+        counts)."""
+        good = total = runs = 0
         minutes: dict[tuple[int, int], bool] = {}
         for check_id, at, status, duration_us, counts in rows:
+            runs += 1
             if self.timeslices:
                 key = (check_id, at // 60_000)
                 minutes[key] = minutes.get(key, False) or status > 1
             elif self.kind == "availability":
                 good, total = good + (status <= 1), total + 1
-            elif self.kind == "latency":
-                good += self.threshold_ms is not None and duration_us <= self.threshold_ms * 1000
+            elif self.kind == "latency":  # a failed run is no good however quick it was
+                good += (status <= 1 and self.threshold_ms is not None
+                         and duration_us <= self.threshold_ms * 1000)
                 total += 1
             else:
                 more = self.rollup((), 0, 0, json.loads(counts) if counts else {})
                 good, total = good + more[0], total + more[1]
         if self.timeslices:
-            return len(minutes) - sum(minutes.values()), len(minutes)
-        return good, total
+            return len(minutes) - sum(minutes.values()), len(minutes), runs
+        return good, total, runs
 
     def _key(self, kind: str) -> str:
         return kind if self.group is None else f"{kind}/{self.group}"
@@ -77,6 +82,9 @@ class Sli:
                    for bound in LATENCY_LADDER_MS if bound <= limit)
 
 
+#: What a window holds: good, total (runs, minutes or events, as the SLI counts) and
+#: the runs they come from.
+Count = tuple[int, int, int]
 #: A window's part: ("raw" or a rollup step, from, until), times in seconds.
 Segment = tuple[str | int, float, float]
 #: Rolled-up parts are cut at these (per step), so that the whole ones in the middle of
@@ -122,7 +130,7 @@ class Tally:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._known: dict[tuple[Any, ...], tuple[int, int]] = {}
+        self._known: dict[tuple[Any, ...], Count] = {}
         self._used: set[tuple[Any, ...]] = set()
         #: (from, until) -> check id -> its raw results there, for this round.
         self._raw: dict[tuple[float, float], dict[int, list[RawRow]]] = {}
@@ -133,8 +141,8 @@ class Tally:
         return five, hour
 
     def count(self, ids: tuple[int, ...], sli: Sli, since: float, now: float,
-              keep: Retention, marks: tuple[int, int]) -> tuple[int, int]:
-        good = total = 0
+              keep: Retention, marks: tuple[int, int]) -> Count:
+        good = total = runs = 0
         for source, start, end in segments(since, now, marks, keep):
             if source == "raw":
                 rows = self._results(start, end)
@@ -145,8 +153,8 @@ class Tally:
                 if key not in self._known:
                     self._known[key] = self._rollups(ids, sli, int(source), start, end)
                 part = self._known[key]
-            good, total = good + part[0], total + part[1]
-        return good, total
+            good, total, runs = good + part[0], total + part[1], runs + part[2]
+        return good, total, runs
 
     def buckets(self, ids: tuple[int, ...], sli: Sli, since: float
                 ) -> list[tuple[int, int, int]]:
@@ -160,8 +168,8 @@ class Tally:
                     f"SELECT start, ok, warn, crit, unknown, minutes, bad_minutes, counts "
                     f"FROM rollups WHERE check_id IN ({marker}) AND step = ? AND start >= ? "
                     f"AND start < ?", (*ids, step, start, end)):
-                good, total = sli.rollup(counts, minutes, bad,
-                                         json.loads(tallies) if tallies else {})
+                good, total, _runs = sli.rollup(counts, minutes, bad,
+                                                json.loads(tallies) if tallies else {})
                 seen = found.setdefault(at, [0, 0])
                 seen[0], seen[1] = seen[0] + good, seen[1] + total
         return [(at, good, total) for at, (good, total) in sorted(found.items())]
@@ -184,14 +192,14 @@ class Tally:
         return found
 
     def _rollups(self, ids: tuple[int, ...], sli: Sli, step: int, start: float, end: float
-                 ) -> tuple[int, int]:
+                 ) -> Count:
         marker = ",".join("?" * len(ids))
-        good = total = 0
+        good = total = runs = 0
         for *counts, minutes, bad, tallies in self.conn.execute(
                 f"SELECT ok, warn, crit, unknown, minutes, bad_minutes, counts FROM rollups "
                 f"WHERE check_id IN ({marker}) AND step = ? AND start >= ? AND start < ?",
                 (*ids, step, start, end)):
             part = sli.rollup(counts, minutes, bad,
                               json.loads(tallies) if tallies and sli.tallied else {})
-            good, total = good + part[0], total + part[1]
-        return good, total
+            good, total, runs = good + part[0], total + part[1], runs + part[2]
+        return good, total, runs

@@ -176,9 +176,9 @@ class Collector:
         burn = GaugeMetricFamily("vigil_slo_burn_rate", "How fast the error budget burns over "
                                  "each window (1: exactly the budget over the objective's "
                                  "window)", labels=["slo", "window"])
-        within = CounterMetricFamily("vigil_check_runs_within", "Runs that took at most "
-                                     "le seconds, for each latency objective's checks and "
-                                     "threshold", labels=["check", "le"])
+        within = CounterMetricFamily("vigil_check_runs_within", "Runs that passed and "
+                                     "took at most le seconds, for each latency objective's "
+                                     "checks and threshold", labels=["check", "le"])
         pairs: set[tuple[str, int]] = set()
         for report in sorted(self.slos, key=lambda r: r.name):
             objective.add_metric([report.name], report.objective)

@@ -27,8 +27,11 @@ def _points(points: list[tuple[float, float]], start: float, window: float) -> s
 
 
 def _panel(report: Report, points: list[tuple[float, float]], now: float) -> str:
-    left = report.budget_remaining
+    left, budget = report.budget_remaining, escape(report.budget_left())
     sli = "no runs yet" if report.sli is None else f"{report.sli * 100:.3f}%"
+    scarce = report.too_little_data
+    held = f" (held back: {escape(', '.join(map(str, report.held)))})" if report.held else ""
+    data = f'<p class="data">too little data: {escape(scarce)}{held}</p>' if scarce else ""
     span = format_duration(report.window)
     rates = "".join(f"<tr><th scope=row>{name}</th><td>{rate:.2f}</td></tr>"
                     for name, rate in report.burn_rate.items())
@@ -37,11 +40,11 @@ def _panel(report: Report, points: list[tuple[float, float]], now: float) -> str
 <div class="head"><h3>{escape(report.name)}</h3>
 <span class="status sl-{report.status}">{report.status}</span></div>
 <p>{report.objective * 100:g}% over {span} of {escape(", ".join(report.checks))}
-({escape(report.kind)}): SLI {sli}, {report.good:,} good of {report.total:,}</p>
+({escape(report.kind)}): SLI {sli}, {report.good:,} good of {report.total:,}</p>{data}
 <svg class="gauge" viewBox="0 0 100 6" preserveAspectRatio="none" role="img"
- aria-label="error budget left: {left * 100:.1f}%"><rect class="used" x="0" y="0" width="100"
+ aria-label="error budget: {budget}"><rect class="used" x="0" y="0" width="100"
  height="6"/><rect class="left" x="0" y="0" width="{gauge:.1f}" height="6"/></svg>
-<p class="scale">error budget left: {left * 100:.1f}%</p>
+<p class="scale">error budget: {budget}</p>
 <svg class="chart burndown" viewBox="0 0 {CHART_W} {CHART_H}" preserveAspectRatio="none"
  role="img" aria-label="error budget left over the last {span}"><polyline
  points="{_points(points, now - report.window, report.window)}"/></svg>

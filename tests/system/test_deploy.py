@@ -3,6 +3,7 @@ it fails, and a line of the service's history either way."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sqlite3
@@ -60,3 +61,17 @@ def test_a_failing_deploy_is_rolled_back_and_exits_1(app: Path, tmp_path: Path) 
     assert "deploy.rolled_back" in done.stderr + done.stdout
     assert (tmp_path / "flag").read_text() == "OK", "the rollback ran"
     assert history(tmp_path) == [("app", "deploy.rolled_back")]
+
+
+def test_a_deploy_whose_command_overruns_says_it_timed_out(app: Path, tmp_path: Path) -> None:
+    rollback = shlex.join(write(tmp_path / "flag", "OK"))
+    done = run_vigil("deploy", "app", "--timeout", "1s", "--stable", "1s", "--rollback",
+                     rollback, "-c", str(app), "--", sys.executable, "-c",
+                     "import time; time.sleep(60)", env={**os.environ})
+    assert done.returncode == 1, done.stdout + done.stderr
+    steps = {line["event"]: line for line in map(json.loads, done.stderr.splitlines())
+             if line.get("event", "").startswith("deploy.")}
+    said = "the command timed out after 1s (--timeout)"
+    assert steps["deploy.command_done"]["reason"] == said, done.stderr
+    assert steps["deploy.rolling_back"]["reason"] == said
+    assert "the command failed" not in done.stderr

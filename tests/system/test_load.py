@@ -5,6 +5,8 @@ the slow server injects, a failing share is counted, and the bounds hold."""
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,31 @@ def test_an_http_load_test_measures_a_slow_server_and_counts_its_failures() -> N
         assert failing.metrics['errors{kind="http_500"}'] == 5
         assert failing.status is Status.CRIT  # under success_crit (90%)
         assert "75.0% succeeded" in failing.summary and "http_500 x5" in failing.summary
+
+
+def test_vigil_check_gives_a_load_tests_figures_in_their_nagios_units(write_config) -> None:
+    """A rate has no unit in perfdata (``s`` would make it a time), the times are in ms,
+    the shares in %, and a count by kind keeps its label."""
+    port = free_port()
+    with slow_http(port, 0.0) as switch:
+        switch["fail_every"] = 4
+        config = write_config(f"""
+            [checks.load]
+            type = "load"
+            url = "http://127.0.0.1:{port}/"
+            requests = 8
+            concurrency = 2
+            interval = "5m"
+        """)
+        done = run_vigil("check", "load", "-c", str(config))
+    assert done.returncode == 2, done.stdout + done.stderr
+    perfdata = done.stdout.strip().partition(" | ")[2]
+    items = [re.fullmatch(r"(.+)=[\d.]+([a-zA-Z%]*)", item) for item in perfdata.split()]
+    units = {m.group(1): m.group(2) for m in items if m is not None}
+    assert len(units) == len(items), perfdata
+    assert units == {"requests": "", "success_rate": "%", "requests_per_s": "",
+                     "latency_mean": "ms", "latency_p50": "ms", "latency_p95": "ms",
+                     "latency_p99": "ms", "'errors{kind=\"http_500\"}'": ""}, perfdata
 
 
 def test_an_mcp_load_test_calls_the_tool_concurrently_and_times_it(tmp_path: Path) -> None:
@@ -73,6 +100,13 @@ def test_a_load_check_runs_at_most_every_five_minutes_unless_allowed(tmp_path: P
     assert "vigil.toml:4: checks.load.interval: 1m is more often than a load check may run " \
            "(5m at least: it loads a real service); set allow_frequent = true" in done.stderr
     config.write_text(section + "allow_frequent = true\n")
+    assert run_vigil("config", "validate", "-c", str(config)).returncode == 0
+    # Its fast interval (after a failure, during a heal) is bounded too.
+    config.write_text(section.replace('"1m"', '"5m"') + 'fast_interval = "2s"\n')
+    done = run_vigil("config", "validate", "-c", str(config))
+    assert "vigil.toml:5: checks.load.fast_interval: 2s is more often than a load check " \
+           "may run (5m at least" in done.stderr, done.stderr
+    config.write_text(section.replace('"1m"', '"5m"'))
     assert run_vigil("config", "validate", "-c", str(config)).returncode == 0
     config.write_text('[checks.load]\ntype = "load"\nurl = "http://127.0.0.1:9/"\n'
                       'mcp_url = "http://127.0.0.1:9/mcp"\n')
@@ -114,5 +148,71 @@ def test_a_load_check_holds_off_while_its_service_is_under_maintenance(
         served = switch["served"]
         d.wait_for("check.result", count=seen + 10, check="beat")  # 3 s: 6 load runs due
         assert switch["served"] == served, "no load test while its service is worked on"
+        waited = run_vigil("wait", "load", "--timeout", "1s", "-c", str(config))
+        assert waited.returncode == 1 and switch["served"] == served
+        assert "not healthy after 1s: load waits: under maintenance until " in waited.stderr
+        assert "(by vigil maintenance)" in waited.stderr, waited.stderr
         assert run_vigil("maintenance", "end", "web", "-c", str(config)).returncode == 0
         wait_until(lambda: switch["served"] > served, 10, "the load test to run again")
+
+
+def test_a_load_check_runs_no_sooner_than_its_floor_whoever_asks(write_config, daemon) -> None:
+    """Failing, it wants its fast interval; SIGUSR1 and `vigil wait` (each second) ask
+    for runs: the load test still runs once in five minutes, and `vigil wait` says
+    when it will again."""
+    port, sentinel = free_port(), free_port()
+    with slow_http(port, 0.0) as switch, listening(sentinel):
+        switch["fail_every"] = 1
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state"
+            [checks.load]
+            type = "load"
+            url = "http://127.0.0.1:{port}/"
+            requests = 2
+            concurrency = 1
+            interval = "5m"
+            [checks.beat]
+            type = "tcp"
+            port = {sentinel}
+            interval = "300ms"
+        """)
+        d = daemon(config).start()
+        d.wait_for("check.result", check="load", status="CRIT")
+        for count in (1, 2):
+            d.signal(signal.SIGUSR1)
+            d.wait_for("daemon.run_all", count=count)
+        waited = run_vigil("wait", "load", "--timeout", "3s", "-c", str(config))
+        assert waited.returncode == 1
+        assert "not healthy after 3s: load waits: runs at most every 5m (it loads its " \
+               "service): next run at " in waited.stderr, waited.stderr
+        seen = len(d.events("check.result", check="beat"))
+        d.wait_for("check.result", count=seen + 5, check="beat")
+        assert switch["served"] == 2, "one load test of two requests, however often asked"
+        assert len(d.events("check.result", check="load")) == 1
+        assert d.stop() == 0
+        again = daemon(config).start()  # a restart keeps the floor: the last run is saved
+        again.wait_for("check.result", count=5, check="beat")
+        assert switch["served"] == 2 and not again.events("check.result", check="load")
+
+
+def test_vigil_wait_without_a_daemon_runs_a_load_check_no_sooner_than_its_floor(
+        write_config) -> None:
+    port = free_port()
+    with slow_http(port, 0.0) as switch:
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state"
+            [checks.load]
+            type = "load"
+            url = "http://127.0.0.1:{port}/"
+            requests = 2
+            concurrency = 1
+            interval = "5m"
+        """)
+        switch["fail_every"] = 1
+        waited = run_vigil("wait", "load", "--timeout", "3s", "-c", str(config))
+    assert waited.returncode == 1 and switch["served"] == 2, waited.stdout + waited.stderr
+    assert "load CRIT - " in waited.stderr
+    assert "; it waits: runs at most every 5m (it loads its service): next run at " \
+        in waited.stderr, waited.stderr

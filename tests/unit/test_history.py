@@ -164,8 +164,8 @@ def test_history_shows_each_result_once_and_says_a_repeated_summary(db, monkeypa
 
 
 def test_rollups_keep_exact_minutes_latency_slots_and_counted_events(db) -> None:
-    """What the objectives read: minutes with a run and with a failing one, each run's
-    duration on the latency ladder, and a check's event counts, summed exactly."""
+    """What the objectives read: minutes with a run and with a failing one, each passing
+    run's duration on the latency ladder, and a check's event counts, summed exactly."""
     db.executemany("INSERT INTO results (at, check_id, status, duration_us, counts) "
                    "VALUES (?, 2, ?, ?, ?)",
                    [((T0 + 20 * i) * 1000, 2 if i == 4 else 0, 90_000 if i % 3 else 120_000,
@@ -175,7 +175,8 @@ def test_rollups_keep_exact_minutes_latency_slots_and_counted_events(db) -> None
                       "AND step = 300 ORDER BY start").fetchall()
     assert len(five) == 24
     assert five[0][:2] == (5, 1)  # the failing run at 80 s: minute 1 of the first bucket
-    assert json.loads(five[0][2]) == {"d100": 10, "d150": 5, "good": 37, "total": 45}
+    # The failing run (90 ms) is on no slot: a latency objective never counts it good.
+    assert json.loads(five[0][2]) == {"d100": 9, "d150": 5, "good": 37, "total": 45}
     hourly = db.execute("SELECT ok, crit, minutes, bad_minutes, counts FROM rollups "
                         "WHERE check_id = 2 AND step = 3600 ORDER BY start").fetchall()
     assert [r[:4] for r in hourly] == [(179, 1, 60, 1), (180, 0, 60, 0)]

@@ -110,6 +110,18 @@ def test_a_latency_regression_counts_runs_over_the_threshold(tmp_path: Path) -> 
     assert found.status == "page"
 
 
+def test_a_failed_run_is_never_good_for_latency_however_quick(tmp_path: Path) -> None:
+    """A refused connection fails in 5 ms: under the threshold, and bad all the same,
+    in the raw results and in the rollups alike."""
+    conn = write(tmp_path, 1, every(30, 3), lambda i, at: 2 if i % 10 == 0 else 0)
+    found = report(conn, slo(sli="latency", threshold=Duration(0.1)))
+    good, total = recount(conn, NOW - 30 * DAY, "status <= 1 AND duration_us <= 100000")
+    assert (found.good, found.total) == (good, total) == (8640 - 864, 8640)
+    for name, seconds in WINDOWS.items():
+        good, total = recount(conn, NOW - seconds, "status <= 1")
+        assert found.burn_rate[name] == pytest.approx((total - good) / total / 0.001), name
+
+
 def test_timeslices_count_minutes_with_a_failing_run(tmp_path: Path) -> None:
     """One failing run in each of 30 minutes: 30 bad minutes, however many runs pass."""
     conn = write(tmp_path, 1, every(10, 3), lambda i, at: 2 if i % 6 == 0 and i < 180 else 0)
@@ -125,9 +137,13 @@ def test_the_factors_scale_with_the_window(window_days: int) -> None:
     factors = [round(c.factor(window), 3) for c in CONDITIONS]
     assert factors == [round(f * window_days / 30, 3) for f in (14.4, 6, 3, 1)]
     calm = {name: 0.0 for name in WINDOWS}
-    assert status(calm, window) == ("ok", [])
+    assert status(calm, window) == ("ok", [], [])
     # Over the long window but not the short one: it has stopped; no alert.
-    assert status({**calm, "1h": 100.0}, window) == ("ok", [])
+    assert status({**calm, "1h": 100.0}, window) == ("ok", [], [])
+    # Over everywhere, but the last hour holds too little data: its page is held back.
+    verdict, firing, held = status({name: 100.0 for name in WINDOWS}, window,
+                                   frozenset({"1h"}))
+    assert (verdict, held) == ("page", [CONDITIONS[0]]) and firing == list(CONDITIONS[1:])
 
 
 def test_an_events_objective_counts_a_groups_good_events_under_the_threshold(
@@ -153,8 +169,8 @@ def test_vigil_slo_reports_each_objective_and_exits_with_the_worst(tmp_path: Pat
           lambda n, at: 2 if n % 2 == 0 and at >= now - 1800 else 0, now=now)
     config = tmp_path / "vigil.toml"
     config.write_text(f"""[daemon]\nstate_dir = "{tmp_path}"\nhttp = ""\n
-[checks.c0]\ntype = "tcp"\nhost = "127.0.0.1"\nport = 9\n
-[checks.c1]\ntype = "tcp"\nhost = "127.0.0.1"\nport = 9\n
+[checks.c0]\ntype = "tcp"\nhost = "127.0.0.1"\nport = 9\ninterval = "1m"\n
+[checks.c1]\ntype = "tcp"\nhost = "127.0.0.1"\nport = 9\ninterval = "1m"\n
 [slos.db]\nobjective = "99.9%"\ncheck = "c0"\n
 [slos.cache]\nobjective = "99%"\ncheck = "c1"\nsli = "latency"\nthreshold = "100ms"\n""")
 
@@ -193,7 +209,7 @@ def test_the_burn_down_falls_from_the_whole_budget_to_what_is_left(tmp_path: Pat
             if left < before]
     assert fell and all(outage[0] - 3600 <= at < outage[1] for at in fell)
     page = slopanel.render([found], {"s": points}, NOW)
-    assert 'id="slo-s"' in page and "error budget left: 7.4%" in page
+    assert 'id="slo-s"' in page and "error budget: 7.4% left" in page
     assert 'width="7.4"' in page  # the gauge
     drawn = re.search(r'class="chart burndown".*?points="([^"]*)"', page, re.S)
     assert drawn is not None and len(drawn.group(1).split()) > 10

@@ -96,6 +96,21 @@ def test_perfdata_round_trip() -> None:
                                     "used_bytes": 1024.0, "count": 3.0, "odd_name_s": 1.0}
 
 
+@pytest.mark.parametrize(("metric", "item"), [
+    # Every kind of name the built-in plugins give their metrics.
+    ("latency_ms", "latency=1ms"), ("mcp_total_ms", "mcp_total=1ms"),
+    ("success_rate_pct", "success_rate=1%"), ("database_size_bytes", "database_size=1B"),
+    ("uptime_s", "uptime=1s"), ("disk_root_full_in_seconds", "disk_root_full_in=1s"),
+    ("requests_per_s", "requests_per_s=1"), ("load1_per_core", "load1_per_core=1"),
+    ("oldest_days", "oldest_days=1"), ("status_code", "status_code=1"), ("count", "count=1"),
+    ('latency_p95_ms{signature="QA"}', """'latency_p95{signature="QA"}'=1ms"""),
+    ('failure_rate_pct{signature="QA"}', """'failure_rate{signature="QA"}'=1%"""),
+    ('errors{kind="refused"}', """'errors{kind="refused"}'=1"""),
+])
+def test_each_built_in_metric_name_has_its_nagios_unit(metric: str, item: str) -> None:
+    assert format_perfdata({metric: 1.0}) == item
+
+
 def test_plugin_output_with_long_output_perfdata() -> None:
     summary, metrics, raw = split_plugin_output(
         "DISK OK - free space: / 3326 MB (56%); | /=2643MB;3000;4000;0;5000\n"
