@@ -1,5 +1,6 @@
 """The HTTP surface: the server and its limits (``http``), what each endpoint
-answers (``api``), starting and moving it (``surface``), ``/metrics`` (``metrics``),
+answers (``api``), who may ask what (``access``: host names, the token, guessers),
+starting and moving it (``surface``), ``/metrics`` (``metrics``),
 the status page (``statuspage``, its data in ``statusdata``, ``status.css`` and
 ``status.js``) and badges (``badge``).
 

@@ -271,6 +271,33 @@ def test_the_page_speaks_words_and_fits_a_phone(write_config, daemon, page) -> N
     assert not page.problems, page.problems
 
 
+def test_a_check_named_like_markup_leaves_the_page_working(write_config, daemon,
+                                                           page) -> None:
+    # Its name inlined in the page's JSON must not end the script or open a comment.
+    port = free_port()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{port}"
+        [checks."x<!--<script>"]
+        type = "tcp"
+        port = 1
+        interval = "1s"
+        [checks."</script><b>bold</b>"]
+        type = "tcp"
+        port = 1
+        interval = "1s"
+    """)
+    d = daemon(config).start()
+    d.wait_for("check.result", check="x<!--<script>")
+    page.goto(f"http://127.0.0.1:{port}/status")
+    page.wait_for_selector("#live.on", timeout=5000)  # the script ran, and listens
+    names = page.locator(".checks h3, .checks .name").all_text_contents()
+    assert any("x<!--<script>" in n for n in names), names
+    assert page.locator("b", has_text="bold").count() == 0
+    assert not page.problems, page.problems
+
+
 def test_the_page_has_no_serious_accessibility_violation(write_config, daemon, tmp_path,
                                                          page) -> None:
     from axe_playwright_python.sync_playwright import Axe
