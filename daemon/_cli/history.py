@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from vigil._baseline.detector import WARMUP
 from vigil._cli.status import read_database, running_settings
 from vigil._config.sections import DaemonSettings
+from vigil._kit.visible import shown
 from vigil._store import database, history
 from vigil._store.records import AnomalyRow, CheckHistory
 
@@ -100,7 +101,7 @@ def _render(found: CheckHistory) -> str:
     for change in found["transitions"]:
         events.append((change["at"], f"{_when(change['at'])}  state {change['from']} -> "
                        f"{change['to']}  ({change['status']}: {change['summary']})"))
-    lines += [text for _, text in sorted(events, key=lambda e: e[0])]
+    lines += [shown(text) for _, text in sorted(events, key=lambda e: e[0])]
     if len(lines) == 2:
         lines.append("  (nothing in this window)")
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from vigil._cli.status import (
 )
 from vigil._engine import maintenance as scheduled
 from vigil._kit.durations import format_duration
+from vigil._kit.visible import shown
 from vigil._store import maintenance
 from vigil._store.maintenance import Window
 
@@ -124,8 +125,8 @@ def _list(args: argparse.Namespace) -> int:
     if not current and not any(s["since"] is not None for s in plans):
         print("no maintenance in force" + (f" on {', '.join(targets)}" if targets else ""))
     for w in current:
-        print(f"{w.target}  {_when(w.until)}  by {w.by}" + (f"  ({w.reason})" if w.reason
-                                                           else ""))
+        reason = f"  ({w.reason})" if w.reason else ""
+        print(shown(f"{w.target}  {_when(w.until)}  by {w.by}{reason}"))
     for s in plans:
         covers = ", ".join([*s["services"], *s["checks"]])
         state = ("not in force" if s["since"] is None or s["until"] is None

@@ -22,7 +22,7 @@ from vigil._cli.status import load
 from vigil._config.sections import CheckSpec, Config
 from vigil._engine.gate import Gate, maintained, paced
 from vigil._engine.runner import Runner
-from vigil._kit.redact import redact
+from vigil._kit.visible import shown
 from vigil._store import database, maintenance
 from vigil._store.maintenance import Window
 
@@ -66,7 +66,7 @@ def _why(standing: Message) -> str:
     held = standing.get("held") or ""
     if standing["status"] == "not run yet" and held:
         return f"waits: {held}"
-    said = f"{standing['status']} - {redact(standing['summary'])}"
+    said = f"{standing['status']} - {shown(standing['summary'])}"
     return f"{said}; it waits: {held}" if held else said
 
 
@@ -148,7 +148,7 @@ class Board:
             line = f"{event['check']}: waits - {event['reason']}"
         else:
             line = (f"{event['check']}: {event['status']} ({event['stable_s']:g}s) - "
-                    f"{redact(str(event['summary']))[:80]}")
+                    f"{shown(str(event['summary']))[:80]}")
         if not self.live:
             print(line, file=self.out, flush=True)
             return

@@ -65,6 +65,11 @@ def test_the_command_line_shows_a_hostile_check_harmlessly(hostile, daemon) -> N
     logs = run_vigil("logs", "--check", "evil", "-c", str(config))
     harmless(logs.stdout, "vigil logs")
     assert "\\x1b[2K" in logs.stdout
+    wait_until(lambda: "CRIT" in run_vigil("history", "evil", "-c", str(config)).stdout, 10,
+               "a result in the history")
+    history = run_vigil("history", "evil", "-c", str(config))
+    harmless(history.stdout, "vigil history")
+    assert "\\x1b]0;pwned\\x07" in history.stdout
 
 
 def test_sinks_get_a_hostile_check_escaped_for_them(hostile, daemon, receiver) -> None:

@@ -499,3 +499,17 @@ def test_a_third_party_managers_watch_follows_each_new_process(write_config, dae
         wait_until(new_pid, 10, "the new PID saved")
     assert d.stop() == 0
     os.kill(saved_pid(tmp_path / "state", "web"), signal.SIGTERM)  # it outlives vigil
+
+
+def test_a_saved_pid_without_its_start_time_is_not_taken_for_ours(tmp_path: Path) -> None:
+    # A state saved by hand or cut short: the PID may be anyone's by now (here, this
+    # test's own process): neither running nor watched, and never stopped by vigil.
+    from vigil.service.command import CommandOptions
+
+    manager = Command("svc", CommandOptions(start=["true"]))
+    manager.state_dir = tmp_path
+    manager.state = {"pid": os.getpid(), "pgid": os.getpgid(0)}
+    assert manager.is_running() is False
+    assert manager.watch(lambda _seen: None) is False
+    manager.state["create_time"] = psutil.Process().create_time()
+    assert manager.is_running() is True, "with its start time, it is known"
