@@ -1,7 +1,7 @@
 """When to alert: a FAILING check opens an alert at each sink whose rules take it (for a
 check that guards a service, by default only once healing did not help), and its
-recovery resolves it. Decisions go to the outbox (``_outbox``); each sink's sender
-(``_delivery``) sends them. The state of the checks and services is read each tick
+recovery resolves it. Decisions go to the outbox (``outbox``); each sink's sender
+(``delivery``) sends them. The state of the checks and services is read each tick
 and at every event, so a restart, a reload or a missed event only delays a decision."""
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The public types a plugin builds on: ``Check`` and ``Result`` (``check``),
 ``ServiceManager`` and ``Action`` (``manager``), ``Alert``, ``AlertSink`` and
-``Silence`` (``alert``), ``ConfigError`` (``errors``), thresholds, the sinks' HTTP
-requests and the plugins' logger. ``vigil.__all__`` re-exports what plugins may use.
+``Silence`` (``alert``), ``ConfigError`` (``errors``), thresholds (``thresholds``), the
+latency ladder results are counted on (``ladder``), the sinks' HTTP requests
+(``httppost``) and the plugins' logger (``logger``). ``vigil.__all__`` re-exports what
+plugins may use.
 
 May import: ``vigil._kit``."""

@@ -1,5 +1,5 @@
 """The config's sections as dataclasses: each field a key, its default written once.
-The parser (``_config``) reads TOML into them."""
+The validator (``validate``) builds them from the TOML."""
 
 from __future__ import annotations
 

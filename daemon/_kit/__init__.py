@@ -1,8 +1,10 @@
 """The kit: what any part may use and that knows nothing of vigil's model. Running
 commands without a shell (``proc``), atomic files (``atomic``), masking secrets
-(``redact``), ports and who holds them (``ports``), following a file (``tail``), the
-pidfd and systemd D-Bus watchers (``pidwatch``, ``unitwatch``), SHA-256 names without
-OpenSSL (``digest``), platform folders (``paths``), folders and files for their owner
-alone (``private``), durations, counts in words and Nagios perfdata.
+(``redact``), a check's words made safe for a terminal (``visible``), ports and who
+holds them (``ports``), following a file (``tail``), the pidfd and systemd D-Bus
+watchers (``pidwatch``, ``unitwatch``), SHA-256 names without OpenSSL (``digest``),
+platform folders (``paths``), folders and files for their owner alone (``private``),
+durations (``durations``), counts in words (``words``), Nagios perfdata (``perfdata``)
+and handing freed memory back (``memory``).
 
 May import: the standard library and third-party libraries only."""

@@ -1,6 +1,6 @@
 """The state database on disk: its schema, opening it (and setting aside one that cannot
 be read), taking in the JSON state file of earlier versions, and reading it back for
-the commands. The store (``_store``) writes it."""
+the commands. The store (``store``) writes it."""
 
 from __future__ import annotations
 

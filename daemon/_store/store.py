@@ -1,6 +1,6 @@
 """The state store: each check's and service's state, and the history, in the state
-database (``_database``). Callers only queue what changed, from any thread; the
-writer (``_writer``) commits it in one batch about once a second. A kill at any moment
+database (``database``). Callers only queue what changed, from any thread; the
+writer (``writer``) commits it in one batch about once a second. A kill at any moment
 loses at most the batch not yet committed and never leaves an unreadable database
 (SQLite's journal sees to that)."""
 

@@ -1,4 +1,4 @@
-"""What each HTTP endpoint answers, apart from the HTTP itself (``_http``): the probes
+"""What each HTTP endpoint answers, apart from the HTTP itself (``http``): the probes
 (``/livez``, ``/readyz``, ``/health``), ``/metrics``, the JSON API under ``/api/v1/``
 and the badges. Every answer is a :class:`Reply`; the event stream is a ``Stream``."""
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -88,3 +90,19 @@ def test_a_step_of_an_hour_back_and_forward_keeps_the_rhythm(write_config, daemo
     passed = sum(r["status"] in ("OK", "WARN") for r in results)
     assert state["checks"]["up"]["uptime_24h"] == round(passed / len(results), 6)
     assert passed >= len(results) - 2, [r["summary"] for r in results]
+
+
+def test_the_in_process_tests_pass_a_year_ahead(tmp_path) -> None:
+    # No test may assume today's date: tests/unit again, its wall clock 400 days ahead
+    # (libfaketime), its monotonic clock real.
+    assert LIBFAKETIME.exists(), "install the Debian package faketime"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": "+400d",
+           "DONT_FAKE_MONOTONIC": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+           "PYTHONPATH": str(Path(FIXTURES) / "faketime")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-n", "0", f"--basetemp={tmp_path / 'base'}", "tests/unit"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
+    assert done.returncode == 0, f"a year ahead, tests/unit says: {last}\n{done.stdout[-3000:]}"
+    assert " passed" in last and "failed" not in last, last
