@@ -200,11 +200,16 @@ def _create_time(pid: int) -> float | None:
 
 
 def _alive(pid: int, create_time: float | None) -> bool:
+    """Whether the process vigil started still runs: its PID, with the start time it had
+    then. Without that time (a state saved by hand or cut short) a PID may be anyone's
+    by now, so it is not taken for ours."""
+    if create_time is None:
+        return False
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
-        return create_time is None or abs(proc.create_time() - create_time) < 1
+        return abs(proc.create_time() - create_time) < 1
     except psutil.Error:
         return False
 

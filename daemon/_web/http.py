@@ -68,8 +68,10 @@ class Server(http.server.ThreadingHTTPServer):
         self.stopping = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._reserve = threading.BoundedSemaphore(PROBE_RESERVE)
-        #: Connections on a probe's slot; connections held per client address.
+        #: Connections on a probe's slot; the address of each on a connection's slot, and
+        #: how many each address holds.
         self.probing: set[socket.socket] = set()
+        self._clients: dict[socket.socket, str] = {}
         self._per_client: collections.Counter[str] = collections.Counter()
         self._streams = threading.BoundedSemaphore(MAX_STREAMS)
         #: Connections that became event streams, oldest first: they hold a stream's
@@ -98,8 +100,17 @@ class Server(http.server.ThreadingHTTPServer):
                 return False
         with self._reading_lock:
             self._streaming[conn] = None
+            self._forget_client(conn)
         self._slots.release()
         return True
+
+    def _forget_client(self, conn: socket.socket) -> None:
+        """(With the lock held.) ``conn`` no longer holds a connection's slot."""
+        client = self._clients.pop(conn, None)
+        if client is not None:
+            self._per_client[client] -= 1
+            if self._per_client[client] <= 0:
+                del self._per_client[client]
 
     def read_by(self, conn: socket.socket, deadline: float | None) -> None:
         """The request on ``conn`` must be read by ``deadline`` (None: it has been)."""
@@ -132,6 +143,7 @@ class Server(http.server.ThreadingHTTPServer):
                 blocking=False)
             if mine:
                 self._per_client[client] += 1
+                self._clients[request] = client
         if not mine:
             if not self._reserve.acquire(blocking=False):
                 # Refused at once: a flood of connections must not become a flood of
@@ -149,16 +161,12 @@ class Server(http.server.ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            client = str(client_address[0])
             with self._reading_lock:
                 self.cut.discard(request)
                 streamed = self._streaming.pop(request, False) is None
                 probe = request in self.probing
                 self.probing.discard(request)
-                if not probe:
-                    self._per_client[client] -= 1
-                    if self._per_client[client] <= 0:
-                        del self._per_client[client]
+                self._forget_client(request)
             if probe:
                 self._reserve.release()
             elif streamed:
