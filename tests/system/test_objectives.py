@@ -322,3 +322,56 @@ def test_no_burn_alert_opens_while_the_objectives_checks_are_under_maintenance(
                                                    f"{page['labels']['host']})")
     assert page["annotations"]["budget_remaining"] == "spent 4.6x over"
     assert d.events("slo.exhausted", slo="db")
+
+
+def test_an_objectives_window_and_latency_threshold_that_cannot_be_counted_are_errors(
+        write_config) -> None:
+    """A window under 3 days (the slowest burn alert looks back that far) or past the
+    history kept, and a latency threshold off the history's ladder: each a config error
+    at its key's line. The limits themselves (3d, history_keep) and a step of the
+    ladder are fine."""
+    config = write_config("""
+        [daemon]
+        state_dir = "state"
+        history_keep = "20d"
+        [checks.c0]
+        type = "tcp"
+        port = 9
+        [slos.short]
+        check = "c0"
+        objective = "99%"
+        window = "2d"
+        [slos.long]
+        check = "c0"
+        objective = "99%"
+        window = "21d"
+        [slos.off_ladder]
+        check = "c0"
+        objective = "99%"
+        window = "3d"
+        sli = "latency"
+        threshold = "120ms"
+        [slos.at_the_limits]
+        check = "c0"
+        objective = "99%"
+        window = "20d"
+        sli = "latency"
+        threshold = "150ms"
+    """)
+    lines = config.read_text().splitlines()
+    short, long, off = (lines.index(text) + 1 for text in (
+        'window = "2d"', 'window = "21d"', 'threshold = "120ms"'))
+    done = run_vigil("config", "validate", "-c", str(config))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    ladder = "1, 2, 5, 10, 20, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750, 1000"
+    for expected in (
+            f"{config}:{short}: slos.short.window: must be at least 3d: the slowest burn "
+            "alert looks back that far",
+            f"{config}:{long}: slos.long.window: 21d is longer than [daemon] history_keep "
+            "(20d): the history would not reach back that far",
+            f"{config}:{off}: slos.off_ladder.threshold: must be on the history's latency "
+            f"ladder (ms): {ladder}, "):
+        assert expected in done.stderr, done.stderr
+    assert "3 errors" in done.stderr and "at_the_limits" not in done.stderr, done.stderr
+    refused = run_vigil("run", "-c", str(config), timeout=30)
+    assert refused.returncode == 1 and "slos.short.window" in refused.stderr
