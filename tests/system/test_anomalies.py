@@ -4,6 +4,7 @@ anomaly is logged, flagged on /metrics and on the page, and cleared once it is o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -13,7 +14,10 @@ import time
 import urllib.request
 
 from tests.helpers import (
+    FIXTURES,
+    event_time,
     free_port,
+    listening,
     run_times,
     run_vigil,
     slow_http,
@@ -214,4 +218,74 @@ def test_a_baseline_watches_only_series_the_check_has(write_config, daemon) -> N
                        ("script", "latency")}
     d.wait_for("check.result", count=3, check="script")
     assert len(d.events("baseline.skipped")) == 1, "said once"
+    assert d.stop() == 0
+
+
+def test_anomaly_settings_in_defaults_make_a_warn_that_never_heals_nor_alerts(
+        write_config, daemon, receiver, tmp_path, monkeypatch) -> None:
+    """`baseline`, `anomaly = "warn"` and `anomaly_for` in [defaults]: both checks are
+    watched; c0 (guarding a service, alerting at once when FAILING) turns WARN once its
+    anomaly has lasted anomaly_for, not before; c1, which sets `anomaly = "info"` itself,
+    stays OK. The WARN heals nothing and alerts nobody: the sentinel's alert, sent after
+    the WARNs, is the only one."""
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    port, sentinel = free_port(), free_port()
+    now = time.time()
+    rng = random.Random(35)
+    write_history(tmp_path / "state", 2, run_times(300, 3, now), lambda n, at: 0, now,
+                  lambda i: USUAL_MS * math.exp(rng.gauss(0, 0.08))).close()
+    flag = tmp_path / "flag"
+    flag.write_text("OK")
+    checks = "".join(f"""
+        [checks.{name}]
+        type = "http"
+        url = "http://127.0.0.1:{port}/"
+        interval = "1s"
+        fall = 1
+        {own}
+    """ for name, own in (("c0", 'service = "web"'), ("c1", 'anomaly = "info"')))
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        baseline_window = "10s"
+        [defaults]
+        baseline = ["duration"]
+        anomaly = "warn"
+        anomaly_for = "5s"
+        [services.web]
+        manager = "flag"
+        status_file = "{flag}"
+        {checks}
+        [checks.beat]
+        type = "tcp"
+        port = {sentinel}
+        interval = "300ms"
+        fall = 1
+        [alerts.hook]
+        type = "webhook"
+        url = "{receiver.url('/hook')}"
+        after_heal = false
+    """)
+    with slow_http(port, DELAY) as switch, contextlib.ExitStack() as beat:
+        beat.enter_context(listening(sentinel))
+        d = daemon(config).start()
+        d.wait_for("check.result", count=25, check="c0", timeout=40)
+        switch["delay"] = DELAY * 5
+        began = {name: d.wait_for("check.anomaly", check=name, series="duration",
+                                  timeout=40)[0] for name in ("c0", "c1")}
+        assert began["c0"]["level_set"] == "warn" and began["c1"]["level_set"] == "info"
+        warned = d.wait_for("check.result", check="c0", status="WARN", count=3, timeout=20)
+        assert "(anomalous: duration " in warned[0]["summary"]
+        waited = event_time(warned[0]) - event_time(began["c0"])
+        assert waited >= 5, f"WARN {waited:.1f}s after the anomaly began, not anomaly_for"
+        since = event_time(began["c1"])
+        assert {r["status"] for r in d.events("check.result", check="c1")
+                if event_time(r) >= since} == {"OK"}, "anomaly = 'info' on c1 itself"
+        beat.close()
+        wait_until(lambda: receiver.at("/hook"), 20, "the sentinel's alert")
+    alerted = {a["labels"]["check"] for body in receiver.at("/hook") for a in body["alerts"]}
+    assert alerted == {"beat"}
+    assert not d.events("heal.started") and not d.events("heal.skipped")
+    assert not d.events("check.state_changed", check="c0", to="FAILING")
     assert d.stop() == 0
