@@ -5,12 +5,15 @@ success rate, requests per second, mean and p50/p95/p99 response times, errors b
 It loads a real service, so it is bounded: at most ``concurrency`` calls in flight and
 ``requests`` in all, 5 minutes at least between two runs (its interval, its fast
 interval, and whoever asks) unless ``allow_frequent``, and vigil does not run it while
-its service is being healed or is under maintenance."""
+its service is being healed or is under maintenance. The calls get ``CALLS_SHARE`` of its
+``timeout``: one still unanswered then is a ``timeout`` error, and the test ends with its
+figures before the core's timeout would take them."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -27,6 +30,9 @@ from vigil import (
     redact,
     worst,
 )
+
+#: The share of the check's ``timeout`` its calls may take; the rest is the core's margin.
+CALLS_SHARE = 0.9
 
 
 @dataclass
@@ -78,17 +84,19 @@ class Load(Check):
     def run(self) -> Result:
         opts = self.options
         began = time.perf_counter()
-        calls = self._mcp() if opts.mcp_url else self._http()
+        calls = self._mcp() if opts.mcp_url else self._http(began + CALLS_SHARE * self.timeout)
         elapsed = time.perf_counter() - began
         return judge(calls, elapsed, opts, redact(opts.url or opts.mcp_url or ""))
 
-    def _http(self) -> list[Call]:
+    def _http(self, deadline: float) -> list[Call]:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(self.options.concurrency) as pool:
-            return list(pool.map(lambda _: self._one_http(), range(self.options.requests)))
+            return list(pool.map(lambda _: self._one_http(deadline),
+                                 range(self.options.requests)))
 
-    def _one_http(self) -> Call:
+    def _one_http(self, deadline: float) -> Call:
+        """One request, answered by ``deadline`` (time.perf_counter()) or a timeout."""
         # urllib costs the daemon ~2 MB: imported only when a load check runs.
         import urllib.error
         import urllib.request
@@ -98,8 +106,10 @@ class Load(Check):
         request = urllib.request.Request(opts.url or "", data=data, method=opts.method,
                                          headers=opts.headers)
         began = time.perf_counter()
+        if began >= deadline:  # its turn came after the test's time was up
+            return Call(0.0, "timeout")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+            with urllib.request.urlopen(request, timeout=deadline - began) as reply:
                 reply.read()
             error = ""
         except urllib.error.HTTPError as exc:
@@ -124,7 +134,7 @@ class Load(Check):
         opts = self.options
         shares = [opts.requests // opts.concurrency + (i < opts.requests % opts.concurrency)
                   for i in range(opts.concurrency)]
-        with anyio.fail_after(self.timeout):
+        with anyio.fail_after(CALLS_SHARE * self.timeout):
             async with anyio.create_task_group() as group:
                 for share in shares:
                     group.start_soon(self._mcp_session, share, calls)
@@ -193,13 +203,31 @@ def _below(value: float, warn: float | None, crit: float | None) -> Status:
 
 
 def _kind(error: object) -> str:
-    """An error's kind, for the ``errors`` metric: timeout, refused, or its type."""
-    text = f"{type(error).__name__} {error}".lower()
-    if "timed out" in text or "timeout" in text:
-        return "timeout"
-    if "refused" in text:
-        return "refused"
+    """An error's kind, for the ``errors`` metric: timeout, refused, or its type. What a
+    library wraps (the MCP SDK's task group, httpx's ConnectError over the socket's
+    ConnectionRefusedError) is looked through."""
+    for found in _within(error):
+        text = f"{type(found).__name__} {found}".lower()
+        if isinstance(found, TimeoutError) or "timed out" in text or "timeout" in text:
+            return "timeout"
+        if isinstance(found, ConnectionRefusedError) or "refused" in text:
+            return "refused"
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
     return type(error).__name__
+
+
+def _within(error: object, depth: int = 0) -> Iterator[object]:
+    """The error, what an exception group holds, and what each was raised from."""
+    yield error
+    if not isinstance(error, BaseException) or depth > 10:
+        return
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _within(inner, depth + 1)
+    cause = error.__cause__ or error.__context__
+    if cause is not None:
+        yield from _within(cause, depth + 1)
 
 
 @hookimpl

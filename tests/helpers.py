@@ -559,6 +559,11 @@ def am_silences(port: int) -> list[dict[str, Any]]:
         return list(json.load(got))
 
 
+def statuses(bodies: list[dict[str, Any]]) -> list[str]:
+    """The status of each alert in webhook bodies (Alertmanager's payload), in order."""
+    return [alert["status"] for body in bodies for alert in body["alerts"]]
+
+
 def run_times(seconds: float, days: float, until: float) -> list[float]:
     """Times every ``seconds`` over the ``days`` before ``until``."""
     return [until - days * 86400 + i * seconds for i in range(int(days * 86400 / seconds))]

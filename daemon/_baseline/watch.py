@@ -340,7 +340,8 @@ def _windows(series: Series) -> int:
 
 
 def _figure(value: float) -> str:
-    return f"{value:.3g}"
+    """Three figures, as a person reads them: 0.42, 42.5, 425, and 1000 (not 1e+03)."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
 
 
 def _roughly(seconds: float) -> str:

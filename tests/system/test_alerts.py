@@ -29,6 +29,7 @@ from tests.helpers import (
     free_port,
     listening,
     run_vigil,
+    statuses,
     wait_until,
 )
 
@@ -71,10 +72,6 @@ def sentinel() -> Iterator[Sentinel]:
     found = Sentinel()
     yield found
     found.close()
-
-
-def statuses(bodies: list[dict[str, Any]]) -> list[str]:
-    return [alert["status"] for body in bodies for alert in body["alerts"]]
 
 
 def test_alertmanager_gets_one_firing_alert_and_its_resolution_across_a_restart(

@@ -4,6 +4,8 @@ anomaly is logged, flagged on /metrics and on the page, and cleared once it is o
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -13,13 +15,18 @@ import time
 import urllib.request
 
 from tests.helpers import (
+    FIXTURES,
+    event_time,
     free_port,
+    listening,
     run_times,
     run_vigil,
     slow_http,
     wait_until,
     write_history,
 )
+from vigil import Status
+from vigil.testing import run_check
 
 #: The server's usual delay (s), and the check's usual duration around it (ms).
 DELAY, USUAL_MS = 0.04, 42.0
@@ -215,3 +222,131 @@ def test_a_baseline_watches_only_series_the_check_has(write_config, daemon) -> N
     d.wait_for("check.result", count=3, check="script")
     assert len(d.events("baseline.skipped")) == 1, "said once"
     assert d.stop() == 0
+
+
+def test_anomaly_settings_in_defaults_make_a_warn_that_never_heals_nor_alerts(
+        write_config, daemon, receiver, tmp_path, monkeypatch) -> None:
+    """`baseline`, `anomaly = "warn"` and `anomaly_for` in [defaults]: both checks are
+    watched; c0 (guarding a service, alerting at once when FAILING) turns WARN once its
+    anomaly has lasted anomaly_for, not before; c1, which sets `anomaly = "info"` itself,
+    stays OK. The WARN heals nothing and alerts nobody: the sentinel's alert, sent after
+    the WARNs, is the only one."""
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    port, sentinel = free_port(), free_port()
+    now = time.time()
+    rng = random.Random(35)
+    write_history(tmp_path / "state", 2, run_times(300, 3, now), lambda n, at: 0, now,
+                  lambda i: USUAL_MS * math.exp(rng.gauss(0, 0.08))).close()
+    flag = tmp_path / "flag"
+    flag.write_text("OK")
+    checks = "".join(f"""
+        [checks.{name}]
+        type = "http"
+        url = "http://127.0.0.1:{port}/"
+        interval = "1s"
+        fall = 1
+        {own}
+    """ for name, own in (("c0", 'service = "web"'), ("c1", 'anomaly = "info"')))
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        baseline_window = "10s"
+        [defaults]
+        baseline = ["duration"]
+        anomaly = "warn"
+        anomaly_for = "5s"
+        [services.web]
+        manager = "flag"
+        status_file = "{flag}"
+        {checks}
+        [checks.beat]
+        type = "tcp"
+        port = {sentinel}
+        interval = "300ms"
+        fall = 1
+        [alerts.hook]
+        type = "webhook"
+        url = "{receiver.url('/hook')}"
+        after_heal = false
+    """)
+    with slow_http(port, DELAY) as switch, contextlib.ExitStack() as beat:
+        beat.enter_context(listening(sentinel))
+        d = daemon(config).start()
+        d.wait_for("check.result", count=25, check="c0", timeout=40)
+        switch["delay"] = DELAY * 5
+        began = {name: d.wait_for("check.anomaly", check=name, series="duration",
+                                  timeout=40)[0] for name in ("c0", "c1")}
+        assert began["c0"]["level_set"] == "warn" and began["c1"]["level_set"] == "info"
+        warned = d.wait_for("check.result", check="c0", status="WARN", count=3, timeout=20)
+        assert "(anomalous: duration " in warned[0]["summary"]
+        waited = event_time(warned[0]) - event_time(began["c0"])
+        assert waited >= 5, f"WARN {waited:.1f}s after the anomaly began, not anomaly_for"
+        since = event_time(began["c1"])
+        assert {r["status"] for r in d.events("check.result", check="c1")
+                if event_time(r) >= since} == {"OK"}, "anomaly = 'info' on c1 itself"
+        beat.close()
+        wait_until(lambda: receiver.at("/hook"), 20, "the sentinel's alert")
+    alerted = {a["labels"]["check"] for body in receiver.at("/hook") for a in body["alerts"]}
+    assert alerted == {"beat"}
+    assert not d.events("heal.started") and not d.events("heal.skipped")
+    assert not d.events("check.state_changed", check="c0", to="FAILING")
+    assert d.stop() == 0
+
+
+def test_forecasts_use_the_thresholds_of_the_built_in_check_types(tmp_path) -> None:
+    """A forecast warns when a series' trend will pass the threshold its check type
+    gives: tcp and http their warn_ms, else crit_ms; load its p95_warn, else p95_crit;
+    none without one. Each check runs for real against a real server, which gives its
+    threshold; the climb (hours of it) is fed to the baselines a window at a time, each
+    window's value that run's with the series' figure of the climb."""
+    from vigil._baseline.watch import Baselines
+    from vigil._config.loader import parse
+    from vigil._engine.runner import Outcome
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    load = f'type = "load"\nurl = "{url}"\nrequests = 2\nallow_frequent = true\n' \
+           'baseline = ["latency_p95_ms"]\n'
+    # name: (its options, and the threshold its forecast must pass)
+    cases = {"tcp_warn": (f'type = "tcp"\nport = {port}\nwarn_ms = 50\ncrit_ms = 500\n', 50),
+             "tcp_crit": (f'type = "tcp"\nport = {port}\ncrit_ms = 80\n', 80),
+             "tcp_none": (f'type = "tcp"\nport = {port}\n', None),
+             "http_warn": (f'type = "http"\nurl = "{url}"\nwarn_ms = 200\ncrit_ms = 900\n', 200),
+             "http_default": (f'type = "http"\nurl = "{url}"\n', 1000),
+             "load_warn": (load + 'p95_warn = "150ms"\np95_crit = "1s"\n', 150),
+             "load_crit": (load + 'p95_crit = "300ms"\n', 300)}
+    config = parse(str(tmp_path / "vigil.toml"), f"""
+[daemon]
+state_dir = "{tmp_path}"
+[defaults]
+baseline = ["latency_ms"]
+forecast = "2h"
+forecast_window = "1h"
+""" + "".join(f"[checks.{name}]\n{body}" for name, (body, _) in cases.items()))
+    with slow_http(port, 0.0):
+        results = {name: run_check(spec.check) for name, spec in config.checks.items()}
+    assert {r.status for r in results.values()} == {Status.OK}, results
+
+    baselines = Baselines(tmp_path)
+    baselines.install(config.checks, 10.0)
+    baselines._stop.set()  # its thread closes windows on the wall clock: these are T0's
+    now, said = float(1_767_225_600), {}
+    for step in range(80):  # flat at 20 (ms) for 40 windows, then 2% more each window
+        now += 10
+        value = 20 * 1.02 ** max(0, step - 40)
+        for name, spec in config.checks.items():
+            [series] = spec.baseline
+            result = results[name]
+            fed = dataclasses.replace(result, metrics={**result.metrics, series: value})
+            said[name] = baselines.observe(spec, Outcome(fed, value), now, held=False)
+        baselines.close_windows(now + 1)
+    forecasts = baselines.forecasts()
+    for name, (_, threshold) in cases.items():
+        outcome = said[name].result
+        if threshold is None:
+            assert name not in forecasts and outcome.status is Status.OK, outcome
+            continue
+        assert name in forecasts, (name, forecasts)
+        assert outcome.status is Status.WARN, (name, outcome)
+        assert f" will pass {threshold} in about " in outcome.summary, (name, outcome.summary)

@@ -5,9 +5,11 @@ that fail, healing given up, an alert sink that cannot be reached, an agent down
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import urllib.request
 from typing import Any
 
 from tests.helpers import free_port, listening, prometheus_server, run_vigil, wait_until
@@ -117,3 +119,78 @@ def test_export_config_warns_of_a_token_it_does_not_pass_and_refuses_a_bad_targe
         bad = run_vigil("export", "prometheus", "config", "--target", target, "-c", str(config))
         assert bad.returncode == 2 and "is not HOST:PORT" in bad.stderr, (target, bad.stderr)
         assert "Traceback" not in bad.stderr and bad.stdout == ""
+
+
+def test_exported_rules_leave_a_check_under_maintenance_out_in_promtool(
+        write_config, daemon, tmp_path) -> None:
+    """Two checks of an agent FAILING, one under maintenance: promtool, fed what the
+    agent's /metrics said (ten minutes as it was under the window, ten as it was after),
+    fires VigilCheckFailing for the other one only, then for both; never for a check
+    flagged by vigil_check_maintenance."""
+    promtool = shutil.which("promtool")
+    assert promtool, "install the Debian package prometheus (it has promtool)"
+    http = free_port()
+    failing = "".join(f'[checks.{name}]\ntype = "tcp"\nport = {free_port()}\n'
+                      'interval = "300ms"\nfall = 1\n' for name in ("held", "open"))
+    config = write_config(f'[daemon]\nstate_dir = "state"\nhttp = "127.0.0.1:{http}"\n'
+                          + failing)
+    opened = run_vigil("maintenance", "start", "held", "--for", "1h", "-c", str(config))
+    assert opened.returncode == 0, opened.stderr
+    d = daemon(config).start()
+
+    def scraped() -> dict[str, float]:
+        """Each sample of the check states and maintenance flags, as Prometheus would
+        label it: the agent's instance and job added."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as got:
+            text = got.read().decode()
+        found = {}
+        for line in text.splitlines():
+            if line.startswith(("vigil_check_state{", "vigil_check_maintenance{")):
+                series, _, value = line.rpartition(" ")
+                found[series[:-1] + ',instance="agent",job="vigil"}'] = float(value)
+        return found
+
+    def failing_now(check: str) -> bool:
+        return scraped().get(f'vigil_check_state{{check="{check}",state="FAILING",'
+                             'instance="agent",job="vigil"}') == 1.0
+
+    wait_until(lambda: failing_now("open"), 10, "open FAILING")
+    under = scraped()
+    assert under['vigil_check_maintenance{check="held",instance="agent",job="vigil"}'] == 1.0
+    assert run_vigil("maintenance", "end", "held", "-c", str(config)).returncode == 0
+    wait_until(lambda: failing_now("held"), 10, "held FAILING once the window ended")
+    after = scraped()
+    assert d.stop() == 0
+
+    exported = run_vigil("export", "prometheus", "rules", "--for", "1m", "-c", str(config))
+    assert exported.returncode == 0, exported.stderr
+    rules = tmp_path / "rules.yml"
+    rules.write_text(exported.stdout)
+
+    def fires(*checks: str) -> list[dict[str, Any]]:
+        return [{"exp_labels": {"check": check, "state": "FAILING", "instance": "agent",
+                                "job": "vigil", "severity": "warning"},
+                 "exp_annotations": {
+                     "summary": f"{check} is FAILING on agent",
+                     "description": "vigil confirmed the check failing (fall results in a "
+                                    "row); its own alerts say what healing tried."}}
+                for check in checks]
+
+    # And the rule's own `unless`: a series FAILING and flagged under maintenance at
+    # once (an agent shows MAINTENANCE as its state then; the rule does not rest on that).
+    flagged = {f'vigil_check_{metric}{{check="both",{label}instance="agent",job="vigil"}}': 1.0
+               for metric, label in (("state", 'state="FAILING",'), ("maintenance", ""))}
+    test = {"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": series, "values": f"{value:g}x9 {after[series]:g}x9"}
+                         for series, value in under.items()]
+        + [{"series": series, "values": "1x19"} for series in flagged],
+        "alert_rule_test": [
+            {"eval_time": "9m", "alertname": "VigilCheckFailing", "exp_alerts": fires("open")},
+            {"eval_time": "19m", "alertname": "VigilCheckFailing",
+             "exp_alerts": fires("held", "open")}]}]}
+    tests = tmp_path / "tests.yml"
+    tests.write_text(json.dumps(test))  # JSON is YAML
+    tested = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True,
+                            text=True, timeout=60)
+    assert tested.returncode == 0, tested.stdout + tested.stderr

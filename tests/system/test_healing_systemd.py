@@ -484,3 +484,85 @@ def left_stopped(systemd: PrivateSystemd, write_config, daemon, tmp_path: Path, 
     d.wait_for("maintenance.ended", target="web", why="expired", timeout=10)
     d.wait_for("heal.succeeded", count=2, service="web", timeout=15)
     assert d.stop() == 0
+
+
+def test_respect_stops_false_heals_a_unit_stopped_on_purpose(
+        systemd: PrivateSystemd, write_config, daemon, tmp_path):
+    """`respect_stops = false`: a `systemctl stop` is heard as a stop (``deliberate``),
+    and healed all the same, with no maintenance window."""
+    port = start_web_unit(systemd)
+    config = service_config(write_config, tmp_path, {"web": port}, backoff='"0s"',
+                            respect_stops="false")
+    d = daemon(config, prefix=systemd.prefix()).start()
+    d.wait_for("watch.connected", units=["vigil-web.service"])
+    d.wait_for("check.state_changed", check="web", to="OK")
+    old_pid = systemd.main_pid("vigil-web.service")
+
+    systemd.run("systemctl", "stop", "vigil-web.service")
+    exited = d.wait_for("service.exited", service="web")[0]
+    assert exited["deliberate"] is True and exited["result"] == "success", exited
+    started = d.wait_for("heal.started", service="web", timeout=15)[0]
+    assert started["action"] == "start"
+    d.wait_for("heal.succeeded", service="web", timeout=15)
+    wait_until(lambda: answers(port), 10, "the stopped unit started again")
+    assert systemd.main_pid("vigil-web.service") not in (0, old_pid)
+    assert not d.events("maintenance.started") and not d.events("heal.skipped")
+    assert d.stop() == 0
+
+
+#: Serves HTTP on argv[1] until the file argv[2] exists, then exits 0 by itself.
+ENDS_BY_ITSELF = """\
+import http.server, os, sys, threading, time
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])),
+                                http.server.SimpleHTTPRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+sys.exit(0)
+"""
+
+
+def test_a_unit_that_ends_by_itself_with_success_counts_as_stopped(
+        systemd: PrivateSystemd, write_config, daemon, tmp_path):
+    """A unit whose program exits 0 on its own leaves the active state with the result
+    ``success``, as a `systemctl stop` does: left stopped, under maintenance, until it
+    runs again; never healed meanwhile."""
+    port, done = free_port(), tmp_path / "done"
+    script = tmp_path / "ends.py"
+    script.write_text(ENDS_BY_ITSELF)
+    systemd.write_unit("vigil-job.service", unit(f"{sys.executable} {script} {port} {done}"))
+    systemd.run("systemctl", "start", "vigil-job.service")
+    wait_until(lambda: answers(port), 10, "the job listens")
+    config = write_config(f"""
+        [daemon]
+        state_dir = "{tmp_path}/state"
+        [services.job]
+        manager = "systemd"
+        unit = "vigil-job.service"
+        backoff = "0s"
+        [checks.job]
+        type = "tcp"
+        port = {port}
+        service = "job"
+        interval = "1s"
+        fall = 1
+    """)
+    d = daemon(config, prefix=systemd.prefix()).start()
+    d.wait_for("watch.connected", units=["vigil-job.service"])
+    d.wait_for("check.state_changed", check="job", to="OK")
+
+    done.touch()  # the program ends by itself, with exit code 0
+    exited = d.wait_for("service.exited", service="job")[0]
+    assert exited["deliberate"] is True and exited["result"] == "success", exited
+    assert exited["active_state"] == "inactive"
+    held = d.wait_for("maintenance.started", target="job")[0]
+    assert held["by"] == "a deliberate stop"
+    # The check fails now: the healer's decision is to leave it stopped.
+    d.wait_for("heal.skipped", service="job", reason="maintenance", timeout=10)
+    assert not d.events("heal.started") and systemd.is_active("vigil-job.service") == "inactive"
+
+    done.unlink()
+    systemd.run("systemctl", "start", "vigil-job.service")
+    d.wait_for("maintenance.ended", target="job", why="it runs again", timeout=15)
+    assert not d.events("heal.started")
+    assert d.stop() == 0

@@ -4,14 +4,26 @@ the slow server injects, a failing share is counted, and the bounds hold."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from tests.helpers import FIXTURES, free_port, listening, run_vigil, slow_http, wait_until
+from tests.helpers import (
+    FIXTURES,
+    answers,
+    free_port,
+    listening,
+    run_vigil,
+    slow_http,
+    wait_until,
+)
 from vigil import Status
 from vigil.testing import make_check, run_check
 
@@ -216,3 +228,141 @@ def test_vigil_wait_without_a_daemon_runs_a_load_check_no_sooner_than_its_floor(
     assert "load CRIT - " in waited.stderr
     assert "; it waits: runs at most every 5m (it loads its service): next run at " \
         in waited.stderr, waited.stderr
+
+
+@contextlib.contextmanager
+def mcp_server(tmp_path: Path, tool_delay_ms: int) -> Iterator[tuple[int, Path]]:
+    """The test MCP memory server on a free port, its tool taking ``tool_delay_ms``:
+    (its port, the file where it writes each call of the tool), once it listens."""
+    port, calls = free_port(), tmp_path / f"calls-{tool_delay_ms}.jsonl"
+    knobs = tmp_path / f"knobs-{tool_delay_ms}.json"
+    knobs.write_text(json.dumps({"tool_delay_ms": tool_delay_ms}))
+    server = subprocess.Popen([sys.executable, str(Path(FIXTURES) / "mcp_memory_server.py"),
+                               "--port", str(port), "--knobs", str(knobs), "--calls",
+                               str(calls)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: answers(port), 30, "the MCP server to listen")
+        yield port, calls
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def checked(config: Path, name: str) -> tuple[int, dict[str, Any]]:
+    """`vigil check NAME --json`: its exit code and what it printed."""
+    done = run_vigil("check", name, "--json", "-c", str(config))
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_an_mcp_load_test_opens_concurrency_sessions_and_calls_in_turn_in_each(
+        write_config, tmp_path: Path) -> None:
+    """Seven calls, concurrency 3: three MCP sessions (as the server saw them), 3, 2 and
+    2 calls each, one after the other in a session, three in flight at once."""
+    with mcp_server(tmp_path, 200) as (port, calls):
+        config = write_config(f"""
+            [checks.load]
+            type = "load"
+            mcp_url = "http://127.0.0.1:{port}/mcp"
+            tool = "rehydrate_memory"
+            arguments = {{ session_id = "vigil-probe" }}
+            requests = 7
+            concurrency = 3
+            interval = "5m"
+        """)
+        code, found = checked(config, "load")
+    assert code == 0 and found["metrics"]["success_rate_pct"] == 100, found
+    made = [json.loads(line) for line in calls.read_text().splitlines()]
+    sessions: dict[str, list[tuple[float, float]]] = {}
+    for call in made:
+        sessions.setdefault(call["session"], []).append((call["start"], call["end"]))
+    assert None not in sessions and sorted(map(len, sessions.values())) == [2, 2, 3], made
+    for spans in sessions.values():  # in turn: each call begins once the one before ended
+        assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
+    spans = [(call["start"], call["end"]) for call in made]
+    in_flight = max(sum(start <= at < end for start, end in spans) for at, _ in spans)
+    assert in_flight == 3, made
+
+
+def test_a_load_tests_failures_are_counted_by_their_kind(write_config, tmp_path: Path) -> None:
+    """Nobody listening is `refused` (HTTP and MCP alike), a call unanswered within the
+    test's time is a `timeout` (and the test still reports, before vigil's own timeout),
+    and a tool that answers with an error is a `tool_error`."""
+    closed, slow = free_port(), free_port()
+    with slow_http(slow, 3.0), mcp_server(tmp_path, 0) as (mcp, _), \
+            mcp_server(tmp_path, 3000) as (stuck, _):
+        config = write_config(f"""
+            [defaults]
+            interval = "5m"
+            [checks.http_refused]
+            type = "load"
+            url = "http://127.0.0.1:{closed}/"
+            requests = 3
+            [checks.mcp_refused]
+            type = "load"
+            mcp_url = "http://127.0.0.1:{closed}/mcp"
+            tool = "rehydrate_memory"
+            requests = 3
+            [checks.http_timeout]
+            type = "load"
+            url = "http://127.0.0.1:{slow}/"
+            requests = 3
+            concurrency = 1
+            timeout = "1s"
+            [checks.mcp_timeout]
+            type = "load"
+            mcp_url = "http://127.0.0.1:{stuck}/mcp"
+            tool = "rehydrate_memory"
+            arguments = {{ session_id = "s" }}
+            requests = 3
+            concurrency = 1
+            timeout = "2s"
+            [checks.tool_error]
+            type = "load"
+            mcp_url = "http://127.0.0.1:{mcp}/mcp"
+            tool = "no_such_tool"
+            requests = 3
+        """)
+        for name, kind in (("http_refused", "refused"), ("mcp_refused", "refused"),
+                           ("http_timeout", "timeout"), ("mcp_timeout", "timeout"),
+                           ("tool_error", "tool_error")):
+            code, found = checked(config, name)
+            errors = {k: v for k, v in found["metrics"].items() if k.startswith("errors")}
+            assert code == 2 and errors == {f'errors{{kind="{kind}"}}': 3.0}, (name, found)
+            assert f"errors: {kind} x3" in found["summary"], (name, found)
+
+
+def test_a_load_tests_p95_is_judged_against_p95_warn_and_p95_crit(write_config) -> None:
+    """Every answer takes 100 ms: a p95 over p95_warn is WARN, over p95_crit CRIT, under
+    both OK; `vigil check` exits 1, 2 and 0."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with slow_http(port, 0.1):
+        config = write_config(f"""
+            [defaults]
+            interval = "5m"
+            [checks.slow]
+            type = "load"
+            url = "{url}"
+            requests = 4
+            p95_warn = "50ms"
+            p95_crit = "1s"
+            [checks.too_slow]
+            type = "load"
+            url = "{url}"
+            requests = 4
+            p95_warn = "20ms"
+            p95_crit = "80ms"
+            [checks.quick_enough]
+            type = "load"
+            url = "{url}"
+            requests = 4
+            p95_warn = "1s"
+            p95_crit = "2s"
+        """)
+        for name, code, status in (("slow", 1, "WARN"), ("too_slow", 2, "CRIT"),
+                                   ("quick_enough", 0, "OK")):
+            got, found = checked(config, name)
+            assert (got, found["status"]) == (code, status), (name, found)
+            assert found["metrics"]["success_rate_pct"] == 100
+            assert 100 <= found["metrics"]["latency_p95_ms"] < 1000, found

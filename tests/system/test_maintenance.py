@@ -5,6 +5,7 @@ API open, list and end them, scheduled ones too; the history marks what they hel
 from __future__ import annotations
 
 import json
+import socket
 import textwrap
 import time
 from datetime import UTC, datetime
@@ -13,7 +14,18 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import FIXTURES, call, free_port, run_vigil, saved_state, wait_until
+from tests.helpers import (
+    FIXTURES,
+    alertmanager,
+    am_alerts,
+    am_silences,
+    call,
+    free_port,
+    run_vigil,
+    saved_state,
+    statuses,
+    wait_until,
+)
 
 
 def test_a_window_holds_heals_back_and_its_end_lets_them_go(write_config, daemon,
@@ -325,3 +337,141 @@ def test_history_marks_the_results_taken_under_maintenance(write_config, daemon,
     text = run_vigil("history", "disk", "-c", str(config)).stdout.splitlines()
     lines = [line for line in text if " ms  " in line]  # a result's line
     assert [("(maintenance) told to be OK" in line) for line in lines] == held()
+
+
+def test_until_end_lasts_until_ended_and_list_json_gives_each_windows_fields(
+        write_config, daemon, tmp_path: Path, monkeypatch) -> None:
+    """`--until-end` opens a window with no end: one of 2 s beside it expires, and it
+    holds on until `vigil maintenance end`. `list --json` gives each window in force
+    with its target, until (null: until ended), reason, since and by."""
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    config, _ = served_config(write_config, tmp_path)
+    before = time.time()
+    opened = run_vigil("maintenance", "start", "app", "--until-end", "--reason", "until done",
+                       "-c", str(config))
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.startswith("app: maintenance until ended; "), opened.stdout
+    short = run_vigil("maintenance", "start", "di*", "--for", "2s", "-c", str(config))
+    assert short.returncode == 0, short.stderr
+
+    def listed() -> dict[str, Any]:
+        done = run_vigil("maintenance", "list", "--json", "-c", str(config))
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    found = listed()
+    assert found["scheduled"] == []
+    app, disk = found["maintenance"]
+    assert set(app) == {"target", "until", "reason", "since", "by"}
+    assert (app["target"], app["until"], app["reason"], app["by"]) == (
+        "app", None, "until done", "vigil maintenance")
+    assert before <= app["since"] <= time.time()
+    assert (disk["target"], disk["reason"], disk["by"]) == ("di*", "", "vigil maintenance")
+    assert disk["until"] == pytest.approx(disk["since"] + 2)
+    assert "app  until ended  by vigil maintenance  (until done)" in run_vigil(
+        "maintenance", "list", "-c", str(config)).stdout
+
+    d = daemon(config).start()
+    d.wait_for("maintenance.started", target="app")
+    d.wait_for("maintenance.ended", target="di*", why="expired", timeout=10)
+    # Runs of app after the other window expired: it is still held.
+    seen = len(d.events("check.result", check="app"))
+    d.wait_for("check.result", check="app", count=seen + 2)
+    assert saved_state(tmp_path / "state")["checks"]["app"]["state"] == "MAINTENANCE"
+    assert [w["target"] for w in listed()["maintenance"]] == ["app"]
+    assert not d.events("maintenance.ended", target="app")
+
+    ended = run_vigil("maintenance", "end", "app", "-c", str(config))
+    assert ended.returncode == 0, ended.stderr
+    d.wait_for("maintenance.ended", target="app", why="ended")
+    assert listed() == {"maintenance": [], "scheduled": []}
+    assert d.stop() == 0
+
+
+def metric_lines(port: int, name: str) -> dict[str, float]:
+    """The samples of one metric family on the daemon's /metrics: labels -> value."""
+    status, _, body = call(port, "/metrics", headers=AUTH)
+    assert status == 200, body
+    found = {}
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{"):
+            labels, _, value = line[len(name):].rpartition(" ")
+            found[labels] = float(value)
+    return found
+
+
+def test_metrics_say_which_checks_are_under_maintenance(write_config, daemon,
+                                                        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    config, port = served_config(write_config, tmp_path)
+    d = daemon(config).start()
+    d.wait_for("http.listening")
+    wait_until(lambda: metric_lines(port, "vigil_check_maintenance") == {
+        '{check="app"}': 0.0, '{check="disk"}': 0.0}, 10, "no check under maintenance")
+    opened = run_vigil("maintenance", "start", "disk", "--for", "5m", "-c", str(config))
+    assert opened.returncode == 0, opened.stderr
+    d.wait_for("maintenance.started", target="disk")
+    assert metric_lines(port, "vigil_check_maintenance") == {
+        '{check="app"}': 0.0, '{check="disk"}': 1.0}
+    states = metric_lines(port, "vigil_check_state")
+    assert states['{check="disk",state="MAINTENANCE"}'] == 1.0
+    assert states['{check="disk",state="OK"}'] == 0.0
+    assert states['{check="app",state="MAINTENANCE"}'] == 0.0
+    assert run_vigil("maintenance", "end", "disk", "-c", str(config)).returncode == 0
+    d.wait_for("maintenance.ended", target="disk", why="ended")
+    assert metric_lines(port, "vigil_check_maintenance")['{check="disk"}'] == 0.0
+    assert d.stop() == 0
+
+
+def test_a_window_is_mirrored_to_alertmanager_as_a_silence(write_config, daemon, receiver,
+                                                          tmp_path: Path) -> None:
+    """A check whose alert fires at a real Alertmanager goes under maintenance: vigil
+    makes a silence there (its own, matching the check and this host), keeps the alert
+    firing (never a resolution), and removes the silence when the window ends."""
+    with alertmanager(tmp_path, receiver.url("/am")) as am:
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state"
+            log_level = "debug"  # the keep-alive re-sends are debug lines
+            [checks.db]
+            type = "tcp"
+            port = {free_port()}
+            interval = "300ms"
+            fall = 1
+            [alerts.team]
+            type = "alertmanager"
+            url = "http://127.0.0.1:{am}"
+            resend = "1s"
+        """)
+        d = daemon(config).start()
+        wait_until(lambda: statuses(receiver.at("/am")) == ["firing"], 30, "the firing")
+        opened = run_vigil("maintenance", "start", "db", "--until-end", "--reason",
+                           "disk swap", "-c", str(config))
+        assert opened.returncode == 0, opened.stderr
+        d.wait_for("maintenance.started", target="db")
+        wait_until(lambda: am_silences(am), 10, "the window's silence at Alertmanager")
+        [made] = am_silences(am)
+        assert made["createdBy"] == "vigil" and made["comment"] == "maintenance: disk swap"
+        assert {m["name"]: m["value"] for m in made["matchers"]} == {
+            "check": "db", "host": socket.gethostname()}
+        # Open-ended: as far off as Alertmanager takes (ten years).
+        ends = datetime.fromisoformat(made["endsAt"]).timestamp()
+        assert ends > time.time() + 9 * 365 * 86400
+        wait_until(lambda: [a["status"]["state"] for a in am_alerts(am)] == ["suppressed"], 10,
+                   "the alert silenced at Alertmanager")
+        assert am_alerts(am)[0]["status"]["silencedBy"] == [made["id"]]
+        # Re-sent all along (Alertmanager would resolve it after 4 x resend otherwise):
+        # nobody is told it recovered.
+        sent = len(d.events("alert.sent", sink="team"))
+        d.wait_for("alert.sent", count=sent + 8, sink="team", timeout=30)
+        assert statuses(receiver.at("/am")) == ["firing"]
+        assert [a["status"]["state"] for a in am_alerts(am)] == ["suppressed"]
+
+        ended = run_vigil("maintenance", "end", "db", "-c", str(config))
+        assert ended.returncode == 0, ended.stderr
+        wait_until(lambda: [s["status"]["state"] for s in am_silences(am)] == ["expired"], 10,
+                   "the window's silence removed at Alertmanager")
+        wait_until(lambda: [a["status"]["state"] for a in am_alerts(am)] == ["active"], 10,
+                   "the alert active again")
+        assert statuses(receiver.at("/am")) == ["firing"]
+        assert d.stop() == 0

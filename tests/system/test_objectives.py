@@ -6,8 +6,10 @@ and opens no burn alert while its checks are under maintenance."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers import (
+    FIXTURES,
     Receiver,
     alertmanager,
     call,
@@ -30,6 +33,7 @@ from tests.helpers import (
 )
 from vigil._config.loader import load
 from vigil._slo.objectives import Objectives
+from vigil._store import database, history
 from vigil._store.history import Retention
 
 
@@ -322,3 +326,157 @@ def test_no_burn_alert_opens_while_the_objectives_checks_are_under_maintenance(
                                                    f"{page['labels']['host']})")
     assert page["annotations"]["budget_remaining"] == "spent 4.6x over"
     assert d.events("slo.exhausted", slo="db")
+
+
+def test_an_objectives_window_and_latency_threshold_that_cannot_be_counted_are_errors(
+        write_config) -> None:
+    """A window under 3 days (the slowest burn alert looks back that far) or past the
+    history kept, and a latency threshold off the history's ladder: each a config error
+    at its key's line. The limits themselves (3d, history_keep) and a step of the
+    ladder are fine."""
+    config = write_config("""
+        [daemon]
+        state_dir = "state"
+        history_keep = "20d"
+        [checks.c0]
+        type = "tcp"
+        port = 9
+        [slos.short]
+        check = "c0"
+        objective = "99%"
+        window = "2d"
+        [slos.long]
+        check = "c0"
+        objective = "99%"
+        window = "21d"
+        [slos.off_ladder]
+        check = "c0"
+        objective = "99%"
+        window = "3d"
+        sli = "latency"
+        threshold = "120ms"
+        [slos.at_the_limits]
+        check = "c0"
+        objective = "99%"
+        window = "20d"
+        sli = "latency"
+        threshold = "150ms"
+    """)
+    lines = config.read_text().splitlines()
+    short, long, off = (lines.index(text) + 1 for text in (
+        'window = "2d"', 'window = "21d"', 'threshold = "120ms"'))
+    done = run_vigil("config", "validate", "-c", str(config))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    ladder = "1, 2, 5, 10, 20, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750, 1000"
+    for expected in (
+            f"{config}:{short}: slos.short.window: must be at least 3d: the slowest burn "
+            "alert looks back that far",
+            f"{config}:{long}: slos.long.window: 21d is longer than [daemon] history_keep "
+            "(20d): the history would not reach back that far",
+            f"{config}:{off}: slos.off_ladder.threshold: must be on the history's latency "
+            f"ladder (ms): {ladder}, "):
+        assert expected in done.stderr, done.stderr
+    assert "3 errors" in done.stderr and "at_the_limits" not in done.stderr, done.stderr
+    refused = run_vigil("run", "-c", str(config), timeout=30)
+    assert refused.returncode == 1 and "slos.short.window" in refused.stderr
+
+
+def test_runs_and_events_under_maintenance_are_out_of_every_sli(
+        write_config, daemon, tmp_path, monkeypatch) -> None:
+    """Under a window, c0 fails and the events check reads failed and slow events; then
+    c0 passes, the window ends, and good events come. Every kind of objective (runs,
+    minutes, runs within a latency, events) counts only what came outside the window:
+    all good, as many as the history says came outside it, from the raw results and
+    from their rollups alike."""
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    flag, events = tmp_path / "flag", tmp_path / "events.jsonl"
+    flag.write_text("CRIT")
+    events.write_text("")
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        plugins = ["misbehaving"]
+        [checks.c0]
+        type = "fixed"
+        status_file = "{flag}"
+        interval = "200ms"
+        [checks.c_events]
+        type = "events"
+        path = "{events}"
+        ok_field = "ok"
+        latency_field = "latency_ms"
+        interval = "200ms"
+        [slos.runs]
+        check = "c0"
+        objective = "99%"
+        [slos.minutes]
+        check = "c0"
+        objective = "99%"
+        budgeting = "timeslices"
+        [slos.quick]
+        check = "c0"
+        objective = "99%"
+        sli = "latency"
+        threshold = "1s"
+        [slos.calls]
+        check = "c_events"
+        objective = "99%"
+        sli = "events"
+        threshold = "100ms"
+    """)
+    opened = run_vigil("maintenance", "start", "c*", "--until-end", "-c", str(config))
+    assert opened.returncode == 0, opened.stderr
+    d = daemon(config).start()
+    d.wait_for("check.result", check="c0", status="CRIT", count=5)
+    d.wait_for("check.result", check="c_events")  # it has opened the file
+
+    def append(*lines: dict[str, Any]) -> None:
+        with events.open("a") as f:
+            f.write("".join(json.dumps(line) + "\n" for line in lines))
+
+    def read_events(count: int) -> None:
+        wait_until(lambda: any(r["metrics"].get("events") == count
+                               for r in d.events("check.result", check="c_events")), 10,
+                   f"{count} events read")
+
+    append(*[{"ok": False, "latency_ms": 10}] * 3, *[{"ok": True, "latency_ms": 500}] * 2)
+    read_events(5)
+    flag.write_text("OK")
+    d.wait_for("check.result", check="c0", status="OK")
+    ended = run_vigil("maintenance", "end", "c*", "-c", str(config))
+    assert ended.returncode == 0, ended.stderr
+    d.wait_for("maintenance.ended", target="c*", why="ended")
+    append(*[{"ok": True, "latency_ms": 10}] * 4)
+    read_events(9)
+    after = len(d.events("check.result", check="c0"))
+    d.wait_for("check.result", check="c0", count=after + 5)
+    assert d.stop() == 0
+
+    done = run_vigil("history", "c0", "--json", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)["results"]
+    held = [r["status"] for r in results if r["maintenance"]]
+    outside = [r["status"] for r in results if not r["maintenance"]]
+    assert held.count("CRIT") >= 5 and set(outside) == {"OK"} and len(outside) >= 5
+    counted = run_vigil("slo", "--json", "-c", str(config))
+    assert counted.returncode == 0, counted.stdout + counted.stderr
+    found = {s["name"]: (s["good"], s["total"]) for s in json.loads(counted.stdout)["slos"]}
+    assert found["runs"] == found["quick"] == (len(outside), len(outside)), found
+    assert found["calls"] == (4, 4), found
+    good, total = found["minutes"]
+    assert good == total >= 1, found
+
+    # Once the writer rolls them up into 5-minute buckets (at a time past their end), the
+    # objectives count the same runs from the rollups.
+    monkeypatch.syspath_prepend(FIXTURES)  # the config's plugin, loaded here
+    settings = load(str(config))
+    later = time.time() + 600
+    with contextlib.closing(sqlite3.connect(tmp_path / "state" / database.DB)) as conn:
+        history.roll_up(conn, later)
+        conn.commit()
+        assert (history.rolled(conn, 300) or 0) > time.time(), "every result rolled up"
+        retention = settings.daemon.retention()
+        assert retention is not None
+        rolled = {r.name: (r.good, r.total) for r in
+                  Objectives(settings.slos, retention).evaluate(conn, later)}
+    assert rolled == found, (rolled, found)
