@@ -1,24 +1,19 @@
 """Who may ask the HTTP surface what: the Host names it answers to (a page that rebinds
 its own name to 127.0.0.1 gets nothing), the token (a bearer token, or a browser's Basic
-login with the token as its password), and a client that keeps guessing it slowed."""
+login with the token as its password, which reads but never acts), and the requests a
+browser sends for another origin's page."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import collections
 import fnmatch
 import ipaddress
-import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from vigil._config.sections import DaemonSettings
 from vigil._kit.digest import same_secret
-
-#: Wrong tokens a client may send in GUESS_WINDOW before it must wait.
-GUESSES = 5
-GUESS_WINDOW = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +43,11 @@ def host_name(header: str) -> str:
     """The name in a Host header, without its port, brackets or final dot, lowercase."""
     header = header.strip().lower()
     if header.startswith("["):
-        return header[1:header.find("]")] if "]" in header else header
+        close = header.find("]")
+        rest = header[close + 1:]
+        if close < 0 or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return header  # not a bracketed address and a port: no name of ours
+        return header[1:close]
     name, colon, port = header.rpartition(":")
     return (name if colon and port.isdigit() else header).rstrip(".")
 
@@ -85,35 +84,27 @@ def presented(authorization: str) -> str | None:
     return None
 
 
-@dataclass
-class Guesses:
-    """Wrong tokens per client address: past GUESSES in GUESS_WINDOW, the client waits."""
-
-    seen: dict[str, collections.deque[float]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wait_for(self, client: str) -> float:
-        """Seconds ``client`` must wait before its token is looked at again (0: none)."""
-        now = time.monotonic()
-        with self.lock:
-            times = self.seen.get(client)
-            if not times:
-                return 0.0
-            while times and now - times[0] > GUESS_WINDOW:
-                times.popleft()
-            if not times:
-                del self.seen[client]
-                return 0.0
-            return GUESS_WINDOW - (now - times[0]) if len(times) >= GUESSES else 0.0
-
-    def wrong(self, client: str) -> None:
-        with self.lock:
-            if len(self.seen) > 10_000:  # addresses without end: forget the oldest
-                self.seen.pop(next(iter(self.seen)))
-            self.seen.setdefault(client, collections.deque(maxlen=GUESSES)).append(
-                time.monotonic())
-
-
-def token_matches(access: Access, authorization: str) -> bool:
+def token_matches(access: Access, authorization: str, action: bool = False) -> bool:
+    """Whether ``authorization`` carries the token. An action takes it only as a bearer
+    token, which a page can send only to its own origin: a browser's login (Basic) is
+    sent by the browser itself, with any other page's form or fetch to this address."""
+    if action and not authorization.strip().lower().startswith("bearer "):
+        return False
     given = presented(authorization)
     return given is not None and same_secret(given.encode(), access.token.encode())
+
+
+def cross_origin(headers: Mapping[str, str]) -> str | None:
+    """Why a request comes from another origin's page (a form or a fetch a browser sends
+    there), None when it does not: ``Sec-Fetch-Site`` says so, or ``Origin`` names
+    another host than the one asked."""
+    site = headers.get("Sec-Fetch-Site", "").lower()
+    if site in ("cross-site", "same-site"):
+        return f"Sec-Fetch-Site: {site}"
+    origin = headers.get("Origin")
+    if origin is None:
+        return None
+    if origin == "null":
+        return "Origin: null"
+    asked = headers.get("Host", "").strip().lower()
+    return None if origin.lower().split("://", 1)[-1] == asked else f"Origin: {origin}"

@@ -27,7 +27,14 @@ from vigil._kit.redact import redact, redact_value
 from vigil._store import database, maintenance
 from vigil._store.records import CheckHistory, State
 from vigil._web import badge, metrics, statusdata, statuspage
-from vigil._web.access import Access, Guesses, host_allowed, host_name, token_matches
+from vigil._web.access import (
+    Access,
+    cross_origin,
+    host_allowed,
+    host_name,
+    presented,
+    token_matches,
+)
 
 if TYPE_CHECKING:
     from vigil._baseline.watch import SeriesView
@@ -35,6 +42,8 @@ if TYPE_CHECKING:
 
 #: The scheduler's heartbeat runs every second: this long without one is wedged.
 WEDGED_AFTER = 3.0
+#: How long a wrong token's 401 waits: a guesser tries a token a second per connection.
+WRONG_TOKEN_DELAY = 1.0
 #: How far back a check's page of the API lists its results.
 RECENT = 3600
 JSON = "application/json"
@@ -47,6 +56,8 @@ class Reply:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    #: Seconds the answer waits before it is sent (a wrong token's).
+    delay: float = 0.0
 
 
 @dataclass
@@ -140,7 +151,6 @@ class WebApi:
         self.hub = hub
         self.state_dir = state_dir
         self.access = access
-        self._guesses = Guesses()
         #: monotonic time of the scheduler's last heartbeat.
         self.progress = progress
         #: Probe pages as last built, with the check table's generation they show: a
@@ -150,8 +160,8 @@ class WebApi:
                        for method, pattern, handler, access, kept in ROUTES]
 
     def answer(self, method: str, path: str, query: str,
-               headers: Mapping[str, str], client: str = "") -> Reply | Stream:
-        """The reply to one request (no endpoint reads a body) from address ``client``."""
+               headers: Mapping[str, str]) -> Reply | Stream:
+        """The reply to one request (no endpoint reads a body)."""
         if not host_allowed(self.access, headers.get("Host")):
             return _error(421, f"this server does not answer to the host name "
                                f"{host_name(headers.get('Host', ''))!r}: name it in "
@@ -166,10 +176,11 @@ class WebApi:
             return _not_allowed(", ".join(sorted({route.method for route, _ in found})))
         route, match = chosen
         args = parse_qs(query, keep_blank_values=True)
-        # /readyz?verbose says what fails, as the status page does.
-        access = PAGE if route.access == OPEN and "verbose" in args else route.access
+        # A probe asked more than its verdict (/readyz?verbose, ?exclude=NAME) tells what
+        # fails, as the status page does.
+        access = PAGE if route.access == OPEN and args else route.access
         if access != OPEN:
-            refused = self._allowed(headers.get("Authorization", ""), access, client)
+            refused = self._allowed(headers, access)
             if refused is not None:
                 return refused
         request = Request(path, args, headers)
@@ -186,10 +197,13 @@ class WebApi:
             kept = self._built[page] = (generation, build())
         return kept[1]
 
-    def _allowed(self, authorization: str, access: str, client: str) -> Reply | None:
-        """None when the request may go on: actions always need the token; with a token
-        set, so does everything but the probes (and the page, with public_status). A
-        client that sent GUESSES wrong tokens in a minute waits before the next is read."""
+    def _allowed(self, headers: Mapping[str, str], access: str) -> Reply | None:
+        """None when the request may go on: actions always need the token, as a bearer
+        token and from no other origin's page; with a token set, so does everything but
+        the probes (and the page, with public_status). A wrong token is answered only
+        after WRONG_TOKEN_DELAY: guessing is slow, and the right token never waits."""
+        if access == ACTION and (why := cross_origin(headers)):
+            return _error(403, f"an action from another site's page is refused ({why})")
         token = self.access.token
         if not token:
             if access == ACTION:
@@ -197,16 +211,18 @@ class WebApi:
             return None
         if access == PAGE and self.access.public_status:
             return None
-        if wait := self._guesses.wait_for(client):
-            return Reply(429, b"too many wrong tokens: wait\n",
-                         headers={"Retry-After": str(int(wait) + 1)})
-        if token_matches(self.access, authorization):
+        authorization = headers.get("Authorization", "")
+        if token_matches(self.access, authorization, action=access == ACTION):
             return None
-        if authorization:
-            self._guesses.wrong(client)
+        if access == ACTION and presented(authorization) is not None and not (
+                authorization.strip().lower().startswith("bearer ")):
+            return _error(401, "an action takes the token as a bearer token (Authorization: "
+                               "Bearer), never a browser's login")
         reply = _error(401, "the token is wrong" if authorization else
                        "a token is required: send it as a bearer token in the "
                        "Authorization header (or log in with it as the password)")
+        if authorization:
+            reply.delay = WRONG_TOKEN_DELAY
         # A browser asks its user for a login on the page's routes; an API client is
         # told the scheme it speaks.
         reply.headers["WWW-Authenticate"] = ('Basic realm="vigil", charset="UTF-8"'

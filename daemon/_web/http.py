@@ -1,12 +1,14 @@
 """The HTTP server: the standard library's threaded server on a thread of its own, made
-safe to expose. A client gets one thread, at most MAX_CONNECTIONS at once, PER_CLIENT
-from one address; past those, PROBE_RESERVE more serve only the probes, each sent within
-PROBE_HEAD_S (more are refused with 429). Event streams have a budget of their own, the
-oldest giving way to a new one when it is spent. IDLE_S to send each
-request from its first byte, however slowly it trickles in or however long it stalls
-(either is cut off with 408; a connection that sends nothing is closed), header lines
-of 64 KiB and 100 headers at most (http.server's own limits), a body of MAX_BODY. Every
-request the parser rejects is answered with a 4xx; nothing is ever served from disk."""
+safe to expose. A connection waits for its request head on one shared thread
+(``heads``: a trickling, stalled or idle client holds no slot; a head not whole within
+10 s is answered 408, a connection that sends nothing is closed). A request whose head
+came gets a thread and a slot: at most MAX_CONNECTIONS at once, PER_CLIENT from one
+address; past those, PROBE_RESERVE more serve only the probes (more are refused with
+429). Between requests a kept-alive connection goes back to wait. Event streams have a
+budget of their own, the oldest giving way to a new one when it is spent. A body must
+come within IDLE_S (else 408), header lines of 64 KiB and 100 headers at most
+(http.server's own limits), a body of MAX_BODY. Every request the parser rejects is
+answered with a 4xx; nothing is ever served from disk."""
 
 from __future__ import annotations
 
@@ -26,16 +28,16 @@ import structlog
 from vigil._engine.events import EventHub
 from vigil._kit.redact import redact, redact_value
 from vigil._web.api import Reply, Stream, WebApi
+from vigil._web.heads import Heads, Replay
 
 log = structlog.get_logger("vigil.http")
 
 MAX_CONNECTIONS = 64
 #: Connections one address may hold of MAX_CONNECTIONS.
 PER_CLIENT = 48
-#: Connections kept for the probes, so that slow or idle clients holding every other
-#: one never fail a health check; a request on one must come whole within PROBE_HEAD_S.
+#: Slots kept for the probes, so that slow clients holding every other one (a body that
+#: trickles) never fail a health check.
 PROBE_RESERVE = 8
-PROBE_HEAD_S = 2.0
 PROBES = frozenset({"/livez", "/readyz", "/health"})
 #: Event streams (status page tabs) held open at once, apart from the connections: a
 #: probe never waits behind streams.
@@ -63,6 +65,7 @@ class Server(http.server.ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], api: WebApi) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.heads: Heads | None = None  # made once the address is had
         super().__init__(address, Handler)
         self.api = api
         self.stopping = threading.Event()
@@ -77,6 +80,12 @@ class Server(http.server.ThreadingHTTPServer):
         #: Connections that became event streams, oldest first: they hold a stream's
         #: slot instead.
         self._streaming: dict[socket.socket, None] = {}
+        #: What the head waiter read of each request handed on, for its handler; each
+        #: connection's address; the kept-alive ones that go back to wait.
+        self.prefix: dict[socket.socket, bytes] = {}
+        self._addresses: dict[socket.socket, tuple[str, int]] = {}
+        self.requeue: set[socket.socket] = set()
+        self.heads = Heads(self._dispatch)
         #: Connections whose request is still being read, with the time it must be in by.
         self.reading: dict[socket.socket, float] = {}
         #: Connections cut off for reading too slowly: answered 408, nothing more.
@@ -137,25 +146,33 @@ class Server(http.server.ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RD)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        client = str(client_address[0])
+        """(The serving loop's, at each accept.) The connection waits for its head."""
+        assert self.heads is not None
+        self.heads.wait(request, client_address)
+
+    def _dispatch(self, conn: socket.socket, address: tuple[str, int], head: bytes) -> None:
+        """(The head waiter's.) A request head came whole: a slot and a thread for it,
+        a probe's slot when it is a probe and the others are taken, else 429 at once (a
+        flood of requests must not become a flood of threads)."""
+        client = str(address[0])
         with self._reading_lock:
             mine = self._per_client[client] < PER_CLIENT and self._slots.acquire(
                 blocking=False)
             if mine:
                 self._per_client[client] += 1
-                self._clients[request] = client
+                self._clients[conn] = client
         if not mine:
-            if not self._reserve.acquire(blocking=False):
-                # Refused at once: a flood of connections must not become a flood of
-                # threads.
+            if _path(head) not in PROBES or not self._reserve.acquire(blocking=False):
                 with contextlib.suppress(OSError):
-                    request.sendall(b"HTTP/1.1 429 Too Many Requests\r\n"
-                                    b"Content-Length: 0\r\nConnection: close\r\n"
-                                    b"Retry-After: 1\r\n\r\n")
-                self.shutdown_request(request)
+                    conn.sendall(b"HTTP/1.1 429 Too Many Requests\r\n"
+                                 b"Content-Length: 0\r\nConnection: close\r\n"
+                                 b"Retry-After: 1\r\n\r\n")
+                self.close_request(conn)
                 return
-            self.probing.add(request)
-        super().process_request(request, client_address)
+            self.probing.add(conn)
+        self.prefix[conn] = head
+        self._addresses[conn] = address
+        super().process_request(conn, address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -175,9 +192,17 @@ class Server(http.server.ThreadingHTTPServer):
                 self._slots.release()
 
     def shutdown_request(self, request: Any) -> None:
-        """A lingering close: what the client still sends is read and dropped for a
+        """A kept-alive connection between requests goes back to wait for its next head.
+        Else a lingering close: what the client still sends is read and dropped for a
         moment, since closing on unread data resets the connection, and a reset can
         destroy the answer (a 431 for a huge header) before the client reads it."""
+        address = self._addresses.pop(request, None)
+        self.prefix.pop(request, None)
+        if request in self.requeue:
+            self.requeue.discard(request)
+            if address is not None and self.heads is not None and not self.stopping.is_set():
+                self.heads.wait(request, address)
+                return
         with contextlib.suppress(OSError):
             request.shutdown(socket.SHUT_WR)
             request.settimeout(LINGER_S)
@@ -185,6 +210,11 @@ class Server(http.server.ThreadingHTTPServer):
             while drained < MAX_LINGER_BYTES and (chunk := request.recv(65536)):
                 drained += len(chunk)
         self.close_request(request)
+
+    def server_close(self) -> None:
+        if self.heads is not None:
+            self.heads.close()
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that vanished mid-answer, mostly: a line in the log, no traceback.
@@ -205,24 +235,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "vigil"
 
+    def setup(self) -> None:
+        super().setup()
+        # What the head waiter read comes first, then the socket.
+        prefix = self.server.prefix.pop(self.connection, b"")
+        self.rfile = io.BufferedReader(Replay(prefix, self.connection), 65536)
+
     def handle_one_request(self) -> None:
-        # A request's time starts with its first byte. A connection that sends none (a
-        # client's kept-alive one, between requests) is closed without a word: a 408
-        # there would be read as the answer to the next request the client sends.
-        try:
-            if not self.rfile.peek(1):
-                self.close_connection = True
-                return
-        except TimeoutError:
-            self.close_connection = True
-            return
-        probe = self.connection in self.server.probing
-        self.server.read_by(self.connection,
-                            time.monotonic() + (PROBE_HEAD_S if probe else IDLE_S))
+        # The head is here (the head waiter saw to it); the body has IDLE_S.
+        self.server.read_by(self.connection, time.monotonic() + IDLE_S)
         try:
             super().handle_one_request()
         finally:
             self.server.read_by(self.connection, None)
+        if not self.close_connection and not self._pipelined():
+            # Kept alive, with nothing more sent yet: it waits for its next request on the
+            # head waiter's thread, not on this one and its slot.
+            self.server.requeue.add(self.connection)
+            self.close_connection = True
+
+    def _pipelined(self) -> bool:
+        """Whether the next request has begun to come already (a look, never a wait)."""
+        self.connection.setblocking(False)
+        try:
+            return bool(self.rfile.peek(1))
+        except (BlockingIOError, OSError):
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                self.connection.settimeout(self.timeout)
 
     def parse_request(self) -> bool:
         # Empty lines before the request line are ignored (RFC 9112, 2.2), not taken
@@ -262,6 +303,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not url.path.startswith("/"):
             self._send(Reply(400, b"bad request target\n"))
             return
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1 or len(self.headers.get_all("Authorization") or []) > 1:
+            # Which one would count is the reader's guess: a proxy's and ours may differ.
+            self.close_connection = True
+            self._send(Reply(400, b"one Host and one Authorization header at most\n"))
+            return
+        if not hosts and self.request_version != "HTTP/1.0":
+            self.close_connection = True
+            self._send(Reply(400, b"HTTP/1.1 needs a Host header\n"))
+            return
         if self.connection in self.server.probing:
             # A slot kept for the probes: one request, and only a probe's.
             self.close_connection = True
@@ -270,15 +321,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                  headers={"Retry-After": "1"}))
                 return
         headers = {name.title(): value for name, value in self.headers.items()}
+        if url.netloc:  # an absolute-form target: its authority is the host asked for
+            headers["Host"] = url.netloc
         try:
             reply = self.server.api.answer("GET" if method == "HEAD" else method, url.path,
-                                           url.query, headers, self.client_address[0])
+                                           url.query, headers)
         except Exception as exc:  # a bug of ours: said in the log, not to the client
             log.error("http.error", path=url.path, error=f"{type(exc).__name__}: {exc}")
             reply = Reply(500, b"internal error; see vigil's log\n")
         if isinstance(reply, Stream):
             self._stream(reply.hub)
         else:
+            if reply.delay:
+                time.sleep(reply.delay)
             self._send(reply, head=method == "HEAD")
 
     def _drain_body(self) -> Reply | None:
@@ -387,3 +442,9 @@ def start(address: tuple[str, int], api: WebApi) -> Server | None:
                      name="http", daemon=True).start()
     log.info("http.listening", address=f"{address[0]}:{server.server_address[1]}")
     return server
+
+
+def _path(head: bytes) -> str:
+    """The path a request head asks for ("" when its first line is not a request's)."""
+    words = head.lstrip(b"\r\n").split(b"\n", 1)[0].split()
+    return urlsplit(words[1].decode("latin-1")).path if len(words) >= 2 else ""

@@ -91,7 +91,7 @@ def test_probes_say_what_a_load_balancer_and_kubernetes_need(served) -> None:
     lines = body.decode().splitlines()
     assert "[-]bad failed: told to be CRIT" in lines and "[+]good ok" in lines
     assert lines[-1] == "readyz check failed"
-    assert call(port, "/readyz?exclude=bad")[:1] == (200,)
+    assert call(port, "/readyz?exclude=bad", headers=AUTH)[:1] == (200,)
     assert call(port, "/health")[0] == 401
     status, headers, body = call(port, "/health", headers=AUTH)
     assert status == 503 and headers["Content-Type"] == "application/health+json"
@@ -161,12 +161,22 @@ def test_more_connections_than_the_limit_are_refused_with_429(served) -> None:
     from vigil._web.http import MAX_CONNECTIONS
 
     _, port, _ = served()
-    # Idle clients each hold one of the server's threads until their idle deadline.
-    held = [socket.create_connection(("127.0.0.1", port), timeout=5)
-            for _ in range(MAX_CONNECTIONS)]
+    # Requests whose body trickles each hold one of the server's threads until their
+    # deadline (idle connections hold none: they wait for a head on one shared thread).
+    body = (b"POST /api/v1/checks/good/run HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Length: 100\r\n\r\n{")
+    held = []
+    for n in range(MAX_CONNECTIONS):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                        source_address=(f"127.0.0.{2 + n % 2}", 0))
+        conn.sendall(body)
+        held.append(conn)
     try:
-        time.sleep(0.5)  # all accepted
-        assert status_of(port, b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n") == 429
+        wait_until(lambda: status_of(port, b"GET /api/v1/checks HTTP/1.1\r\n"
+                                           b"Host: 127.0.0.1\r\n\r\n") == 429,
+                   10, "every slot taken")
+        # The probes have slots of their own.
+        assert status_of(port, b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") == 200
     finally:
         for conn in held:
             conn.close()

@@ -8,6 +8,7 @@ import base64
 import json
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -111,9 +112,18 @@ def test_a_token_guards_the_page_unless_it_is_public(serve) -> None:
                  "/badge/talker.svg"):
         assert get(port, path, headers=login)[0] in (200, 503), path
     assert get(port, "/livez")[0] == 200 and get(port, "/readyz")[0] in (200, 503)
-    for _ in range(5):
-        assert get(port, "/metrics", headers={"Authorization": "Bearer guess"})[0] == 401
-    assert get(port, "/metrics", headers=AUTH)[0] == 429, "the guesser waits"
+    assert get(port, "/readyz?exclude=talker")[0] == 401, "what fails is the token's"
+    began = time.monotonic()
+    assert get(port, "/metrics", headers={"Authorization": "Bearer guess"})[0] == 401
+    assert time.monotonic() - began >= 1.0, "a wrong token is answered after a second"
+    began = time.monotonic()
+    assert get(port, "/metrics", headers=AUTH)[0] == 200
+    assert time.monotonic() - began < 1.0, "the right one never waits"
+    # A browser's login reads, never acts: another page could make the browser send it.
+    assert call(port, "/api/v1/checks/talker/run", "POST", login)[0] == 401
+    refused = call(port, "/api/v1/checks/talker/run", "POST",
+                   {**AUTH, "Origin": "http://localhost:9999"})
+    assert refused[0] == 403, refused
 
 
 def test_public_status_opens_the_page_and_badges_stay_on_their_own_site(serve) -> None:
@@ -163,19 +173,27 @@ def test_requests_a_proxy_could_read_otherwise_are_refused(serve) -> None:
     assert nested.startswith(b"HTTP/1.1 400"), nested
 
 
-def test_trickling_clients_never_starve_the_probes(serve) -> None:
+@pytest.mark.parametrize("how", ["idle", "trickling head", "trickling body"])
+def test_slow_clients_from_many_addresses_never_starve_the_probes(serve, how: str) -> None:
     from vigil._web.http import MAX_CONNECTIONS
 
     _d, port = serve()
+    sent = {"idle": b"",
+            "trickling head": b"GET /api/v1/checks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+            "trickling body": b"POST /api/v1/checks/talker/run HTTP/1.1\r\n"
+                              b"Host: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{"}[how]
     held = []
     try:
-        for _ in range(MAX_CONNECTIONS + 2):
-            conn = socket.create_connection(("127.0.0.1", port), timeout=10)
-            conn.sendall(b"GET /api/v1/checks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        # Any local user may send from 127.0.0.2, .3...: a cap per address is not enough.
+        for n in range(MAX_CONNECTIONS + 16):
+            conn = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                            source_address=(f"127.0.0.{2 + n % 4}", 0))
+            if sent:
+                conn.sendall(sent)
             held.append(conn)
         answered = [get(port, "/livez")[0] for _ in range(20)]
         assert answered == [200] * 20, answered
-        assert get(port, "/api/v1/checks")[0] == 429, "the rest wait while the pool is full"
+        assert get(port, "/readyz")[0] in (200, 503)
     finally:
         for conn in held:
             conn.close()
