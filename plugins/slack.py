@@ -20,14 +20,16 @@ class Slack(AlertSink):
 
     def send(self, alert: Alert) -> None:
         icon = ":white_check_mark:" if alert.resolved else ":rotating_light:"
-        http_post(self.options.url, {"text": f"{icon} {escape(alert.text())}"},
+        http_post(self.options.url, {"text": f"{icon}\n{quoted(alert.text())}"},
                   timeout=self.timeout)
 
 
-def escape(text: str) -> str:
-    """Slack's own escaping: a check's words stay words, never a ``<!channel>`` that
-    notifies everyone nor a ``<https://...|link>``."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def quoted(text: str) -> str:
+    """A check's words as words, in a code block, where no chat parses a mention
+    (``@channel``, ``<!here>``), a link or an image; escaped as Slack requires (``&``,
+    ``<``, ``>``), and with no fence of their own to end the block."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "```\n" + text.replace("```", "`\u200b``") + "\n```"
 
 
 @hookimpl

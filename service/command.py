@@ -8,6 +8,7 @@ service; one that keeps running is the service itself."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -93,7 +94,13 @@ class Command(ServiceManager):
         path = self.log_path()
         began = time.monotonic()
         argv = self.argv()
-        with os.fdopen(self._open_log(path), "ab") as out:
+        try:
+            fd = self._open_log(path)
+        except OSError as exc:
+            why = ("it is a symlink, which vigil does not follow" if exc.errno == errno.ELOOP
+                   else exc.strerror or str(exc))
+            return Action(argv, 126, f"cannot open its output file {path}: {why}")
+        with os.fdopen(fd, "ab") as out:
             try:
                 child = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=out,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from vigil._kit.digest import sha256_hex
+from vigil._kit.visible import visible
 
 #: The ``alertname`` label of the alerts vigil sends: a failing check's, a remediation
 #: item's, and an objective's burning error budget (its ``check`` is the objective).
@@ -105,7 +106,9 @@ class Alert:
         return f"[{'RESOLVED' if self.resolved else 'FIRING'}] {what} on {self.host}"
 
     def text(self) -> str:
-        """A few lines for a human: chat sinks send this."""
+        """A few lines for a human: chat sinks send this. What checks and services said
+        in it shows its control characters as escapes (a terminal that prints a push
+        notification would run them)."""
         lines = [self.title(), self.summary]
         if self.healing:
             lines.append(f"Healing: {self.healing}")
@@ -113,7 +116,7 @@ class Alert:
         if self.resolved and self.ends_at is not None:
             lines.append(f"Resolved at {iso(self.ends_at)}, failing since "
                          f"{iso(self.starts_at)}")
-        return "\n".join(line for line in lines if line)
+        return "\n".join(visible(line) for line in lines if line)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, as JSON can carry it (the ``command`` sink's stdin)."""

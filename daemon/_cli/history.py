@@ -101,7 +101,7 @@ def _render(found: CheckHistory) -> str:
     for change in found["transitions"]:
         events.append((change["at"], f"{_when(change['at'])}  state {change['from']} -> "
                        f"{change['to']}  ({change['status']}: {change['summary']})"))
-    lines += [shown(text) for _, text in sorted(events, key=lambda e: e[0])]
+    lines += [text for _, text in sorted(events, key=lambda e: e[0])]
     if len(lines) == 2:
         lines.append("  (nothing in this window)")
-    return "\n".join(lines) + "\n"
+    return "\n".join(shown(line) for line in lines) + "\n"

@@ -17,7 +17,7 @@ from vigil._api.errors import ConfigError
 from vigil._cli.parser import parser
 from vigil._cli.status import NoState, lenient_load, load, user_scope
 from vigil._config import loader as config_mod
-from vigil._config.sections import PACKAGED
+from vigil._config.sections import PACKAGED, Config
 from vigil._engine.runner import Runner
 from vigil._kit import paths
 from vigil._kit.perfdata import format_perfdata
@@ -92,27 +92,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError:
         logs.configure("info", stream=sys.stderr)
         raise
-    try:
-        # Before the log: a log_file inside the state folder needs it.
-        private_dir(cfg.daemon.state_dir, cfg.daemon.group_read)
-    except OSError as exc:
+    if (problem := _open_log(cfg)) is not None:
         logs.configure("info", stream=sys.stderr)
-        print(f"vigil: cannot use state_dir {cfg.daemon.state_dir}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return EXIT_INVALID_CONFIG
-    try:
-        logs.configure(cfg.daemon.log_level, cfg.daemon.log_file, group=cfg.daemon.group_read)
-    except OSError as exc:
-        logs.configure("info", stream=sys.stderr)
-        why = ("it is a symlink, which vigil does not follow" if exc.errno == errno.ELOOP
-               else exc.strerror)
-        print(f"vigil: cannot open log file {cfg.daemon.log_file}: {why}", file=sys.stderr)
+        print(f"vigil: {problem}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     try:
         return Agent(cfg, args.config).run()
     except OSError as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 1
+
+
+def _open_log(cfg: Config) -> str | None:
+    """The state folder made (a log inside it, in a folder of its own too), then the log
+    opened; what stands in the way, in words."""
+    daemon = cfg.daemon
+    try:
+        private_dir(daemon.state_dir, daemon.group_read)
+    except OSError as exc:
+        return f"cannot use state_dir {daemon.state_dir}: {exc.strerror or exc}"
+    try:
+        folder = Path(daemon.log_file).parent
+        if daemon.log_file != "-" and folder.is_relative_to(daemon.state_dir):
+            private_dir(folder, daemon.group_read)
+        logs.configure(daemon.log_level, daemon.log_file, group=daemon.group_read)
+    except OSError as exc:
+        why = ("it is a symlink, which vigil does not follow" if exc.errno == errno.ELOOP
+               else exc.strerror or str(exc))
+        return f"cannot open log file {daemon.log_file}: {why}"
+    return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from vigil._cli import logview
 from vigil._config import loader as config_mod
 from vigil._config.sections import Config, DaemonSettings
 from vigil._kit.private import private_dir
-from vigil._kit.visible import shown
+from vigil._kit.visible import shown, visible
 from vigil._store import database
 from vigil._store.records import CheckEntry, HealRecord, ServiceEntry, Snapshot
 
@@ -259,7 +259,9 @@ def _service_rows(services: dict[str, ServiceEntry]) -> list[tuple[str, ...]]:
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
-    """Columns padded to fit; the last one runs free."""
+    """Columns padded to fit; the last one runs free. Every cell shown as a terminal
+    may print it (a check's name comes from the config, its summary from the check)."""
+    rows = [tuple(visible(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))
                    + "  " + row[-1] + "\n" for row in rows)

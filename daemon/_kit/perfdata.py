@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from vigil._kit.redact import redact
+
 # metric-name suffix -> Nagios unit of measure. A rate (``requests_per_s``) has none:
 # Nagios has no unit for "per second", and ``s`` would call it a time. ``c`` is Nagios'
 # continuous counter.
@@ -76,7 +78,9 @@ def split_plugin_output(output: str) -> tuple[str, dict[str, float], str]:
     the plugin wrote it."""
     lines = output.strip().splitlines() or [""]
     summary, _, perf = lines[0].partition("|")
-    chunks = [perf] + [line.split("|", 1)[1] for line in lines[1:] if "|" in line]
+    # A label may quote a secret ('token=abc'=5): masked before it names a metric.
+    chunks = [redact(chunk) for chunk in
+              [perf] + [line.split("|", 1)[1] for line in lines[1:] if "|" in line]]
     items = [match for chunk in chunks for match in _ITEM.finditer(chunk)]
     return summary.strip(), _metrics(items), " ".join(m.group(0) for m in items)
 

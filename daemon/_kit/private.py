@@ -44,11 +44,16 @@ def private_dir(path: Path, group: bool | None = None) -> None:
 
 def open_append(path: str | os.PathLike[str], group: bool = False) -> int:
     """A file descriptor appending to ``path``, made with the private file mode, never
-    through a symlink (OSError ELOOP); an existing file of ours is narrowed to that mode."""
+    through a symlink (OSError ELOOP); an existing file is narrowed to that mode, and
+    refused (PermissionError) when another user owns it: they could read all it gets."""
     _, file_mode = modes(group)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                  file_mode)
     st = os.fstat(fd)
-    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & ~file_mode:
+    if st.st_uid != os.geteuid():
+        os.close(fd)
+        raise PermissionError(f"{os.fspath(path)} belongs to {_who(st.st_uid)}, not to "
+                              f"{_who(os.geteuid())} who runs vigil")
+    if stat.S_IMODE(st.st_mode) & ~file_mode:
         os.fchmod(fd, file_mode)
     return fd

@@ -521,7 +521,7 @@ def test_chat_sinks_speak_their_formats_and_a_failing_command_is_retried(
     assert phone["headers"]["Authorization"] == "Bearer tk_s3cret"
     assert "connection refused" in phone["body"]
     chat = receiver.at("/services/T0/B0/s3cretpath")[0]
-    assert chat["text"].startswith(":rotating_light: [FIRING] db on ")
+    assert chat["text"].startswith(":rotating_light:\n```\n[FIRING] db on ")
     # A sink that hangs (the first in the file) holds up only itself: the others were
     # delivered before its 3 s timeout killed its command (behind it, they would follow).
     stuck = d.wait_for("alert.failed", sink="stuck")[0]

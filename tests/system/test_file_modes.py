@@ -139,3 +139,35 @@ def test_a_state_folder_of_another_user_or_a_symlinked_log_is_refused(
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "is a symlink, which vigil does not follow" in done.stderr, done.stderr
     assert (open_folder / "elsewhere").read_text() == ""
+
+
+def test_a_log_of_another_user_is_refused_and_a_log_folder_in_the_state_is_made(
+        other_user, open_folder) -> None:
+    # A log file another user made first (in a folder anyone may write to): vigil would
+    # hand them every line.
+    shared = open_folder / "shared"
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    planted = shared / "vigil.log"
+    planted.write_text("")
+    shutil.chown(planted, other_user)
+    path = config(open_folder, free_port())
+    path.write_text(path.read_text().replace(
+        f'log_file = "{open_folder / "state" / "vigil.log"}"', f'log_file = "{planted}"'))
+    done = run_vigil("run", "-c", str(path), timeout=30)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"belongs to {other_user}" in done.stderr and planted.read_text() == ""
+    # A log in a folder of its own inside a state folder that does not exist yet.
+    nested = open_folder / "state" / "logs" / "vigil.log"
+    path.write_text(path.read_text().replace(f'log_file = "{planted}"',
+                                             f'log_file = "{nested}"'))
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("vigil")), "run", "-c",
+                             str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: nested.exists() and "daemon.started" in nested.read_text(), 20,
+                   "the daemon's first line in a log folder it made")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+        reap_command_services(path)
+    assert mode(nested.parent) == 0o700 and mode(nested) == 0o600

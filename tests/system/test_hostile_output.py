@@ -14,8 +14,9 @@ from tests.helpers import Receiver, run_vigil, wait_until
 #: line, a title change, a C1 control, a mention of everyone and a link for Slack, a
 #: NUL, and a secret. (No `|`: Nagios output ends its text there.)
 HOSTILE = ("\x1b]52;c;ZXZpbA==\x07 \x1b[31mred \x1b[2K\x1b]0;pwned\x07 \x9b1m "
-           "<!channel> <https://evil.example> \x00 token=s3cr3tvalue")
-RAW = ("\x1b", "\x07", "\x9b", "\x00")
+           "<!channel> <https://evil.example> @channel @here [click](https://evil.example) "
+           "![img](https://evil.example/t.png) ``` \u202e \x00 token=s3cr3tvalue")
+RAW = ("\x1b", "\x07", "\x9b", "\x00", "\u202e")
 
 
 @pytest.fixture
@@ -81,7 +82,15 @@ def test_sinks_get_a_hostile_check_escaped_for_them(hostile, daemon, receiver) -
     assert "<!channel>" not in slack and "&lt;!channel&gt;" in slack, slack
     assert "<https://evil.example>" not in slack
     assert "&lt;https://evil.example&gt;" in slack
+    # Slack, Mattermost and Rocket.Chat parse no mention, link or image in a code block,
+    # and the check's own fence does not end it.
+    _icon, fence, block = slack.partition("\n```\n")
+    assert fence and block.endswith("\n```") and "```" not in block[:-4], slack
+    assert "@channel" in block and "[click](https://evil.example)" in block
+    harmless(slack, "the Slack message")
+    harmless(receiver.at("/ntfy")[0], "the ntfy message")
     # The command sink's environment carries the NUL as an escape: delivered, not failed.
     assert "\\x00" in sent.read_text()
-    assert d.events("alert.sent", sink="pager") and not d.events("alert.failed")
+    d.wait_for("alert.sent", sink="pager")
+    assert not d.events("alert.failed")
     assert "s3cr3tvalue" not in json.dumps(receiver.posts)

@@ -149,10 +149,30 @@ def test_metrics_that_differ_only_by_unit_get_their_own_labels() -> None:
     ("X-Api-Key: k-123", "k-123"),
     ("api-key=k456", "k456"),
     ("x-auth-token: t789", "t789"),
+    ("postgres://u:p@ss@h/db", "p@ss"),
+    ("run --password svcpw2 --token svctok4 now", "svcpw2"),
+    ("run --password svcpw2 --token svctok4 now", "svctok4"),
+    ('{"password": "hp1secret"}', "hp1secret"),
+    ('{"token":"s3cretC"}', "s3cretC"),
+    ("private_key=pk1", "pk1"),
+    ("Cookie: session=ck1; theme=dark", "ck1"),
+    ("sent Bearer eyJabc.def", "eyJabc.def"),
 ])
 def test_redaction(text: str, secret: str) -> None:
     assert secret not in redact(text)
     assert "***" in redact(text)
+
+
+def test_redaction_keeps_quotes_and_what_is_not_a_secret() -> None:
+    assert redact('{"password": "x1"}') == '{"password": "***"}'
+    assert redact("print('started token=abc', flush=True)") == (
+        "print('started token=***', flush=True)")
+    assert redact("Cookie: session=ck1; theme=dark").endswith("; theme=dark")
+
+
+def test_a_perfdata_label_that_quotes_a_secret_names_no_metric_after_it() -> None:
+    _, metrics, perfdata = split_plugin_output("OK | 'token=perf1secret'=5 load=1")
+    assert metrics == {"token": 5.0, "load": 1.0} and "perf1secret" not in perfdata
 
 
 def test_redaction_leaves_words_that_only_look_like_keys() -> None:
