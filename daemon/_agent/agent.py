@@ -306,12 +306,14 @@ class Agent:
         from vigil._web.access import access_of
 
         self.http.apply(address, access_of(config.daemon))
-        if token_file := config.daemon.http_token_file:
+        daemon = config.daemon
+        # The file the token is in: its own, or the config that holds it inline.
+        holder = daemon.http_token_file or (config.source if daemon.http_token else "")
+        if holder and os.path.isfile(holder):
             with contextlib.suppress(OSError):
-                if (mode := os.stat(token_file).st_mode) & 0o044:
-                    log.warning("http.token_readable", path=token_file,
-                                mode=oct(mode & 0o777),
-                                hint=f"other users can read it; chmod 600 {token_file}")
+                if (mode := os.stat(holder).st_mode) & 0o044:
+                    log.warning("http.token_readable", path=holder, mode=oct(mode & 0o777),
+                                hint=f"other users can read it; chmod 600 {holder}")
 
     def _web_api(self) -> WebApi:
         """The endpoints, made (and their modules imported) once HTTP is on."""

@@ -185,7 +185,8 @@ class Validator:
             path = self.base / os.path.expanduser(values["http_token_file"])
             values["http_token_file"] = str(path)  # the daemon looks at its mode
             try:
-                values["http_token"] = path.read_text().strip()
+                # A BOM that an editor put first is no part of the token.
+                values["http_token"] = path.read_text(encoding="utf-8-sig").strip()
             except OSError as exc:
                 self.error(("daemon", "http_token_file"), f"cannot read {path}: "
                                                           f"{exc.strerror or exc}")
@@ -196,6 +197,10 @@ class Validator:
         token_key = "http_token_file" if values["http_token_file"] else "http_token"
         if any(c.isspace() for c in values["http_token"]):
             self.error(("daemon", token_key), "a token has no spaces or line breaks in it")
+        elif not (values["http_token"].isascii() and values["http_token"].isprintable()):
+            # An HTTP header carries ASCII: any other character could never match.
+            self.error(("daemon", token_key), "a token is printable ASCII (letters, digits, "
+                                              "punctuation)")
         if not values["http"]:
             return
         host, _, port = values["http"].rpartition(":")

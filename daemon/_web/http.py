@@ -17,6 +17,7 @@ import contextlib
 import http.server
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -55,6 +56,8 @@ LINGER_S = 0.5
 MAX_LINGER_BYTES = 1 << 20
 #: A comment line on an idle event stream, so proxies and clients see it is alive.
 KEEPALIVE_S = 15.0
+#: A query's value in a request line: masked in the debug log, whatever its name.
+_QUERY_VALUE = re.compile(r"([?&][^=&\s]*=)[^&\s]*")
 #: What the request parser says that the client did wrong, said as a client error.
 CLIENT_ERRORS = {501: 405, 505: 400}
 
@@ -424,7 +427,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # Every request at debug (the default would write to stderr), its query string
         # masked as the rest of the log: a token may ride in it.
-        log.debug("http.request", client=self.client_address[0], said=redact(format % args))
+        said = _QUERY_VALUE.sub(r"\1***", format % args)
+        log.debug("http.request", client=self.client_address[0], said=redact(said))
 
 
 def start(address: tuple[str, int], api: WebApi) -> Server | None:

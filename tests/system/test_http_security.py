@@ -201,10 +201,11 @@ def test_slow_clients_from_many_addresses_never_starve_the_probes(serve, how: st
 
 def test_the_request_log_masks_a_token_in_a_query(serve) -> None:
     d, port = serve()
-    get(port, "/livez?access_token=qq77rr")
+    get(port, "/livez?access_token=qq77rr&sig=ss88tt")
     wait_until(lambda: any("/livez" in str(e.get("said")) for e in d.events("http.request")),
                5, "the request's debug line")
-    assert "qq77rr" not in Path(d.log).read_text()
+    log = Path(d.log).read_text()
+    assert "qq77rr" not in log and "ss88tt" not in log
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o600])
@@ -218,3 +219,18 @@ def test_a_token_file_others_can_read_is_warned_of(serve, tmp_path, mode: int) -
     assert bool(warned) is (mode == 0o644), warned
     if warned:
         assert warned[0]["hint"] == f"other users can read it; chmod 600 {token}"
+
+
+def test_an_inline_token_in_a_config_others_can_read_is_warned_of(serve) -> None:
+    d, _port = serve(f'http_token = "{TOKEN}"')
+    d.wait_for("daemon.started")
+    warned = d.events("http.token_readable")
+    assert warned and warned[0]["path"] == str(d.config), warned
+
+
+def test_a_token_file_with_a_bom_is_read_without_it(serve, tmp_path) -> None:
+    token = tmp_path / "token"
+    token.write_bytes(b"\xef\xbb\xbf" + TOKEN.encode() + b"\n")
+    token.chmod(0o600)
+    _d, port = serve(f'http_token_file = "{token}"')
+    assert get(port, "/metrics", headers=AUTH)[0] == 200

@@ -74,6 +74,8 @@ CASES = [
      "a token of at least 16 characters guards it"),
     ("a token of whitespace", HEAD + "http_token = '   '\n", "daemon.http_token", 3,
      "a token has no spaces or line breaks in it"),
+    ("a token that no header can carry", HEAD + "http_token = 'tökén-of-sixteen-chars'\n",
+     "daemon.http_token", 3, "a token is printable ASCII"),
     ("http not host:port", HEAD + "http = '8787'\n", "daemon.http", 3,
      'expected "host:port"'),
     ("http token file missing", HEAD + "http_token_file = 'nope.token'\n",
