@@ -282,18 +282,67 @@ def time_zone(name: str) -> Any:
                          "\"Europe/Paris\", or \"UTC\")") from None
 
 
+#: cron's weekdays, from 0 (7 too) for Sunday.
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
 def cron(schedule: str, zone: Any) -> Any:
-    """APScheduler's CronTrigger for five cron fields in ``zone`` (``time_zone``'s);
-    ValueError saying what is wrong."""
+    """An APScheduler trigger for five cron fields in ``zone`` (``time_zone``'s), read as
+    cron reads them: weekday 0 or 7 is Sunday (APScheduler counts from Monday), and a
+    day of the month and a weekday both given match either (cron's OR, where
+    APScheduler would want both). ValueError saying what is wrong."""
+    from apscheduler.triggers.combining import OrTrigger
     from apscheduler.triggers.cron import CronTrigger
 
-    if len(schedule.split()) != 5:
+    fields = schedule.split()
+    if len(fields) != 5:
         raise ValueError(f"expected five cron fields (minute hour day month weekday), "
                          f"got {schedule!r}")
+    minute, hour, day, month, weekday = fields
     try:
-        return CronTrigger.from_crontab(schedule, timezone=zone)
+        days = weekdays(weekday)
+
+        def at(day: str, days: str) -> Any:
+            return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                               day_of_week=days, timezone=zone)
+
+        if day != "*" and days != "*":
+            return OrTrigger([at(day, "*"), at("*", days)])
+        return at(day, days)
     except ValueError as exc:
         raise ValueError(f"{schedule!r}: {exc}") from None
+
+
+def weekdays(field: str) -> str:
+    """cron's weekday field (numbers 0-7, names, ranges, lists, steps) as the days'
+    names, which APScheduler reads without a numbering of its own."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        body, slash, step = part.partition("/")
+        if slash and not step.isdigit():
+            raise ValueError(f"weekday step {step!r} is not a number")
+        every = int(step) if slash else 1
+        if body == "*":
+            first, last = 0, 6
+        elif "-" in body:
+            first, last = (_weekday(word) for word in body.split("-", 1))
+        else:
+            first = _weekday(body)
+            last = 7 if slash else first
+        if last < first or every < 1:
+            raise ValueError(f"weekday {part!r}: a range runs forward (0 or 7 is Sunday)")
+        days.update(day % 7 for day in range(first, last + 1, every))
+    return ",".join(WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday(word: str) -> int:
+    if word.isdigit() and int(word) <= 7:
+        return int(word)
+    if word[:3].lower() in WEEKDAYS and len(word) >= 3:
+        return WEEKDAYS.index(word[:3].lower())
+    raise ValueError(f"weekday {word!r}: 0-7 (0 and 7 are Sunday) or a name (sun..sat)")
 
 
 @dataclass(kw_only=True)

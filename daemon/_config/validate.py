@@ -7,8 +7,10 @@ import dataclasses
 import fnmatch
 import functools
 import ipaddress
+import itertools
 import os
 import typing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,6 +77,17 @@ def _unknown(what: str, name: str, known: Table, plugins: Plugins) -> str:
 
 #: The shortest token that guards an address other hosts reach.
 MIN_TOKEN = 16
+
+
+def shortest_gap(trigger: Any, starts: int = 64) -> float | None:
+    """The shortest time between a schedule's next ``starts`` starts (None for one that
+    starts once or never)."""
+    fire = trigger.get_next_fire_time(None, datetime.now(UTC))
+    times: list[float] = []
+    while fire is not None and len(times) < starts:
+        times.append(fire.timestamp())
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return min((b - a for a, b in itertools.pairwise(times)), default=None)
 
 class Validator:
     def __init__(self, source: str, text: str, data: Table) -> None:
@@ -426,6 +439,15 @@ class Validator:
             values["trigger"] = cron(values.get("schedule", ""), zone)
         except ValueError as exc:
             self.error((*path, "schedule"), str(exc))
+        else:
+            gap = shortest_gap(values["trigger"])
+            if gap is not None and values.get("duration", 0) >= gap:
+                # Each window would open before the last one ended: one long window with
+                # no end anyone could read.
+                self.error((*path, "duration"),
+                           f"{format_duration(values['duration'])} is as long as the "
+                           f"{format_duration(gap)} between this schedule's starts, or "
+                           "longer: its windows would overlap")
         return None if self._has_errors_under(path) else ScheduleSpec(name=name, **values)
 
     def _slo(self, name: str, checks: dict[str, CheckSpec],

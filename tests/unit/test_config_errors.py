@@ -199,7 +199,33 @@ def test_a_scheduled_window_opens_on_its_cron_and_lasts_its_duration(tmp_path: P
     assert spec.opened(opens + 86400 + 60) == opens + 86400, "again the next night"
 
 
+@pytest.mark.parametrize(("schedule", "first"), [
+    # From Tuesday 2026-12-08, Paris: weekday 0 and 7 are Sunday, as in cron.
+    ("0 4 * * 0", datetime(2026, 12, 13, 4)), ("0 4 * * 7", datetime(2026, 12, 13, 4)),
+    ("0 4 * * 1", datetime(2026, 12, 14, 4)), ("0 4 * * sat", datetime(2026, 12, 12, 4)),
+    ("0 4 * * 1-5", datetime(2026, 12, 9, 4)), ("0 4 * * 5/2", datetime(2026, 12, 11, 4)),
+    # A day of the month and a weekday: either (the 1st, or any Friday), not both.
+    ("0 4 1 * 5", datetime(2026, 12, 11, 4)), ("0 4 9 * 6", datetime(2026, 12, 9, 4)),
+])
+def test_a_schedule_reads_its_fields_as_cron_does(tmp_path: Path, schedule: str,
+                                                  first: datetime) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(HEAD + "[services.db]\nmanager = 'systemd'\nunit = 'pg'\n"
+                    f"[maintenance.backup]\nschedule = '{schedule}'\nduration = '1h'\n"
+                    "services = ['db']\ntimezone = 'Europe/Paris'\n")
+    spec = config.load(str(path)).schedules["backup"]
+    paris = ZoneInfo("Europe/Paris")
+    tuesday = datetime(2026, 12, 8, 12, tzinfo=paris).timestamp()
+    assert spec.next_start(tuesday) == first.replace(tzinfo=paris).timestamp(), schedule
+
+
 @pytest.mark.parametrize(("body", "key", "words"), [
+    ("schedule = '30 3 * * 8'\nduration = '1h'\nservices = ['db']\n", "schedule",
+     "weekday '8': 0-7 (0 and 7 are Sunday)"),
+    ("schedule = '* * * * *'\nduration = '30m'\nservices = ['db']\n", "duration",
+     "30m is as long as the 1m between this schedule's starts, or longer"),
+    ("schedule = '0 2 * * *'\nduration = '2d'\nservices = ['db']\n", "duration",
+     "2d is as long as the 1d between this schedule's starts"),
     ("schedule = '30 3 * *'\nduration = '1h'\nservices = ['db']\n", "schedule",
      "expected five cron fields"),
     ("schedule = '30 25 * * *'\nduration = '1h'\nservices = ['db']\n", "schedule",
