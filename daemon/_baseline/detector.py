@@ -19,6 +19,7 @@ one), the offset, the scale and the moving averages: about a kilobyte a series."
 from __future__ import annotations
 
 import math
+import sys
 from array import array
 from dataclasses import dataclass, field
 
@@ -97,8 +98,8 @@ class Detector:
                 abs(mean) / (sd * math.sqrt(rate / (2 - rate)))
                 for rate, mean in zip(RECENT_RATES, self.recent, strict=True)])
             band = self.threshold * sd
-            verdict = Score(round(score, 2), math.exp(level), math.exp(level - band),
-                            math.exp(level + band), score >= self.threshold, season)
+            verdict = Score(round(score, 2), _exp(level), _exp(level - band),
+                            _exp(level + band), score >= self.threshold, season)
         self._learn(slot, y, residual, sd, verdict)
         return verdict
 
@@ -141,3 +142,13 @@ class Detector:
         level = own + max(1 / (count + 1), SLOT_RATE) * (target - own)
         self.levels[slot] = max(-32767, min(32767, round(level * MILLI)))
         self.counts[slot] = min(255, count + 1)
+
+
+#: The largest logarithm whose exponential a float holds.
+_LARGEST_LOG = math.log(sys.float_info.max)
+
+
+def _exp(log: float) -> float:
+    """A level back from log space; a series near the largest floats (1e300) reads as
+    the largest float, never an OverflowError."""
+    return math.exp(min(log, _LARGEST_LOG))

@@ -6,6 +6,7 @@ import argparse
 import errno
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     # `vigil deploy app -- ./release.sh --flag`: what follows -- is the deploy's argv,
     # options and all, never vigil's.
     cut = words.index("--") if "--" in words and "deploy" in words else len(words)
-    args = parser().parse_args(words[:cut])
+    args = _parse(words[:cut])
     args.argv = words[cut + 1:]
     module, function = COMMANDS[args.command]
     handler: Callable[[argparse.Namespace], int] = getattr(
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`vigil logs | head`): done, not a failure to tell. What is
+        # still buffered goes nowhere, so that the exit's flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -101,6 +107,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 1
+
+
+def _parse(words: list[str]) -> argparse.Namespace:
+    """The command line. Targets may follow an option (`maintenance start --for 1m db`):
+    argparse gives up a list of them that does not come first after a fixed word."""
+    cli = parser()
+    args, extra = cli.parse_known_args(words)
+    if extra:
+        if isinstance(getattr(args, "targets", None), list) and not any(
+                word.startswith("-") for word in extra):
+            args.targets += extra
+        else:
+            cli.parse_args(words)  # says what it did not recognise, and exits 2
+    return args
 
 
 def _open_log(cfg: Config) -> str | None:

@@ -343,3 +343,22 @@ def test_every_command_takes_c_before_or_after_it(tmp_path: Path, write_config) 
                  ["plugin", "new", "demo", "--dir", str(tmp_path / "demo"), "-c", str(config)]):
         done = run_vigil(*args)
         assert done.returncode == 0, (args, done.stderr)
+
+
+@pytest.mark.parametrize("command", [["logs", "-n", "3000"], ["logs", "-n", "3000", "--json"],
+                                     ["plugins", "--json"]])
+def test_a_reader_that_leaves_early_gets_no_traceback(write_config, tmp_path,
+                                                      command: list[str]) -> None:
+    # `vigil logs | head -1`: the pipe closes while vigil still writes.
+    path = write_config('[daemon]\nstate_dir = "state"\nlog_file = "vigil.log"\n')
+    line = json.dumps({"timestamp": "2026-01-01T10:00:00.000Z", "level": "info",
+                       "event": "check.result", "check": "a", "summary": "x" * 200})
+    (tmp_path / "vigil.log").write_text((line + "\n") * 3000)
+    reader = subprocess.Popen([*vigil_command(), *command, "-c", str(path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.read(1)
+    reader.stdout.close()
+    code = reader.wait(30)
+    said = reader.stderr.read().decode()
+    assert "Traceback" not in said and code == 0, (code, said)

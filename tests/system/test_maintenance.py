@@ -234,8 +234,8 @@ def test_list_takes_targets_and_start_says_what_is_wrong(write_config, daemon,
         checks = ["disk*"]
     """)
     d = daemon(config).start()
-    for target in ("app", "di*"):
-        done = run_vigil("maintenance", "start", target, "--for", "5m", "-c", str(config))
+    for words in (["app", "--for", "5m"], ["--for", "5m", "di*"]):
+        done = run_vigil("maintenance", "start", *words, "-c", str(config))
         assert done.returncode == 0, done.stderr
     d.wait_for("maintenance.started", target="di*")
 
@@ -247,6 +247,9 @@ def test_list_takes_targets_and_start_says_what_is_wrong(write_config, daemon,
 
     assert listed() == (["app", "di*"], ["nightly"])
     assert listed("app") == (["app"], [])
+    # Options before the targets, as a user types them.
+    ahead = run_vigil("maintenance", "list", "--json", "app", "-c", str(config))
+    assert [w["target"] for w in json.loads(ahead.stdout)["maintenance"]] == ["app"], ahead
     assert listed("disk") == (["di*"], ["nightly"]), "the windows that hold the check"
     assert listed("nightly") == ([], ["nightly"])
     assert listed("nope") == ([], [])

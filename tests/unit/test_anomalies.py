@@ -9,7 +9,7 @@ import math
 import random
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,14 @@ def test_vigil_anomalies_names_a_bad_line_and_a_missing_file(tmp_path: Path) -> 
         assert done.returncode == 2 and where in done.stderr, (rows, done)
         assert ("no timestamp,value rows" if line is None else "above zero") in done.stderr
         assert "Traceback" not in done.stderr and not done.stdout
+
+
+def test_vigil_anomalies_takes_the_largest_floats(tmp_path: Path) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [f"{(start + timedelta(minutes=5 * i)).isoformat()},1e300" for i in range(300)]
+    done = anomalies(str(csv_file(tmp_path, rows)), "--json")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert json.loads(done.stdout)["points"] == 300
 
 
 def watched_check(tmp_path: Path, anomaly: str = "info") -> Any:
