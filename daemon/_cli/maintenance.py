@@ -86,13 +86,16 @@ def _end(args: argparse.Namespace) -> int:
     targets: list[str] = args.targets
     now = time.time()
 
-    def change(conn: sqlite3.Connection) -> tuple[list[str], list[scheduled.Scheduled]]:
-        """The targets that named nothing in force, and the scheduled windows after."""
+    def change(conn: sqlite3.Connection
+               ) -> tuple[list[str], list[scheduled.Scheduled], list[str]]:
+        """The targets that named nothing in force, the scheduled windows after, and the
+        globs of the windows in force."""
         missing = [t for t in targets if not scheduled.end(conn, t, schedules, now)]
-        return missing, scheduled.listing(schedules.values(),
-                                          maintenance.schedule_ends(conn), now)
+        return (missing, scheduled.listing(schedules.values(),
+                                           maintenance.schedule_ends(conn), now),
+                [w.target for w in maintenance.windows(conn) if w.open(now)])
 
-    missing, plans = write_database(settings.state_dir, change)
+    missing, plans, globs = write_database(settings.state_dir, change)
     news = tell_daemon(settings.state_dir, "maintenance") if len(missing) < len(targets) \
         else ""
     for target in targets:
@@ -103,6 +106,10 @@ def _end(args: argparse.Namespace) -> int:
         holding = "".join(f"; the scheduled window {s['name']!r} holds it: `vigil "
                           f"maintenance end {s['name']}` ends it"
                           for s in plans if s["since"] is not None and scheduled.names(s, target))
+        # Likewise a check that a window on a glob holds: ended by that glob.
+        holding += "".join(f"; the window on {glob!r} holds it: `vigil maintenance end "
+                           f"'{glob}'` ends it" for glob in globs
+                           if glob != target and fnmatch.fnmatchcase(target, glob))
         print(f"vigil: no maintenance of {target!r} in force{holding}", file=sys.stderr)
     return 1 if missing else 0
 

@@ -268,6 +268,10 @@ def test_list_takes_targets_and_start_says_what_is_wrong(write_config, daemon,
     assert done.stdout.startswith("app: maintenance ended")
     assert "no maintenance of 'nope' in force" in done.stderr
     d.wait_for("maintenance.ended", target="app", why="ended")
+    # A check a glob's window holds: the glob's to end, and said so.
+    held = run_vigil("maintenance", "end", "disk", "-c", str(config))
+    assert held.returncode == 1 and "the window on 'di*' holds it: `vigil maintenance end " \
+        "'di*'` ends it" in held.stderr, held.stderr
     assert d.stop() == 0
 
 
