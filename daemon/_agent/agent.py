@@ -372,6 +372,10 @@ class Agent:
         back as it comes, and once why a check asked to run does not (``held``)."""
         names = [n for n in request.get("checks", []) if n in self.checks.enabled()]
         gate = Gate(names, float(request.get("stable", 10.0)))
+        view = self.checks.view()
+        for name in names:
+            if self.checks.runtimes[name].spec.floor:
+                gate.seed(name, view[name]["last"])
         deadline = time.monotonic() + float(request.get("timeout", 300.0))
         listener = self.checks.events.listen()
         try:

@@ -8,6 +8,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,12 @@ from typing import Any
 from vigil._agent import logs
 from vigil._api.check import Result, Status
 from vigil._api.errors import ConfigError
+from vigil._cli import floor
 from vigil._cli.parser import parser
 from vigil._cli.status import NoState, lenient_load, load, user_scope
 from vigil._config import loader as config_mod
-from vigil._config.sections import PACKAGED, Config
+from vigil._config.sections import PACKAGED, CheckSpec, Config
+from vigil._engine.gate import paced
 from vigil._engine.runner import Runner
 from vigil._kit import paths
 from vigil._kit.perfdata import format_perfdata
@@ -164,7 +167,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             Status.UNKNOWN, f"no check named {args.name!r} in {cfg.source} (known: {known})"))
     if args.update:
         return _update(spec.check)
+    if spec.floor and not args.force and (held := _paced(cfg, spec)) is not None:
+        return _emit_check(args, spec.name, Result(Status.UNKNOWN, f"not run: {held}"))
     outcome = Runner().run(spec.check, spec.timeout)
+    if spec.floor:
+        floor.note(cfg, spec.name, outcome)
     if args.heal and spec.service and not outcome.result.status.passing:
         if outcome.result.healable:
             from vigil._cli.heal import heal
@@ -175,6 +182,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"not healing {spec.service}: a restart would not help", file=sys.stderr)
     spec.check.close()
     return _emit_check(args, spec.name, outcome.result, outcome.duration_ms)
+
+
+def _paced(cfg: Config, spec: CheckSpec) -> str | None:
+    """Why a check that loads its service does not run now: its last run, by whoever
+    made it, was less than its floor ago."""
+    last = floor.last_run(spec, floor.saved(cfg)[1])
+    if last is None or (wait := floor.began(last) + spec.floor - time.monotonic()) <= 0:
+        return None
+    return f"{paced(spec.floor, time.time() + wait)}; --force runs it now"
 
 
 def _update(check: Any) -> int:

@@ -64,6 +64,9 @@ def _config_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--update", action="store_true",
                    help="take what the check compares against from things as they are now "
                         "(the docs check's manifest)")
+    p.add_argument("--force", action="store_true",
+                   help="run a check that loads its service (a load test) even though it "
+                        "ran less than its min_interval ago")
     p = _command(sub, "config", parents=[common], help="work with the config")
     p.add_argument("action", choices=["validate"],
                    help="validate: exit 0 when valid, else 1 listing every error")

@@ -7,10 +7,8 @@ one (it runs the checks and streams their results), else by itself."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fnmatch
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -18,12 +16,12 @@ from typing import TextIO
 
 from vigil._agent import control
 from vigil._agent.control import Message
+from vigil._cli import floor
 from vigil._cli.status import load
 from vigil._config.sections import CheckSpec, Config
 from vigil._engine.gate import Gate, maintained, paced
 from vigil._engine.runner import Runner
 from vigil._kit.visible import shown
-from vigil._store import database, maintenance
 from vigil._store.maintenance import Window
 
 SPINNER = "|/-\\"
@@ -88,8 +86,13 @@ def wait_here(cfg: Config, names: list[str], timeout: float, stable: float,
     its service no sooner than its floor, and not while its service is under
     maintenance)."""
     gate, runner = Gate(names, stable), Runner()
-    windows = _windows(cfg)
+    windows, saved = floor.saved(cfg)
     began: dict[str, float] = {}
+    for name in names:
+        if (last := floor.last_run(cfg.checks[name], saved)) is not None:
+            # Its last run, by whoever made it, counts, and starts its floor.
+            gate.seed(name, last)
+            began[name] = floor.began(last)
     deadline = time.monotonic() + timeout
     while not gate.healthy(time.time()) and time.monotonic() < deadline:
         turn = time.monotonic()
@@ -101,23 +104,16 @@ def wait_here(cfg: Config, names: list[str], timeout: float, stable: float,
                     show({"event": "wait.held", "check": name, "reason": why})
                 continue
             began[name] = time.monotonic()
-            result = runner.run(spec.check, spec.timeout).result
+            outcome = runner.run(spec.check, spec.timeout)
+            result = outcome.result
             gate.saw(name, result.status.name, result.summary, time.time())
+            if spec.floor:
+                floor.note(cfg, name, outcome)
             show({"event": "wait.result", "check": name, "status": result.status.name,
                   "summary": result.summary,
                   "stable_s": round(gate.stable_for(name, time.time()), 1)})
         time.sleep(max(0.0, 1.0 - (time.monotonic() - turn)))
     return gate.answer(time.time())
-
-
-def _windows(cfg: Config) -> list[Window]:
-    """The maintenance windows open now, from the state database (none without it)."""
-    with contextlib.suppress(sqlite3.Error):
-        conn = database.connect_readonly(cfg.daemon.state_dir)
-        if conn is not None:
-            with contextlib.closing(conn):
-                return [w for w in maintenance.windows(conn) if w.open(time.time())]
-    return []
 
 
 def _held(spec: CheckSpec, windows: list[Window], began: float | None) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from vigil._kit.durations import format_duration
 from vigil._store.maintenance import Window
+from vigil._store.records import LastResult
 
 #: Why a check that loads its service does not run while the service is healed.
 HEALING = "its service is being healed (a check that loads it waits for the heal)"
@@ -65,6 +66,14 @@ class Gate:
         elif standing.passing_since is None:
             standing.passing_since = at
         standing.status, standing.summary, standing.held = status, summary, ""
+
+    def seed(self, check: str, last: LastResult | None) -> None:
+        """A check that loads its service runs at most every so often: its last result
+        counts until it runs again (a load test that passed a minute ago does not hold a
+        deploy up for minutes; one that failed does, until it passes)."""
+        if last:
+            self.saw(check, last["status"], last["summary"],
+                     datetime.fromisoformat(last["at"]).timestamp())
 
     def hold(self, check: str, why: str | None) -> bool:
         """Why the run of ``check`` asked for does not come now (None: it does); whether

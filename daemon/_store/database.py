@@ -271,6 +271,16 @@ def _take_newer(entry: CheckEntry, newer: Newest) -> None:
     entry["last"] = {**last, **taken} if last else taken
 
 
+def note_last(conn: sqlite3.Connection, check: str, last: LastResult) -> None:
+    """A run made with no daemon (`vigil wait`, `vigil check`) as the check's last result:
+    a daemon that starts after it knows when it last ran (a load check's floor)."""
+    row = conn.execute("SELECT data FROM checks WHERE name = ?", (check,)).fetchone()
+    entry = json.loads(row[0]) if row else {}
+    entry["last"] = last
+    conn.execute("INSERT INTO checks (name, data) VALUES (?, ?) ON CONFLICT (name) DO "
+                 "UPDATE SET data = excluded.data", (check, json.dumps(entry)))
+
+
 def read_state(conn: sqlite3.Connection) -> Snapshot:
     """What ``vigil status --json`` shows: the daemon's identity, every check (with its
     uptime over the last 24 hours when history is kept) and service."""

@@ -162,7 +162,9 @@ def test_a_load_check_holds_off_while_its_service_is_under_maintenance(
         assert switch["served"] == served, "no load test while its service is worked on"
         waited = run_vigil("wait", "load", "--timeout", "1s", "-c", str(config))
         assert waited.returncode == 1 and switch["served"] == served
-        assert "not healthy after 1s: load waits: under maintenance until " in waited.stderr
+        # Its last result stands (OK, but not for --stable's 10 s), and why it waits.
+        assert "not healthy after 1s: load OK - " in waited.stderr, waited.stderr
+        assert "; it waits: under maintenance until " in waited.stderr
         assert "(by vigil maintenance)" in waited.stderr, waited.stderr
         assert run_vigil("maintenance", "end", "web", "-c", str(config)).returncode == 0
         wait_until(lambda: switch["served"] > served, 10, "the load test to run again")
@@ -196,8 +198,10 @@ def test_a_load_check_runs_no_sooner_than_its_floor_whoever_asks(write_config, d
             d.wait_for("daemon.run_all", count=count)
         waited = run_vigil("wait", "load", "--timeout", "3s", "-c", str(config))
         assert waited.returncode == 1
-        assert "not healthy after 3s: load waits: runs at most every 5m (it loads its " \
-               "service): next run at " in waited.stderr, waited.stderr
+        # Its last result counts until it runs again: CRIT, and when it will.
+        assert "not healthy after 3s: load CRIT - " in waited.stderr, waited.stderr
+        assert "; it waits: runs at most every 5m (it loads its service): next run at " \
+            in waited.stderr, waited.stderr
         seen = len(d.events("check.result", check="beat"))
         d.wait_for("check.result", count=seen + 5, check="beat")
         assert switch["served"] == 2, "one load test of two requests, however often asked"
@@ -230,6 +234,48 @@ def test_vigil_wait_without_a_daemon_runs_a_load_check_no_sooner_than_its_floor(
         in waited.stderr, waited.stderr
 
 
+def test_a_load_checks_floor_holds_across_commands_and_a_daemon_started_after(
+        write_config, daemon) -> None:
+    # A daemon's run, vigil check, vigil wait with no daemon, a daemon again: each holds
+    # to the floor from the last run, whoever made it; the gate takes the last pass, and
+    # --force runs the test at once (and is kept as the last run).
+    port = free_port()
+    with slow_http(port, 0.0) as switch:
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state"
+            [services.web]
+            manager = "command"
+            start = ["true"]
+            [checks.load]
+            type = "load"
+            url = "http://127.0.0.1:{port}/"
+            requests = 2
+            concurrency = 1
+            interval = "5m"
+            service = "web"
+        """)
+        d = daemon(config).start()
+        d.wait_for("check.result", check="load")
+        assert d.stop() == 0 and switch["served"] == 2
+        again = run_vigil("check", "load", "-c", str(config))
+        assert again.returncode == 3 and switch["served"] == 2, again.stdout
+        assert "load UNKNOWN - not run: runs at most every 5m" in again.stdout
+        assert "--force runs it now" in again.stdout
+        forced = run_vigil("check", "load", "--force", "-c", str(config))
+        assert forced.returncode == 0 and switch["served"] == 4, forced.stdout
+        # The gate takes its last pass: a deploy is not held up for five minutes.
+        waited = run_vigil("wait", "web", "--stable", "0s", "--timeout", "10s", "-c",
+                           str(config))
+        assert waited.returncode == 0 and switch["served"] == 4, waited.stdout + waited.stderr
+        later = daemon(config).start()
+        later.wait_for("daemon.started")
+        later.signal(signal.SIGUSR1)
+        later.wait_for("daemon.run_all")
+        assert later.stop() == 0
+        assert switch["served"] == 4, "the daemon kept the floor of the forced run"
+
+
 @contextlib.contextmanager
 def mcp_server(tmp_path: Path, tool_delay_ms: int) -> Iterator[tuple[int, Path]]:
     """The test MCP memory server on a free port, its tool taking ``tool_delay_ms``:
@@ -249,8 +295,9 @@ def mcp_server(tmp_path: Path, tool_delay_ms: int) -> Iterator[tuple[int, Path]]
 
 
 def checked(config: Path, name: str) -> tuple[int, dict[str, Any]]:
-    """`vigil check NAME --json`: its exit code and what it printed."""
-    done = run_vigil("check", name, "--json", "-c", str(config))
+    """`vigil check NAME --json` (forced: these tests measure, one run after another):
+    its exit code and what it printed."""
+    done = run_vigil("check", name, "--json", "--force", "-c", str(config))
     assert done.stdout, done.stderr
     return done.returncode, json.loads(done.stdout)
 
