@@ -568,12 +568,13 @@ def write_history(folder: Path, checks: int, times: list[float],
                   status_of: Callable[[int, float], int], now: float,
                   duration_of: Callable[[int], float] = lambda i: 5.0,
                   counts_of: Callable[[int], dict[str, int] | None] = lambda i: None,
+                  maintenance_of: Callable[[float], bool] = lambda at: False,
                   ) -> sqlite3.Connection:
     """A history in the state database in ``folder``: a result of checks ``c0``,
     ``c1``... at each time, written through the store's writer, then rolled up at
     ``now`` as the writer rolls them; the writer's connection. ``status_of(n, at)``
     gives each result's status code, ``n`` counting the runs of all checks in the order
-    they came."""
+    they came; ``maintenance_of(at)`` whether the result came under maintenance."""
     from vigil._store import history
     from vigil._store.store import Store
 
@@ -586,7 +587,7 @@ def write_history(folder: Path, checks: int, times: list[float],
     for c in range(checks):
         for i, at in enumerate(times):
             store.result(f"c{c}", at + c * 0.001, status_of(i * checks + c, at),
-                         duration_of(i), {}, "", counts=counts_of(i))
+                         duration_of(i), {}, "", maintenance_of(at), counts_of(i))
         store.writer._commit(store._take())
     history.roll_up(conn, now)
     return conn
