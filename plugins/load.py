@@ -78,17 +78,22 @@ class Load(Check):
     def run(self) -> Result:
         opts = self.options
         began = time.perf_counter()
-        calls = self._mcp() if opts.mcp_url else self._http()
+        # The calls end a little before the core's timeout ends the run: a test whose
+        # calls hang says so in its figures (errors{kind="timeout"}), not as a run that
+        # timed out with none.
+        deadline = began + self.timeout - min(1.0, self.timeout / 10)
+        calls = self._mcp(deadline) if opts.mcp_url else self._http(deadline)
         elapsed = time.perf_counter() - began
         return judge(calls, elapsed, opts, redact(opts.url or opts.mcp_url or ""))
 
-    def _http(self) -> list[Call]:
+    def _http(self, deadline: float) -> list[Call]:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(self.options.concurrency) as pool:
-            return list(pool.map(lambda _: self._one_http(), range(self.options.requests)))
+            return list(pool.map(lambda _: self._one_http(deadline),
+                                 range(self.options.requests)))
 
-    def _one_http(self) -> Call:
+    def _one_http(self, deadline: float) -> Call:
         # urllib costs the daemon ~2 MB: imported only when a load check runs.
         import urllib.error
         import urllib.request
@@ -98,8 +103,10 @@ class Load(Check):
         request = urllib.request.Request(opts.url or "", data=data, method=opts.method,
                                          headers=opts.headers)
         began = time.perf_counter()
+        if began >= deadline:  # its turn came too late: it would have timed out
+            return Call(0.0, "timeout")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+            with urllib.request.urlopen(request, timeout=deadline - began) as reply:
                 reply.read()
             error = ""
         except urllib.error.HTTPError as exc:
@@ -108,23 +115,23 @@ class Load(Check):
             error = _kind(getattr(exc, "reason", exc))
         return Call((time.perf_counter() - began) * 1000, error)
 
-    def _mcp(self) -> list[Call]:
+    def _mcp(self, deadline: float) -> list[Call]:
         import anyio
 
         calls: list[Call] = []
         try:
-            anyio.run(self._mcp_sessions, calls)
+            anyio.run(self._mcp_sessions, calls, deadline)
         except Exception as exc:  # a session that never opened: every call it owed failed
             calls += [Call(0.0, _kind(exc))] * (self.options.requests - len(calls))
         return calls
 
-    async def _mcp_sessions(self, calls: list[Call]) -> None:
+    async def _mcp_sessions(self, calls: list[Call], deadline: float) -> None:
         import anyio
 
         opts = self.options
         shares = [opts.requests // opts.concurrency + (i < opts.requests % opts.concurrency)
                   for i in range(opts.concurrency)]
-        with anyio.fail_after(self.timeout):
+        with anyio.fail_after(max(0.0, deadline - time.perf_counter())):
             async with anyio.create_task_group() as group:
                 for share in shares:
                     group.start_soon(self._mcp_session, share, calls)
@@ -193,13 +200,35 @@ def _below(value: float, warn: float | None, crit: float | None) -> Status:
 
 
 def _kind(error: object) -> str:
-    """An error's kind, for the ``errors`` metric: timeout, refused, or its type."""
-    text = f"{type(error).__name__} {error}".lower()
-    if "timed out" in text or "timeout" in text:
-        return "timeout"
-    if "refused" in text:
-        return "refused"
-    return type(error).__name__
+    """An error's kind, for the ``errors`` metric: timeout, refused, or its type. What
+    the MCP SDK raises hides the cause (its task group's exception group, around an
+    HTTP client's error raised from the socket's): the kind is found among what the
+    error groups and was raised from, and the type named is the first that is no
+    group."""
+    chain = list(_causes(error)) if isinstance(error, BaseException) else [error]
+    for found in chain:
+        text = f"{type(found).__name__} {found}".lower()
+        if "timed out" in text or "timeout" in text:
+            return "timeout"
+        if "refused" in text:
+            return "refused"
+    return type(next((e for e in chain if not isinstance(e, BaseExceptionGroup)),
+                     error)).__name__
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error, then what it groups and what it was raised from, nearest first."""
+    found: list[BaseException] = []
+    todo = [error]
+    while todo:
+        current = todo.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            todo += current.exceptions
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return found
 
 
 @hookimpl
