@@ -186,8 +186,12 @@ def test_separate_incidents_heal_at_once_while_a_crash_loop_backs_off(write_conf
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # Waits of 0.5s, then 1s: the second gap is half a second longer.
     assert len(starts) == 3 and gaps[1] > gaps[0] + 0.3, f"no growing backoff: {gaps}"
-    time.sleep(1)
+    # Five more failing runs, each of which the healer judges before the next begins:
+    # given up once, not once per run.
+    runs = len(d.events("check.result", check="crashing"))
+    d.wait_for("check.result", count=runs + 5, check="crashing")
     assert len(d.events("heal.gave_up", service="loop")) == 1
+    assert len(d.events("heal.started", service="loop")) == 3
 
 
 @pytest.mark.parametrize("passing", [1, 2])
