@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FIXTURES, event_time, run_vigil
+from tests.helpers import FIXTURES, event_time, run_vigil, wait_until
 from vigil import Action, ServiceManager
 from vigil._config import loader as config
 from vigil._heal.healer import Healer
@@ -173,8 +173,11 @@ def test_separate_incidents_heal_at_once_while_a_crash_loop_backs_off(write_conf
         interval = "200ms"
         fall = 2
     """)).start()
-    d.wait_for("heal.succeeded", service="svc")
-    time.sleep(1.0)  # healthy for twice backoff_reset: that heal held
+    healed = d.wait_for("heal.succeeded", service="svc")[0]
+    # Healthy for twice backoff_reset, as its passing runs show: that heal held.
+    wait_until(lambda: any(event_time(r) - event_time(healed) >= 1.0 for r in
+                           d.events("check.result", check="guard", status="OK")), 10,
+               "a second of passing runs after the heal")
     flag.write_text("CRIT")
     failing = d.wait_for("check.state_changed", count=2, check="guard", to="FAILING")[1]
     started = d.wait_for("heal.started", count=2, service="svc")[1]
