@@ -61,8 +61,9 @@ def test_a_raising_restart_is_a_failed_heal_everywhere(write_config, daemon, tmp
     done = run_vigil("heal", "svc", "-c", str(config))
     assert done.returncode == 2 and "restart broke on purpose" in done.stderr, done
     stream = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    stream.request("GET", "/api/v1/events")
+    stream.request("GET", "/api/v1/events", headers={"Authorization": "Bearer t0ken"})
     events = stream.getresponse()
+    assert events.status == 200, events.read()
     status, _, body = call(port, "/api/v1/services/svc/heal", "POST",
                            {"Authorization": "Bearer t0ken"})
     answer = json.loads(body)
