@@ -573,12 +573,13 @@ def write_history(folder: Path, checks: int, times: list[float],
                   status_of: Callable[[int, float], int], now: float,
                   duration_of: Callable[[int], float] = lambda i: 5.0,
                   counts_of: Callable[[int], dict[str, int] | None] = lambda i: None,
+                  maintenance_of: Callable[[float], bool] = lambda at: False,
                   ) -> sqlite3.Connection:
     """A history in the state database in ``folder``: a result of checks ``c0``,
     ``c1``... at each time, written through the store's writer, then rolled up at
     ``now`` as the writer rolls them; the writer's connection. ``status_of(n, at)``
     gives each result's status code, ``n`` counting the runs of all checks in the order
-    they came."""
+    they came; ``maintenance_of(at)`` whether the result came under maintenance."""
     from vigil._store import history
     from vigil._store.store import Store
 
@@ -591,7 +592,7 @@ def write_history(folder: Path, checks: int, times: list[float],
     for c in range(checks):
         for i, at in enumerate(times):
             store.result(f"c{c}", at + c * 0.001, status_of(i * checks + c, at),
-                         duration_of(i), {}, "", counts=counts_of(i))
+                         duration_of(i), {}, "", maintenance_of(at), counts_of(i))
         store.writer._commit(store._take())
     history.roll_up(conn, now)
     return conn
@@ -601,20 +602,36 @@ def write_history(folder: Path, checks: int, times: list[float],
 def slow_http(port: int, delay: float) -> Iterator[dict[str, float]]:
     """An HTTP server on ``port`` that waits ``switch["delay"]`` seconds before each
     answer, and answers 500 to every ``switch["fail_every"]``-th request (0: never);
-    change either while it runs."""
-    switch = {"delay": delay, "fail_every": 0, "served": 0}
-    lock = threading.Lock()
+    change either while it runs. ``switch["most_in_flight"]``: the most requests it
+    was answering at once; with ``switch["gather"]`` set, the next requests wait (10 s
+    at most) until that many are in flight, once: a client's concurrency shown whatever
+    the machine's pace."""
+    switch = {"delay": delay, "fail_every": 0, "served": 0, "in_flight": 0,
+              "most_in_flight": 0, "gather": 0}
+    lock = threading.Condition()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            time.sleep(switch["delay"])
             with lock:
-                switch["served"] += 1
-                fail = switch["fail_every"] and switch["served"] % switch["fail_every"] == 0
-            self.send_response(500 if fail else 200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+                switch["in_flight"] += 1
+                switch["most_in_flight"] = max(switch["most_in_flight"], switch["in_flight"])
+                lock.notify_all()
+                if switch["gather"]:
+                    lock.wait_for(lambda: switch["in_flight"] >= switch["gather"], 10)
+                    switch["gather"] = 0
+            try:
+                time.sleep(switch["delay"])
+                with lock:
+                    switch["served"] += 1
+                    fail = (switch["fail_every"]
+                            and switch["served"] % switch["fail_every"] == 0)
+                self.send_response(500 if fail else 200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            finally:
+                with lock:
+                    switch["in_flight"] -= 1
 
         def log_message(self, *_args: object) -> None:
             pass

@@ -2,7 +2,8 @@
 gate. Opens maintenance on the services (no heal, no alert while the command works),
 runs the command (an argv, never a shell; its output streamed), ends the maintenance,
 waits until their checks pass steadily (`vigil wait`), and when the command fails or the
-wait times out runs ``--rollback`` and waits again. Each step is a log line, and the
+wait times out runs ``--rollback`` under maintenance (a failed command's window stays
+open through it) and waits again. Each step is a log line, and the
 outcome a line of each service's history (the status page shows it)."""
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     log.info("deploy.started", services=args.services, command=shlex.join(args.argv))
     _window(cfg, args.services, "start", began)
     code, failure = _run(args.argv, args.timeout)
-    _window(cfg, args.services, "end", began)
+    # A failed command is rolled back under the same window: ended in between, the
+    # daemon would heal (restart) the broken release while the rollback replaces it.
+    held = bool(code and args.rollback)
+    if not held:
+        _window(cfg, args.services, "end", began)
     log.info("deploy.command_done", exit_code=code, **({"reason": failure} if failure else {}))
     healthy = code == 0 and _healthy(cfg, names, args)
     if healthy:
@@ -58,7 +63,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.rollback:
         log.warning("deploy.rolling_back", command=args.rollback,
                     reason=failure or "not healthy in time")
-        _window(cfg, args.services, "start", began)
+        if not held:
+            _window(cfg, args.services, "start", began)
         back, failed_back = _run(shlex.split(args.rollback), args.timeout)
         _window(cfg, args.services, "end", began)
         recovered = back == 0 and _healthy(cfg, names, args)

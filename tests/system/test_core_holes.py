@@ -9,6 +9,7 @@ import http.client
 import json
 import signal
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ def test_a_raising_restart_is_a_failed_heal_everywhere(write_config, daemon, tmp
     stream = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     stream.request("GET", "/api/v1/events", headers={"Authorization": "Bearer t0ken"})
     events = stream.getresponse()
+    assert events.status == 200, events.read()
     status, _, body = call(port, "/api/v1/services/svc/heal", "POST",
                            {"Authorization": "Bearer t0ken"})
     answer = json.loads(body)
@@ -138,19 +140,27 @@ def test_status_says_which_services_are_watched(write_config, daemon) -> None:
 
 def test_a_reload_in_the_middle_of_a_failing_start_keeps_its_outcome(write_config, daemon,
                                                                      tmp_path) -> None:
-    sent, began = tmp_path / "sent.jsonl", tmp_path / "began"
+    sent, began, go = tmp_path / "sent.jsonl", tmp_path / "began", tmp_path / "go"
     record = (f"import json, sys; open({str(sent)!r}, 'a').write(json.dumps(json.load("
               "sys.stdin)) + '\\n')")
-    # Starts, says so, lives 2 s, then dies: the heal fails while the reload happens.
-    start = (f"import pathlib, sys, time; pathlib.Path({str(began)!r}).touch(); time.sleep(2); "
-             "sys.exit('cannot bind')")
+    # Starts, says so, then dies once the test says so (after the reload): the heal
+    # fails after the reload, whatever the machine's pace.
+    program = tmp_path / "app.py"
+    program.write_text(textwrap.dedent(f"""
+        import pathlib, sys, time
+        pathlib.Path({str(began)!r}).touch()
+        deadline = time.monotonic() + 120
+        while not pathlib.Path({str(go)!r}).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sys.exit("cannot bind")
+    """))
     body = f"""
         [daemon]
         state_dir = "state"
         [services.app]
         manager = "command"
-        start = ["{sys.executable}", "-c", "{start}"]
-        start_timeout = "10s"
+        start = ["{sys.executable}", "{program}"]
+        start_timeout = "60s"
         backoff = "1m"
         [checks.app]
         type = "tcp"
@@ -169,8 +179,12 @@ def test_a_reload_in_the_middle_of_a_failing_start_keeps_its_outcome(write_confi
     write_config(body.replace('interval = "300ms"', 'interval = "400ms"'))
     d.signal(signal.SIGHUP)
     d.wait_for("config.reloaded")
+    go.touch()
     failed = d.wait_for("heal.failed", service="app", timeout=20)[0]
     assert "cannot bind" in failed.get("output", "") + failed["reason"], failed
+    order = [e["event"] for e in d.events() if e["event"] in (
+        "heal.started", "config.reloaded", "heal.failed")]
+    assert order == ["heal.started", "config.reloaded", "heal.failed"], order
     wait_until(lambda: sent.exists() and sent.read_text(), 15, "the after_heal alert")
     alert = json.loads(sent.read_text().splitlines()[0])
     assert alert["reason"] == "heal_failed", alert

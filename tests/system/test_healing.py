@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FIXTURES, event_time, run_vigil
+from tests.helpers import FIXTURES, event_time, run_vigil, wait_until
 from vigil import Action, ServiceManager
 from vigil._config import loader as config
 from vigil._heal.healer import Healer
@@ -173,8 +173,11 @@ def test_separate_incidents_heal_at_once_while_a_crash_loop_backs_off(write_conf
         interval = "200ms"
         fall = 2
     """)).start()
-    d.wait_for("heal.succeeded", service="svc")
-    time.sleep(1.0)  # healthy for twice backoff_reset: that heal held
+    healed = d.wait_for("heal.succeeded", service="svc")[0]
+    # Healthy for twice backoff_reset, as its passing runs show: that heal held.
+    wait_until(lambda: any(event_time(r) - event_time(healed) >= 1.0 for r in
+                           d.events("check.result", check="guard", status="OK")), 10,
+               "a second of passing runs after the heal")
     flag.write_text("CRIT")
     failing = d.wait_for("check.state_changed", count=2, check="guard", to="FAILING")[1]
     started = d.wait_for("heal.started", count=2, service="svc")[1]
@@ -186,8 +189,12 @@ def test_separate_incidents_heal_at_once_while_a_crash_loop_backs_off(write_conf
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # Waits of 0.5s, then 1s: the second gap is half a second longer.
     assert len(starts) == 3 and gaps[1] > gaps[0] + 0.3, f"no growing backoff: {gaps}"
-    time.sleep(1)
+    # Five more failing runs, each of which the healer judges before the next begins:
+    # given up once, not once per run.
+    runs = len(d.events("check.result", check="crashing"))
+    d.wait_for("check.result", count=runs + 5, check="crashing")
     assert len(d.events("heal.gave_up", service="loop")) == 1
+    assert len(d.events("heal.started", service="loop")) == 3
 
 
 @pytest.mark.parametrize("passing", [1, 2])

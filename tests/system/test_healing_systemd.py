@@ -17,6 +17,7 @@ from tests.helpers import (
     am_alerts,
     answers,
     free_port,
+    listening,
     log_problems,
     output_problems,
     rerun_delay,
@@ -121,7 +122,10 @@ def test_crash_loop_respects_the_budget_then_resumes(systemd: PrivateSystemd, wr
                             within='"5m"', backoff='"200ms"', start_timeout='"2s"')
     d = daemon(config, prefix=systemd.prefix()).start()
     d.wait_for("heal.gave_up", service="loop", timeout=30)
-    time.sleep(4)  # long enough for more restarts, were the budget not kept
+    # Three more failing runs, each of which would have started a heal were the budget
+    # not kept (the healer decides on each run before the next one begins).
+    runs = len(d.events("check.result", check="loop"))
+    d.wait_for("check.result", count=runs + 3, check="loop", timeout=15)
     assert len(d.events("heal.started", service="loop")) == 2
     failed = d.events("heal.failed", service="loop")
     assert len(failed) == 2
@@ -422,7 +426,10 @@ def test_a_unit_stopped_on_purpose_is_left_stopped_and_a_killed_one_healed(
 
 def left_stopped(systemd: PrivateSystemd, write_config, daemon, tmp_path: Path, port: int,
                  am: int) -> None:
-    # after_heal off: a FAILING check alerts at once, unless under maintenance.
+    # after_heal off: a FAILING check alerts at once, unless under maintenance. The
+    # sentinel `beat` passes while the test listens on its port.
+    sentinel, beat = free_port(), contextlib.ExitStack()
+    beat.enter_context(listening(sentinel))
     config = write_config(f"""
         [daemon]
         state_dir = "{tmp_path}/state"
@@ -435,6 +442,11 @@ def left_stopped(systemd: PrivateSystemd, write_config, daemon, tmp_path: Path, 
         port = {port}
         service = "web"
         interval = "1s"
+        fall = 1
+        [checks.beat]
+        type = "tcp"
+        port = {sentinel}
+        interval = "300ms"
         fall = 1
         [alerts.am]
         type = "alertmanager"
@@ -454,11 +466,14 @@ def left_stopped(systemd: PrivateSystemd, write_config, daemon, tmp_path: Path, 
     wait_until(lambda: saved_state(tmp_path / "state")["checks"]["web"]["state"]
                == "MAINTENANCE", 10, "the check shown in MAINTENANCE")
     assert not d.events("heal.started") and not answers(port)
-    # Three more failing runs under maintenance, time for the alerter to look: nothing
-    # reached Alertmanager.
-    runs = len(d.events("check.result", check="web"))
-    d.wait_for("check.result", count=runs + 3, check="web", timeout=10)
-    assert not d.events("alert.opened") and not am_alerts(am)
+    # web is FAILING under maintenance (its heal was skipped). Then the sentinel fails:
+    # its alert reaches Alertmanager after the alerter has judged web's failure, and
+    # web's did not.
+    beat.close()
+    wait_until(lambda: any(a["labels"].get("check") == "beat" for a in am_alerts(am)), 20,
+               "the sentinel's alert in Alertmanager")
+    assert [e["check"] for e in d.events("alert.opened")] == ["beat"]
+    assert [a["labels"]["check"] for a in am_alerts(am)] == ["beat"]
 
     systemd.run("systemctl", "start", "vigil-web.service")  # by someone: watched again
     d.wait_for("maintenance.ended", target="web", why="it runs again", timeout=15)

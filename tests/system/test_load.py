@@ -1,6 +1,8 @@
 """Load probes against real servers: Python's HTTP server with a delay switch, and the
-test MCP memory server built with the official SDK. The figures are right within what
-the slow server injects, a failing share is counted, and the bounds hold."""
+test MCP memory server built with the official SDK. The calls are made `concurrency` at
+a time (the servers count them in flight), the figures are right within what the slow
+server injects, each kind of error is counted by its name, and the bounds hold: no load
+test while its service is healed or under maintenance, and none sooner than its floor."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tests.helpers import (
     FIXTURES,
     answers,
+    call,
     free_port,
     listening,
     run_vigil,
@@ -34,8 +37,10 @@ def test_an_http_load_test_measures_a_slow_server_and_counts_its_failures() -> N
         check = make_check("load", {"url": f"http://127.0.0.1:{port}/", "requests": 20,
                                     "concurrency": 4, "p95_warn": "1s", "allow_frequent": True},
                            timeout=30)
-        found = run_check(check)
+        switch["gather"] = 4  # the first requests wait for four in flight (a sequential
+        found = run_check(check)  # client would leave them waiting alone)
         assert found.status is Status.OK, found.summary
+        assert switch["most_in_flight"] == 4, "four at a time, never more"
         m = found.metrics
         assert m["requests"] == 20 and m["success_rate_pct"] == 100
         assert 50 <= m["latency_p50_ms"] <= m["latency_p95_ms"] <= m["latency_p99_ms"]
@@ -77,30 +82,51 @@ def test_vigil_check_gives_a_load_tests_figures_in_their_nagios_units(write_conf
                      "latency_p99": "ms", "'errors{kind=\"http_500\"}'": ""}, perfdata
 
 
-def test_an_mcp_load_test_calls_the_tool_concurrently_and_times_it(tmp_path: Path) -> None:
-    port = free_port()
-    knobs = tmp_path / "knobs.json"
-    knobs.write_text(json.dumps({"tool_delay_ms": 50}))
+@contextlib.contextmanager
+def mcp_server(port: int, knobs: Path) -> Iterator[Callable[[], dict[str, int]]]:
+    """The test MCP memory server on ``port`` (its knobs in that file), once it answers;
+    yields what it says of the tool calls it served (GET /calls)."""
     server = subprocess.Popen([sys.executable, str(Path(FIXTURES) / "mcp_memory_server.py"),
                                "--port", str(port), "--knobs", str(knobs)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def calls() -> dict[str, int]:
+        status, _, body = call(port, "/calls")
+        assert status == 200, body
+        return dict(json.loads(body))
+
     try:
-        check = make_check("load", {
-            "mcp_url": f"http://127.0.0.1:{port}/mcp", "tool": "rehydrate_memory",
-            "arguments": {"session_id": "s1"}, "requests": 12, "concurrency": 3,
-            "allow_frequent": True}, timeout=30)
-        wait_until(lambda: run_check(check).metrics["success_rate_pct"] == 100, 30,
-                   "the MCP server to answer")
+        wait_until(lambda: answers(port), 30, "the MCP server to answer")
+        yield calls
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def mcp_load(port: int, timeout: float = 30, **options: Any) -> Any:
+    return make_check("load", {
+        "mcp_url": f"http://127.0.0.1:{port}/mcp", "tool": "rehydrate_memory",
+        "arguments": {"session_id": "s1"}, "allow_frequent": True, **options},
+        timeout=timeout)
+
+
+def test_an_mcp_load_test_calls_the_tool_concurrently_and_times_it(tmp_path: Path) -> None:
+    port = free_port()
+    knobs = tmp_path / "knobs.json"
+    # The first calls wait for three in flight: one session at a time would leave them
+    # waiting alone.
+    knobs.write_text(json.dumps({"tool_delay_ms": 50, "gather": 3}))
+    check = mcp_load(port, requests=12, concurrency=3)
+    with mcp_server(port, knobs) as calls:
         found = run_check(check)
         m = found.metrics
         assert found.status is Status.OK, found.summary
         assert m["requests"] == 12 and 50 <= m["latency_p50_ms"] <= m["latency_p99_ms"]
         assert 0 < m["requests_per_s"] <= 3 / 0.05
-    finally:
-        server.terminate()
-        server.wait(10)
+        assert calls() == {"in_flight": 0, "most_in_flight": 3, "calls": 12}
     down = run_check(check)  # nobody answers now: every call failed, and said why
     assert down.status is Status.CRIT and down.metrics["success_rate_pct"] == 0
+    assert down.metrics['errors{kind="refused"}'] == 12, down.metrics
 
 
 def test_a_load_check_runs_at_most_every_five_minutes_unless_allowed(tmp_path: Path) -> None:
@@ -168,6 +194,64 @@ def test_a_load_check_holds_off_while_its_service_is_under_maintenance(
         assert "(by vigil maintenance)" in waited.stderr, waited.stderr
         assert run_vigil("maintenance", "end", "web", "-c", str(config)).returncode == 0
         wait_until(lambda: switch["served"] > served, 10, "the load test to run again")
+
+
+def test_a_load_check_holds_off_while_its_service_is_healed(write_config, daemon,
+                                                           tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """Its service's other check fails: the heal lasts until the test lets it end, and
+    no load test runs meanwhile; once healed, it runs again."""
+    monkeypatch.setenv("PYTHONPATH", FIXTURES)
+    port, sentinel = free_port(), free_port()
+    flag, release = tmp_path / "flag", tmp_path / "release"
+    flag.write_text("OK")
+    with slow_http(port, 0.0) as switch, listening(sentinel):
+        config = write_config(f"""
+            [daemon]
+            state_dir = "state"
+            plugins = ["misbehaving"]
+            [services.web]
+            manager = "flag"
+            status_file = "{flag}"
+            hold_file = "{release}"
+            start_timeout = "2m"
+            [checks.guard]
+            type = "fixed"
+            status_file = "{flag}"
+            service = "web"
+            interval = "300ms"
+            fall = 1
+            [checks.load]
+            type = "load"
+            url = "http://127.0.0.1:{port}/"
+            service = "web"
+            requests = 2
+            concurrency = 1
+            interval = "500ms"
+            allow_frequent = true
+            [checks.beat]
+            type = "tcp"
+            port = {sentinel}
+            interval = "300ms"
+        """)
+        d = daemon(config).start()
+        d.wait_for("check.result", count=2, check="load")
+        flag.write_text("CRIT")
+        d.wait_for("heal.started", service="web")
+        # One run may have begun before the heal: let it end, then count.
+        seen = len(d.events("check.result", check="beat"))
+        d.wait_for("check.result", count=seen + 3, check="beat")
+        served = switch["served"]
+        d.wait_for("check.result", count=seen + 10, check="beat")  # 2 s: 4 load runs due
+        assert not d.events("heal.succeeded"), "the heal waits for the test"
+        assert switch["served"] == served, "no load test while its service is healed"
+        waited = run_vigil("wait", "load", "--timeout", "1s", "-c", str(config))
+        assert waited.returncode == 1 and switch["served"] == served
+        assert "load waits: its service is being healed" in waited.stderr, waited.stderr
+        release.touch()
+        d.wait_for("heal.succeeded", service="web")
+        wait_until(lambda: switch["served"] > served, 10, "the load test to run again")
+        assert d.stop() == 0
 
 
 def test_a_load_check_runs_no_sooner_than_its_floor_whoever_asks(write_config, daemon) -> None:
@@ -277,7 +361,7 @@ def test_a_load_checks_floor_holds_across_commands_and_a_daemon_started_after(
 
 
 @contextlib.contextmanager
-def mcp_server(tmp_path: Path, tool_delay_ms: int) -> Iterator[tuple[int, Path]]:
+def mcp_server_logging(tmp_path: Path, tool_delay_ms: int) -> Iterator[tuple[int, Path]]:
     """The test MCP memory server on a free port, its tool taking ``tool_delay_ms``:
     (its port, the file where it writes each call of the tool), once it listens."""
     port, calls = free_port(), tmp_path / f"calls-{tool_delay_ms}.jsonl"
@@ -306,7 +390,7 @@ def test_an_mcp_load_test_opens_concurrency_sessions_and_calls_in_turn_in_each(
         write_config, tmp_path: Path) -> None:
     """Seven calls, concurrency 3: three MCP sessions (as the server saw them), 3, 2 and
     2 calls each, one after the other in a session, three in flight at once."""
-    with mcp_server(tmp_path, 200) as (port, calls):
+    with mcp_server_logging(tmp_path, 200) as (port, calls):
         config = write_config(f"""
             [checks.load]
             type = "load"
@@ -321,12 +405,12 @@ def test_an_mcp_load_test_opens_concurrency_sessions_and_calls_in_turn_in_each(
     assert code == 0 and found["metrics"]["success_rate_pct"] == 100, found
     made = [json.loads(line) for line in calls.read_text().splitlines()]
     sessions: dict[str, list[tuple[float, float]]] = {}
-    for call in made:
-        sessions.setdefault(call["session"], []).append((call["start"], call["end"]))
+    for one in made:
+        sessions.setdefault(one["session"], []).append((one["start"], one["end"]))
     assert None not in sessions and sorted(map(len, sessions.values())) == [2, 2, 3], made
     for spans in sessions.values():  # in turn: each call begins once the one before ended
         assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
-    spans = [(call["start"], call["end"]) for call in made]
+    spans = [(one["start"], one["end"]) for one in made]
     in_flight = max(sum(start <= at < end for start, end in spans) for at, _ in spans)
     assert in_flight == 3, made
 
@@ -336,8 +420,8 @@ def test_a_load_tests_failures_are_counted_by_their_kind(write_config, tmp_path:
     test's time is a `timeout` (and the test still reports, before vigil's own timeout),
     and a tool that answers with an error is a `tool_error`."""
     closed, slow = free_port(), free_port()
-    with slow_http(slow, 3.0), mcp_server(tmp_path, 0) as (mcp, _), \
-            mcp_server(tmp_path, 3000) as (stuck, _):
+    with slow_http(slow, 3.0), mcp_server_logging(tmp_path, 0) as (mcp, _), \
+            mcp_server_logging(tmp_path, 3000) as (stuck, _):
         config = write_config(f"""
             [defaults]
             interval = "5m"

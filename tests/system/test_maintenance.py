@@ -20,6 +20,7 @@ from tests.helpers import (
     am_alerts,
     am_silences,
     call,
+    event_time,
     free_port,
     run_vigil,
     saved_state,
@@ -31,6 +32,9 @@ from tests.helpers import (
 def test_a_window_holds_heals_back_and_its_end_lets_them_go(write_config, daemon,
                                                              tmp_path: Path,
                                                              monkeypatch) -> None:
+    """app fails under the window until it is FAILING there (fall = 5): no heal while
+    the window lasts, and once it ends the next run heals it, with no new wait of five
+    failures. The daemon's log is the whole story, in order."""
     monkeypatch.setenv("PYTHONPATH", FIXTURES)
     flag = tmp_path / "flag"
     flag.write_text("CRIT")
@@ -47,43 +51,70 @@ def test_a_window_holds_heals_back_and_its_end_lets_them_go(write_config, daemon
         status_file = "{flag}"
         service = "app"
         interval = "1s"
-        fall = 1
+        fast_interval = "200ms"
+        fall = 5
     """)
-    started = run_vigil("maintenance", "start", "app", "--for", "3s", "--reason", "upgrade",
+    started = run_vigil("maintenance", "start", "app", "--for", "1h", "--reason", "upgrade",
                         "-c", str(config))
     assert started.returncode == 0, started.stderr
     d = daemon(config).start()
     window = d.wait_for("maintenance.started", target="app")[0]
     assert window["reason"] == "upgrade" and window["by"] == "vigil maintenance"
+    d.wait_for("check.state_changed", check="app", to="FAILING")
     skipped = d.wait_for("heal.skipped", service="app")[0]
     assert skipped["reason"] == "maintenance" and skipped["window"] == "app"
     wait_until(lambda: saved_state(tmp_path / "state")["checks"]["app"]["state"]
                == "MAINTENANCE", 5, "the check shown in MAINTENANCE")
-    assert not d.events("heal.started")
-    d.wait_for("maintenance.ended", target="app", why="expired", timeout=10)
-    d.wait_for("heal.succeeded", service="app", timeout=10)
+    ended = run_vigil("maintenance", "end", "app", "-c", str(config))
+    assert ended.returncode == 0, ended.stderr
+    d.wait_for("heal.succeeded", service="app", timeout=15)
+
+    events = d.events()
+
+    def first(event: str, **fields: Any) -> int:
+        return next(i for i, e in enumerate(events) if e.get("event") == event
+                    and all(e.get(k) == v for k, v in fields.items()))
+
+    failing = first("check.state_changed", check="app", to="FAILING")
+    end = first("maintenance.ended", target="app", why="ended")
+    heal = first("heal.started", service="app")
+    assert failing < end < heal, "healed only after the window ended"
+    between = events[end:heal]
+    assert not [e for e in between if e.get("event") == "check.state_changed"], between
+    runs = [e for e in between if e.get("event") == "check.result"]
+    assert 1 <= len(runs) < 5, f"a new fall wait after the window: {len(runs)} runs"
     assert d.stop() == 0
 
 
 def test_a_scheduled_window_is_opened_by_its_cron(write_config, daemon) -> None:
-
-
-    # Every minute, for 55 s: started now unless in the minute's last seconds.
-    if time.time() % 60 > 50:
-        time.sleep(61 - time.time() % 60)
-    d = daemon(write_config("""
+    """The window's cron names the first minute that begins 12 s or more from now (UTC):
+    the daemon starts before it with no window in force, and the window opens at that
+    minute, for its duration."""
+    opens = -(-(time.time() + 12) // 60) * 60
+    at = datetime.fromtimestamp(opens, UTC)
+    d = daemon(write_config(f"""
         [daemon]
         state_dir = "state"
         [checks.disk]
         type = "system"
+        interval = "1s"
         [maintenance.nightly]
-        schedule = "* * * * *"
-        duration = "55s"
+        schedule = "{at.minute} {at.hour} * * *"
+        duration = "10s"
         checks = ["disk*"]
         reason = "the backup"
     """)).start()
-    window = d.wait_for("maintenance.started", target="disk*")[0]
+    assert event_time(d.events("daemon.started")[0]) < opens, "started after the window's time"
+    window = d.wait_for("maintenance.started", target="disk*",
+                        timeout=opens - time.time() + 30)[0]
     assert window["by"] == "schedule nightly" and window["reason"] == "the backup"
+    assert event_time(window) >= opens, "opened before its cron's minute"
+    assert datetime.fromisoformat(window["until"]).timestamp() == opens + 10
+    shown = [e for e in d.events("check.result", check="disk")
+             if event_time(e) < opens]
+    assert shown, "the check ran before the window opened"
+    ended = d.wait_for("maintenance.ended", target="disk*", why="expired", timeout=40)[0]
+    assert event_time(ended) >= opens + 10
     assert d.stop() == 0
 
 

@@ -251,7 +251,10 @@ def test_every_port_taken_names_every_holder_without_a_restart_loop(foreign, wri
         assert f"{port} by PID {os.getpid()}" in failed["reason"]
     assert failed["reason"].startswith(f"every port of {ports[0]}-{ports[1]} is taken")
     d.wait_for("heal.gave_up", service="memory", timeout=20)
-    time.sleep(2)
+    # Three more failing runs, each of which would have started a heal were the budget
+    # not kept (the healer decides on each run before the next one begins).
+    runs = len(d.events("check.result", check="memory"))
+    d.wait_for("check.result", count=runs + 3, check="memory", timeout=20)
     assert len(d.events("heal.started", service="memory")) == 2
     crit = d.events("check.result", check="memory")[-1]
     assert crit["status"] == "CRIT" and f"{ports[0]} held by PID {os.getpid()}" in crit["summary"]

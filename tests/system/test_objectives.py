@@ -1,6 +1,8 @@
 """Objectives in a real daemon: a real HTTP server that goes down burns an objective's
 error budget, the page reaches a webhook sink and a real Alertmanager, and resolves when
-the server is back; /metrics and /api/v1/slos say the same as `vigil slo`. An objective
+the server is back. Over a history with slow passing runs and runs under maintenance,
+/metrics, /api/v1/slos and `vigil slo` give the same figures, and those are the runs
+counted by hand: a slow run no good for latency, maintenance left out. An objective
 pages only once its windows hold enough data (not on a new daemon's first failed runs),
 and opens no burn alert while its checks are under maintenance."""
 
@@ -18,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.helpers import (
     FIXTURES,
@@ -151,6 +155,105 @@ def test_a_burning_objective_pages_through_alertmanager_and_resolves(
                        "the webhook sink's resolution")
         assert pages(receiver.at("/direct")) == ["firing", "resolved"]
         assert d.events("alert.resolved", sink="direct", reason="burn")
+
+
+#: The history of the test below, one run of c0 a second, in minutes before it was
+#: written: passing over [-110, -66) and [-24, -7), failing over [-54, -36), the first
+#: half of that, [-54, -45), under maintenance. Every fourth passing run took 3 s, the
+#: others 5 ms. No run lies within five minutes of where a window (5m ... 3d, 30d) begins
+#: while the test runs: each count stays the same from one reading to the next.
+PASSING, FAILING, HELD = ((-110, -66), (-24, -7)), ((-54, -36),), ((-54, -45),)
+
+
+def runs_over(now: float, spans: tuple[tuple[int, int], ...]) -> list[float]:
+    return [now + start * 60 + k for start, end in spans for k in range((end - start) * 60)]
+
+
+def metric_samples(http: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as got:
+        text = got.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name.startswith("vigil_slo_")}
+
+
+def test_metrics_the_api_and_vigil_slo_give_the_runs_counted_by_hand(
+        write_config, daemon, tmp_path) -> None:
+    now, http = time.time(), free_port()
+    passing, failing = runs_over(now, PASSING), runs_over(now, FAILING)
+    held, slow, bad = set(runs_over(now, HELD)), set(passing[::4]), set(failing)
+    times = sorted(passing + failing)
+    write_history(tmp_path / "state", 1, times, lambda n, at: 2 if at in bad else 0, now,
+                  duration_of=lambda i: 3000.0 if times[i] in slow else 5.0,
+                  maintenance_of=lambda at: at in held).close()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        slo_interval = "1s"
+        http = "127.0.0.1:{http}"
+        [checks.c0]
+        type = "tcp"
+        port = {free_port()}
+        interval = "1h"
+        [slos.up]
+        check = "c0"
+        objective = "94%"
+        [slos.fast]
+        check = "c0"
+        objective = "90%"
+        sli = "latency"
+        threshold = "2500ms"
+    """)
+
+    def by_hand(seconds: float, sli: str) -> tuple[int, int]:
+        """(good, total) over the last ``seconds``: the history's runs outside
+        maintenance, good when they passed (within 2.5 s for latency), and the daemon's
+        own first run of c0, which fails (its port is closed)."""
+        counted = [at for at in times if at >= now - seconds and at not in held]
+        good = [at for at in counted if at not in bad and (sli == "up" or at not in slow)]
+        return len(good), len(counted) + 1
+
+    d = daemon(config).start()
+    d.wait_for("check.result", check="c0")
+    wait_until(lambda: slo_report(http, "up")["total"] == by_hand(30 * 86400, "up")[1]
+               and slo_report(http, "fast")["total"] == by_hand(30 * 86400, "fast")[1],
+               20, "the objectives counted over the history and the daemon's run")
+    api = {name: slo_report(http, name) for name in ("up", "fast")}
+    samples = metric_samples(http)
+    done = run_vigil("slo", "--json", "-c", str(config))
+    text = run_vigil("slo", "-c", str(config)).stdout
+    told = {r["name"]: r for r in json.loads(done.stdout)["slos"]}
+    statuses = ("ok", "ticket", "page")
+    assert done.returncode == max(statuses.index(r["status"]) for r in api.values())
+
+    for name, objective in (("up", 0.94), ("fast", 0.90)):
+        report = api[name]
+        good, total = by_hand(30 * 86400, name)
+        assert (report["good"], report["total"]) == (good, total), (name, report)
+        assert report["sli"] == pytest.approx(good / total, rel=1e-12)
+        budget = 1 - objective
+        for window, seconds in (("5m", 300), ("30m", 1800), ("1h", 3600), ("2h", 7200),
+                                ("6h", 21600), ("1d", 86400), ("3d", 259200)):
+            in_good, in_total = by_hand(seconds, name)
+            assert report["burn_rate"][window] == pytest.approx(
+                (in_total - in_good) / in_total / budget, rel=1e-12), (name, window)
+        # The same figures, exactly, from /metrics and from `vigil slo` (--json, and
+        # its words).
+        label = (("slo", name),)
+        assert samples[("vigil_slo_objective", label)] == report["objective"] == objective
+        assert samples[("vigil_slo_sli", label)] == report["sli"]
+        assert samples[("vigil_slo_error_budget_remaining", label)] == \
+            report["budget_remaining"]
+        assert {window: samples[("vigil_slo_burn_rate", (("slo", name), ("window", window)))]
+                for window in report["burn_rate"]} == report["burn_rate"]
+        assert told[name] == report
+        assert f"SLI {report['sli'] * 100:.3f}% ({good}/{total})" in text, text
+    # A slow run counts against latency only; a run under maintenance counts nowhere.
+    assert api["fast"]["good"] == api["up"]["good"] - len(slow) > 0
+    assert api["up"]["total"] == len(times) - len(held) + 1
+    assert d.stop() == 0
 
 
 def test_exported_slo_rules_page_in_promtool_where_vigil_pages(write_config, tmp_path) -> None:

@@ -74,7 +74,10 @@ def test_a_live_daemon_whose_scheduler_wedges_says_so_and_stops_the_watchdog(
     with contextlib.suppress(BlockingIOError):
         while True:  # what was sent before the wedge was seen
             sock.recv(4096)
-    time.sleep(1.6)  # three watchdog half-periods: a live scheduler would ping thrice
+    # Three more turns of the watchdog (each says the scheduler is wedged, instead of
+    # pinging): a live scheduler would have been pinged for thrice.
+    turns = len(d.events("daemon.wedged"))
+    d.wait_for("daemon.wedged", count=turns + 3, timeout=15)
     late: list[str] = []
     with contextlib.suppress(BlockingIOError):
         while True:

@@ -1,6 +1,7 @@
 """The status page in a real headless Chromium (Debian's, driven by Playwright): it shows
-every check, follows a death and a heal live, heals a given-up service with the token,
-survives a daemon restart, and passes axe-core's accessibility rules."""
+every check, follows a death and a heal live, shows a maintenance window's banners as it
+opens and ends, heals a given-up service with the token, survives a daemon restart, and
+passes axe-core's accessibility rules."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers import ROOT, free_port, listening, saved_pid
+from tests.helpers import ROOT, free_port, listening, run_vigil, saved_pid
 
 TOKEN = "page-token"
 CHROMIUM = "/usr/bin/chromium"
@@ -240,6 +241,62 @@ def test_the_page_takes_the_state_anew_at_a_reconnect_and_follows_filters_and_re
         expect(page.locator("#check-added")).to_have_attribute("data-state", "OK",
                                                                timeout=5000)
     assert not page.problems, page.problems
+
+
+def test_a_maintenance_window_shows_its_banner_on_the_open_page_and_goes_when_ended(
+        write_config, daemon, page) -> None:
+    """`vigil maintenance start` on a service: its card and its check's say so on the
+    page already open (no reload: a mark set in the page survives), the other check's
+    does not; `vigil maintenance end` takes the banners away."""
+    port, web = free_port(), free_port()
+    config = write_config(f"""
+        [daemon]
+        state_dir = "state"
+        http = "127.0.0.1:{port}"
+        http_token = "{TOKEN}"
+        [services.web]
+        manager = "command"
+        start = ["{sys.executable}", "-m", "http.server", "{web}", "--bind", "127.0.0.1"]
+        [checks.web]
+        type = "tcp"
+        port = {web}
+        service = "web"
+        interval = "1s"
+        fall = 1
+        rise = 1
+        [checks.other]
+        type = "tcp"
+        port = {web}
+        interval = "1s"
+    """)
+    d = daemon(config).start()
+    d.wait_for("heal.succeeded", service="web", timeout=20)
+    page.goto(f"http://127.0.0.1:{port}/status")
+    page.wait_for_selector("#live.on", timeout=5000)
+    check, service = page.locator("#check-web"), page.locator("#service-web")
+    expect(check).to_have_attribute("data-state", "OK", timeout=10000)
+    expect(page.locator(".maintenance")).to_have_count(0)
+    page.evaluate("window.vigilTestMark = 'kept'")
+
+    started = run_vigil("maintenance", "start", "web", "--for", "30m", "--reason",
+                        "upgrade to 16", "-c", str(config))
+    assert started.returncode == 0, started.stderr
+    banner = re.compile(r"^Under maintenance for \d+[sm] more \(by vigil maintenance\): "
+                        r"upgrade to 16$")
+    expect(check.locator(".maintenance")).to_have_text(banner, timeout=10000)
+    expect(service.locator(".maintenance")).to_have_text(banner)
+    expect(check).to_have_attribute("data-state", "MAINTENANCE")
+    expect(page.locator("#check-other .maintenance")).to_have_count(0)
+    expect(page.locator('[data-count="MAINTENANCE"]')).to_have_text("1")
+
+    ended = run_vigil("maintenance", "end", "web", "-c", str(config))
+    assert ended.returncode == 0, ended.stderr
+    expect(page.locator(".maintenance")).to_have_count(0, timeout=10000)
+    expect(check).to_have_attribute("data-state", "OK", timeout=10000)
+    expect(page.locator('[data-count="MAINTENANCE"]')).to_have_text("0")
+    assert page.evaluate("window.vigilTestMark") == "kept", "the page was reloaded"
+    assert not page.problems, page.problems
+    assert d.stop() == 0
 
 
 def test_the_page_speaks_words_and_fits_a_phone(write_config, daemon, page) -> None:

@@ -188,31 +188,42 @@ def test_a_check_s_windows_are_scored_when_they_close_and_warn_once_it_lasts(
     baselines._checks = {}
     baselines.install({"web": spec}, 10.0)
     rng, now = random.Random(4), float(T0)
+    #: When each event was logged (the clock the windows are closed at).
+    logged_at: dict[int, float] = {}
 
-    def run(duration: float, status: Status = Status.OK) -> Outcome:
+    def run(duration: float, status: Status = Status.OK) -> tuple[float, Outcome]:
         nonlocal now
         now += 2.5
         found = baselines.observe(spec, Outcome(Result(status, "up", {"latency_ms": duration}),
                                                 duration), now, held=False)
         baselines.close_windows(now)
-        return found
+        logged_at.update((i, now) for i in range(len(logged_at), len(logs)))
+        return now, found
 
     with capture_logs() as logs:
         for _ in range(4 * 40):
             run(50 * math.exp(rng.gauss(0, 0.05)))
         assert not [e for e in logs if e["event"] == "check.anomaly"]
         slow = [run(250.0) for _ in range(24)]  # a minute: anomalous, WARN after 30 s
-        ended = [run(50.0) for _ in range(24)]
-        failed = run(900.0, Status.CRIT)  # a failing run is not a window's value
+        ended = [outcome for _, outcome in (run(50.0) for _ in range(24))]
+        _, failed = run(900.0, Status.CRIT)  # a failing run is not a window's value
     baselines.close()
     anomalies = [e for e in logs if e["event"] == "check.anomaly"]
     assert {e["series"] for e in anomalies} == {"duration", "latency_ms"}
     first = anomalies[0]
     assert first["value"] > 150 and 40 < first["usual"] < 60 and first["score"] >= 5.5
     assert [e["series"] for e in logs if e["event"] == "check.anomaly_ended"]
-    statuses = [o.result.status for o in slow]
-    assert statuses[0] is Status.OK and statuses[-1] is Status.WARN
-    assert "(anomalous: duration 250, usually" in slow[-1].result.summary
+    # The anomaly began as the first slow window closed, and lasted the slow minute: the
+    # runs say WARN from the first one 30 s (anomaly_for) after it began, and not before.
+    began = logged_at[logs.index(first)]
+    ended_at = min(logged_at[i] for i, e in enumerate(logs) if e["event"] ==
+                   "check.anomaly_ended")
+    assert slow[0][0] < began < slow[-1][0] - 30 and ended_at > slow[-1][0]
+    statuses = [o.result.status for _, o in slow]
+    assert statuses == [Status.WARN if at - began >= 30 else Status.OK for at, _ in slow], \
+        [(at - began, s.name) for (at, _), s in zip(slow, statuses, strict=True)]
+    slow_outcomes = [o for _, o in slow]
+    assert "(anomalous: duration 250, usually" in slow_outcomes[-1].result.summary
     assert ended[-1].result.status is Status.OK and failed.result.status is Status.CRIT
     snapshot = baselines.snapshot()["web"]
     assert set(snapshot) == {"duration", "latency_ms"}
@@ -243,15 +254,19 @@ forecast_window = "3h"
     baselines = Baselines(Path("/nonexistent"))
     baselines.install({"web": spec}, 300.0)
     baselines._stop.set()
+    from structlog.testing import capture_logs
+
     now, seen = float(T0), []
-    for step in range(36 * 12):  # a day and a half flat at 40 ms, then the climb
-        now += 300
-        climb = max(0.0, (step - 30 * 12) / 12) * 10
-        outcome = baselines.observe(spec, Outcome(Result(
-            Status.OK, "up", {"latency_ms": 40 + climb}, thresholds={"latency_ms": 100.0}),
-            1.0), now, held=False)
-        baselines.close_windows(now + 1)
-        seen.append((climb, baselines.forecasts().get("web", {}).get("latency_ms"), outcome))
+    with capture_logs() as logs:
+        for step in range(36 * 12):  # a day and a half flat at 40 ms, then the climb
+            now += 300
+            climb = max(0.0, (step - 30 * 12) / 12) * 10
+            outcome = baselines.observe(spec, Outcome(Result(
+                Status.OK, "up", {"latency_ms": 40 + climb},
+                thresholds={"latency_ms": 100.0}), 1.0), now, held=False)
+            baselines.close_windows(now + 1)
+            seen.append((climb, baselines.forecasts().get("web", {}).get("latency_ms"),
+                         outcome))
     flat = [f for climb, f, _ in seen if climb == 0]
     assert all(f is None for f in flat[-12:]), "a flat series passes nothing"
     climbing = [(climb, f, o) for climb, f, o in seen if climb >= 20]
@@ -265,14 +280,25 @@ forecast_window = "3h"
         assert "(latency_ms will pass 100 in about" in outcome.result.summary
     forecasts = [f for _, f, _ in climbing if f is not None]
     assert forecasts[-1] < forecasts[0] / 2, "closer as it comes"
-    # As /metrics says it.
+    # As /metrics says it: in seconds, within what the climb gives as above; the windows
+    # learnt are those that closed (each fed but the last, still open), so none is
+    # learning; anomalous as the log last said (an anomaly begun and not ended).
+    from prometheus_client.parser import text_string_to_metric_families
+
     from vigil._web import metrics
 
     _, body = metrics.render({}, {}, {}, [], baselines.snapshot(), baselines.forecasts(), "")
-    text = body.decode()
-    assert f'vigil_check_forecast_seconds{{check="web",series="latency_ms"}} ' \
-           f'{forecasts[-1]}' in text
-    assert 'vigil_check_anomalous{check="web",series="latency_ms"}' in text
+    samples = {s.name: s.value for family in text_string_to_metric_families(body.decode())
+               for s in family.samples
+               if s.labels == {"check": "web", "series": "latency_ms"}}
+    last_climb = climbing[-1][0]
+    expected = (100 - 40 - last_climb) / 10 * 3600
+    assert abs(samples["vigil_check_forecast_seconds"] - expected) <= expected / 2 + 600, \
+        (samples, expected)
+    assert samples["vigil_check_baseline_windows"] == 36 * 12 - 1
+    assert samples["vigil_check_baseline_learning"] == 0
+    said = [e["event"] for e in logs if e["event"] in ("check.anomaly", "check.anomaly_ended")]
+    assert samples["vigil_check_anomalous"] == (1.0 if said[-1:] == ["check.anomaly"] else 0.0)
 
 
 def test_the_metrics_a_check_type_declares_are_those_its_runs_carry(tmp_path: Path) -> None:
