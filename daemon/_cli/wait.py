@@ -54,7 +54,11 @@ def cmd_wait(args: argparse.Namespace) -> int:
     else:
         for name, standing in answer.get("checks", {}).items():
             if standing["stable_s"] < args.stable:
-                print(f"not healthy after {args.timeout:g}s: {name} {_why(standing)}",
+                # A pass that has not lasted --stable yet says so, or "OK" would read as
+                # healthy.
+                lasted = (f" (passing for {standing['stable_s']:g}s of --stable "
+                          f"{args.stable:g}s)" if standing["status"] in ("OK", "WARN") else "")
+                print(f"not healthy after {args.timeout:g}s: {name} {_why(standing)}{lasted}",
                       file=sys.stderr)
     return 0 if answer.get("ok") else 1
 

@@ -250,6 +250,8 @@ class WebApi:
                 failing = True
                 summary = redact(entry["last"]["summary"] if entry["last"] else "")
                 lines.append(f"[-]{name} failed: {summary}")
+            elif entry["state"] == State.MAINTENANCE:
+                lines.append(f"[+]{name} ok (under maintenance: not judged)")
             else:
                 lines.append(f"[+]{name} ok")
         verdict = "failed" if failing else "ok"
@@ -410,7 +412,9 @@ class WebApi:
     def run_check(self, _request: Request, name: str) -> Reply:
         if not self.checks.run_now(name):
             return _error(404, f"no enabled check named {name!r}")
-        return _json(202, {"check": name, "queued": True})
+        # A check that loads its service may be held back (its floor, a heal, a window).
+        held = self.checks.held(name)
+        return _json(202, {"check": name, "queued": True, **({"held": held} if held else {})})
 
     def heal(self, _request: Request, name: str) -> Reply:
         if name not in self.healer.services:
