@@ -221,6 +221,6 @@ def test_a_failing_check_under_maintenance_fails_neither_probe(web) -> None:
                                   time.time())
     api.checks._finish(api.checks.runtimes["db"], Outcome(Result(Status.CRIT, "down"), 1.0))
     ready = get(api, "/readyz", query="verbose", token=TOKEN)
-    assert ready.status == 200 and b"[+]db ok" in ready.body
+    assert ready.status == 200 and b"[+]db ok (under maintenance: not judged)" in ready.body
     health = json.loads(get(api, "/health", query="x", token=TOKEN).body)
     assert health["checks"]["db"][0]["status"] == "warn" and health["status"] == "warn"
