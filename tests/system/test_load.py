@@ -191,6 +191,7 @@ def test_a_load_check_holds_off_while_its_service_is_under_maintenance(
         # Its last result stands (OK, but not for --stable's 10 s), and why it waits.
         assert "not healthy after 1s: load OK - " in waited.stderr, waited.stderr
         assert "; it waits: under maintenance until " in waited.stderr
+        assert "of --stable 10s)" in waited.stderr, "how long its pass has lasted"
         assert "(by vigil maintenance)" in waited.stderr, waited.stderr
         assert run_vigil("maintenance", "end", "web", "-c", str(config)).returncode == 0
         wait_until(lambda: switch["served"] > served, 10, "the load test to run again")
