@@ -3,6 +3,8 @@ commands without a shell (``proc``), atomic files (``atomic``), masking secrets
 (``redact``), ports and who holds them (``ports``), following a file (``tail``), the
 pidfd and systemd D-Bus watchers (``pidwatch``, ``unitwatch``), SHA-256 names without
 OpenSSL (``digest``), platform folders (``paths``), folders and files for their owner
-alone (``private``), durations, counts in words and Nagios perfdata.
+alone (``private``), structlog imported without the packages it would bring and
+vigil never uses (``structlog_lean``, first of all), durations, counts in words and
+Nagios perfdata.
 
 May import: the standard library and third-party libraries only."""
