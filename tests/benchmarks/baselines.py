@@ -9,7 +9,8 @@ thread does; the clock is played forward. CPU is the thread's own time for all o
 over the windows' simulated length. Memory is what tracemalloc sees the baselines hold
 once every detector has learnt (its state is fixed in size from then on).
 
-Target (issue 28, DESIGN.md): under 1% of a core on average, under 5 MB of memory."""
+Target (issue 28; README, Benchmarks): under 1% of a core on average, under 5 MB of
+memory."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ higher --rates up to where it degrades (p99 over 10 ms, or the rate not kept).
 
     .venv/bin/python -m tests.benchmarks.http [--seconds 10] [--rates 1000,2000,4000]
 
-Target (issue 13, DESIGN.md): at 500/s, p99 under 10 ms, the rate kept (at least 90% of
-it answered) and no error. The higher rates say where it degrades; they are not judged.
+Target (issue 13; README, Benchmarks): at 500/s, p99 under 10 ms, the rate kept (at
+least 90% of it answered) and no error. The higher rates say where it degrades; they are
+not judged.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ them.
 
     .venv/bin/python -m tests.benchmarks.memory [--seconds 20] [-c CONFIG]
 
-Target (DESIGN.md): vigil's peak RSS, from its start through --seconds after the
-scrapes, at most 1.00x supervisord's peak over the same time; at most 1.10x with rich
-and greenlet installed beside vigil.
+Target (README, Benchmarks): vigil's peak RSS, from its start through --seconds after
+the scrapes, at most 1.00x supervisord's peak over the same time; at most 1.10x with
+rich and greenlet installed beside vigil.
 
 supervisord comes from Debian's `supervisor` package (apt-get install supervisor). The
 two run on one interpreter so that they differ only in the program: an interpreter

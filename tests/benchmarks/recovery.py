@@ -14,9 +14,9 @@ Without Debian's `monit` it stops before measuring anything. It prints the media
 p95 of each beside the bound interval x fall + the service's own start time, and
 vigil's median against each Monit's. Not part of the test suite.
 
-Target (DESIGN.md): vigil's median at most 0.2x the better Monit's median (Monit at
-its best); and within the bound interval x fall + the service's start time, plus
-0.5 s."""
+Target (README, Benchmarks): vigil's median at most 0.2x the better Monit's median
+(Monit at its best); and within the bound interval x fall + the service's start time,
+plus 0.5 s."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ window, after a warm-up. Lag (vigil) is each run's distance from its own rhythm,
 the raw results in vigil's history. The log figure is the growth of vigil's log file
 at the default level over the window, scaled to an hour.
 
-Target (DESIGN.md; issue 11 for the lag): no run skipped, missed, timed out or in
-error; vigil's CPU per run at most 2x Monit's; lag p99 under 250 ms; the log under
+Target (README, Benchmarks; issue 11 for the lag): no run skipped, missed, timed out or
+in error; vigil's CPU per run at most 2x Monit's; lag p99 under 250 ms; the log under
 1 MB an hour."""
 
 from __future__ import annotations

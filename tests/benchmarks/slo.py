@@ -12,8 +12,9 @@ rolls up as the writer does when a 5-minute bucket has settled, and counts every
 objective. The CPU time of the counting alone is measured (the thread's own clock),
 and its mean over the rounds is the share of a core.
 
-Target (issue 27, DESIGN.md): the counting under 1% of a core (its mean over the rounds
-after the first count, which runs once, at a start, on the objectives' own thread)."""
+Target (issue 27; README, Benchmarks): the counting under 1% of a core (its mean over
+the rounds after the first count, which runs once, at a start, on the objectives' own
+thread)."""
 
 from __future__ import annotations
 
