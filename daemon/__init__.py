@@ -5,6 +5,9 @@ The public API for plugin authors lives here, and only here::
     from vigil import hookimpl, Check, Result, Status
 """
 
+# First: structlog must be imported without rich and greenlet, which it would import
+# whenever they are installed (about 6 MB the daemon never uses).
+import vigil._kit.structlog_lean  # noqa: F401  # isort: split
 from vigil._api.alert import Alert, AlertSink, Silence, SinkError, iso
 from vigil._api.check import Check, Result, Status
 from vigil._api.errors import ConfigError, require_module

@@ -287,12 +287,13 @@ class WebApi:
             {}, {})
         seen, heals = self._read(
             lambda conn: (statusdata.gather(conn, checks), statusdata.heals(conn)), nothing)
-        from vigil._slo.objectives import burndown
-
         slos, now = self.slos(), time.time()
-        none: dict[str, list[tuple[float, float]]] = {}
-        burndowns = self._read(lambda conn: {r.name: burndown(conn, r, now) for r in slos},
-                               none)
+        burndowns: dict[str, list[tuple[float, float]]] = {}
+        if slos:  # the objectives' modules are imported only when there are objectives
+            from vigil._slo.objectives import burndown
+
+            burndowns = self._read(
+                lambda conn: {r.name: burndown(conn, r, now) for r in slos}, burndowns)
         page = statuspage.render(checks, services, seen, heals, slos, burndowns,
                                  self.anomalies())
         return Reply(200, page.encode(), "text/html; charset=utf-8",

@@ -1,8 +1,14 @@
-"""Benchmarks, outside the default test run. Three compare vigil with its anchor in the
-same run, and exit before measuring when the anchor is missing: ``recovery`` and
+"""Benchmarks, outside the default test run (each is run as
+``.venv/bin/python -m tests.benchmarks.NAME``). Three compare vigil with its anchor in
+the same run, and exit before measuring when the anchor is missing: ``recovery`` and
 ``scale`` beside Monit, ``memory`` beside supervisord. The others give absolute figures
 against a target of their own, with no anchor: ``history``, ``kills``, ``http``,
-``statuspage``, ``events`` (beside a quiet vigil of its own) and ``soak``."""
+``statuspage``, ``events`` (beside a quiet vigil of its own), ``soak``, ``slo`` and
+``baselines``; ``anomalies`` is a smoke test on data of its own making.
+
+Each states its target before it measures (its docstring's paragraph that begins
+"Target", printed first by :func:`announce`) and exits 1 when it misses any part of it
+(:func:`verdict`), so that a figure is never read against a target chosen after it."""
 
 from __future__ import annotations
 
@@ -18,6 +24,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.helpers import free_port
+
+
+def announce(doc: str | None) -> None:
+    """Print the target, the docstring's paragraph that begins "Target", before
+    anything is measured; a benchmark without one stops here."""
+    paragraphs = [" ".join(part.split()) for part in (doc or "").split("\n\n")]
+    stated = [part for part in paragraphs if part.startswith("Target")]
+    if not stated:
+        sys.exit("this benchmark states no target in its docstring")
+    print(stated[0], flush=True)
+
+
+def verdict(judged: list[tuple[bool, str]]) -> int:
+    """Print each part of the target, with its figure, as met or MISSED; the exit
+    status: 1 when any part was missed."""
+    for met, what in judged:
+        print(f"{'met' if met else 'MISSED'}: {what}")
+    return 0 if judged and all(met for met, _ in judged) else 1
 
 
 def anchor(program: str, package: str) -> str:

@@ -1,8 +1,15 @@
-"""The anomaly detector on a labelled test set, beside the classic windowed Gaussian
-(the previous day's mean ± 3 standard deviations) in the same run (issue 28: it must find
-more of the labelled anomalies and raise fewer false alarms per week).
+"""A smoke test of the anomaly detector on a labelled set this benchmark makes itself,
+beside two windowed Gaussians (the previous day's mean ± 3 standard deviations) in the
+same run: one on the raw values, one on their logarithms.
 
     .venv/bin/python -m tests.benchmarks.anomalies [--seed 28] [--keep FOLDER]
+
+Not evidence of how good the detector is: the data is of our own making, with exactly
+the shape vigil's model assumes (a daily and weekly cycle, multiplicative noise), so a
+detector built on that assumption is bound to look good on it, and so is any baseline
+that shares it (the Gaussian on logarithms). It tells that the detector runs end to end
+and still finds what it was built to find; a benchmark on public labelled data (issue
+on anomaly detection on real data) is to replace it.
 
 Each series is four weeks of a response time every 5 minutes (about 20 ms, a daily cycle
 of business hours and quiet nights, quieter weekends, multiplicative noise), with the
@@ -12,8 +19,12 @@ an operator runs it, `vigil anomalies FILE --json` on each series' CSV.
 
 Scored by event: an alarm is a run of anomalous windows (gaps of one window joined); a
 labelled anomaly is found when an alarm overlaps it (or begins within 30 minutes of its
-end); an alarm that overlaps no label is a false alarm. The first two days, when both
-detectors are still learning, are left out of both counts."""
+end); an alarm that overlaps no label is a false alarm. The first two days, when the
+detectors are still learning, are left out of every count.
+
+Target (issue 28, a smoke test on synthetic data, not evidence): vigil finds more of
+the labelled anomalies and raises fewer false alarms than each windowed Gaussian, on
+raw values and on their logarithms (the anchor at its best on this data)."""
 
 from __future__ import annotations
 
@@ -28,6 +39,8 @@ import tempfile
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
+
+from tests.benchmarks import announce, verdict
 
 STEP = 300
 START = 1_767_225_600  # 2026-01-01 00:00 UTC, a Thursday
@@ -137,35 +150,37 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=28)
     parser.add_argument("--keep", help="write the CSVs and labels into this folder")
     args = parser.parse_args()
+    announce(__doc__)
     rng = random.Random(args.seed)
     folder = Path(args.keep or tempfile.mkdtemp(prefix="vigil-anomalies-"))
     folder.mkdir(parents=True, exist_ok=True)
     weeks = (POINTS - SETTLED) * STEP / (7 * 86400)
-    totals = {"vigil": [0, 0], "gaussian": [0, 0]}
+    detectors = ("vigil", "gaussian", "log gaussian")
+    totals = {name: [0, 0] for name in detectors}
     labelled = 0
-    print(f"{'series':<12} {'labels':>6}  {'vigil found':>11} {'false/wk':>8}  "
-          f"{'gaussian found':>14} {'false/wk':>8}")
+    print(f"{'series':<12} {'labels':>6}" + "".join(f"  {name + ' found':>18} {'false/wk':>8}"
+                                                     for name in detectors))
     for kind in ("spikes", "level_shift", "drift", "variance", "short_rises", "plain"):
         values, labels = series(kind, rng)
         (folder / f"{kind}.labels.json").write_text(json.dumps(labels))
-        ours = judge(vigil_flags(values, folder, kind), labels)
-        theirs = judge(gaussian(values), labels)
+        scores = {"vigil": judge(vigil_flags(values, folder, kind), labels),
+                  "gaussian": judge(gaussian(values), labels),
+                  "log gaussian": judge(gaussian([math.log(v) for v in values]), labels)}
         labelled += len(labels)
-        for name, (found, false) in (("vigil", ours), ("gaussian", theirs)):
+        for name, (found, false) in scores.items():
             totals[name][0] += found
             totals[name][1] += false
-        print(f"{kind:<12} {len(labels):>6}  {ours[0]:>11} {ours[1] / weeks:>8.1f}  "
-              f"{theirs[0]:>14} {theirs[1] / weeks:>8.1f}")
-    (found_v, false_v), (found_g, false_g) = totals["vigil"], totals["gaussian"]
-    print(f"{'all':<12} {labelled:>6}  {found_v:>11} {false_v / weeks:>8.1f}  "
-          f"{found_g:>14} {false_g / weeks:>8.1f}")
-    print(f"vigil: {found_v}/{labelled} found, {false_v / weeks:.1f} false alarms a week "
-          f"(per series: {false_v / weeks / 6:.1f}); windowed Gaussian: {found_g}/{labelled}, "
-          f"{false_g / weeks:.1f} a week")
-    better = found_v > found_g and false_v < false_g
-    print("vigil finds more and raises fewer false alarms" if better else
-          "NOT BETTER than the windowed Gaussian")
-    return 0 if better else 1
+        print(f"{kind:<12} {len(labels):>6}" + "".join(
+            f"  {found:>18} {false / weeks:>8.1f}" for found, false in scores.values()))
+    print(f"{'all':<12} {labelled:>6}" + "".join(
+        f"  {found:>18} {false / weeks:>8.1f}" for found, false in totals.values()))
+    found_v, false_v = totals["vigil"]
+    return verdict([
+        (found_v > totals[name][0] and false_v < totals[name][1],
+         f"vigil {found_v}/{labelled} found, {false_v / weeks:.1f} false alarms a week; "
+         f"windowed {name} {totals[name][0]}/{labelled}, {totals[name][1] / weeks:.1f} a "
+         "week (target: more found and fewer false alarms)")
+        for name in detectors[1:]])
 
 
 if __name__ == "__main__":

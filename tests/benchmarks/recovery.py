@@ -3,12 +3,20 @@
     .venv/bin/python -m tests.benchmarks.recovery [--kills 10]
 
 A unit with Restart=no (so only the watcher can bring it back) serves HTTP on a free
-loopback port. It is SIGKILLed --kills times; each time the script measures how long
-until the port answers again, first with vigil watching it (interval 1s, fall 2), then
-with Monit, its anchor, at the same settings (`set daemon 1`, `for 2 cycles`); without
-Debian's `monit` it stops before measuring anything. It prints the median and p95 of
-each beside the bound interval x fall + the service's own start time. Not part of the
-test suite."""
+loopback port and writes its PID to a file. It is SIGKILLed --kills times; each time
+the script measures how long until the port answers again: with vigil watching it
+(interval 1s, fall 2: its unit watcher hears the death at once), then with Monit, its
+anchor, twice. First as vigil is set up, a port test at the same settings (`set daemon
+1`, `check host` with `if failed port ... for 2 cycles`); then as Monit is best used
+for this, watching the process through its pidfile (`set daemon 1`, `check process ...
+with pidfile`, `if does not exist then restart`), which needs one cycle, not two.
+Without Debian's `monit` it stops before measuring anything. It prints the median and
+p95 of each beside the bound interval x fall + the service's own start time, and
+vigil's median against each Monit's. Not part of the test suite.
+
+Target (README, Benchmarks): vigil's median at most 0.2x the better Monit's median
+(Monit at its best); and within the bound interval x fall + the service's start time,
+plus 0.5 s."""
 
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.benchmarks import anchor
+from tests.benchmarks import anchor, announce, verdict
 from tests.helpers import answers, free_port
 from tests.private_systemd import PrivateSystemd
 
@@ -67,9 +75,9 @@ def report(name: str, samples: list[float], bound: float) -> float:
     """Print the samples' figures; their median."""
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    print(f"{name:<6} kills={len(samples)}  median={statistics.median(samples):.2f}s  "
+    print(f"{name:<21} kills={len(samples)}  median={statistics.median(samples):.2f}s  "
           f"p95={p95:.2f}s  min={ordered[0]:.2f}s  max={ordered[-1]:.2f}s  "
-          f"(bound {bound:.2f}s, target median <= {bound + 0.5:.2f}s)")
+          f"(bound {bound:.2f}s)", flush=True)
     return statistics.median(samples)
 
 
@@ -92,17 +100,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=10)
     args = parser.parse_args()
+    announce(__doc__)
     monit = anchor("monit", "monit")
     folder = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
     port = free_port()
     systemd = PrivateSystemd().boot()
     try:
+        pidfile = folder / "web.pid"
+        # The shell writes its own PID, which the server keeps through exec, for Monit's
+        # pidfile (systemd makes "$$$$" the shell's "$$").
+        serve = f"exec {sys.executable} -m http.server {port} --bind 127.0.0.1"
         systemd.write_unit(UNIT, f"""
             [Unit]
             DefaultDependencies=no
             StartLimitIntervalSec=0
             [Service]
-            ExecStart={sys.executable} -m http.server {port} --bind 127.0.0.1
+            ExecStart=/bin/sh -c 'echo $$$$ > {pidfile}; {serve}'
             Restart=no
         """)
         own = start_time(systemd, port)
@@ -118,22 +131,40 @@ def main() -> int:
         vigil = str(Path(sys.executable).with_name("vigil"))
         vigil_median = report("vigil", watch(systemd, [vigil, "run", "-c", str(config)],
                                              folder, port, args.kills), bound)
-        rc = folder / "monitrc"
-        rc.write_text(f"set daemon 1\nset logfile {folder}/monit.log\n"
-                      f"set pidfile {folder}/monit.pid\nset idfile {folder}/monit.id\n"
-                      f"set statefile {folder}/monit.state\n"
-                      f"check host web with address 127.0.0.1\n"
-                      f"  if failed port {port} type tcp for 2 cycles then exec "
-                      f'"/bin/systemctl start {UNIT}"\n'
-                      "     repeat every 1 cycles\n")
-        os.chmod(rc, 0o600)
-        monit_median = report("monit", watch(systemd, [monit, "-I", "-c", str(rc)], folder,
-                                             port, args.kills), bound)
-        print(f"vigil/monit median: {vigil_median / monit_median:.2f}x (target <= 0.35)")
+        monit_settings = {
+            "check host": f"check host web with address 127.0.0.1\n"
+                          f"  if failed port {port} type tcp for 2 cycles then exec "
+                          f'"/bin/systemctl start {UNIT}"\n'
+                          "     repeat every 1 cycles\n",
+            "check process": f"check process web with pidfile {pidfile}\n"
+                             f'  start program = "/bin/systemctl start {UNIT}"\n'
+                             "  if does not exist then restart\n",
+        }
+        monit_medians = {}
+        for name, check in monit_settings.items():
+            place = folder / name.replace(" ", "-")
+            place.mkdir()
+            rc = place / "monitrc"
+            rc.write_text(f"set daemon 1\nset logfile {place}/monit.log\n"
+                          f"set pidfile {place}/monit.pid\nset idfile {place}/monit.id\n"
+                          f"set statefile {place}/monit.state\n{check}")
+            os.chmod(rc, 0o600)
+            monit_medians[name] = report(f"monit ({name})", watch(
+                systemd, [monit, "-I", "-c", str(rc)], folder, port, args.kills), bound)
+        for name, median in monit_medians.items():
+            print(f"vigil/monit ({name}) median: {vigil_median / median:.2f}x")
+        best = min(monit_medians, key=lambda name: monit_medians[name])
+        ratio = vigil_median / monit_medians[best]
+        judged = [
+            (ratio <= 0.2, f"vigil/monit median against Monit at its best ({best}, "
+                           f"{monit_medians[best]:.2f}s): {ratio:.2f}x (target <= 0.2x)"),
+            (vigil_median <= bound + 0.5, f"vigil median {vigil_median:.2f}s (target <= "
+                                          f"{bound + 0.5:.2f}s, the bound plus 0.5 s)"),
+        ]
     finally:
         systemd.poweroff()
         shutil.rmtree(folder, ignore_errors=True)
-    return 0
+    return verdict(judged)
 
 
 if __name__ == "__main__":
