@@ -43,6 +43,9 @@ PROBES = frozenset({"/livez", "/readyz", "/health"})
 #: Event streams (status page tabs) held open at once, apart from the connections: a
 #: probe never waits behind streams.
 MAX_STREAMS = 64
+#: Answers to wrong tokens waiting out their delay at once, apart from the connections: a
+#: flood of guesses holds none of the slots the right token needs.
+MAX_PENALTIES = 128
 IDLE_S = 10.0
 #: The socket's own timeout, past IDLE_S: a request that stalls is cut off with a 408 at
 #: its deadline (which the serving loop looks at every half second), before the socket
@@ -80,6 +83,9 @@ class Server(http.server.ThreadingHTTPServer):
         self._clients: dict[socket.socket, str] = {}
         self._per_client: collections.Counter[str] = collections.Counter()
         self._streams = threading.BoundedSemaphore(MAX_STREAMS)
+        self._penalties = threading.BoundedSemaphore(MAX_PENALTIES)
+        #: Connections whose wrong token's answer waits: they hold a penalty's slot.
+        self._penalized: set[socket.socket] = set()
         #: Connections that became event streams, oldest first: they hold a stream's
         #: slot instead.
         self._streaming: dict[socket.socket, None] = {}
@@ -112,6 +118,18 @@ class Server(http.server.ThreadingHTTPServer):
                 return False
         with self._reading_lock:
             self._streaming[conn] = None
+            self._forget_client(conn)
+        self._slots.release()
+        return True
+
+    def penalize(self, conn: socket.socket) -> bool:
+        """Move ``conn``, whose answer waits out a wrong token's delay, from the
+        connections' budget to the penalties'; False when that is spent too (or the
+        connection holds a probe's slot): it is then answered 429 at once."""
+        if conn in self.probing or not self._penalties.acquire(blocking=False):
+            return False
+        with self._reading_lock:
+            self._penalized.add(conn)
             self._forget_client(conn)
         self._slots.release()
         return True
@@ -186,11 +204,15 @@ class Server(http.server.ThreadingHTTPServer):
                 streamed = self._streaming.pop(request, False) is None
                 probe = request in self.probing
                 self.probing.discard(request)
+                penalized = request in self._penalized
+                self._penalized.discard(request)
                 self._forget_client(request)
             if probe:
                 self._reserve.release()
             elif streamed:
                 self._streams.release()
+            elif penalized:
+                self._penalties.release()
             else:
                 self._slots.release()
 
@@ -336,7 +358,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._stream(reply.hub)
         else:
             if reply.delay:
-                time.sleep(reply.delay)
+                if not self.server.penalize(self.connection):
+                    reply = Reply(429, b"too many wrong tokens at once: try again\n",
+                                  headers={"Retry-After": "1"})
+                else:
+                    # One request on this connection: its slot is a penalty's now.
+                    self.close_connection = True
+                    time.sleep(reply.delay)
             self._send(reply, head=method == "HEAD")
 
     def _drain_body(self) -> Reply | None:

@@ -5,6 +5,7 @@ guards what it should, and slow or greedy clients never starve the probes."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import sys
@@ -234,3 +235,37 @@ def test_a_token_file_with_a_bom_is_read_without_it(serve, tmp_path) -> None:
     token.chmod(0o600)
     _d, port = serve(f'http_token_file = "{token}"')
     assert get(port, "/metrics", headers=AUTH)[0] == 200
+
+
+def test_a_flood_of_wrong_tokens_never_keeps_the_right_one_out(serve) -> None:
+    # Another local user guesses from many loopback addresses at once: each guess waits
+    # a second for its answer, holding none of the slots the right token needs.
+    import threading
+
+    _d, port = serve(f'http_token = "{TOKEN}"')
+    stop = threading.Event()
+
+    def guess(n: int) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", port), timeout=10,
+                    source_address=(f"127.0.0.{2 + n % 8}", 0)) as conn:
+                conn.sendall(b"GET /api/v1/checks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Authorization: Bearer guess\r\n\r\n")
+                conn.recv(64)
+
+    guessers = [threading.Thread(target=guess, args=(n,), daemon=True) for n in range(96)]
+    for thread in guessers:
+        thread.start()
+    try:
+        time.sleep(1.5)  # the guesses are all waiting out their second now
+        answered = []
+        for _ in range(10):
+            began = time.monotonic()
+            answered.append((get(port, "/api/v1/checks", headers=AUTH)[0],
+                             time.monotonic() - began < 0.9))
+        assert answered == [(200, True)] * 10, answered
+    finally:
+        stop.set()
+        for thread in guessers:
+            thread.join(15)
