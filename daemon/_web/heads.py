@@ -83,8 +83,11 @@ class Heads:
         while not self._stopping:
             self._adopt()
             now = time.monotonic()
-            soonest = min((w.deadline for w in self._waiting.values()), default=now + 1.0)
-            for key, _ in self._selector.select(max(0.0, min(soonest - now, 1.0))):
+            # Nothing waiting: asleep until a connection comes (the wake socket), not
+            # once a second for nothing.
+            soonest = min((w.deadline for w in self._waiting.values()), default=None)
+            for key, _ in self._selector.select(
+                    None if soonest is None else max(0.0, soonest - now)):
                 if key.fileobj is self._wake_r:
                     with contextlib.suppress(OSError):
                         self._wake_r.recv(4096)
