@@ -345,8 +345,9 @@ def test_every_command_takes_c_before_or_after_it(tmp_path: Path, write_config) 
         assert done.returncode == 0, (args, done.stderr)
 
 
-@pytest.mark.parametrize("command", [["logs", "-n", "3000"], ["logs", "-n", "3000", "--json"],
-                                     ["plugins", "--json"]])
+# Output far past a pipe's buffer (3,000 lines of 300 bytes): vigil is still writing
+# when the reader leaves.
+@pytest.mark.parametrize("command", [["logs", "-n", "3000"], ["logs", "-n", "3000", "--json"]])
 def test_a_reader_that_leaves_early_gets_no_traceback(write_config, tmp_path,
                                                       command: list[str]) -> None:
     # `vigil logs | head -1`: the pipe closes while vigil still writes.
